@@ -1,0 +1,147 @@
+/**
+ * Configuration from the environment, parsed once at boot by a TypeBox schema.
+ *
+ * `parseEnv(schema, env)` applies defaults, converts strings to the schema's types, and throws a
+ * `ConfigError` whose message is one line naming every missing or malformed variable and what it
+ * should look like (from the schema's `description`). `main.ts` prints that line and exits non-zero.
+ */
+import Type, { type Static, type TObject, type TSchema } from 'typebox';
+import Value from 'typebox/value';
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+    this.problems = problems;
+    this.name = 'ConfigError';
+  }
+}
+
+export function parseEnv<S extends TObject>(
+  schema: S,
+  env: Record<string, string | undefined> = process.env,
+): Static<S> {
+  const props = schema.properties as Record<string, TSchema & { description?: string }>;
+  const picked: Record<string, unknown> = {};
+  for (const name of Object.keys(props)) {
+    const raw = env[name];
+    // An empty variable counts as unset, so `FOO=` in a .env file falls back to the default.
+    if (raw !== undefined && raw !== '') picked[name] = raw;
+  }
+  const value = Value.Convert(schema, Value.Default(schema, picked));
+  const problems: string[] = [];
+  for (const error of Value.Errors(schema, value)) {
+    if (error.keyword === 'required') {
+      const missing = (error.params as { requiredProperties?: string[] }).requiredProperties ?? [];
+      for (const name of missing) problems.push(`${name} is missing${hint(props[name])}`);
+      continue;
+    }
+    const name = error.instancePath.split('/')[1] ?? '';
+    if (!name || problems.some((p) => p.startsWith(`${name} `))) continue;
+    const schemaOf = props[name] as { 'x-secret'?: boolean } | undefined;
+    // Never echo a secret; a pattern is shown through the description, not as a regular expression.
+    const got = schemaOf?.['x-secret'] ? `${env[name]?.length ?? 0} characters` : JSON.stringify(env[name]);
+    const what = error.keyword === 'pattern' ? 'is malformed' : error.message;
+    problems.push(`${name} ${what} (got ${got})${hint(props[name])}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return value as Static<S>;
+}
+
+function hint(schema: { description?: string } | undefined): string {
+  return schema?.description ? `: ${schema.description}` : '';
+}
+
+/** Reusable variable types, each with a description that the error message quotes. */
+export const Env = {
+  port: (defaultPort: number) =>
+    Type.Integer({ minimum: 0, maximum: 65535, default: defaultPort, description: 'a TCP port, 0-65535' }),
+  host: () => Type.String({ default: '0.0.0.0', description: 'the address to listen on' }),
+  logLevel: () =>
+    Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info', description: 'one of fatal, error, warn, info, debug, trace, silent' },
+    ),
+  redisUrl: (role: string) =>
+    Type.String({
+      pattern: '^rediss?://[^\\s]+$',
+      description: `the redis-${role} URL, e.g. redis://127.0.0.1:6379 (see deploy/redis/${role}.conf)`,
+    }),
+  postgresUrl: () =>
+    Type.String({
+      pattern: '^postgres(ql)?://[^\\s]+$',
+      description: 'a PostgreSQL URL, e.g. postgres://user:pass@127.0.0.1:5432/atoll',
+    }),
+  httpUrl: (what: string) =>
+    Type.String({
+      pattern: '^https?://[^\\s]+$',
+      description: `the ${what} base URL, e.g. http://127.0.0.1:3001`,
+    }),
+  secret: (what: string) =>
+    Type.String({
+      minLength: 32,
+      'x-secret': true,
+      description: `${what}: at least 32 random characters (openssl rand -hex 32)`,
+    }),
+  milliseconds: (defaultMs: number, what: string) =>
+    Type.Integer({ minimum: 1, default: defaultMs, description: `${what}, in milliseconds` }),
+  seconds: (defaultS: number, what: string) =>
+    Type.Integer({ minimum: 1, default: defaultS, description: `${what}, in seconds` }),
+  keyPrefix: () =>
+    Type.String({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$',
+      default: 'atoll',
+      description: 'the Redis key prefix of this deployment (letters, digits, _ . -)',
+    }),
+  boolean: (defaultValue: boolean, what: string) =>
+    Type.Boolean({ default: defaultValue, description: `${what}: true or false` }),
+};
+
+export { type Static, Type };
+
+/** The variables every atoll service reads, with the service's own default port. */
+export function serviceEnv(defaultPort: number) {
+  return {
+    HOST: Env.host(),
+    PORT: Env.port(defaultPort),
+    LOG_LEVEL: Env.logLevel(),
+    SHUTDOWN_GRACE_MS: Env.milliseconds(10_000, 'how long shutdown may take before the process is killed'),
+    IDENTITY_SECRET: Env.secret('the key the gateway signs identity assertions with'),
+    IDENTITY_SECRET_PREVIOUS: Type.Optional(
+      Env.secret('the previous identity key, accepted during a rotation'),
+    ),
+    REDIS_KEY_PREFIX: Env.keyPrefix(),
+  };
+}
+
+/** The part of every service's configuration that `serviceEnv` produces, in application terms. */
+export interface ServiceConfig {
+  host: string;
+  port: number;
+  logLevel: string;
+  shutdownGraceMs: number;
+  identitySecrets: string[];
+  keyPrefix: string;
+}
+
+export function serviceConfig(env: {
+  HOST: string;
+  PORT: number;
+  LOG_LEVEL: string;
+  SHUTDOWN_GRACE_MS: number;
+  IDENTITY_SECRET: string;
+  IDENTITY_SECRET_PREVIOUS?: string | undefined;
+  REDIS_KEY_PREFIX: string;
+}): ServiceConfig {
+  return {
+    host: env.HOST,
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    identitySecrets: [
+      env.IDENTITY_SECRET,
+      ...(env.IDENTITY_SECRET_PREVIOUS ? [env.IDENTITY_SECRET_PREVIOUS] : []),
+    ],
+    keyPrefix: env.REDIS_KEY_PREFIX,
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * The key map of atoll: the only place a Redis key string is built.
+ *
+ * Every key lives on exactly one of the three Redis roles (see deploy/redis/*.conf):
+ *
+ * | key                                   | instance | type   | TTL                                            |
+ * |---------------------------------------|----------|--------|------------------------------------------------|
+ * | `{p}:sess:{<tokenHash>}`              | session  | Hash   | idle timeout (sliding), never past absolute    |
+ * | `{p}:user-sess:{<userId>}`            | session  | Set    | the absolute session timeout, renewed on login |
+ *
+ * Rules, checked by the tests of this package:
+ * - every key starts with the deployment prefix (`atoll` by default, random in tests), so several
+ *   deployments or test runs can share a server without seeing each other;
+ * - every key on the cache and session instances carries a TTL (`ttl` below is never `none` there);
+ * - keys that one script or transaction touches together share a hash tag (`{...}`), so everything also
+ *   runs on Redis Cluster. A hash tag is the first `{...}` in the key; the prefix never contains braces.
+ */
+
+export type RedisRole = 'cache' | 'session' | 'queue';
+
+export interface KeySpec {
+  /** The key pattern, with `<placeholders>`, as it appears under the prefix. */
+  readonly pattern: string;
+  readonly instance: RedisRole;
+  readonly type: 'String' | 'Hash' | 'Set' | 'Sorted Set' | 'List' | 'Stream' | 'Channel';
+  /** How long the key lives, in words; `none` only on the queue instance. */
+  readonly ttl: string;
+}
+
+/** Metadata for every key: used by the docs, the TTL audit in the tests, and `describeKey`. */
+export const KEY_SPECS = {
+  session: {
+    pattern: 'sess:{<tokenHash>}',
+    instance: 'session',
+    type: 'Hash',
+    ttl: 'idle timeout, refreshed at most every refresh interval, never past the absolute timeout',
+  },
+  userSessions: {
+    pattern: 'user-sess:{<userId>}',
+    instance: 'session',
+    type: 'Set',
+    ttl: 'absolute session timeout, renewed whenever a session is added',
+  },
+} as const satisfies Record<string, KeySpec>;
+
+export type KeyName = keyof typeof KEY_SPECS;
+
+const PREFIX_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,63}$/i;
+
+/** Hash-tag content must not contain braces, or the tag would end early. */
+function tagPart(value: string, what: string): string {
+  if (value.length === 0 || /[{}]/.test(value)) {
+    throw new TypeError(`${what} must be non-empty and contain no braces, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Builds the key functions for one deployment prefix. */
+export function createKeys(prefix = 'atoll') {
+  if (!PREFIX_PATTERN.test(prefix)) {
+    throw new TypeError(`Redis key prefix must match ${PREFIX_PATTERN}, got ${JSON.stringify(prefix)}`);
+  }
+  return {
+    prefix,
+    /** Session record, keyed by the SHA-256 of the session token (never the token itself). */
+    session: (tokenHash: string) => `${prefix}:sess:{${tagPart(tokenHash, 'tokenHash')}}`,
+    /** The set of a user's session token hashes, for "list my sessions" and "log out everywhere". */
+    userSessions: (userId: string) => `${prefix}:user-sess:{${tagPart(userId, 'userId')}}`,
+  } as const;
+}
+
+export type Keys = ReturnType<typeof createKeys>;
+
+/** The hash tag Redis Cluster hashes for a key: the content of the first non-empty `{...}`, or the key. */
+export function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return key;
+  const close = key.indexOf('}', open + 1);
+  if (close === -1 || close === open + 1) return key;
+  return key.slice(open + 1, close);
+}

@@ -1,0 +1,14 @@
+export {
+  addressOf,
+  type ClientUse,
+  closeRedis,
+  connectRedis,
+  createRedisClient,
+  type Log,
+  pingRedis,
+  type RedisClientOptions,
+  type RoleCheckedRedis,
+  readSettings,
+  verifyRole,
+} from './client.ts';
+export { checkRole, RedisRoleError, type RoleProblem, type ServerSettings } from './roles.ts';
