@@ -1,0 +1,2 @@
+export { testDatabase } from './database.ts';
+export * from './servers.ts';

@@ -1,0 +1,128 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { ownedTempDir, ownProcess, removeOwnedDir } from './owned.ts';
+import { redisConf } from './paths.ts';
+import { freePort } from './ports.ts';
+
+export type Role = 'cache' | 'session' | 'queue';
+
+export interface RedisServerOptions {
+  /** Defaults to the role's own file in deploy/redis. */
+  conf?: string;
+  /** Extra `--name value` arguments, e.g. `['--maxmemory', '0']` to misconfigure on purpose. */
+  args?: string[];
+  /** Keep data in this folder (and do not remove it on stop). */
+  dir?: string;
+  port?: number;
+}
+
+/**
+ * A real `redis-server` process started with atoll's configuration for a role, on a free port, with its
+ * persistence files in its own temporary folder.
+ */
+export class RedisServer {
+  readonly role: Role;
+  readonly port: number;
+  readonly dir: string;
+  private readonly conf: string;
+  private args: string[];
+  private readonly ownsDir: boolean;
+  private child: ChildProcess | undefined;
+  log = '';
+
+  private constructor(role: Role, port: number, dir: string, ownsDir: boolean, opts: RedisServerOptions) {
+    this.role = role;
+    this.port = port;
+    this.dir = dir;
+    this.ownsDir = ownsDir;
+    this.conf = opts.conf ?? redisConf(role);
+    this.args = opts.args ?? [];
+  }
+
+  static async start(role: Role, opts: RedisServerOptions = {}): Promise<RedisServer> {
+    const port = opts.port ?? (await freePort());
+    const dir = opts.dir ?? (await ownedTempDir(`redis-${role}`));
+    const server = new RedisServer(role, port, dir, opts.dir === undefined, opts);
+    await server.spawn();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  private async spawn(): Promise<void> {
+    const child = spawn(
+      'redis-server',
+      [
+        this.conf,
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--daemonize',
+        'no',
+        ...this.args,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.child = child;
+    ownProcess(child);
+    const ready = new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        this.log += chunk.toString();
+        if (this.log.includes('Ready to accept connections')) resolve();
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      child.once('exit', (code) =>
+        reject(
+          new Error(`redis-server (${this.role}) exited with ${code} before it was ready:\n${this.log}`),
+        ),
+      );
+      child.once('error', reject);
+    });
+    await ready;
+  }
+
+  /** Graceful stop (SIGTERM: Redis saves if the role persists). */
+  async stop(): Promise<void> {
+    await this.signal('SIGTERM');
+  }
+
+  /** Sudden death, as in a crash or an OOM kill. */
+  async kill(): Promise<void> {
+    await this.signal('SIGKILL');
+  }
+
+  /**
+   * Starts the same server again on the same port and folder (data survives if the role persists).
+   * `args` replaces the extra arguments, e.g. to come back misconfigured.
+   */
+  async restart(args?: string[]): Promise<void> {
+    if (this.running) await this.stop();
+    if (args) this.args = args;
+    this.log = '';
+    await this.spawn();
+  }
+
+  /** Stops the server and removes its folder. */
+  async dispose(): Promise<void> {
+    await this.stop();
+    if (this.ownsDir) removeOwnedDir(this.dir);
+  }
+
+  private async signal(sig: NodeJS.Signals): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    const exited = once(child, 'exit');
+    child.kill(sig);
+    await exited;
+  }
+}

@@ -1,0 +1,131 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { ownProcess } from './owned.ts';
+import { repoRoot } from './paths.ts';
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: number; reqId?: string };
+
+export interface SpawnOptions {
+  /** Every chunk of stdout and stderr, e.g. to append to a log file. */
+  onOutput?: (chunk: string) => void;
+  /** Another entry point than src/main.ts, e.g. src/migrate.ts. */
+  entry?: string;
+}
+
+export type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+/**
+ * One atoll service running as its own process, exactly as `main.ts` runs in production (signals,
+ * close-with-grace, exit codes), from the TypeScript sources. Its JSON log lines are collected in `logs`
+ * until `stopRetaining()` (a long-running stack keeps only the tail of stderr).
+ */
+export class ServiceProcess {
+  readonly name: string;
+  readonly logs: LogLine[] = [];
+  stdout = '';
+  /** The last 8 KiB of stderr: why a process died. */
+  stderr = '';
+  readonly child: ChildProcess;
+  readonly exited: Promise<Exit>;
+  url = '';
+  private retain = true;
+  private partial = '';
+
+  private constructor(name: string, child: ChildProcess, opts: SpawnOptions) {
+    this.name = name;
+    this.child = child;
+    this.exited = once(child, 'exit').then(([code, signal]) => ({
+      code: code as number | null,
+      signal: signal as NodeJS.Signals | null,
+    }));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      const text = chunk.toString();
+      opts.onOutput?.(text);
+      if (this.retain) this.collect(text);
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      const text = chunk.toString();
+      opts.onOutput?.(text);
+      this.stderr = (this.stderr + text).slice(-8192);
+    });
+  }
+
+  private collect(text: string) {
+    this.stdout += text;
+    const lines = (this.partial + text).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.trim()) continue;
+      try {
+        this.logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        this.logs.push({ msg: line });
+      }
+    }
+  }
+
+  /** Stops keeping log lines in memory (for processes that run for hours). */
+  stopRetaining(): void {
+    this.retain = false;
+    this.logs.length = 0;
+    this.stdout = '';
+  }
+
+  /** Spawns `apps/<app>/<entry>` with `env` on top of a minimal environment. */
+  static spawn(app: string, env: Record<string, string>, opts: SpawnOptions = {}): ServiceProcess {
+    const entry = opts.entry ?? 'src/main.ts';
+    const child = spawn(process.execPath, ['--conditions=atoll-source', `${repoRoot}apps/${app}/${entry}`], {
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    ownProcess(child);
+    return new ServiceProcess(app, child, opts);
+  }
+
+  /** Spawns and waits until the service logs that it listens; `url` is then its base URL. */
+  static async start(
+    app: string,
+    env: Record<string, string>,
+    opts: SpawnOptions & { timeoutMs?: number } = {},
+  ): Promise<ServiceProcess> {
+    const proc = ServiceProcess.spawn(app, env, opts);
+    const line = await Promise.race([
+      proc.waitForLog(
+        (l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at '),
+        opts.timeoutMs,
+      ),
+      proc.exited.then(({ code }) => {
+        throw new Error(
+          `${app} exited with ${code} before listening: ${proc.stderr.trim() || proc.stdout.trim()}`,
+        );
+      }),
+    ]);
+    proc.url = String(line.msg).replace('Server listening at ', '');
+    return proc;
+  }
+
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> {
+    return new Promise((resolve, reject) => {
+      const started = Date.now();
+      const poll = () => {
+        const found = this.logs.find(match);
+        if (found) return resolve(found);
+        if (this.child.exitCode !== null || Date.now() - started > timeoutMs) {
+          return reject(new Error(`${this.name}: no matching log line (${this.stdout.slice(-2000)})`));
+        }
+        setTimeout(poll, 20);
+      };
+      poll();
+    });
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Sends a signal and waits for the exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<Exit> {
+    if (this.running) this.child.kill(signal);
+    return this.exited;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The whole of atoll on this machine, natively: three redis-server processes with the deploy/redis role
+ * files, PostgreSQL (the given DATABASE_URL, or an embedded one), every service's migrations, then auth,
+ * content and notifier, then the gateway in front of them. Used by the local stack command
+ * (`npm start`, scripts/stack.ts) and by the end-to-end tests, so what a developer runs is what is tested.
+ */
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startEmbeddedPostgres } from './postgres.ts';
+import { RedisServer, type Role } from './redis-server.ts';
+import { ServiceProcess } from './service-process.ts';
+
+export interface StackOptions {
+  /** Redis data, the embedded PostgreSQL cluster and the service logs live here. */
+  dataDir: string;
+  /** A PostgreSQL database to use (each service keeps to its own schema); else an embedded server. */
+  databaseUrl?: string;
+  gatewayPort?: number;
+  gatewayHost?: string;
+  identitySecret: string;
+  keyPrefix?: string;
+  /** Extra environment for every service, e.g. LOG_LEVEL. */
+  env?: Record<string, string>;
+  /** One line per component as it becomes ready. */
+  onReady?: (line: string) => void;
+  /** Keep every log line in memory (tests); otherwise logs only go to files in `<dataDir>/logs`. */
+  retainLogs?: boolean;
+}
+
+export const SERVICES = ['auth', 'content', 'notifier', 'gateway'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+const MIGRATED = ['auth', 'content', 'notifier'] as const;
+
+export interface Stack {
+  gatewayUrl: string;
+  databaseUrl: string;
+  redis: Record<Role, RedisServer>;
+  services: Record<ServiceName, ServiceProcess>;
+  /** The environment a service was started with (to restart one the same way). */
+  envOf(name: ServiceName): Record<string, string>;
+  /** Stops everything in reverse order: gateway, services, Redis (which saves), PostgreSQL. */
+  stop(): Promise<void>;
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const say = opts.onReady ?? (() => {});
+  const logsDir = join(opts.dataDir, 'logs');
+  mkdirSync(logsDir, { recursive: true });
+  const cleanups: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    cleanups.length = 0;
+  };
+
+  try {
+    // Redis, one process per role.
+    const redis = {} as Record<Role, RedisServer>;
+    await Promise.all(
+      (['cache', 'session', 'queue'] as const).map(async (role) => {
+        const dir = join(opts.dataDir, `redis-${role}`);
+        mkdirSync(dir, { recursive: true });
+        redis[role] = await RedisServer.start(role, { dir });
+        cleanups.push(() => redis[role].stop());
+        say(`redis-${role} ready at ${redis[role].url} (deploy/redis/${role}.conf)`);
+      }),
+    );
+
+    // PostgreSQL.
+    let databaseUrl = opts.databaseUrl;
+    if (databaseUrl) {
+      say(`postgres: using DATABASE_URL (${new URL(databaseUrl).host})`);
+    } else {
+      const dir = join(opts.dataDir, 'postgres');
+      mkdirSync(dir, { recursive: true });
+      const server = await startEmbeddedPostgres({ dir, persistent: true });
+      cleanups.push(() => server.stop());
+      databaseUrl = await ensureDatabase(server.adminUrl, 'atoll');
+      say(`postgres ready at ${new URL(databaseUrl).host} (embedded, data in ${dir})`);
+    }
+
+    // Migrations: each service's own migrate command, exactly as in production.
+    for (const app of MIGRATED) {
+      const migrate = ServiceProcess.spawn(app, { DATABASE_URL: databaseUrl }, { entry: 'src/migrate.ts' });
+      const { code } = await migrate.exited;
+      if (code !== 0) throw new Error(`${app} migrations failed: ${migrate.stderr.trim()}`);
+      say(`${app} migrations: ${migrate.stdout.trim().split('\n').join(', ')}`);
+    }
+
+    // Services.
+    const common: Record<string, string> = {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      IDENTITY_SECRET: opts.identitySecret,
+      REDIS_KEY_PREFIX: opts.keyPrefix ?? 'atoll',
+      ...opts.env,
+    };
+    const envs: Record<ServiceName, Record<string, string>> = {
+      auth: {
+        ...common,
+        DATABASE_URL: databaseUrl,
+        REDIS_SESSION_URL: redis.session.url,
+        REDIS_QUEUE_URL: redis.queue.url,
+      },
+      content: {
+        ...common,
+        DATABASE_URL: databaseUrl,
+        REDIS_CACHE_URL: redis.cache.url,
+        REDIS_QUEUE_URL: redis.queue.url,
+      },
+      notifier: { ...common, DATABASE_URL: databaseUrl, REDIS_QUEUE_URL: redis.queue.url },
+      gateway: { ...common },
+    };
+    const services = {} as Record<ServiceName, ServiceProcess>;
+    const startService = async (name: ServiceName) => {
+      const logFile = join(logsDir, `${name}.log`);
+      const proc = await ServiceProcess.start(name, envs[name], {
+        onOutput: (chunk) => appendFileSync(logFile, chunk),
+      });
+      if (!opts.retainLogs) proc.stopRetaining();
+      services[name] = proc;
+      cleanups.push(async () => void (await proc.stop()));
+      say(`${name} ready at ${proc.url} (logs: ${logFile})`);
+    };
+    await Promise.all((['auth', 'content', 'notifier'] as const).map(startService));
+    Object.assign(envs.gateway, {
+      PORT: String(opts.gatewayPort ?? 0),
+      HOST: opts.gatewayHost ?? '127.0.0.1',
+      REDIS_SESSION_URL: redis.session.url,
+      AUTH_URL: services.auth.url,
+      CONTENT_URL: services.content.url,
+      NOTIFIER_URL: services.notifier.url,
+    });
+    await startService('gateway');
+
+    return {
+      gatewayUrl: services.gateway.url,
+      databaseUrl,
+      redis,
+      services,
+      envOf: (name) => ({ ...envs[name] }),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Creates `name` on the server if it does not exist yet; returns its URL. */
+async function ensureDatabase(adminUrl: string, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name]);
+    if (!rowCount) await client.query(`create database "${name}"`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
