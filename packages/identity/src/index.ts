@@ -1,0 +1,12 @@
+export {
+  IDENTITY_HEADER,
+  type Identity,
+  INTERNAL_HEADER_PREFIX,
+  SESSION_UNAVAILABLE_HEADER,
+  type SignOptions,
+  signIdentity,
+  type VerifyFailure,
+  type VerifyOptions,
+  verifyIdentity,
+} from './assertion.ts';
+export { default as identityPlugin, type IdentityPluginOptions, requireIdentity } from './plugin.ts';

@@ -1,0 +1,62 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { IDENTITY_HEADER, type Identity, SESSION_UNAVAILABLE_HEADER, verifyIdentity } from './assertion.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is calling, from the gateway's verified assertion; null for anonymous requests. */
+    identity: Identity | null;
+    /** The gateway could not reach the session store, so an anonymous request may not really be one. */
+    identityUnavailable: boolean;
+  }
+}
+
+export interface IdentityPluginOptions {
+  secrets: readonly string[];
+}
+
+/**
+ * Verifies the gateway's identity assertion on every request. A request without one is anonymous; a
+ * request with an invalid, expired or replayed one is rejected with 401 before any handler runs.
+ */
+const identityPlugin: FastifyPluginAsync<IdentityPluginOptions> = async (app, opts) => {
+  app.decorateRequest('identity', null);
+  app.decorateRequest('identityUnavailable', false);
+  app.addHook('onRequest', async (request, reply) => {
+    request.identityUnavailable = request.headers[SESSION_UNAVAILABLE_HEADER] === '1';
+    const header = request.headers[IDENTITY_HEADER];
+    if (header === undefined) return;
+    const result =
+      typeof header === 'string'
+        ? verifyIdentity(header, { secrets: opts.secrets, requestId: request.id })
+        : ({ ok: false, reason: 'malformed' } as const);
+    if (!result.ok) {
+      request.log.warn({ reason: result.reason }, 'rejected identity assertion');
+      return reply.code(401).send({ errors: { identity: ['is invalid'] } });
+    }
+    request.identity = result.identity;
+  });
+};
+
+export default fp(identityPlugin, { name: '@atoll/identity', fastify: '5.x' });
+
+/**
+ * The caller's identity, or a 401 in the RealWorld shape when the request is anonymous, or a 503 when
+ * the gateway could not reach the session store (design.md: authenticated routes 503, quickly).
+ */
+export function requireIdentity(request: FastifyRequest): Identity {
+  if (!request.identity && request.identityUnavailable) {
+    throw Object.assign(new Error('session store unavailable'), {
+      statusCode: 503,
+      code: 'SESSION_STORE_UNAVAILABLE',
+      errors: { session: ['cannot be checked right now, try again shortly'] },
+    });
+  }
+  if (!request.identity) {
+    throw Object.assign(new Error('token is missing'), {
+      statusCode: 401,
+      errors: { token: ['is missing'] },
+    });
+  }
+  return request.identity;
+}

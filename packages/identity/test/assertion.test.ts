@@ -1,0 +1,96 @@
+import Fastify from 'fastify';
+import { describe, expect, it } from 'vitest';
+import {
+  IDENTITY_HEADER,
+  identityPlugin,
+  requireIdentity,
+  signIdentity,
+  verifyIdentity,
+} from '../src/index.ts';
+
+const secret = 's'.repeat(32);
+const alice = { userId: 'u1', username: 'alice', sessionId: 'abc', roles: ['user'] };
+
+describe('identity assertion', () => {
+  it('round-trips for the request it was issued for', () => {
+    const token = signIdentity(alice, { secret, requestId: 'r1' });
+    expect(verifyIdentity(token, { secrets: [secret], requestId: 'r1' })).toEqual({
+      ok: true,
+      identity: alice,
+    });
+  });
+
+  it('rejects a forged or tampered assertion', () => {
+    const forged = signIdentity(alice, { secret: 'f'.repeat(32), requestId: 'r1' });
+    expect(verifyIdentity(forged, { secrets: [secret], requestId: 'r1' })).toEqual({
+      ok: false,
+      reason: 'bad-signature',
+    });
+    const [v, payload, mac] = signIdentity(alice, { secret, requestId: 'r1' }).split('.');
+    const admin = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(payload ?? '', 'base64url').toString()), roles: ['admin'] }),
+    ).toString('base64url');
+    expect(verifyIdentity(`${v}.${admin}.${mac}`, { secrets: [secret], requestId: 'r1' }).ok).toBe(false);
+    expect(verifyIdentity('not-a-token', { secrets: [secret], requestId: 'r1' })).toEqual({
+      ok: false,
+      reason: 'malformed',
+    });
+  });
+
+  it('rejects an expired assertion and one replayed on another request', () => {
+    const token = signIdentity(alice, { secret, requestId: 'r1', ttlSeconds: 30, now: 1_000_000 });
+    expect(verifyIdentity(token, { secrets: [secret], requestId: 'r1', now: 1_000_000 + 36_000 })).toEqual({
+      ok: false,
+      reason: 'expired',
+    });
+    expect(verifyIdentity(token, { secrets: [secret], requestId: 'r2', now: 1_000_000 })).toEqual({
+      ok: false,
+      reason: 'wrong-request',
+    });
+  });
+
+  it('accepts the previous secret during a rotation', () => {
+    const old = 'o'.repeat(32);
+    const token = signIdentity(alice, { secret: old, requestId: 'r1' });
+    expect(verifyIdentity(token, { secrets: [secret, old], requestId: 'r1' }).ok).toBe(true);
+  });
+});
+
+describe('identity plugin', () => {
+  const build = async () => {
+    const app = Fastify({ requestIdHeader: 'x-request-id' });
+    await app.register(identityPlugin, { secrets: [secret] });
+    app.get('/me', async (request) => requireIdentity(request));
+    app.get('/public', async (request) => ({ anonymous: request.identity === null }));
+    app.setErrorHandler((err: Error & { statusCode?: number; errors?: unknown }, _req, reply) =>
+      reply.code(err.statusCode ?? 500).send({ errors: err.errors }),
+    );
+    return app;
+  };
+
+  it('lets a verified caller through and keeps anonymous requests anonymous', async () => {
+    const app = await build();
+    const token = signIdentity(alice, { secret, requestId: 'req-1' });
+    const me = await app.inject({
+      url: '/me',
+      headers: { [IDENTITY_HEADER]: token, 'x-request-id': 'req-1' },
+    });
+    expect(me.json()).toEqual(alice);
+    const anon = await app.inject({ url: '/public' });
+    expect(anon.json()).toEqual({ anonymous: true });
+    const missing = await app.inject({ url: '/me' });
+    expect(missing.statusCode).toBe(401);
+    expect(missing.json()).toEqual({ errors: { token: ['is missing'] } });
+  });
+
+  it('rejects a forged header with 401 before the handler runs', async () => {
+    const app = await build();
+    const forged = signIdentity(alice, { secret: 'x'.repeat(32), requestId: 'req-1' });
+    const res = await app.inject({
+      url: '/public',
+      headers: { [IDENTITY_HEADER]: forged, 'x-request-id': 'req-1' },
+    });
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toEqual({ errors: { identity: ['is invalid'] } });
+  });
+});

@@ -1,0 +1,37 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyServerOptions } from 'fastify';
+
+export interface BaseOptions {
+  service: string;
+  logLevel: string;
+  /**
+   * `gateway`: always assigns a fresh request id (a client cannot choose it).
+   * `internal`: takes the id the gateway forwards in `x-request-id`, or assigns one when called directly.
+   */
+  requestIds: 'gateway' | 'internal';
+  bodyLimit?: number;
+}
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** The Fastify options every atoll service starts from: JSON logs with the request id, bounded bodies. */
+export function fastifyOptions(opts: BaseOptions): FastifyServerOptions {
+  return {
+    logger: {
+      level: opts.logLevel,
+      base: { service: opts.service },
+      redact: {
+        paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-atoll-identity"]'],
+        censor: '[redacted]',
+      },
+    },
+    requestIdHeader: opts.requestIds === 'internal' ? REQUEST_ID_HEADER : false,
+    requestIdLogLabel: 'reqId',
+    genReqId: () => randomUUID(),
+    bodyLimit: opts.bodyLimit ?? 256 * 1024,
+    return503OnClosing: true,
+    // Keep-alive connections that are idle are closed at shutdown; busy ones finish their request.
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true },
+  };
+}

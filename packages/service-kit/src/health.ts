@@ -1,0 +1,45 @@
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+
+export type HealthCheck = () => Promise<boolean>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Registers a readiness check, e.g. `health.add('redis-session', () => pingRedis(client))`. */
+    health: { add(name: string, check: HealthCheck): void };
+  }
+}
+
+/**
+ * `GET /health/live`: the process runs (never touches a dependency).
+ * `GET /health/ready`: every registered dependency answers; 503 naming each one that does not. Checks run
+ * in parallel and each is bounded by its own timeout, so readiness never hangs.
+ */
+const healthPlugin: FastifyPluginAsync = async (app) => {
+  const checks = new Map<string, HealthCheck>();
+  app.decorate('health', { add: (name: string, check: HealthCheck) => void checks.set(name, check) });
+
+  app.get('/health/live', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
+  app.get('/health/ready', { logLevel: 'warn' }, async (_request, reply) => {
+    const names = [...checks.keys()];
+    const results = await Promise.all(
+      names.map(
+        (n) =>
+          checks
+            .get(n)?.()
+            .catch(() => false) ?? false,
+      ),
+    );
+    const status: Record<string, 'up' | 'down'> = {};
+    names.forEach((n, i) => {
+      status[n] = results[i] ? 'up' : 'down';
+    });
+    const down = names.filter((n) => status[n] === 'down');
+    if (down.length > 0) {
+      return reply.code(503).send({ status: 'unavailable', down, checks: status });
+    }
+    return { status: 'ready', checks: status };
+  });
+};
+
+export default fp(healthPlugin, { name: '@atoll/health', fastify: '5.x' });

@@ -1,0 +1,20 @@
+export { default as base } from './base.ts';
+export {
+  AppError,
+  ERROR_CATALOG,
+  type ErrorBody,
+  type ErrorCode,
+  errorBody,
+  installErrorHandling,
+} from './errors.ts';
+export { type BaseOptions, fastifyOptions, REQUEST_ID_HEADER } from './fastify-options.ts';
+export { default as health, type HealthCheck } from './health.ts';
+export {
+  type DbPluginOptions,
+  database,
+  dbOf,
+  type RedisClients,
+  type RedisPluginOptions,
+  redisRoles,
+} from './infra.ts';
+export { type RunOptions, runService } from './run.ts';

@@ -1,0 +1,95 @@
+/**
+ * Infrastructure plugins: the Redis roles and the PostgreSQL schema a service uses. Each connects when
+ * the app boots (refusing to boot on a misconfigured Redis role), registers its readiness check, and
+ * closes its clients in `onClose`.
+ */
+
+import { createDb, type Kysely, pingDb } from '@atoll/db';
+import { closeRedis, connectRedis, pingRedis, type RoleCheckedRedis } from '@atoll/redis';
+import type { RedisRole } from '@atoll/redis-keys';
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+
+export type RedisClients = Partial<Record<RedisRole, RoleCheckedRedis>>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Producer clients (fail fast) per Redis role this service uses. */
+    redis: RedisClients;
+  }
+}
+
+export interface RedisPluginOptions {
+  service: string;
+  urls: Partial<Record<RedisRole, string>>;
+  commandTimeoutMs?: number;
+  connectWaitMs?: number;
+}
+
+const redisPlugin: FastifyPluginAsync<RedisPluginOptions> = async (app, opts) => {
+  const clients: RedisClients = {};
+  app.decorate('redis', clients);
+  const roles = Object.keys(opts.urls) as RedisRole[];
+  const connected = await Promise.allSettled(
+    roles.map(async (role) => {
+      const url = opts.urls[role];
+      if (!url) return;
+      clients[role] = await connectRedis({
+        url,
+        role,
+        use: 'producer',
+        name: `${opts.service}:${role}`,
+        log: app.log,
+        ...(opts.commandTimeoutMs ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
+        ...(opts.connectWaitMs ? { connectWaitMs: opts.connectWaitMs } : {}),
+      });
+    }),
+  );
+  const failed = connected.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(Object.values(clients).map((c) => closeRedis(c)));
+    throw failed.reason;
+  }
+  for (const role of roles) {
+    const client = clients[role];
+    if (client) app.health.add(`redis-${role}`, async () => client.roleOk() && (await pingRedis(client)));
+  }
+  app.addHook('onClose', async () => {
+    await Promise.all(Object.values(clients).map((c) => closeRedis(c)));
+  });
+};
+
+export const redisRoles = fp(redisPlugin, { name: '@atoll/redis-roles', dependencies: ['@atoll/health'] });
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The service's PostgreSQL, bound to its own schema. Typed by the app through `dbOf<DB>(app)`. */
+    db: Kysely<unknown>;
+  }
+}
+
+export interface DbPluginOptions {
+  url: string;
+  schema: string;
+  poolSize?: number;
+}
+
+const dbPlugin: FastifyPluginAsync<DbPluginOptions> = async (app, opts) => {
+  const db = createDb<unknown>({
+    url: opts.url,
+    schema: opts.schema,
+    ...(opts.poolSize ? { poolSize: opts.poolSize } : {}),
+  });
+  app.decorate('db', db);
+  app.health.add('postgres', () => pingDb(db));
+  app.addHook('onClose', async () => {
+    await db.destroy();
+  });
+};
+
+export const database = fp(dbPlugin, { name: '@atoll/db', dependencies: ['@atoll/health'] });
+
+/** The app's database with its table types. */
+export function dbOf<DB>(app: { db: Kysely<unknown> }): Kysely<DB> {
+  return app.db as Kysely<DB>;
+}

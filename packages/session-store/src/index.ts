@@ -1,0 +1,200 @@
+/**
+ * Revocable sessions in redis-session (design.md, "Identity").
+ *
+ * A session token is 32 random bytes (base64url), shown to the client once. Redis never sees it: the
+ * record is a Hash under `sess:{<id>}`, where the id is the first 128 bits of SHA-256(token) and the
+ * record keeps the full hash as a verifier, compared in constant time. A Redis dump therefore holds no
+ * usable token. The id doubles as the public session id ("list my sessions", "revoke that one").
+ *
+ * Timeouts: the key's TTL is the idle timeout, slid forward on use but at most once per refresh interval
+ * (no write per request), and never past the absolute expiry stored in the record.
+ * A per-user Set indexes the ids for listing and "log out everywhere".
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Keys } from '@atoll/redis-keys';
+import type { Redis } from 'ioredis';
+
+export interface SessionData {
+  userId: string;
+  username: string;
+  roles: string[];
+  userAgent?: string | undefined;
+  ip?: string | undefined;
+}
+
+export interface Session extends SessionData {
+  id: string;
+  createdAt: number;
+  lastSeenAt: number;
+  /** Absolute expiry, epoch ms. */
+  expiresAt: number;
+}
+
+export interface SessionTimeouts {
+  idleMs: number;
+  absoluteMs: number;
+  /** Minimum time between two idle refreshes of the same session. */
+  refreshMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: SessionTimeouts = {
+  idleMs: 7 * 24 * 3600_000,
+  absoluteMs: 30 * 24 * 3600_000,
+  refreshMs: 5 * 60_000,
+};
+
+export function hashToken(token: string): { id: string; verifier: string } {
+  const digest = createHash('sha256').update(token).digest('hex');
+  return { id: digest.slice(0, 32), verifier: digest };
+}
+
+/** A well-formed token: 43 base64url characters. Anything else is rejected without touching Redis. */
+const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+export class SessionStore {
+  private readonly redis: Redis;
+  private readonly keys: Keys;
+  private readonly timeouts: SessionTimeouts;
+  private readonly now: () => number;
+
+  constructor(
+    redis: Redis,
+    keys: Keys,
+    timeouts: SessionTimeouts = DEFAULT_TIMEOUTS,
+    now: () => number = Date.now,
+  ) {
+    this.redis = redis;
+    this.keys = keys;
+    this.timeouts = timeouts;
+    this.now = now;
+  }
+
+  /** Creates a session and returns the token to hand to the client (the only time it exists). */
+  async create(data: SessionData): Promise<{ token: string; session: Session }> {
+    const token = randomBytes(32).toString('base64url');
+    const { id, verifier } = hashToken(token);
+    const now = this.now();
+    const session: Session = {
+      ...data,
+      id,
+      createdAt: now,
+      lastSeenAt: now,
+      expiresAt: now + this.timeouts.absoluteMs,
+    };
+    const key = this.keys.session(id);
+    const index = this.keys.userSessions(data.userId);
+    // The index is written first: a crash in between leaves an index entry without a record, which
+    // `list` prunes, never a session that "log out everywhere" cannot find.
+    await this.redis.multi().sadd(index, id).pexpire(index, this.timeouts.absoluteMs).exec();
+    await this.redis
+      .multi()
+      .hset(key, toHash(session, verifier))
+      .pexpire(key, Math.min(this.timeouts.idleMs, this.timeouts.absoluteMs))
+      .exec();
+    return { token, session };
+  }
+
+  /**
+   * Resolves a token to its session, or null. One round trip (HGETALL) unless the idle refresh is due,
+   * which adds one write. Expired or malformed tokens resolve to null.
+   */
+  async resolve(token: string): Promise<Session | null> {
+    if (!TOKEN_PATTERN.test(token)) return null;
+    const { id, verifier } = hashToken(token);
+    const key = this.keys.session(id);
+    const hash = await this.redis.hgetall(key);
+    const session = fromHash(id, hash, verifier);
+    if (!session) return null;
+    const now = this.now();
+    if (now >= session.expiresAt) {
+      await this.destroyById(session.userId, id);
+      return null;
+    }
+    if (now - session.lastSeenAt >= this.timeouts.refreshMs) {
+      session.lastSeenAt = now;
+      const ttl = Math.min(this.timeouts.idleMs, session.expiresAt - now);
+      await this.redis.multi().hset(key, 'lastSeenAt', String(now)).pexpire(key, ttl).exec();
+    }
+    return session;
+  }
+
+  /** Ends the session of a token (log out). */
+  async destroy(token: string): Promise<void> {
+    if (!TOKEN_PATTERN.test(token)) return;
+    const { id } = hashToken(token);
+    const userId = await this.redis.hget(this.keys.session(id), 'userId');
+    if (userId) await this.destroyById(userId, id);
+  }
+
+  /** Ends one of a user's sessions by its public id (revoke). Returns whether it existed. */
+  async destroyById(userId: string, id: string): Promise<boolean> {
+    const [deleted] = await Promise.all([
+      this.redis.del(this.keys.session(id)),
+      this.redis.srem(this.keys.userSessions(userId), id),
+    ]);
+    return deleted === 1;
+  }
+
+  /** A user's live sessions, newest first; index entries whose record expired are pruned. */
+  async list(userId: string): Promise<Session[]> {
+    const index = this.keys.userSessions(userId);
+    const ids = await this.redis.smembers(index);
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.keys.session(id));
+    const results = (await pipeline.exec()) ?? [];
+    const sessions: Session[] = [];
+    const stale: string[] = [];
+    ids.forEach((id, i) => {
+      const hash = results[i]?.[1] as Record<string, string> | undefined;
+      const session = hash ? fromHash(id, hash) : null;
+      if (session && session.userId === userId) sessions.push(session);
+      else stale.push(id);
+    });
+    if (stale.length > 0) await this.redis.srem(index, ...stale);
+    return sessions.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  /** Log out everywhere (optionally keeping one session, e.g. the one changing the password). */
+  async destroyAll(userId: string, exceptId?: string): Promise<number> {
+    const ids = (await this.redis.smembers(this.keys.userSessions(userId))).filter((id) => id !== exceptId);
+    let count = 0;
+    for (const id of ids) if (await this.destroyById(userId, id)) count += 1;
+    return count;
+  }
+}
+
+function toHash(s: Session, verifier: string): Record<string, string> {
+  const hash: Record<string, string> = {
+    v: verifier,
+    userId: s.userId,
+    username: s.username,
+    roles: s.roles.join(','),
+    createdAt: String(s.createdAt),
+    lastSeenAt: String(s.lastSeenAt),
+    expiresAt: String(s.expiresAt),
+  };
+  if (s.userAgent) hash.userAgent = s.userAgent.slice(0, 256);
+  if (s.ip) hash.ip = s.ip;
+  return hash;
+}
+
+function fromHash(id: string, h: Record<string, string>, verifier?: string): Session | null {
+  if (!h.v || !h.userId || !h.username || !h.expiresAt) return null;
+  if (verifier !== undefined) {
+    const a = Buffer.from(h.v);
+    const b = Buffer.from(verifier);
+    if (a.length !== b.length || !timingSafeEqual(a, b)) return null;
+  }
+  return {
+    id,
+    userId: h.userId,
+    username: h.username,
+    roles: h.roles ? h.roles.split(',') : [],
+    createdAt: Number(h.createdAt),
+    lastSeenAt: Number(h.lastSeenAt),
+    expiresAt: Number(h.expiresAt),
+    userAgent: h.userAgent,
+    ip: h.ip,
+  };
+}

@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto';
+import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { RedisServer } from '@atoll/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashToken, SessionStore } from '../src/index.ts';
+
+const silent = { info() {}, warn() {}, error() {} };
+const timeouts = { idleMs: 60_000, absoluteMs: 300_000, refreshMs: 10_000 };
+
+describe('SessionStore on a real redis-session', () => {
+  let server: RedisServer;
+  let redis: RoleCheckedRedis;
+  const keys = createKeys(`t${randomUUID().slice(0, 8)}`);
+  let clock = 1_000_000;
+  let store: SessionStore;
+  const alice = {
+    userId: 'u-alice',
+    username: 'alice',
+    roles: ['user'],
+    userAgent: 'vitest',
+    ip: '127.0.0.1',
+  };
+
+  beforeAll(async () => {
+    server = await RedisServer.start('session');
+    redis = await connectRedis({
+      url: server.url,
+      role: 'session',
+      use: 'producer',
+      name: 'test',
+      log: silent,
+    });
+    store = new SessionStore(redis, keys, timeouts, () => clock);
+  });
+  afterAll(async () => {
+    await closeRedis(redis);
+    await server.dispose();
+  });
+
+  it('stores a hashed record with a TTL and resolves the token', async () => {
+    const { token, session } = await store.create(alice);
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const key = keys.session(hashToken(token).id);
+    expect(await redis.pttl(key)).toBeGreaterThan(59_000);
+    expect(await redis.pttl(keys.userSessions('u-alice'))).toBeGreaterThan(299_000);
+    // Nothing in Redis contains the token itself.
+    const dump = JSON.stringify([await redis.keys(`${keys.prefix}:*`), await redis.hgetall(key)]);
+    expect(dump).not.toContain(token);
+    expect(await store.resolve(token)).toMatchObject({ ...alice, id: session.id, createdAt: clock });
+  });
+
+  it('rejects unknown and malformed tokens without a match', async () => {
+    expect(await store.resolve('A'.repeat(43))).toBeNull();
+    expect(await store.resolve('short')).toBeNull();
+    expect(await store.resolve('')).toBeNull();
+  });
+
+  it('slides the idle timeout at most once per refresh interval', async () => {
+    const { token } = await store.create(alice);
+    const key = keys.session(hashToken(token).id);
+    await redis.pexpire(key, 30_000);
+    clock += 5_000; // within the refresh interval: no write
+    await store.resolve(token);
+    expect(await redis.pttl(key)).toBeLessThanOrEqual(30_000);
+    clock += 10_000; // refresh due: TTL back to the idle timeout
+    const s = await store.resolve(token);
+    expect(s?.lastSeenAt).toBe(clock);
+    expect(await redis.pttl(key)).toBeGreaterThan(59_000);
+  });
+
+  it('ends a session at the absolute timeout even when it is used', async () => {
+    const { token } = await store.create(alice);
+    clock += 300_000;
+    expect(await store.resolve(token)).toBeNull();
+    expect(await redis.exists(keys.session(hashToken(token).id))).toBe(0);
+  });
+
+  it('lists, revokes one, and logs out everywhere', async () => {
+    const bob = { ...alice, userId: `u-${randomUUID()}`, username: 'bob' };
+    const a = await store.create(bob);
+    clock += 1;
+    const b = await store.create(bob);
+    clock += 1;
+    const c = await store.create(bob);
+    expect((await store.list(bob.userId)).map((s) => s.id)).toEqual([
+      c.session.id,
+      b.session.id,
+      a.session.id,
+    ]);
+    expect(await store.destroyById(bob.userId, b.session.id)).toBe(true);
+    expect(await store.resolve(b.token)).toBeNull();
+    expect(await store.destroyAll(bob.userId, c.session.id)).toBe(1);
+    expect(await store.resolve(a.token)).toBeNull();
+    expect(await store.resolve(c.token)).not.toBeNull();
+    await store.destroy(c.token);
+    expect(await store.list(bob.userId)).toEqual([]);
+  });
+
+  it('prunes index entries whose record expired', async () => {
+    const carol = { ...alice, userId: `u-${randomUUID()}`, username: 'carol' };
+    const { session } = await store.create(carol);
+    await redis.del(keys.session(session.id));
+    expect(await store.list(carol.userId)).toEqual([]);
+    expect(await redis.scard(keys.userSessions(carol.userId))).toBe(0);
+  });
+});
