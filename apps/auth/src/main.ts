@@ -1,0 +1,11 @@
+import { runService } from '@atoll/service-kit';
+import { buildApp } from './app.ts';
+import { loadConfig } from './config.ts';
+
+await runService({
+  service: 'auth',
+  loadConfig,
+  buildApp,
+  listen: (c) => ({ host: c.host, port: c.port }),
+  graceMs: (c) => c.shutdownGraceMs,
+});

@@ -1,0 +1,33 @@
+import { base, fastifyOptions, redisRoles } from '@atoll/service-kit';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { GatewayConfig } from './config.ts';
+import proxy from './plugins/proxy.ts';
+import session from './plugins/session.ts';
+import healthServices from './routes/health-services.ts';
+
+/** The gateway as a plugin tree; `main.ts` serves it, tests inject into it. */
+export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> {
+  const app = Fastify(
+    fastifyOptions({ service: 'gateway', logLevel: config.logLevel, requestIds: 'gateway' }),
+  );
+  // Infrastructure
+  await app.register(base);
+  await app.register(redisRoles, { service: 'gateway', urls: { session: config.redisSessionUrl } });
+  // Domain
+  await app.register(session, {
+    keyPrefix: config.keyPrefix,
+    cookieName: config.sessionCookieName,
+    timeouts: config.session,
+  });
+  // Routes
+  await app.register(healthServices, {
+    upstreams: config.upstreams,
+    timeoutMs: Math.min(config.upstreamTimeoutMs, 2000),
+  });
+  await app.register(proxy, {
+    upstreams: config.upstreams,
+    timeoutMs: config.upstreamTimeoutMs,
+    identitySecret: config.identitySecrets[0] as string,
+  });
+  return app;
+}

@@ -1,0 +1,78 @@
+/**
+ * Resolves the caller's session once per request, from `Authorization: Token <token>` (RealWorld API
+ * clients; `Bearer` is accepted too) or the session cookie (browsers). The result is `request.caller`:
+ * - `{ kind: 'user', identity }` for a live session,
+ * - `{ kind: 'anonymous' }` without a token or with an unknown/expired one (services answer 401 where a
+ *   user is required),
+ * - `{ kind: 'unknown' }` when redis-session cannot be asked: services answer 503 where a user is
+ *   required and serve public reads anonymously (design.md, failure behaviour).
+ */
+
+import type { Identity } from '@atoll/identity';
+import type { RoleCheckedRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { SessionStore, type SessionTimeouts } from '@atoll/session-store';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+
+export type Caller = { kind: 'user'; identity: Identity } | { kind: 'anonymous' } | { kind: 'unknown' };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller: Caller;
+  }
+}
+
+export interface SessionPluginOptions {
+  keyPrefix: string;
+  cookieName: string;
+  timeouts: SessionTimeouts;
+}
+
+export function tokenOf(request: FastifyRequest, cookieName: string): string | null {
+  const auth = request.headers.authorization;
+  if (auth) {
+    const match = /^(?:Token|Bearer) +(\S+)$/i.exec(auth);
+    return match?.[1] ?? null;
+  }
+  const cookie = request.headers.cookie;
+  if (!cookie) return null;
+  for (const part of cookie.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === cookieName)
+      return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return null;
+}
+
+const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (app, opts) => {
+  const redis = app.redis.session as RoleCheckedRedis;
+  const store = new SessionStore(redis, createKeys(opts.keyPrefix), opts.timeouts);
+  app.decorateRequest<Caller | null>('caller', null);
+  app.addHook('onRequest', async (request) => {
+    const token = tokenOf(request, opts.cookieName);
+    if (!token) {
+      request.caller = { kind: 'anonymous' };
+      return;
+    }
+    try {
+      const session = await store.resolve(token);
+      request.caller = session
+        ? {
+            kind: 'user',
+            identity: {
+              userId: session.userId,
+              username: session.username,
+              sessionId: session.id,
+              roles: session.roles,
+            },
+          }
+        : { kind: 'anonymous' };
+    } catch (err) {
+      request.log.warn({ err: { message: (err as Error).message } }, 'session store unavailable');
+      request.caller = { kind: 'unknown' };
+    }
+  });
+};
+
+export default fp(sessionPlugin, { name: 'gateway-session', dependencies: ['@atoll/redis-roles'] });
