@@ -1,6 +1,6 @@
 import { Env, parseEnv, type ServiceConfig, serviceConfig, serviceEnv, Type } from '@atoll/config';
 
-const AuthEnv = Type.Object({
+export const EnvSchema = Type.Object({
   ...serviceEnv(3001),
   DATABASE_URL: Env.postgresUrl(),
   REDIS_SESSION_URL: Env.redisUrl('session'),
@@ -13,7 +13,7 @@ export interface AuthConfig extends ServiceConfig {
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): AuthConfig {
-  const e = parseEnv(AuthEnv, env);
+  const e = parseEnv(EnvSchema, env);
   return {
     ...serviceConfig(e),
     databaseUrl: e.DATABASE_URL,

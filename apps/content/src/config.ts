@@ -1,6 +1,6 @@
 import { Env, parseEnv, type ServiceConfig, serviceConfig, serviceEnv, Type } from '@atoll/config';
 
-const ContentEnv = Type.Object({
+export const EnvSchema = Type.Object({
   ...serviceEnv(3002),
   DATABASE_URL: Env.postgresUrl(),
   REDIS_CACHE_URL: Env.redisUrl('cache'),
@@ -13,7 +13,7 @@ export interface ContentConfig extends ServiceConfig {
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): ContentConfig {
-  const e = parseEnv(ContentEnv, env);
+  const e = parseEnv(EnvSchema, env);
   return {
     ...serviceConfig(e),
     databaseUrl: e.DATABASE_URL,

@@ -1,6 +1,6 @@
 import { Env, parseEnv, type ServiceConfig, serviceConfig, serviceEnv, Type } from '@atoll/config';
 
-const GatewayEnv = Type.Object({
+export const EnvSchema = Type.Object({
   ...serviceEnv(3000),
   REDIS_SESSION_URL: Env.redisUrl('session'),
   AUTH_URL: Env.httpUrl('auth service'),
@@ -26,7 +26,7 @@ export interface GatewayConfig extends ServiceConfig {
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
-  const e = parseEnv(GatewayEnv, env);
+  const e = parseEnv(EnvSchema, env);
   return {
     ...serviceConfig(e),
     redisSessionUrl: e.REDIS_SESSION_URL,

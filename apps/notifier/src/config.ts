@@ -1,6 +1,6 @@
 import { Env, parseEnv, type ServiceConfig, serviceConfig, serviceEnv, Type } from '@atoll/config';
 
-const NotifierEnv = Type.Object({
+export const EnvSchema = Type.Object({
   ...serviceEnv(3003),
   DATABASE_URL: Env.postgresUrl(),
   REDIS_QUEUE_URL: Env.redisUrl('queue'),
@@ -12,6 +12,6 @@ export interface NotifierConfig extends ServiceConfig {
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): NotifierConfig {
-  const e = parseEnv(NotifierEnv, env);
+  const e = parseEnv(EnvSchema, env);
   return { ...serviceConfig(e), databaseUrl: e.DATABASE_URL, redis: { queue: e.REDIS_QUEUE_URL } };
 }

@@ -51,6 +51,21 @@ export async function migrateToLatest(
   return migrator.migrateToLatest();
 }
 
+/** Opens a short-lived connection to `url`, migrates `schema` to the latest, and throws on failure. */
+export async function migrateDatabase(
+  url: string,
+  schema: string,
+  migrations: Record<string, Migration>,
+): Promise<void> {
+  const db = createDb<unknown>({ url, schema, poolSize: 1 });
+  try {
+    const { error } = await migrateToLatest(db, schema, migrations);
+    if (error) throw error instanceof Error ? error : new Error(String(error));
+  } finally {
+    await db.destroy();
+  }
+}
+
 /**
  * The migrate command of a service: applies its migrations, prints one line per migration, and exits
  * non-zero (with the reason) when any fails or the database cannot be reached.

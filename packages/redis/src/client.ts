@@ -114,7 +114,7 @@ export async function connectRedis(
   let roleOk = true;
   client.roleOk = () => roleOk;
   client.redisRole = opts.role;
-  const wait = opts.connectWaitMs ?? 10_000;
+  const wait = opts.connectWaitMs ?? 5000;
   const connected = client.connect();
   connected.catch(() => undefined); // the retry strategy keeps trying; the timer below decides
   let timer: NodeJS.Timeout | undefined;

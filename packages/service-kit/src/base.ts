@@ -6,13 +6,23 @@ import health from './health.ts';
 
 /**
  * What every service registers first: the error handler and 404 in the RealWorld shape, the health
- * routes, and the request id echoed on every response (so a client can quote it in a bug report).
+ * routes, the request id echoed on every response (so a client can quote it in a bug report), and
+ * connections that end with their last response once shutdown has begun.
  */
 const basePlugin: FastifyPluginAsync = async (app) => {
   installErrorHandling(app);
   await app.register(health);
   app.addHook('onRequest', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+  });
+  // Graceful shutdown: a request still in flight when closing starts gets `Connection: close`, so its
+  // keep-alive connection ends with the response instead of holding the server open until it times out.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
   });
 };
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyServerOptions } from 'fastify';
+import { type FastifyServerOptions, LogController } from 'fastify';
 
 export interface BaseOptions {
   service: string;
@@ -26,10 +26,12 @@ export function fastifyOptions(opts: BaseOptions): FastifyServerOptions {
       },
     },
     requestIdHeader: opts.requestIds === 'internal' ? REQUEST_ID_HEADER : false,
-    requestIdLogLabel: 'reqId',
+    logController: new LogController({ requestIdLogLabel: 'reqId' }),
     genReqId: () => randomUUID(),
     bodyLimit: opts.bodyLimit ?? 256 * 1024,
     return503OnClosing: true,
+    // Boot waits for each Redis role (5 s at most, see @atoll/redis); leave room above that.
+    pluginTimeout: 30_000,
     // Keep-alive connections that are idle are closed at shutdown; busy ones finish their request.
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true },

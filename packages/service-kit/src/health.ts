@@ -11,7 +11,7 @@ declare module 'fastify' {
 }
 
 /**
- * `GET /health/live`: the process runs (never touches a dependency).
+ * `GET /health/live`: the process runs (never touches a dependency; logged only at warn, probes are many).
  * `GET /health/ready`: every registered dependency answers; 503 naming each one that does not. Checks run
  * in parallel and each is bounded by its own timeout, so readiness never hangs.
  */
@@ -20,7 +20,7 @@ const healthPlugin: FastifyPluginAsync = async (app) => {
   app.decorate('health', { add: (name: string, check: HealthCheck) => void checks.set(name, check) });
 
   app.get('/health/live', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
-  app.get('/health/ready', { logLevel: 'warn' }, async (_request, reply) => {
+  app.get('/health/ready', async (_request, reply) => {
     const names = [...checks.keys()];
     const results = await Promise.all(
       names.map(

@@ -51,6 +51,10 @@ export class RedisServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
@@ -70,7 +74,9 @@ export class RedisServer {
         'no',
         ...this.args,
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      // Its own process group: a terminal's Ctrl-C reaches only whoever started it, which stops it in
+      // order; the reaper ends it if that process dies first.
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     this.child = child;
     ownProcess(child);

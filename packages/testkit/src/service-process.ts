@@ -77,6 +77,8 @@ export class ServiceProcess {
     const child = spawn(process.execPath, ['--conditions=atoll-source', `${repoRoot}apps/${app}/${entry}`], {
       env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, like RedisServer: shutdown order is decided by whoever started it.
+      detached: true,
     });
     ownProcess(child);
     return new ServiceProcess(app, child, opts);

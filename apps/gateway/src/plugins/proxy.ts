@@ -6,6 +6,7 @@
  * assertion. An upstream that is down answers 502, one that is too slow 504, both in the RealWorld shape.
  */
 
+import { Readable } from 'node:stream';
 import {
   IDENTITY_HEADER,
   INTERNAL_HEADER_PREFIX,
@@ -75,10 +76,16 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
       await scope.register(replyFrom, {
         base: opts.upstreams[upstream],
         undici: { connections: 128, pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: 2000 } },
+        // One access log line per request is enough.
+        disableRequestLogging: true,
       });
-      // Forward the raw bytes: the service parses and validates its own input.
+      // Forward the raw bytes: the service parses and validates its own input. The body is read in full
+      // first (so the body limit holds), then handed over as a stream, which reply-from sends as it is
+      // with the client's own Content-Type and Content-Length (a Buffer or object would be re-encoded).
       scope.removeAllContentTypeParsers();
-      scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+      scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) =>
+        done(null, Readable.from([body])),
+      );
       const handler = (request: FastifyRequest, reply: FastifyReply) =>
         reply.from(request.url, {
           timeout: opts.timeoutMs,

@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { IDENTITY_HEADER, verifyIdentity } from '@atoll/identity';
+import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { SessionStore } from '@atoll/session-store';
+import { RedisServer } from '@atoll/testkit';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+
+const silent = { info() {}, warn() {}, error() {} };
+const secret = randomBytes(32).toString('hex');
+
+describe('gateway buildApp on a real redis-session, with a real upstream', () => {
+  let redis: RedisServer;
+  let client: RoleCheckedRedis;
+  let upstream: FastifyInstance;
+  let app: FastifyInstance;
+  const received: Array<{ url: string; headers: Record<string, unknown>; body: unknown }> = [];
+
+  beforeAll(async () => {
+    redis = await RedisServer.start('session');
+    client = await connectRedis({ url: redis.url, role: 'session', use: 'producer', name: 't', log: silent });
+    upstream = Fastify();
+    upstream.removeAllContentTypeParsers();
+    upstream.addContentTypeParser('*', { parseAs: 'string' }, (_r, body, done) => done(null, body));
+    upstream.all('/*', async (request) => {
+      received.push({ url: request.url, headers: request.headers, body: request.body });
+      return { upstream: true };
+    });
+    const upstreamUrl = await upstream.listen({ host: '127.0.0.1', port: 0 });
+    app = await buildApp(
+      loadConfig({
+        LOG_LEVEL: 'silent',
+        IDENTITY_SECRET: secret,
+        REDIS_SESSION_URL: redis.url,
+        REDIS_KEY_PREFIX: 'gw',
+        AUTH_URL: upstreamUrl,
+        CONTENT_URL: upstreamUrl,
+        NOTIFIER_URL: upstreamUrl,
+      }),
+    );
+  });
+  afterAll(async () => {
+    await app.close();
+    await upstream.close();
+    await closeRedis(client);
+    await redis.dispose();
+  });
+
+  it('forwards a signed identity for a live session and none for an unknown token', async () => {
+    const { token, session } = await new SessionStore(client, createKeys('gw')).create({
+      userId: 'u7',
+      username: 'grace',
+      roles: ['user'],
+    });
+    received.length = 0;
+    const res = await app.inject({
+      url: '/api/articles/feed?limit=2',
+      headers: { authorization: `Token ${token}` },
+    });
+    expect(res.statusCode).toBe(200);
+    const forwarded = received[0];
+    expect(forwarded?.url).toBe('/api/articles/feed?limit=2');
+    const requestId = String(forwarded?.headers['x-request-id']);
+    expect(res.headers['x-request-id']).toBe(requestId);
+    const verified = verifyIdentity(String(forwarded?.headers[IDENTITY_HEADER]), {
+      secrets: [secret],
+      requestId,
+    });
+    expect(verified).toEqual({
+      ok: true,
+      identity: { userId: 'u7', username: 'grace', sessionId: session.id, roles: ['user'] },
+    });
+    // Content never sees the token itself; only auth gets credentials.
+    expect(forwarded?.headers.authorization).toBeUndefined();
+
+    received.length = 0;
+    await app.inject({ url: '/api/user', headers: { authorization: `Token ${'x'.repeat(43)}` } });
+    expect(received[0]?.headers[IDENTITY_HEADER]).toBeUndefined();
+    expect(received[0]?.headers.authorization).toBe(`Token ${'x'.repeat(43)}`);
+  });
+
+  it('forwards request bodies byte for byte, whatever their content type', async () => {
+    received.length = 0;
+    const body = '{"article":{"title":"Ünïcode","body":"  spaced  "}}';
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/articles',
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+      payload: body,
+    });
+    expect(res.statusCode).toBe(200);
+    expect(received[0]?.body).toBe(body);
+    expect(received[0]?.headers['content-type']).toBe('application/json; charset=utf-8');
+
+    const form = '--xyz\r\ncontent-disposition: form-data; name="a"\r\n\r\n1\r\n--xyz--\r\n';
+    await app.inject({
+      method: 'PUT',
+      url: '/api/user',
+      headers: { 'content-type': 'multipart/form-data; boundary=xyz' },
+      payload: form,
+    });
+    expect(received[1]?.body).toBe(form);
+    expect(received[1]?.headers['content-type']).toBe('multipart/form-data; boundary=xyz');
+  });
+
+  it('routes each prefix of the table to its service and nothing else', async () => {
+    expect((await app.inject({ url: '/api/tags' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/api/notifications' })).statusCode).toBe(200);
+    const unknown = await app.inject({ url: '/api/unknown' });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json()).toEqual({ errors: { route: ['not found'] }, code: 'NOT_FOUND' });
+  });
+});

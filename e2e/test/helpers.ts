@@ -1,0 +1,42 @@
+import { randomBytes } from 'node:crypto';
+import {
+  ownedTempDir,
+  removeOwnedDir,
+  type Stack,
+  startStack,
+  type TestDatabase,
+  testDatabase,
+} from '@atoll/testkit';
+
+export const IDENTITY_SECRET = randomBytes(32).toString('hex');
+
+/** The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders. */
+export async function startTestStack(label: string): Promise<{ stack: Stack; dispose: () => Promise<void> }> {
+  const database: TestDatabase = await testDatabase(label);
+  const dataDir = await ownedTempDir(`stack-${label}`);
+  const stack = await startStack({
+    dataDir,
+    databaseUrl: database.url,
+    identitySecret: IDENTITY_SECRET,
+    keyPrefix: `t${randomBytes(4).toString('hex')}`,
+    retainLogs: true,
+  });
+  return {
+    stack,
+    dispose: async () => {
+      await stack.stop();
+      await database.drop();
+      removeOwnedDir(dataDir);
+    },
+  };
+}
+
+/** Polls until `check` is true or the time is up; returns the last result. */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * The local stack command, as a developer runs it: `npm start` in a clean copy of the repository (no
+ * node_modules, no data), the gateway answers, Ctrl-C stops everything, and a second start reuses the
+ * data of the first (PostgreSQL cluster, migrations, Redis snapshots).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { closeRedis, connectRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { SessionStore } from '@atoll/session-store';
+import { freePort, ownedTempDir, ownProcess, removeOwnedDir, repoRoot } from '@atoll/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const silent = { info() {}, warn() {}, error() {} };
+
+/** A copy of the working tree as a clone would have it: tracked and new files, nothing ignored. */
+function cleanCopy(target: string) {
+  const files = execFileSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: repoRoot })
+    .toString()
+    .split('\0')
+    .filter(Boolean);
+  for (const file of files) {
+    mkdirSync(dirname(join(target, file)), { recursive: true });
+    try {
+      copyFileSync(join(repoRoot, file), join(target, file));
+    } catch {
+      // listed but deleted in the working tree
+    }
+  }
+}
+
+/** `npm start` in its own process group, so Ctrl-C can go to the whole group as a terminal sends it. */
+class NpmStart {
+  readonly child: ChildProcess;
+  output = '';
+  readonly exited: Promise<number | null>;
+  constructor(cwd: string, env: NodeJS.ProcessEnv) {
+    this.child = spawn('npm', ['start'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    ownProcess(this.child);
+    this.child.stdout?.on('data', (c: Buffer) => (this.output += c.toString()));
+    this.child.stderr?.on('data', (c: Buffer) => (this.output += c.toString()));
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+  async waitFor(pattern: RegExp, timeoutMs = 120_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = this.output.match(pattern);
+      if (match) return match;
+      if (this.child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`no ${pattern} in:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  /**
+   * Waits for the stack to report a clean stop. npm itself dies of the SIGINT (as in a terminal); the
+   * stack process behind it exits 0, which is what prints the line.
+   */
+  async stopped(): Promise<void> {
+    await this.waitFor(/atoll: stopped/, 30_000);
+    await this.exited;
+    expect(this.output).not.toMatch(/exited \(|could not start/);
+  }
+  /** Ctrl-C: SIGINT to the whole process group. */
+  interrupt() {
+    if (this.child.pid) process.kill(-this.child.pid, 'SIGINT');
+  }
+}
+
+describe('npm start (the local stack) from a clean copy', () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  beforeAll(async () => {
+    dir = await ownedTempDir('clone');
+    // A checkout is normally readable by other users (the embedded PostgreSQL runs as 'postgres').
+    chmodSync(dir, 0o755);
+    cleanCopy(dir);
+    env = { ...process.env, PORT: String(await freePort()) };
+    delete env.DATABASE_URL; // the embedded PostgreSQL, as on a fresh machine
+    delete env.npm_config_prefix;
+  });
+  afterAll(() => {
+    removeOwnedDir(dir);
+  });
+
+  it('starts, answers through the gateway, stops on Ctrl-C, and reuses its data on the next start', async () => {
+    // First start: installs, creates the data, migrates, serves.
+    const first = new NpmStart(dir, env);
+    const [, gatewayUrl] = await first.waitFor(/atoll is up: (http:\/\/\S+)/);
+    for (const line of [
+      'redis-cache ready',
+      'redis-session ready',
+      'redis-queue ready',
+      'postgres ready',
+      'auth ready',
+      'content ready',
+      'notifier ready',
+      'gateway ready',
+    ]) {
+      expect(first.output).toContain(line);
+    }
+    expect(first.output).toContain('auth migrations: auth: 2026-11-22T00-00_create_users success');
+    const health = await fetch(`${gatewayUrl}/health/services`);
+    expect(health.status).toBe(200);
+
+    // A session written now must still work after a restart.
+    const [, sessionUrl] = first.output.match(/redis-session ready at (redis:\/\/\S+)/) ?? [];
+    const redis = await connectRedis({
+      url: sessionUrl ?? '',
+      role: 'session',
+      use: 'producer',
+      name: 't',
+      log: silent,
+    });
+    const { token } = await new SessionStore(redis, createKeys('atoll')).create({
+      userId: 'u1',
+      username: 'ada',
+      roles: [],
+    });
+    await closeRedis(redis);
+    const me = await fetch(`${gatewayUrl}/api/auth/session`, {
+      headers: { authorization: `Token ${token}` },
+    });
+    expect(me.status).toBe(200);
+
+    first.interrupt();
+    await first.stopped();
+    await expect(fetch(`${gatewayUrl}/health/live`)).rejects.toThrow();
+    // Everything it started is gone, Redis included.
+    await expect(
+      connectRedis({
+        url: sessionUrl ?? '',
+        role: 'session',
+        use: 'producer',
+        name: 't',
+        log: silent,
+        connectWaitMs: 300,
+      }),
+    ).rejects.toThrow(/did not answer/);
+
+    // Second start: same data.
+    const second = new NpmStart(dir, env);
+    await second.waitFor(/atoll is up: /);
+    expect(second.output).toContain('auth migrations: auth: up to date');
+    expect(second.output).toContain('content migrations: content: up to date');
+    const again = await fetch(`${gatewayUrl}/api/auth/session`, {
+      headers: { authorization: `Token ${token}` },
+    });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { session: { username: string } }).session.username).toBe('ada');
+    second.interrupt();
+    await second.stopped();
+  }, 300_000);
+
+  it('says how to get redis-server when it is missing, and exits non-zero', async () => {
+    const bin = join(dir, 'fake-bin');
+    mkdirSync(bin, { recursive: true });
+    for (const tool of ['node', 'npm', 'pnpm', 'dirname', 'sh']) {
+      const path = execFileSync('bash', ['-c', `command -v ${tool}`], { env })
+        .toString()
+        .trim();
+      symlinkSync(path, join(bin, tool));
+    }
+    const run = spawn('/bin/bash', ['scripts/atoll', 'start'], {
+      cwd: dir,
+      env: { ...env, PATH: bin },
+      stdio: 'pipe',
+    });
+    let output = '';
+    run.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    run.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    const code = await new Promise((resolve) => run.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(output).toContain('redis-server is not on PATH');
+    expect(output).toContain('apt-get install redis-server');
+    expect(output).toContain('docker compose up');
+  });
+});
