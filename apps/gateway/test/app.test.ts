@@ -17,6 +17,7 @@ describe('gateway buildApp on a real redis-session, with a real upstream', () =>
   let client: RoleCheckedRedis;
   let upstream: FastifyInstance;
   let app: FastifyInstance;
+  let unavailableHits = 0;
   const received: Array<{ url: string; headers: Record<string, unknown>; body: unknown }> = [];
 
   beforeAll(async () => {
@@ -25,6 +26,10 @@ describe('gateway buildApp on a real redis-session, with a real upstream', () =>
     upstream = Fastify();
     upstream.removeAllContentTypeParsers();
     upstream.addContentTypeParser('*', { parseAs: 'string' }, (_r, body, done) => done(null, body));
+    upstream.get('/api/leaderboard', async (_request, reply) => {
+      unavailableHits += 1;
+      return reply.code(503).send({ errors: { service: ['busy'] } });
+    });
     upstream.all('/*', async (request) => {
       received.push({ url: request.url, headers: request.headers, body: request.body });
       return { upstream: true };
@@ -104,6 +109,13 @@ describe('gateway buildApp on a real redis-session, with a real upstream', () =>
     });
     expect(received[1]?.body).toBe(form);
     expect(received[1]?.headers['content-type']).toBe('multipart/form-data; boundary=xyz');
+  });
+
+  it("passes an upstream's 503 through at once, without retrying it", async () => {
+    const res = await app.inject({ url: '/api/leaderboard' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({ errors: { service: ['busy'] } });
+    expect(unavailableHits).toBe(1);
   });
 
   it('routes each prefix of the table to its service and nothing else', async () => {

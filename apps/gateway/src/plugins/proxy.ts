@@ -78,6 +78,9 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
         undici: { connections: 128, pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: 2000 } },
         // One access log line per request is enough.
         disableRequestLogging: true,
+        // No retries: reply-from otherwise repeats a GET that got a 503 up to 10 times with random
+        // delays, turning a service's deliberate, immediate 503 into a second of waiting.
+        retryMethods: [],
       });
       // Forward the raw bytes: the service parses and validates its own input. The body is read in full
       // first (so the body limit holds), then handed over as a stream, which reply-from sends as it is
