@@ -7,6 +7,8 @@
  * |---------------------------------------|----------|--------|------------------------------------------------|
  * | `{p}:sess:{<tokenHash>}`              | session  | Hash   | idle timeout (sliding), never past absolute    |
  * | `{p}:user-sess:{<userId>}`            | session  | Set    | the absolute session timeout, renewed on login |
+ * | `{p}:events:{users}`                  | queue    | Stream | none; trimmed to about 100 000 entries         |
+ * | `{p}:{bull}:<queue>:...`              | queue    | BullMQ | bounded by each job's removeOn* policy         |
  *
  * Rules, checked by the tests of this package:
  * - every key starts with the deployment prefix (`atoll` by default, random in tests), so several
@@ -22,7 +24,7 @@ export interface KeySpec {
   /** The key pattern, with `<placeholders>`, as it appears under the prefix. */
   readonly pattern: string;
   readonly instance: RedisRole;
-  readonly type: 'String' | 'Hash' | 'Set' | 'Sorted Set' | 'List' | 'Stream' | 'Channel';
+  readonly type: 'String' | 'Hash' | 'Set' | 'Sorted Set' | 'List' | 'Stream' | 'Channel' | 'Key prefix';
   /** How long the key lives, in words; `none` only on the queue instance. */
   readonly ttl: string;
 }
@@ -40,6 +42,18 @@ export const KEY_SPECS = {
     instance: 'session',
     type: 'Set',
     ttl: 'absolute session timeout, renewed whenever a session is added',
+  },
+  userEvents: {
+    pattern: 'events:{users}',
+    instance: 'queue',
+    type: 'Stream',
+    ttl: 'none: durable event log, trimmed to about 100 000 entries on every append (XADD MAXLEN ~)',
+  },
+  bullPrefix: {
+    pattern: '{bull}',
+    instance: 'queue',
+    type: 'Key prefix',
+    ttl: "none here: BullMQ's keys under this prefix, bounded by each job's removeOnComplete/removeOnFail",
   },
 } as const satisfies Record<string, KeySpec>;
 
@@ -66,6 +80,13 @@ export function createKeys(prefix = 'atoll') {
     session: (tokenHash: string) => `${prefix}:sess:{${tagPart(tokenHash, 'tokenHash')}}`,
     /** The set of a user's session token hashes, for "list my sessions" and "log out everywhere". */
     userSessions: (userId: string) => `${prefix}:user-sess:{${tagPart(userId, 'userId')}}`,
+    /** The Stream of user.* events (auth appends; content and notifier read with consumer groups). */
+    userEvents: () => `${prefix}:events:{users}`,
+    /**
+     * The BullMQ `prefix` option. BullMQ builds `<prefix>:<queue>:<suffix>` itself; the hash tag puts every
+     * queue in one slot, so BullMQ's multi-key scripts (and flows across queues) work on Redis Cluster.
+     */
+    bullPrefix: () => `${prefix}:{bull}`,
   } as const;
 }
 

@@ -7,6 +7,8 @@ describe('redis-keys', () => {
   it('prefixes every key and puts the identifying part in a hash tag', () => {
     expect(keys.session('abc')).toBe('t1:sess:{abc}');
     expect(keys.userSessions('42')).toBe('t1:user-sess:{42}');
+    expect(keys.userEvents()).toBe('t1:events:{users}');
+    expect(keys.bullPrefix()).toBe('t1:{bull}');
     expect(hashTag(keys.session('abc'))).toBe('abc');
   });
 

@@ -1,0 +1,76 @@
+/**
+ * The catalog of queues and jobs: for each job, its versioned payload schema; for each queue, the retry,
+ * backoff and retention policy. Producers validate a payload before it is enqueued (`enqueue`), workers
+ * validate it again when they receive it, and a worker must have a handler for every job of its queue
+ * (`Handlers<Q>` makes that a compile error).
+ *
+ * A payload carries its version as `v`. A new version is added next to the old one; workers accept both
+ * until no producer emits the old one.
+ */
+
+import type { JobsOptions } from 'bullmq';
+import Type, { type Static, type TSchema } from 'typebox';
+
+const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^\\s@]+@[^\\s@]+$' });
+
+const VerificationCodeV1 = Type.Object(
+  {
+    v: Type.Literal(1),
+    userId: Type.String({ minLength: 1 }),
+    to: Email,
+    username: Type.String({ minLength: 1 }),
+    code: Type.String({ pattern: '^[0-9]{6}$' }),
+    expiresAt: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T' }),
+  },
+  { additionalProperties: false },
+);
+
+const PasswordResetV1 = Type.Object(
+  {
+    v: Type.Literal(1),
+    userId: Type.String({ minLength: 1 }),
+    to: Email,
+    username: Type.String({ minLength: 1 }),
+    /** The single-use token the email's link carries; Redis keeps only its hash. */
+    token: Type.String({ minLength: 32 }),
+    expiresAt: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T' }),
+  },
+  { additionalProperties: false },
+);
+
+/** Exponential backoff with jitter, so a recovering SMTP server is not hit by every retry at once. */
+const retried = (attempts: number, firstDelayMs: number): JobsOptions => ({
+  attempts,
+  backoff: { type: 'exponential', delay: firstDelayMs, jitter: 0.5 },
+  // Bounded retention: completed jobs for a day (at most 10 000), failed ones for a week (at most 50 000),
+  // visible and retryable meanwhile.
+  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 50_000 },
+});
+
+export const QUEUES = {
+  email: {
+    options: retried(8, 2000),
+    jobs: {
+      'verification-code': { 1: VerificationCodeV1 },
+      'password-reset': { 1: PasswordResetV1 },
+    },
+  },
+} as const satisfies Record<string, { options: JobsOptions; jobs: Record<string, Record<number, TSchema>> }>;
+
+/** The payload a producer sends today, per queue and job (the current version). */
+export interface JobPayloads {
+  email: {
+    'verification-code': Static<typeof VerificationCodeV1>;
+    'password-reset': Static<typeof PasswordResetV1>;
+  };
+}
+
+export type QueueName = keyof typeof QUEUES;
+export type JobName<Q extends QueueName> = keyof JobPayloads[Q] & string;
+export type JobPayload<Q extends QueueName, J extends JobName<Q>> = JobPayloads[Q][J];
+
+/** What a worker for queue Q must provide: one handler per job of the catalog. */
+export type Handlers<Q extends QueueName> = {
+  [J in JobName<Q>]: (payload: JobPayload<Q, J>, meta: { jobId: string; attempt: number }) => Promise<void>;
+};

@@ -1,0 +1,77 @@
+import type { Keys } from '@atoll/redis-keys';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { TSchema } from 'typebox';
+import Value from 'typebox/value';
+import { type JobName, type JobPayload, QUEUES, type QueueName } from './catalog.ts';
+
+export class InvalidJobPayloadError extends Error {
+  constructor(queue: string, job: string, detail: string) {
+    super(`invalid ${queue}/${job} payload: ${detail}`);
+    this.name = 'InvalidJobPayloadError';
+  }
+}
+
+/** Checks a payload against the catalog; the reason of the first mismatch, or null when valid. */
+export function payloadProblem(queue: QueueName, job: string, payload: unknown): string | null {
+  const versions = (QUEUES[queue].jobs as Record<string, Record<number, TSchema>>)[job];
+  if (!versions) return `unknown job ${queue}/${job}`;
+  const version = (payload as { v?: unknown } | null)?.v;
+  const schema = typeof version === 'number' ? versions[version] : undefined;
+  if (!schema) return `unknown version ${JSON.stringify(version)} of ${queue}/${job}`;
+  if (Value.Check(schema, payload)) return null;
+  const first = [...Value.Errors(schema, payload)][0];
+  return `${first?.instancePath || '/'} ${first?.message ?? 'is invalid'}`;
+}
+
+/**
+ * The producer side of the catalog: one BullMQ Queue per catalog queue, on the queue role's producer
+ * connection (fail fast: a caller whose enqueue fails answers 503 rather than losing the job), with the
+ * hash-tagged prefix from the key schema.
+ */
+export class Producer {
+  private readonly queues = new Map<QueueName, Queue>();
+  private readonly connection: Redis;
+  private readonly prefix: string;
+
+  constructor(connection: Redis, keys: Keys) {
+    this.connection = connection;
+    this.prefix = keys.bullPrefix();
+  }
+
+  private queue(name: QueueName): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, {
+        connection: this.connection,
+        prefix: this.prefix,
+        defaultJobOptions: QUEUES[name].options,
+      });
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  /**
+   * Validates and enqueues. `jobId` makes the enqueue idempotent: BullMQ ignores a second job with the
+   * same id while the first is kept.
+   */
+  async enqueue<Q extends QueueName, J extends JobName<Q>>(
+    queue: Q,
+    job: J,
+    payload: JobPayload<Q, J>,
+    opts: { jobId?: string; delayMs?: number } = {},
+  ): Promise<string> {
+    const problem = payloadProblem(queue, job, payload);
+    if (problem) throw new InvalidJobPayloadError(queue, job, problem);
+    const added = await this.queue(queue).add(job, payload, {
+      ...(opts.jobId ? { jobId: opts.jobId } : {}),
+      ...(opts.delayMs ? { delay: opts.delayMs } : {}),
+    });
+    return added.id ?? '';
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}

@@ -1,0 +1,9 @@
+export {
+  type Handlers,
+  type JobName,
+  type JobPayload,
+  type JobPayloads,
+  QUEUES,
+  type QueueName,
+} from './catalog.ts';
+export { InvalidJobPayloadError, Producer, payloadProblem } from './enqueue.ts';
