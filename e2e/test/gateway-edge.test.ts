@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { verifyIdentity } from '@atoll/identity';
 import { freePort, RedisServer, ServiceProcess } from '@atoll/testkit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ describe('gateway edge cases (gateway process, in-test upstreams)', () => {
   let upstream: FastifyInstance;
   let upstreamUrl: string;
   const seen: Array<Record<string, string | string[] | undefined>> = [];
+  const gatewaySecret = randomBytes(32).toString('hex');
 
   const startGateway = async (extra: Record<string, string> = {}) => {
     const deadPort = await freePort(); // nothing listens there
@@ -21,7 +23,7 @@ describe('gateway edge cases (gateway process, in-test upstreams)', () => {
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'info',
-      IDENTITY_SECRET: randomBytes(32).toString('hex'),
+      IDENTITY_SECRET: gatewaySecret,
       REDIS_SESSION_URL: redis.url,
       AUTH_URL: upstreamUrl,
       CONTENT_URL: `http://127.0.0.1:${deadPort}`,
@@ -101,7 +103,14 @@ describe('gateway edge cases (gateway process, in-test upstreams)', () => {
       const headers = seen[0] ?? {};
       expect(headers['x-request-id']).toBe(res.headers['x-request-id']);
       expect(headers['x-request-id']).not.toBe('client-chosen');
-      expect(Object.keys(headers).filter((h) => h.startsWith('x-atoll-'))).toEqual([]);
+      // The only internal header is the gateway's own assertion: anonymous, from the real client address.
+      expect(Object.keys(headers).filter((h) => h.startsWith('x-atoll-'))).toEqual(['x-atoll-identity']);
+      expect(
+        verifyIdentity(String(headers['x-atoll-identity']), {
+          secrets: [gatewaySecret],
+          requestId: String(headers['x-request-id']),
+        }),
+      ).toEqual({ ok: true, identity: null, clientIp: '127.0.0.1' });
       expect(headers['x-secret-hop']).toBeUndefined();
       expect(headers['x-custom']).toBe('kept');
     } finally {

@@ -88,7 +88,7 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
   it('rejects a forged identity header sent straight to a service', async () => {
     const forged = signIdentity(
       { userId: 'u-evil', username: 'mallory', sessionId: 'x', roles: ['admin'] },
-      { secret: 'not-the-secret-not-the-secret-123', requestId: 'r1' },
+      { secret: 'not-the-secret-not-the-secret-123', requestId: 'r1', clientIp: '127.0.0.1' },
     );
     const res = await fetch(`${stack.services.auth.url}/api/auth/session`, {
       headers: { [IDENTITY_HEADER]: forged, 'x-request-id': 'r1' },
@@ -100,7 +100,7 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
   it('rejects a genuine assertion replayed on another request', async () => {
     const genuine = signIdentity(
       { userId: 'u-1', username: 'alice', sessionId: 'x', roles: ['user'] },
-      { secret: IDENTITY_SECRET, requestId: 'the-original-request' },
+      { secret: IDENTITY_SECRET, requestId: 'the-original-request', clientIp: '127.0.0.1' },
     );
     const res = await fetch(`${stack.services.auth.url}/api/auth/session`, {
       headers: { [IDENTITY_HEADER]: genuine, 'x-request-id': 'another-request' },
@@ -111,7 +111,7 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
   it('strips a forged identity header at the gateway: the caller stays anonymous', async () => {
     const forged = signIdentity(
       { userId: 'u-evil', username: 'mallory', sessionId: 'x', roles: ['admin'] },
-      { secret: IDENTITY_SECRET, requestId: 'guess' },
+      { secret: IDENTITY_SECRET, requestId: 'guess', clientIp: '127.0.0.1' },
     );
     const res = await fetch(`${stack.gatewayUrl}/api/auth/session`, {
       headers: { [IDENTITY_HEADER]: forged, 'x-atoll-session-unavailable': '1' },

@@ -52,7 +52,7 @@ describe('auth buildApp on real Redis and PostgreSQL', () => {
       url: '/api/auth/session',
       headers: {
         'x-request-id': 'r-1',
-        [IDENTITY_HEADER]: signIdentity(identity, { secret, requestId: 'r-1' }),
+        [IDENTITY_HEADER]: signIdentity(identity, { secret, requestId: 'r-1', clientIp: '127.0.0.1' }),
       },
     });
     expect(res.statusCode).toBe(200);

@@ -54,7 +54,7 @@ describe('gateway buildApp on a real redis-session, with a real upstream', () =>
     await redis.dispose();
   });
 
-  it('forwards a signed identity for a live session and none for an unknown token', async () => {
+  it('forwards a signed identity for a live session and an anonymous one for an unknown token', async () => {
     const { token, session } = await new SessionStore(client, createKeys('gw')).create({
       userId: 'u7',
       username: 'grace',
@@ -77,13 +77,18 @@ describe('gateway buildApp on a real redis-session, with a real upstream', () =>
     expect(verified).toEqual({
       ok: true,
       identity: { userId: 'u7', username: 'grace', sessionId: session.id, roles: ['user'] },
+      clientIp: '127.0.0.1',
     });
     // Content never sees the token itself; only auth gets credentials.
     expect(forwarded?.headers.authorization).toBeUndefined();
 
     received.length = 0;
     await app.inject({ url: '/api/user', headers: { authorization: `Token ${'x'.repeat(43)}` } });
-    expect(received[0]?.headers[IDENTITY_HEADER]).toBeUndefined();
+    const anonymous = verifyIdentity(String(received[0]?.headers[IDENTITY_HEADER]), {
+      secrets: [secret],
+      requestId: String(received[0]?.headers['x-request-id']),
+    });
+    expect(anonymous).toMatchObject({ ok: true, identity: null });
     expect(received[0]?.headers.authorization).toBe(`Token ${'x'.repeat(43)}`);
   });
 

@@ -1,11 +1,12 @@
 /**
  * The identity assertion: how the gateway tells a service who is calling.
  *
- * The gateway resolves the session token once, then forwards `x-atoll-identity: v1.<payload>.<mac>`,
- * where payload is base64url JSON and mac is HMAC-SHA256(secret, "v1." + payload). It lives a few
- * seconds and names the request id it was issued for, so a captured header cannot be replayed on
- * another request. Services verify it with the same secret (or the previous one, during a rotation) and
- * trust nothing else about the caller.
+ * The gateway resolves the session token once, then forwards `x-atoll-identity: v1.<payload>.<mac>` on
+ * every request, where payload is base64url JSON and mac is HMAC-SHA256(secret, "v1." + payload). It
+ * says who the caller is (nobody, for an anonymous request) and from which client address the request
+ * came, lives a few seconds, and names the request id it was issued for, so a captured header cannot be
+ * replayed on another request. Services verify it with the same secret (or the previous one, during a
+ * rotation) and trust nothing else about the caller.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
@@ -27,13 +28,22 @@ export interface Identity {
 }
 
 interface Payload {
-  sub: string;
-  name: string;
-  sid: string;
-  roles: string[];
+  /** Absent for an anonymous request. */
+  sub?: string;
+  name?: string;
+  sid?: string;
+  roles?: string[];
+  /** The client's address as the gateway determined it. */
+  ip: string;
   rid: string;
   iat: number;
   exp: number;
+}
+
+/** What a verified assertion tells a service. */
+export interface RequestContext {
+  identity: Identity | null;
+  clientIp: string;
 }
 
 export type VerifyFailure = 'malformed' | 'bad-signature' | 'expired' | 'wrong-request';
@@ -41,6 +51,7 @@ export type VerifyFailure = 'malformed' | 'bad-signature' | 'expired' | 'wrong-r
 export interface SignOptions {
   secret: string;
   requestId: string;
+  clientIp: string;
   ttlSeconds?: number;
   now?: number;
 }
@@ -51,13 +62,13 @@ function mac(secret: string, data: string): Buffer {
   return createHmac('sha256', secret).update(data).digest();
 }
 
-export function signIdentity(identity: Identity, opts: SignOptions): string {
+export function signIdentity(identity: Identity | null, opts: SignOptions): string {
   const iat = Math.floor((opts.now ?? Date.now()) / 1000);
   const payload: Payload = {
-    sub: identity.userId,
-    name: identity.username,
-    sid: identity.sessionId,
-    roles: identity.roles,
+    ...(identity
+      ? { sub: identity.userId, name: identity.username, sid: identity.sessionId, roles: identity.roles }
+      : {}),
+    ip: opts.clientIp,
     rid: opts.requestId,
     iat,
     exp: iat + (opts.ttlSeconds ?? 30),
@@ -78,7 +89,7 @@ export interface VerifyOptions {
 export function verifyIdentity(
   token: string,
   opts: VerifyOptions,
-): { ok: true; identity: Identity } | { ok: false; reason: VerifyFailure } {
+): ({ ok: true } & RequestContext) | { ok: false; reason: VerifyFailure } {
   const parts = token.split('.');
   if (parts.length !== 3 || parts[0] !== VERSION || !parts[1] || !parts[2])
     return { ok: false, reason: 'malformed' };
@@ -95,7 +106,13 @@ export function verifyIdentity(
   } catch {
     return { ok: false, reason: 'malformed' };
   }
-  if (typeof payload.sub !== 'string' || typeof payload.exp !== 'number' || !Array.isArray(payload.roles)) {
+  if (typeof payload.exp !== 'number' || typeof payload.ip !== 'string')
+    return { ok: false, reason: 'malformed' };
+  const anonymous = payload.sub === undefined;
+  if (
+    !anonymous &&
+    (typeof payload.name !== 'string' || typeof payload.sid !== 'string' || !Array.isArray(payload.roles))
+  ) {
     return { ok: false, reason: 'malformed' };
   }
   const now = Math.floor((opts.now ?? Date.now()) / 1000);
@@ -104,6 +121,14 @@ export function verifyIdentity(
   if (payload.rid !== opts.requestId) return { ok: false, reason: 'wrong-request' };
   return {
     ok: true,
-    identity: { userId: payload.sub, username: payload.name, sessionId: payload.sid, roles: payload.roles },
+    clientIp: payload.ip,
+    identity: anonymous
+      ? null
+      : {
+          userId: payload.sub as string,
+          username: payload.name as string,
+          sessionId: payload.sid as string,
+          roles: payload.roles as string[],
+        },
   };
 }

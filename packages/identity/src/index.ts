@@ -2,6 +2,7 @@ export {
   IDENTITY_HEADER,
   type Identity,
   INTERNAL_HEADER_PREFIX,
+  type RequestContext,
   SESSION_UNAVAILABLE_HEADER,
   type SignOptions,
   signIdentity,

@@ -8,6 +8,8 @@ declare module 'fastify' {
     identity: Identity | null;
     /** The gateway could not reach the session store, so an anonymous request may not really be one. */
     identityUnavailable: boolean;
+    /** The client's address: from the gateway's assertion, or the socket's when called directly. */
+    clientIp: string;
   }
 }
 
@@ -16,14 +18,17 @@ export interface IdentityPluginOptions {
 }
 
 /**
- * Verifies the gateway's identity assertion on every request. A request without one is anonymous; a
- * request with an invalid, expired or replayed one is rejected with 401 before any handler runs.
+ * Verifies the gateway's identity assertion on every request. A request without one (a direct call inside
+ * the network) is anonymous with its socket's address; one with an invalid, expired or replayed
+ * assertion is rejected with 401 before any handler runs.
  */
 const identityPlugin: FastifyPluginAsync<IdentityPluginOptions> = async (app, opts) => {
   app.decorateRequest('identity', null);
   app.decorateRequest('identityUnavailable', false);
+  app.decorateRequest('clientIp', '');
   app.addHook('onRequest', async (request, reply) => {
     request.identityUnavailable = request.headers[SESSION_UNAVAILABLE_HEADER] === '1';
+    request.clientIp = request.ip;
     const header = request.headers[IDENTITY_HEADER];
     if (header === undefined) return;
     const result =
@@ -35,6 +40,7 @@ const identityPlugin: FastifyPluginAsync<IdentityPluginOptions> = async (app, op
       return reply.code(401).send({ errors: { identity: ['is invalid'] } });
     }
     request.identity = result.identity;
+    request.clientIp = result.clientIp;
   });
 };
 

@@ -13,20 +13,29 @@ const alice = { userId: 'u1', username: 'alice', sessionId: 'abc', roles: ['user
 
 describe('identity assertion', () => {
   it('round-trips for the request it was issued for', () => {
-    const token = signIdentity(alice, { secret, requestId: 'r1' });
+    const token = signIdentity(alice, { secret, requestId: 'r1', clientIp: '203.0.113.9' });
     expect(verifyIdentity(token, { secrets: [secret], requestId: 'r1' })).toEqual({
       ok: true,
       identity: alice,
+      clientIp: '203.0.113.9',
+    });
+    const anonymous = signIdentity(null, { secret, requestId: 'r2', clientIp: '2001:db8::1' });
+    expect(verifyIdentity(anonymous, { secrets: [secret], requestId: 'r2' })).toEqual({
+      ok: true,
+      identity: null,
+      clientIp: '2001:db8::1',
     });
   });
 
   it('rejects a forged or tampered assertion', () => {
-    const forged = signIdentity(alice, { secret: 'f'.repeat(32), requestId: 'r1' });
+    const forged = signIdentity(alice, { secret: 'f'.repeat(32), requestId: 'r1', clientIp: '203.0.113.9' });
     expect(verifyIdentity(forged, { secrets: [secret], requestId: 'r1' })).toEqual({
       ok: false,
       reason: 'bad-signature',
     });
-    const [v, payload, mac] = signIdentity(alice, { secret, requestId: 'r1' }).split('.');
+    const [v, payload, mac] = signIdentity(alice, { secret, requestId: 'r1', clientIp: '203.0.113.9' }).split(
+      '.',
+    );
     const admin = Buffer.from(
       JSON.stringify({ ...JSON.parse(Buffer.from(payload ?? '', 'base64url').toString()), roles: ['admin'] }),
     ).toString('base64url');
@@ -38,7 +47,13 @@ describe('identity assertion', () => {
   });
 
   it('rejects an expired assertion and one replayed on another request', () => {
-    const token = signIdentity(alice, { secret, requestId: 'r1', ttlSeconds: 30, now: 1_000_000 });
+    const token = signIdentity(alice, {
+      secret,
+      requestId: 'r1',
+      clientIp: '203.0.113.9',
+      ttlSeconds: 30,
+      now: 1_000_000,
+    });
     expect(verifyIdentity(token, { secrets: [secret], requestId: 'r1', now: 1_000_000 + 36_000 })).toEqual({
       ok: false,
       reason: 'expired',
@@ -51,7 +66,7 @@ describe('identity assertion', () => {
 
   it('accepts the previous secret during a rotation', () => {
     const old = 'o'.repeat(32);
-    const token = signIdentity(alice, { secret: old, requestId: 'r1' });
+    const token = signIdentity(alice, { secret: old, requestId: 'r1', clientIp: '203.0.113.9' });
     expect(verifyIdentity(token, { secrets: [secret, old], requestId: 'r1' }).ok).toBe(true);
   });
 });
@@ -61,7 +76,7 @@ describe('identity plugin', () => {
     const app = Fastify({ requestIdHeader: 'x-request-id' });
     await app.register(identityPlugin, { secrets: [secret] });
     app.get('/me', async (request) => requireIdentity(request));
-    app.get('/public', async (request) => ({ anonymous: request.identity === null }));
+    app.get('/public', async (request) => ({ anonymous: request.identity === null, ip: request.clientIp }));
     app.setErrorHandler((err: Error & { statusCode?: number; errors?: unknown }, _req, reply) =>
       reply.code(err.statusCode ?? 500).send({ errors: err.errors }),
     );
@@ -70,14 +85,20 @@ describe('identity plugin', () => {
 
   it('lets a verified caller through and keeps anonymous requests anonymous', async () => {
     const app = await build();
-    const token = signIdentity(alice, { secret, requestId: 'req-1' });
+    const token = signIdentity(alice, { secret, requestId: 'req-1', clientIp: '203.0.113.9' });
     const me = await app.inject({
       url: '/me',
       headers: { [IDENTITY_HEADER]: token, 'x-request-id': 'req-1' },
     });
     expect(me.json()).toEqual(alice);
     const anon = await app.inject({ url: '/public' });
-    expect(anon.json()).toEqual({ anonymous: true });
+    expect(anon.json()).toEqual({ anonymous: true, ip: '127.0.0.1' });
+    const viaGateway = signIdentity(null, { secret, requestId: 'req-2', clientIp: '198.51.100.7' });
+    const proxied = await app.inject({
+      url: '/public',
+      headers: { [IDENTITY_HEADER]: viaGateway, 'x-request-id': 'req-2' },
+    });
+    expect(proxied.json()).toEqual({ anonymous: true, ip: '198.51.100.7' });
     const missing = await app.inject({ url: '/me' });
     expect(missing.statusCode).toBe(401);
     expect(missing.json()).toEqual({ errors: { token: ['is missing'] } });
@@ -85,7 +106,11 @@ describe('identity plugin', () => {
 
   it('rejects a forged header with 401 before the handler runs', async () => {
     const app = await build();
-    const forged = signIdentity(alice, { secret: 'x'.repeat(32), requestId: 'req-1' });
+    const forged = signIdentity(alice, {
+      secret: 'x'.repeat(32),
+      requestId: 'req-1',
+      clientIp: '203.0.113.9',
+    });
     const res = await app.inject({
       url: '/public',
       headers: { [IDENTITY_HEADER]: forged, 'x-request-id': 'req-1' },

@@ -3,13 +3,16 @@ import fp from 'fastify-plugin';
 import { installErrorHandling } from './errors.ts';
 import { REQUEST_ID_HEADER } from './fastify-options.ts';
 import health from './health.ts';
+import { installValidation } from './validation.ts';
 
 /**
- * What every service registers first: the error handler and 404 in the RealWorld shape, the health
+ * What every service registers first: validation (strict bodies), the error handler and 404 in the
+ * RealWorld shape, the health
  * routes, the request id echoed on every response (so a client can quote it in a bug report), and
  * connections that end with their last response once shutdown has begun.
  */
 const basePlugin: FastifyPluginAsync = async (app) => {
+  installValidation(app);
   installErrorHandling(app);
   await app.register(health);
   app.addHook('onRequest', async (request, reply) => {

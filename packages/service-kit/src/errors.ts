@@ -2,10 +2,13 @@
  * One error model for every service: the RealWorld shape `{"errors": {"<field>": ["<message>"]}}`, plus a
  * stable `code` from the catalog below on atoll's own errors. 5xx bodies never carry internals.
  */
+import type { ErrorObject } from 'ajv';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { describeValidationError } from './validation.ts';
 
 export const ERROR_CATALOG = {
   VALIDATION_FAILED: { status: 422, field: 'body', message: 'is invalid' },
+  MALFORMED_BODY: { status: 400, field: 'body', message: 'is not valid JSON' },
   TOKEN_MISSING: { status: 401, field: 'token', message: 'is missing' },
   IDENTITY_INVALID: { status: 401, field: 'identity', message: 'is invalid' },
   NOT_FOUND: { status: 404, field: 'route', message: 'not found' },
@@ -54,10 +57,8 @@ type AnyError = FastifyError & { errors?: Record<string, string[]>; validationCo
 function validationErrors(err: AnyError): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const v of err.validation ?? []) {
-    const params = v.params as { missingProperty?: string } | undefined;
-    const path = v.instancePath.split('/').filter(Boolean);
-    const field = params?.missingProperty ?? path[path.length - 1] ?? err.validationContext ?? 'body';
-    out[field] = [...(out[field] ?? []), v.message ?? 'is invalid'];
+    const { field, message } = describeValidationError(v as ErrorObject);
+    if (!out[field]?.includes(message)) out[field] = [...(out[field] ?? []), message];
   }
   return Object.keys(out).length > 0 ? out : { body: ['is invalid'] };
 }

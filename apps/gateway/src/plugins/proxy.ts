@@ -2,8 +2,8 @@
  * Proxies every prefix of the route table to its service over undici (@fastify/reply-from), one
  * connection pool per upstream. On the way in: the body is forwarded byte for byte (bounded by the body
  * limit), hop-by-hop headers and every client-sent internal header (`x-atoll-*`, `x-request-id`) are
- * dropped, and the gateway adds its request id and, for a signed-in caller, a short-lived signed identity
- * assertion. An upstream that is down answers 502, one that is too slow 504, both in the RealWorld shape.
+ * dropped, and the gateway adds its request id and a short-lived signed assertion of who is calling (or
+ * that nobody is) and from which address. An upstream that is down answers 502, one that is too slow 504, both in the RealWorld shape.
  */
 
 import { Readable } from 'node:stream';
@@ -43,11 +43,13 @@ export function forwardedHeaders(
   }
   out[REQUEST_ID_HEADER] = request.id;
   const caller = request.caller;
-  if (caller.kind === 'user') {
-    out[IDENTITY_HEADER] = signIdentity(caller.identity, { secret: identitySecret, requestId: request.id });
-  } else if (caller.kind === 'unknown') {
-    out[SESSION_UNAVAILABLE_HEADER] = '1';
-  }
+  const identity = caller.kind === 'user' ? caller.identity : null;
+  out[IDENTITY_HEADER] = signIdentity(identity, {
+    secret: identitySecret,
+    requestId: request.id,
+    clientIp: request.ip,
+  });
+  if (caller.kind === 'unknown') out[SESSION_UNAVAILABLE_HEADER] = '1';
   return out;
 }
 
