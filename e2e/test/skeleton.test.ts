@@ -74,7 +74,7 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
       session: { id: session.id, userId: 'u-1', username: 'alice', roles: ['user'] },
     });
     const viaCookie = await fetch(`${stack.gatewayUrl}/api/auth/session`, {
-      headers: { cookie: `theme=dark; __Host-atoll_session=${token}` },
+      headers: { cookie: `theme=dark; atoll_session=${token}` },
     });
     expect(viaCookie.status).toBe(200);
     await store.destroy(token);

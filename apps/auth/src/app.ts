@@ -1,19 +1,54 @@
 import { identityPlugin } from '@atoll/identity';
-import { base, database, fastifyOptions, redisRoles } from '@atoll/service-kit';
+import { createKeys } from '@atoll/redis-keys';
+import { base, database, dbOf, fastifyOptions, redisRoles } from '@atoll/service-kit';
+import { SessionStore, tokenFromHeaders } from '@atoll/session-store';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AuthConfig } from './config.ts';
+import type { AuthDatabase } from './db.ts';
 import { SCHEMA } from './migrations/index.ts';
-import sessionRoutes from './routes/session.ts';
+import { OutboxRelay } from './outbox/outbox.ts';
+import currentSession from './routes/session.ts';
+import { LoginLimiter } from './security/login-limiter.ts';
+import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
+import sessionRoutes from './sessions/session.routes.ts';
+import userRoutes from './users/user.routes.ts';
+import { UserService } from './users/user.service.ts';
 
 /** The auth service as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
-  const app = Fastify(fastifyOptions({ service: 'auth', logLevel: config.logLevel, requestIds: 'internal' }));
+  const app = Fastify(
+    fastifyOptions({ service: 'auth', logLevel: config.logLevel, requestIds: 'internal' }),
+  ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
-  await app.register(base);
+  // Its request paths use Redis for sessions and login counters only: say so when it is down.
+  await app.register(base, { redisUnavailable: 'SESSION_STORE_UNAVAILABLE' });
   await app.register(redisRoles, { service: 'auth', urls: config.redis });
   await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
+
+  // Domain
+  const keys = createKeys(config.keyPrefix);
+  const db = dbOf<AuthDatabase>(app);
+  const sessions = new SessionStore(app.redis.session!, keys, config.session.timeouts);
+  const relay = new OutboxRelay(db, app.redis.queue!, keys, app.log);
+  const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
+  const users = new UserService({ db, sessions, relay, limiter });
+  app.addHook('onReady', async () => relay.start());
+  app.addHook('preClose', async () => relay.stop());
+
   // Routes
-  await app.register(sessionRoutes);
+  const cookie = {
+    name: config.session.cookieName,
+    secure: config.session.cookieSecure,
+    maxAgeSeconds: Math.floor(config.session.timeouts.absoluteMs / 1000),
+  };
+  await app.register(userRoutes, {
+    users,
+    tokenOf: (request) => tokenFromHeaders(request.headers, config.session.cookieName),
+    setSessionCookie: (reply, token) => setSessionCookie(reply, cookie, token),
+  });
+  await app.register(sessionRoutes, { sessions, clearCookie: (reply) => clearSessionCookie(reply, cookie) });
+  await app.register(currentSession);
   return app;
 }

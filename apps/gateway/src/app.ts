@@ -1,6 +1,7 @@
 import { base, fastifyOptions, redisRoles } from '@atoll/service-kit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { GatewayConfig } from './config.ts';
+import csrf from './plugins/csrf.ts';
 import proxy from './plugins/proxy.ts';
 import session from './plugins/session.ts';
 import healthServices from './routes/health-services.ts';
@@ -16,9 +17,10 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
   // Domain
   await app.register(session, {
     keyPrefix: config.keyPrefix,
-    cookieName: config.sessionCookieName,
-    timeouts: config.session,
+    cookieName: config.session.cookieName,
+    timeouts: config.session.timeouts,
   });
+  await app.register(csrf, { cookieName: config.session.cookieName, trustedOrigins: config.trustedOrigins });
   // Routes
   await app.register(healthServices, {
     upstreams: config.upstreams,

@@ -114,6 +114,36 @@ export function serviceEnv(defaultPort: number) {
   };
 }
 
+/** The session timeouts, read by the gateway (which resolves sessions) and auth (which creates them). */
+export function sessionEnv() {
+  return {
+    SESSION_IDLE_TIMEOUT_S: Env.seconds(7 * 24 * 3600, 'how long an unused session lives'),
+    SESSION_ABSOLUTE_TIMEOUT_S: Env.seconds(30 * 24 * 3600, 'the longest any session lives'),
+    SESSION_REFRESH_INTERVAL_S: Env.seconds(300, 'the least time between two idle-timeout refreshes'),
+    SESSION_COOKIE_NAME: Type.String({
+      pattern: '^[A-Za-z0-9_-]+$',
+      default: '__Host-atoll_session',
+      description: 'the name of the browser session cookie',
+    }),
+  };
+}
+
+export function sessionConfig(env: {
+  SESSION_IDLE_TIMEOUT_S: number;
+  SESSION_ABSOLUTE_TIMEOUT_S: number;
+  SESSION_REFRESH_INTERVAL_S: number;
+  SESSION_COOKIE_NAME: string;
+}) {
+  return {
+    cookieName: env.SESSION_COOKIE_NAME,
+    timeouts: {
+      idleMs: env.SESSION_IDLE_TIMEOUT_S * 1000,
+      absoluteMs: env.SESSION_ABSOLUTE_TIMEOUT_S * 1000,
+      refreshMs: env.SESSION_REFRESH_INTERVAL_S * 1000,
+    },
+  };
+}
+
 /** The part of every service's configuration that `serviceEnv` produces, in application terms. */
 export interface ServiceConfig {
   host: string;

@@ -7,6 +7,7 @@
  * |---------------------------------------|----------|--------|------------------------------------------------|
  * | `{p}:sess:{<tokenHash>}`              | session  | Hash   | idle timeout (sliding), never past absolute    |
  * | `{p}:user-sess:{<userId>}`            | session  | Set    | the absolute session timeout, renewed on login |
+ * | `{p}:login-fail:{<kind>:<id>}`        | session  | String | the failure window (15 min by default)         |
  * | `{p}:events:{users}`                  | queue    | Stream | none; trimmed to about 100 000 entries         |
  * | `{p}:{bull}:<queue>:...`              | queue    | BullMQ | bounded by each job's removeOn* policy         |
  *
@@ -42,6 +43,12 @@ export const KEY_SPECS = {
     instance: 'session',
     type: 'Set',
     ttl: 'absolute session timeout, renewed whenever a session is added',
+  },
+  loginFailures: {
+    pattern: 'login-fail:{<account|address>:<id>}',
+    instance: 'session',
+    type: 'String',
+    ttl: 'the failure window, set atomically with the first increment (count-failure.lua)',
   },
   userEvents: {
     pattern: 'events:{users}',
@@ -80,6 +87,12 @@ export function createKeys(prefix = 'atoll') {
     session: (tokenHash: string) => `${prefix}:sess:{${tagPart(tokenHash, 'tokenHash')}}`,
     /** The set of a user's session token hashes, for "list my sessions" and "log out everywhere". */
     userSessions: (userId: string) => `${prefix}:user-sess:{${tagPart(userId, 'userId')}}`,
+    /**
+     * Failed logins in the current window, per account (a hash of the email: Redis holds no address
+     * book) or per client address.
+     */
+    loginFailures: (kind: 'account' | 'address', id: string) =>
+      `${prefix}:login-fail:{${kind}:${tagPart(id, 'id')}}`,
     /** The Stream of user.* events (auth appends; content and notifier read with consumer groups). */
     userEvents: () => `${prefix}:events:{users}`,
     /**

@@ -186,3 +186,18 @@ export async function closeRedis(client: Redis): Promise<void> {
     client.disconnect();
   }
 }
+
+/**
+ * True for the errors a client gives when its server cannot be reached or does not answer in time (as
+ * opposed to a command error): callers turn these into a 503.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  const message = (err as Error | undefined)?.message ?? '';
+  const name = (err as Error | undefined)?.name ?? '';
+  return (
+    name === 'MaxRetriesPerRequestError' ||
+    /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT/.test(
+      message,
+    )
+  );
+}

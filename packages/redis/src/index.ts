@@ -4,6 +4,7 @@ export {
   closeRedis,
   connectRedis,
   createRedisClient,
+  isRedisUnavailable,
   type Log,
   pingRedis,
   type RedisClientOptions,

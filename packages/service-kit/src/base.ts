@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import { installErrorHandling } from './errors.ts';
+import { type ErrorHandlingOptions, installErrorHandling } from './errors.ts';
 import { REQUEST_ID_HEADER } from './fastify-options.ts';
 import health from './health.ts';
 import { installValidation } from './validation.ts';
@@ -11,9 +11,9 @@ import { installValidation } from './validation.ts';
  * routes, the request id echoed on every response (so a client can quote it in a bug report), and
  * connections that end with their last response once shutdown has begun.
  */
-const basePlugin: FastifyPluginAsync = async (app) => {
+const basePlugin: FastifyPluginAsync<ErrorHandlingOptions> = async (app, opts) => {
   installValidation(app);
-  installErrorHandling(app);
+  installErrorHandling(app, opts);
   await app.register(health);
   app.addHook('onRequest', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);

@@ -2,6 +2,9 @@
  * One error model for every service: the RealWorld shape `{"errors": {"<field>": ["<message>"]}}`, plus a
  * stable `code` from the catalog below on atoll's own errors. 5xx bodies never carry internals.
  */
+
+import { isDatabaseUnavailable } from '@atoll/db';
+import { isRedisUnavailable } from '@atoll/redis';
 import type { ErrorObject } from 'ajv';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { describeValidationError } from './validation.ts';
@@ -15,6 +18,17 @@ export const ERROR_CATALOG = {
   PAYLOAD_TOO_LARGE: { status: 413, field: 'body', message: 'is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, field: 'body', message: 'must be application/json' },
   SERVICE_UNAVAILABLE: { status: 503, field: 'service', message: 'is unavailable, try again shortly' },
+  DATABASE_UNAVAILABLE: { status: 503, field: 'database', message: 'is unavailable, try again shortly' },
+  REDIS_UNAVAILABLE: { status: 503, field: 'service', message: 'is unavailable, try again shortly' },
+  AUTH_INVALID_CREDENTIALS: { status: 401, field: 'credentials', message: 'invalid' },
+  AUTH_TOO_MANY_ATTEMPTS: {
+    status: 429,
+    field: 'login',
+    message: 'too many failed attempts, try again later',
+  },
+  CONFLICT: { status: 409, field: 'body', message: 'has already been taken' },
+  FORBIDDEN: { status: 403, field: 'resource', message: 'forbidden' },
+  CSRF_ORIGIN_REJECTED: { status: 403, field: 'origin', message: 'is not allowed to use the session cookie' },
   SESSION_STORE_UNAVAILABLE: {
     status: 503,
     field: 'session',
@@ -36,13 +50,16 @@ export class AppError extends Error {
   readonly statusCode: number;
   readonly code: ErrorCode;
   readonly errors: Record<string, string[]>;
-  constructor(code: ErrorCode, errors?: Record<string, string[]>) {
+  /** Response headers that belong to the error, e.g. Retry-After on a 429. */
+  readonly headers: Record<string, string>;
+  constructor(code: ErrorCode, errors?: Record<string, string[]>, headers: Record<string, string> = {}) {
     const entry = ERROR_CATALOG[code];
     super(`${code}: ${JSON.stringify(errors ?? { [entry.field]: [entry.message] })}`);
     this.name = 'AppError';
     this.code = code;
     this.statusCode = entry.status;
     this.errors = errors ?? { [entry.field]: [entry.message] };
+    this.headers = headers;
   }
 }
 
@@ -63,15 +80,33 @@ function validationErrors(err: AnyError): Record<string, string[]> {
   return Object.keys(out).length > 0 ? out : { body: ['is invalid'] };
 }
 
+export interface ErrorHandlingOptions {
+  /**
+   * The code to answer when a Redis server cannot be reached. A service that uses Redis for one thing on
+   * its request paths names it (auth: `SESSION_STORE_UNAVAILABLE`); the default is `REDIS_UNAVAILABLE`.
+   */
+  redisUnavailable?: ErrorCode;
+}
+
 /** Installs the one error handler and the 404 handler of a service. */
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOptions = {}): void {
   app.setErrorHandler((err: AnyError, request: FastifyRequest, reply: FastifyReply) => {
     if (err.validation) {
       return reply.code(422).send({ errors: validationErrors(err) });
     }
+    // A dependency that is down is a 503 with a code saying which, never a 500.
+    if (isRedisUnavailable(err)) {
+      request.log.warn({ err: { message: err.message } }, 'redis unavailable');
+      return reply.code(503).send(errorBody(opts.redisUnavailable ?? 'REDIS_UNAVAILABLE'));
+    }
+    if (isDatabaseUnavailable(err)) {
+      request.log.warn({ err: { message: err.message } }, 'database unavailable');
+      return reply.code(503).send(errorBody('DATABASE_UNAVAILABLE'));
+    }
     const status = err.statusCode ?? 500;
     // atoll's own errors carry their RealWorld body (and a catalog code), whatever the status.
     if (err.errors) {
+      if (err instanceof AppError) reply.headers(err.headers);
       if (status >= 500) request.log.warn({ code: err.code, status }, err.message);
       return reply
         .code(status)

@@ -48,6 +48,19 @@ export function hashToken(token: string): { id: string; verifier: string } {
   return { id: digest.slice(0, 32), verifier: digest };
 }
 
+/**
+ * rename-if-owned.lua — sets a session's username only if the record still exists and belongs to the
+ * user; checked and written atomically, since HSET on an expired key would create one without a TTL.
+ * KEYS[1] the session record; ARGV[1] the user id; ARGV[2] the new username. Returns 1 if renamed.
+ */
+const RENAME_IF_OWNED = `
+if redis.call('HGET', KEYS[1], 'userId') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'username', ARGV[2])
+  return 1
+end
+return 0
+`;
+
 /** A well-formed token: 43 base64url characters. Anything else is rejected without touching Redis. */
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
@@ -155,6 +168,12 @@ export class SessionStore {
     return sessions.sort((a, b) => b.createdAt - a.createdAt);
   }
 
+  /** Puts a user's new name into every live session, so the identity the gateway asserts stays true. */
+  async renameUser(userId: string, username: string): Promise<void> {
+    const ids = await this.redis.smembers(this.keys.userSessions(userId));
+    for (const id of ids) await this.redis.eval(RENAME_IF_OWNED, 1, this.keys.session(id), userId, username);
+  }
+
   /** Log out everywhere (optionally keeping one session, e.g. the one changing the password). */
   async destroyAll(userId: string, exceptId?: string): Promise<number> {
     const ids = (await this.redis.smembers(this.keys.userSessions(userId))).filter((id) => id !== exceptId);
@@ -197,4 +216,30 @@ function fromHash(id: string, h: Record<string, string>, verifier?: string): Ses
     userAgent: h.userAgent,
     ip: h.ip,
   };
+}
+
+/**
+ * The session token a request carries: `Authorization: Token <token>` (RealWorld API clients; `Bearer`
+ * is accepted too) or, without that header, the session cookie (browsers).
+ */
+export function tokenFromHeaders(
+  headers: { authorization?: string | undefined; cookie?: string | undefined },
+  cookieName: string,
+): string | null {
+  if (headers.authorization) {
+    const match = /^(?:Token|Bearer) +(\S+)$/i.exec(headers.authorization);
+    return match?.[1] ?? null;
+  }
+  if (!headers.cookie) return null;
+  for (const part of headers.cookie.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === cookieName) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return null;
+      }
+    }
+  }
+  return null;
 }

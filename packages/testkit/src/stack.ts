@@ -93,6 +93,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       PORT: '0',
       IDENTITY_SECRET: opts.identitySecret,
       REDIS_KEY_PREFIX: opts.keyPrefix ?? 'atoll',
+      // Plain HTTP on loopback: a cookie without the Secure flag, so without the __Host- prefix either.
+      SESSION_COOKIE_NAME: 'atoll_session',
+      SESSION_COOKIE_SECURE: 'false',
       ...opts.env,
     };
     const envs: Record<ServiceName, Record<string, string>> = {

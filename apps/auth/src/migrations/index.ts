@@ -1,9 +1,11 @@
 import type { Migration } from '@atoll/db';
 import * as createUsers from './2026-11-22T00-00_create_users.ts';
+import * as outboxAndGoogle from './2026-11-22T01-00_outbox_and_google.ts';
 
 /** The auth schema's migrations, by name; names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
   '2026-11-22T00-00_create_users': createUsers,
+  '2026-11-22T01-00_outbox_and_google': outboxAndGoogle,
 };
 
 export const SCHEMA = 'auth';

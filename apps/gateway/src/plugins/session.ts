@@ -11,8 +11,8 @@
 import type { Identity } from '@atoll/identity';
 import type { RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
-import { SessionStore, type SessionTimeouts } from '@atoll/session-store';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { SessionStore, type SessionTimeouts, tokenFromHeaders } from '@atoll/session-store';
+import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 
 export type Caller = { kind: 'user'; identity: Identity } | { kind: 'anonymous' } | { kind: 'unknown' };
@@ -29,28 +29,12 @@ export interface SessionPluginOptions {
   timeouts: SessionTimeouts;
 }
 
-export function tokenOf(request: FastifyRequest, cookieName: string): string | null {
-  const auth = request.headers.authorization;
-  if (auth) {
-    const match = /^(?:Token|Bearer) +(\S+)$/i.exec(auth);
-    return match?.[1] ?? null;
-  }
-  const cookie = request.headers.cookie;
-  if (!cookie) return null;
-  for (const part of cookie.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === cookieName)
-      return decodeURIComponent(part.slice(eq + 1).trim());
-  }
-  return null;
-}
-
 const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (app, opts) => {
   const redis = app.redis.session as RoleCheckedRedis;
   const store = new SessionStore(redis, createKeys(opts.keyPrefix), opts.timeouts);
   app.decorateRequest<Caller | null>('caller', null);
   app.addHook('onRequest', async (request) => {
-    const token = tokenOf(request, opts.cookieName);
+    const token = tokenFromHeaders(request.headers, opts.cookieName);
     if (!token) {
       request.caller = { kind: 'anonymous' };
       return;

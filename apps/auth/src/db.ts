@@ -1,0 +1,28 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** The auth schema as the code sees it (the migrations are the source of truth). */
+export interface UsersTable {
+  id: Generated<string>;
+  username: string;
+  email: string;
+  password_hash: string | null;
+  bio: string | null;
+  image: string | null;
+  google_subject: string | null;
+  email_verified_at: Date | null;
+  created_at: Generated<Date>;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface OutboxTable {
+  id: Generated<string>;
+  type: string;
+  payload: ColumnType<unknown, string, string>;
+  created_at: Generated<Date>;
+  published_at: Date | null;
+}
+
+export interface AuthDatabase {
+  users: UsersTable;
+  outbox: OutboxTable;
+}

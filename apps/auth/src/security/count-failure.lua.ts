@@ -1,0 +1,20 @@
+/**
+ * count-failure.lua — counts one failed attempt in a fixed window and returns the count and the time left.
+ *
+ * KEYS[1]  the counter (a String)
+ * ARGV[1]  the window in milliseconds
+ * Returns  { count, pttl }
+ *
+ * The counter is incremented and given its expiry in one atomic step, so no process dying between an
+ * INCR and an EXPIRE can leave a counter that never expires; a counter found without a TTL (written by
+ * anything else) gets one too.
+ */
+export const COUNT_FAILURE = `
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return { count, ttl }
+`;

@@ -1,0 +1,69 @@
+import { requireIdentity } from '@atoll/identity';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { UserRow } from './user.repository.ts';
+import { LoginBody, NewUserBody, UpdateUserBody, UserResponse } from './user.schemas.ts';
+import type { ClientInfo, UserService } from './user.service.ts';
+
+export interface UserRoutesOptions {
+  users: UserService;
+  /** Reads the session token the request came with (Authorization header or cookie). */
+  tokenOf: (request: FastifyRequest) => string | null;
+  /** Sets the browser session cookie (API clients ignore it and use the token in the body). */
+  setSessionCookie: (reply: FastifyReply, token: string) => void;
+}
+
+const toUser = (user: UserRow, token: string) => ({
+  user: { email: user.email, token, username: user.username, bio: user.bio, image: user.image },
+});
+
+export const clientOf = (request: FastifyRequest, previousToken: string | null = null): ClientInfo => ({
+  userAgent: request.headers['user-agent'],
+  ip: request.clientIp,
+  previousToken,
+});
+
+/** The RealWorld user routes: register, login, current user, update. */
+const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (
+  app,
+  { users, tokenOf, setSessionCookie },
+) => {
+  app.post(
+    '/api/users',
+    { schema: { body: NewUserBody, response: { 201: UserResponse } } },
+    async (request, reply) => {
+      const { user, token } = await users.register(request.body.user, clientOf(request, tokenOf(request)));
+      setSessionCookie(reply, token);
+      return reply.code(201).send(toUser(user, token));
+    },
+  );
+
+  app.post(
+    '/api/users/login',
+    { schema: { body: LoginBody, response: { 200: UserResponse } } },
+    async (request, reply) => {
+      const { user, token } = await users.login(request.body.user, clientOf(request, tokenOf(request)));
+      setSessionCookie(reply, token);
+      return toUser(user, token);
+    },
+  );
+
+  app.get('/api/user', { schema: { response: { 200: UserResponse } } }, async (request) => {
+    const identity = requireIdentity(request);
+    return toUser(await users.current(identity), tokenOf(request) ?? '');
+  });
+
+  app.put(
+    '/api/user',
+    { schema: { body: UpdateUserBody, response: { 200: UserResponse } } },
+    async (request, reply) => {
+      const identity = requireIdentity(request);
+      const current = tokenOf(request) ?? '';
+      const { user, token } = await users.update(identity, current, request.body.user, clientOf(request));
+      if (token !== current) setSessionCookie(reply, token);
+      return toUser(user, token);
+    },
+  );
+};
+
+export default userRoutes;

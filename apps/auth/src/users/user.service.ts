@@ -1,0 +1,255 @@
+/**
+ * Accounts: register, log in, read and update the current user, with the RealWorld contract's rules and
+ * messages. Every change to an account and its `user.*` event are written in one transaction (outbox);
+ * every login creates a new session, and a change of username, email or password replaces the caller's
+ * session (a password change also ends every other one).
+ */
+import type { Identity } from '@atoll/identity';
+import { AppError } from '@atoll/service-kit';
+import type { Session, SessionStore } from '@atoll/session-store';
+import type { Kysely } from 'kysely';
+import type { AuthDatabase } from '../db.ts';
+import { type OutboxRelay, recordEvent } from '../outbox/outbox.ts';
+import type { LoginLimiter } from '../security/login-limiter.ts';
+import { DUMMY_HASH, hashPassword, verifyPassword } from './password.ts';
+import {
+  findUserByEmail,
+  findUserById,
+  insertUser,
+  takenFields,
+  type UserRow,
+  uniqueViolation,
+  updateUser,
+} from './user.repository.ts';
+
+export interface ClientInfo {
+  userAgent: string | undefined;
+  ip: string;
+  /** The session token the request already carried, if any: ended when a new session starts. */
+  previousToken?: string | null;
+}
+
+export interface UserWithToken {
+  user: UserRow;
+  token: string;
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const USERNAME_FORBIDDEN = /[\s/\\?#%\p{Cc}]/u;
+export const MIN_PASSWORD = 8;
+
+type FieldErrors = Record<string, string[]>;
+
+function add(errors: FieldErrors, field: string, message: string) {
+  errors[field] = [...(errors[field] ?? []), message];
+}
+
+function checkUsername(errors: FieldErrors, value: string | undefined) {
+  if (value === undefined) return;
+  if (value.trim() === '') add(errors, 'username', "can't be blank");
+  else if (USERNAME_FORBIDDEN.test(value.trim())) add(errors, 'username', 'is invalid');
+}
+
+function checkEmail(errors: FieldErrors, value: string | undefined) {
+  if (value === undefined) return;
+  if (value.trim() === '') add(errors, 'email', "can't be blank");
+  else if (!EMAIL.test(value.trim())) add(errors, 'email', 'is invalid');
+}
+
+function checkPassword(errors: FieldErrors, value: string | undefined) {
+  if (value === undefined) return;
+  if (value === '') add(errors, 'password', "can't be blank");
+  else if (value.length < MIN_PASSWORD)
+    add(errors, 'password', `is too short (minimum is ${MIN_PASSWORD} characters)`);
+}
+
+function throwIfAny(errors: FieldErrors) {
+  if (Object.keys(errors).length > 0) throw new AppError('VALIDATION_FAILED', errors);
+}
+
+function conflict(fields: Array<'username' | 'email'>): AppError {
+  return new AppError('CONFLICT', Object.fromEntries(fields.map((f) => [f, ['has already been taken']])));
+}
+
+/** `""` clears a field (RealWorld clients send it for "none"); `null` does too. */
+const emptyToNull = (value: string | null | undefined) =>
+  value === undefined ? undefined : value === '' ? null : value;
+
+export function publicProfile(user: UserRow) {
+  return { userId: user.id, username: user.username, bio: user.bio, image: user.image };
+}
+
+export class UserService {
+  private readonly db: Kysely<AuthDatabase>;
+  private readonly sessions: SessionStore;
+  private readonly relay: OutboxRelay;
+  private readonly limiter: LoginLimiter;
+
+  constructor(deps: {
+    db: Kysely<AuthDatabase>;
+    sessions: SessionStore;
+    relay: OutboxRelay;
+    limiter: LoginLimiter;
+  }) {
+    this.db = deps.db;
+    this.sessions = deps.sessions;
+    this.relay = deps.relay;
+    this.limiter = deps.limiter;
+  }
+
+  private newSession(user: UserRow, client: ClientInfo): Promise<{ token: string; session: Session }> {
+    return this.sessions.create({
+      userId: user.id,
+      username: user.username,
+      roles: ['user'],
+      userAgent: client.userAgent,
+      ip: client.ip,
+    });
+  }
+
+  async register(
+    input: { username: string; email: string; password: string },
+    client: ClientInfo,
+  ): Promise<UserWithToken> {
+    const errors: FieldErrors = {};
+    checkUsername(errors, input.username);
+    checkEmail(errors, input.email);
+    checkPassword(errors, input.password);
+    throwIfAny(errors);
+    const username = input.username.trim();
+    const email = input.email.trim();
+    const taken = await takenFields(this.db, { username, email });
+    if (taken.length > 0) throw conflict(taken);
+    const passwordHash = await hashPassword(input.password);
+    try {
+      // The session is created before the account commits: if redis-session is down the registration
+      // fails as a whole (503) instead of leaving an account its owner got no token for.
+      const created = await this.db.transaction().execute(async (trx) => {
+        const row = await insertUser(trx, { username, email, passwordHash });
+        await recordEvent(trx, 'user.registered', {
+          ...publicProfile(row),
+          email: row.email,
+          occurredAt: row.created_at.toISOString(),
+        });
+        const { token } = await this.newSession(row, client);
+        return { user: row, token };
+      });
+      this.relay.kick();
+      await this.endPrevious(client);
+      return created;
+    } catch (err) {
+      const field = uniqueViolation(err);
+      if (field) throw conflict([field]); // lost a race with another registration
+      throw err;
+    }
+  }
+
+  async login(input: { email: string; password: string }, client: ClientInfo): Promise<UserWithToken> {
+    const waitMs = await this.limiter.blockedFor(input.email, client.ip);
+    if (waitMs > 0) {
+      throw new AppError('AUTH_TOO_MANY_ATTEMPTS', undefined, {
+        'retry-after': String(Math.ceil(waitMs / 1000)),
+      });
+    }
+    const user = await findUserByEmail(this.db, input.email.trim());
+    // The same work whether or not the account exists: the answer and its timing reveal nothing.
+    const valid = await verifyPassword(input.password, user?.password_hash ?? DUMMY_HASH);
+    if (!user?.password_hash || !valid) {
+      await this.limiter.recordFailure(input.email, client.ip);
+      throw new AppError('AUTH_INVALID_CREDENTIALS');
+    }
+    await this.limiter.recordSuccess(input.email, client.ip);
+    const { token } = await this.newSession(user, client);
+    await this.endPrevious(client);
+    return { user, token };
+  }
+
+  /** Session fixation: whatever session the client had before logging in never survives the login. */
+  private async endPrevious(client: ClientInfo): Promise<void> {
+    if (client.previousToken) await this.sessions.destroy(client.previousToken);
+  }
+
+  async current(identity: Identity): Promise<UserRow> {
+    const user = await findUserById(this.db, identity.userId);
+    // The session outlived its account: treat it as no session at all.
+    if (!user) throw new AppError('TOKEN_MISSING');
+    return user;
+  }
+
+  async update(
+    identity: Identity,
+    currentToken: string,
+    patch: {
+      username?: string | undefined;
+      email?: string | undefined;
+      password?: string | undefined;
+      bio?: string | null | undefined;
+      image?: string | null | undefined;
+    },
+    client: ClientInfo,
+  ): Promise<UserWithToken> {
+    const errors: FieldErrors = {};
+    checkUsername(errors, patch.username);
+    checkEmail(errors, patch.email);
+    checkPassword(errors, patch.password);
+    throwIfAny(errors);
+    const before = await this.current(identity);
+    const username = patch.username?.trim();
+    const email = patch.email?.trim();
+    const taken = await takenFields(
+      this.db,
+      {
+        username: username !== undefined && username !== before.username ? username : undefined,
+        email: email !== undefined && email.toLowerCase() !== before.email.toLowerCase() ? email : undefined,
+      },
+      before.id,
+    );
+    if (taken.length > 0) throw conflict(taken);
+    const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password);
+    const changes = {
+      ...(username !== undefined ? { username } : {}),
+      ...(email !== undefined ? { email } : {}),
+      ...(passwordHash !== undefined ? { password_hash: passwordHash } : {}),
+      ...(patch.bio !== undefined ? { bio: emptyToNull(patch.bio) ?? null } : {}),
+      ...(patch.image !== undefined ? { image: emptyToNull(patch.image) ?? null } : {}),
+    };
+    let user: UserRow;
+    try {
+      user = await this.db.transaction().execute(async (trx) => {
+        const row = Object.keys(changes).length > 0 ? await updateUser(trx, before.id, changes) : before;
+        const profileChanged =
+          row.username !== before.username || row.bio !== before.bio || row.image !== before.image;
+        if (profileChanged) {
+          await recordEvent(trx, 'user.updated', {
+            ...publicProfile(row),
+            occurredAt: row.updated_at.toISOString(),
+          });
+        }
+        return row;
+      });
+    } catch (err) {
+      const field = uniqueViolation(err);
+      if (field) throw conflict([field]);
+      throw err;
+    }
+    this.relay.kick();
+
+    const renamed = user.username !== before.username;
+    const credentialsChanged = renamed || user.email !== before.email || passwordHash !== undefined;
+    let token = currentToken;
+    let keepId = identity.sessionId;
+    if (credentialsChanged) {
+      // A privilege-relevant change: a fresh session for this client, the old one destroyed explicitly.
+      await this.sessions.destroyById(user.id, identity.sessionId);
+      const fresh = await this.newSession(user, client);
+      token = fresh.token;
+      keepId = fresh.session.id;
+    }
+    if (passwordHash !== undefined) {
+      await this.sessions.destroyAll(user.id, keepId);
+    } else if (renamed) {
+      await this.sessions.renameUser(user.id, user.username);
+    }
+    return { user, token };
+  }
+}
