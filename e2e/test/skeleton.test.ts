@@ -82,7 +82,7 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
       headers: { authorization: `Token ${token}` },
     });
     expect(afterLogout.status).toBe(401);
-    expect(await afterLogout.json()).toEqual({ errors: { token: ['is missing'] } });
+    expect(await afterLogout.json()).toEqual({ errors: { token: ['is missing'] }, code: 'TOKEN_MISSING' });
   });
 
   it('rejects a forged identity header sent straight to a service', async () => {
@@ -94,7 +94,7 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
       headers: { [IDENTITY_HEADER]: forged, 'x-request-id': 'r1' },
     });
     expect(res.status).toBe(401);
-    expect(await res.json()).toEqual({ errors: { identity: ['is invalid'] } });
+    expect(await res.json()).toEqual({ errors: { identity: ['is invalid'] }, code: 'IDENTITY_INVALID' });
   });
 
   it('rejects a genuine assertion replayed on another request', async () => {
@@ -117,7 +117,7 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
       headers: { [IDENTITY_HEADER]: forged, 'x-atoll-session-unavailable': '1' },
     });
     expect(res.status).toBe(401);
-    expect(await res.json()).toEqual({ errors: { token: ['is missing'] } });
+    expect(await res.json()).toEqual({ errors: { token: ['is missing'] }, code: 'TOKEN_MISSING' });
   });
 
   it('answers unknown routes with 404 in the RealWorld shape at the gateway and the services', async () => {

@@ -59,7 +59,7 @@ describe('auth buildApp on real Redis and PostgreSQL', () => {
     expect(res.json()).toEqual({ session: { id: 's1', userId: 'u1', username: 'ada', roles: ['user'] } });
     const anonymous = await app.inject({ url: '/api/auth/session' });
     expect(anonymous.statusCode).toBe(401);
-    expect(anonymous.json()).toEqual({ errors: { token: ['is missing'] } });
+    expect(anonymous.json()).toEqual({ errors: { token: ['is missing'] }, code: 'TOKEN_MISSING' });
   });
 
   it('created the users table with case-insensitive unique usernames and emails', async () => {

@@ -37,7 +37,7 @@ const identityPlugin: FastifyPluginAsync<IdentityPluginOptions> = async (app, op
         : ({ ok: false, reason: 'malformed' } as const);
     if (!result.ok) {
       request.log.warn({ reason: result.reason }, 'rejected identity assertion');
-      return reply.code(401).send({ errors: { identity: ['is invalid'] } });
+      return reply.code(401).send({ errors: { identity: ['is invalid'] }, code: 'IDENTITY_INVALID' });
     }
     request.identity = result.identity;
     request.clientIp = result.clientIp;
@@ -61,6 +61,7 @@ export function requireIdentity(request: FastifyRequest): Identity {
   if (!request.identity) {
     throw Object.assign(new Error('token is missing'), {
       statusCode: 401,
+      code: 'TOKEN_MISSING',
       errors: { token: ['is missing'] },
     });
   }

@@ -77,8 +77,9 @@ describe('identity plugin', () => {
     await app.register(identityPlugin, { secrets: [secret] });
     app.get('/me', async (request) => requireIdentity(request));
     app.get('/public', async (request) => ({ anonymous: request.identity === null, ip: request.clientIp }));
-    app.setErrorHandler((err: Error & { statusCode?: number; errors?: unknown }, _req, reply) =>
-      reply.code(err.statusCode ?? 500).send({ errors: err.errors }),
+    app.setErrorHandler(
+      (err: Error & { statusCode?: number; errors?: unknown; code?: string }, _req, reply) =>
+        reply.code(err.statusCode ?? 500).send({ errors: err.errors, code: err.code }),
     );
     return app;
   };
@@ -101,7 +102,7 @@ describe('identity plugin', () => {
     expect(proxied.json()).toEqual({ anonymous: true, ip: '198.51.100.7' });
     const missing = await app.inject({ url: '/me' });
     expect(missing.statusCode).toBe(401);
-    expect(missing.json()).toEqual({ errors: { token: ['is missing'] } });
+    expect(missing.json()).toEqual({ errors: { token: ['is missing'] }, code: 'TOKEN_MISSING' });
   });
 
   it('rejects a forged header with 401 before the handler runs', async () => {
@@ -116,6 +117,6 @@ describe('identity plugin', () => {
       headers: { [IDENTITY_HEADER]: forged, 'x-request-id': 'req-1' },
     });
     expect(res.statusCode).toBe(401);
-    expect(res.json()).toEqual({ errors: { identity: ['is invalid'] } });
+    expect(res.json()).toEqual({ errors: { identity: ['is invalid'] }, code: 'IDENTITY_INVALID' });
   });
 });

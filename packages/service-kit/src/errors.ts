@@ -92,7 +92,7 @@ export interface ErrorHandlingOptions {
 export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOptions = {}): void {
   app.setErrorHandler((err: AnyError, request: FastifyRequest, reply: FastifyReply) => {
     if (err.validation) {
-      return reply.code(422).send({ errors: validationErrors(err) });
+      return reply.code(422).send({ errors: validationErrors(err), code: 'VALIDATION_FAILED' });
     }
     // A dependency that is down is a 503 with a code saying which, never a 500.
     if (isRedisUnavailable(err)) {
@@ -121,6 +121,8 @@ export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOp
       return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE'));
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
       return reply.code(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE'));
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY')
+      return reply.code(400).send(errorBody('MALFORMED_BODY'));
     return reply.code(status).send({ errors: { body: [err.message] } });
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(errorBody('NOT_FOUND')));
