@@ -11,7 +11,10 @@ import {
 export const IDENTITY_SECRET = randomBytes(32).toString('hex');
 
 /** The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders. */
-export async function startTestStack(label: string): Promise<{ stack: Stack; dispose: () => Promise<void> }> {
+export async function startTestStack(
+  label: string,
+  env: Record<string, string> = {},
+): Promise<{ stack: Stack; dispose: () => Promise<void> }> {
   const database: TestDatabase = await testDatabase(label);
   const dataDir = await ownedTempDir(`stack-${label}`);
   const stack = await startStack({
@@ -20,6 +23,7 @@ export async function startTestStack(label: string): Promise<{ stack: Stack; dis
     identitySecret: IDENTITY_SECRET,
     keyPrefix: `t${randomBytes(4).toString('hex')}`,
     retainLogs: true,
+    env,
   });
   return {
     stack,
