@@ -1,9 +1,10 @@
 import { identityPlugin } from '@atoll/identity';
+import { Producer } from '@atoll/jobs';
 import { createKeys } from '@atoll/redis-keys';
 import { base, database, dbOf, fastifyOptions, redisRoles } from '@atoll/service-kit';
 import { SessionStore, tokenFromHeaders } from '@atoll/session-store';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { AuthConfig } from './config.ts';
 import type { AuthDatabase } from './db.ts';
 import { SCHEMA } from './migrations/index.ts';
@@ -14,6 +15,8 @@ import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
 import sessionRoutes from './sessions/session.routes.ts';
 import userRoutes from './users/user.routes.ts';
 import { UserService } from './users/user.service.ts';
+import verificationRoutes from './verification/verification.routes.ts';
+import { VerificationService } from './verification/verification.service.ts';
 
 /** The auth service as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
@@ -34,10 +37,14 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const relay = new OutboxRelay(db, app.redis.queue!, keys, app.log);
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
   const users = new UserService({ db, sessions, relay, limiter });
+  const producer = new Producer(app.redis.queue!, keys);
+  const verification = new VerificationService({ db, redis: app.redis.session!, keys, producer, sessions });
+  app.addHook('onClose', async () => producer.close());
   app.addHook('onReady', async () => relay.start());
   app.addHook('preClose', async () => relay.stop());
 
   // Routes
+  const tokenOf = (request: FastifyRequest) => tokenFromHeaders(request.headers, config.session.cookieName);
   const cookie = {
     name: config.session.cookieName,
     secure: config.session.cookieSecure,
@@ -45,10 +52,11 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   };
   await app.register(userRoutes, {
     users,
-    tokenOf: (request) => tokenFromHeaders(request.headers, config.session.cookieName),
+    tokenOf,
     setSessionCookie: (reply, token) => setSessionCookie(reply, cookie, token),
   });
   await app.register(sessionRoutes, { sessions, clearCookie: (reply) => clearSessionCookie(reply, cookie) });
+  await app.register(verificationRoutes, { verification, tokenOf });
   await app.register(currentSession);
   return app;
 }

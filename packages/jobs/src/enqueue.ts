@@ -54,7 +54,7 @@ export class Producer {
 
   /**
    * Validates and enqueues. `jobId` makes the enqueue idempotent: BullMQ ignores a second job with the
-   * same id while the first is kept.
+   * same id while the first is kept. BullMQ refuses ids containing `:` (its key separator).
    */
   async enqueue<Q extends QueueName, J extends JobName<Q>>(
     queue: Q,

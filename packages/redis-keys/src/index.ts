@@ -8,6 +8,8 @@
  * | `{p}:sess:{<tokenHash>}`              | session  | Hash   | idle timeout (sliding), never past absolute    |
  * | `{p}:user-sess:{<userId>}`            | session  | Set    | the absolute session timeout, renewed on login |
  * | `{p}:login-fail:{<kind>:<id>}`        | session  | String | the failure window (15 min by default)         |
+ * | `{p}:verify:{<userId>}`               | session  | Hash   | 15 minutes (the code's life)                   |
+ * | `{p}:pw-reset:{<tokenHash>}`          | session  | String | 30 minutes (the reset link's life)             |
  * | `{p}:events:{users}`                  | queue    | Stream | none; trimmed to about 100 000 entries         |
  * | `{p}:{bull}:<queue>:...`              | queue    | BullMQ | bounded by each job's removeOn* policy         |
  *
@@ -49,6 +51,18 @@ export const KEY_SPECS = {
     instance: 'session',
     type: 'String',
     ttl: 'the failure window, set atomically with the first increment (count-failure.lua)',
+  },
+  verificationCode: {
+    pattern: 'verify:{<userId>}',
+    instance: 'session',
+    type: 'Hash',
+    ttl: "the code's life (15 min); attempts are counted in the same hash, which keeps its TTL",
+  },
+  passwordReset: {
+    pattern: 'pw-reset:{<tokenHash>}',
+    instance: 'session',
+    type: 'String',
+    ttl: "the reset link's life (30 min); consumed with GETDEL",
   },
   userEvents: {
     pattern: 'events:{users}',
@@ -93,6 +107,10 @@ export function createKeys(prefix = 'atoll') {
      */
     loginFailures: (kind: 'account' | 'address', id: string) =>
       `${prefix}:login-fail:{${kind}:${tagPart(id, 'id')}}`,
+    /** A user's pending email verification code: its hash and the attempts made. */
+    verificationCode: (userId: string) => `${prefix}:verify:{${tagPart(userId, 'userId')}}`,
+    /** A pending password reset, keyed by the hash of its single-use token; holds the user id. */
+    passwordReset: (tokenHash: string) => `${prefix}:pw-reset:{${tagPart(tokenHash, 'tokenHash')}}`,
     /** The Stream of user.* events (auth appends; content and notifier read with consumer groups). */
     userEvents: () => `${prefix}:events:{users}`,
     /**

@@ -19,6 +19,11 @@ export const ERROR_CATALOG = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, field: 'body', message: 'must be application/json' },
   SERVICE_UNAVAILABLE: { status: 503, field: 'service', message: 'is unavailable, try again shortly' },
   DATABASE_UNAVAILABLE: { status: 503, field: 'database', message: 'is unavailable, try again shortly' },
+  QUEUE_UNAVAILABLE: {
+    status: 503,
+    field: 'queue',
+    message: 'is unavailable, nothing was sent; try again shortly',
+  },
   REDIS_UNAVAILABLE: { status: 503, field: 'service', message: 'is unavailable, try again shortly' },
   AUTH_INVALID_CREDENTIALS: { status: 401, field: 'credentials', message: 'invalid' },
   AUTH_TOO_MANY_ATTEMPTS: {
