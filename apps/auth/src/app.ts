@@ -7,13 +7,15 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { AuthConfig } from './config.ts';
 import type { AuthDatabase } from './db.ts';
+import googleRoutes from './google/google.routes.ts';
+import { GoogleSignIn } from './google/google.service.ts';
 import { SCHEMA } from './migrations/index.ts';
 import { OutboxRelay } from './outbox/outbox.ts';
 import currentSession from './routes/session.ts';
 import { LoginLimiter } from './security/login-limiter.ts';
 import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
 import sessionRoutes from './sessions/session.routes.ts';
-import userRoutes from './users/user.routes.ts';
+import userRoutes, { clientOf } from './users/user.routes.ts';
 import { UserService } from './users/user.service.ts';
 import verificationRoutes from './verification/verification.routes.ts';
 import { VerificationService } from './verification/verification.service.ts';
@@ -57,6 +59,17 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   });
   await app.register(sessionRoutes, { sessions, clearCookie: (reply) => clearSessionCookie(reply, cookie) });
   await app.register(verificationRoutes, { verification, tokenOf });
+  const google = config.google
+    ? new GoogleSignIn({ settings: config.google, db, redis: app.redis.session!, keys, relay })
+    : null;
+  await app.register(googleRoutes, {
+    google,
+    sessions,
+    returnOrigins: config.returnOrigins,
+    secureCookies: config.session.cookieSecure,
+    clientOf: (request) => clientOf(request, tokenOf(request)),
+    setSessionCookie: (reply, token) => setSessionCookie(reply, cookie, token),
+  });
   await app.register(currentSession);
   return app;
 }

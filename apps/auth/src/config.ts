@@ -1,4 +1,5 @@
 import {
+  ConfigError,
   Env,
   parseEnv,
   type ServiceConfig,
@@ -30,6 +31,29 @@ export const EnvSchema = Type.Object({
     description: 'failed logins per client address in one window before 429',
   }),
   LOGIN_FAILURE_WINDOW_S: Env.seconds(900, 'the window failed logins are counted in'),
+  GOOGLE_ISSUER: Type.String({
+    pattern: '^https?://[^\\s]+$',
+    default: 'https://accounts.google.com',
+    description: "the OpenID provider's issuer URL (Google, or a local provider)",
+  }),
+  GOOGLE_CLIENT_ID: Type.Optional(
+    Type.String({ minLength: 1, description: 'the OAuth client id; unset: Google sign-in is off' }),
+  ),
+  GOOGLE_CLIENT_SECRET: Type.Optional(
+    Type.String({ minLength: 1, 'x-secret': true, description: 'the OAuth client secret' }),
+  ),
+  GOOGLE_REDIRECT_URL: Type.Optional(
+    Type.String({
+      pattern: '^https?://[^\\s]+$',
+      description: 'the public callback URL, e.g. https://api.example.com/api/auth/google/callback',
+    }),
+  ),
+  OAUTH_RETURN_ORIGINS: Type.String({
+    default: '',
+    pattern: '^(https?://[^\\s,/]+)?(,https?://[^\\s,/]+)*$',
+    description:
+      'comma-separated origins a sign-in may return the browser to (paths on this site always may)',
+  }),
 });
 
 export interface AuthConfig extends ServiceConfig {
@@ -37,10 +61,17 @@ export interface AuthConfig extends ServiceConfig {
   redis: { session: string; queue: string };
   session: ReturnType<typeof sessionConfig> & { cookieSecure: boolean };
   login: { perAccount: number; perAddress: number; windowMs: number };
+  google: { issuer: string; clientId: string; clientSecret: string; redirectUrl: string } | null;
+  returnOrigins: string[];
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): AuthConfig {
   const e = parseEnv(EnvSchema, env);
+  if (e.GOOGLE_CLIENT_ID && (!e.GOOGLE_CLIENT_SECRET || !e.GOOGLE_REDIRECT_URL)) {
+    throw new ConfigError([
+      'GOOGLE_CLIENT_ID is set but GOOGLE_CLIENT_SECRET or GOOGLE_REDIRECT_URL is missing: set all three, or none to turn Google sign-in off',
+    ]);
+  }
   return {
     ...serviceConfig(e),
     databaseUrl: e.DATABASE_URL,
@@ -51,5 +82,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perAddress: e.LOGIN_MAX_FAILURES_PER_ADDRESS,
       windowMs: e.LOGIN_FAILURE_WINDOW_S * 1000,
     },
+    google:
+      e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET && e.GOOGLE_REDIRECT_URL
+        ? {
+            issuer: e.GOOGLE_ISSUER,
+            clientId: e.GOOGLE_CLIENT_ID,
+            clientSecret: e.GOOGLE_CLIENT_SECRET,
+            redirectUrl: e.GOOGLE_REDIRECT_URL,
+          }
+        : null,
+    returnOrigins: e.OAUTH_RETURN_ORIGINS ? e.OAUTH_RETURN_ORIGINS.split(',') : [],
   };
 }

@@ -10,6 +10,7 @@
  * | `{p}:login-fail:{<kind>:<id>}`        | session  | String | the failure window (15 min by default)         |
  * | `{p}:verify:{<userId>}`               | session  | Hash   | 15 minutes (the code's life)                   |
  * | `{p}:pw-reset:{<tokenHash>}`          | session  | String | 30 minutes (the reset link's life)             |
+ * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
  * | `{p}:events:{users}`                  | queue    | Stream | none; trimmed to about 100 000 entries         |
  * | `{p}:{bull}:<queue>:...`              | queue    | BullMQ | bounded by each job's removeOn* policy         |
  *
@@ -64,6 +65,12 @@ export const KEY_SPECS = {
     type: 'String',
     ttl: "the reset link's life (30 min); consumed with GETDEL",
   },
+  oauthState: {
+    pattern: 'oauth:{<stateHash>}',
+    instance: 'session',
+    type: 'String',
+    ttl: '10 minutes; consumed with GETDEL (single use)',
+  },
   userEvents: {
     pattern: 'events:{users}',
     instance: 'queue',
@@ -111,6 +118,11 @@ export function createKeys(prefix = 'atoll') {
     verificationCode: (userId: string) => `${prefix}:verify:{${tagPart(userId, 'userId')}}`,
     /** A pending password reset, keyed by the hash of its single-use token; holds the user id. */
     passwordReset: (tokenHash: string) => `${prefix}:pw-reset:{${tagPart(tokenHash, 'tokenHash')}}`,
+    /**
+     * A pending OAuth sign-in, keyed by the hash of its `state`: the PKCE verifier, the nonce, the return
+     * path and the hash of the browser binding, as JSON.
+     */
+    oauthState: (stateHash: string) => `${prefix}:oauth:{${tagPart(stateHash, 'stateHash')}}`,
     /** The Stream of user.* events (auth appends; content and notifier read with consumer groups). */
     userEvents: () => `${prefix}:events:{users}`,
     /**

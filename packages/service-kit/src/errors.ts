@@ -31,6 +31,10 @@ export const ERROR_CATALOG = {
     field: 'login',
     message: 'too many failed attempts, try again later',
   },
+  OAUTH_NOT_CONFIGURED: { status: 404, field: 'google', message: 'sign-in is not configured' },
+  OAUTH_STATE_INVALID: { status: 400, field: 'state', message: 'is invalid or has expired, start again' },
+  OAUTH_PROVIDER_ERROR: { status: 400, field: 'google', message: 'sign-in could not be verified' },
+  OAUTH_PROVIDER_UNAVAILABLE: { status: 503, field: 'google', message: 'is unavailable, try again shortly' },
   CONFLICT: { status: 409, field: 'body', message: 'has already been taken' },
   FORBIDDEN: { status: 403, field: 'resource', message: 'forbidden' },
   CSRF_ORIGIN_REJECTED: { status: 403, field: 'origin', message: 'is not allowed to use the session cookie' },
@@ -57,9 +61,14 @@ export class AppError extends Error {
   readonly errors: Record<string, string[]>;
   /** Response headers that belong to the error, e.g. Retry-After on a 429. */
   readonly headers: Record<string, string>;
-  constructor(code: ErrorCode, errors?: Record<string, string[]>, headers: Record<string, string> = {}) {
+  constructor(
+    code: ErrorCode,
+    errors?: Record<string, string[]>,
+    headers: Record<string, string> = {},
+    cause?: unknown,
+  ) {
     const entry = ERROR_CATALOG[code];
-    super(`${code}: ${JSON.stringify(errors ?? { [entry.field]: [entry.message] })}`);
+    super(`${code}: ${JSON.stringify(errors ?? { [entry.field]: [entry.message] })}`, { cause });
     this.name = 'AppError';
     this.code = code;
     this.statusCode = entry.status;
@@ -112,7 +121,11 @@ export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOp
     // atoll's own errors carry their RealWorld body (and a catalog code), whatever the status.
     if (err.errors) {
       if (err instanceof AppError) reply.headers(err.headers);
-      if (status >= 500) request.log.warn({ code: err.code, status }, err.message);
+      if (status >= 500 || err.cause) {
+        const cause =
+          err.cause instanceof Error ? { message: err.cause.message, name: err.cause.name } : err.cause;
+        request.log.warn({ code: err.code, status, cause }, err.message);
+      }
       return reply
         .code(status)
         .send({ errors: err.errors, ...(typeof err.code === 'string' ? { code: err.code } : {}) });

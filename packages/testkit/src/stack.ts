@@ -6,7 +6,9 @@
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Events, OAuth2Server } from 'oauth2-mock-server';
 import pg from 'pg';
+import { freePort } from './ports.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
 import { RedisServer, type Role } from './redis-server.ts';
 import { ServiceProcess } from './service-process.ts';
@@ -34,6 +36,8 @@ const MIGRATED = ['auth', 'content', 'notifier'] as const;
 
 export interface Stack {
   gatewayUrl: string;
+  /** The local OpenID provider standing in for Google (tests can hook its responses). */
+  oidc: OAuth2Server;
   databaseUrl: string;
   redis: Record<Role, RedisServer>;
   services: Record<ServiceName, ServiceProcess>;
@@ -87,6 +91,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       say(`${app} migrations: ${migrate.stdout.trim().split('\n').join(', ')}`);
     }
 
+    // A real OpenID provider on loopback, standing in for Google.
+    const oidc = await startOpenIdProvider();
+    cleanups.push(() => oidc.stop());
+    say(`openid provider (standing in for Google) ready at ${oidc.issuer.url}`);
+    const gatewayPort = opts.gatewayPort || (await freePort());
+    const gatewayHost = opts.gatewayHost ?? '127.0.0.1';
+    const publicHost = gatewayHost === '0.0.0.0' ? '127.0.0.1' : gatewayHost;
+
     // Services.
     const common: Record<string, string> = {
       HOST: '127.0.0.1',
@@ -104,6 +116,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         DATABASE_URL: databaseUrl,
         REDIS_SESSION_URL: redis.session.url,
         REDIS_QUEUE_URL: redis.queue.url,
+        GOOGLE_ISSUER: oidc.issuer.url ?? '',
+        GOOGLE_CLIENT_ID: 'atoll-local',
+        GOOGLE_CLIENT_SECRET: 'atoll-local-secret',
+        GOOGLE_REDIRECT_URL: `http://${publicHost}:${gatewayPort}/api/auth/google/callback`,
       },
       content: {
         ...common,
@@ -127,8 +143,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     };
     await Promise.all((['auth', 'content', 'notifier'] as const).map(startService));
     Object.assign(envs.gateway, {
-      PORT: String(opts.gatewayPort ?? 0),
-      HOST: opts.gatewayHost ?? '127.0.0.1',
+      PORT: String(gatewayPort),
+      HOST: gatewayHost,
       REDIS_SESSION_URL: redis.session.url,
       AUTH_URL: services.auth.url,
       CONTENT_URL: services.content.url,
@@ -138,6 +154,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
     return {
       gatewayUrl: services.gateway.url,
+      oidc,
       databaseUrl,
       redis,
       services,
@@ -148,6 +165,26 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await stop();
     throw err;
   }
+}
+
+/**
+ * oauth2-mock-server on a free loopback port with a fresh RS256 key. Every ID token it signs describes
+ * one local user with a verified email, unless a test hooks the token first.
+ */
+async function startOpenIdProvider(): Promise<OAuth2Server> {
+  const server = new OAuth2Server();
+  await server.issuer.keys.generate('RS256');
+  server.service.on(Events.BeforeTokenSigning, (token) => {
+    // Runs before any hook a test adds later, so a test's hook has the last word.
+    Object.assign(token.payload, {
+      sub: 'local-google-user',
+      email: 'google.user@example.com',
+      email_verified: true,
+      name: 'Google User',
+    });
+  });
+  await server.start(await freePort(), '127.0.0.1');
+  return server;
 }
 
 /** Creates `name` on the server if it does not exist yet; returns its URL. */

@@ -1,0 +1,95 @@
+/**
+ * - `GET /api/auth/google?returnTo=/path`  302 to the provider, with the browser binding cookie set
+ * - `GET /api/auth/google/callback`         302 to the return path with a new session cookie, or a 4xx
+ *                                            in the RealWorld shape and no session
+ */
+import { AppError } from '@atoll/service-kit';
+import type { SessionStore } from '@atoll/session-store';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import Type from 'typebox';
+import type { ClientInfo } from '../users/user.service.ts';
+import type { GoogleSignIn } from './google.service.ts';
+import { STATE_TTL_MS } from './google.service.ts';
+import { allowedReturnTo } from './return-to.ts';
+
+export interface GoogleRoutesOptions {
+  google: GoogleSignIn | null;
+  sessions: SessionStore;
+  returnOrigins: readonly string[];
+  secureCookies: boolean;
+  clientOf: (request: FastifyRequest) => ClientInfo;
+  setSessionCookie: (reply: FastifyReply, token: string) => void;
+}
+
+const BINDING_COOKIE = 'atoll_oauth_binding';
+const FLOW_PATH = '/api/auth/google';
+
+function bindingCookie(value: string, maxAgeSeconds: number, secure: boolean): string {
+  return [
+    `${BINDING_COOKIE}=${value}`,
+    `Path=${FLOW_PATH}`,
+    `Max-Age=${maxAgeSeconds}`,
+    'HttpOnly',
+    'SameSite=Lax',
+  ]
+    .concat(secure ? ['Secure'] : [])
+    .join('; ');
+}
+
+function bindingOf(request: FastifyRequest): string | null {
+  for (const part of (request.headers.cookie ?? '').split(';')) {
+    const [name, ...value] = part.trim().split('=');
+    if (name === BINDING_COOKIE) return value.join('=') || null;
+  }
+  return null;
+}
+
+const googleRoutes: FastifyPluginAsyncTypebox<GoogleRoutesOptions> = async (app, opts) => {
+  const configured = () => {
+    if (!opts.google) throw new AppError('OAUTH_NOT_CONFIGURED');
+    return opts.google;
+  };
+
+  app.get(
+    FLOW_PATH,
+    { schema: { querystring: Type.Object({ returnTo: Type.Optional(Type.String({ maxLength: 2048 })) }) } },
+    async (request, reply) => {
+      const google = configured();
+      const returnTo = allowedReturnTo(request.query.returnTo, opts.returnOrigins);
+      if (!returnTo)
+        throw new AppError('VALIDATION_FAILED', { returnTo: ['is not an allowed return address'] });
+      const { location, binding } = await google.start(returnTo);
+      reply.header('set-cookie', bindingCookie(binding, STATE_TTL_MS / 1000, opts.secureCookies));
+      reply.header('cache-control', 'no-store');
+      return reply.redirect(location, 302);
+    },
+  );
+
+  app.get(
+    `${FLOW_PATH}/callback`,
+    { schema: { querystring: Type.Record(Type.String(), Type.String({ maxLength: 4096 })) } },
+    async (request, reply) => {
+      const google = configured();
+      const query = request.query as Record<string, string>;
+      // The binding cookie has done its job whatever the outcome.
+      reply.header('set-cookie', bindingCookie('', 0, opts.secureCookies));
+      const { user, returnTo } = await google.finish(query, bindingOf(request));
+      const client = opts.clientOf(request);
+      const { token } = await opts.sessions.create({
+        userId: user.id,
+        username: user.username,
+        roles: ['user'],
+        userAgent: client.userAgent,
+        ip: client.ip,
+      });
+      // Session fixation: a session the browser had before signing in does not survive it.
+      if (client.previousToken) await opts.sessions.destroy(client.previousToken);
+      opts.setSessionCookie(reply, token);
+      reply.header('cache-control', 'no-store');
+      return reply.redirect(returnTo, 302);
+    },
+  );
+};
+
+export default googleRoutes;

@@ -1,0 +1,197 @@
+/**
+ * Google sign-in against a real OpenID provider on loopback (oauth2-mock-server, standing in for Google),
+ * driven like a browser: follow the redirects by hand, keep the cookies. The happy path, then every way
+ * the flow must refuse, each with a clear error and no session.
+ */
+import { createHash } from 'node:crypto';
+import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import type { Stack } from '@atoll/testkit';
+import { Events } from 'oauth2-mock-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiClient } from './api.ts';
+import { startTestStack } from './helpers.ts';
+
+const silent = { info() {}, warn() {}, error() {} };
+
+interface Started {
+  authorizeUrl: string;
+  binding: string;
+  state: string;
+}
+
+describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
+  let stack: Stack;
+  let dispose: () => Promise<void>;
+  let api: ReturnType<typeof apiClient>;
+  let sessionRedis: RoleCheckedRedis;
+  let keys: ReturnType<typeof createKeys>;
+
+  const get = (url: string, cookie?: string) =>
+    fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+
+  /** Step 1: the browser asks atoll to start; atoll answers with a redirect and the binding cookie. */
+  const start = async (returnTo = '/welcome'): Promise<Started> => {
+    const res = await get(`${stack.gatewayUrl}/api/auth/google?returnTo=${encodeURIComponent(returnTo)}`);
+    expect(res.status).toBe(302);
+    const authorizeUrl = res.headers.get('location') ?? '';
+    const binding = /atoll_oauth_binding=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1] ?? '';
+    const url = new URL(authorizeUrl);
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(url.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(url.searchParams.get('nonce')).toBeTruthy();
+    return { authorizeUrl, binding, state: url.searchParams.get('state') ?? '' };
+  };
+  /** Step 2: the provider (no login page here) sends the browser back with a code. */
+  const authorize = async (started: Started): Promise<string> => {
+    const res = await get(started.authorizeUrl);
+    expect(res.status).toBe(302);
+    return res.headers.get('location') ?? '';
+  };
+  /** Step 3: back at atoll with whatever binding cookie the browser has. */
+  const callback = (callbackUrl: string, binding: string | null) =>
+    get(callbackUrl, binding === null ? undefined : `atoll_oauth_binding=${binding}`);
+  const sessionCookie = (res: Response) =>
+    /atoll_session=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
+  const expectRefused = async (res: Response, code: string) => {
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    expect(((await res.json()) as { code: string }).code).toBe(code);
+    expect(sessionCookie(res)).toBeUndefined();
+  };
+
+  beforeAll(async () => {
+    ({ stack, dispose } = await startTestStack('google'));
+    api = apiClient(stack.gatewayUrl);
+    keys = createKeys(stack.envOf('auth').REDIS_KEY_PREFIX as string);
+    sessionRedis = await connectRedis({
+      url: stack.redis.session.url,
+      role: 'session',
+      use: 'producer',
+      name: 't',
+      log: silent,
+    });
+  }, 90_000);
+  afterAll(async () => {
+    await closeRedis(sessionRedis);
+    await dispose();
+  });
+
+  /**
+   * Changes the claims of the next ID token the provider signs. (It signs the access token first, with
+   * the same event; only the ID token carries our nonce.)
+   */
+  const asUser = (claims: Record<string, unknown>) => {
+    const hook = (token: { payload: Record<string, unknown> }) => {
+      if (token.payload.nonce === undefined) return;
+      Object.assign(token.payload, claims);
+      stack.oidc.service.off(Events.BeforeTokenSigning, hook);
+    };
+    stack.oidc.service.on(Events.BeforeTokenSigning, hook);
+  };
+
+  it('creates an account and a session, keeps the state in Redis with a TTL, and returns to the path asked for', async () => {
+    asUser({ sub: 'g-1', email: 'grace@example.com', email_verified: true, name: 'Grace Hopper' });
+    const started = await start('/welcome');
+    const stateKey = keys.oauthState(createHash('sha256').update(started.state).digest('hex'));
+    expect(await sessionRedis.pttl(stateKey)).toBeGreaterThan(9 * 60_000);
+    const res = await callback(await authorize(started), started.binding);
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/welcome');
+    expect(await sessionRedis.exists(stateKey)).toBe(0); // consumed
+    const token = sessionCookie(res) ?? '';
+    const me = await api('GET', '/api/user', { token });
+    expect(me.status).toBe(200);
+    expect(me.body.user).toMatchObject({ email: 'grace@example.com', username: 'gracehopper' });
+
+    // The same Google account later: the same atoll account.
+    asUser({ sub: 'g-1', email: 'grace@example.com', email_verified: true, name: 'Grace Hopper' });
+    const again = await start();
+    const second = await callback(await authorize(again), again.binding);
+    const me2 = await api('GET', '/api/user', { token: sessionCookie(second) ?? '' });
+    expect(me2.body.user.username).toBe('gracehopper');
+  });
+
+  it('links to an existing account by verified email, and refuses an unverified one', async () => {
+    const reg = await api('POST', '/api/users', {
+      body: { user: { username: 'linus', email: 'linus@example.com', password: 'correct horse' } },
+    });
+    expect(reg.status).toBe(201);
+    asUser({ sub: 'g-unverified', email: 'linus@example.com', email_verified: false, name: 'Imposter' });
+    const s1 = await start();
+    await expectRefused(await callback(await authorize(s1), s1.binding), 'CONFLICT');
+
+    asUser({ sub: 'g-linus', email: 'LINUS@example.com', email_verified: true, name: 'Linus' });
+    const s2 = await start();
+    const res = await callback(await authorize(s2), s2.binding);
+    expect(res.status).toBe(302);
+    const me = await api('GET', '/api/user', { token: sessionCookie(res) ?? '' });
+    expect(me.body.user.username).toBe('linus');
+  });
+
+  it('refuses a replayed state', async () => {
+    const started = await start();
+    const callbackUrl = await authorize(started);
+    expect((await callback(callbackUrl, started.binding)).status).toBe(302);
+    await expectRefused(await callback(callbackUrl, started.binding), 'OAUTH_STATE_INVALID');
+  });
+
+  it('refuses an expired state', async () => {
+    const started = await start();
+    const callbackUrl = await authorize(started);
+    await sessionRedis.pexpire(keys.oauthState(createHash('sha256').update(started.state).digest('hex')), 1);
+    await new Promise((r) => setTimeout(r, 20));
+    await expectRefused(await callback(callbackUrl, started.binding), 'OAUTH_STATE_INVALID');
+  });
+
+  it('refuses a state started in another browser', async () => {
+    const victim = await start();
+    const attacker = await start();
+    const callbackUrl = await authorize(victim);
+    const res = await callback(callbackUrl, attacker.binding);
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { errors: { state: string[] } };
+    expect(body.errors.state).toEqual(['was started in another browser, start again']);
+    expect(sessionCookie(res)).toBeUndefined();
+    const noCookie = await start();
+    await expectRefused(await callback(await authorize(noCookie), null), 'OAUTH_STATE_INVALID');
+  });
+
+  it('refuses an ID token with the wrong nonce, audience or expiry', async () => {
+    for (const claims of [
+      { nonce: 'not-the-nonce' },
+      { aud: 'another-client' },
+      { exp: Math.floor(Date.now() / 1000) - 600 },
+    ]) {
+      asUser(claims);
+      const started = await start();
+      await expectRefused(await callback(await authorize(started), started.binding), 'OAUTH_PROVIDER_ERROR');
+    }
+  });
+
+  it('refuses a tampered ID token (its signature no longer matches the JWKS)', async () => {
+    stack.oidc.service.once(Events.BeforeResponse, (response) => {
+      const body = response.body as { id_token: string };
+      const [header, payload, signature] = body.id_token.split('.');
+      const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString());
+      claims.email = 'admin@example.com';
+      body.id_token = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`;
+    });
+    const started = await start();
+    await expectRefused(await callback(await authorize(started), started.binding), 'OAUTH_PROVIDER_ERROR');
+  });
+
+  it('refuses a return address outside the allow-list before anything starts', async () => {
+    const before = (await sessionRedis.keys(`${keys.prefix}:oauth:*`)).length;
+    for (const returnTo of ['https://evil.example/', '//evil.example/x', 'javascript:alert(1)']) {
+      const res = await get(`${stack.gatewayUrl}/api/auth/google?returnTo=${encodeURIComponent(returnTo)}`);
+      expect(res.status, returnTo).toBe(422);
+      expect(res.headers.get('location')).toBeNull();
+      expect(await res.json()).toEqual({
+        errors: { returnTo: ['is not an allowed return address'] },
+        code: 'VALIDATION_FAILED',
+      });
+    }
+    expect((await sessionRedis.keys(`${keys.prefix}:oauth:*`)).length).toBe(before);
+  });
+});
