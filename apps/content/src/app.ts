@@ -1,8 +1,15 @@
 import { identityPlugin } from '@atoll/identity';
-import { base, database, fastifyOptions, redisRoles } from '@atoll/service-kit';
+import { base, database, dbOf, fastifyOptions, redisRoles } from '@atoll/service-kit';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
+import articleRoutes from './articles/article.routes.ts';
+import { ArticleService } from './articles/article.service.ts';
+import commentRoutes from './comments/comment.routes.ts';
 import type { ContentConfig } from './config.ts';
+import type { ContentDatabase } from './db.ts';
 import { SCHEMA } from './migrations/index.ts';
+import profileRoutes from './profiles/profile.routes.ts';
+import tagRoutes from './tags/tag.routes.ts';
 
 /** The content service as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: ContentConfig): Promise<FastifyInstance> {
@@ -14,5 +21,13 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   await app.register(redisRoles, { service: 'content', urls: config.redis });
   await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
+  // Domain
+  const db = dbOf<ContentDatabase>(app);
+  const articles = new ArticleService(db);
+  // Routes
+  await app.register(profileRoutes, { db });
+  await app.register(articleRoutes, { articles });
+  await app.register(commentRoutes, { db, articles });
+  await app.register(tagRoutes, { db });
   return app;
 }

@@ -1,0 +1,190 @@
+/**
+ * Article queries. A page of articles costs the same handful of queries whatever its size: the page (with
+ * its authors), the total, the tags of the page, and for a signed-in viewer their favorites and follows
+ * among it — never one query per article.
+ */
+import { type Selectable, sql } from 'kysely';
+import type { ArticlesRow } from '../db.ts';
+import type { Executor } from '../profiles/profile.repository.ts';
+
+export type ArticleRow = Selectable<ArticlesRow> & {
+  author_username: string;
+  author_bio: string | null;
+  author_image: string | null;
+};
+
+export interface ListFilter {
+  tag?: string | undefined;
+  author?: string | undefined;
+  favorited?: string | undefined;
+  /** The feed: only articles by authors this user follows. */
+  followedBy?: string | undefined;
+}
+
+function selectArticles(db: Executor) {
+  return db
+    .selectFrom('articles as a')
+    .innerJoin('profiles as p', 'p.user_id', 'a.author_id')
+    .selectAll('a')
+    .select(['p.username as author_username', 'p.bio as author_bio', 'p.image as author_image']);
+}
+
+function filtered<Q extends ReturnType<typeof selectArticles> | ReturnType<typeof countArticles>>(
+  q: Q,
+  f: ListFilter,
+): Q {
+  let query = q as ReturnType<typeof selectArticles>;
+  if (f.tag !== undefined) {
+    const tag = f.tag;
+    query = query.where(({ exists, selectFrom }) =>
+      exists(
+        selectFrom('article_tags as t')
+          .select('t.tag')
+          .whereRef('t.article_id', '=', 'a.id')
+          .where('t.tag', '=', tag),
+      ),
+    );
+  }
+  if (f.author !== undefined)
+    query = query.where(sql<string>`lower(p.username)`, '=', f.author.toLowerCase());
+  if (f.favorited !== undefined) {
+    const name = f.favorited.toLowerCase();
+    query = query.where(({ exists, selectFrom }) =>
+      exists(
+        selectFrom('favorites as f')
+          .innerJoin('profiles as fp', 'fp.user_id', 'f.user_id')
+          .select('f.user_id')
+          .whereRef('f.article_id', '=', 'a.id')
+          .where(sql<string>`lower(fp.username)`, '=', name),
+      ),
+    );
+  }
+  if (f.followedBy !== undefined) {
+    const follower = f.followedBy;
+    query = query.where(({ exists, selectFrom }) =>
+      exists(
+        selectFrom('follows as fo')
+          .select('fo.followee_id')
+          .whereRef('fo.followee_id', '=', 'a.author_id')
+          .where('fo.follower_id', '=', follower),
+      ),
+    );
+  }
+  return query as Q;
+}
+
+function countArticles(db: Executor) {
+  return db
+    .selectFrom('articles as a')
+    .innerJoin('profiles as p', 'p.user_id', 'a.author_id')
+    .select((eb) => eb.fn.countAll<string>().as('count'));
+}
+
+export async function listArticles(
+  db: Executor,
+  filter: ListFilter,
+  page: { limit: number; offset: number },
+): Promise<{ rows: ArticleRow[]; total: number }> {
+  const [rows, count] = await Promise.all([
+    filtered(selectArticles(db), filter)
+      .orderBy('a.created_at', 'desc')
+      .orderBy('a.id', 'desc')
+      .limit(page.limit)
+      .offset(page.offset)
+      .execute(),
+    filtered(countArticles(db), filter).executeTakeFirstOrThrow(),
+  ]);
+  return { rows, total: Number(count.count) };
+}
+
+export function findArticleBySlug(db: Executor, slug: string): Promise<ArticleRow | undefined> {
+  return selectArticles(db).where('a.slug', '=', slug).executeTakeFirst();
+}
+
+/** The tags of each article, in the order the author gave them; one query. */
+export async function tagsOf(db: Executor, articleIds: string[]): Promise<Map<string, string[]>> {
+  const tags = new Map<string, string[]>(articleIds.map((id) => [id, []]));
+  if (articleIds.length === 0) return tags;
+  const rows = await db
+    .selectFrom('article_tags')
+    .select(['article_id', 'tag'])
+    .where('article_id', 'in', articleIds)
+    .orderBy('article_id')
+    .orderBy('position')
+    .execute();
+  for (const row of rows) tags.get(row.article_id)?.push(row.tag);
+  return tags;
+}
+
+/** Which of the articles the viewer has favorited; one query. */
+export async function favoritedAmong(
+  db: Executor,
+  viewerId: string | null,
+  articleIds: string[],
+): Promise<Set<string>> {
+  if (!viewerId || articleIds.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('favorites')
+    .select('article_id')
+    .where('user_id', '=', viewerId)
+    .where('article_id', 'in', articleIds)
+    .execute();
+  return new Set(rows.map((r) => r.article_id));
+}
+
+export async function replaceTags(db: Executor, articleId: string, tags: string[]): Promise<void> {
+  await db.deleteFrom('article_tags').where('article_id', '=', articleId).execute();
+  if (tags.length === 0) return;
+  await db
+    .insertInto('article_tags')
+    .values(tags.map((tag, position) => ({ article_id: articleId, tag, position })))
+    .execute();
+}
+
+/** Adds a favorite and counts it, once; returns whether it was new. */
+export async function addFavorite(db: Executor, userId: string, articleId: string): Promise<boolean> {
+  const inserted = await db
+    .insertInto('favorites')
+    .values({ user_id: userId, article_id: articleId })
+    .onConflict((oc) => oc.doNothing())
+    .executeTakeFirst();
+  const added = Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0;
+  if (added) {
+    await db
+      .updateTable('articles')
+      .set({ favorites_count: sql`favorites_count + 1` })
+      .where('id', '=', articleId)
+      .execute();
+  }
+  return added;
+}
+
+export async function removeFavorite(db: Executor, userId: string, articleId: string): Promise<boolean> {
+  const deleted = await db
+    .deleteFrom('favorites')
+    .where('user_id', '=', userId)
+    .where('article_id', '=', articleId)
+    .executeTakeFirst();
+  const removed = Number(deleted.numDeletedRows) > 0;
+  if (removed) {
+    await db
+      .updateTable('articles')
+      .set({ favorites_count: sql`greatest(favorites_count - 1, 0)` })
+      .where('id', '=', articleId)
+      .execute();
+  }
+  return removed;
+}
+
+/** The most used tags, most used first. */
+export async function popularTags(db: Executor, limit = 100): Promise<string[]> {
+  const rows = await db
+    .selectFrom('article_tags')
+    .select(['tag', (eb) => eb.fn.countAll<string>().as('uses')])
+    .groupBy('tag')
+    .orderBy('uses', 'desc')
+    .orderBy('tag')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => r.tag);
+}

@@ -1,0 +1,92 @@
+/**
+ * RealWorld articles: list, feed, get, create (201), update, delete (204), favorite, unfavorite.
+ */
+import { requireIdentity } from '@atoll/identity';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import {
+  FeedQuery,
+  ListQuery,
+  MultipleArticlesResponse,
+  NewArticleBody,
+  SingleArticleResponse,
+  SlugParams,
+  UpdateArticleBody,
+} from './article.schemas.ts';
+import type { ArticleService } from './article.service.ts';
+
+const withoutBody = <T extends { body?: string }>(article: T) => {
+  const { body: _body, ...rest } = article;
+  return rest;
+};
+
+const articleRoutes: FastifyPluginAsyncTypebox<{ articles: ArticleService }> = async (app, { articles }) => {
+  app.get(
+    '/api/articles',
+    { schema: { querystring: ListQuery, response: { 200: MultipleArticlesResponse } } },
+    async (request) => {
+      const { tag, author, favorited, limit, offset } = request.query;
+      const page = await articles.list({ tag, author, favorited }, { limit, offset }, request.identity);
+      return { articles: page.articles.map(withoutBody), articlesCount: page.articlesCount };
+    },
+  );
+
+  app.get(
+    '/api/articles/feed',
+    { schema: { querystring: FeedQuery, response: { 200: MultipleArticlesResponse } } },
+    async (request) => {
+      const viewer = requireIdentity(request);
+      const page = await articles.list({ followedBy: viewer.userId }, request.query, viewer);
+      return { articles: page.articles.map(withoutBody), articlesCount: page.articlesCount };
+    },
+  );
+
+  app.get(
+    '/api/articles/:slug',
+    { schema: { params: SlugParams, response: { 200: SingleArticleResponse } } },
+    async (request) => ({
+      article: await articles.get(request.params.slug, request.identity),
+    }),
+  );
+
+  app.post(
+    '/api/articles',
+    { schema: { body: NewArticleBody, response: { 201: SingleArticleResponse } } },
+    async (request, reply) => {
+      const article = await articles.create(requireIdentity(request), request.body.article);
+      return reply.code(201).send({ article });
+    },
+  );
+
+  app.put(
+    '/api/articles/:slug',
+    { schema: { params: SlugParams, body: UpdateArticleBody, response: { 200: SingleArticleResponse } } },
+    async (request) => ({
+      article: await articles.update(requireIdentity(request), request.params.slug, request.body.article),
+    }),
+  );
+
+  app.delete('/api/articles/:slug', { schema: { params: SlugParams } }, async (request, reply) => {
+    await articles.remove(requireIdentity(request), request.params.slug);
+    return reply.code(204).send();
+  });
+
+  for (const [method, on] of [
+    ['POST', true],
+    ['DELETE', false],
+  ] as const) {
+    app.route({
+      method,
+      url: '/api/articles/:slug/favorite',
+      schema: { params: SlugParams, response: { 200: SingleArticleResponse } },
+      handler: async (request) => ({
+        article: await articles.favorite(
+          requireIdentity(request),
+          (request.params as { slug: string }).slug,
+          on,
+        ),
+      }),
+    });
+  }
+};
+
+export default articleRoutes;

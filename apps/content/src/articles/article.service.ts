@@ -1,0 +1,176 @@
+/**
+ * Articles: the RealWorld rules on top of the repository. Facts clients rely on: tagList keeps the
+ * author's order (duplicates dropped); an update without tagList keeps the tags and `[]` clears them;
+ * duplicate titles get distinct slugs; a new title means a new slug; only the author may change or
+ * delete an article (403), an unknown slug is 404.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Identity } from '@atoll/identity';
+import { AppError } from '@atoll/service-kit';
+import type { Kysely } from 'kysely';
+import type { ContentDatabase } from '../db.ts';
+import { ensureProfile, followedAmong } from '../profiles/profile.repository.ts';
+import { toProfile } from '../profiles/profile.routes.ts';
+import {
+  type ArticleRow,
+  addFavorite,
+  favoritedAmong,
+  findArticleBySlug,
+  type ListFilter,
+  listArticles,
+  removeFavorite,
+  replaceTags,
+  tagsOf,
+} from './article.repository.ts';
+
+export interface ArticleInput {
+  title?: string | undefined;
+  description?: string | undefined;
+  body?: string | undefined;
+  tagList?: string[] | undefined;
+}
+
+/** `How to Train Your Dragon!` → `how-to-train-your-dragon-k3x9q2`: readable, and unique by its suffix. */
+export function slugify(title: string): string {
+  const base = title
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 80);
+  const suffix = randomBytes(5)
+    .toString('base64url')
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, 'x');
+  return base ? `${base}-${suffix}` : suffix;
+}
+
+const cleanTags = (tags: string[]) => [...new Set(tags.map((t) => t.trim()).filter((t) => t.length > 0))];
+
+function blankCheck(input: ArticleInput, required: boolean) {
+  const errors: Record<string, string[]> = {};
+  for (const field of ['title', 'description', 'body'] as const) {
+    const value = input[field];
+    if ((value === undefined && required) || (value !== undefined && value.trim() === ''))
+      errors[field] = ["can't be blank"];
+  }
+  if (Object.keys(errors).length > 0) throw new AppError('VALIDATION_FAILED', errors);
+}
+
+export class ArticleService {
+  private readonly db: Kysely<ContentDatabase>;
+
+  constructor(db: Kysely<ContentDatabase>) {
+    this.db = db;
+  }
+
+  /** API objects for a page of rows: three more queries at most, whatever the page size. */
+  async present(rows: ArticleRow[], viewer: Identity | null) {
+    const ids = rows.map((r) => r.id);
+    const [tags, favorited, following] = await Promise.all([
+      tagsOf(this.db, ids),
+      favoritedAmong(this.db, viewer?.userId ?? null, ids),
+      followedAmong(
+        this.db,
+        viewer?.userId ?? null,
+        rows.map((r) => r.author_id),
+      ),
+    ]);
+    return rows.map((r) => ({
+      slug: r.slug,
+      title: r.title,
+      description: r.description,
+      body: r.body,
+      tagList: tags.get(r.id) ?? [],
+      createdAt: r.created_at.toISOString(),
+      updatedAt: r.updated_at.toISOString(),
+      favorited: favorited.has(r.id),
+      favoritesCount: r.favorites_count,
+      author: toProfile(
+        { username: r.author_username, bio: r.author_bio, image: r.author_image },
+        following.has(r.author_id),
+      ),
+    }));
+  }
+
+  async list(filter: ListFilter, page: { limit: number; offset: number }, viewer: Identity | null) {
+    const { rows, total } = await listArticles(this.db, filter, page);
+    return { articles: await this.present(rows, viewer), articlesCount: total };
+  }
+
+  async get(slug: string, viewer: Identity | null) {
+    const [article] = await this.present([await this.load(slug)], viewer);
+    return article!;
+  }
+
+  async load(slug: string): Promise<ArticleRow> {
+    const row = await findArticleBySlug(this.db, slug);
+    if (!row) throw new AppError('NOT_FOUND', { article: ['not found'] });
+    return row;
+  }
+
+  async create(
+    author: Identity,
+    input: Required<Omit<ArticleInput, 'tagList'>> & { tagList?: string[] | undefined },
+  ) {
+    blankCheck(input, true);
+    const slug = await this.db.transaction().execute(async (trx) => {
+      await ensureProfile(trx, author.userId, author.username);
+      const row = await trx
+        .insertInto('articles')
+        .values({
+          slug: slugify(input.title),
+          title: input.title.trim(),
+          description: input.description.trim(),
+          body: input.body,
+          author_id: author.userId,
+        })
+        .returning(['id', 'slug'])
+        .executeTakeFirstOrThrow();
+      await replaceTags(trx, row.id, cleanTags(input.tagList ?? []));
+      return row.slug;
+    });
+    return this.get(slug, author);
+  }
+
+  async update(editor: Identity, slug: string, input: ArticleInput) {
+    blankCheck(input, false);
+    const current = await this.load(slug);
+    if (current.author_id !== editor.userId) throw new AppError('FORBIDDEN', { article: ['forbidden'] });
+    const newSlug = await this.db.transaction().execute(async (trx) => {
+      const titleChanged = input.title !== undefined && input.title.trim() !== current.title;
+      const row = await trx
+        .updateTable('articles')
+        .set({
+          ...(input.title !== undefined ? { title: input.title.trim() } : {}),
+          ...(titleChanged ? { slug: slugify(input.title as string) } : {}),
+          ...(input.description !== undefined ? { description: input.description.trim() } : {}),
+          ...(input.body !== undefined ? { body: input.body } : {}),
+          updated_at: new Date(),
+        })
+        .where('id', '=', current.id)
+        .returning('slug')
+        .executeTakeFirstOrThrow();
+      if (input.tagList !== undefined) await replaceTags(trx, current.id, cleanTags(input.tagList));
+      return row.slug;
+    });
+    return this.get(newSlug, editor);
+  }
+
+  async remove(editor: Identity, slug: string): Promise<void> {
+    const current = await this.load(slug);
+    if (current.author_id !== editor.userId) throw new AppError('FORBIDDEN', { article: ['forbidden'] });
+    await this.db.deleteFrom('articles').where('id', '=', current.id).execute();
+  }
+
+  async favorite(viewer: Identity, slug: string, on: boolean) {
+    const article = await this.load(slug);
+    await this.db.transaction().execute(async (trx) => {
+      await ensureProfile(trx, viewer.userId, viewer.username);
+      if (on) await addFavorite(trx, viewer.userId, article.id);
+      else await removeFavorite(trx, viewer.userId, article.id);
+    });
+    return this.get(slug, viewer);
+  }
+}
