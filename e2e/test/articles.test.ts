@@ -6,7 +6,7 @@ import type { Stack } from '@atoll/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { startTestStack } from './helpers.ts';
+import { eventually, startTestStack } from './helpers.ts';
 
 describe('articles, comments, favorites, follows and tags through the gateway', () => {
   let stack: Stack;
@@ -242,6 +242,30 @@ describe('articles, comments, favorites, follows and tags through the gateway', 
     expect(
       (await api('DELETE', `/api/articles/${a.slug}/comments/abc`, { token: users.bob?.token })).status,
     ).toBe(422);
+  });
+
+  it('keeps author profiles from the user events: a new account appears, a new bio follows', async () => {
+    const reg = await api('POST', '/api/users', {
+      body: { user: { username: 'dee', email: 'dee@example.com', password: 'correct horse' } },
+    });
+    expect(await eventually(async () => (await api('GET', '/api/profiles/dee')).status === 200)).toBe(true);
+    await api('PUT', '/api/user', {
+      token: reg.body.user.token,
+      body: { user: { bio: 'I write', image: 'https://img/d.png' } },
+    });
+    expect(
+      await eventually(async () => {
+        const res = await api('GET', '/api/profiles/dee');
+        return res.body.profile?.bio === 'I write' && res.body.profile?.image === 'https://img/d.png';
+      }),
+    ).toBe(true);
+    const renamed = await api('PUT', '/api/user', {
+      token: reg.body.user.token,
+      body: { user: { username: 'dee2' } },
+    });
+    expect(renamed.status).toBe(200);
+    expect(await eventually(async () => (await api('GET', '/api/profiles/dee2')).status === 200)).toBe(true);
+    expect((await api('GET', '/api/profiles/dee')).status).toBe(404);
   });
 
   it('lists the tags in use', async () => {

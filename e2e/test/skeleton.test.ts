@@ -124,7 +124,7 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
     const atGateway = await fetch(`${stack.gatewayUrl}/nope`);
     expect(atGateway.status).toBe(404);
     expect(await atGateway.json()).toEqual({ errors: { route: ['not found'] }, code: 'NOT_FOUND' });
-    const proxied = await fetch(`${stack.gatewayUrl}/api/articles/none-yet`);
+    const proxied = await fetch(`${stack.gatewayUrl}/api/articles/some-slug/not/a/route`);
     expect(proxied.status).toBe(404);
     expect(((await proxied.json()) as { errors: object }).errors).toEqual({ route: ['not found'] });
   });

@@ -9,6 +9,7 @@ import type { ContentConfig } from './config.ts';
 import type { ContentDatabase } from './db.ts';
 import { SCHEMA } from './migrations/index.ts';
 import profileRoutes from './profiles/profile.routes.ts';
+import { profileProjection } from './profiles/projection.plugin.ts';
 import tagRoutes from './tags/tag.routes.ts';
 
 /** The content service as a plugin tree; `main.ts` serves it, tests inject into it. */
@@ -21,6 +22,8 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   await app.register(redisRoles, { service: 'content', urls: config.redis });
   await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
+  // Profiles of authors, kept from the user.* events (a consumer group on the user events stream).
+  await app.register(profileProjection, { keyPrefix: config.keyPrefix, redisQueueUrl: config.redis.queue });
   // Domain
   const db = dbOf<ContentDatabase>(app);
   const articles = new ArticleService(db);

@@ -1,14 +1,7 @@
 import type { ColumnType, Generated } from 'kysely';
+import type { ProfilesDatabase } from './profiles/profile.table.ts';
 
 /** The content schema as the code sees it (the migrations are the source of truth). */
-export interface ProfilesRow {
-  user_id: string;
-  username: string;
-  bio: string | null;
-  image: string | null;
-  updated_at: ColumnType<Date, Date | undefined, Date>;
-}
-
 export interface ArticlesRow {
   id: Generated<string>;
   slug: string;
@@ -48,8 +41,7 @@ export interface FollowsRow {
   created_at: Generated<Date>;
 }
 
-export interface ContentDatabase {
-  profiles: ProfilesRow;
+export interface ContentDatabase extends ProfilesDatabase {
   articles: ArticlesRow;
   article_tags: ArticleTagsRow;
   comments: CommentsRow;

@@ -6,4 +6,10 @@ export {
   type EventType,
 } from './catalog.ts';
 export { type DecodedEvent, decodeEvent, encodeEvent, isEventType } from './codec.ts';
+export {
+  type ConsumerLog,
+  StreamConsumer,
+  type StreamConsumerOptions,
+  type StreamEvent,
+} from './consumer.ts';
 export { publishUserEvent, USER_EVENTS_MAXLEN } from './publish.ts';

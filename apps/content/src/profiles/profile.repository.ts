@@ -1,8 +1,9 @@
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
-import type { ContentDatabase, ProfilesRow } from '../db.ts';
+import type { ContentDatabase } from '../db.ts';
+import type { ProfilesTable } from './profile.table.ts';
 
 export type Executor = Kysely<ContentDatabase> | Transaction<ContentDatabase>;
-export type ProfileRow = Selectable<ProfilesRow>;
+export type ProfileRow = Selectable<ProfilesTable>;
 
 export function findProfileByUsername(db: Executor, username: string): Promise<ProfileRow | undefined> {
   return db

@@ -1,0 +1,66 @@
+/**
+ * The profiles projection: applies `user.registered` and `user.updated` events to `content.profiles`.
+ *
+ * Events arrive at least once and not necessarily in order (see StreamConsumer), so every write is an
+ * upsert that only lands when the event is at least as new as the row (`updated_at`, taken from the
+ * event's `occurredAt`): a replayed or older event changes nothing, whatever the order of arrival.
+ *
+ * Usernames are unique regardless of case here as in auth. An event can meet a stale row that still
+ * holds its username (another account renamed since, its event not applied yet); the write then fails
+ * with a unique violation and the event is retried after the consumer's `claimIdleMs`, by which time the
+ * other account's event has normally been applied.
+ */
+import type { EventPayload, StreamEvent } from '@atoll/events';
+import type { Kysely } from 'kysely';
+import type { ProfilesDatabase } from './profile.table.ts';
+
+/** What both events carry today: user.updated v1 is exactly the public profile. */
+type PublicProfile = EventPayload<'user.updated'>;
+
+export async function applyUserEvent(
+  db: Kysely<ProfilesDatabase>,
+  event: Pick<StreamEvent, 'type' | 'version' | 'payload'>,
+): Promise<void> {
+  const profile = publicProfile(event);
+  await db
+    .insertInto('profiles')
+    .values({
+      user_id: profile.userId,
+      username: profile.username,
+      bio: profile.bio,
+      image: profile.image,
+      updated_at: new Date(profile.occurredAt),
+    })
+    .onConflict((oc) =>
+      oc
+        .column('user_id')
+        .doUpdateSet((eb) => ({
+          username: eb.ref('excluded.username'),
+          bio: eb.ref('excluded.bio'),
+          image: eb.ref('excluded.image'),
+          updated_at: eb.ref('excluded.updated_at'),
+        }))
+        .where((eb) => eb('profiles.updated_at', '<=', eb.ref('excluded.updated_at'))),
+    )
+    .execute();
+}
+
+/**
+ * The public profile an event carries. The consumer has checked the payload against the schema of its
+ * type and version; a new version (decodeEvent accepts the current and the previous one) is mapped here.
+ */
+function publicProfile(event: Pick<StreamEvent, 'type' | 'version' | 'payload'>): PublicProfile {
+  switch (event.type) {
+    case 'user.registered':
+    case 'user.updated': {
+      if (event.version !== 1) throw new Error(`${event.type} v${event.version} is not mapped to a profile`);
+      // v1 of both carries the public profile (user.registered adds the email, which content ignores).
+      const { userId, username, bio, image, occurredAt } = event.payload as PublicProfile;
+      return { userId, username, bio, image, occurredAt };
+    }
+    default: {
+      const unknown: never = event.type;
+      throw new Error(`${String(unknown)} is not a profile event`);
+    }
+  }
+}

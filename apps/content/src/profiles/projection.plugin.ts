@@ -1,0 +1,59 @@
+/**
+ * Keeps `content.profiles` up to date from the user events Stream on redis-queue: a StreamConsumer in
+ * the `content-profiles` group (one group for every content instance, so each event is applied by one
+ * of them) hands each event to `applyUserEvent`.
+ *
+ * It has its own worker-mode connection to redis-queue: a consumer's blocking reads must not share the
+ * fail-fast producer client that request paths use, and a worker connection waits through an outage
+ * instead of failing. Reading starts once the app is ready and stops first when it closes (before the
+ * database pool is destroyed, as onClose hooks run in reverse order), letting an event in flight finish.
+ */
+import { hostname } from 'node:os';
+import { StreamConsumer } from '@atoll/events';
+import { closeRedis, connectRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { dbOf } from '@atoll/service-kit';
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import { applyUserEvent } from './profile.projection.ts';
+import type { ProfilesDatabase } from './profile.table.ts';
+
+export interface ProfileProjectionOptions {
+  keyPrefix: string;
+  redisQueueUrl: string;
+  /** Names this instance in the consumer group; defaults to `<hostname>-<pid>`. */
+  instanceId?: string;
+}
+
+const projectionPlugin: FastifyPluginAsync<ProfileProjectionOptions> = async (app, opts) => {
+  const db = dbOf<ProfilesDatabase>(app);
+  // Connects and checks the server is configured for the queue role (refuses to boot otherwise).
+  const redis = await connectRedis({
+    url: opts.redisQueueUrl,
+    role: 'queue',
+    use: 'worker',
+    name: 'content:events',
+    log: app.log,
+  });
+  const consumer = new StreamConsumer({
+    redis,
+    stream: createKeys(opts.keyPrefix).userEvents(),
+    group: 'content-profiles',
+    consumer: `content-${opts.instanceId ?? `${hostname()}-${process.pid}`}`,
+    handle: (event) => applyUserEvent(db, event),
+    log: app.log.child({ component: 'profile-projection' }),
+  });
+  app.addHook('onReady', async () => {
+    consumer.start();
+  });
+  app.addHook('onClose', async () => {
+    await consumer.stop();
+    await closeRedis(redis);
+  });
+};
+
+export const profileProjection = fp(projectionPlugin, {
+  name: 'content-profile-projection',
+  fastify: '5.x',
+  dependencies: ['@atoll/db', '@atoll/redis-roles'],
+});
