@@ -16,7 +16,7 @@ import tagRoutes from './tags/tag.routes.ts';
 export async function buildApp(config: ContentConfig): Promise<FastifyInstance> {
   const app = Fastify(
     fastifyOptions({ service: 'content', logLevel: config.logLevel, requestIds: 'internal' }),
-  );
+  ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
   await app.register(base);
   await app.register(redisRoles, { service: 'content', urls: config.redis });
