@@ -268,6 +268,28 @@ describe('articles, comments, favorites, follows and tags through the gateway', 
     expect((await api('GET', '/api/profiles/dee')).status).toBe(404);
   });
 
+  it('costs the same few SQL queries for a page of 1 or of 20 articles (no N+1), counted by Server-Timing', async () => {
+    const mark = `np${Date.now()}`;
+    for (let i = 0; i < 20; i += 1) {
+      const a = await create(['ada', 'bob', 'cyd'][i % 3] as string, `Page ${i}`, {
+        tagList: [mark, `t${i}`],
+      });
+      if (i % 2) await api('POST', `/api/articles/${a.slug}/favorite`, { token: users.cyd?.token });
+    }
+    await api('POST', '/api/profiles/bob/follow', { token: users.cyd?.token });
+    const queries = async (limit: number, token?: string) => {
+      const res = await api('GET', `/api/articles?tag=${mark}&limit=${limit}`, token ? { token } : {});
+      expect(res.body.articles).toHaveLength(limit);
+      const timing = res.headers.get('server-timing') ?? '';
+      return Number(/desc="(\d+) queries"/.exec(timing)?.[1]);
+    };
+    const oneSignedIn = await queries(1, users.cyd?.token);
+    const twentySignedIn = await queries(20, users.cyd?.token);
+    expect(twentySignedIn).toBe(oneSignedIn);
+    expect(twentySignedIn).toBeLessThanOrEqual(5); // page, total, tags, favorites, follows
+    expect(await queries(20)).toBeLessThanOrEqual(3); // anonymous: no favorites or follows to look up
+  });
+
   it('lists the tags in use', async () => {
     await create('ada', 'Tags', { tagList: ['gardening'] });
     const res = await api('GET', '/api/tags');

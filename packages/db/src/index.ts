@@ -17,6 +17,8 @@ export interface DbOptions {
   poolSize?: number;
   /** Statement timeout in ms: a slow query fails instead of holding a request forever. */
   statementTimeoutMs?: number;
+  /** Called after every query with its duration (ms), e.g. to count queries per request. */
+  onQuery?: (durationMs: number) => void;
 }
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -32,7 +34,13 @@ export function createDb<DB>(opts: DbOptions): Kysely<DB> {
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
-  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const onQuery = opts.onQuery;
+  return new Kysely<DB>({
+    dialect: new PostgresDialect({ pool }),
+    ...(onQuery
+      ? { log: (event: { queryDurationMillis: number }) => onQuery(event.queryDurationMillis) }
+      : {}),
+  });
 }
 
 /** Creates the schema if needed and applies every pending migration, in name order. */

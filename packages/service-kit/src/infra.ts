@@ -4,6 +4,7 @@
  * closes its clients in `onClose`.
  */
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createDb, type Kysely, pingDb } from '@atoll/db';
 import { closeRedis, connectRedis, pingRedis, type RoleCheckedRedis } from '@atoll/redis';
 import type { RedisRole } from '@atoll/redis-keys';
@@ -74,13 +75,31 @@ export interface DbPluginOptions {
   poolSize?: number;
 }
 
+/**
+ * Every response says what the database cost it: `Server-Timing: db;dur=<ms>;desc="<n> queries"`. The
+ * count follows the request through its async work (AsyncLocalStorage), so a list that issues a query
+ * per row shows at once, in a browser's network panel or a test.
+ */
+const queryCost = new AsyncLocalStorage<{ count: number; ms: number }>();
+
 const dbPlugin: FastifyPluginAsync<DbPluginOptions> = async (app, opts) => {
   const db = createDb<unknown>({
     url: opts.url,
     schema: opts.schema,
     ...(opts.poolSize ? { poolSize: opts.poolSize } : {}),
+    onQuery: (ms) => {
+      const cost = queryCost.getStore();
+      if (!cost) return;
+      cost.count += 1;
+      cost.ms += ms;
+    },
   });
   app.decorate('db', db);
+  app.addHook('onRequest', (_request, _reply, done) => queryCost.run({ count: 0, ms: 0 }, done));
+  app.addHook('onSend', async (_request, reply) => {
+    const cost = queryCost.getStore();
+    if (cost) reply.header('server-timing', `db;dur=${cost.ms.toFixed(1)};desc="${cost.count} queries"`);
+  });
   app.health.add('postgres', () => pingDb(db));
   app.addHook('onClose', async () => {
     await db.destroy();
