@@ -10,7 +10,7 @@ import type { AuthDatabase } from './db.ts';
 import googleRoutes from './google/google.routes.ts';
 import { GoogleSignIn } from './google/google.service.ts';
 import { SCHEMA } from './migrations/index.ts';
-import { OutboxRelay } from './outbox/outbox.ts';
+import { userEventRelay } from './outbox/outbox.ts';
 import currentSession from './routes/session.ts';
 import { LoginLimiter } from './security/login-limiter.ts';
 import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
@@ -36,7 +36,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const keys = createKeys(config.keyPrefix);
   const db = dbOf<AuthDatabase>(app);
   const sessions = new SessionStore(app.redis.session!, keys, config.session.timeouts);
-  const relay = new OutboxRelay(db, app.redis.queue!, keys, app.log);
+  const relay = userEventRelay(db, app.redis.queue!, keys, app.log);
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
   const users = new UserService({ db, sessions, relay, limiter });
   const producer = new Producer(app.redis.queue!, keys);

@@ -141,4 +141,5 @@ export async function pingDb(db: Kysely<unknown>, timeoutMs = 1000): Promise<boo
   }
 }
 
+export { OutboxRelay, type OutboxRelayOptions, type RelayLog } from './outbox.ts';
 export { type Kysely, type Migration, sql };

@@ -23,7 +23,7 @@ import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import type { AuthDatabase } from '../db.ts';
-import { type OutboxRelay, recordEvent } from '../outbox/outbox.ts';
+import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import type { UserRow } from '../users/user.repository.ts';
 import { publicProfile } from '../users/user.service.ts';
 
@@ -51,7 +51,7 @@ export class GoogleSignIn {
   private readonly db: Kysely<AuthDatabase>;
   private readonly redis: Redis;
   private readonly keys: Keys;
-  private readonly relay: OutboxRelay;
+  private readonly relay: UserEventRelay;
   private config: Promise<oidc.Configuration> | undefined;
 
   constructor(deps: {
@@ -59,7 +59,7 @@ export class GoogleSignIn {
     db: Kysely<AuthDatabase>;
     redis: Redis;
     keys: Keys;
-    relay: OutboxRelay;
+    relay: UserEventRelay;
   }) {
     this.settings = deps.settings;
     this.db = deps.db;

@@ -9,7 +9,7 @@ import { AppError } from '@atoll/service-kit';
 import type { Session, SessionStore } from '@atoll/session-store';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
-import { type OutboxRelay, recordEvent } from '../outbox/outbox.ts';
+import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import type { LoginLimiter } from '../security/login-limiter.ts';
 import { DUMMY_HASH, hashPassword, verifyPassword } from './password.ts';
 import {
@@ -82,13 +82,13 @@ export function publicProfile(user: UserRow) {
 export class UserService {
   private readonly db: Kysely<AuthDatabase>;
   private readonly sessions: SessionStore;
-  private readonly relay: OutboxRelay;
+  private readonly relay: UserEventRelay;
   private readonly limiter: LoginLimiter;
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
     sessions: SessionStore;
-    relay: OutboxRelay;
+    relay: UserEventRelay;
     limiter: LoginLimiter;
   }) {
     this.db = deps.db;

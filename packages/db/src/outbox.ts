@@ -1,0 +1,96 @@
+/**
+ * The relay half of a transactional outbox. A service writes a row to its outbox table in the same
+ * transaction as the change the row announces; the relay then delivers pending rows (to a Stream, to a
+ * queue) and marks them `published_at`. Delivery is at least once, so receivers must be idempotent.
+ * With several instances, `for update skip locked` hands each row to one relay at a time. When the
+ * target is down, rows wait in the table and go out when it is back: the request that wrote them has
+ * already succeeded, and nothing is lost.
+ *
+ * The table needs `id bigserial primary key`, `published_at timestamptz` (null while pending) and the
+ * columns `deliver` reads; an index `on (id) where published_at is null` keeps the scan cheap.
+ */
+import { type Kysely, sql } from 'kysely';
+
+export interface RelayLog {
+  warn(obj: object, msg?: string): void;
+}
+
+export interface OutboxRelayOptions<Row> {
+  db: Kysely<any>;
+  table: string;
+  /** Columns to read besides `id`. */
+  columns: string[];
+  deliver: (row: Row & { id: string }) => Promise<void>;
+  log: RelayLog;
+  batch?: number;
+}
+
+export class OutboxRelay<Row extends Record<string, unknown>> {
+  private readonly opts: OutboxRelayOptions<Row>;
+  private readonly batch: number;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+  private failing = false;
+
+  constructor(opts: OutboxRelayOptions<Row>) {
+    this.opts = opts;
+    this.batch = opts.batch ?? 100;
+  }
+
+  /** Delivers what is pending now (one pass at a time per process); resolves to how many went out. */
+  flush(): Promise<number> {
+    this.running ??= this.deliverPending().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async deliverPending(): Promise<number> {
+    const { db, table, columns, deliver } = this.opts;
+    let delivered = 0;
+    try {
+      for (;;) {
+        const sent = await db.transaction().execute(async (trx) => {
+          const { rows } = await sql<Row & { id: string }>`
+            select ${sql.join(['id', ...columns].map((c) => sql.ref(c)))} from ${sql.table(table)}
+            where published_at is null order by id limit ${this.batch} for update skip locked`.execute(trx);
+          for (const row of rows) await deliver(row);
+          if (rows.length > 0) {
+            const ids = rows.map((r) => r.id);
+            await sql`update ${sql.table(table)} set published_at = now() where id = any(${ids}::bigint[])`.execute(
+              trx,
+            );
+          }
+          return rows.length;
+        });
+        delivered += sent;
+        if (sent < this.batch) break;
+      }
+      if (this.failing) this.opts.log.warn({ table }, 'outbox relay delivering again');
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing)
+        this.opts.log.warn(
+          { table, err: { message: (err as Error).message } },
+          'outbox relay cannot deliver yet',
+        );
+      this.failing = true;
+    }
+    return delivered;
+  }
+
+  /** Delivers right away (after a commit) without waiting for the next tick. */
+  kick(): void {
+    void this.flush();
+  }
+
+  start(intervalMs = 1000): void {
+    this.timer = setInterval(() => this.kick(), intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+}
