@@ -1,4 +1,6 @@
 import { identityPlugin } from '@atoll/identity';
+import { Producer } from '@atoll/jobs';
+import { createKeys } from '@atoll/redis-keys';
 import { base, database, dbOf, fastifyOptions, redisRoles } from '@atoll/service-kit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -8,6 +10,7 @@ import commentRoutes from './comments/comment.routes.ts';
 import type { ContentConfig } from './config.ts';
 import type { ContentDatabase } from './db.ts';
 import { SCHEMA } from './migrations/index.ts';
+import { notificationRelay } from './notifications/notifications.ts';
 import profileRoutes from './profiles/profile.routes.ts';
 import { profileProjection } from './profiles/projection.plugin.ts';
 import tagRoutes from './tags/tag.routes.ts';
@@ -26,11 +29,16 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   await app.register(profileProjection, { keyPrefix: config.keyPrefix, redisQueueUrl: config.redis.queue });
   // Domain
   const db = dbOf<ContentDatabase>(app);
-  const articles = new ArticleService(db);
+  const producer = new Producer(app.redis.queue!, createKeys(config.keyPrefix));
+  const notifications = notificationRelay(db, producer, app.log);
+  app.addHook('onReady', async () => notifications.start());
+  app.addHook('preClose', async () => notifications.stop());
+  app.addHook('onClose', async () => producer.close());
+  const articles = new ArticleService(db, notifications);
   // Routes
-  await app.register(profileRoutes, { db });
+  await app.register(profileRoutes, { db, notifications });
   await app.register(articleRoutes, { articles });
-  await app.register(commentRoutes, { db, articles });
+  await app.register(commentRoutes, { db, articles, notifications });
   await app.register(tagRoutes, { db });
   return app;
 }

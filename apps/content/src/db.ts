@@ -41,7 +41,17 @@ export interface FollowsRow {
   created_at: Generated<Date>;
 }
 
+export interface JobOutboxRow {
+  id: Generated<string>;
+  queue: string;
+  name: string;
+  payload: ColumnType<unknown, string, string>;
+  created_at: Generated<Date>;
+  published_at: Date | null;
+}
+
 export interface ContentDatabase extends ProfilesDatabase {
+  job_outbox: JobOutboxRow;
   articles: ArticlesRow;
   article_tags: ArticleTagsRow;
   comments: CommentsRow;

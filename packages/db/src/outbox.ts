@@ -16,6 +16,7 @@ export interface RelayLog {
 }
 
 export interface OutboxRelayOptions<Row> {
+  // biome-ignore lint/suspicious/noExplicitAny: the relay serves any schema, through raw SQL on `table`
   db: Kysely<any>;
   table: string;
   /** Columns to read besides `id`. */

@@ -38,6 +38,41 @@ const PasswordResetV1 = Type.Object(
   { additionalProperties: false },
 );
 
+/** Who did something to whom, the common part of every notification. */
+const NotificationBase = {
+  v: Type.Literal(1),
+  actorId: Type.String({ minLength: 1 }),
+  actorUsername: Type.String({ minLength: 1 }),
+  recipientId: Type.String({ minLength: 1 }),
+  occurredAt: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T' }),
+};
+const OnArticle = {
+  articleSlug: Type.String({ minLength: 1 }),
+  articleTitle: Type.String({ minLength: 1 }),
+};
+
+const FollowV1 = Type.Object(NotificationBase, { additionalProperties: false });
+const FavoriteV1 = Type.Object({ ...NotificationBase, ...OnArticle }, { additionalProperties: false });
+const CommentV1 = Type.Object(
+  {
+    ...NotificationBase,
+    ...OnArticle,
+    commentId: Type.Integer({ minimum: 1 }),
+    excerpt: Type.String({ maxLength: 280 }),
+  },
+  { additionalProperties: false },
+);
+/** `@username` in a comment (commentId set) or in an article's body (commentId null). */
+const MentionV1 = Type.Object(
+  {
+    ...NotificationBase,
+    ...OnArticle,
+    commentId: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+    excerpt: Type.String({ maxLength: 280 }),
+  },
+  { additionalProperties: false },
+);
+
 /** Exponential backoff with jitter, so a recovering SMTP server is not hit by every retry at once. */
 const retried = (attempts: number, firstDelayMs: number): JobsOptions => ({
   attempts,
@@ -56,6 +91,15 @@ export const QUEUES = {
       'password-reset': { 1: PasswordResetV1 },
     },
   },
+  notifications: {
+    options: retried(5, 1000),
+    jobs: {
+      follow: { 1: FollowV1 },
+      favorite: { 1: FavoriteV1 },
+      comment: { 1: CommentV1 },
+      mention: { 1: MentionV1 },
+    },
+  },
 } as const satisfies Record<string, { options: JobsOptions; jobs: Record<string, Record<number, TSchema>> }>;
 
 /** The payload a producer sends today, per queue and job (the current version). */
@@ -63,6 +107,13 @@ export interface JobPayloads {
   email: {
     'verification-code': Static<typeof VerificationCodeV1>;
     'password-reset': Static<typeof PasswordResetV1>;
+  };
+  /** Fan-out of in-app, live and email notifications (the notifier processes them). */
+  notifications: {
+    follow: Static<typeof FollowV1>;
+    favorite: Static<typeof FavoriteV1>;
+    comment: Static<typeof CommentV1>;
+    mention: Static<typeof MentionV1>;
   };
 }
 

@@ -9,6 +9,7 @@ import type { Identity } from '@atoll/identity';
 import { AppError } from '@atoll/service-kit';
 import type { Kysely } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
+import { excerpt, mentionedUsers, recordNotification } from '../notifications/notifications.ts';
 import { ensureProfile, followedAmong } from '../profiles/profile.repository.ts';
 import { toProfile } from '../profiles/profile.routes.ts';
 import {
@@ -60,9 +61,12 @@ function blankCheck(input: ArticleInput, required: boolean) {
 
 export class ArticleService {
   private readonly db: Kysely<ContentDatabase>;
+  private readonly notifications: { kick(): void };
 
-  constructor(db: Kysely<ContentDatabase>) {
+  /** `notifications` is told after each commit that wrote notification jobs (the outbox relay). */
+  constructor(db: Kysely<ContentDatabase>, notifications: { kick(): void } = { kick() {} }) {
     this.db = db;
+    this.notifications = notifications;
   }
 
   /** API objects for a page of rows: three more queries at most, whatever the page size. */
@@ -126,11 +130,25 @@ export class ArticleService {
           body: input.body,
           author_id: author.userId,
         })
-        .returning(['id', 'slug'])
+        .returning(['id', 'slug', 'title'])
         .executeTakeFirstOrThrow();
       await replaceTags(trx, row.id, cleanTags(input.tagList ?? []));
+      for (const mentioned of await mentionedUsers(trx, input.body)) {
+        await recordNotification(trx, 'mention', {
+          v: 1,
+          actorId: author.userId,
+          actorUsername: author.username,
+          recipientId: mentioned.user_id,
+          articleSlug: row.slug,
+          articleTitle: row.title,
+          commentId: null,
+          excerpt: excerpt(input.body),
+          occurredAt: new Date().toISOString(),
+        });
+      }
       return row.slug;
     });
+    this.notifications.kick();
     return this.get(slug, author);
   }
 
@@ -168,9 +186,23 @@ export class ArticleService {
     const article = await this.load(slug);
     await this.db.transaction().execute(async (trx) => {
       await ensureProfile(trx, viewer.userId, viewer.username);
-      if (on) await addFavorite(trx, viewer.userId, article.id);
-      else await removeFavorite(trx, viewer.userId, article.id);
+      if (!on) {
+        await removeFavorite(trx, viewer.userId, article.id);
+        return;
+      }
+      if (await addFavorite(trx, viewer.userId, article.id)) {
+        await recordNotification(trx, 'favorite', {
+          v: 1,
+          actorId: viewer.userId,
+          actorUsername: viewer.username,
+          recipientId: article.author_id,
+          articleSlug: article.slug,
+          articleTitle: article.title,
+          occurredAt: new Date().toISOString(),
+        });
+      }
     });
+    this.notifications.kick();
     return this.get(slug, viewer);
   }
 }

@@ -14,13 +14,15 @@ import {
 } from '../articles/article.schemas.ts';
 import type { ArticleService } from '../articles/article.service.ts';
 import type { ContentDatabase } from '../db.ts';
+import { excerpt, mentionedUsers, recordNotification } from '../notifications/notifications.ts';
 import { ensureProfile, followedAmong } from '../profiles/profile.repository.ts';
 import { toProfile } from '../profiles/profile.routes.ts';
 
 const commentRoutes: FastifyPluginAsyncTypebox<{
   db: Kysely<ContentDatabase>;
   articles: ArticleService;
-}> = async (app, { db, articles }) => {
+  notifications: { kick(): void };
+}> = async (app, { db, articles, notifications }) => {
   const select = () =>
     db
       .selectFrom('comments as c')
@@ -76,8 +78,23 @@ const commentRoutes: FastifyPluginAsyncTypebox<{
           .values({ article_id: article.id, author_id: author.userId, body })
           .returning('id')
           .executeTakeFirstOrThrow();
+        const common = {
+          v: 1 as const,
+          actorId: author.userId,
+          actorUsername: author.username,
+          articleSlug: article.slug,
+          articleTitle: article.title,
+          commentId: Number(row.id),
+          excerpt: excerpt(body),
+          occurredAt: new Date().toISOString(),
+        };
+        await recordNotification(trx, 'comment', { ...common, recipientId: article.author_id });
+        for (const mentioned of await mentionedUsers(trx, body)) {
+          await recordNotification(trx, 'mention', { ...common, recipientId: mentioned.user_id });
+        }
         return row.id;
       });
+      notifications.kick();
       const rows = await select().where('c.id', '=', id).execute();
       const [comment] = await present(rows, author.userId);
       return reply.code(201).send({ comment: comment! });

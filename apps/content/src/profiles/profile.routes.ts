@@ -8,6 +8,7 @@ import type { Kysely } from 'kysely';
 import Type from 'typebox';
 import { ProfileResponse } from '../articles/article.schemas.ts';
 import type { ContentDatabase } from '../db.ts';
+import { recordNotification } from '../notifications/notifications.ts';
 import {
   ensureProfile,
   findProfileByUsername,
@@ -26,7 +27,10 @@ export const toProfile = (row: Pick<ProfileRow, 'username' | 'bio' | 'image'>, f
 
 const Params = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }) });
 
-const profileRoutes: FastifyPluginAsyncTypebox<{ db: Kysely<ContentDatabase> }> = async (app, { db }) => {
+const profileRoutes: FastifyPluginAsyncTypebox<{
+  db: Kysely<ContentDatabase>;
+  notifications: { kick(): void };
+}> = async (app, { db, notifications }) => {
   const load = async (username: string) => {
     const profile = await findProfileByUsername(db, username);
     if (!profile) throw new AppError('NOT_FOUND', { profile: ['not found'] });
@@ -53,8 +57,19 @@ const profileRoutes: FastifyPluginAsyncTypebox<{ db: Kysely<ContentDatabase> }> 
       const profile = await load(request.params.username);
       if (profile.user_id === viewer.userId)
         throw new AppError('VALIDATION_FAILED', { profile: ['cannot follow yourself'] });
-      await ensureProfile(db, viewer.userId, viewer.username);
-      await follow(db, viewer.userId, profile.user_id);
+      await db.transaction().execute(async (trx) => {
+        await ensureProfile(trx, viewer.userId, viewer.username);
+        if (await follow(trx, viewer.userId, profile.user_id)) {
+          await recordNotification(trx, 'follow', {
+            v: 1,
+            actorId: viewer.userId,
+            actorUsername: viewer.username,
+            recipientId: profile.user_id,
+            occurredAt: new Date().toISOString(),
+          });
+        }
+      });
+      notifications.kick();
       return answer(profile, viewer);
     },
   );

@@ -1,0 +1,66 @@
+/**
+ * Notification jobs for the notifier: a follow, a favorite, a comment and an `@username` mention each
+ * become a job of the `notifications` queue (`@atoll/jobs`). The job is written to `job_outbox` in the
+ * same transaction as the write that causes it, and a relay enqueues it (`@atoll/db` OutboxRelay) with
+ * the outbox row's id as the job id, so a job is never lost, never enqueued without its cause, and never
+ * enqueued twice. Nobody is notified of their own doing.
+ */
+import { OutboxRelay, type RelayLog } from '@atoll/db';
+import type { JobName, JobPayload, Producer } from '@atoll/jobs';
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
+import type { ContentDatabase } from '../db.ts';
+import type { Executor } from '../profiles/profile.repository.ts';
+
+type Notification = JobName<'notifications'>;
+
+export async function recordNotification<J extends Notification>(
+  db: Executor,
+  name: J,
+  payload: JobPayload<'notifications', J>,
+): Promise<void> {
+  if (payload.actorId === payload.recipientId) return;
+  await db
+    .insertInto('job_outbox')
+    .values({ queue: 'notifications', name, payload: JSON.stringify(payload) })
+    .execute();
+}
+
+const MENTION = /(?:^|[^\w@])@([A-Za-z0-9_.-]{1,64})/g;
+
+/** The distinct usernames mentioned as `@name` in a text. */
+export function mentionedUsernames(text: string): string[] {
+  return [
+    ...new Set([...text.matchAll(MENTION)].map((m) => (m[1] ?? '').replace(/[.-]+$/, '')).filter(Boolean)),
+  ];
+}
+
+/** The ids of the mentioned users that exist, by username regardless of case. */
+export async function mentionedUsers(
+  db: Executor,
+  text: string,
+): Promise<Array<{ user_id: string; username: string }>> {
+  const names = mentionedUsernames(text).map((n) => n.toLowerCase());
+  if (names.length === 0) return [];
+  return db
+    .selectFrom('profiles')
+    .select(['user_id', 'username'])
+    .where(sql<string>`lower(username)`, 'in', names.slice(0, 20))
+    .execute();
+}
+
+export const excerpt = (text: string) => (text.length > 280 ? `${text.slice(0, 277)}...` : text);
+
+export function notificationRelay(db: Kysely<ContentDatabase>, producer: Producer, log: RelayLog) {
+  return new OutboxRelay<{ queue: string; name: string; payload: unknown }>({
+    db,
+    table: 'job_outbox',
+    columns: ['queue', 'name', 'payload'],
+    deliver: async (row) => {
+      await producer.enqueue('notifications', row.name as Notification, row.payload as never, {
+        jobId: `${row.name}-${row.id}`,
+      });
+    },
+    log,
+  });
+}
