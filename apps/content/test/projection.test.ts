@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations, SCHEMA } from '../src/migrations/index.ts';
 import { applyUserEvent } from '../src/profiles/profile.projection.ts';
 import type { ProfilesDatabase } from '../src/profiles/profile.table.ts';
-import { profileProjection } from '../src/profiles/projection.plugin.ts';
+import { applyWhileAvailable, profileProjection } from '../src/profiles/projection.plugin.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 
@@ -192,5 +192,37 @@ describe('the profiles projection on real PostgreSQL and redis-queue', () => {
         expect(Date.now() - started).toBeLessThan(1000);
       }
     });
+  });
+});
+
+describe('applyWhileAvailable', () => {
+  const unreachable = () =>
+    Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+
+  it('waits out an unreachable database and applies the same event once it answers', async () => {
+    let calls = 0;
+    await applyWhileAvailable(
+      async () => {
+        calls += 1;
+        if (calls < 3) throw unreachable();
+      },
+      () => false,
+    );
+    expect(calls).toBe(3);
+  });
+
+  it('fails the delivery at once for any other error, and when the app is stopping', async () => {
+    await expect(
+      applyWhileAvailable(
+        async () => Promise.reject(new Error('duplicate key')),
+        () => false,
+      ),
+    ).rejects.toThrow('duplicate key');
+    await expect(
+      applyWhileAvailable(
+        async () => Promise.reject(unreachable()),
+        () => true,
+      ),
+    ).rejects.toThrow('ECONNREFUSED');
   });
 });

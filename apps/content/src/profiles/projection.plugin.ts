@@ -9,6 +9,7 @@
  * database pool is destroyed, as onClose hooks run in reverse order), letting an event in flight finish.
  */
 import { hostname } from 'node:os';
+import { isDatabaseUnavailable } from '@atoll/db';
 import { StreamConsumer } from '@atoll/events';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
@@ -25,8 +26,28 @@ export interface ProfileProjectionOptions {
   instanceId?: string;
 }
 
+/**
+ * While PostgreSQL is unreachable, waits and tries the same event again instead of failing it: a failed
+ * delivery counts toward the consumer's dead-letter limit, and an outage is not the event's fault.
+ * Every other error fails the delivery as usual.
+ */
+export async function applyWhileAvailable(
+  apply: () => Promise<void>,
+  stopping: () => boolean,
+): Promise<void> {
+  for (let wait = 250; ; wait = Math.min(wait * 2, 5000)) {
+    try {
+      return await apply();
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || stopping()) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
 const projectionPlugin: FastifyPluginAsync<ProfileProjectionOptions> = async (app, opts) => {
   const db = dbOf<ProfilesDatabase>(app);
+  let stopping = false;
   // Connects and checks the server is configured for the queue role (refuses to boot otherwise).
   const redis = await connectRedis({
     url: opts.redisQueueUrl,
@@ -40,13 +61,18 @@ const projectionPlugin: FastifyPluginAsync<ProfileProjectionOptions> = async (ap
     stream: createKeys(opts.keyPrefix).userEvents(),
     group: 'content-profiles',
     consumer: `content-${opts.instanceId ?? `${hostname()}-${process.pid}`}`,
-    handle: (event) => applyUserEvent(db, event),
+    handle: (event) =>
+      applyWhileAvailable(
+        () => applyUserEvent(db, event),
+        () => stopping,
+      ),
     log: app.log.child({ component: 'profile-projection' }),
   });
   app.addHook('onReady', async () => {
     consumer.start();
   });
   app.addHook('onClose', async () => {
+    stopping = true;
     await consumer.stop();
     await closeRedis(redis);
   });
