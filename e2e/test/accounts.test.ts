@@ -3,16 +3,14 @@
  * sessions behind the tokens; bad input that must change nothing; user events on the stream.
  */
 import { decodeEvent } from '@atoll/events';
-import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { hashToken } from '@atoll/session-store';
 import type { Stack } from '@atoll/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { eventually, startTestStack } from './helpers.ts';
-
-const silent = { info() {}, warn() {}, error() {} };
+import { eventually, redisOf, startTestStack } from './helpers.ts';
 
 describe('accounts and sessions through the gateway', () => {
   let stack: Stack;
@@ -44,20 +42,8 @@ describe('accounts and sessions through the gateway', () => {
     db = new pg.Client({ connectionString: stack.databaseUrl });
     await db.connect();
     prefix = stack.envOf('auth').REDIS_KEY_PREFIX as string;
-    sessionRedis = await connectRedis({
-      url: stack.redis.session.url,
-      role: 'session',
-      use: 'producer',
-      name: 't',
-      log: silent,
-    });
-    queueRedis = await connectRedis({
-      url: stack.redis.queue.url,
-      role: 'queue',
-      use: 'producer',
-      name: 't',
-      log: silent,
-    });
+    sessionRedis = await redisOf(stack, 'session');
+    queueRedis = await redisOf(stack, 'queue');
   }, 90_000);
   afterAll(async () => {
     await closeRedis(sessionRedis);

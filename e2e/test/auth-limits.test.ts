@@ -4,13 +4,12 @@
  * and redis-session going away.
  */
 import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
-import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import type { Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { IDENTITY_SECRET, startTestStack } from './helpers.ts';
+import { IDENTITY_SECRET, redisOf, startTestStack } from './helpers.ts';
 
-const silent = { info() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('auth limits and expiry', () => {
@@ -53,13 +52,7 @@ describe('auth limits and expiry', () => {
       SESSION_REFRESH_INTERVAL_S: '1',
     }));
     api = apiClient(stack.gatewayUrl);
-    sessionRedis = await connectRedis({
-      url: stack.redis.session.url,
-      role: 'session',
-      use: 'producer',
-      name: 't',
-      log: silent,
-    });
+    sessionRedis = await redisOf(stack, 'session');
   }, 90_000);
   afterAll(async () => {
     await closeRedis(sessionRedis);

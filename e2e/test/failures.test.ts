@@ -3,14 +3,12 @@
  * stay ready, and everything recovers when it returns, without restarting any service.
  * redis-session down: authenticated requests get a quick 503 with a clear code, public routes keep working.
  */
-import { closeRedis, connectRedis } from '@atoll/redis';
+import { closeRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { SessionStore } from '@atoll/session-store';
 import type { Role, Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestStack } from './helpers.ts';
-
-const silent = { info() {}, warn() {}, error() {} };
+import { eventually, redisOf, startTestStack } from './helpers.ts';
 
 type Ready = { status: number; down: string[] };
 async function ready(url: string): Promise<Ready> {
@@ -60,13 +58,7 @@ describe('one Redis role down, then back', () => {
   }
 
   it('redis-session stopped: authenticated requests 503 quickly, public ones still work; sessions survive', async () => {
-    const client = await connectRedis({
-      url: stack.redis.session.url,
-      role: 'session',
-      use: 'producer',
-      name: 't',
-      log: silent,
-    });
+    const client = await redisOf(stack, 'session');
     const store = new SessionStore(client, createKeys(stack.envOf('gateway').REDIS_KEY_PREFIX));
     const { token } = await store.create({ userId: 'u-1', username: 'alice', roles: ['user'] });
     await closeRedis(client);

@@ -4,15 +4,13 @@
  * the flow must refuse, each with a clear error and no session.
  */
 import { createHash } from 'node:crypto';
-import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import type { Stack } from '@atoll/testkit';
 import { Events } from 'oauth2-mock-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { startTestStack } from './helpers.ts';
-
-const silent = { info() {}, warn() {}, error() {} };
+import { redisOf, startTestStack } from './helpers.ts';
 
 interface Started {
   authorizeUrl: string;
@@ -64,13 +62,7 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
     ({ stack, dispose } = await startTestStack('google'));
     api = apiClient(stack.gatewayUrl);
     keys = createKeys(stack.envOf('auth').REDIS_KEY_PREFIX as string);
-    sessionRedis = await connectRedis({
-      url: stack.redis.session.url,
-      role: 'session',
-      use: 'producer',
-      name: 't',
-      log: silent,
-    });
+    sessionRedis = await redisOf(stack, 'session');
   }, 90_000);
   afterAll(async () => {
     await closeRedis(sessionRedis);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import {
   ownedTempDir,
   removeOwnedDir,
@@ -43,4 +44,15 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_0
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+const silent = { info() {}, warn() {}, error() {} };
+
+/** A client of one of the stack's Redis servers, for a test to look at what the services wrote. */
+export function redisOf(
+  stack: Stack,
+  role: 'cache' | 'session' | 'queue',
+  use: 'producer' | 'worker' = 'producer',
+): Promise<RoleCheckedRedis> {
+  return connectRedis({ url: stack.redis[role].url, role, use, name: `test:${role}`, log: silent });
 }

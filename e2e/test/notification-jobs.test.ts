@@ -3,15 +3,13 @@
  * one valid job per cause, none for your own doing, and none lost while redis-queue is down.
  */
 import { payloadProblem } from '@atoll/jobs';
-import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import type { Stack } from '@atoll/testkit';
 import { type Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { eventually, startTestStack } from './helpers.ts';
-
-const silent = { info() {}, warn() {}, error() {} };
+import { eventually, redisOf, startTestStack } from './helpers.ts';
 
 describe('notification jobs from content', () => {
   let stack: Stack;
@@ -28,13 +26,7 @@ describe('notification jobs from content', () => {
   beforeAll(async () => {
     ({ stack, dispose } = await startTestStack('notify'));
     api = apiClient(stack.gatewayUrl);
-    queueRedis = await connectRedis({
-      url: stack.redis.queue.url,
-      role: 'queue',
-      use: 'worker',
-      name: 't',
-      log: silent,
-    });
+    queueRedis = await redisOf(stack, 'queue', 'worker');
     queue = new Queue('notifications', {
       connection: queueRedis,
       prefix: createKeys(stack.envOf('content').REDIS_KEY_PREFIX as string).bullPrefix(),

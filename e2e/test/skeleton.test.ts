@@ -3,14 +3,12 @@
  * into every log, and identity is only what the gateway asserts.
  */
 import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
-import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { SessionStore } from '@atoll/session-store';
 import type { Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IDENTITY_SECRET, startTestStack } from './helpers.ts';
-
-const silent = { info() {}, warn() {}, error() {} };
+import { IDENTITY_SECRET, redisOf, startTestStack } from './helpers.ts';
 
 describe('walking skeleton: gateway → auth, content, notifier', () => {
   let stack: Stack;
@@ -20,13 +18,7 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
 
   beforeAll(async () => {
     ({ stack, dispose } = await startTestStack('skeleton'));
-    sessionRedis = await connectRedis({
-      url: stack.redis.session.url,
-      role: 'session',
-      use: 'producer',
-      name: 'test',
-      log: silent,
-    });
+    sessionRedis = await redisOf(stack, 'session');
     store = new SessionStore(sessionRedis, createKeys(stack.envOf('gateway').REDIS_KEY_PREFIX));
   }, 90_000);
   afterAll(async () => {

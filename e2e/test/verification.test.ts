@@ -5,15 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import { payloadProblem } from '@atoll/jobs';
-import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import type { Stack } from '@atoll/testkit';
 import { type Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { startTestStack } from './helpers.ts';
-
-const silent = { info() {}, warn() {}, error() {} };
+import { redisOf, startTestStack } from './helpers.ts';
 
 describe('verification codes and password resets', () => {
   let stack: Stack;
@@ -39,20 +37,8 @@ describe('verification codes and password resets', () => {
     ({ stack, dispose } = await startTestStack('verification'));
     api = apiClient(stack.gatewayUrl);
     keys = createKeys(stack.envOf('auth').REDIS_KEY_PREFIX as string);
-    sessionRedis = await connectRedis({
-      url: stack.redis.session.url,
-      role: 'session',
-      use: 'producer',
-      name: 't',
-      log: silent,
-    });
-    queueRedis = await connectRedis({
-      url: stack.redis.queue.url,
-      role: 'queue',
-      use: 'worker',
-      name: 't',
-      log: silent,
-    });
+    sessionRedis = await redisOf(stack, 'session');
+    queueRedis = await redisOf(stack, 'queue', 'worker');
     email = new Queue('email', { connection: queueRedis, prefix: keys.bullPrefix() });
   }, 90_000);
   afterAll(async () => {
