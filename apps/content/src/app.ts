@@ -13,6 +13,8 @@ import { SCHEMA } from './migrations/index.ts';
 import { notificationRelay } from './notifications/notifications.ts';
 import profileRoutes from './profiles/profile.routes.ts';
 import { profileProjection } from './profiles/projection.plugin.ts';
+import rankingRoutes from './rankings/ranking.routes.ts';
+import { createRankings } from './rankings/rankings.ts';
 import tagRoutes from './tags/tag.routes.ts';
 
 /** The content service as a plugin tree; `main.ts` serves it, tests inject into it. */
@@ -34,9 +36,11 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   app.addHook('onReady', async () => notifications.start());
   app.addHook('preClose', async () => notifications.stop());
   app.addHook('onClose', async () => producer.close());
-  const articles = new ArticleService(db, notifications);
+  const rankings = createRankings(db, app.redis.cache!, createKeys(config.keyPrefix), app.log);
+  const articles = new ArticleService(db, notifications, rankings);
   // Routes
   await app.register(profileRoutes, { db, notifications });
+  await app.register(rankingRoutes, { db, articles, rankings });
   await app.register(articleRoutes, { articles });
   await app.register(commentRoutes, { db, articles, notifications });
   await app.register(tagRoutes, { db });

@@ -11,6 +11,8 @@
  * | `{p}:verify:{<userId>}`               | session  | Hash   | 15 minutes (the code's life)                   |
  * | `{p}:pw-reset:{<tokenHash>}`          | session  | String | 30 minutes (the reset link's life)             |
  * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
+ * | `{p}:rank:{<name>}`                   | cache    | Sorted Set | 10 min ± jitter; rebuilt from PostgreSQL   |
+ * | `{p}:rebuild:{<name>}`                | cache    | String | 5 s: one rebuild at a time across instances    |
  * | `{p}:events:{users}`                  | queue    | Stream | none; trimmed to about 100 000 entries         |
  * | `{p}:{bull}:<queue>:...`              | queue    | BullMQ | bounded by each job's removeOn* policy         |
  *
@@ -71,6 +73,18 @@ export const KEY_SPECS = {
     type: 'String',
     ttl: '10 minutes; consumed with GETDEL (single use)',
   },
+  ranking: {
+    pattern: 'rank:{<trending|leaderboard>}',
+    instance: 'cache',
+    type: 'Sorted Set',
+    ttl: '10 minutes with jitter; rebuilt from PostgreSQL when missing (evicted, expired, flushed)',
+  },
+  rebuildLease: {
+    pattern: 'rebuild:{<name>}',
+    instance: 'cache',
+    type: 'String',
+    ttl: '5 seconds: whoever holds it rebuilds, the others wait or read PostgreSQL',
+  },
   userEvents: {
     pattern: 'events:{users}',
     instance: 'queue',
@@ -123,6 +137,10 @@ export function createKeys(prefix = 'atoll') {
      * path and the hash of the browser binding, as JSON.
      */
     oauthState: (stateHash: string) => `${prefix}:oauth:{${tagPart(stateHash, 'stateHash')}}`,
+    /** A ranking kept as a Sorted Set on the cache instance (trending articles, author leaderboard). */
+    ranking: (name: 'trending' | 'leaderboard') => `${prefix}:rank:{${name}}`,
+    /** The lease that lets one instance rebuild a missing ranking while the others wait. */
+    rebuildLease: (name: string) => `${prefix}:rebuild:{${tagPart(name, 'name')}}`,
     /** The Stream of user.* events (auth appends; content and notifier read with consumer groups). */
     userEvents: () => `${prefix}:events:{users}`,
     /**

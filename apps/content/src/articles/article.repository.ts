@@ -188,3 +188,11 @@ export async function popularTags(db: Executor, limit = 100): Promise<string[]> 
     .execute();
   return rows.map((r) => r.tag);
 }
+
+/** Articles by id, in the order of `ids` (a ranking's page); one query. */
+export async function findArticlesByIds(db: Executor, ids: string[]): Promise<ArticleRow[]> {
+  if (ids.length === 0) return [];
+  const rows = await selectArticles(db).where('a.id', 'in', ids).execute();
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return ids.flatMap((id) => (byId.has(id) ? [byId.get(id) as ArticleRow] : []));
+}

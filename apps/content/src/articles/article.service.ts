@@ -12,11 +12,13 @@ import type { ContentDatabase } from '../db.ts';
 import { excerpt, mentionedUsers, recordNotification } from '../notifications/notifications.ts';
 import { ensureProfile, followedAmong } from '../profiles/profile.repository.ts';
 import { toProfile } from '../profiles/profile.routes.ts';
+import { type Rankings, trendingScore } from '../rankings/rankings.ts';
 import {
   type ArticleRow,
   addFavorite,
   favoritedAmong,
   findArticleBySlug,
+  findArticlesByIds,
   type ListFilter,
   listArticles,
   removeFavorite,
@@ -62,11 +64,31 @@ function blankCheck(input: ArticleInput, required: boolean) {
 export class ArticleService {
   private readonly db: Kysely<ContentDatabase>;
   private readonly notifications: { kick(): void };
+  private readonly rankings: Rankings | null;
 
-  /** `notifications` is told after each commit that wrote notification jobs (the outbox relay). */
-  constructor(db: Kysely<ContentDatabase>, notifications: { kick(): void } = { kick() {} }) {
+  /**
+   * `notifications` is told after each commit that wrote notification jobs (the outbox relay);
+   * `rankings` follow favorites, new and deleted articles.
+   */
+  constructor(
+    db: Kysely<ContentDatabase>,
+    notifications: { kick(): void } = { kick() {} },
+    rankings: Rankings | null = null,
+  ) {
     this.db = db;
     this.notifications = notifications;
+    this.rankings = rankings;
+  }
+
+  /** Trending articles, best first, as a list page. */
+  async trending(page: { limit: number; offset: number }, viewer: Identity | null) {
+    if (!this.rankings) return { articles: [], articlesCount: 0 };
+    const { entries, total } = await this.rankings.trending.page(page.offset, page.limit);
+    const rows = await findArticlesByIds(
+      this.db,
+      entries.map((e) => e.member),
+    );
+    return { articles: await this.present(rows, viewer), articlesCount: total };
   }
 
   /** API objects for a page of rows: three more queries at most, whatever the page size. */
@@ -149,6 +171,8 @@ export class ArticleService {
       return row.slug;
     });
     this.notifications.kick();
+    const created = await this.load(slug);
+    await this.rankings?.trending.adjust(created.id, 'set', trendingScore(0, created.created_at));
     return this.get(slug, author);
   }
 
@@ -180,17 +204,18 @@ export class ArticleService {
     const current = await this.load(slug);
     if (current.author_id !== editor.userId) throw new AppError('FORBIDDEN', { article: ['forbidden'] });
     await this.db.deleteFrom('articles').where('id', '=', current.id).execute();
+    await this.rankings?.trending.remove(current.id);
+    if (current.favorites_count > 0)
+      await this.rankings?.leaderboard.adjust(current.author_id, 'incr', -current.favorites_count);
   }
 
   async favorite(viewer: Identity, slug: string, on: boolean) {
     const article = await this.load(slug);
-    await this.db.transaction().execute(async (trx) => {
+    const changed = await this.db.transaction().execute(async (trx) => {
       await ensureProfile(trx, viewer.userId, viewer.username);
-      if (!on) {
-        await removeFavorite(trx, viewer.userId, article.id);
-        return;
-      }
-      if (await addFavorite(trx, viewer.userId, article.id)) {
+      if (!on) return removeFavorite(trx, viewer.userId, article.id);
+      const added = await addFavorite(trx, viewer.userId, article.id);
+      if (added) {
         await recordNotification(trx, 'favorite', {
           v: 1,
           actorId: viewer.userId,
@@ -201,8 +226,18 @@ export class ArticleService {
           occurredAt: new Date().toISOString(),
         });
       }
+      return added;
     });
     this.notifications.kick();
+    if (changed) {
+      const after = await this.load(slug);
+      await this.rankings?.trending.adjust(
+        after.id,
+        'set',
+        trendingScore(after.favorites_count, after.created_at),
+      );
+      await this.rankings?.leaderboard.adjust(after.author_id, 'incr', on ? 1 : -1);
+    }
     return this.get(slug, viewer);
   }
 }
