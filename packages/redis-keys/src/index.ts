@@ -13,6 +13,10 @@
  * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
  * | `{p}:rank:{<name>}`                   | cache    | Sorted Set | 10 min ± jitter; rebuilt from PostgreSQL   |
  * | `{p}:rebuild:{<name>}`                | cache    | String | 5 s: one rebuild at a time across instances    |
+ * | `{p}:c:{<ns>:<id>}`                   | cache    | String | the entry's TTL + grace, with jitter           |
+ * | `{p}:c-lease:{<ns>:<id>}`             | cache    | String | 2 s: one loader per key across instances       |
+ * | `{p}:c-tag:{<tag>}`                   | cache    | Set    | the longest TTL + grace of its entries         |
+ * | `{p}:c-bus`                           | cache    | Channel | none (pub/sub): L1 invalidations              |
  * | `{p}:events:{users}`                  | queue    | Stream | none; trimmed to about 100 000 entries         |
  * | `{p}:{bull}:<queue>:...`              | queue    | BullMQ | bounded by each job's removeOn* policy         |
  *
@@ -85,6 +89,30 @@ export const KEY_SPECS = {
     type: 'String',
     ttl: '5 seconds: whoever holds it rebuilds, the others wait or read PostgreSQL',
   },
+  cacheEntry: {
+    pattern: 'c:{<namespace>:<id>}',
+    instance: 'cache',
+    type: 'String',
+    ttl: "the entry's TTL plus its grace period, with jitter",
+  },
+  cacheLease: {
+    pattern: 'c-lease:{<namespace>:<id>}',
+    instance: 'cache',
+    type: 'String',
+    ttl: 'the load lease (2 s by default): one loader per key across instances',
+  },
+  cacheTag: {
+    pattern: 'c-tag:{<tag>}',
+    instance: 'cache',
+    type: 'Set',
+    ttl: 'renewed to the longest TTL plus grace of the entries it lists',
+  },
+  cacheBus: {
+    pattern: 'c-bus',
+    instance: 'cache',
+    type: 'Channel',
+    ttl: 'none: a pub/sub channel holds no data',
+  },
   userEvents: {
     pattern: 'events:{users}',
     instance: 'queue',
@@ -141,6 +169,14 @@ export function createKeys(prefix = 'atoll') {
     ranking: (name: 'trending' | 'leaderboard') => `${prefix}:rank:{${name}}`,
     /** The lease that lets one instance rebuild a missing ranking while the others wait. */
     rebuildLease: (name: string) => `${prefix}:rebuild:{${tagPart(name, 'name')}}`,
+    /** A cached value (JSON) of the three-layer cache. */
+    cacheEntry: (namespace: string, id: string) => `${prefix}:c:{${tagPart(`${namespace}:${id}`, 'cache id')}}`,
+    /** Who is loading a cache entry right now (SET NX PX). */
+    cacheLease: (namespace: string, id: string) => `${prefix}:c-lease:{${tagPart(`${namespace}:${id}`, 'cache id')}}`,
+    /** The entry keys that depend on a tag, for invalidation by dependency. */
+    cacheTag: (tag: string) => `${prefix}:c-tag:{${tagPart(tag, 'tag')}}`,
+    /** The pub/sub channel that tells every instance which L1 entries to drop. */
+    cacheBus: () => `${prefix}:c-bus`,
     /** The Stream of user.* events (auth appends; content and notifier read with consumer groups). */
     userEvents: () => `${prefix}:events:{users}`,
     /**

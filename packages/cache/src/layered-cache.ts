@@ -1,0 +1,322 @@
+/**
+ * The three-layer cache (design.md, "Caching"): L1 a bounded in-process LRU, L2 redis-cache, L3 the
+ * loader (PostgreSQL).
+ *
+ * - Every entry has a TTL with jitter and a grace period after it: within the grace a stale value is
+ *   served when the loader fails (PostgreSQL slow or down), never after.
+ * - One loader per key at a time: in-process by single-flight, across instances by a short Redis lease
+ *   (SET NX PX); an instance that finds the lease taken waits for the value to appear in L2.
+ * - Invalidation by dependency: an entry lists the tags it depends on (`article:42`, `articles`);
+ *   `invalidate({ tags })` deletes every L2 entry of those tags and tells every instance over pub/sub to
+ *   drop them from L1. L1 is dropped whole whenever the bus (re)connects, since messages may have been
+ *   missed meanwhile.
+ * - Values whose JSON is larger than `maxValueBytes` are not cached (counted, logged once per id).
+ * - With redis-cache unreachable, reads fall through to the loader (no errors); L1 keeps working.
+ *
+ * Why not bentocache: it declares ioredis 5 as its peer (atoll runs ioredis 6 with RESP3), builds its
+ * own key and channel names rather than taking them from @atoll/redis-keys (hash tags, per-instance TTL
+ * rules), and its stampede protection is per process, where atoll also needs a lease across instances.
+ */
+import { randomUUID } from 'node:crypto';
+import { isRedisUnavailable } from '@atoll/redis';
+import type { Keys } from '@atoll/redis-keys';
+import type { Redis } from 'ioredis';
+import { Lru } from './lru.ts';
+import { isTombstone, STORE_UNLESS_INVALIDATED } from './scripts.lua.ts';
+
+export interface LayeredCacheOptions {
+  /** Producer client on redis-cache (fails fast when it is away). */
+  redis: Redis;
+  /** A dedicated subscriber client on redis-cache, for the invalidation bus. */
+  subscriber: Redis;
+  keys: Keys;
+  namespace: string;
+  ttlMs: number;
+  graceMs: number;
+  l1MaxEntries?: number;
+  /** L1 keeps an entry at most this long, so a missed invalidation heals by itself. */
+  l1TtlMs?: number;
+  leaseMs?: number;
+  maxValueBytes?: number;
+  /** How long an invalidated entry refuses values loaded before the write (above any query's timeout). */
+  tombstoneMs?: number;
+  log: { warn(obj: object, msg?: string): void };
+}
+
+type ScriptedRedis = Redis & {
+  storeUnlessInvalidated(
+    key: string,
+    json: string,
+    lifetimeMs: number,
+    seenTombstone: string,
+  ): Promise<number>;
+};
+
+interface Entry {
+  value: unknown;
+  freshUntil: number;
+  staleUntil: number;
+  tags: string[];
+}
+
+interface Stored {
+  v: unknown;
+  f: number;
+  t: string[];
+}
+
+export interface CacheStats {
+  l1Hits: number;
+  l2Hits: number;
+  loads: number;
+  staleServed: number;
+  tooLarge: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class LayeredCache {
+  readonly stats: CacheStats = { l1Hits: 0, l2Hits: 0, loads: 0, staleServed: 0, tooLarge: 0 };
+  private readonly opts: Required<Omit<LayeredCacheOptions, 'log'>> & Pick<LayeredCacheOptions, 'log'>;
+  private readonly l1: Lru<Entry>;
+  private readonly inflight = new Map<string, Promise<unknown>>();
+  private readonly instanceId = randomUUID();
+  private readonly tooLargeLogged = new Set<string>();
+
+  constructor(opts: LayeredCacheOptions) {
+    this.opts = {
+      l1MaxEntries: 1000,
+      l1TtlMs: 60_000,
+      leaseMs: 2000,
+      maxValueBytes: 64 * 1024,
+      tombstoneMs: 10_000,
+      ...opts,
+    };
+    this.l1 = new Lru(this.opts.l1MaxEntries);
+    if (!('storeUnlessInvalidated' in opts.redis)) {
+      opts.redis.defineCommand('storeUnlessInvalidated', { numberOfKeys: 1, lua: STORE_UNLESS_INVALIDATED });
+    }
+    // Invalidations that could not reach Redis are sent again as soon as it is back.
+    opts.redis.on('ready', () => void this.retryPending());
+  }
+
+  private pending: Array<{ ids: string[]; tags: string[] }> = [];
+
+  private async retryPending(): Promise<void> {
+    const pending = this.pending;
+    this.pending = [];
+    for (const change of pending) await this.invalidate(change).catch(() => undefined);
+  }
+
+  /** Subscribes to the invalidation bus; L1 is dropped on every (re)connection of the bus. */
+  async start(): Promise<void> {
+    const { subscriber, keys } = this.opts;
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel === keys.cacheBus()) this.onBusMessage(message);
+    });
+    subscriber.on('ready', () => this.l1.clear());
+    await subscriber.subscribe(keys.cacheBus());
+  }
+
+  /** The value for `id`: from L1, else L2, else the loader (whose result is cached with `tags`). */
+  async get<T>(id: string, load: () => Promise<T>, tags: string[] = []): Promise<T> {
+    const now = Date.now();
+    const local = this.l1.get(id);
+    if (local && local.freshUntil > now) {
+      this.stats.l1Hits += 1;
+      return local.value as T;
+    }
+    const pending = this.inflight.get(id);
+    if (pending) return pending as Promise<T>;
+    const promise = this.fetch(id, load, tags, local).finally(() => this.inflight.delete(id));
+    this.inflight.set(id, promise);
+    return promise;
+  }
+
+  private async fetch<T>(
+    id: string,
+    load: () => Promise<T>,
+    tags: string[],
+    local: Entry | undefined,
+  ): Promise<T> {
+    const { redis, keys, namespace, leaseMs } = this.opts;
+    const key = keys.cacheEntry(namespace, id);
+    let stale: Entry | undefined = local;
+    let redisUp = true;
+    let seenTombstone = '';
+    let leased = false;
+    try {
+      const { entry: stored, tombstone } = await this.readL2(key);
+      seenTombstone = tombstone;
+      if (stored && stored.freshUntil > Date.now()) {
+        this.stats.l2Hits += 1;
+        this.putL1(id, stored);
+        return stored.value as T;
+      }
+      if (stored && (!stale || stored.staleUntil > stale.staleUntil)) stale = stored;
+      // One loader across instances: whoever takes the lease loads; the others wait for its result.
+      leased =
+        (await redis.set(keys.cacheLease(namespace, id), this.instanceId, 'PX', leaseMs, 'NX')) === 'OK';
+      if (!leased) {
+        for (let waited = 0; waited < leaseMs; waited += 25) {
+          await sleep(25);
+          const { entry: arrived } = await this.readL2(key);
+          if (arrived && arrived.freshUntil > Date.now()) {
+            this.stats.l2Hits += 1;
+            this.putL1(id, arrived);
+            return arrived.value as T;
+          }
+        }
+      }
+    } catch (err) {
+      if (!isRedisUnavailable(err)) throw err;
+      redisUp = false;
+    }
+    try {
+      let value: T;
+      try {
+        this.stats.loads += 1;
+        value = await load();
+      } catch (err) {
+        if (stale && stale.staleUntil > Date.now()) {
+          this.stats.staleServed += 1;
+          return stale.value as T;
+        }
+        throw err;
+      }
+      await this.store(id, key, value, tags, redisUp ? seenTombstone : null);
+      return value;
+    } finally {
+      // Whatever happened, the next loader need not wait for the lease to run out.
+      if (leased) await redis.del(keys.cacheLease(namespace, id)).catch(() => undefined);
+    }
+  }
+
+  /** The L2 entry, or the tombstone an invalidation left in its place. */
+  private async readL2(key: string): Promise<{ entry?: Entry; tombstone: string }> {
+    const raw = await this.opts.redis.get(key);
+    if (!raw) return { tombstone: '' };
+    if (isTombstone(raw)) return { tombstone: raw };
+    const stored = JSON.parse(raw) as Stored;
+    return {
+      entry: {
+        value: stored.v,
+        freshUntil: stored.f,
+        staleUntil: stored.f + this.opts.graceMs,
+        tags: stored.t,
+      },
+      tombstone: '',
+    };
+  }
+
+  private putL1(id: string, entry: Entry): void {
+    // L1 never outlives L2's freshness, nor its own bound.
+    const freshUntil = Math.min(entry.freshUntil, Date.now() + this.opts.l1TtlMs);
+    this.l1.set(id, { ...entry, freshUntil });
+  }
+
+  /**
+   * Caches a loaded value in L1 and, when Redis answered (`seenTombstone` not null), in L2 unless the
+   * entry was invalidated after the load began.
+   */
+  private async store(
+    id: string,
+    key: string,
+    value: unknown,
+    tags: string[],
+    seenTombstone: string | null,
+  ): Promise<void> {
+    const { redis, keys, ttlMs, graceMs, maxValueBytes, namespace } = this.opts;
+    const jitteredTtl = Math.round(ttlMs * (0.9 + Math.random() * 0.2));
+    const freshUntil = Date.now() + jitteredTtl;
+    const json = JSON.stringify({ v: value, f: freshUntil, t: tags } satisfies Stored);
+    if (Buffer.byteLength(json) > maxValueBytes) {
+      this.stats.tooLarge += 1;
+      if (!this.tooLargeLogged.has(id)) {
+        this.tooLargeLogged.add(id);
+        this.opts.log.warn({ namespace, id, bytes: Buffer.byteLength(json) }, 'value too large to cache');
+      }
+      return;
+    }
+    this.putL1(id, { value, freshUntil, staleUntil: freshUntil + graceMs, tags });
+    if (seenTombstone === null) return;
+    const lifetime = jitteredTtl + graceMs;
+    try {
+      const stored = await (redis as ScriptedRedis).storeUnlessInvalidated(
+        key,
+        json,
+        lifetime,
+        seenTombstone,
+      );
+      if (stored === 0) this.l1.delete(id); // invalidated while loading: do not keep it here either
+      for (const tag of stored === 1 ? tags : []) {
+        const tagKey = keys.cacheTag(tag);
+        await redis
+          .multi()
+          .sadd(tagKey, id)
+          .pexpire(tagKey, lifetime, 'GT')
+          .pexpire(tagKey, lifetime, 'NX')
+          .exec();
+      }
+    } catch (err) {
+      if (!isRedisUnavailable(err)) throw err;
+    }
+  }
+
+  /**
+   * Forgets `ids` and every entry depending on `tags`, in L2 and in every instance's L1. Call it after
+   * the write that changed them has committed.
+   */
+  async invalidate(change: { ids?: string[]; tags?: string[] }): Promise<void> {
+    const { redis, keys, namespace, tombstoneMs } = this.opts;
+    const ids = new Set(change.ids ?? []);
+    const tags = change.tags ?? [];
+    this.dropL1([...ids], tags);
+    try {
+      for (const tag of tags) for (const id of await redis.smembers(keys.cacheTag(tag))) ids.add(id);
+      this.dropL1([...ids], []);
+      const tombstone = () => `!t${randomUUID().slice(0, 8)}`;
+      await Promise.all([
+        ...[...ids].map((id) => redis.set(keys.cacheEntry(namespace, id), tombstone(), 'PX', tombstoneMs)),
+        ...tags.map((tag) => redis.del(keys.cacheTag(tag))),
+      ]);
+      await redis.publish(
+        keys.cacheBus(),
+        JSON.stringify({ from: this.instanceId, ns: namespace, ids: [...ids], tags }),
+      );
+    } catch (err) {
+      if (!isRedisUnavailable(err)) throw err;
+      // Redis is away, so none of its entries can be served meanwhile; forget them as soon as it is back.
+      this.pending.push({ ids: [...ids], tags });
+      this.opts.log.warn({ namespace }, 'redis-cache unavailable: invalidation queued until it is back');
+    }
+  }
+
+  private onBusMessage(message: string): void {
+    try {
+      const { from, ns, ids, tags } = JSON.parse(message) as {
+        from: string;
+        ns: string;
+        ids: string[];
+        tags: string[];
+      };
+      if (from === this.instanceId || ns !== this.opts.namespace) return;
+      this.dropL1(ids, tags);
+    } catch {
+      this.l1.clear(); // an unreadable message: forget everything rather than risk a stale read
+    }
+  }
+
+  private dropL1(ids: string[], tags: string[]): void {
+    for (const id of ids) this.l1.delete(id);
+    if (tags.length === 0) return;
+    const dropped = new Set(tags);
+    for (const [id, entry] of [...this.l1.entries()])
+      if (entry.tags.some((t) => dropped.has(t))) this.l1.delete(id);
+  }
+
+  /** Drops the whole L1 (e.g. after a bus reconnect). */
+  clearLocal(): void {
+    this.l1.clear();
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * The three-layer cache on a real redis-server started with deploy/redis/cache.conf, with two cache
+ * objects standing for two service instances (each with its own connections).
+ */
+import { randomUUID } from 'node:crypto';
+import { closeRedis, connectRedis, createRedisClient, type RoleCheckedRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { RedisServer } from '@atoll/testkit';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { LayeredCache } from '../src/index.ts';
+
+const silent = { info() {}, warn() {}, error() {} };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('LayeredCache', () => {
+  let server: RedisServer;
+  const clients: Redis[] = [];
+  const keys = createKeys(`c${randomUUID().slice(0, 6)}`);
+
+  const instance = async (opts: Partial<ConstructorParameters<typeof LayeredCache>[0]> = {}) => {
+    const redis = await connectRedis({
+      url: server.url,
+      role: 'cache',
+      use: 'producer',
+      name: 'cache',
+      log: silent,
+    });
+    const subscriber = createRedisClient({
+      url: server.url,
+      role: 'cache',
+      use: 'subscriber',
+      name: 'bus',
+      log: silent,
+    });
+    await subscriber.connect();
+    clients.push(redis, subscriber);
+    const cache = new LayeredCache({
+      redis,
+      subscriber,
+      keys,
+      namespace: 'test',
+      ttlMs: 60_000,
+      graceMs: 30_000,
+      log: silent,
+      ...opts,
+    });
+    await cache.start();
+    return { cache, redis };
+  };
+
+  let admin: RoleCheckedRedis;
+  beforeAll(async () => {
+    server = await RedisServer.start('cache');
+    admin = await connectRedis({
+      url: server.url,
+      role: 'cache',
+      use: 'producer',
+      name: 'admin',
+      log: silent,
+    });
+  });
+  beforeEach(async () => {
+    await admin.flushall();
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => closeRedis(c)));
+    await closeRedis(admin);
+    await server.dispose();
+  });
+
+  const commands = async () => {
+    const info = await admin.info('commandstats');
+    let total = 0;
+    for (const m of info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) if (m[1] !== 'info') total += Number(m[2]);
+    return total;
+  };
+
+  it('serves an L1 hit with no Redis command, and an L2 hit on another instance without loading', async () => {
+    const a = await instance();
+    const b = await instance();
+    let loads = 0;
+    const load = async () => {
+      loads += 1;
+      return { title: 'hello' };
+    };
+    expect(await a.cache.get('article:1', load)).toEqual({ title: 'hello' });
+    const before = await commands();
+    expect(await a.cache.get('article:1', load)).toEqual({ title: 'hello' });
+    expect((await commands()) - before).toBe(0);
+    expect(await b.cache.get('article:1', load)).toEqual({ title: 'hello' });
+    expect(loads).toBe(1);
+    expect(a.cache.stats.l1Hits).toBe(1);
+    expect(b.cache.stats.l2Hits).toBe(1);
+    for (const key of await admin.keys('*')) expect(await admin.pttl(key), key).toBeGreaterThan(0);
+  });
+
+  it('never serves a stale value after an invalidation, on any instance (L1 dropped over pub/sub)', async () => {
+    const a = await instance();
+    const b = await instance();
+    let version = 1;
+    const load = async () => ({ version });
+    await a.cache.get('article:2', load, ['article:2', 'articles']);
+    await b.cache.get('article:2', load, ['article:2', 'articles']); // B's L1 is warm
+    version = 2;
+    await a.cache.invalidate({ tags: ['article:2'] });
+    await sleep(50); // the bus message reaches B
+    expect(await b.cache.get('article:2', load, ['article:2'])).toEqual({ version: 2 });
+    expect(await a.cache.get('article:2', load, ['article:2'])).toEqual({ version: 2 });
+  });
+
+  it('does not put back a value loaded before an invalidation that happened during the load', async () => {
+    const a = await instance();
+    let release: () => void = () => {};
+    const slowOld = () =>
+      new Promise<{ v: string }>((resolve) => {
+        release = () => resolve({ v: 'old' });
+      });
+    const reading = a.cache.get('article:3', slowOld, ['article:3']);
+    await sleep(20);
+    await a.cache.invalidate({ ids: ['article:3'] }); // the write commits while the read is loading
+    release();
+    expect(await reading).toEqual({ v: 'old' }); // that reader saw the old data...
+    const fresh = await a.cache.get('article:3', async () => ({ v: 'new' }), ['article:3']);
+    expect(fresh).toEqual({ v: 'new' }); // ...but it was not cached for anyone else
+  });
+
+  it('runs the loader once for 200 concurrent reads of a cold key across two instances', async () => {
+    const a = await instance();
+    const b = await instance();
+    let loads = 0;
+    const load = async () => {
+      loads += 1;
+      await sleep(100); // a slow query
+      return { hot: true };
+    };
+    const reads = Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).cache.get('article:hot', load));
+    expect(new Set((await Promise.all(reads)).map((v) => JSON.stringify(v)))).toEqual(
+      new Set(['{"hot":true}']),
+    );
+    expect(loads).toBe(1);
+  });
+
+  it('serves the stale value within the grace when the loader fails, and fails after it', async () => {
+    const a = await instance({ ttlMs: 100, graceMs: 400 });
+    await a.cache.get('article:4', async () => ({ v: 1 }));
+    await sleep(150); // expired, within grace
+    const down = async () => {
+      throw new Error('database down');
+    };
+    expect(await a.cache.get('article:4', down)).toEqual({ v: 1 });
+    expect(a.cache.stats.staleServed).toBe(1);
+    await sleep(500); // past the grace
+    await expect(a.cache.get('article:4', down)).rejects.toThrow('database down');
+  });
+
+  it('answers from the loader while redis-cache is down, and recovers when it returns', async () => {
+    const a = await instance();
+    let loads = 0;
+    const load = async () => {
+      loads += 1;
+      return { n: loads };
+    };
+    await server.stop();
+    try {
+      expect(await a.cache.get('article:5', load)).toEqual({ n: 1 });
+      await a.cache.invalidate({ ids: ['article:5'] });
+      expect(await a.cache.get('article:5', load)).toEqual({ n: 2 });
+    } finally {
+      await server.restart();
+    }
+    await sleep(300);
+    expect(await a.cache.get('article:5', load)).toEqual({ n: 3 });
+    expect(await admin.exists(keys.cacheEntry('test', 'article:5'))).toBe(1);
+  });
+
+  it('does not cache values above the size bound, and counts them', async () => {
+    const a = await instance({ maxValueBytes: 1000 });
+    let loads = 0;
+    const big = async () => {
+      loads += 1;
+      return { body: 'x'.repeat(5000) };
+    };
+    await a.cache.get('article:big', big);
+    await a.cache.get('article:big', big);
+    expect(loads).toBe(2);
+    expect(a.cache.stats.tooLarge).toBe(2);
+    expect(await admin.exists(keys.cacheEntry('test', 'article:big'))).toBe(0);
+  });
+
+  it('drops its whole L1 when the bus reconnects (invalidations may have been missed meanwhile)', async () => {
+    const a = await instance();
+    await a.cache.get('article:7', async () => ({ v: 1 }));
+    await a.cache.get('article:7', async () => ({ v: 1 }));
+    expect(a.cache.stats.l1Hits).toBe(1);
+    await admin.client('KILL', 'TYPE', 'pubsub');
+    await sleep(300); // the subscriber reconnects and resubscribes
+    await a.cache.get('article:7', async () => ({ v: 1 }));
+    expect(a.cache.stats.l1Hits).toBe(1);
+    expect(a.cache.stats.l2Hits).toBe(1);
+  });
+
+  it('changes no answer when the whole cache instance is flushed', async () => {
+    const a = await instance({ l1TtlMs: 1 });
+    const load = async () => ({ v: 'db' });
+    await a.cache.get('article:6', load);
+    await admin.flushall();
+    await sleep(5);
+    expect(await a.cache.get('article:6', load)).toEqual({ v: 'db' });
+  });
+});
