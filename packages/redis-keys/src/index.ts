@@ -170,9 +170,11 @@ export function createKeys(prefix = 'atoll') {
     /** The lease that lets one instance rebuild a missing ranking while the others wait. */
     rebuildLease: (name: string) => `${prefix}:rebuild:{${tagPart(name, 'name')}}`,
     /** A cached value (JSON) of the three-layer cache. */
-    cacheEntry: (namespace: string, id: string) => `${prefix}:c:{${tagPart(`${namespace}:${id}`, 'cache id')}}`,
+    cacheEntry: (namespace: string, id: string) =>
+      `${prefix}:c:{${tagPart(`${namespace}:${id}`, 'cache id')}}`,
     /** Who is loading a cache entry right now (SET NX PX). */
-    cacheLease: (namespace: string, id: string) => `${prefix}:c-lease:{${tagPart(`${namespace}:${id}`, 'cache id')}}`,
+    cacheLease: (namespace: string, id: string) =>
+      `${prefix}:c-lease:{${tagPart(`${namespace}:${id}`, 'cache id')}}`,
     /** The entry keys that depend on a tag, for invalidation by dependency. */
     cacheTag: (tag: string) => `${prefix}:c-tag:{${tagPart(tag, 'tag')}}`,
     /** The pub/sub channel that tells every instance which L1 entries to drop. */
