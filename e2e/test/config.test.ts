@@ -104,7 +104,7 @@ describe('.env.example', () => {
       };
       const documented = readFileSync(`${repoRoot}apps/${app}/.env.example`, 'utf8')
         .split('\n')
-        .filter((line) => /^[A-Z_]+=/.test(line))
+        .filter((line) => /^[A-Z][A-Z0-9_]*=/.test(line))
         .map((line) => line.split('=')[0]);
       expect(documented.sort()).toEqual(Object.keys(EnvSchema.properties).sort());
     });

@@ -6,6 +6,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import articleRoutes from './articles/article.routes.ts';
 import { ArticleService } from './articles/article.service.ts';
+import { contentCache } from './cache.plugin.ts';
 import commentRoutes from './comments/comment.routes.ts';
 import type { ContentConfig } from './config.ts';
 import type { ContentDatabase } from './db.ts';
@@ -27,8 +28,18 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   await app.register(redisRoles, { service: 'content', urls: config.redis });
   await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
-  // Profiles of authors, kept from the user.* events (a consumer group on the user events stream).
-  await app.register(profileProjection, { keyPrefix: config.keyPrefix, redisQueueUrl: config.redis.queue });
+  await app.register(contentCache, {
+    keyPrefix: config.keyPrefix,
+    redisCacheUrl: config.redis.cache,
+    ...config.cache,
+  });
+  // Profiles of authors, kept from the user.* events (a consumer group on the user events stream); a
+  // changed profile invalidates the cached articles that show it.
+  await app.register(profileProjection, {
+    keyPrefix: config.keyPrefix,
+    redisQueueUrl: config.redis.queue,
+    onProfileChanged: (userId) => app.cache.invalidate({ tags: [`profile:${userId}`] }),
+  });
   // Domain
   const db = dbOf<ContentDatabase>(app);
   const producer = new Producer(app.redis.queue!, createKeys(config.keyPrefix));
@@ -37,7 +48,7 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   app.addHook('preClose', async () => notifications.stop());
   app.addHook('onClose', async () => producer.close());
   const rankings = createRankings(db, app.redis.cache!, createKeys(config.keyPrefix), app.log);
-  const articles = new ArticleService(db, notifications, rankings);
+  const articles = new ArticleService(db, notifications, rankings, app.cache);
   // Routes
   await app.register(profileRoutes, { db, notifications });
   await app.register(rankingRoutes, { db, articles, rankings });

@@ -5,11 +5,22 @@ export const EnvSchema = Type.Object({
   DATABASE_URL: Env.postgresUrl(),
   REDIS_CACHE_URL: Env.redisUrl('cache'),
   REDIS_QUEUE_URL: Env.redisUrl('queue'),
+  CACHE_TTL_S: Env.seconds(60, 'how long a cached article stays fresh'),
+  CACHE_GRACE_S: Env.seconds(
+    300,
+    'how long after that a cached article may be served while PostgreSQL is down',
+  ),
+  CACHE_L1_MAX_ENTRIES: Type.Integer({
+    minimum: 1,
+    default: 5000,
+    description: 'entries kept in each process (L1)',
+  }),
 });
 
 export interface ContentConfig extends ServiceConfig {
   databaseUrl: string;
   redis: { cache: string; queue: string };
+  cache: { ttlMs: number; graceMs: number; l1MaxEntries: number };
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): ContentConfig {
@@ -18,5 +29,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...serviceConfig(e),
     databaseUrl: e.DATABASE_URL,
     redis: { cache: e.REDIS_CACHE_URL, queue: e.REDIS_QUEUE_URL },
+    cache: {
+      ttlMs: e.CACHE_TTL_S * 1000,
+      graceMs: e.CACHE_GRACE_S * 1000,
+      l1MaxEntries: e.CACHE_L1_MAX_ENTRIES,
+    },
   };
 }

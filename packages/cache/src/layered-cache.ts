@@ -40,6 +40,8 @@ export interface LayeredCacheOptions {
   maxValueBytes?: number;
   /** How long an invalidated entry refuses values loaded before the write (above any query's timeout). */
   tombstoneMs?: number;
+  /** Which loader errors may be answered with a stale value (default: all; e.g. only "database down"). */
+  staleOn?: (err: unknown) => boolean;
   log: { warn(obj: object, msg?: string): void };
 }
 
@@ -90,6 +92,7 @@ export class LayeredCache {
       leaseMs: 2000,
       maxValueBytes: 64 * 1024,
       tombstoneMs: 10_000,
+      staleOn: () => true,
       ...opts,
     };
     this.l1 = new Lru(this.opts.l1MaxEntries);
@@ -108,20 +111,39 @@ export class LayeredCache {
     for (const change of pending) await this.invalidate(change).catch(() => undefined);
   }
 
-  /** Subscribes to the invalidation bus; L1 is dropped on every (re)connection of the bus. */
+  /**
+   * Subscribes to the invalidation bus. While the bus is down, invalidations from other instances
+   * cannot arrive, so L1 is not used at all; it starts empty again when the bus is back.
+   */
   async start(): Promise<void> {
     const { subscriber, keys } = this.opts;
     subscriber.on('message', (channel: string, message: string) => {
       if (channel === keys.cacheBus()) this.onBusMessage(message);
     });
-    subscriber.on('ready', () => this.l1.clear());
+    const down = () => {
+      this.busUp = false;
+      this.l1.clear();
+    };
+    subscriber.on('close', down);
+    subscriber.on('reconnecting', down);
+    subscriber.on('ready', () => {
+      this.l1.clear();
+      this.busUp = true;
+    });
     await subscriber.subscribe(keys.cacheBus());
+    this.busUp = true;
   }
 
+  private busUp = false;
+
   /** The value for `id`: from L1, else L2, else the loader (whose result is cached with `tags`). */
-  async get<T>(id: string, load: () => Promise<T>, tags: string[] = []): Promise<T> {
+  async get<T>(
+    id: string,
+    load: () => Promise<T>,
+    tags: string[] | ((value: T) => string[]) = [],
+  ): Promise<T> {
     const now = Date.now();
-    const local = this.l1.get(id);
+    const local = this.busUp ? this.l1.get(id) : undefined;
     if (local && local.freshUntil > now) {
       this.stats.l1Hits += 1;
       return local.value as T;
@@ -136,7 +158,7 @@ export class LayeredCache {
   private async fetch<T>(
     id: string,
     load: () => Promise<T>,
-    tags: string[],
+    tagsOf: string[] | ((value: T) => string[]),
     local: Entry | undefined,
   ): Promise<T> {
     const { redis, keys, namespace, leaseMs } = this.opts;
@@ -178,12 +200,13 @@ export class LayeredCache {
         this.stats.loads += 1;
         value = await load();
       } catch (err) {
-        if (stale && stale.staleUntil > Date.now()) {
+        if (stale && stale.staleUntil > Date.now() && this.opts.staleOn(err)) {
           this.stats.staleServed += 1;
           return stale.value as T;
         }
         throw err;
       }
+      const tags = typeof tagsOf === 'function' ? tagsOf(value) : tagsOf;
       await this.store(id, key, value, tags, redisUp ? seenTombstone : null);
       return value;
     } finally {
@@ -210,6 +233,7 @@ export class LayeredCache {
   }
 
   private putL1(id: string, entry: Entry): void {
+    if (!this.busUp) return;
     // L1 never outlives L2's freshness, nor its own bound.
     const freshUntil = Math.min(entry.freshUntil, Date.now() + this.opts.l1TtlMs);
     this.l1.set(id, { ...entry, freshUntil });

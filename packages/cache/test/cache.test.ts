@@ -193,7 +193,7 @@ describe('LayeredCache', () => {
     await a.cache.get('article:7', async () => ({ v: 1 }));
     await a.cache.get('article:7', async () => ({ v: 1 }));
     expect(a.cache.stats.l1Hits).toBe(1);
-    await admin.client('KILL', 'TYPE', 'pubsub');
+    await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
     await sleep(300); // the subscriber reconnects and resubscribes
     await a.cache.get('article:7', async () => ({ v: 1 }));
     expect(a.cache.stats.l1Hits).toBe(1);

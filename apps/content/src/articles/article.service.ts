@@ -5,6 +5,7 @@
  * delete an article (403), an unknown slug is 404.
  */
 import { randomBytes } from 'node:crypto';
+import type { LayeredCache } from '@atoll/cache';
 import type { Identity } from '@atoll/identity';
 import { AppError } from '@atoll/service-kit';
 import type { Kysely } from 'kysely';
@@ -25,6 +26,21 @@ import {
   replaceTags,
   tagsOf,
 } from './article.repository.ts';
+
+/** What every reader of an article sees alike: cacheable. */
+interface SharedArticle {
+  id: string;
+  authorId: string;
+  slug: string;
+  title: string;
+  description: string;
+  body: string;
+  tagList: string[];
+  createdAt: string;
+  updatedAt: string;
+  favoritesCount: number;
+  author: { username: string; bio: string | null; image: string | null };
+}
 
 export interface ArticleInput {
   title?: string | undefined;
@@ -65,19 +81,53 @@ export class ArticleService {
   private readonly db: Kysely<ContentDatabase>;
   private readonly notifications: { kick(): void };
   private readonly rankings: Rankings | null;
+  private readonly cache: LayeredCache | null;
 
   /**
    * `notifications` is told after each commit that wrote notification jobs (the outbox relay);
-   * `rankings` follow favorites, new and deleted articles.
+   * `rankings` follow favorites, new and deleted articles; `cache` holds single-article reads.
    */
   constructor(
     db: Kysely<ContentDatabase>,
     notifications: { kick(): void } = { kick() {} },
     rankings: Rankings | null = null,
+    cache: LayeredCache | null = null,
   ) {
     this.db = db;
     this.notifications = notifications;
     this.rankings = rankings;
+    this.cache = cache;
+  }
+
+  /**
+   * The part of an article that is the same for every reader, from the cache (L1, L2) or PostgreSQL.
+   * It depends on the article and on its author's profile: a change to either invalidates it.
+   */
+  private async shared(slug: string): Promise<SharedArticle> {
+    const load = async (): Promise<SharedArticle> => {
+      const row = await this.load(slug);
+      const tags = await tagsOf(this.db, [row.id]);
+      return {
+        id: row.id,
+        authorId: row.author_id,
+        slug: row.slug,
+        title: row.title,
+        description: row.description,
+        body: row.body,
+        tagList: tags.get(row.id) ?? [],
+        createdAt: row.created_at.toISOString(),
+        updatedAt: row.updated_at.toISOString(),
+        favoritesCount: row.favorites_count,
+        author: { username: row.author_username, bio: row.author_bio, image: row.author_image },
+      };
+    };
+    if (!this.cache) return load();
+    return this.cache.get(`article:${slug}`, load, (a) => [`article:${a.id}`, `profile:${a.authorId}`]);
+  }
+
+  /** Forgets every cached read of an article (after its write has committed). */
+  private async forget(article: { id: string; slug: string }): Promise<void> {
+    await this.cache?.invalidate({ ids: [`article:${article.slug}`], tags: [`article:${article.id}`] });
   }
 
   /** Trending articles, best first, as a list page. */
@@ -125,9 +175,20 @@ export class ArticleService {
     return { articles: await this.present(rows, viewer), articlesCount: total };
   }
 
+  /** One article: shared part from the cache, the viewer's own flags (favorited, following) fresh. */
   async get(slug: string, viewer: Identity | null) {
-    const [article] = await this.present([await this.load(slug)], viewer);
-    return article!;
+    const { id, authorId, author, ...article } = await this.shared(slug);
+    const [favorited, following] = viewer
+      ? await Promise.all([
+          favoritedAmong(this.db, viewer.userId, [id]),
+          followedAmong(this.db, viewer.userId, [authorId]),
+        ])
+      : [new Set<string>(), new Set<string>()];
+    return {
+      ...article,
+      favorited: favorited.has(id),
+      author: { ...author, following: following.has(authorId) },
+    };
   }
 
   async load(slug: string): Promise<ArticleRow> {
@@ -197,6 +258,7 @@ export class ArticleService {
       if (input.tagList !== undefined) await replaceTags(trx, current.id, cleanTags(input.tagList));
       return row.slug;
     });
+    await this.forget(current);
     return this.get(newSlug, editor);
   }
 
@@ -204,6 +266,7 @@ export class ArticleService {
     const current = await this.load(slug);
     if (current.author_id !== editor.userId) throw new AppError('FORBIDDEN', { article: ['forbidden'] });
     await this.db.deleteFrom('articles').where('id', '=', current.id).execute();
+    await this.forget(current);
     await this.rankings?.trending.remove(current.id);
     if (current.favorites_count > 0)
       await this.rankings?.leaderboard.adjust(current.author_id, 'incr', -current.favorites_count);
@@ -229,6 +292,7 @@ export class ArticleService {
       return added;
     });
     this.notifications.kick();
+    if (changed) await this.forget(article);
     if (changed) {
       const after = await this.load(slug);
       await this.rankings?.trending.adjust(

@@ -24,6 +24,8 @@ export interface ProfileProjectionOptions {
   redisQueueUrl: string;
   /** Names this instance in the consumer group; defaults to `<hostname>-<pid>`. */
   instanceId?: string;
+  /** Called after a profile changed, e.g. to invalidate what shows it. */
+  onProfileChanged?: (userId: string) => Promise<void>;
 }
 
 /**
@@ -61,11 +63,14 @@ const projectionPlugin: FastifyPluginAsync<ProfileProjectionOptions> = async (ap
     stream: createKeys(opts.keyPrefix).userEvents(),
     group: 'content-profiles',
     consumer: `content-${opts.instanceId ?? `${hostname()}-${process.pid}`}`,
-    handle: (event) =>
-      applyWhileAvailable(
+    handle: async (event) => {
+      await applyWhileAvailable(
         () => applyUserEvent(db, event),
         () => stopping,
-      ),
+      );
+      const userId = (event.payload as { userId?: string }).userId;
+      if (userId) await opts.onProfileChanged?.(userId);
+    },
     log: app.log.child({ component: 'profile-projection' }),
   });
   app.addHook('onReady', async () => {
