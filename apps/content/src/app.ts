@@ -28,17 +28,21 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   await app.register(redisRoles, { service: 'content', urls: config.redis });
   await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
-  await app.register(contentCache, {
-    keyPrefix: config.keyPrefix,
-    redisCacheUrl: config.redis.cache,
-    ...config.cache,
-  });
+  if (config.cache.enabled) {
+    await app.register(contentCache, {
+      keyPrefix: config.keyPrefix,
+      redisCacheUrl: config.redis.cache,
+      ...config.cache,
+    });
+  }
   // Profiles of authors, kept from the user.* events (a consumer group on the user events stream); a
   // changed profile invalidates the cached articles that show it.
   await app.register(profileProjection, {
     keyPrefix: config.keyPrefix,
     redisQueueUrl: config.redis.queue,
-    onProfileChanged: (userId) => app.cache.invalidate({ tags: [`profile:${userId}`] }),
+    onProfileChanged: async (userId) => {
+      if (config.cache.enabled) await app.cache.invalidate({ tags: [`profile:${userId}`] });
+    },
   });
   // Domain
   const db = dbOf<ContentDatabase>(app);
@@ -48,7 +52,7 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   app.addHook('preClose', async () => notifications.stop());
   app.addHook('onClose', async () => producer.close());
   const rankings = createRankings(db, app.redis.cache!, createKeys(config.keyPrefix), app.log);
-  const articles = new ArticleService(db, notifications, rankings, app.cache);
+  const articles = new ArticleService(db, notifications, rankings, config.cache.enabled ? app.cache : null);
   // Routes
   await app.register(profileRoutes, { db, notifications });
   await app.register(rankingRoutes, { db, articles, rankings });

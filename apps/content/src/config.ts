@@ -5,6 +5,7 @@ export const EnvSchema = Type.Object({
   DATABASE_URL: Env.postgresUrl(),
   REDIS_CACHE_URL: Env.redisUrl('cache'),
   REDIS_QUEUE_URL: Env.redisUrl('queue'),
+  CACHE_ENABLED: Env.boolean(true, 'cache article reads (turn off only to measure or debug without it)'),
   CACHE_TTL_S: Env.seconds(60, 'how long a cached article stays fresh'),
   CACHE_GRACE_S: Env.seconds(
     300,
@@ -20,7 +21,7 @@ export const EnvSchema = Type.Object({
 export interface ContentConfig extends ServiceConfig {
   databaseUrl: string;
   redis: { cache: string; queue: string };
-  cache: { ttlMs: number; graceMs: number; l1MaxEntries: number };
+  cache: { enabled: boolean; ttlMs: number; graceMs: number; l1MaxEntries: number };
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): ContentConfig {
@@ -30,6 +31,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     redis: { cache: e.REDIS_CACHE_URL, queue: e.REDIS_QUEUE_URL },
     cache: {
+      enabled: e.CACHE_ENABLED,
       ttlMs: e.CACHE_TTL_S * 1000,
       graceMs: e.CACHE_GRACE_S * 1000,
       l1MaxEntries: e.CACHE_L1_MAX_ENTRIES,

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { ownProcess } from './owned.ts';
 import { repoRoot } from './paths.ts';
+import { freePort } from './ports.ts';
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number; reqId?: string };
 
@@ -84,26 +85,38 @@ export class ServiceProcess {
     return new ServiceProcess(app, child, opts);
   }
 
-  /** Spawns and waits until the service logs that it listens; `url` is then its base URL. */
+  /**
+   * Spawns and waits until the service answers `GET /health/live`; `url` is then its base URL. A port
+   * of 0 (or none) is replaced by a free one first, so readiness does not depend on the log level.
+   */
   static async start(
     app: string,
     env: Record<string, string>,
     opts: SpawnOptions & { timeoutMs?: number } = {},
   ): Promise<ServiceProcess> {
-    const proc = ServiceProcess.spawn(app, env, opts);
-    const line = await Promise.race([
-      proc.waitForLog(
-        (l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at '),
-        opts.timeoutMs,
-      ),
-      proc.exited.then(({ code }) => {
+    const port = env.PORT && env.PORT !== '0' ? env.PORT : String(await freePort());
+    const host = !env.HOST || env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST;
+    const proc = ServiceProcess.spawn(app, { ...env, PORT: port }, opts);
+    proc.url = `http://${host}:${port}`;
+    const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+    for (;;) {
+      const live = await fetch(`${proc.url}/health/live`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (live) return proc;
+      if (!proc.running) {
+        const { code } = await proc.exited;
         throw new Error(
           `${app} exited with ${code} before listening: ${proc.stderr.trim() || proc.stdout.trim()}`,
         );
-      }),
-    ]);
-    proc.url = String(line.msg).replace('Server listening at ', '');
-    return proc;
+      }
+      if (Date.now() > deadline) {
+        await proc.stop('SIGKILL');
+        throw new Error(`${app} did not answer on ${proc.url} in time: ${proc.stderr.trim()}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   waitForLog(match: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> {

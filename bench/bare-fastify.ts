@@ -1,0 +1,7 @@
+// The reference server of the benchmarks: Fastify with nothing but one route, no logging.
+import Fastify from 'fastify';
+
+const app = Fastify({ logger: false });
+app.get('/', async () => ({ hello: 'world' }));
+await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT) });
+console.log(JSON.stringify({ msg: 'listening' }));
