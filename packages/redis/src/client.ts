@@ -196,8 +196,8 @@ export function isRedisUnavailable(err: unknown): boolean {
   const name = (err as Error | undefined)?.name ?? '';
   return (
     name === 'MaxRetriesPerRequestError' ||
-    /Stream isn't writeable|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT/.test(
-      message,
-    )
+    // ioredis's own wording: a fail-fast client never surfaces a socket error (ECONNREFUSED…) to a
+    // command, and matching those would mistake a PostgreSQL outage for a Redis one.
+    /Stream isn't writeable|Connection is closed|Command timed out/.test(message)
   );
 }
