@@ -64,7 +64,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     : null;
   await app.register(googleRoutes, {
     google,
-    sessions,
+    users,
     returnOrigins: config.returnOrigins,
     secureCookies: config.session.cookieSecure,
     clientOf: (request) => clientOf(request, tokenOf(request)),

@@ -4,18 +4,17 @@
  *                                            in the RealWorld shape and no session
  */
 import { AppError } from '@atoll/service-kit';
-import type { SessionStore } from '@atoll/session-store';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
-import type { ClientInfo } from '../users/user.service.ts';
+import type { ClientInfo, UserService } from '../users/user.service.ts';
 import type { GoogleSignIn } from './google.service.ts';
 import { STATE_TTL_MS } from './google.service.ts';
 import { allowedReturnTo } from './return-to.ts';
 
 export interface GoogleRoutesOptions {
   google: GoogleSignIn | null;
-  sessions: SessionStore;
+  users: UserService;
   returnOrigins: readonly string[];
   secureCookies: boolean;
   clientOf: (request: FastifyRequest) => ClientInfo;
@@ -75,16 +74,8 @@ const googleRoutes: FastifyPluginAsyncTypebox<GoogleRoutesOptions> = async (app,
       // The binding cookie has done its job whatever the outcome.
       reply.header('set-cookie', bindingCookie('', 0, opts.secureCookies));
       const { user, returnTo } = await google.finish(query, bindingOf(request));
-      const client = opts.clientOf(request);
-      const { token } = await opts.sessions.create({
-        userId: user.id,
-        username: user.username,
-        roles: ['user'],
-        userAgent: client.userAgent,
-        ip: client.ip,
-      });
-      // Session fixation: a session the browser had before signing in does not survive it.
-      if (client.previousToken) await opts.sessions.destroy(client.previousToken);
+      // A new session; the one the browser had before signing in does not survive it (fixation).
+      const token = await opts.users.startSession(user, opts.clientOf(request));
       opts.setSessionCookie(reply, token);
       reply.header('cache-control', 'no-store');
       return reply.redirect(returnTo, 302);

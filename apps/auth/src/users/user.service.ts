@@ -159,9 +159,17 @@ export class UserService {
       throw new AppError('AUTH_INVALID_CREDENTIALS');
     }
     await this.limiter.recordSuccess(input.email, client.ip);
+    return { user, token: await this.startSession(user, client) };
+  }
+
+  /**
+   * A new session for a user who just proved who they are (password, Google), ending whatever session
+   * the client had before; returns the token.
+   */
+  async startSession(user: UserRow, client: ClientInfo): Promise<string> {
     const { token } = await this.newSession(user, client);
     await this.endPrevious(client);
-    return { user, token };
+    return token;
   }
 
   /** Session fixation: whatever session the client had before logging in never survives the login. */

@@ -202,7 +202,7 @@ export class ArticleService {
     input: Required<Omit<ArticleInput, 'tagList'>> & { tagList?: string[] | undefined },
   ) {
     blankCheck(input, true);
-    const slug = await this.db.transaction().execute(async (trx) => {
+    const created = await this.db.transaction().execute(async (trx) => {
       await ensureProfile(trx, author.userId, author.username);
       const row = await trx
         .insertInto('articles')
@@ -213,7 +213,7 @@ export class ArticleService {
           body: input.body,
           author_id: author.userId,
         })
-        .returning(['id', 'slug', 'title'])
+        .returning(['id', 'slug', 'title', 'created_at'])
         .executeTakeFirstOrThrow();
       await replaceTags(trx, row.id, cleanTags(input.tagList ?? []));
       for (const mentioned of await mentionedUsers(trx, input.body)) {
@@ -229,12 +229,11 @@ export class ArticleService {
           occurredAt: new Date().toISOString(),
         });
       }
-      return row.slug;
+      return row;
     });
     this.notifications.kick();
-    const created = await this.load(slug);
     await this.rankings?.trending.adjust(created.id, 'set', trendingScore(0, created.created_at));
-    return this.get(slug, author);
+    return this.get(created.slug, author);
   }
 
   async update(editor: Identity, slug: string, input: ArticleInput) {
@@ -292,15 +291,12 @@ export class ArticleService {
       return added;
     });
     this.notifications.kick();
-    if (changed) await this.forget(article);
     if (changed) {
-      const after = await this.load(slug);
-      await this.rankings?.trending.adjust(
-        after.id,
-        'set',
-        trendingScore(after.favorites_count, after.created_at),
-      );
-      await this.rankings?.leaderboard.adjust(after.author_id, 'incr', on ? 1 : -1);
+      await this.forget(article);
+      // The count this change made (no second read: a ranking tolerates a concurrent favorite's lag).
+      const favorites = Math.max(article.favorites_count + (on ? 1 : -1), 0);
+      await this.rankings?.trending.adjust(article.id, 'set', trendingScore(favorites, article.created_at));
+      await this.rankings?.leaderboard.adjust(article.author_id, 'incr', on ? 1 : -1);
     }
     return this.get(slug, viewer);
   }
