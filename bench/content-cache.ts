@@ -97,6 +97,7 @@ try {
     DATABASE_URL: database.url,
     REDIS_CACHE_URL: cache.url,
     REDIS_QUEUE_URL: queue.url,
+    AUTH_URL: 'http://127.0.0.1:9',
   };
   // Logging at warn, as a busy production instance might.
   const start = async (extra: Record<string, string>) => {

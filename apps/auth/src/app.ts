@@ -9,6 +9,7 @@ import type { AuthConfig } from './config.ts';
 import type { AuthDatabase } from './db.ts';
 import googleRoutes from './google/google.routes.ts';
 import { GoogleSignIn } from './google/google.service.ts';
+import internalProfileRoutes from './internal/profile.routes.ts';
 import { SCHEMA } from './migrations/index.ts';
 import { userEventRelay } from './outbox/outbox.ts';
 import currentSession from './routes/session.ts';
@@ -71,5 +72,6 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     setSessionCookie: (reply, token) => setSessionCookie(reply, cookie, token),
   });
   await app.register(currentSession);
+  await app.register(internalProfileRoutes, { db });
   return app;
 }

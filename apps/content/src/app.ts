@@ -6,16 +6,19 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import articleRoutes from './articles/article.routes.ts';
 import { ArticleService } from './articles/article.service.ts';
+import { listTag } from './articles/list-cache.ts';
 import { contentCache } from './cache.plugin.ts';
 import commentRoutes from './comments/comment.routes.ts';
 import type { ContentConfig } from './config.ts';
 import type { ContentDatabase } from './db.ts';
 import { SCHEMA } from './migrations/index.ts';
 import { notificationRelay } from './notifications/notifications.ts';
+import { ProfileDirectory } from './profiles/profile.directory.ts';
 import profileRoutes from './profiles/profile.routes.ts';
 import { profileProjection } from './profiles/projection.plugin.ts';
 import rankingRoutes from './rankings/ranking.routes.ts';
 import { createRankings } from './rankings/rankings.ts';
+import { Relations } from './relations/relations.ts';
 import tagRoutes from './tags/tag.routes.ts';
 
 /** The content service as a plugin tree; `main.ts` serves it, tests inject into it. */
@@ -40,8 +43,10 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   await app.register(profileProjection, {
     keyPrefix: config.keyPrefix,
     redisQueueUrl: config.redis.queue,
-    onProfileChanged: async (userId) => {
-      if (config.cache.enabled) await app.cache.invalidate({ tags: [`profile:${userId}`] });
+    onProfileChanged: async (userId, username) => {
+      // What shows the profile, and whatever was cached as "nobody has this name".
+      if (config.cache.enabled)
+        await app.cache.invalidate({ tags: [`profile:${userId}`, listTag.name(username)] });
     },
   });
   // Domain
@@ -51,13 +56,17 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   app.addHook('onReady', async () => notifications.start());
   app.addHook('preClose', async () => notifications.stop());
   app.addHook('onClose', async () => producer.close());
-  const rankings = createRankings(db, app.redis.cache!, createKeys(config.keyPrefix), app.log);
-  const articles = new ArticleService(db, notifications, rankings, config.cache.enabled ? app.cache : null);
+  const keys = createKeys(config.keyPrefix);
+  const rankings = createRankings(db, app.redis.cache!, keys, app.log);
+  const cache = config.cache.enabled ? app.cache : null;
+  const relations = new Relations({ db, redis: cache ? app.redis.cache! : null, keys, log: app.log });
+  const profiles = new ProfileDirectory({ db, cache, authUrl: config.authUrl, log: app.log });
+  const articles = new ArticleService({ db, relations, notifications, rankings, cache });
   // Routes
-  await app.register(profileRoutes, { db, notifications });
-  await app.register(rankingRoutes, { db, articles, rankings });
+  await app.register(profileRoutes, { db, profiles, relations, articles, notifications });
+  await app.register(rankingRoutes, { db, articles, rankings, relations });
   await app.register(articleRoutes, { articles });
-  await app.register(commentRoutes, { db, articles, notifications });
-  await app.register(tagRoutes, { db });
+  await app.register(commentRoutes, { db, articles, relations, notifications });
+  await app.register(tagRoutes, { db, cache });
   return app;
 }

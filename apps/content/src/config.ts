@@ -5,12 +5,13 @@ export const EnvSchema = Type.Object({
   DATABASE_URL: Env.postgresUrl(),
   REDIS_CACHE_URL: Env.redisUrl('cache'),
   REDIS_QUEUE_URL: Env.redisUrl('queue'),
-  CACHE_ENABLED: Env.boolean(true, 'cache article reads (turn off only to measure or debug without it)'),
-  CACHE_TTL_S: Env.seconds(60, 'how long a cached article stays fresh'),
-  CACHE_GRACE_S: Env.seconds(
-    300,
-    'how long after that a cached article may be served while PostgreSQL is down',
+  AUTH_URL: Env.httpUrl('auth service (asked for a profile whose user event has not arrived yet)'),
+  CACHE_ENABLED: Env.boolean(
+    true,
+    'cache article, list, profile and tag reads and the relation keys (turn off only to measure or debug)',
   ),
+  CACHE_TTL_S: Env.seconds(60, 'how long a cached read stays fresh'),
+  CACHE_GRACE_S: Env.seconds(300, 'how long after that a cached read may be served while PostgreSQL is down'),
   CACHE_L1_MAX_ENTRIES: Type.Integer({
     minimum: 1,
     default: 5000,
@@ -20,6 +21,7 @@ export const EnvSchema = Type.Object({
 
 export interface ContentConfig extends ServiceConfig {
   databaseUrl: string;
+  authUrl: string;
   redis: { cache: string; queue: string };
   cache: { enabled: boolean; ttlMs: number; graceMs: number; l1MaxEntries: number };
 }
@@ -29,6 +31,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     ...serviceConfig(e),
     databaseUrl: e.DATABASE_URL,
+    authUrl: e.AUTH_URL.replace(/\/+$/, ''),
     redis: { cache: e.REDIS_CACHE_URL, queue: e.REDIS_QUEUE_URL },
     cache: {
       enabled: e.CACHE_ENABLED,

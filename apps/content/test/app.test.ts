@@ -18,6 +18,7 @@ describe('content buildApp on real Redis and PostgreSQL', () => {
     DATABASE_URL: database.url,
     REDIS_CACHE_URL: cache.url,
     REDIS_QUEUE_URL: queue.url,
+    AUTH_URL: 'http://127.0.0.1:9',
   });
 
   beforeAll(async () => {

@@ -215,9 +215,87 @@ export class LayeredCache {
     }
   }
 
+  /**
+   * Many values at once (a list page): L1, then one MGET on L2, then one call of `loadMany` for the
+   * rest — so a page costs the same number of queries whatever its size. Ids `loadMany` does not
+   * return are absent from the result (and not cached). Unlike `get`, there is no lease across
+   * instances: a batch is loaded by whoever misses it, and pages overlap too little for a stampede.
+   */
+  async getMany<T>(
+    ids: string[],
+    loadMany: (missing: string[]) => Promise<Map<string, T>>,
+    tagsOf: (value: T) => string[],
+  ): Promise<Map<string, T>> {
+    const { redis, keys, namespace } = this.opts;
+    const found = new Map<string, T>();
+    const stale = new Map<string, Entry>();
+    const now = Date.now();
+    let missing: string[] = [];
+    for (const id of new Set(ids)) {
+      const local = this.busUp ? this.l1.get(id) : undefined;
+      if (local && local.freshUntil > now) {
+        this.stats.l1Hits += 1;
+        found.set(id, local.value as T);
+      } else {
+        if (local) stale.set(id, local);
+        missing.push(id);
+      }
+    }
+    if (missing.length === 0) return found;
+    let tombstones: Map<string, string> | null = new Map();
+    try {
+      const raws = await redis.mget(missing.map((id) => keys.cacheEntry(namespace, id)));
+      const stillMissing: string[] = [];
+      missing.forEach((id, i) => {
+        const { entry, tombstone } = this.parseL2(raws[i] ?? null);
+        if (entry && entry.freshUntil > Date.now()) {
+          this.stats.l2Hits += 1;
+          this.putL1(id, entry);
+          found.set(id, entry.value as T);
+          return;
+        }
+        if (entry) stale.set(id, entry);
+        tombstones?.set(id, tombstone);
+        stillMissing.push(id);
+      });
+      missing = stillMissing;
+    } catch (err) {
+      if (!isRedisUnavailable(err)) throw err;
+      tombstones = null; // Redis is away: cache in L1 only
+    }
+    if (missing.length === 0) return found;
+    let loaded: Map<string, T>;
+    try {
+      this.stats.loads += 1;
+      loaded = await loadMany(missing);
+    } catch (err) {
+      const usable = missing.every((id) => (stale.get(id)?.staleUntil ?? 0) > Date.now());
+      if (!usable || !this.opts.staleOn(err)) throw err;
+      this.stats.staleServed += missing.length;
+      for (const id of missing) found.set(id, stale.get(id)?.value as T);
+      return found;
+    }
+    await Promise.all(
+      [...loaded].map(([id, value]) => {
+        found.set(id, value);
+        return this.store(
+          id,
+          keys.cacheEntry(namespace, id),
+          value,
+          tagsOf(value),
+          tombstones?.get(id) ?? null,
+        );
+      }),
+    );
+    return found;
+  }
+
   /** The L2 entry, or the tombstone an invalidation left in its place. */
   private async readL2(key: string): Promise<{ entry?: Entry; tombstone: string }> {
-    const raw = await this.opts.redis.get(key);
+    return this.parseL2(await this.opts.redis.get(key));
+  }
+
+  private parseL2(raw: string | null): { entry?: Entry; tombstone: string } {
     if (!raw) return { tombstone: '' };
     if (isTombstone(raw)) return { tombstone: raw };
     const stored = JSON.parse(raw) as Stored;

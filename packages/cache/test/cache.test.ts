@@ -95,6 +95,43 @@ describe('LayeredCache', () => {
     for (const key of await admin.keys('*')) expect(await admin.pttl(key), key).toBeGreaterThan(0);
   });
 
+  it('reads a batch with one MGET and one load for what neither layer has', async () => {
+    const a = await instance();
+    const b = await instance();
+    const batches: string[][] = [];
+    const loadMany = async (ids: string[]) => {
+      batches.push(ids);
+      // id 'gone' does not exist: it is left out of the answer and not cached
+      return new Map(ids.filter((id) => id !== 'gone').map((id) => [id, { id, v: 1 }]));
+    };
+    const tags = (x: { id: string }) => [`item:${x.id}`];
+    const first = await a.cache.getMany(['1', '2', 'gone'], loadMany, tags);
+    expect([...first.keys()].sort()).toEqual(['1', '2']);
+    await a.cache.get('3', async () => ({ id: '3', v: 1 }), ['item:3']);
+    // B: 1, 2 and 3 from L2 in one MGET, only 4 loaded
+    const before = await commands();
+    const second = await b.cache.getMany(['1', '2', '3', '4'], loadMany, tags);
+    expect(second.get('3')).toEqual({ id: '3', v: 1 });
+    expect(batches).toEqual([['1', '2', 'gone'], ['4']]);
+    expect(b.cache.stats.l2Hits).toBe(3);
+    const storeCommands = (await commands()) - before;
+    // then all from B's L1: no Redis command at all
+    const mid = await commands();
+    await b.cache.getMany(['1', '2', '3', '4'], loadMany, tags);
+    expect((await commands()) - mid).toBe(0);
+    expect(storeCommands).toBeGreaterThan(0);
+    // an invalidation on A reaches B's L1 for batch reads too
+    await a.cache.invalidate({ tags: ['item:2'] });
+    await sleep(50);
+    const third = await b.cache.getMany(
+      ['1', '2'],
+      async (ids) => new Map(ids.map((id) => [id, { id, v: 2 }])),
+      tags,
+    );
+    expect(third.get('2')).toEqual({ id: '2', v: 2 });
+    expect(third.get('1')).toEqual({ id: '1', v: 1 });
+  });
+
   it('never serves a stale value after an invalidation, on any instance (L1 dropped over pub/sub)', async () => {
     const a = await instance();
     const b = await instance();

@@ -13,6 +13,10 @@
  * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
  * | `{p}:rank:{<name>}`                   | cache    | Sorted Set | 10 min ± jitter; rebuilt from PostgreSQL   |
  * | `{p}:rebuild:{<name>}`                | cache    | String | 5 s: one rebuild at a time across instances    |
+ * | `{p}:rel:{<userId>}:fav`             | cache    | Set    | 1 hour ± jitter; rebuilt from PostgreSQL       |
+ * | `{p}:rel:{<userId>}:fol`             | cache    | Set    | 1 hour ± jitter; rebuilt from PostgreSQL       |
+ * | `{p}:rel:{<userId>}:act`             | cache    | List   | 1 hour ± jitter; rebuilt from PostgreSQL       |
+ * | `{p}:rel:{<userId>}:ver`             | cache    | String | 1 hour; bumped by every change of the above    |
  * | `{p}:c:{<ns>:<id>}`                   | cache    | String | the entry's TTL + grace, with jitter           |
  * | `{p}:c-lease:{<ns>:<id>}`             | cache    | String | 2 s: one loader per key across instances       |
  * | `{p}:c-tag:{<tag>}`                   | cache    | Set    | the longest TTL + grace of its entries         |
@@ -88,6 +92,30 @@ export const KEY_SPECS = {
     instance: 'cache',
     type: 'String',
     ttl: '5 seconds: whoever holds it rebuilds, the others wait or read PostgreSQL',
+  },
+  favoritesOf: {
+    pattern: 'rel:{<userId>}:fav',
+    instance: 'cache',
+    type: 'Set',
+    ttl: '1 hour with jitter; rebuilt from PostgreSQL when missing (a "" member marks it complete)',
+  },
+  followingOf: {
+    pattern: 'rel:{<userId>}:fol',
+    instance: 'cache',
+    type: 'Set',
+    ttl: '1 hour with jitter; rebuilt from PostgreSQL when missing (a "" member marks it complete)',
+  },
+  activityOf: {
+    pattern: 'rel:{<userId>}:act',
+    instance: 'cache',
+    type: 'List',
+    ttl: '1 hour with jitter; rebuilt from PostgreSQL when missing; trimmed to the most recent N',
+  },
+  relationsVersion: {
+    pattern: 'rel:{<userId>}:ver',
+    instance: 'cache',
+    type: 'String',
+    ttl: '1 hour, renewed on every change: a rebuild that raced a change is not stored',
   },
   cacheEntry: {
     pattern: 'c:{<namespace>:<id>}',
@@ -169,6 +197,14 @@ export function createKeys(prefix = 'atoll') {
     ranking: (name: 'trending' | 'leaderboard') => `${prefix}:rank:{${name}}`,
     /** The lease that lets one instance rebuild a missing ranking while the others wait. */
     rebuildLease: (name: string) => `${prefix}:rebuild:{${tagPart(name, 'name')}}`,
+    /** The article ids a user has favorited (behind the `favorited` flag). */
+    favoritesOf: (userId: string) => `${prefix}:rel:{${tagPart(userId, 'userId')}}:fav`,
+    /** The user ids a user follows (behind the `following` flag). */
+    followingOf: (userId: string) => `${prefix}:rel:{${tagPart(userId, 'userId')}}:fol`,
+    /** A user's most recent activity (articles written, comments, favorites), newest first, as JSON. */
+    activityOf: (userId: string) => `${prefix}:rel:{${tagPart(userId, 'userId')}}:act`,
+    /** Counts the changes to a user's relation keys, so that a rebuild that raced one is dropped. */
+    relationsVersion: (userId: string) => `${prefix}:rel:{${tagPart(userId, 'userId')}}:ver`,
     /** A cached value (JSON) of the three-layer cache. */
     cacheEntry: (namespace: string, id: string) =>
       `${prefix}:c:{${tagPart(`${namespace}:${id}`, 'cache id')}}`,

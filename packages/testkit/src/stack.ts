@@ -98,6 +98,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const gatewayPort = opts.gatewayPort || (await freePort());
     const gatewayHost = opts.gatewayHost ?? '127.0.0.1';
     const publicHost = gatewayHost === '0.0.0.0' ? '127.0.0.1' : gatewayHost;
+    // Content asks auth for profiles its projection has not received yet, so auth's port is known first.
+    const authPort = String(await freePort());
 
     // Services.
     const common: Record<string, string> = {
@@ -113,6 +115,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const envs: Record<ServiceName, Record<string, string>> = {
       auth: {
         ...common,
+        PORT: authPort,
         DATABASE_URL: databaseUrl,
         REDIS_SESSION_URL: redis.session.url,
         REDIS_QUEUE_URL: redis.queue.url,
@@ -126,6 +129,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         DATABASE_URL: databaseUrl,
         REDIS_CACHE_URL: redis.cache.url,
         REDIS_QUEUE_URL: redis.queue.url,
+        AUTH_URL: `http://127.0.0.1:${authPort}`,
       },
       notifier: { ...common, DATABASE_URL: databaseUrl, REDIS_QUEUE_URL: redis.queue.url },
       gateway: { ...common },

@@ -1,7 +1,7 @@
 /**
- * Article queries. A page of articles costs the same handful of queries whatever its size: the page (with
- * its authors), the total, the tags of the page, and for a signed-in viewer their favorites and follows
- * among it — never one query per article.
+ * Article queries. A page of articles costs the same handful of queries whatever its size: the page's
+ * ids, the total, the articles with their authors, and their tags — never one query per article (the
+ * viewer's favorites and follows come from relations.ts).
  */
 import { type Selectable, sql } from 'kysely';
 import type { ArticlesRow } from '../db.ts';
@@ -13,10 +13,12 @@ export type ArticleRow = Selectable<ArticlesRow> & {
   author_image: string | null;
 };
 
+/** What a list is filtered by, with names already resolved to user ids. */
 export interface ListFilter {
   tag?: string | undefined;
-  author?: string | undefined;
-  favorited?: string | undefined;
+  authorId?: string | undefined;
+  /** Only articles this user has favorited. */
+  favoritedBy?: string | undefined;
   /** The feed: only articles by authors this user follows. */
   followedBy?: string | undefined;
 }
@@ -29,11 +31,8 @@ function selectArticles(db: Executor) {
     .select(['p.username as author_username', 'p.bio as author_bio', 'p.image as author_image']);
 }
 
-function filtered<Q extends ReturnType<typeof selectArticles> | ReturnType<typeof countArticles>>(
-  q: Q,
-  f: ListFilter,
-): Q {
-  let query = q as ReturnType<typeof selectArticles>;
+function filtered(db: Executor, f: ListFilter) {
+  let query = db.selectFrom('articles as a');
   if (f.tag !== undefined) {
     const tag = f.tag;
     query = query.where(({ exists, selectFrom }) =>
@@ -45,17 +44,15 @@ function filtered<Q extends ReturnType<typeof selectArticles> | ReturnType<typeo
       ),
     );
   }
-  if (f.author !== undefined)
-    query = query.where(sql<string>`lower(p.username)`, '=', f.author.toLowerCase());
-  if (f.favorited !== undefined) {
-    const name = f.favorited.toLowerCase();
+  if (f.authorId !== undefined) query = query.where('a.author_id', '=', f.authorId);
+  if (f.favoritedBy !== undefined) {
+    const userId = f.favoritedBy;
     query = query.where(({ exists, selectFrom }) =>
       exists(
         selectFrom('favorites as f')
-          .innerJoin('profiles as fp', 'fp.user_id', 'f.user_id')
           .select('f.user_id')
           .whereRef('f.article_id', '=', 'a.id')
-          .where(sql<string>`lower(fp.username)`, '=', name),
+          .where('f.user_id', '=', userId),
       ),
     );
   }
@@ -70,31 +67,38 @@ function filtered<Q extends ReturnType<typeof selectArticles> | ReturnType<typeo
       ),
     );
   }
-  return query as Q;
+  return query;
 }
 
-function countArticles(db: Executor) {
-  return db
-    .selectFrom('articles as a')
-    .innerJoin('profiles as p', 'p.user_id', 'a.author_id')
-    .select((eb) => eb.fn.countAll<string>().as('count'));
-}
-
-export async function listArticles(
+/** A page of article ids, newest first, and how many articles match: two queries. */
+export async function listArticleIds(
   db: Executor,
   filter: ListFilter,
   page: { limit: number; offset: number },
-): Promise<{ rows: ArticleRow[]; total: number }> {
+): Promise<{ ids: string[]; total: number }> {
   const [rows, count] = await Promise.all([
-    filtered(selectArticles(db), filter)
+    filtered(db, filter)
+      .select('a.id')
       .orderBy('a.created_at', 'desc')
       .orderBy('a.id', 'desc')
       .limit(page.limit)
       .offset(page.offset)
       .execute(),
-    filtered(countArticles(db), filter).executeTakeFirstOrThrow(),
+    filtered(db, filter)
+      .select((eb) => eb.fn.countAll<string>().as('count'))
+      .executeTakeFirstOrThrow(),
   ]);
-  return { rows, total: Number(count.count) };
+  return { ids: rows.map((r) => r.id), total: Number(count.count) };
+}
+
+/** Who favorited an article (their "favorited by" lists show it). */
+export async function favoritersOf(db: Executor, articleId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('favorites')
+    .select('user_id')
+    .where('article_id', '=', articleId)
+    .execute();
+  return rows.map((r) => r.user_id);
 }
 
 export function findArticleBySlug(db: Executor, slug: string): Promise<ArticleRow | undefined> {
@@ -114,22 +118,6 @@ export async function tagsOf(db: Executor, articleIds: string[]): Promise<Map<st
     .execute();
   for (const row of rows) tags.get(row.article_id)?.push(row.tag);
   return tags;
-}
-
-/** Which of the articles the viewer has favorited; one query. */
-export async function favoritedAmong(
-  db: Executor,
-  viewerId: string | null,
-  articleIds: string[],
-): Promise<Set<string>> {
-  if (!viewerId || articleIds.length === 0) return new Set();
-  const rows = await db
-    .selectFrom('favorites')
-    .select('article_id')
-    .where('user_id', '=', viewerId)
-    .where('article_id', 'in', articleIds)
-    .execute();
-  return new Set(rows.map((r) => r.article_id));
 }
 
 export async function replaceTags(db: Executor, articleId: string, tags: string[]): Promise<void> {

@@ -14,19 +14,13 @@ import {
 } from './article.schemas.ts';
 import type { ArticleService } from './article.service.ts';
 
-const withoutBody = <T extends { body?: string }>(article: T) => {
-  const { body: _body, ...rest } = article;
-  return rest;
-};
-
 const articleRoutes: FastifyPluginAsyncTypebox<{ articles: ArticleService }> = async (app, { articles }) => {
   app.get(
     '/api/articles',
     { schema: { querystring: ListQuery, response: { 200: MultipleArticlesResponse } } },
     async (request) => {
       const { tag, author, favorited, limit, offset } = request.query;
-      const page = await articles.list({ tag, author, favorited }, { limit, offset }, request.identity);
-      return { articles: page.articles.map(withoutBody), articlesCount: page.articlesCount };
+      return articles.list({ tag, author, favorited }, { limit, offset }, request.identity);
     },
   );
 
@@ -34,9 +28,7 @@ const articleRoutes: FastifyPluginAsyncTypebox<{ articles: ArticleService }> = a
     '/api/articles/feed',
     { schema: { querystring: FeedQuery, response: { 200: MultipleArticlesResponse } } },
     async (request) => {
-      const viewer = requireIdentity(request);
-      const page = await articles.list({ followedBy: viewer.userId }, request.query, viewer);
-      return { articles: page.articles.map(withoutBody), articlesCount: page.articlesCount };
+      return articles.feed(requireIdentity(request), request.query);
     },
   );
 

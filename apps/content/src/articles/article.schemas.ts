@@ -93,3 +93,15 @@ export const CommentParams = Type.Object({
 });
 
 export const TagsResponse = Type.Object({ tags: Type.Array(Type.String()) });
+
+/** atoll's `GET /api/profiles/:username/activity`: a user's recent doings, newest first. */
+export const ActivityResponse = Type.Object({
+  activity: Type.Array(
+    Type.Object({
+      type: Type.Union([Type.Literal('article'), Type.Literal('comment'), Type.Literal('favorite')]),
+      createdAt: Type.String(),
+      article: Type.Object({ slug: Type.String(), title: Type.String(), author: Type.String() }),
+      commentId: Type.Optional(Type.Integer()),
+    }),
+  ),
+});

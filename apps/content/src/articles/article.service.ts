@@ -11,36 +11,58 @@ import { AppError } from '@atoll/service-kit';
 import type { Kysely } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
 import { excerpt, mentionedUsers, recordNotification } from '../notifications/notifications.ts';
-import { ensureProfile, followedAmong } from '../profiles/profile.repository.ts';
-import { toProfile } from '../profiles/profile.routes.ts';
+import { ensureProfile, findProfileByUsername } from '../profiles/profile.repository.ts';
 import { type Rankings, trendingScore } from '../rankings/rankings.ts';
+import type { Relations } from '../relations/relations.ts';
 import {
   type ArticleRow,
   addFavorite,
-  favoritedAmong,
+  favoritersOf,
   findArticleBySlug,
   findArticlesByIds,
   type ListFilter,
-  listArticles,
+  listArticleIds,
   removeFavorite,
   replaceTags,
   tagsOf,
 } from './article.repository.ts';
+import { type ListQuery, listId, listTag, listTagsOf } from './list-cache.ts';
 
-/** What every reader of an article sees alike: cacheable. */
-interface SharedArticle {
+/** What every reader of a list item sees alike: cacheable. */
+interface SharedSummary {
   id: string;
   authorId: string;
   slug: string;
   title: string;
   description: string;
-  body: string;
   tagList: string[];
   createdAt: string;
   updatedAt: string;
   favoritesCount: number;
   author: { username: string; bio: string | null; image: string | null };
 }
+
+/** What every reader of an article sees alike: cacheable. */
+type SharedArticle = SharedSummary & { body: string };
+
+function shareable(row: ArticleRow, tags: string[]): SharedArticle {
+  return {
+    id: row.id,
+    authorId: row.author_id,
+    slug: row.slug,
+    title: row.title,
+    description: row.description,
+    body: row.body,
+    tagList: tags,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    favoritesCount: row.favorites_count,
+    author: { username: row.author_username, bio: row.author_bio, image: row.author_image },
+  };
+}
+
+/** A cached article or summary depends on the article and on its author's profile. */
+const dependencies = (a: SharedSummary) => [`article:${a.id}`, `profile:${a.authorId}`];
 
 export interface ArticleInput {
   title?: string | undefined;
@@ -77,118 +99,165 @@ function blankCheck(input: ArticleInput, required: boolean) {
   if (Object.keys(errors).length > 0) throw new AppError('VALIDATION_FAILED', errors);
 }
 
+export interface ArticleServiceDeps {
+  db: Kysely<ContentDatabase>;
+  /** The per-user favorites, follows and activity behind the viewer's flags. */
+  relations: Relations;
+  /** Told after each commit that wrote notification jobs (the outbox relay). */
+  notifications?: { kick(): void };
+  /** Trending and leaderboard, following favorites, new and deleted articles. */
+  rankings?: Rankings | null;
+  /** The three-layer cache for articles, list pages and tags; null reads PostgreSQL every time. */
+  cache?: LayeredCache | null;
+}
+
 export class ArticleService {
   private readonly db: Kysely<ContentDatabase>;
+  private readonly relations: Relations;
   private readonly notifications: { kick(): void };
   private readonly rankings: Rankings | null;
   private readonly cache: LayeredCache | null;
 
-  /**
-   * `notifications` is told after each commit that wrote notification jobs (the outbox relay);
-   * `rankings` follow favorites, new and deleted articles; `cache` holds single-article reads.
-   */
-  constructor(
-    db: Kysely<ContentDatabase>,
-    notifications: { kick(): void } = { kick() {} },
-    rankings: Rankings | null = null,
-    cache: LayeredCache | null = null,
-  ) {
-    this.db = db;
-    this.notifications = notifications;
-    this.rankings = rankings;
-    this.cache = cache;
+  constructor(deps: ArticleServiceDeps) {
+    this.db = deps.db;
+    this.relations = deps.relations;
+    this.notifications = deps.notifications ?? { kick() {} };
+    this.rankings = deps.rankings ?? null;
+    this.cache = deps.cache ?? null;
   }
 
-  /**
-   * The part of an article that is the same for every reader, from the cache (L1, L2) or PostgreSQL.
-   * It depends on the article and on its author's profile: a change to either invalidates it.
-   */
+  /** The part of an article that is the same for every reader, from the cache (L1, L2) or PostgreSQL. */
   private async shared(slug: string): Promise<SharedArticle> {
     const load = async (): Promise<SharedArticle> => {
       const row = await this.load(slug);
-      const tags = await tagsOf(this.db, [row.id]);
-      return {
-        id: row.id,
-        authorId: row.author_id,
-        slug: row.slug,
-        title: row.title,
-        description: row.description,
-        body: row.body,
-        tagList: tags.get(row.id) ?? [],
-        createdAt: row.created_at.toISOString(),
-        updatedAt: row.updated_at.toISOString(),
-        favoritesCount: row.favorites_count,
-        author: { username: row.author_username, bio: row.author_bio, image: row.author_image },
-      };
+      return shareable(row, (await tagsOf(this.db, [row.id])).get(row.id) ?? []);
     };
     if (!this.cache) return load();
-    return this.cache.get(`article:${slug}`, load, (a) => [`article:${a.id}`, `profile:${a.authorId}`]);
+    return this.cache.get(`article:${encodeURIComponent(slug)}`, load, dependencies);
   }
 
-  /** Forgets every cached read of an article (after its write has committed). */
-  private async forget(article: { id: string; slug: string }): Promise<void> {
-    await this.cache?.invalidate({ ids: [`article:${article.slug}`], tags: [`article:${article.id}`] });
+  /** The shared part of many list items at once: cached ones from L1/L2, the rest in two queries. */
+  private async summaries(ids: string[]): Promise<SharedSummary[]> {
+    const load = async (wanted: string[]) => {
+      const rows = await findArticlesByIds(this.db, wanted);
+      const tags = await tagsOf(
+        this.db,
+        rows.map((r) => r.id),
+      );
+      return new Map(
+        rows.map((r) => {
+          const { body: _body, ...summary } = shareable(r, tags.get(r.id) ?? []);
+          return [r.id, summary as SharedSummary];
+        }),
+      );
+    };
+    if (!this.cache) {
+      const loaded = await load(ids);
+      return ids.flatMap((id) => loaded.get(id) ?? []);
+    }
+    const found = await this.cache.getMany(
+      ids.map((id) => `summary:${id}`),
+      async (missing) => {
+        const loaded = await load(missing.map((m) => m.slice('summary:'.length)));
+        return new Map([...loaded].map(([id, s]) => [`summary:${id}`, s]));
+      },
+      dependencies,
+    );
+    return ids.flatMap((id) => found.get(`summary:${id}`) ?? []);
+  }
+
+  /** Forgets every cached read of an article and the lists it is in (after the write has committed). */
+  private async forget(article: { id: string; slug: string }, lists: string[] = []): Promise<void> {
+    await this.cache?.invalidate({
+      ids: [`article:${encodeURIComponent(article.slug)}`],
+      tags: [`article:${article.id}`, ...lists],
+    });
+  }
+
+  /** List items for a page of ids, with the viewer's own flags: no body, a constant number of queries. */
+  async page(ids: string[], total: number, viewer: Identity | null) {
+    const items = await this.summaries(ids);
+    const [favorited, following] = await Promise.all([
+      this.relations.favoritedAmong(
+        viewer?.userId ?? null,
+        items.map((a) => a.id),
+      ),
+      this.relations.followedAmong(
+        viewer?.userId ?? null,
+        items.map((a) => a.authorId),
+      ),
+    ]);
+    return {
+      articles: items.map(({ id, authorId, author, ...item }) => ({
+        ...item,
+        favorited: favorited.has(id),
+        author: { ...author, following: following.has(authorId) },
+      })),
+      articlesCount: total,
+    };
   }
 
   /** Trending articles, best first, as a list page. */
   async trending(page: { limit: number; offset: number }, viewer: Identity | null) {
     if (!this.rankings) return { articles: [], articlesCount: 0 };
     const { entries, total } = await this.rankings.trending.page(page.offset, page.limit);
-    const rows = await findArticlesByIds(
-      this.db,
+    return this.page(
       entries.map((e) => e.member),
+      total,
+      viewer,
     );
-    return { articles: await this.present(rows, viewer), articlesCount: total };
   }
 
-  /** API objects for a page of rows: three more queries at most, whatever the page size. */
-  async present(rows: ArticleRow[], viewer: Identity | null) {
-    const ids = rows.map((r) => r.id);
-    const [tags, favorited, following] = await Promise.all([
-      tagsOf(this.db, ids),
-      favoritedAmong(this.db, viewer?.userId ?? null, ids),
-      followedAmong(
-        this.db,
-        viewer?.userId ?? null,
-        rows.map((r) => r.author_id),
-      ),
-    ]);
-    return rows.map((r) => ({
-      slug: r.slug,
-      title: r.title,
-      description: r.description,
-      body: r.body,
-      tagList: tags.get(r.id) ?? [],
-      createdAt: r.created_at.toISOString(),
-      updatedAt: r.updated_at.toISOString(),
-      favorited: favorited.has(r.id),
-      favoritesCount: r.favorites_count,
-      author: toProfile(
-        { username: r.author_username, bio: r.author_bio, image: r.author_image },
-        following.has(r.author_id),
-      ),
-    }));
+  /**
+   * `GET /api/articles`: the page's ids and total come from the cache (a list entry, invalidated by
+   * what changes the list: see list-cache.ts), the items from the per-article summaries.
+   */
+  async list(query: ListQuery, page: { limit: number; offset: number }, viewer: Identity | null) {
+    const load = async () => {
+      const filter: ListFilter = { tag: query.tag };
+      const deps = query.tag === undefined ? [] : [listTag.tag(query.tag)];
+      for (const [field, name] of [
+        ['authorId', query.author],
+        ['favoritedBy', query.favorited],
+      ] as const) {
+        if (name === undefined) continue;
+        const profile = await findProfileByUsername(this.db, name);
+        if (!profile) return { ids: [], total: 0, deps: [listTag.name(name)] };
+        filter[field] = profile.user_id;
+        const tag = field === 'authorId' ? listTag.by : listTag.favoritedBy;
+        deps.push(tag(profile.user_id), `profile:${profile.user_id}`);
+      }
+      return { ...(await listArticleIds(this.db, filter, page)), deps: deps.length ? deps : [listTag.all] };
+    };
+    const index = this.cache
+      ? await this.cache.get(listId(query, page), load, (found) => found.deps)
+      : await load();
+    return this.page(index.ids, index.total, viewer);
   }
 
-  async list(filter: ListFilter, page: { limit: number; offset: number }, viewer: Identity | null) {
-    const { rows, total } = await listArticles(this.db, filter, page);
-    return { articles: await this.present(rows, viewer), articlesCount: total };
+  /** The feed: articles by the authors the viewer follows. Personal, so only its items are cached. */
+  async feed(viewer: Identity, page: { limit: number; offset: number }) {
+    const { ids, total } = await listArticleIds(this.db, { followedBy: viewer.userId }, page);
+    return this.page(ids, total, viewer);
   }
 
   /** One article: shared part from the cache, the viewer's own flags (favorited, following) fresh. */
   async get(slug: string, viewer: Identity | null) {
     const { id, authorId, author, ...article } = await this.shared(slug);
-    const [favorited, following] = viewer
-      ? await Promise.all([
-          favoritedAmong(this.db, viewer.userId, [id]),
-          followedAmong(this.db, viewer.userId, [authorId]),
-        ])
-      : [new Set<string>(), new Set<string>()];
+    const [favorited, following] = await Promise.all([
+      this.relations.favoritedAmong(viewer?.userId ?? null, [id]),
+      this.relations.followedAmong(viewer?.userId ?? null, [authorId]),
+    ]);
     return {
       ...article,
       favorited: favorited.has(id),
       author: { ...author, following: following.has(authorId) },
     };
+  }
+
+  /** Summaries by id (for activity), in the order given; deleted articles are left out. */
+  async summariesOf(ids: string[]) {
+    return this.summaries(ids);
   }
 
   async load(slug: string): Promise<ArticleRow> {
@@ -202,6 +271,7 @@ export class ArticleService {
     input: Required<Omit<ArticleInput, 'tagList'>> & { tagList?: string[] | undefined },
   ) {
     blankCheck(input, true);
+    const tags = cleanTags(input.tagList ?? []);
     const created = await this.db.transaction().execute(async (trx) => {
       await ensureProfile(trx, author.userId, author.username);
       const row = await trx
@@ -215,7 +285,7 @@ export class ArticleService {
         })
         .returning(['id', 'slug', 'title', 'created_at'])
         .executeTakeFirstOrThrow();
-      await replaceTags(trx, row.id, cleanTags(input.tagList ?? []));
+      await replaceTags(trx, row.id, tags);
       for (const mentioned of await mentionedUsers(trx, input.body)) {
         await recordNotification(trx, 'mention', {
           v: 1,
@@ -232,6 +302,14 @@ export class ArticleService {
       return row;
     });
     this.notifications.kick();
+    await this.cache?.invalidate({
+      tags: [...listTagsOf({ all: true, authorId: author.userId, tags }), 'tags'],
+    });
+    await this.relations.recordActivity(author.userId, {
+      type: 'article',
+      articleId: created.id,
+      at: created.created_at.toISOString(),
+    });
     await this.rankings?.trending.adjust(created.id, 'set', trendingScore(0, created.created_at));
     return this.get(created.slug, author);
   }
@@ -240,6 +318,8 @@ export class ArticleService {
     blankCheck(input, false);
     const current = await this.load(slug);
     if (current.author_id !== editor.userId) throw new AppError('FORBIDDEN', { article: ['forbidden'] });
+    const before =
+      input.tagList === undefined ? [] : ((await tagsOf(this.db, [current.id])).get(current.id) ?? []);
     const newSlug = await this.db.transaction().execute(async (trx) => {
       const titleChanged = input.title !== undefined && input.title.trim() !== current.title;
       const row = await trx
@@ -257,15 +337,29 @@ export class ArticleService {
       if (input.tagList !== undefined) await replaceTags(trx, current.id, cleanTags(input.tagList));
       return row.slug;
     });
-    await this.forget(current);
+    // A tag change moves the article between tag lists; other edits change only the article itself.
+    const retagged = input.tagList === undefined ? [] : [...before, ...cleanTags(input.tagList)];
+    await this.forget(current, retagged.length > 0 ? [...listTagsOf({ tags: retagged }), 'tags'] : []);
     return this.get(newSlug, editor);
   }
 
   async remove(editor: Identity, slug: string): Promise<void> {
     const current = await this.load(slug);
     if (current.author_id !== editor.userId) throw new AppError('FORBIDDEN', { article: ['forbidden'] });
+    const [tags, favoriters] = await Promise.all([
+      tagsOf(this.db, [current.id]),
+      favoritersOf(this.db, current.id),
+    ]);
     await this.db.deleteFrom('articles').where('id', '=', current.id).execute();
-    await this.forget(current);
+    await this.forget(current, [
+      ...listTagsOf({
+        all: true,
+        authorId: current.author_id,
+        tags: tags.get(current.id) ?? [],
+        favoritedBy: favoriters,
+      }),
+      'tags',
+    ]);
     await this.rankings?.trending.remove(current.id);
     if (current.favorites_count > 0)
       await this.rankings?.leaderboard.adjust(current.author_id, 'incr', -current.favorites_count);
@@ -292,7 +386,15 @@ export class ArticleService {
     });
     this.notifications.kick();
     if (changed) {
-      await this.forget(article);
+      await this.relations.favorited(viewer.userId, article.id, on);
+      await (on
+        ? this.relations.recordActivity(viewer.userId, {
+            type: 'favorite',
+            articleId: article.id,
+            at: new Date().toISOString(),
+          })
+        : this.relations.forgetActivity(viewer.userId));
+      await this.forget(article, listTagsOf({ favoritedBy: [viewer.userId] }));
       // The count this change made (no second read: a ranking tolerates a concurrent favorite's lag).
       const favorites = Math.max(article.favorites_count + (on ? 1 : -1), 0);
       await this.rankings?.trending.adjust(article.id, 'set', trendingScore(favorites, article.created_at));

@@ -15,14 +15,16 @@ import {
 import type { ArticleService } from '../articles/article.service.ts';
 import type { ContentDatabase } from '../db.ts';
 import { excerpt, mentionedUsers, recordNotification } from '../notifications/notifications.ts';
-import { ensureProfile, followedAmong } from '../profiles/profile.repository.ts';
+import { ensureProfile } from '../profiles/profile.repository.ts';
 import { toProfile } from '../profiles/profile.routes.ts';
+import type { Relations } from '../relations/relations.ts';
 
 const commentRoutes: FastifyPluginAsyncTypebox<{
   db: Kysely<ContentDatabase>;
   articles: ArticleService;
+  relations: Relations;
   notifications: { kick(): void };
-}> = async (app, { db, articles, notifications }) => {
+}> = async (app, { db, articles, relations, notifications }) => {
   const select = () =>
     db
       .selectFrom('comments as c')
@@ -39,8 +41,7 @@ const commentRoutes: FastifyPluginAsyncTypebox<{
       ]);
   type Row = Awaited<ReturnType<ReturnType<typeof select>['execute']>>[number];
   const present = async (rows: Row[], viewerId: string | null) => {
-    const following = await followedAmong(
-      db,
+    const following = await relations.followedAmong(
       viewerId,
       rows.map((r) => r.author_id),
     );
@@ -71,12 +72,12 @@ const commentRoutes: FastifyPluginAsyncTypebox<{
       const body = request.body.comment.body;
       if (body.trim() === '') throw new AppError('VALIDATION_FAILED', { body: ["can't be blank"] });
       const article = await articles.load(request.params.slug);
-      const id = await db.transaction().execute(async (trx) => {
+      const created = await db.transaction().execute(async (trx) => {
         await ensureProfile(trx, author.userId, author.username);
         const row = await trx
           .insertInto('comments')
           .values({ article_id: article.id, author_id: author.userId, body })
-          .returning('id')
+          .returning(['id', 'created_at'])
           .executeTakeFirstOrThrow();
         const common = {
           v: 1 as const,
@@ -92,10 +93,16 @@ const commentRoutes: FastifyPluginAsyncTypebox<{
         for (const mentioned of await mentionedUsers(trx, body)) {
           await recordNotification(trx, 'mention', { ...common, recipientId: mentioned.user_id });
         }
-        return row.id;
+        return row;
       });
       notifications.kick();
-      const rows = await select().where('c.id', '=', id).execute();
+      await relations.recordActivity(author.userId, {
+        type: 'comment',
+        articleId: article.id,
+        commentId: String(created.id),
+        at: created.created_at.toISOString(),
+      });
+      const rows = await select().where('c.id', '=', created.id).execute();
       const [comment] = await present(rows, author.userId);
       return reply.code(201).send({ comment: comment! });
     },
@@ -116,6 +123,7 @@ const commentRoutes: FastifyPluginAsyncTypebox<{
       if (!comment) throw new AppError('NOT_FOUND', { comment: ['not found'] });
       if (comment.author_id !== viewer.userId) throw new AppError('FORBIDDEN', { comment: ['forbidden'] });
       await db.deleteFrom('comments').where('id', '=', comment.id).execute();
+      await relations.forgetActivity(viewer.userId);
       return reply.code(204).send();
     },
   );

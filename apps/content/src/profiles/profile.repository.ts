@@ -25,22 +25,6 @@ export async function ensureProfile(db: Executor, userId: string, username: stri
     .execute();
 }
 
-/** Which of `followeeIds` the viewer follows; one query whatever the number. */
-export async function followedAmong(
-  db: Executor,
-  viewerId: string | null,
-  followeeIds: string[],
-): Promise<Set<string>> {
-  if (!viewerId || followeeIds.length === 0) return new Set();
-  const rows = await db
-    .selectFrom('follows')
-    .select('followee_id')
-    .where('follower_id', '=', viewerId)
-    .where('followee_id', 'in', [...new Set(followeeIds)])
-    .execute();
-  return new Set(rows.map((r) => r.followee_id));
-}
-
 export async function follow(db: Executor, followerId: string, followeeId: string): Promise<boolean> {
   const inserted = await db
     .insertInto('follows')

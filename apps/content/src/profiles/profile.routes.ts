@@ -1,52 +1,76 @@
 /**
- * RealWorld profiles: `GET /api/profiles/:username`, `POST|DELETE /api/profiles/:username/follow`.
+ * RealWorld profiles: `GET /api/profiles/:username`, `POST|DELETE /api/profiles/:username/follow`,
+ * and atoll's `GET /api/profiles/:username/activity` (a user's recent articles, comments, favorites).
  */
 import { type Identity, requireIdentity } from '@atoll/identity';
 import { AppError } from '@atoll/service-kit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Kysely } from 'kysely';
 import Type from 'typebox';
-import { ProfileResponse } from '../articles/article.schemas.ts';
+import { ActivityResponse, ProfileResponse } from '../articles/article.schemas.ts';
+import type { ArticleService } from '../articles/article.service.ts';
 import type { ContentDatabase } from '../db.ts';
 import { recordNotification } from '../notifications/notifications.ts';
-import {
-  ensureProfile,
-  findProfileByUsername,
-  follow,
-  followedAmong,
-  type ProfileRow,
-  unfollow,
-} from './profile.repository.ts';
+import type { Relations } from '../relations/relations.ts';
+import type { ProfileDirectory, PublicProfile } from './profile.directory.ts';
+import { ensureProfile, follow, unfollow } from './profile.repository.ts';
 
-export const toProfile = (row: Pick<ProfileRow, 'username' | 'bio' | 'image'>, following: boolean) => ({
-  username: row.username,
-  bio: row.bio,
-  image: row.image,
+export const toProfile = (p: Pick<PublicProfile, 'username' | 'bio' | 'image'>, following: boolean) => ({
+  username: p.username,
+  bio: p.bio,
+  image: p.image,
   following,
 });
 
 const Params = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }) });
+const ActivityQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 50, default: 20 }) });
 
 const profileRoutes: FastifyPluginAsyncTypebox<{
   db: Kysely<ContentDatabase>;
+  profiles: ProfileDirectory;
+  relations: Relations;
+  articles: ArticleService;
   notifications: { kick(): void };
-}> = async (app, { db, notifications }) => {
-  const load = async (username: string) => {
-    const profile = await findProfileByUsername(db, username);
-    if (!profile) throw new AppError('NOT_FOUND', { profile: ['not found'] });
-    return profile;
-  };
-  const answer = async (profile: ProfileRow, viewer: Identity | null) => ({
+}> = async (app, { db, profiles, relations, articles, notifications }) => {
+  const answer = async (profile: PublicProfile, viewer: Identity | null) => ({
     profile: toProfile(
       profile,
-      (await followedAmong(db, viewer?.userId ?? null, [profile.user_id])).has(profile.user_id),
+      (await relations.followedAmong(viewer?.userId ?? null, [profile.userId])).has(profile.userId),
     ),
   });
 
   app.get(
     '/api/profiles/:username',
     { schema: { params: Params, response: { 200: ProfileResponse } } },
-    async (request) => answer(await load(request.params.username), request.identity),
+    async (request) => answer(await profiles.get(request.params.username), request.identity),
+  );
+
+  app.get(
+    '/api/profiles/:username/activity',
+    { schema: { params: Params, querystring: ActivityQuery, response: { 200: ActivityResponse } } },
+    async (request) => {
+      const profile = await profiles.get(request.params.username);
+      const recent = await relations.recentActivity(profile.userId, request.query.limit);
+      const summaries = new Map(
+        (await articles.summariesOf([...new Set(recent.map((a) => a.articleId))])).map((s) => [s.id, s]),
+      );
+      // An article deleted since is left out; so is the activity on it.
+      return {
+        activity: recent.flatMap((a) => {
+          const article = summaries.get(a.articleId);
+          if (!article) return [];
+          const on = { slug: article.slug, title: article.title, author: article.author.username };
+          return [
+            {
+              type: a.type,
+              createdAt: a.at,
+              article: on,
+              ...(a.commentId ? { commentId: Number(a.commentId) } : {}),
+            },
+          ];
+        }),
+      };
+    },
   );
 
   app.post(
@@ -54,22 +78,23 @@ const profileRoutes: FastifyPluginAsyncTypebox<{
     { schema: { params: Params, response: { 200: ProfileResponse } } },
     async (request) => {
       const viewer = requireIdentity(request);
-      const profile = await load(request.params.username);
-      if (profile.user_id === viewer.userId)
+      const profile = await profiles.get(request.params.username);
+      if (profile.userId === viewer.userId)
         throw new AppError('VALIDATION_FAILED', { profile: ['cannot follow yourself'] });
-      await db.transaction().execute(async (trx) => {
+      const added = await db.transaction().execute(async (trx) => {
         await ensureProfile(trx, viewer.userId, viewer.username);
-        if (await follow(trx, viewer.userId, profile.user_id)) {
-          await recordNotification(trx, 'follow', {
-            v: 1,
-            actorId: viewer.userId,
-            actorUsername: viewer.username,
-            recipientId: profile.user_id,
-            occurredAt: new Date().toISOString(),
-          });
-        }
+        if (!(await follow(trx, viewer.userId, profile.userId))) return false;
+        await recordNotification(trx, 'follow', {
+          v: 1,
+          actorId: viewer.userId,
+          actorUsername: viewer.username,
+          recipientId: profile.userId,
+          occurredAt: new Date().toISOString(),
+        });
+        return true;
       });
       notifications.kick();
+      if (added) await relations.followed(viewer.userId, profile.userId, true);
       return answer(profile, viewer);
     },
   );
@@ -79,8 +104,9 @@ const profileRoutes: FastifyPluginAsyncTypebox<{
     { schema: { params: Params, response: { 200: ProfileResponse } } },
     async (request) => {
       const viewer = requireIdentity(request);
-      const profile = await load(request.params.username);
-      await unfollow(db, viewer.userId, profile.user_id);
+      const profile = await profiles.get(request.params.username);
+      await unfollow(db, viewer.userId, profile.userId);
+      await relations.followed(viewer.userId, profile.userId, false);
       return answer(profile, viewer);
     },
   );

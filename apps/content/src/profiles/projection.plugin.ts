@@ -25,7 +25,7 @@ export interface ProfileProjectionOptions {
   /** Names this instance in the consumer group; defaults to `<hostname>-<pid>`. */
   instanceId?: string;
   /** Called after a profile changed, e.g. to invalidate what shows it. */
-  onProfileChanged?: (userId: string) => Promise<void>;
+  onProfileChanged?: (userId: string, username: string) => Promise<void>;
 }
 
 /**
@@ -68,8 +68,8 @@ const projectionPlugin: FastifyPluginAsync<ProfileProjectionOptions> = async (ap
         () => applyUserEvent(db, event),
         () => stopping,
       );
-      const userId = (event.payload as { userId?: string }).userId;
-      if (userId) await opts.onProfileChanged?.(userId);
+      const { userId, username } = event.payload as { userId?: string; username?: string };
+      if (userId && username) await opts.onProfileChanged?.(userId, username);
     },
     log: app.log.child({ component: 'profile-projection' }),
   });

@@ -8,7 +8,7 @@ import Type from 'typebox';
 import { FeedQuery, MultipleArticlesResponse, Profile } from '../articles/article.schemas.ts';
 import type { ArticleService } from '../articles/article.service.ts';
 import type { ContentDatabase } from '../db.ts';
-import { followedAmong } from '../profiles/profile.repository.ts';
+import type { Relations } from '../relations/relations.ts';
 import type { Rankings } from './rankings.ts';
 
 const LeaderboardResponse = Type.Object({
@@ -22,17 +22,12 @@ const rankingRoutes: FastifyPluginAsyncTypebox<{
   db: Kysely<ContentDatabase>;
   articles: ArticleService;
   rankings: Rankings;
-}> = async (app, { db, articles, rankings }) => {
+  relations: Relations;
+}> = async (app, { db, articles, rankings, relations }) => {
   app.get(
     '/api/articles/trending',
     { schema: { querystring: FeedQuery, response: { 200: MultipleArticlesResponse } } },
-    async (request) => {
-      const page = await articles.trending(request.query, request.identity);
-      return {
-        articles: page.articles.map(({ body: _body, ...rest }) => rest),
-        articlesCount: page.articlesCount,
-      };
-    },
+    async (request) => articles.trending(request.query, request.identity),
   );
 
   app.get(
@@ -44,7 +39,7 @@ const rankingRoutes: FastifyPluginAsyncTypebox<{
       const ids = entries.map((e) => e.member);
       const [profiles, following] = await Promise.all([
         ids.length ? db.selectFrom('profiles').selectAll().where('user_id', 'in', ids).execute() : [],
-        followedAmong(db, request.identity?.userId ?? null, ids),
+        relations.followedAmong(request.identity?.userId ?? null, ids),
       ]);
       const byId = new Map(profiles.map((p) => [p.user_id, p]));
       return {

@@ -1,0 +1,90 @@
+/**
+ * Public profiles by username, for profile pages, follows, and the `author`/`favorited` filters.
+ *
+ * The profiles projection (the user.* events) is the normal source. An event can lag behind a
+ * registration, so when the projection has no such name, content asks auth once
+ * (`GET /internal/profiles/:username`), writes the answer into the projection (as of auth's
+ * `updated_at`, so the event, when it arrives, still applies if newer) and caches it like any profile.
+ * "Nobody has that name" is cached too, until a user takes the name (tag `list:name:<name>`).
+ * With auth unreachable, a name the projection does not know answers 503, not a false 404.
+ */
+import type { LayeredCache } from '@atoll/cache';
+import { AppError } from '@atoll/service-kit';
+import type { Kysely } from 'kysely';
+import { listTag } from '../articles/list-cache.ts';
+import type { ContentDatabase } from '../db.ts';
+import { applyUserEvent } from './profile.projection.ts';
+import { findProfileByUsername } from './profile.repository.ts';
+
+export interface PublicProfile {
+  userId: string;
+  username: string;
+  bio: string | null;
+  image: string | null;
+}
+
+export interface ProfileDirectoryOptions {
+  db: Kysely<ContentDatabase>;
+  cache: LayeredCache | null;
+  authUrl: string;
+  log: { warn(obj: object, msg?: string): void };
+}
+
+export class ProfileDirectory {
+  private readonly opts: ProfileDirectoryOptions;
+
+  constructor(opts: ProfileDirectoryOptions) {
+    this.opts = opts;
+  }
+
+  /** The profile, or null when nobody has this username. */
+  async find(username: string): Promise<PublicProfile | null> {
+    const { cache } = this.opts;
+    const load = () => this.load(username);
+    if (!cache) return load();
+    return cache.get(`profile:${encodeURIComponent(username.toLowerCase())}`, load, (p) =>
+      p ? [`profile:${p.userId}`] : [listTag.name(username)],
+    );
+  }
+
+  /** The profile, or 404 `profile: not found`. */
+  async get(username: string): Promise<PublicProfile> {
+    const profile = await this.find(username);
+    if (!profile) throw new AppError('NOT_FOUND', { profile: ['not found'] });
+    return profile;
+  }
+
+  private async load(username: string): Promise<PublicProfile | null> {
+    const row = await findProfileByUsername(this.opts.db, username);
+    if (row) return { userId: row.user_id, username: row.username, bio: row.bio, image: row.image };
+    return this.askAuth(username);
+  }
+
+  private async askAuth(username: string): Promise<PublicProfile | null> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.opts.authUrl}/internal/profiles/${encodeURIComponent(username)}`, {
+        signal: AbortSignal.timeout(2000),
+      });
+    } catch (err) {
+      this.opts.log.warn({ err, username }, 'auth unreachable: cannot look up a profile not yet projected');
+      throw new AppError('SERVICE_UNAVAILABLE', { auth: ['is unavailable, try again shortly'] });
+    }
+    if (response.status === 404) return null;
+    if (!response.ok)
+      throw new AppError('SERVICE_UNAVAILABLE', { auth: ['is unavailable, try again shortly'] });
+    const { profile } = (await response.json()) as { profile: PublicProfile & { updatedAt: string } };
+    await applyUserEvent(this.opts.db, {
+      type: 'user.updated',
+      version: 1,
+      payload: {
+        userId: profile.userId,
+        username: profile.username,
+        bio: profile.bio,
+        image: profile.image,
+        occurredAt: profile.updatedAt,
+      },
+    });
+    return { userId: profile.userId, username: profile.username, bio: profile.bio, image: profile.image };
+  }
+}
