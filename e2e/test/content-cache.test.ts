@@ -56,6 +56,16 @@ describe('content cache across two instances', () => {
       })
     ).body.article.slug as string;
 
+  const identityOf = async (userToken: string): Promise<Identity> => {
+    const session = (await api('GET', '/api/auth/session', { token: userToken })).body.session;
+    return {
+      userId: session.userId,
+      username: session.username,
+      sessionId: session.id,
+      roles: session.roles,
+    };
+  };
+
   beforeAll(async () => {
     ({ stack, dispose } = await startTestStack('cache'));
     api = apiClient(stack.gatewayUrl);
@@ -65,13 +75,7 @@ describe('content cache across two instances', () => {
       body: { user: { username: 'writer', email: 'writer@example.com', password: 'correct horse' } },
     });
     token = reg.body.user.token;
-    const session = (await api('GET', '/api/auth/session', { token })).body.session;
-    author = {
-      userId: session.userId,
-      username: session.username,
-      sessionId: session.id,
-      roles: session.roles,
-    };
+    author = await identityOf(token);
   }, 90_000);
   afterAll(async () => {
     await b.stop();
@@ -168,6 +172,131 @@ describe('content cache across two instances', () => {
       expect((await direct(base, 'GET', `/api/articles/${slug}`)).body.article.body).toBe(
         'written while the cache was down',
       );
+    }
+  });
+
+  it('caches list pages, tags and profiles, and no list, flag or count is stale after a write on the other instance', async () => {
+    const reg = await api('POST', '/api/users', {
+      body: { user: { username: 'reader', email: 'reader@example.com', password: 'correct horse' } },
+    });
+    const reader = await identityOf(reg.body.user.token);
+    const tag = `t${randomUUID().slice(0, 6)}`;
+    const reads = {
+      all: '/api/articles?limit=5',
+      tagged: `/api/articles?tag=${tag}`,
+      byAuthor: '/api/articles?author=writer&limit=100',
+      favorited: '/api/articles?favorited=reader',
+      tags: '/api/tags',
+      profile: '/api/profiles/writer',
+    };
+    const read = (path: string) => direct(B(), 'GET', path, undefined, reader);
+    for (const path of Object.values(reads)) await read(path); // B's L1 warm
+    for (const path of Object.values(reads)) expect((await read(path)).queries, path).toBe(0);
+
+    // A new article, written on A, is at once at the top of B's lists, with its tag
+    const created = await direct(
+      A(),
+      'POST',
+      '/api/articles',
+      { article: { title: 'Listed', description: 'd', body: 'b', tagList: [tag] } },
+      author,
+    );
+    const slug = created.body.article.slug as string;
+    const before = (await read(reads.byAuthor)).body.articlesCount;
+    expect((await read(reads.all)).body.articles[0].slug).toBe(slug);
+    expect((await read(reads.tagged)).body.articles.map((x: any) => x.slug)).toEqual([slug]);
+    expect((await read(reads.byAuthor)).body.articles[0].slug).toBe(slug);
+    expect((await read(reads.tags)).body.tags).toContain(tag);
+
+    // The reader favorites it and follows its author on A; B's flags, counts and lists follow
+    await direct(A(), 'POST', `/api/articles/${slug}/favorite`, undefined, reader);
+    await direct(A(), 'POST', '/api/profiles/writer/follow', undefined, reader);
+    const item = (await read(reads.all)).body.articles[0];
+    expect([item.favorited, item.favoritesCount, item.author.following]).toEqual([true, 1, true]);
+    expect((await read(reads.favorited)).body.articles.map((x: any) => x.slug)).toEqual([slug]);
+    expect((await read(reads.profile)).body.profile.following).toBe(true);
+    expect((await read(`/api/articles/${slug}`)).body.article.favorited).toBe(true);
+    // a warm list page with the reader's flags costs no SQL at all (flags from the relation sets)
+    expect((await read(reads.all)).queries).toBe(0);
+
+    // Flushing the whole cache instance changes no answer (sets and lists rebuild from PostgreSQL)
+    const snapshot = await Promise.all(Object.values(reads).map(async (p) => (await read(p)).body));
+    await cache.flushall();
+    await new Promise((r) => setTimeout(r, 100));
+    const after = await Promise.all(
+      Object.values(reads).map(async (p) => (await direct(A(), 'GET', p, undefined, reader)).body),
+    );
+    expect(after).toEqual(snapshot);
+
+    // Unfollow, unfavorite, retag and delete on A: every list and flag on B follows
+    await direct(A(), 'DELETE', '/api/profiles/writer/follow', undefined, reader);
+    expect((await read(reads.profile)).body.profile.following).toBe(false);
+    await direct(A(), 'DELETE', `/api/articles/${slug}/favorite`, undefined, reader);
+    expect((await read(reads.favorited)).body.articlesCount).toBe(0);
+    expect((await read(reads.all)).body.articles[0].favorited).toBe(false);
+    await direct(A(), 'PUT', `/api/articles/${slug}`, { article: { tagList: [] } }, author);
+    expect((await read(reads.tagged)).body.articlesCount).toBe(0);
+    expect((await read(reads.tags)).body.tags).not.toContain(tag);
+    await direct(A(), 'DELETE', `/api/articles/${slug}`, undefined, author);
+    expect((await read(reads.all)).body.articles.map((x: any) => x.slug)).not.toContain(slug);
+    expect((await read(reads.byAuthor)).body.articlesCount).toBe(before - 1);
+  });
+
+  it("shows a user's recent activity, newest first, without articles deleted since", async () => {
+    const slug = await newArticle('Active');
+    const other = await newArticle('Gone soon');
+    await direct(A(), 'POST', `/api/articles/${other}/favorite`, undefined, author);
+    await direct(A(), 'POST', `/api/articles/${slug}/comments`, { comment: { body: 'a note' } }, author);
+    const activity = (await direct(B(), 'GET', '/api/profiles/writer/activity?limit=3')).body.activity;
+    expect(activity.map((a: any) => [a.type, a.article.slug])).toEqual([
+      ['comment', slug],
+      ['favorite', other],
+      ['article', other],
+    ]);
+    await direct(A(), 'DELETE', `/api/articles/${other}`, undefined, author);
+    const later = (await direct(B(), 'GET', '/api/profiles/writer/activity?limit=3')).body.activity;
+    // the two entries about the deleted article are gone; the page is filled from older activity
+    expect(later.map((a: any) => a.article.slug).slice(0, 2)).toEqual([slug, slug]);
+    expect(later.map((a: any) => a.article.slug)).not.toContain(other);
+    expect((await direct(B(), 'GET', '/api/profiles/nobody-here/activity')).status).toBe(404);
+    expect((await direct(B(), 'GET', '/api/profiles/writer/activity?limit=500')).status).toBe(422);
+  });
+
+  it('asks auth once for a profile whose user event has not arrived, and caches the answer', async () => {
+    await api('POST', '/api/users', {
+      body: { user: { username: 'latecomer', email: 'late@example.com', password: 'correct horse' } },
+    });
+    const db = stack.databaseUrl;
+    // Stand in for an event that has not arrived: the projection loses the row.
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: db });
+    await client.connect();
+    try {
+      await eventually(
+        async () =>
+          (await client.query("select 1 from content.profiles where username = 'latecomer'")).rowCount === 1,
+      );
+      await client.query("delete from content.profiles where username = 'latecomer'");
+      await cache.flushall();
+      const first = await direct(B(), 'GET', '/api/profiles/latecomer');
+      expect(first.status).toBe(200);
+      expect(first.body.profile.username).toBe('latecomer');
+      // written into the projection, then served from the cache with no query
+      expect(
+        (await client.query("select 1 from content.profiles where username = 'latecomer'")).rowCount,
+      ).toBe(1);
+      expect((await direct(B(), 'GET', '/api/profiles/latecomer')).queries).toBe(0);
+      // nobody by that name: a 404, cached too (until someone takes the name)
+      expect((await direct(B(), 'GET', '/api/profiles/no-such-user')).status).toBe(404);
+      expect((await direct(B(), 'GET', '/api/profiles/no-such-user')).queries).toBe(0);
+      await api('POST', '/api/users', {
+        body: { user: { username: 'no-such-user', email: 'nsu@example.com', password: 'correct horse' } },
+      });
+      expect(
+        await eventually(async () => (await direct(B(), 'GET', '/api/profiles/no-such-user')).status === 200),
+      ).toBe(true);
+    } finally {
+      await client.end();
     }
   });
 });

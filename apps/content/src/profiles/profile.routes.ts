@@ -50,26 +50,25 @@ const profileRoutes: FastifyPluginAsyncTypebox<{
     { schema: { params: Params, querystring: ActivityQuery, response: { 200: ActivityResponse } } },
     async (request) => {
       const profile = await profiles.get(request.params.username);
-      const recent = await relations.recentActivity(profile.userId, request.query.limit);
+      const recent = await relations.recentActivity(profile.userId, relations.activityLength);
       const summaries = new Map(
         (await articles.summariesOf([...new Set(recent.map((a) => a.articleId))])).map((s) => [s.id, s]),
       );
       // An article deleted since is left out; so is the activity on it.
-      return {
-        activity: recent.flatMap((a) => {
-          const article = summaries.get(a.articleId);
-          if (!article) return [];
-          const on = { slug: article.slug, title: article.title, author: article.author.username };
-          return [
-            {
-              type: a.type,
-              createdAt: a.at,
-              article: on,
-              ...(a.commentId ? { commentId: Number(a.commentId) } : {}),
-            },
-          ];
-        }),
-      };
+      const shown = recent.flatMap((a) => {
+        const article = summaries.get(a.articleId);
+        if (!article) return [];
+        const on = { slug: article.slug, title: article.title, author: article.author.username };
+        return [
+          {
+            type: a.type,
+            createdAt: a.at,
+            article: on,
+            ...(a.commentId ? { commentId: Number(a.commentId) } : {}),
+          },
+        ];
+      });
+      return { activity: shown.slice(0, request.query.limit) };
     },
   );
 
