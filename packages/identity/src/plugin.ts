@@ -26,21 +26,24 @@ const identityPlugin: FastifyPluginAsync<IdentityPluginOptions> = async (app, op
   app.decorateRequest('identity', null);
   app.decorateRequest('identityUnavailable', false);
   app.decorateRequest('clientIp', '');
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook (no promise per request): it runs on every request of every service.
+  app.addHook('onRequest', (request, reply, done) => {
     request.identityUnavailable = request.headers[SESSION_UNAVAILABLE_HEADER] === '1';
     request.clientIp = request.ip;
     const header = request.headers[IDENTITY_HEADER];
-    if (header === undefined) return;
+    if (header === undefined) return done();
     const result =
       typeof header === 'string'
         ? verifyIdentity(header, { secrets: opts.secrets, requestId: request.id })
         : ({ ok: false, reason: 'malformed' } as const);
     if (!result.ok) {
       request.log.warn({ reason: result.reason }, 'rejected identity assertion');
-      return reply.code(401).send({ errors: { identity: ['is invalid'] }, code: 'IDENTITY_INVALID' });
+      reply.code(401).send({ errors: { identity: ['is invalid'] }, code: 'IDENTITY_INVALID' });
+      return;
     }
     request.identity = result.identity;
     request.clientIp = result.clientIp;
+    done();
   });
 };
 

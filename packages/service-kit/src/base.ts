@@ -15,8 +15,10 @@ const basePlugin: FastifyPluginAsync<ErrorHandlingOptions> = async (app, opts) =
   installValidation(app);
   installErrorHandling(app, opts);
   await app.register(health);
-  app.addHook('onRequest', async (request, reply) => {
+  // Hooks on every request are written with callbacks rather than async functions: no promise per call.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    done();
   });
   // Graceful shutdown: a request still in flight when closing starts gets `Connection: close`, so its
   // keep-alive connection ends with the response instead of holding the server open until it times out.
@@ -24,8 +26,9 @@ const basePlugin: FastifyPluginAsync<ErrorHandlingOptions> = async (app, opts) =
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
 };
 

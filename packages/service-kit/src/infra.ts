@@ -96,9 +96,10 @@ const dbPlugin: FastifyPluginAsync<DbPluginOptions> = async (app, opts) => {
   });
   app.decorate('db', db);
   app.addHook('onRequest', (_request, _reply, done) => queryCost.run({ count: 0, ms: 0 }, done));
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     const cost = queryCost.getStore();
     if (cost) reply.header('server-timing', `db;dur=${cost.ms.toFixed(1)};desc="${cost.count} queries"`);
+    done(null, payload);
   });
   app.health.add('postgres', () => pingDb(db));
   app.addHook('onClose', async () => {

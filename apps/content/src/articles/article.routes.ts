@@ -35,9 +35,15 @@ const articleRoutes: FastifyPluginAsyncTypebox<{ articles: ArticleService }> = a
   app.get(
     '/api/articles/:slug',
     { schema: { params: SlugParams, response: { 200: SingleArticleResponse } } },
-    async (request) => ({
-      article: await articles.get(request.params.slug, request.identity),
-    }),
+    async (request, reply) => {
+      // The hot path: anonymous readers all get the same bytes (see anonymousResponse).
+      if (!request.identity) {
+        const bytes = await articles.anonymousResponse(request.params.slug);
+        // Fastify sends a Buffer as it is (no serializer); the type provider only knows the JSON shape.
+        return reply.type('application/json; charset=utf-8').send(bytes as never);
+      }
+      return { article: await articles.get(request.params.slug, request.identity) };
+    },
   );
 
   app.post(

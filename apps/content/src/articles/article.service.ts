@@ -255,6 +255,25 @@ export class ArticleService {
     };
   }
 
+  /**
+   * `{"article": …}` for an anonymous reader, as bytes, made once per cached value: on an L1 hit the
+   * same object comes back, so the response is neither serialized nor UTF-8 encoded again. (The
+   * WeakMap lets the bytes go with the value when L1 drops it.)
+   */
+  async anonymousResponse(slug: string): Promise<Buffer> {
+    const shared = await this.shared(slug);
+    let bytes = this.anonymousBodies.get(shared);
+    if (!bytes) {
+      const { id: _id, authorId: _authorId, author, ...article } = shared;
+      const view = { ...article, favorited: false, author: { ...author, following: false } };
+      bytes = Buffer.from(JSON.stringify({ article: view }));
+      this.anonymousBodies.set(shared, bytes);
+    }
+    return bytes;
+  }
+
+  private readonly anonymousBodies = new WeakMap<SharedArticle, Buffer>();
+
   /** Summaries by id (for activity), in the order given; deleted articles are left out. */
   async summariesOf(ids: string[]) {
     return this.summaries(ids);
