@@ -4,10 +4,11 @@
  */
 import type { RoleCheckedRedis } from '@atoll/redis';
 import { closeRedis } from '@atoll/redis';
-import type { Stack } from '@atoll/testkit';
+import { ServiceProcess, type Stack } from '@atoll/testkit';
+import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { redisOf, startTestStack } from './helpers.ts';
+import { eventually, redisOf, startTestStack } from './helpers.ts';
 
 describe('trending and leaderboard', () => {
   let stack: Stack;
@@ -98,5 +99,47 @@ describe('trending and leaderboard', () => {
     // The restarted cache is empty (no persistence): the next read rebuilds, with the write included.
     await new Promise((r) => setTimeout(r, 300));
     expect(await leaderboard()).toEqual(['bo:4', 'ann:2']);
+  });
+
+  it('is recomputed from PostgreSQL on schedule, once per interval however many instances run', async () => {
+    // A drifted score (as a write racing a rebuild could leave), members that are gone or malformed.
+    const prefix = stack.envOf('content').REDIS_KEY_PREFIX;
+    const key = `${prefix}:rank:{leaderboard}`;
+    const ghost = '00000000-0000-4000-8000-000000000000';
+    const ann = (await api('GET', '/api/auth/session', { token: token.ann })).body.session.userId;
+    await cache.zadd(key, 99, ghost, 98, 'not-even-an-id', 97, ann);
+    await cache.zadd(`${prefix}:rank:{trending}`, 1e9, 'not-an-id');
+    // what is shown skips what it cannot find (and never sends a malformed id to PostgreSQL)...
+    expect(await leaderboard()).toEqual(['ann:97', 'bo:4']);
+    expect((await api('GET', '/api/articles/trending')).status).toBe(200);
+    // A second instance declares the same schedules, every second: the last declaration wins.
+    const second = await ServiceProcess.start('content', {
+      ...stack.envOf('content'),
+      RANKINGS_RECOMPUTE_S: '1',
+    });
+    try {
+      // ...and the scheduled recompute puts PostgreSQL's truth back.
+      expect(
+        await eventually(async () => JSON.stringify(await leaderboard()) === '["bo:4","ann:2"]', 5000),
+      ).toBe(true);
+      expect(await cache.zscore(key, ghost)).toBeNull();
+      // Two instances declared the schedule; it exists once per ranking.
+      const queue = await redisOf(stack, 'queue');
+      try {
+        const schedulers = new Queue('rankings', {
+          connection: queue,
+          prefix: `${stack.envOf('content').REDIS_KEY_PREFIX}:{bull}`,
+        });
+        expect((await schedulers.getJobSchedulers()).map((j) => j.key).sort()).toEqual([
+          'recompute-leaderboard',
+          'recompute-trending',
+        ]);
+        await schedulers.close();
+      } finally {
+        await closeRedis(queue);
+      }
+    } finally {
+      await second.stop();
+    }
   });
 });

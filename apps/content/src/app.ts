@@ -18,6 +18,7 @@ import profileRoutes from './profiles/profile.routes.ts';
 import { profileProjection } from './profiles/projection.plugin.ts';
 import rankingRoutes from './rankings/ranking.routes.ts';
 import { createRankings } from './rankings/rankings.ts';
+import { rankingRecompute } from './rankings/recompute.plugin.ts';
 import { Relations } from './relations/relations.ts';
 import tagRoutes from './tags/tag.routes.ts';
 
@@ -58,6 +59,12 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   app.addHook('onClose', async () => producer.close());
   const keys = createKeys(config.keyPrefix);
   const rankings = createRankings(db, app.redis.cache!, keys, app.log);
+  await app.register(rankingRecompute, {
+    keyPrefix: config.keyPrefix,
+    redisQueueUrl: config.redis.queue,
+    rankings,
+    everyMs: config.rankingsRecomputeMs,
+  });
   const cache = config.cache.enabled ? app.cache : null;
   const relations = new Relations({ db, redis: cache ? app.redis.cache! : null, keys, log: app.log });
   const profiles = new ProfileDirectory({ db, cache, authUrl: config.authUrl, log: app.log });

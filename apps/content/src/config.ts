@@ -12,6 +12,10 @@ export const EnvSchema = Type.Object({
   ),
   CACHE_TTL_S: Env.seconds(60, 'how long a cached read stays fresh'),
   CACHE_GRACE_S: Env.seconds(300, 'how long after that a cached read may be served while PostgreSQL is down'),
+  RANKINGS_RECOMPUTE_S: Env.seconds(
+    300,
+    'how often trending and the leaderboard are rebuilt from PostgreSQL',
+  ),
   CACHE_L1_MAX_ENTRIES: Type.Integer({
     minimum: 1,
     default: 5000,
@@ -22,6 +26,7 @@ export const EnvSchema = Type.Object({
 export interface ContentConfig extends ServiceConfig {
   databaseUrl: string;
   authUrl: string;
+  rankingsRecomputeMs: number;
   redis: { cache: string; queue: string };
   cache: { enabled: boolean; ttlMs: number; graceMs: number; l1MaxEntries: number };
 }
@@ -32,6 +37,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...serviceConfig(e),
     databaseUrl: e.DATABASE_URL,
     authUrl: e.AUTH_URL.replace(/\/+$/, ''),
+    rankingsRecomputeMs: e.RANKINGS_RECOMPUTE_S * 1000,
     redis: { cache: e.REDIS_CACHE_URL, queue: e.REDIS_QUEUE_URL },
     cache: {
       enabled: e.CACHE_ENABLED,

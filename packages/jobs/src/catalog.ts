@@ -73,6 +73,15 @@ const MentionV1 = Type.Object(
   { additionalProperties: false },
 );
 
+/** Rebuild a ranking from PostgreSQL (content's scheduled job, once per interval across all instances). */
+const RecomputeV1 = Type.Object(
+  {
+    v: Type.Literal(1),
+    ranking: Type.Union([Type.Literal('trending'), Type.Literal('leaderboard')]),
+  },
+  { additionalProperties: false },
+);
+
 /** Exponential backoff with jitter, so a recovering SMTP server is not hit by every retry at once. */
 const retried = (attempts: number, firstDelayMs: number): JobsOptions => ({
   attempts,
@@ -100,6 +109,18 @@ export const QUEUES = {
       mention: { 1: MentionV1 },
     },
   },
+  /** Scheduled recomputes of content's rankings (a BullMQ Job Scheduler: one job per tick, cluster-wide). */
+  rankings: {
+    options: {
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
+      removeOnComplete: { count: 100 },
+      removeOnFail: { age: 7 * 24 * 3600, count: 1000 },
+    },
+    jobs: {
+      recompute: { 1: RecomputeV1 },
+    },
+  },
 } as const satisfies Record<string, { options: JobsOptions; jobs: Record<string, Record<number, TSchema>> }>;
 
 /** The payload a producer sends today, per queue and job (the current version). */
@@ -114,6 +135,9 @@ export interface JobPayloads {
     favorite: Static<typeof FavoriteV1>;
     comment: Static<typeof CommentV1>;
     mention: Static<typeof MentionV1>;
+  };
+  rankings: {
+    recompute: Static<typeof RecomputeV1>;
   };
 }
 

@@ -139,7 +139,11 @@ export class ArticleService {
   /** The shared part of many list items at once: cached ones from L1/L2, the rest in two queries. */
   private async summaries(ids: string[]): Promise<SharedSummary[]> {
     const load = async (wanted: string[]) => {
-      const rows = await findArticlesByIds(this.db, wanted);
+      // Ids may come from the cache instance (a ranking): only well-formed ones reach PostgreSQL.
+      const rows = await findArticlesByIds(
+        this.db,
+        wanted.filter((id) => /^\d{1,18}$/.test(id)),
+      );
       const tags = await tagsOf(
         this.db,
         rows.map((r) => r.id),

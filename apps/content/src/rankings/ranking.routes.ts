@@ -18,6 +18,8 @@ const LeaderboardResponse = Type.Object({
   count: Type.Integer(),
 });
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 const rankingRoutes: FastifyPluginAsyncTypebox<{
   db: Kysely<ContentDatabase>;
   articles: ArticleService;
@@ -36,7 +38,8 @@ const rankingRoutes: FastifyPluginAsyncTypebox<{
     async (request) => {
       const { limit, offset } = request.query;
       const { entries, total } = await rankings.leaderboard.page(offset, limit);
-      const ids = entries.map((e) => e.member);
+      // Members come from the cache instance: only well-formed ids reach PostgreSQL.
+      const ids = entries.map((e) => e.member).filter((m) => UUID.test(m));
       const [profiles, following] = await Promise.all([
         ids.length ? db.selectFrom('profiles').selectAll().where('user_id', 'in', ids).execute() : [],
         relations.followedAmong(request.identity?.userId ?? null, ids),

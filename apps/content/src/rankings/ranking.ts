@@ -79,16 +79,23 @@ export class Ranking {
   private async rebuild(): Promise<Entry[] | null> {
     const token = randomBytes(8).toString('hex');
     if ((await this.redis.set(this.opts.leaseKey, token, 'PX', 5000, 'NX')) !== 'OK') return null;
+    return this.refresh();
+  }
+
+  /**
+   * Replaces the whole set with what PostgreSQL holds now, in one MULTI (readers see the old set or the
+   * new one, never a half-written one). The scheduled recompute calls it: it corrects any score that
+   * lagged behind a write which raced a rebuild.
+   */
+  async refresh(): Promise<Entry[]> {
     const entries = await this.opts.load();
+    const jitter = Math.floor(Math.random() * this.opts.ttlMs * 0.1);
+    const tx = this.redis.multi().del(this.opts.key);
     if (entries.length > 0) {
-      const jitter = Math.floor(Math.random() * this.opts.ttlMs * 0.1);
-      await this.redis
-        .multi()
-        .del(this.opts.key)
-        .zadd(this.opts.key, ...entries.flatMap((e) => [String(e.score), e.member]))
-        .pexpire(this.opts.key, this.opts.ttlMs + jitter)
-        .exec();
+      tx.zadd(this.opts.key, ...entries.flatMap((e) => [String(e.score), e.member]));
+      tx.pexpire(this.opts.key, this.opts.ttlMs + jitter);
     }
+    await tx.exec();
     return entries;
   }
 
