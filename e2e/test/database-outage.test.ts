@@ -57,6 +57,10 @@ describe('PostgreSQL down', () => {
     });
     const slug = created.body.article.slug as string;
     const before = (await api('GET', `/api/articles/${slug}`)).body;
+    // list pages, tags and profiles, read once so they are cached (anonymous and signed in)
+    const shared = ['/api/articles?limit=5', '/api/tags', '/api/profiles/pat', '/api/articles/trending'];
+    const warm = await Promise.all(shared.map(async (path) => (await api('GET', path)).body));
+    const mine = (await api('GET', '/api/articles?author=pat', { token })).body;
 
     await pg.stop();
     await new Promise((r) => setTimeout(r, 1500)); // the cached entry is now past its 1 s TTL, within its grace
@@ -64,6 +68,9 @@ describe('PostgreSQL down', () => {
     const content = stack.services.content;
     expect(read.status, `content running: ${content.running}; ${content.stderr.slice(-800)}`).toBe(200);
     expect(read.body).toEqual(before);
+    for (const [i, path] of shared.entries()) expect((await api('GET', path)).body, path).toEqual(warm[i]);
+    // the viewer's flags come from redis-cache's relation sets, so a signed-in list page answers too
+    expect((await api('GET', '/api/articles?author=pat', { token })).body).toEqual(mine);
 
     const write = await api('PUT', `/api/articles/${slug}`, {
       token,
