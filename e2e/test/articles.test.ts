@@ -161,6 +161,12 @@ describe('articles, comments, favorites, follows and tags through the gateway', 
       const res = await api('GET', `/api/articles?${query}`);
       expect(res.status, query).toBe(422);
     }
+    // Names that cannot be Redis hash tags as they are ({, }) are still plain values to look up.
+    const braces = encodeURIComponent('{x}');
+    expect((await api('GET', `/api/articles?tag=${braces}&author=${braces}`)).body.articlesCount).toBe(0);
+    expect((await api('GET', `/api/articles/${braces}`)).status).toBe(404);
+    expect((await api('GET', `/api/profiles/${braces}`)).status).toBe(404);
+    expect((await api('GET', `/api/profiles/${braces}/activity`)).status).toBe(404);
   });
 
   it('favorites and unfavorites, counting each user once', async () => {
