@@ -1,4 +1,4 @@
-// The reference server of the benchmarks: Fastify with nothing but one route, no logging.
+// Reference: a bare Fastify hello-world, nothing but one route and no logging.
 import Fastify from 'fastify';
 
 const app = Fastify({ logger: false });

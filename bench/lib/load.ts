@@ -1,0 +1,109 @@
+/**
+ * HTTP load with autocannon, from this process, against a server in another process on loopback.
+ * `measure` runs a short warm-up, then the timed run at full speed; `atRate` runs at a fixed request
+ * rate (half the measured maximum) to see the latency under normal load.
+ */
+import autocannon from 'autocannon';
+
+export interface HttpTarget {
+  url: string;
+  /** Requests taken in turn; each may have its own path, method, headers and body. */
+  requests: Array<{
+    path: string;
+    method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
+    headers?: Record<string, string>;
+    body?: string;
+  }>;
+}
+
+export interface LoadResult {
+  /** Requests per second (the mean of autocannon's per-second samples). */
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  errors: number;
+}
+
+export interface LoadOptions {
+  seconds: number;
+  connections: number;
+}
+
+async function run(
+  target: HttpTarget,
+  opts: LoadOptions & { warmupSeconds?: number; rate?: number },
+): Promise<LoadResult> {
+  const r = await autocannon({
+    url: target.url,
+    connections: opts.connections,
+    duration: opts.seconds,
+    requests: target.requests,
+    ...(opts.rate ? { overallRate: opts.rate } : {}),
+  });
+  return {
+    rps: Math.round(r.requests.average),
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    requests: r.requests.total,
+    errors: r.errors + r.timeouts + r.non2xx,
+  };
+}
+
+/** The maximum: a warm-up of `warmupSeconds`, then `seconds` measured. */
+export async function measure(
+  target: HttpTarget,
+  opts: LoadOptions & { warmupSeconds: number },
+): Promise<LoadResult> {
+  await run(target, { ...opts, seconds: opts.warmupSeconds });
+  return run(target, opts);
+}
+
+/** The same requests at a fixed overall rate (requests per second). */
+export function atRate(target: HttpTarget, rate: number, opts: LoadOptions): Promise<LoadResult> {
+  return run(target, { ...opts, rate: Math.max(1, Math.round(rate)) });
+}
+
+/**
+ * The same shape for work done in this process (a Redis call, an enqueue): `concurrency` loops calling
+ * `op` for `seconds`, latencies recorded per call.
+ */
+export async function measureOps(
+  op: () => Promise<unknown>,
+  opts: { seconds: number; concurrency: number; warmupSeconds: number },
+): Promise<LoadResult> {
+  const loop = async (until: number, latencies: number[] | null, counter: { n: number; errors: number }) => {
+    while (performance.now() < until) {
+      const start = performance.now();
+      try {
+        await op();
+        counter.n += 1;
+      } catch {
+        counter.errors += 1;
+      }
+      latencies?.push(performance.now() - start);
+    }
+  };
+  if (opts.warmupSeconds > 0) {
+    const warmUntil = performance.now() + opts.warmupSeconds * 1000;
+    await Promise.all(
+      Array.from({ length: opts.concurrency }, () => loop(warmUntil, null, { n: 0, errors: 0 })),
+    );
+  }
+  const latencies: number[] = [];
+  const counter = { n: 0, errors: 0 };
+  const started = performance.now();
+  const until = started + opts.seconds * 1000;
+  await Promise.all(Array.from({ length: opts.concurrency }, () => loop(until, latencies, counter)));
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Number((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2));
+  return {
+    rps: Math.round(counter.n / elapsed),
+    p50: at(0.5),
+    p99: at(0.99),
+    requests: counter.n,
+    errors: counter.errors,
+  };
+}

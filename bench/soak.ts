@@ -1,0 +1,157 @@
+/**
+ * `pnpm bench --soak`: SOAK_MINUTES (default 10) at half load on the authenticated cached read (through
+ * the gateway) and on enqueues of notification jobs (which the notifier processes), sampling every 10 s:
+ * each service's RSS and V8 heap, and the cache instance's memory against its maxmemory with evictions.
+ * Growth is measured from the end of the warm-up (the first fifth) to the end; the target is under 10%.
+ */
+import { randomUUID } from 'node:crypto';
+import { Producer } from '@atoll/jobs';
+import { closeRedis, connectRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import type { Stack } from '@atoll/testkit/servers';
+import { atRate, measure, measureOps } from './lib/load.ts';
+import { mib, rss } from './lib/memory.ts';
+
+export interface SoakSample {
+  atSeconds: number;
+  services: Record<string, { rssMiB: number | null; heapMiB: number | null }>;
+  cache: { usedMiB: number; maxMiB: number; evictedKeys: number };
+}
+
+export interface SoakResult {
+  minutes: number;
+  readRate: number;
+  enqueueRate: number;
+  samples: SoakSample[];
+  growth: Record<string, { rssPercent: number | null; heapPercent: number | null }>;
+  cacheStayedUnderMaxmemory: boolean;
+  met: boolean;
+}
+
+/** The V8 heap in use, from the service's Prometheus metrics when it serves them. */
+async function heapOf(url: string): Promise<number | null> {
+  try {
+    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    const bytes = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m.exec(text)?.[1];
+    return bytes ? Number(bytes) : null;
+  } catch {
+    return null;
+  }
+}
+
+const log = { info() {}, warn() {}, error() {} };
+
+export async function soak(opts: {
+  stack: Stack;
+  token: string;
+  slug: string;
+  keyPrefix: string;
+  say: (line: string) => void;
+}): Promise<SoakResult> {
+  const { stack, say } = opts;
+  const minutes = Number(process.env.SOAK_MINUTES ?? 10);
+  const target = {
+    url: stack.gatewayUrl,
+    requests: [{ path: `/api/articles/${opts.slug}`, headers: { authorization: `Token ${opts.token}` } }],
+  };
+  const readRate = (await measure(target, { seconds: 3, connections: 32, warmupSeconds: 1 })).rps / 2;
+
+  const queue = await connectRedis({
+    url: stack.redis.queue.url,
+    role: 'queue',
+    use: 'producer',
+    name: 'soak',
+    log,
+  });
+  const cache = await connectRedis({
+    url: stack.redis.cache.url,
+    role: 'cache',
+    use: 'producer',
+    name: 'soak',
+    log,
+  });
+  const producer = new Producer(queue, createKeys(opts.keyPrefix));
+  const job = () =>
+    producer.enqueue('notifications', 'follow', {
+      v: 1,
+      actorId: randomUUID(),
+      actorUsername: 'soak',
+      recipientId: randomUUID(),
+      occurredAt: new Date().toISOString(),
+    });
+  const enqueueRate = (await measureOps(job, { seconds: 2, concurrency: 32, warmupSeconds: 0.5 })).rps / 2;
+  say(`soak: ${minutes} min at ${Math.round(readRate)} reads/s and ${Math.round(enqueueRate)} enqueues/s`);
+
+  const samples: SoakSample[] = [];
+  const t0 = Date.now();
+  const sample = async () => {
+    const services: SoakSample['services'] = {};
+    for (const [name, proc] of Object.entries(stack.services)) {
+      services[name] = {
+        rssMiB: proc.child.pid ? mib(rss(proc.child.pid)) : null,
+        heapMiB: mib(await heapOf(proc.url)),
+      };
+    }
+    const memory = await cache.info('memory');
+    const stats = await cache.info('stats');
+    const field = (text: string, name: string) => Number(new RegExp(`${name}:(\\d+)`).exec(text)?.[1] ?? 0);
+    samples.push({
+      atSeconds: Math.round((Date.now() - t0) / 1000),
+      services,
+      cache: {
+        usedMiB: mib(field(memory, 'used_memory')) ?? 0,
+        maxMiB: mib(field(memory, 'maxmemory')) ?? 0,
+        evictedKeys: field(stats, 'evicted_keys'),
+      },
+    });
+  };
+
+  // Enqueues at a steady rate in the background, in 10 ms ticks.
+  let enqueuing = true;
+  const perTick = enqueueRate / 100;
+  let owed = 0;
+  const ticker = (async () => {
+    while (enqueuing) {
+      owed += perTick;
+      const now = Math.floor(owed);
+      owed -= now;
+      await Promise.all(Array.from({ length: now }, () => job().catch(() => undefined)));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  await sample();
+  const end = t0 + minutes * 60_000;
+  while (Date.now() < end) {
+    await atRate(target, readRate, {
+      seconds: Math.min(10, Math.max(1, (end - Date.now()) / 1000)),
+      connections: 32,
+    });
+    await sample();
+  }
+  enqueuing = false;
+  await ticker;
+  await producer.close();
+  await closeRedis(queue);
+  await closeRedis(cache);
+
+  const warm = samples[Math.max(1, Math.floor(samples.length / 5))] ?? samples[0];
+  const last = samples[samples.length - 1];
+  const growth: SoakResult['growth'] = {};
+  const pct = (a: number | null | undefined, b: number | null | undefined) =>
+    a && b ? Math.round(((b - a) / a) * 1000) / 10 : null;
+  for (const name of Object.keys(last?.services ?? {})) {
+    growth[name] = {
+      rssPercent: pct(warm?.services[name]?.rssMiB, last?.services[name]?.rssMiB),
+      heapPercent: pct(warm?.services[name]?.heapMiB, last?.services[name]?.heapMiB),
+    };
+  }
+  const cacheStayedUnderMaxmemory = samples.every(
+    (s) => s.cache.maxMiB === 0 || s.cache.usedMiB <= s.cache.maxMiB,
+  );
+  const met =
+    cacheStayedUnderMaxmemory &&
+    Object.values(growth).every((g) => (g.rssPercent ?? 0) < 10 && (g.heapPercent ?? 0) < 10);
+  for (const [name, g] of Object.entries(growth))
+    say(`soak: ${name} RSS ${g.rssPercent ?? 'n/a'}%, heap ${g.heapPercent ?? 'n/a'}% after warm-up`);
+  return { minutes, readRate, enqueueRate, samples, growth, cacheStayedUnderMaxmemory, met };
+}
