@@ -38,6 +38,65 @@ const PasswordResetV1 = Type.Object(
   { additionalProperties: false },
 );
 
+const WelcomeV1 = Type.Object(
+  {
+    v: Type.Literal(1),
+    userId: Type.String({ minLength: 1 }),
+    to: Email,
+    username: Type.String({ minLength: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+const NotificationType = Type.Union([
+  Type.Literal('follow'),
+  Type.Literal('favorite'),
+  Type.Literal('comment'),
+  Type.Literal('mention'),
+]);
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+/** What one notification says, in an email of its own or as a line of a digest. */
+const NotificationItem = {
+  type: NotificationType,
+  actorUsername: Type.String({ minLength: 1 }),
+  articleSlug: Nullable(Type.String({ minLength: 1 })),
+  articleTitle: Nullable(Type.String({ minLength: 1 })),
+  excerpt: Nullable(Type.String({ maxLength: 280 })),
+};
+
+/** One notification mailed at once (the recipient's preference for its type is `instant`). */
+const NotificationEmailV1 = Type.Object(
+  {
+    v: Type.Literal(1),
+    notificationId: Type.Integer({ minimum: 1 }),
+    to: Email,
+    username: Type.String({ minLength: 1 }),
+    ...NotificationItem,
+  },
+  { additionalProperties: false },
+);
+
+/** What is unread since the last digest (at most 50 lines; `total` counts them all). */
+const DigestEmailV1 = Type.Object(
+  {
+    v: Type.Literal(1),
+    userId: Type.String({ minLength: 1 }),
+    to: Email,
+    username: Type.String({ minLength: 1 }),
+    period: Type.Union([Type.Literal('daily'), Type.Literal('weekly')]),
+    items: Type.Array(Type.Object(NotificationItem, { additionalProperties: false }), { maxItems: 50 }),
+    total: Type.Integer({ minimum: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+/** A digest run for every user whose digest is due at this period (the job scheduler adds them). */
+const DigestRunV1 = Type.Object(
+  { v: Type.Literal(1), period: Type.Union([Type.Literal('daily'), Type.Literal('weekly')]) },
+  { additionalProperties: false },
+);
+
 /** Who did something to whom, the common part of every notification. */
 const NotificationBase = {
   v: Type.Literal(1),
@@ -89,6 +148,9 @@ export const QUEUES = {
     jobs: {
       'verification-code': { 1: VerificationCodeV1 },
       'password-reset': { 1: PasswordResetV1 },
+      welcome: { 1: WelcomeV1 },
+      notification: { 1: NotificationEmailV1 },
+      digest: { 1: DigestEmailV1 },
     },
   },
   notifications: {
@@ -100,6 +162,12 @@ export const QUEUES = {
       mention: { 1: MentionV1 },
     },
   },
+  digests: {
+    options: retried(5, 5000),
+    jobs: {
+      run: { 1: DigestRunV1 },
+    },
+  },
 } as const satisfies Record<string, { options: JobsOptions; jobs: Record<string, Record<number, TSchema>> }>;
 
 /** The payload a producer sends today, per queue and job (the current version). */
@@ -107,6 +175,9 @@ export interface JobPayloads {
   email: {
     'verification-code': Static<typeof VerificationCodeV1>;
     'password-reset': Static<typeof PasswordResetV1>;
+    welcome: Static<typeof WelcomeV1>;
+    notification: Static<typeof NotificationEmailV1>;
+    digest: Static<typeof DigestEmailV1>;
   };
   /** Fan-out of in-app, live and email notifications (the notifier processes them). */
   notifications: {
@@ -114,6 +185,10 @@ export interface JobPayloads {
     favorite: Static<typeof FavoriteV1>;
     comment: Static<typeof CommentV1>;
     mention: Static<typeof MentionV1>;
+  };
+  /** Digest runs, added by the notifier's job schedulers (daily and weekly). */
+  digests: {
+    run: Static<typeof DigestRunV1>;
   };
 }
 

@@ -7,3 +7,4 @@ export {
   type QueueName,
 } from './catalog.ts';
 export { InvalidJobPayloadError, Producer, payloadProblem } from './enqueue.ts';
+export { type CatalogWorkerOptions, createWorker, dispatcher } from './worker.ts';
