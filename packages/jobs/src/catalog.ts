@@ -196,7 +196,16 @@ export type QueueName = keyof typeof QUEUES;
 export type JobName<Q extends QueueName> = keyof JobPayloads[Q] & string;
 export type JobPayload<Q extends QueueName, J extends JobName<Q>> = JobPayloads[Q][J];
 
+/** What a handler knows of its job besides the payload. */
+export interface JobMeta {
+  jobId: string;
+  /** 1 on the first attempt. */
+  attempt: number;
+  /** When the job was due (added, plus its delay; a scheduler's tick): the same on every attempt. */
+  scheduledAt: number;
+}
+
 /** What a worker for queue Q must provide: one handler per job of the catalog. */
 export type Handlers<Q extends QueueName> = {
-  [J in JobName<Q>]: (payload: JobPayload<Q, J>, meta: { jobId: string; attempt: number }) => Promise<void>;
+  [J in JobName<Q>]: (payload: JobPayload<Q, J>, meta: JobMeta) => Promise<void>;
 };

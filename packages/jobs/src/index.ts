@@ -1,5 +1,6 @@
 export {
   type Handlers,
+  type JobMeta,
   type JobName,
   type JobPayload,
   type JobPayloads,

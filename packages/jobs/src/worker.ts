@@ -8,7 +8,7 @@
 import type { Keys } from '@atoll/redis-keys';
 import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Handlers, JobName, JobPayload, QueueName } from './catalog.ts';
+import type { Handlers, JobMeta, JobName, JobPayload, QueueName } from './catalog.ts';
 import { payloadProblem } from './enqueue.ts';
 
 export interface CatalogWorkerOptions {
@@ -33,9 +33,13 @@ export function dispatcher<Q extends QueueName>(queue: Q, handlers: Handlers<Q>)
     if (problem) throw new UnrecoverableError(problem);
     const handler = handlers[job.name as JobName<Q>] as (
       payload: JobPayload<Q, JobName<Q>>,
-      meta: { jobId: string; attempt: number },
+      meta: JobMeta,
     ) => Promise<void>;
-    await handler(job.data, { jobId: job.id ?? '', attempt: job.attemptsMade + 1 });
+    await handler(job.data, {
+      jobId: job.id ?? '',
+      attempt: job.attemptsMade + 1,
+      scheduledAt: job.timestamp + (job.delay ?? 0),
+    });
   };
 }
 
