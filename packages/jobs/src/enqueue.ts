@@ -47,6 +47,8 @@ export class Producer {
         prefix: this.prefix,
         defaultJobOptions: QUEUES[name].options,
       });
+      // The connection's own listener logs an outage once; without this one BullMQ prints every error.
+      queue.on('error', () => undefined);
       this.queues.set(name, queue);
     }
     return queue;
