@@ -28,7 +28,10 @@ describe('notifications end to end', () => {
     (await api('GET', '/api/notifications', { token: users[name]?.token })).body;
 
   beforeAll(async () => {
-    ({ stack, dispose } = await startTestStack('notify', { SSE_HEARTBEAT_MS: '300' }));
+    ({ stack, dispose } = await startTestStack('notify', {
+      SSE_HEARTBEAT_MS: '300',
+      ADMIN_EMAILS: 'amy@example.com',
+    }));
     api = apiClient(stack.gatewayUrl);
     secondGateway = await ServiceProcess.start('gateway', { ...stack.envOf('gateway'), PORT: '0' });
     queueRedis = await redisOf(stack, 'queue');
@@ -121,7 +124,7 @@ describe('notifications end to end', () => {
     }
     expect(await eventually(async () => benThere.events.length === 1)).toBe(true);
     expect(JSON.parse(benThere.events[0]?.data ?? '{}')).toMatchObject({ type: 'mention' });
-    expect(amyHere.comments).toBeGreaterThan(0); // heartbeats
+    expect(await eventually(async () => amyHere.comments > 0)).toBe(true); // heartbeats
 
     // Email: the comment and the mentions at once; the follow and the favorite wait for the digest.
     expect(await eventually(async () => mails('amy').length === 2 && mails('cat').length === 2)).toBe(true);
@@ -182,6 +185,37 @@ describe('notifications end to end', () => {
     expect(stream.events.at(-1)?.event).toBe('shutdown');
     expect((await exited).code).toBe(0);
     secondGateway = await ServiceProcess.start('gateway', { ...stack.envOf('gateway'), PORT: '0' });
+  });
+
+  it('opens the queue dashboard to an admin once their email is verified, through the gateway', async () => {
+    const amy = users.amy as { token: string; email: string };
+    expect((await api('GET', '/api/admin/queues', { token: amy.token })).status).toBe(403); // not verified
+    await api('POST', '/api/user/verification', { token: amy.token });
+    expect(
+      await eventually(async () => mails('amy').some((m) => m.subject.includes('verification code'))),
+    ).toBe(true);
+    const code = mails('amy')
+      .find((m) => m.subject.includes('verification code'))
+      ?.subject.slice(-6);
+    const confirmed = await api('POST', '/api/user/verification/confirm', {
+      token: amy.token,
+      body: { verification: { code } },
+    });
+    expect(confirmed.status).toBe(200);
+    const login = await api('POST', '/api/users/login', {
+      body: { user: { email: amy.email, password: 'correct horse' } },
+    });
+    const admin = login.body.user.token as string;
+    const counts = await api('GET', '/api/admin/queues', { token: admin });
+    expect(counts.status).toBe(200);
+    expect(counts.body.queues.email.completed).toBeGreaterThan(0);
+    const board = await fetch(`${stack.gatewayUrl}/api/admin/queues/board`, {
+      headers: { authorization: `Token ${admin}` },
+    });
+    expect(board.status).toBe(200);
+    expect(await board.text()).toContain('<html');
+    expect((await api('GET', '/api/admin/queues', { token: users.ben?.token })).status).toBe(403);
+    expect((await api('GET', '/api/admin/queues')).status).toBe(401);
   });
 
   it('keeps the write and delivers the notification later when redis-queue is down', async () => {
