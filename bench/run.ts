@@ -257,17 +257,19 @@ try {
       body: JSON.stringify(body),
     });
     if (!res.ok) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-    return (await res.json()) as any;
+    return (await res.json()) as { user?: { token: string }; article?: { slug: string } };
   };
   const token = (
     await post('/api/users', {
       user: { username: 'bench', email: 'bench@example.com', password: 'correct horse battery' },
     })
-  ).user.token as string;
+  ).user?.token as string;
   const article = { description: 'A typical article', body: 'x'.repeat(2000), tagList: ['bench', 'cache'] };
   const slugs: string[] = [];
   for (const title of ['Benchmark one', 'Benchmark two'])
-    slugs.push((await post('/api/articles', { article: { title, ...article } }, token)).article.slug);
+    slugs.push(
+      (await post('/api/articles', { article: { title, ...article } }, token)).article?.slug as string,
+    );
   const read = (slug: string) => ({ path: `/api/articles/${slug}` });
   const auth = { authorization: `Token ${token}` };
 

@@ -5,7 +5,9 @@
  * in .atoll/data, so the next start continues where this one stopped.
  *
  * Environment: PORT (gateway, default 3000), HOST (default 127.0.0.1), DATABASE_URL (use this
- * PostgreSQL instead of the embedded one), ATOLL_DATA_DIR, IDENTITY_SECRET, LOG_LEVEL.
+ * PostgreSQL instead of the embedded one), SMTP_URL (send mail through this server instead of the local
+ * sink, which logs every email to .atoll/data/logs/mail.log), ADMIN_EMAILS, ATOLL_DATA_DIR,
+ * IDENTITY_SECRET, LOG_LEVEL.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -42,10 +44,14 @@ try {
   stack = await startStack({
     dataDir,
     ...(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : {}),
+    ...(process.env.SMTP_URL ? { smtpUrl: process.env.SMTP_URL } : {}),
     gatewayPort: Number(process.env.PORT ?? 3000),
     gatewayHost: process.env.HOST ?? '127.0.0.1',
     identitySecret,
-    env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    env: {
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+      ...(process.env.ADMIN_EMAILS ? { ADMIN_EMAILS: process.env.ADMIN_EMAILS } : {}),
+    },
     onReady: log,
   });
   log(`atoll is up: ${stack.gatewayUrl} (Ctrl-C stops everything)`);

@@ -65,7 +65,7 @@ const REQUIRED: Record<App, string[]> = {
   ],
   auth: [...COMMON, 'DATABASE_URL', 'REDIS_SESSION_URL', 'REDIS_QUEUE_URL'],
   content: [...COMMON, 'DATABASE_URL', 'REDIS_CACHE_URL', 'REDIS_QUEUE_URL'],
-  notifier: [...COMMON, 'DATABASE_URL', 'REDIS_QUEUE_URL'],
+  notifier: [...COMMON, 'DATABASE_URL', 'REDIS_QUEUE_URL', 'REDIS_SESSION_URL', 'SMTP_URL', 'PUBLIC_URL'],
 };
 
 /** Compose's `${VAR}`, `${VAR:-default}`, `${VAR-default}` and `$$`, resolved against `env`. */

@@ -39,6 +39,9 @@ const valid: Record<string, Record<string, string>> = {
     IDENTITY_SECRET: secret,
     DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
     REDIS_QUEUE_URL: 'redis://127.0.0.1:1',
+    REDIS_SESSION_URL: 'redis://127.0.0.1:1',
+    SMTP_URL: 'smtp://127.0.0.1:1',
+    PUBLIC_URL: 'http://127.0.0.1:1',
   },
 };
 
@@ -76,9 +79,9 @@ describe('a Redis server configured for another role', () => {
 
   it('notifier refuses to start when REDIS_QUEUE_URL points at the evicting cache server', async () => {
     const { code, stderr } = await exitOf('notifier', {
-      IDENTITY_SECRET: secret,
-      DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
+      ...valid.notifier,
       REDIS_QUEUE_URL: cache.url,
+      REDIS_SESSION_URL: cache.url,
     });
     expect(code).toBe(1);
     expect(stderr.split('\n')).toHaveLength(1);

@@ -1,54 +1,81 @@
 /**
- * Favorites, follows, comments and @mentions become jobs of the notifications queue for the notifier:
- * one valid job per cause, none for your own doing, and none lost while redis-queue is down.
+ * Favorites, follows, comments and @mentions end to end: content enqueues a job per cause (none for
+ * your own doing, none lost while redis-queue is down), and the notifier turns each into an in-app
+ * notification, a live event on every gateway instance, and an email (comments and mentions at once,
+ * follows and favorites in the digest), received by the stack's SMTP server. A live stream that
+ * reconnects with Last-Event-ID misses nothing.
  */
-import { payloadProblem } from '@atoll/jobs';
+import { Producer } from '@atoll/jobs';
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
-import type { Stack } from '@atoll/testkit';
-import { type Job, Queue } from 'bullmq';
+import { ServiceProcess, type Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
 import { eventually, redisOf, startTestStack } from './helpers.ts';
+import { openStream, type SseClient } from './sse.ts';
 
-describe('notification jobs from content', () => {
+describe('notifications end to end', () => {
   let stack: Stack;
   let dispose: () => Promise<void>;
   let api: ReturnType<typeof apiClient>;
+  let secondGateway: ServiceProcess;
   let queueRedis: RoleCheckedRedis;
-  let queue: Queue;
-  const users: Record<string, { token: string; id: string }> = {};
-
-  const jobs = async (): Promise<Job[]> => queue.getJobs(['waiting', 'delayed', 'prioritized', 'active']);
-  const jobsFor = async (name: string, recipient: string) =>
-    (await jobs()).filter((j) => j.name === name && j.data.recipientId === users[recipient]?.id);
+  let producer: Producer;
+  const users: Record<string, { token: string; id: string; email: string }> = {};
+  const streams: SseClient[] = [];
+  const mails = (name: string) => stack.smtp?.to(users[name]?.email ?? '') ?? [];
+  const list = async (name: string) =>
+    (await api('GET', '/api/notifications', { token: users[name]?.token })).body;
 
   beforeAll(async () => {
-    ({ stack, dispose } = await startTestStack('notify'));
+    ({ stack, dispose } = await startTestStack('notify', {
+      SSE_HEARTBEAT_MS: '300',
+      ADMIN_EMAILS: 'amy@example.com',
+    }));
     api = apiClient(stack.gatewayUrl);
-    queueRedis = await redisOf(stack, 'queue', 'worker');
-    queue = new Queue('notifications', {
-      connection: queueRedis,
-      prefix: createKeys(stack.envOf('content').REDIS_KEY_PREFIX as string).bullPrefix(),
-    });
+    secondGateway = await ServiceProcess.start('gateway', { ...stack.envOf('gateway'), PORT: '0' });
+    queueRedis = await redisOf(stack, 'queue');
+    producer = new Producer(queueRedis, createKeys(stack.envOf('notifier').REDIS_KEY_PREFIX as string));
     for (const name of ['amy', 'ben', 'cat']) {
+      const email = `${name}@example.com`;
       const res = await api('POST', '/api/users', {
-        body: { user: { username: name, email: `${name}@example.com`, password: 'correct horse' } },
+        body: { user: { username: name, email, password: 'correct horse' } },
       });
       const token = res.body.user.token as string;
       const id = (await api('GET', '/api/auth/session', { token })).body.session.userId as string;
-      users[name] = { token, id };
+      users[name] = { token, id, email };
       // Mentions resolve usernames through content's profiles, kept from the user events.
       await eventually(async () => (await api('GET', `/api/profiles/${name}`)).status === 200);
     }
   }, 90_000);
   afterAll(async () => {
-    await queue.close();
+    for (const s of streams) s.close();
+    await producer.close();
     await closeRedis(queueRedis);
+    await secondGateway.stop();
     await dispose();
   });
 
-  it('a follow, a favorite, a comment and a mention each enqueue one valid job; your own do not', async () => {
+  it('welcomes every new account by email', async () => {
+    expect(await eventually(async () => ['amy', 'ben', 'cat'].every((n) => mails(n).length === 1))).toBe(
+      true,
+    );
+    expect(mails('amy')[0]?.subject).toBe('Welcome to atoll');
+  });
+
+  it('turns each cause into one row, one live event on both gateways, and its email or digest line', async () => {
+    const amyHere = await openStream(`${stack.gatewayUrl}/api/notifications/stream`, users.amy?.token ?? '');
+    const amyThere = await openStream(
+      `${secondGateway.url}/api/notifications/stream`,
+      users.amy?.token ?? '',
+    );
+    const benThere = await openStream(
+      `${secondGateway.url}/api/notifications/stream`,
+      users.ben?.token ?? '',
+    );
+    streams.push(amyHere, amyThere, benThere);
+    expect([amyHere.status, amyThere.status, benThere.status]).toEqual([200, 200, 200]);
+
     const post = await api('POST', '/api/articles', {
       token: users.amy?.token,
       body: {
@@ -57,7 +84,7 @@ describe('notification jobs from content', () => {
     });
     const slug = post.body.article.slug as string;
     await api('POST', '/api/profiles/amy/follow', { token: users.ben?.token });
-    await api('POST', '/api/profiles/amy/follow', { token: users.ben?.token }); // again: no second job
+    await api('POST', '/api/profiles/amy/follow', { token: users.ben?.token }); // again: no second one
     await api('POST', `/api/articles/${slug}/favorite`, { token: users.cat?.token });
     await api('POST', `/api/articles/${slug}/favorite`, { token: users.amy?.token }); // own article
     await api('POST', `/api/articles/${slug}/comments`, {
@@ -65,33 +92,138 @@ describe('notification jobs from content', () => {
       body: { comment: { body: 'Nice! cc @cat @nobody' } },
     });
 
-    expect(await eventually(async () => (await jobs()).length >= 5)).toBe(true);
-    const all = await jobs();
-    for (const job of all) expect(payloadProblem('notifications', job.name, job.data), job.name).toBeNull();
-    expect((await jobsFor('follow', 'amy')).map((j) => j.data.actorUsername)).toEqual(['ben']);
-    expect((await jobsFor('favorite', 'amy')).map((j) => j.data.actorUsername)).toEqual(['cat']);
-    expect((await jobsFor('comment', 'amy'))[0]?.data).toMatchObject({
-      actorUsername: 'ben',
-      articleSlug: slug,
+    // Rows: amy has a follow, a favorite and a comment; ben and cat one mention each.
+    expect(await eventually(async () => (await list('amy')).notifications.length === 3, 20_000)).toBe(true);
+    const amy = await list('amy');
+    expect(amy.unreadCount).toBe(3);
+    expect(amy.notifications.map((n: { type: string }) => n.type).sort()).toEqual([
+      'comment',
+      'favorite',
+      'follow',
+    ]);
+    expect(amy.notifications.find((n: { type: string }) => n.type === 'comment')).toMatchObject({
+      actor: { username: 'ben' },
+      article: { slug, title: 'Notify me' },
       excerpt: 'Nice! cc @cat @nobody',
     });
-    expect((await jobsFor('mention', 'ben'))[0]?.data).toMatchObject({
-      actorUsername: 'amy',
-      commentId: null,
+    expect(await eventually(async () => (await list('cat')).notifications.length === 1)).toBe(true);
+    expect((await list('cat')).notifications[0]).toMatchObject({
+      type: 'mention',
+      actor: { username: 'ben' },
     });
-    expect((await jobsFor('mention', 'cat'))[0]?.data).toMatchObject({
-      actorUsername: 'ben',
-      commentId: expect.any(Number),
-    });
-    expect(all.filter((j) => j.data.recipientId === j.data.actorId)).toEqual([]);
-    expect(all).toHaveLength(5);
+    expect((await list('ben')).notifications).toMatchObject([
+      { type: 'mention', actor: { username: 'amy' }, commentId: null },
+    ]);
+
+    // Live: the same three events with the rows' ids on both gateway instances.
+    const ids = amy.notifications.map((n: { id: number }) => String(n.id)).sort();
+    for (const stream of [amyHere, amyThere]) {
+      expect(await eventually(async () => stream.events.length === 3)).toBe(true);
+      expect(stream.events.map((e) => e.id).sort()).toEqual(ids);
+      expect(stream.events.every((e) => e.event === 'notification')).toBe(true);
+    }
+    expect(await eventually(async () => benThere.events.length === 1)).toBe(true);
+    expect(JSON.parse(benThere.events[0]?.data ?? '{}')).toMatchObject({ type: 'mention' });
+    expect(await eventually(async () => amyHere.comments > 0)).toBe(true); // heartbeats
+
+    // Email: the comment and the mentions at once; the follow and the favorite wait for the digest.
+    expect(await eventually(async () => mails('amy').length === 2 && mails('cat').length === 2)).toBe(true);
+    expect(mails('amy')[1]?.text).toContain('ben commented on "Notify me": Nice! cc @cat @nobody');
+    expect(mails('cat')[1]?.subject).toBe('atoll: ben mentioned you in "Notify me"');
+    expect(await eventually(async () => mails('ben').length === 2)).toBe(true);
+    expect(mails('ben')[1]?.text).toContain('amy mentioned you in "Notify me": Thanks @ben for the idea');
+    await producer.enqueue('digests', 'run', { v: 1, period: 'daily' }, { jobId: 'e2e-digest' });
+    expect(await eventually(async () => mails('amy').length === 3)).toBe(true);
+    const digest = mails('amy')[2];
+    expect(digest?.subject).toBe('Your daily atoll digest: 2 new notifications');
+    expect(digest?.text).toContain('ben started following you.');
+    expect(digest?.text).toContain('cat favorited "Notify me".');
   });
 
-  it('keeps the write and delivers the job later when redis-queue is down', async () => {
+  it('replays what a stream missed when it reconnects with Last-Event-ID', async () => {
+    const first = await openStream(`${stack.gatewayUrl}/api/notifications/stream`, users.cat?.token ?? '');
+    streams.push(first);
+    await api('POST', '/api/profiles/cat/follow', { token: users.amy?.token });
+    expect(await eventually(async () => first.events.length === 1)).toBe(true);
+    const lastSeen = first.events[0]?.id ?? '';
+    first.close();
+    // While cat is away: two more.
+    await api('POST', '/api/profiles/cat/follow', { token: users.ben?.token });
+    const post = await api('POST', '/api/articles', {
+      token: users.cat?.token,
+      body: { article: { title: 'Away', description: 'd', body: 'b' } },
+    });
+    await api('POST', `/api/articles/${post.body.article.slug}/favorite`, { token: users.ben?.token });
+    expect(await eventually(async () => (await list('cat')).notifications.length === 4)).toBe(true);
+
+    const again = await openStream(
+      `${secondGateway.url}/api/notifications/stream`,
+      users.cat?.token ?? '',
+      lastSeen,
+    );
+    streams.push(again);
+    expect(await eventually(async () => again.events.length === 2)).toBe(true);
+    const missed = (await list('cat')).notifications
+      .filter((n: { id: number }) => n.id > Number(lastSeen))
+      .map((n: { id: number }) => String(n.id))
+      .sort();
+    expect(again.events.map((e) => e.id).sort()).toEqual(missed);
+    // And it goes on live after the catch-up.
+    await api('POST', '/api/profiles/ben/follow', { token: users.cat?.token });
+    await api('POST', `/api/articles/${post.body.article.slug}/favorite`, { token: users.amy?.token });
+    expect(await eventually(async () => again.events.length === 3)).toBe(true);
+    expect(new Set(again.events.map((e) => e.id)).size).toBe(3);
+  });
+
+  it('refuses the stream without a session, and ends streams with a shutdown event when a gateway stops', async () => {
+    const anonymous = await fetch(`${secondGateway.url}/api/notifications/stream`);
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toMatchObject({ code: 'TOKEN_MISSING' });
+    const stream = await openStream(`${secondGateway.url}/api/notifications/stream`, users.ben?.token ?? '');
+    const exited = secondGateway.stop('SIGTERM');
+    await stream.ended;
+    expect(stream.events.at(-1)?.event).toBe('shutdown');
+    expect((await exited).code).toBe(0);
+    secondGateway = await ServiceProcess.start('gateway', { ...stack.envOf('gateway'), PORT: '0' });
+  });
+
+  it('opens the queue dashboard to an admin once their email is verified, through the gateway', async () => {
+    const amy = users.amy as { token: string; email: string };
+    expect((await api('GET', '/api/admin/queues', { token: amy.token })).status).toBe(403); // not verified
+    await api('POST', '/api/user/verification', { token: amy.token });
+    expect(
+      await eventually(async () => mails('amy').some((m) => m.subject.includes('verification code'))),
+    ).toBe(true);
+    const code = mails('amy')
+      .find((m) => m.subject.includes('verification code'))
+      ?.subject.slice(-6);
+    const confirmed = await api('POST', '/api/user/verification/confirm', {
+      token: amy.token,
+      body: { verification: { code } },
+    });
+    expect(confirmed.status).toBe(200);
+    const login = await api('POST', '/api/users/login', {
+      body: { user: { email: amy.email, password: 'correct horse' } },
+    });
+    const admin = login.body.user.token as string;
+    const counts = await api('GET', '/api/admin/queues', { token: admin });
+    expect(counts.status).toBe(200);
+    expect(counts.body.queues.email.completed).toBeGreaterThan(0);
+    const board = await fetch(`${stack.gatewayUrl}/api/admin/queues/board`, {
+      headers: { authorization: `Token ${admin}` },
+    });
+    expect(board.status).toBe(200);
+    expect(await board.text()).toContain('<html');
+    expect((await api('GET', '/api/admin/queues', { token: users.ben?.token })).status).toBe(403);
+    expect((await api('GET', '/api/admin/queues')).status).toBe(401);
+  });
+
+  it('keeps the write and delivers the notification later when redis-queue is down', async () => {
     const post = await api('POST', '/api/articles', {
       token: users.cat?.token,
       body: { article: { title: 'While down', description: 'd', body: 'b' } },
     });
+    const before = (await list('cat')).notifications.length;
     await stack.redis.queue.stop();
     let favorite: { status: number; body: any };
     try {
@@ -103,6 +235,8 @@ describe('notification jobs from content', () => {
     }
     expect(favorite.status).toBe(200);
     expect(favorite.body.article.favoritesCount).toBe(1);
-    expect(await eventually(async () => (await jobsFor('favorite', 'cat')).length === 1, 15_000)).toBe(true);
+    expect(
+      await eventually(async () => (await list('cat')).notifications.length === before + 1, 20_000),
+    ).toBe(true);
   });
 });

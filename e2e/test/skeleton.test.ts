@@ -42,7 +42,7 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
     });
     expect(body.services.notifier).toEqual({
       status: 'ready',
-      checks: { 'redis-queue': 'up', postgres: 'up' },
+      checks: { 'redis-queue': 'up', 'redis-session': 'up', postgres: 'up' },
     });
 
     // The gateway assigns the id (a client cannot choose it) and every service logs under it.

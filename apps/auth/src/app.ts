@@ -39,7 +39,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const sessions = new SessionStore(app.redis.session!, keys, config.session.timeouts);
   const relay = userEventRelay(db, app.redis.queue!, keys, app.log);
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
-  const users = new UserService({ db, sessions, relay, limiter });
+  const users = new UserService({ db, sessions, relay, limiter, adminEmails: config.adminEmails });
   const producer = new Producer(app.redis.queue!, keys);
   const verification = new VerificationService({ db, redis: app.redis.session!, keys, producer, sessions });
   app.addHook('onClose', async () => producer.close());

@@ -48,6 +48,12 @@ export const EnvSchema = Type.Object({
       description: 'the public callback URL, e.g. https://api.example.com/api/auth/google/callback',
     }),
   ),
+  ADMIN_EMAILS: Type.String({
+    default: '',
+    pattern: '^([^\\s,@]+@[^\\s,@]+)?(,[^\\s,@]+@[^\\s,@]+)*$',
+    description:
+      'comma-separated email addresses whose accounts get the admin role (the queue dashboard) once the address is verified',
+  }),
   OAUTH_RETURN_ORIGINS: Type.String({
     default: '',
     pattern: '^(https?://[^\\s,/]+)?(,https?://[^\\s,/]+)*$',
@@ -63,6 +69,8 @@ export interface AuthConfig extends ServiceConfig {
   login: { perAccount: number; perAddress: number; windowMs: number };
   google: { issuer: string; clientId: string; clientSecret: string; redirectUrl: string } | null;
   returnOrigins: string[];
+  /** Lower-cased; an account gets the admin role when its verified email is one of these. */
+  adminEmails: string[];
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): AuthConfig {
@@ -92,5 +100,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           }
         : null,
     returnOrigins: e.OAUTH_RETURN_ORIGINS ? e.OAUTH_RETURN_ORIGINS.split(',') : [],
+    adminEmails: e.ADMIN_EMAILS ? e.ADMIN_EMAILS.toLowerCase().split(',') : [],
   };
 }

@@ -5,6 +5,7 @@ import csrf from './plugins/csrf.ts';
 import proxy from './plugins/proxy.ts';
 import session from './plugins/session.ts';
 import healthServices from './routes/health-services.ts';
+import notificationStream from './routes/notification-stream.ts';
 
 /** The gateway as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> {
@@ -25,6 +26,13 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
   await app.register(healthServices, {
     upstreams: config.upstreams,
     timeoutMs: Math.min(config.upstreamTimeoutMs, 2000),
+  });
+  await app.register(notificationStream, {
+    keyPrefix: config.keyPrefix,
+    redisSessionUrl: config.redisSessionUrl,
+    notifierUrl: config.upstreams.notifier,
+    identitySecret: config.identitySecrets[0] as string,
+    heartbeatMs: config.sseHeartbeatMs,
   });
   await app.register(proxy, {
     upstreams: config.upstreams,

@@ -16,6 +16,7 @@ export const EnvSchema = Type.Object({
   CONTENT_URL: Env.httpUrl('content service'),
   NOTIFIER_URL: Env.httpUrl('notifier service'),
   UPSTREAM_TIMEOUT_MS: Env.milliseconds(10_000, 'how long an upstream may take to answer before a 504'),
+  SSE_HEARTBEAT_MS: Env.milliseconds(15_000, 'how often an idle live stream gets a heartbeat comment'),
   ...sessionEnv(),
   TRUSTED_ORIGINS: Type.String({
     default: '',
@@ -29,6 +30,7 @@ export interface GatewayConfig extends ServiceConfig {
   redisSessionUrl: string;
   upstreams: { auth: string; content: string; notifier: string };
   upstreamTimeoutMs: number;
+  sseHeartbeatMs: number;
   session: ReturnType<typeof sessionConfig>;
   trustedOrigins: string[];
 }
@@ -40,6 +42,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redisSessionUrl: e.REDIS_SESSION_URL,
     upstreams: { auth: e.AUTH_URL, content: e.CONTENT_URL, notifier: e.NOTIFIER_URL },
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+    sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     session: sessionConfig(e),
     trustedOrigins: e.TRUSTED_ORIGINS ? e.TRUSTED_ORIGINS.split(',') : [],
   };

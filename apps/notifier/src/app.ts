@@ -1,18 +1,36 @@
 import { identityPlugin } from '@atoll/identity';
-import { base, database, fastifyOptions, redisRoles } from '@atoll/service-kit';
+import { base, database, dbOf, fastifyOptions, redisRoles } from '@atoll/service-kit';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
+import adminRoutes from './admin/admin.routes.ts';
 import type { NotifierConfig } from './config.ts';
+import type { NotifierDatabase } from './db.ts';
 import { SCHEMA } from './migrations/index.ts';
+import notificationRoutes from './notifications/notification.routes.ts';
+import preferenceRoutes from './preferences/preferences.routes.ts';
+import { workers } from './workers.plugin.ts';
 
 /** The notifier service as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: NotifierConfig): Promise<FastifyInstance> {
   const app = Fastify(
     fastifyOptions({ service: 'notifier', logLevel: config.logLevel, requestIds: 'internal' }),
-  );
+  ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
   await app.register(base);
   await app.register(redisRoles, { service: 'notifier', urls: config.redis });
-  await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
+  // A pool large enough for every job that may hold a connection while its email is sent (mailer.ts).
+  await app.register(database, {
+    url: config.databaseUrl,
+    schema: SCHEMA,
+    poolSize: config.workers.concurrency + 10,
+  });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
+  // Domain: the workers, schedulers and the recipients consumer
+  await app.register(workers, { config });
+  // Routes
+  const db = dbOf<NotifierDatabase>(app);
+  await app.register(notificationRoutes, { db });
+  await app.register(preferenceRoutes, { db });
+  await app.register(adminRoutes, { queues: app.queues });
   return app;
 }

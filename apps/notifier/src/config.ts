@@ -1,17 +1,74 @@
 import { Env, parseEnv, type ServiceConfig, serviceConfig, serviceEnv, Type } from '@atoll/config';
 
+const Cron = (fallback: string, what: string) =>
+  Type.String({
+    pattern: '^\\S+( \\S+){4,5}$',
+    default: fallback,
+    description: `when the ${what} digest runs: a cron pattern in UTC, e.g. "${fallback}"`,
+  });
+
 export const EnvSchema = Type.Object({
   ...serviceEnv(3003),
   DATABASE_URL: Env.postgresUrl(),
   REDIS_QUEUE_URL: Env.redisUrl('queue'),
+  REDIS_SESSION_URL: Env.redisUrl('session'),
+  SMTP_URL: Type.String({
+    pattern: '^smtps?://[^\\s]+$',
+    description: 'the SMTP server mail goes out through, e.g. smtp://user:pass@smtp.example.com:587',
+  }),
+  MAIL_FROM: Type.String({
+    minLength: 3,
+    default: 'atoll <no-reply@atoll.local>',
+    description: 'the From of every email',
+  }),
+  PUBLIC_URL: Env.httpUrl('public site (links in emails)'),
+  EMAIL_RATE_MAX: Type.Integer({
+    minimum: 1,
+    default: 50,
+    description: 'at most this many emails per EMAIL_RATE_WINDOW_MS, across every notifier',
+  }),
+  EMAIL_RATE_WINDOW_MS: Env.milliseconds(1000, 'the window of the SMTP rate limit'),
+  WORKER_CONCURRENCY: Type.Integer({
+    minimum: 1,
+    maximum: 500,
+    default: 20,
+    description: 'jobs processed at once per queue by this instance',
+  }),
+  JOB_LOCK_MS: Env.milliseconds(
+    30_000,
+    "how long a job's lock lives without renewal (a silent worker is dead)",
+  ),
+  JOB_STALLED_INTERVAL_MS: Env.milliseconds(30_000, 'how often jobs of dead workers are looked for'),
+  DIGEST_DAILY_CRON: Cron('0 7 * * *', 'daily'),
+  DIGEST_WEEKLY_CRON: Cron('0 7 * * 1', 'weekly'),
 });
 
 export interface NotifierConfig extends ServiceConfig {
   databaseUrl: string;
-  redis: { queue: string };
+  redis: { queue: string; session: string };
+  smtpUrl: string;
+  mailFrom: string;
+  publicUrl: string;
+  emailRate: { max: number; duration: number };
+  workers: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
+  digestCron: { daily: string; weekly: string };
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): NotifierConfig {
   const e = parseEnv(EnvSchema, env);
-  return { ...serviceConfig(e), databaseUrl: e.DATABASE_URL, redis: { queue: e.REDIS_QUEUE_URL } };
+  return {
+    ...serviceConfig(e),
+    databaseUrl: e.DATABASE_URL,
+    redis: { queue: e.REDIS_QUEUE_URL, session: e.REDIS_SESSION_URL },
+    smtpUrl: e.SMTP_URL,
+    mailFrom: e.MAIL_FROM,
+    publicUrl: e.PUBLIC_URL.replace(/\/$/, ''),
+    emailRate: { max: e.EMAIL_RATE_MAX, duration: e.EMAIL_RATE_WINDOW_MS },
+    workers: {
+      concurrency: e.WORKER_CONCURRENCY,
+      lockDurationMs: e.JOB_LOCK_MS,
+      stalledIntervalMs: e.JOB_STALLED_INTERVAL_MS,
+    },
+    digestCron: { daily: e.DIGEST_DAILY_CRON, weekly: e.DIGEST_WEEKLY_CRON },
+  };
 }

@@ -1,48 +1,401 @@
-import { randomBytes } from 'node:crypto';
+/**
+ * The notifier in-process (`buildApp`) on real redis-queue and redis-session servers, a real PostgreSQL
+ * and a real SMTP server that receives and parses every email: each email job, the notification
+ * fan-out (row, live event, email or digest), preferences, the API, the admin routes, SMTP refusing
+ * then recovering, idempotency, and a graceful shutdown that lets the active job finish.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
 import { migrateDatabase } from '@atoll/db';
-import { RedisServer, type TestDatabase, testDatabase } from '@atoll/testkit';
+import { encodeEvent } from '@atoll/events';
+import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
+import { Producer } from '@atoll/jobs';
+import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { RedisServer, SmtpTestServer, type TestDatabase, testDatabase } from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { migrations, SCHEMA } from '../src/migrations/index.ts';
 
-describe('notifier buildApp on real Redis and PostgreSQL', () => {
-  let queue: RedisServer;
-  let database: TestDatabase;
-  let app: FastifyInstance;
+const silent = { info() {}, warn() {}, error() {} };
+const SECRET = randomBytes(32).toString('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-  beforeAll(async () => {
-    [queue, database] = await Promise.all([RedisServer.start('queue'), testDatabase('notifier')]);
-    await migrateDatabase(database.url, SCHEMA, migrations);
-    app = await buildApp(
-      loadConfig({
-        LOG_LEVEL: 'silent',
-        IDENTITY_SECRET: randomBytes(32).toString('hex'),
-        DATABASE_URL: database.url,
-        REDIS_QUEUE_URL: queue.url,
+async function until<T>(
+  read: () => Promise<T> | T,
+  ok: (value: T) => boolean,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ok(value) || Date.now() > deadline) return value;
+    await sleep(50);
+  }
+}
+
+describe('notifier on real Redis, PostgreSQL and SMTP', () => {
+  let queue: RedisServer;
+  let session: RedisServer;
+  let database: TestDatabase;
+  let smtp: SmtpTestServer;
+  let app: FastifyInstance;
+  let redis: RoleCheckedRedis;
+  let subscriber: RoleCheckedRedis;
+  let producer: Producer;
+  const live: Array<{ userId: string; notification: { id: number; type: string } }> = [];
+  const prefix = `n${randomBytes(4).toString('hex')}`;
+  const keys = createKeys(prefix);
+  let env: Record<string, string>;
+
+  const user = (name: string) => ({ userId: randomUUID(), username: name, email: `${name}@example.com` });
+  const amy = user('amy');
+  const ben = user('ben');
+  const as = (who: { userId: string; username: string }, roles = ['user']) => {
+    const requestId = randomUUID();
+    return {
+      'x-request-id': requestId,
+      [IDENTITY_HEADER]: signIdentity(
+        { userId: who.userId, username: who.username, sessionId: 's', roles },
+        { secret: SECRET, requestId, clientIp: '127.0.0.1' },
+      ),
+    };
+  };
+  const register = (u: typeof amy) =>
+    redis.xadd(
+      keys.userEvents(),
+      '*',
+      ...encodeEvent('user.registered', {
+        ...u,
+        bio: null,
+        image: null,
+        occurredAt: new Date().toISOString(),
       }),
     );
-  });
+  const notify = (job: 'follow' | 'comment', from: typeof amy, to: typeof amy, id: string) =>
+    producer.enqueue(
+      'notifications',
+      job,
+      {
+        v: 1,
+        actorId: from.userId,
+        actorUsername: from.username,
+        recipientId: to.userId,
+        occurredAt: new Date().toISOString(),
+        ...(job === 'comment'
+          ? { articleSlug: 'how-to', articleTitle: 'How to <b>', commentId: 7, excerpt: 'Nice one & thanks' }
+          : {}),
+      } as never,
+      { jobId: id },
+    );
+  const start = async (extra: Record<string, string> = {}) => {
+    const instance = await buildApp(loadConfig({ ...env, ...extra }));
+    await instance.ready();
+    return instance;
+  };
+
+  beforeAll(async () => {
+    [queue, session, database, smtp] = await Promise.all([
+      RedisServer.start('queue'),
+      RedisServer.start('session'),
+      testDatabase('notifier'),
+      SmtpTestServer.start(),
+    ]);
+    await migrateDatabase(database.url, SCHEMA, migrations);
+    env = {
+      LOG_LEVEL: 'silent',
+      IDENTITY_SECRET: SECRET,
+      REDIS_KEY_PREFIX: prefix,
+      DATABASE_URL: database.url,
+      REDIS_QUEUE_URL: queue.url,
+      REDIS_SESSION_URL: session.url,
+      SMTP_URL: smtp.url,
+      PUBLIC_URL: 'http://atoll.test',
+    };
+    redis = await connectRedis({ url: queue.url, role: 'queue', use: 'producer', name: 't', log: silent });
+    subscriber = await connectRedis({
+      url: session.url,
+      role: 'session',
+      use: 'subscriber',
+      name: 's',
+      log: silent,
+    });
+    await subscriber.subscribe(keys.liveNotifications());
+    subscriber.on('message', (_c: string, raw: string) => live.push(JSON.parse(raw)));
+    producer = new Producer(redis, keys);
+    app = await start();
+  }, 60_000);
   afterAll(async () => {
     await app.close();
-    await Promise.all([queue.dispose(), database.drop()]);
+    await producer.close();
+    await closeRedis(redis);
+    await closeRedis(subscriber);
+    await smtp.stop();
+    await Promise.all([queue.dispose(), session.dispose(), database.drop()]);
   });
 
-  it('is ready when redis-queue and its schema answer; 503 naming postgres when the database is gone', async () => {
+  it('is ready when its Redis servers and its schema answer', async () => {
     expect((await app.inject({ url: '/health/ready' })).json()).toEqual({
       status: 'ready',
-      checks: { 'redis-queue': 'up', postgres: 'up' },
+      checks: { 'redis-queue': 'up', 'redis-session': 'up', postgres: 'up' },
     });
-    await database.drop();
-    const down = await app.inject({ url: '/health/ready' });
-    expect(down.statusCode).toBe(503);
-    expect(down.json()).toMatchObject({ down: ['postgres'] });
   });
 
-  it('answers unknown routes with 404 in the RealWorld shape', async () => {
-    const res = await app.inject({ url: '/api/nothing-here' });
-    expect(res.statusCode).toBe(404);
-    expect(res.json()).toEqual({ errors: { route: ['not found'] }, code: 'NOT_FOUND' });
+  it('welcomes a registered user by email, once, and keeps them as a recipient', async () => {
+    await register(amy);
+    await register(amy); // the Stream delivers at least once
+    await register(ben);
+    const [welcome] = await smtp.waitFor(amy.email);
+    expect(welcome?.subject).toBe('Welcome to atoll');
+    expect(welcome?.text).toContain('Hi amy,');
+    expect(welcome?.html).toContain('<a href="http://atoll.test">');
+    await smtp.waitFor(ben.email);
+    await sleep(300);
+    expect(smtp.to(amy.email)).toHaveLength(1);
+  });
+
+  it('sends a verification code as text and HTML, exactly once per job', async () => {
+    const to = 'code@example.com';
+    const payload = {
+      v: 1 as const,
+      userId: 'u1',
+      to,
+      username: 'cody',
+      code: '123456',
+      expiresAt: '2030-01-01T00:00:00Z',
+    };
+    await producer.enqueue('email', 'verification-code', payload, { jobId: 'vc-1' });
+    const [mail] = await smtp.waitFor(to);
+    expect(mail?.subject).toBe('Your atoll verification code: 123456');
+    expect(mail?.text).toContain('your verification code is 123456');
+    expect(mail?.html).toContain('<p>your verification code is 123456.');
+    // The same job again (BullMQ keeps completed jobs, so remove it first to force a second run).
+    await producer.queueOf('email').remove('vc-1');
+    await producer.enqueue('email', 'verification-code', payload, { jobId: 'vc-1' });
+    await until(
+      () => producer.queueOf('email').getJobState('vc-1'),
+      (s) => s === 'completed',
+    );
+    expect(smtp.to(to)).toHaveLength(1);
+  });
+
+  it('turns a comment into a row, a live event and an email; a follow waits for the digest', async () => {
+    await notify('comment', ben, amy, 'comment-1');
+    await notify('follow', ben, amy, 'follow-1');
+    const mails = await smtp.waitFor(amy.email, 2);
+    const comment = mails[1];
+    expect(comment?.subject).toBe('atoll: ben commented on "How to <b>"');
+    expect(comment?.text).toContain('ben commented on "How to <b>": Nice one & thanks');
+    expect(comment?.html).toContain('How to &#60;b&#62;');
+    expect(comment?.html).toContain('href="http://atoll.test/article/how-to"');
+    const events = await until(
+      () => live.filter((m) => m.userId === amy.userId),
+      (l) => l.length === 2,
+    );
+    expect(events.map((e) => e.notification.type).sort()).toEqual(['comment', 'follow']);
+
+    const list = await app.inject({ url: '/api/notifications', headers: as(amy) });
+    expect(list.statusCode).toBe(200);
+    expect(list.json().unreadCount).toBe(2);
+    expect(list.json().notifications.map((n: { type: string }) => n.type)).toEqual(['follow', 'comment']);
+    expect(list.json().notifications[1]).toMatchObject({
+      actor: { username: 'ben' },
+      article: { slug: 'how-to', title: 'How to <b>' },
+      excerpt: 'Nice one & thanks',
+      read: false,
+    });
+    await sleep(300);
+    expect(smtp.to(amy.email)).toHaveLength(2); // welcome + comment: the follow is for the digest
+
+    // The digest: what is unread since the last one, for the types mailed by digest.
+    await producer.enqueue('digests', 'run', { v: 1, period: 'daily' }, { jobId: 'digest-test-1' });
+    const digest = (await smtp.waitFor(amy.email, 3))[2];
+    expect(digest?.subject).toBe('Your daily atoll digest: 1 new notification');
+    expect(digest?.text).toContain('ben started following you.');
+    expect(digest?.text).not.toContain('commented');
+    await producer.enqueue('digests', 'run', { v: 1, period: 'daily' }, { jobId: 'digest-test-2' });
+    await until(
+      () => producer.queueOf('digests').getJobState('digest-test-2'),
+      (s) => s === 'completed',
+    );
+    await sleep(300);
+    expect(smtp.to(amy.email)).toHaveLength(3); // nothing new since the last digest
+  });
+
+  it('never duplicates a notification row or its email when a job runs again', async () => {
+    await notify('comment', amy, ben, 'comment-again');
+    await smtp.waitFor(ben.email, 2);
+    await until(
+      () => producer.queueOf('notifications').getJobState('comment-again'),
+      (s) => s === 'completed',
+    );
+    await producer.queueOf('notifications').remove('comment-again');
+    await notify('comment', amy, ben, 'comment-again');
+    await until(
+      () => producer.queueOf('notifications').getJobState('comment-again'),
+      (s) => s === 'completed',
+    );
+    await sleep(300);
+    const list = await app.inject({ url: '/api/notifications', headers: as(ben) });
+    expect(list.json().notifications).toHaveLength(1);
+    expect(smtp.to(ben.email)).toHaveLength(2); // welcome + one comment
+  });
+
+  it('pages newest first, catches up after an id, marks read, and refuses bad input with 422', async () => {
+    const page = await app.inject({ url: '/api/notifications?limit=1', headers: as(amy) });
+    const [newest] = page.json().notifications;
+    expect(page.json().next).toBe(newest.id);
+    const older = await app.inject({
+      url: `/api/notifications?limit=1&before=${newest.id}`,
+      headers: as(amy),
+    });
+    expect(older.json().notifications[0].type).toBe('comment');
+    const after = await app.inject({ url: '/api/notifications?after=0', headers: as(amy) });
+    expect(after.json().notifications.map((n: { type: string }) => n.type)).toEqual(['comment', 'follow']);
+    const since = await app.inject({ url: `/api/notifications?after=${newest.id}`, headers: as(amy) });
+    expect(since.json().notifications).toEqual([]);
+
+    const one = await app.inject({
+      method: 'POST',
+      url: '/api/notifications/read',
+      headers: as(amy),
+      payload: { notifications: { ids: [newest.id] } },
+    });
+    expect(one.json()).toEqual({ updated: 1, unreadCount: 1 });
+    const notMine = await app.inject({
+      method: 'POST',
+      url: '/api/notifications/read',
+      headers: as(ben),
+      payload: { notifications: { all: true } },
+    });
+    expect(notMine.json()).toEqual({ updated: 1, unreadCount: 0 });
+    expect((await app.inject({ url: '/api/notifications', headers: as(amy) })).json().unreadCount).toBe(1);
+
+    for (const payload of [
+      {},
+      { notifications: { ids: [] } },
+      { notifications: { ids: ['x'] } },
+      { notifications: { all: false } },
+    ]) {
+      const bad = await app.inject({
+        method: 'POST',
+        url: '/api/notifications/read',
+        headers: as(amy),
+        payload,
+      });
+      expect(bad.statusCode, JSON.stringify(payload)).toBe(422);
+      expect(Object.keys(bad.json().errors).length).toBeGreaterThan(0);
+    }
+    expect((await app.inject({ url: '/api/notifications?limit=0', headers: as(amy) })).statusCode).toBe(422);
+    expect((await app.inject({ url: '/api/notifications' })).statusCode).toBe(401);
+  });
+
+  it('keeps preferences: partial updates, validated, and followed by the fan-out', async () => {
+    const initial = await app.inject({ url: '/api/notifications/preferences', headers: as(ben) });
+    expect(initial.json()).toEqual({
+      preferences: {
+        email: { follow: 'digest', favorite: 'digest', comment: 'instant', mention: 'instant' },
+        digest: 'daily',
+      },
+    });
+    const put = await app.inject({
+      method: 'PUT',
+      url: '/api/notifications/preferences',
+      headers: as(ben),
+      payload: { preferences: { email: { follow: 'instant', comment: 'off' } } },
+    });
+    expect(put.json().preferences).toEqual({
+      email: { follow: 'instant', favorite: 'digest', comment: 'off', mention: 'instant' },
+      digest: 'daily',
+    });
+    const bad = await app.inject({
+      method: 'PUT',
+      url: '/api/notifications/preferences',
+      headers: as(ben),
+      payload: { preferences: { email: { follow: 'sometimes' } } },
+    });
+    expect(bad.statusCode).toBe(422);
+    await notify('follow', amy, ben, 'follow-ben');
+    const mails = await smtp.waitFor(ben.email, 3);
+    expect(mails[2]?.subject).toBe('atoll: amy started following you.');
+  });
+
+  it('retries while SMTP refuses, with backoff, then delivers exactly one email', async () => {
+    smtp.refuse(true);
+    const to = 'retry@example.com';
+    await producer.enqueue(
+      'email',
+      'welcome',
+      { v: 1, userId: 'u-retry', to, username: 'retry' },
+      { jobId: 'welcome-retry' },
+    );
+    const email = producer.queueOf('email');
+    const job = await until(
+      () => email.getJob('welcome-retry'),
+      (j) => (j?.attemptsMade ?? 0) >= 2,
+      20_000,
+    );
+    expect(await job?.getState()).toBe('delayed'); // waiting out its backoff
+    expect(smtp.refusedConnections).toBeGreaterThanOrEqual(2);
+    smtp.refuse(false);
+    await smtp.waitFor(to, 1, 20_000);
+    await until(
+      () => email.getJobState('welcome-retry'),
+      (s) => s === 'completed',
+    );
+    expect(smtp.to(to)).toHaveLength(1);
+  }, 45_000);
+
+  it('fails an invalid payload at once with the reason, visible in the counts', async () => {
+    await producer.queueOf('email').add('welcome', { v: 1, to: 'nobody' }, { jobId: 'bad-welcome' });
+    const failed = await until(
+      () => producer.queueOf('email').getJob('bad-welcome'),
+      (j) => j?.failedReason !== undefined && j.failedReason !== '',
+    );
+    expect(failed?.attemptsMade).toBe(1);
+    expect(failed?.failedReason).toMatch(/userId|username|to/);
+    const counts = await app.inject({ url: '/api/admin/queues', headers: as(amy, ['user', 'admin']) });
+    expect(counts.statusCode).toBe(200);
+    expect(counts.json().queues.email.failed).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(counts.json().queues).sort()).toEqual(['digests', 'email', 'notifications']);
+  });
+
+  it('keeps the queue dashboard to admins', async () => {
+    expect((await app.inject({ url: '/api/admin/queues' })).statusCode).toBe(401);
+    const user = await app.inject({ url: '/api/admin/queues', headers: as(amy) });
+    expect(user.statusCode).toBe(403);
+    expect(user.json()).toEqual({ errors: { user: ['is not an admin'] }, code: 'FORBIDDEN' });
+    expect((await app.inject({ url: '/api/admin/queues/board', headers: as(amy) })).statusCode).toBe(403);
+    const board = await app.inject({ url: '/api/admin/queues/board', headers: as(amy, ['user', 'admin']) });
+    expect(board.statusCode).toBe(200);
+    expect(board.headers['content-type']).toMatch(/text\/html/);
+    const api = await app.inject({
+      url: '/api/admin/queues/board/api/queues',
+      headers: as(amy, ['user', 'admin']),
+    });
+    expect(api.statusCode).toBe(200);
+  });
+
+  it('lets the active job finish when it shuts down', async () => {
+    const release = smtp.hold();
+    const to = 'shutdown@example.com';
+    await producer.enqueue(
+      'email',
+      'welcome',
+      { v: 1, userId: 'u-sd', to, username: 'sd' },
+      { jobId: 'welcome-sd' },
+    );
+    await until(
+      () => producer.queueOf('email').getJobState('welcome-sd'),
+      (s) => s === 'active',
+    );
+    const closing = app.close();
+    await sleep(500);
+    release();
+    await closing;
+    expect(await producer.queueOf('email').getJobState('welcome-sd')).toBe('completed');
+    expect(smtp.to(to)).toHaveLength(1);
+    app = await start(); // for afterAll
   });
 });

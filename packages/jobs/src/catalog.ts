@@ -38,6 +38,65 @@ const PasswordResetV1 = Type.Object(
   { additionalProperties: false },
 );
 
+const WelcomeV1 = Type.Object(
+  {
+    v: Type.Literal(1),
+    userId: Type.String({ minLength: 1 }),
+    to: Email,
+    username: Type.String({ minLength: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+const NotificationType = Type.Union([
+  Type.Literal('follow'),
+  Type.Literal('favorite'),
+  Type.Literal('comment'),
+  Type.Literal('mention'),
+]);
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+/** What one notification says, in an email of its own or as a line of a digest. */
+const NotificationItem = {
+  type: NotificationType,
+  actorUsername: Type.String({ minLength: 1 }),
+  articleSlug: Nullable(Type.String({ minLength: 1 })),
+  articleTitle: Nullable(Type.String({ minLength: 1 })),
+  excerpt: Nullable(Type.String({ maxLength: 280 })),
+};
+
+/** One notification mailed at once (the recipient's preference for its type is `instant`). */
+const NotificationEmailV1 = Type.Object(
+  {
+    v: Type.Literal(1),
+    notificationId: Type.Integer({ minimum: 1 }),
+    to: Email,
+    username: Type.String({ minLength: 1 }),
+    ...NotificationItem,
+  },
+  { additionalProperties: false },
+);
+
+/** What is unread since the last digest (at most 50 lines; `total` counts them all). */
+const DigestEmailV1 = Type.Object(
+  {
+    v: Type.Literal(1),
+    userId: Type.String({ minLength: 1 }),
+    to: Email,
+    username: Type.String({ minLength: 1 }),
+    period: Type.Union([Type.Literal('daily'), Type.Literal('weekly')]),
+    items: Type.Array(Type.Object(NotificationItem, { additionalProperties: false }), { maxItems: 50 }),
+    total: Type.Integer({ minimum: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+/** A digest run for every user whose digest is due at this period (the job scheduler adds them). */
+const DigestRunV1 = Type.Object(
+  { v: Type.Literal(1), period: Type.Union([Type.Literal('daily'), Type.Literal('weekly')]) },
+  { additionalProperties: false },
+);
+
 /** Who did something to whom, the common part of every notification. */
 const NotificationBase = {
   v: Type.Literal(1),
@@ -98,6 +157,9 @@ export const QUEUES = {
     jobs: {
       'verification-code': { 1: VerificationCodeV1 },
       'password-reset': { 1: PasswordResetV1 },
+      welcome: { 1: WelcomeV1 },
+      notification: { 1: NotificationEmailV1 },
+      digest: { 1: DigestEmailV1 },
     },
   },
   notifications: {
@@ -121,6 +183,12 @@ export const QUEUES = {
       recompute: { 1: RecomputeV1 },
     },
   },
+  digests: {
+    options: retried(5, 5000),
+    jobs: {
+      run: { 1: DigestRunV1 },
+    },
+  },
 } as const satisfies Record<string, { options: JobsOptions; jobs: Record<string, Record<number, TSchema>> }>;
 
 /** The payload a producer sends today, per queue and job (the current version). */
@@ -128,6 +196,9 @@ export interface JobPayloads {
   email: {
     'verification-code': Static<typeof VerificationCodeV1>;
     'password-reset': Static<typeof PasswordResetV1>;
+    welcome: Static<typeof WelcomeV1>;
+    notification: Static<typeof NotificationEmailV1>;
+    digest: Static<typeof DigestEmailV1>;
   };
   /** Fan-out of in-app, live and email notifications (the notifier processes them). */
   notifications: {
@@ -139,13 +210,26 @@ export interface JobPayloads {
   rankings: {
     recompute: Static<typeof RecomputeV1>;
   };
+  /** Digest runs, added by the notifier's job schedulers (daily and weekly). */
+  digests: {
+    run: Static<typeof DigestRunV1>;
+  };
 }
 
 export type QueueName = keyof typeof QUEUES;
 export type JobName<Q extends QueueName> = keyof JobPayloads[Q] & string;
 export type JobPayload<Q extends QueueName, J extends JobName<Q>> = JobPayloads[Q][J];
 
+/** What a handler knows of its job besides the payload. */
+export interface JobMeta {
+  jobId: string;
+  /** 1 on the first attempt. */
+  attempt: number;
+  /** When the job was due (added, plus its delay; a scheduler's tick): the same on every attempt. */
+  scheduledAt: number;
+}
+
 /** What a worker for queue Q must provide: one handler per job of the catalog. */
 export type Handlers<Q extends QueueName> = {
-  [J in JobName<Q>]: (payload: JobPayload<Q, J>, meta: { jobId: string; attempt: number }) => Promise<void>;
+  [J in JobName<Q>]: (payload: JobPayload<Q, J>, meta: JobMeta) => Promise<void>;
 };

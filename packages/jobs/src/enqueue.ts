@@ -47,6 +47,8 @@ export class Producer {
         prefix: this.prefix,
         defaultJobOptions: QUEUES[name].options,
       });
+      // The connection's own listener logs an outage once; without this one BullMQ prints every error.
+      queue.on('error', () => undefined);
       this.queues.set(name, queue);
     }
     return queue;
@@ -69,6 +71,29 @@ export class Producer {
       ...(opts.delayMs ? { delay: opts.delayMs } : {}),
     });
     return added.id ?? '';
+  }
+
+  /**
+   * Validates every job, then enqueues them all in one round trip (`addBulk`, a MULTI): for producers
+   * of many jobs at once, such as a digest run. Nothing is enqueued if one payload is invalid.
+   */
+  async enqueueMany<Q extends QueueName, J extends JobName<Q>>(
+    queue: Q,
+    jobs: Array<{ name: J; payload: JobPayload<Q, J>; jobId?: string }>,
+  ): Promise<void> {
+    for (const job of jobs) {
+      const problem = payloadProblem(queue, job.name, job.payload);
+      if (problem) throw new InvalidJobPayloadError(queue, job.name, problem);
+    }
+    if (jobs.length === 0) return;
+    await this.queue(queue).addBulk(
+      jobs.map((job) => ({ name: job.name, data: job.payload, opts: job.jobId ? { jobId: job.jobId } : {} })),
+    );
+  }
+
+  /** The BullMQ Queue of a catalog queue (counts, the dashboard, job schedulers). */
+  queueOf(name: QueueName): Queue {
+    return this.queue(name);
   }
 
   async close(): Promise<void> {

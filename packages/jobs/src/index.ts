@@ -1,5 +1,6 @@
 export {
   type Handlers,
+  type JobMeta,
   type JobName,
   type JobPayload,
   type JobPayloads,
@@ -7,3 +8,4 @@ export {
   type QueueName,
 } from './catalog.ts';
 export { InvalidJobPayloadError, Producer, payloadProblem } from './enqueue.ts';
+export { type CatalogWorkerOptions, createWorker, dispatcher } from './worker.ts';

@@ -3,7 +3,7 @@ import { createKeys } from '@atoll/redis-keys';
 import { RedisServer } from '@atoll/testkit';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidJobPayloadError, Producer, payloadProblem, QUEUES } from '../src/index.ts';
+import { createWorker, InvalidJobPayloadError, Producer, payloadProblem, QUEUES } from '../src/index.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 const code = {
@@ -71,3 +71,83 @@ describe('Producer on a real redis-queue', () => {
     expect(await redis.dbsize()).toBe(before);
   });
 });
+
+describe('createWorker on a real redis-queue', () => {
+  let server: RedisServer;
+  let producerRedis: RoleCheckedRedis;
+  let workerRedis: RoleCheckedRedis;
+  const keys = createKeys('workers');
+  let producer: Producer;
+  beforeAll(async () => {
+    server = await RedisServer.start('queue');
+    producerRedis = await connectRedis({
+      url: server.url,
+      role: 'queue',
+      use: 'producer',
+      name: 'p',
+      log: silent,
+    });
+    workerRedis = await connectRedis({
+      url: server.url,
+      role: 'queue',
+      use: 'worker',
+      name: 'w',
+      log: silent,
+    });
+    producer = new Producer(producerRedis, keys);
+  });
+  afterAll(async () => {
+    await producer.close();
+    await closeRedis(producerRedis);
+    await closeRedis(workerRedis);
+    await server.dispose();
+  });
+
+  it('hands valid jobs to their handler, retries failures, and fails invalid payloads at once with the reason', async () => {
+    const seen: string[] = [];
+    let failOnce = true;
+    const worker = createWorker(
+      'email',
+      {
+        'verification-code': async (payload, meta) => {
+          if (failOnce) {
+            failOnce = false;
+            throw new Error('smtp down');
+          }
+          seen.push(`${payload.code}#${meta.attempt}`);
+        },
+        'password-reset': async () => {},
+        welcome: async () => {},
+        notification: async () => {},
+        digest: async () => {},
+      },
+      { connection: workerRedis, keys, concurrency: 2 },
+    );
+    const queue = producer.queueOf('email');
+    await producer.enqueue('email', 'verification-code', code, { jobId: 'ok' });
+    await queue.add(
+      'verification-code',
+      { ...code, code: 'nope' },
+      { jobId: 'bad', attempts: 8, backoff: 10 },
+    );
+    await queue.add('no-such-job', code, { jobId: 'unknown', attempts: 8 });
+    // The retry of `ok` waits out the email queue's first backoff (2 s, jittered).
+    await waitFor(async () => (await queue.getJobState('ok')) === 'completed', 15_000);
+    await waitFor(async () => (await queue.getJobState('unknown')) === 'failed');
+    const bad = await queue.getJob('bad');
+    expect(await bad?.getState()).toBe('failed');
+    expect(bad?.attemptsMade).toBe(1);
+    expect(bad?.failedReason).toMatch(/^\/code /);
+    expect((await queue.getJob('unknown'))?.failedReason).toBe('unknown job email/no-such-job');
+    expect(seen).toEqual(['012345#2']);
+    await worker.close();
+  }, 30_000);
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -23,6 +23,9 @@
  * | `{p}:c-bus`                           | cache    | Channel | none (pub/sub): L1 invalidations              |
  * | `{p}:events:{users}`                  | queue    | Stream | none; trimmed to about 100 000 entries         |
  * | `{p}:{bull}:<queue>:...`              | queue    | BullMQ | bounded by each job's removeOn* policy         |
+ * | `{p}:lock:{<name>}`                   | queue    | String | the lease (PX), extended while the holder works |
+ * | `{p}:lock-fence:{<name>}`             | queue    | String | none: a counter that must only ever grow       |
+ * | `{p}:live-notifications`              | session  | Channel | none (pub/sub): live notifications to gateways |
  *
  * Rules, checked by the tests of this package:
  * - every key starts with the deployment prefix (`atoll` by default, random in tests), so several
@@ -153,6 +156,24 @@ export const KEY_SPECS = {
     type: 'Key prefix',
     ttl: "none here: BullMQ's keys under this prefix, bounded by each job's removeOnComplete/removeOnFail",
   },
+  lock: {
+    pattern: 'lock:{<name>}',
+    instance: 'queue',
+    type: 'String',
+    ttl: 'the lease (SET NX PX), extended while its holder works; on the queue instance so it is never evicted',
+  },
+  lockFence: {
+    pattern: 'lock-fence:{<name>}',
+    instance: 'queue',
+    type: 'String',
+    ttl: 'none: the fencing counter (INCR on every acquire) must only ever grow; kept by AOF',
+  },
+  liveNotifications: {
+    pattern: 'live-notifications',
+    instance: 'session',
+    type: 'Channel',
+    ttl: 'none: a pub/sub channel holds no data (missed events are replayed from PostgreSQL)',
+  },
 } as const satisfies Record<string, KeySpec>;
 
 export type KeyName = keyof typeof KEY_SPECS;
@@ -222,6 +243,12 @@ export function createKeys(prefix = 'atoll') {
      * queue in one slot, so BullMQ's multi-key scripts (and flows across queues) work on Redis Cluster.
      */
     bullPrefix: () => `${prefix}:{bull}`,
+    /** A distributed lock's lease: holds the holder's random token (`@atoll/lock`). */
+    lock: (name: string) => `${prefix}:lock:{${tagPart(name, 'lock name')}}`,
+    /** The lock's fencing counter; same hash tag as the lease, as one script touches both. */
+    lockFence: (name: string) => `${prefix}:lock-fence:{${tagPart(name, 'lock name')}}`,
+    /** The pub/sub channel the notifier publishes live notifications on; every gateway subscribes. */
+    liveNotifications: () => `${prefix}:live-notifications`,
   } as const;
 }
 

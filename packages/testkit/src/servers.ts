@@ -5,4 +5,5 @@ export { freePort } from './ports.ts';
 export { createDatabase, type PostgresServer, startEmbeddedPostgres, type TestDatabase } from './postgres.ts';
 export { RedisServer, type RedisServerOptions, type Role } from './redis-server.ts';
 export { type Exit, type LogLine, ServiceProcess, type SpawnOptions } from './service-process.ts';
+export { type ReceivedMail, type SmtpServerOptions, SmtpTestServer } from './smtp.ts';
 export { type Stack, type StackOptions, startStack } from './stack.ts';

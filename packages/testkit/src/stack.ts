@@ -1,7 +1,7 @@
 /**
  * The whole of atoll on this machine, natively: three redis-server processes with the deploy/redis role
  * files, PostgreSQL (the given DATABASE_URL, or an embedded one), every service's migrations, then auth,
- * content and notifier, then the gateway in front of them. Used by the local stack command
+ * content and notifier, then the gateway in front of them; a local SMTP sink receives the mail. Used by the local stack command
  * (`npm start`, scripts/stack.ts) and by the end-to-end tests, so what a developer runs is what is tested.
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { freePort } from './ports.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
 import { RedisServer, type Role } from './redis-server.ts';
 import { ServiceProcess } from './service-process.ts';
+import { SmtpTestServer } from './smtp.ts';
 
 export interface StackOptions {
   /** Redis data, the embedded PostgreSQL cluster and the service logs live here. */
@@ -28,6 +29,8 @@ export interface StackOptions {
   onReady?: (line: string) => void;
   /** Keep every log line in memory (tests); otherwise logs only go to files in `<dataDir>/logs`. */
   retainLogs?: boolean;
+  /** Send mail through this SMTP server; otherwise a local sink receives it (logged to `logs/mail.log`). */
+  smtpUrl?: string;
 }
 
 export const SERVICES = ['auth', 'content', 'notifier', 'gateway'] as const;
@@ -38,6 +41,8 @@ export interface Stack {
   gatewayUrl: string;
   /** The local OpenID provider standing in for Google (tests can hook its responses). */
   oidc: OAuth2Server;
+  /** The local mail sink (null when `smtpUrl` was given): every email the notifier sent, parsed. */
+  smtp: SmtpTestServer | null;
   databaseUrl: string;
   redis: Record<Role, RedisServer>;
   services: Record<ServiceName, ServiceProcess>;
@@ -95,6 +100,20 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const oidc = await startOpenIdProvider();
     cleanups.push(() => oidc.stop());
     say(`openid provider (standing in for Google) ready at ${oidc.issuer.url}`);
+    // A real SMTP server on loopback that receives every email (unless a real one is given).
+    let smtp: SmtpTestServer | null = null;
+    let smtpUrl = opts.smtpUrl;
+    if (!smtpUrl) {
+      const mailLog = join(logsDir, 'mail.log');
+      const sink = await SmtpTestServer.start({
+        onMessage: (mail) =>
+          appendFileSync(mailLog, `--- to ${mail.to.join(', ')}: ${mail.subject}\n${mail.text}\n`),
+      });
+      cleanups.push(() => sink.stop());
+      smtp = sink;
+      smtpUrl = sink.url;
+      say(`mail sink ready at ${sink.url} (mail: ${mailLog})`);
+    }
     const gatewayPort = opts.gatewayPort || (await freePort());
     const gatewayHost = opts.gatewayHost ?? '127.0.0.1';
     const publicHost = gatewayHost === '0.0.0.0' ? '127.0.0.1' : gatewayHost;
@@ -131,7 +150,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         REDIS_QUEUE_URL: redis.queue.url,
         AUTH_URL: `http://127.0.0.1:${authPort}`,
       },
-      notifier: { ...common, DATABASE_URL: databaseUrl, REDIS_QUEUE_URL: redis.queue.url },
+      notifier: {
+        ...common,
+        DATABASE_URL: databaseUrl,
+        REDIS_QUEUE_URL: redis.queue.url,
+        REDIS_SESSION_URL: redis.session.url,
+        SMTP_URL: smtpUrl,
+        PUBLIC_URL: `http://${publicHost}:${gatewayPort}`,
+      },
       gateway: { ...common },
     };
     const services = {} as Record<ServiceName, ServiceProcess>;
@@ -159,6 +185,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     return {
       gatewayUrl: services.gateway.url,
       oidc,
+      smtp,
       databaseUrl,
       redis,
       services,

@@ -84,24 +84,37 @@ export class UserService {
   private readonly sessions: SessionStore;
   private readonly relay: UserEventRelay;
   private readonly limiter: LoginLimiter;
+  private readonly adminEmails: Set<string>;
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
     sessions: SessionStore;
     relay: UserEventRelay;
     limiter: LoginLimiter;
+    adminEmails?: string[];
   }) {
+    this.adminEmails = new Set(deps.adminEmails ?? []);
     this.db = deps.db;
     this.sessions = deps.sessions;
     this.relay = deps.relay;
     this.limiter = deps.limiter;
   }
 
+  /**
+   * Everyone is a `user`; an account whose email is in ADMIN_EMAILS is also an `admin`, but only once
+   * that address is verified: otherwise whoever registered it first would be an admin. Roles are fixed
+   * when a session starts (sign in again after verifying).
+   */
+  private rolesOf(user: UserRow): string[] {
+    const admin = user.email_verified_at !== null && this.adminEmails.has(user.email.toLowerCase());
+    return admin ? ['user', 'admin'] : ['user'];
+  }
+
   private newSession(user: UserRow, client: ClientInfo): Promise<{ token: string; session: Session }> {
     return this.sessions.create({
       userId: user.id,
       username: user.username,
-      roles: ['user'],
+      roles: this.rolesOf(user),
       userAgent: client.userAgent,
       ip: client.ip,
     });

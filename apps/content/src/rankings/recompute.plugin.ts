@@ -5,12 +5,12 @@
  * ranking is replaced whole from PostgreSQL (ranking.ts `refresh`). Between recomputes the rankings
  * follow favorites as they happen; the recompute corrects whatever a race let drift.
  *
- * Payloads are checked against the jobs catalog on receipt; an invalid one fails at once, unretried.
+ * The worker is the catalog's (`createWorker`): an invalid payload fails at once, unretried.
  */
-import { type Handlers, payloadProblem, QUEUES } from '@atoll/jobs';
+import { createWorker, type Handlers, QUEUES } from '@atoll/jobs';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
-import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Rankings } from './rankings.ts';
@@ -36,18 +36,12 @@ const recomputePlugin: FastifyPluginAsync<RecomputeOptions> = async (app, opts) 
     name: 'content:rankings-worker',
     log: app.log,
   });
-  const worker = new Worker(
-    'rankings',
-    async (job) => {
-      const problem = payloadProblem('rankings', job.name, job.data);
-      if (problem) throw new UnrecoverableError(problem);
-      await handlers[job.name as keyof typeof handlers](job.data, {
-        jobId: job.id ?? '',
-        attempt: job.attemptsMade + 1,
-      });
-    },
-    { connection, prefix, concurrency: 1, autorun: false },
-  );
+  const worker = createWorker('rankings', handlers, {
+    connection,
+    keys: createKeys(opts.keyPrefix),
+    concurrency: 1,
+    autorun: false,
+  });
   worker.on('failed', (job, err) => app.log.warn({ jobId: job?.id, err }, 'ranking recompute failed'));
   const queue = new Queue('rankings', { connection: app.redis.queue!, prefix });
 

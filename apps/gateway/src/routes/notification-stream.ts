@@ -1,0 +1,178 @@
+/**
+ * `GET /api/notifications/stream`: the signed-in user's notifications, live, as Server-Sent Events.
+ *
+ * - Fan-out: the notifier publishes every new notification on one redis-session pub/sub channel; each
+ *   gateway instance subscribes once and writes each message to the streams it holds for the recipient.
+ * - Every event has an id (the notification's id in PostgreSQL): `id: 42`, `event: notification`,
+ *   `data: {...}`. A client that reconnects with `Last-Event-ID` (browsers' EventSource do it by
+ *   themselves) first gets what came after that id from the durable store — the notifier's
+ *   `GET /api/notifications?after=<id>` — then the live events, so pub/sub dropping messages while it
+ *   was away costs nothing. Live events that arrive during that catch-up are held and sent after it;
+ *   an id already sent on this stream is never sent twice. (Across reconnects an id can come again:
+ *   clients drop repeats by id.)
+ * - A comment line every `heartbeatMs` keeps proxies and load balancers from closing an idle stream.
+ * - On shutdown every stream ends with `event: shutdown` first, so clients reconnect (to another
+ *   instance) at once, with their Last-Event-ID, and the server can close.
+ */
+import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
+import { closeRedis, connectRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { errorBody, REQUEST_ID_HEADER } from '@atoll/service-kit';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { request as httpRequest } from 'undici';
+
+export interface StreamOptions {
+  keyPrefix: string;
+  redisSessionUrl: string;
+  notifierUrl: string;
+  identitySecret: string;
+  heartbeatMs: number;
+}
+
+interface LiveNotification {
+  id: number;
+  [field: string]: unknown;
+}
+
+interface OpenStream {
+  write(chunk: string): void;
+  end(): void;
+  /** Events that arrived live while catching up; null once caught up. */
+  held: LiveNotification[] | null;
+  sent: Set<number>;
+}
+
+const REPLAY_PAGE = 100;
+const REPLAY_MAX_PAGES = 10;
+/** How many sent ids a stream remembers to drop repeats (a retried job publishes its event again). */
+const REMEMBERED_IDS = 1000;
+
+const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
+  const byUser = new Map<string, Set<OpenStream>>();
+  const subscriber = await connectRedis({
+    url: opts.redisSessionUrl,
+    role: 'session',
+    use: 'subscriber',
+    name: 'gateway:live',
+    log: app.log,
+  });
+  const channel = createKeys(opts.keyPrefix).liveNotifications();
+  await subscriber.subscribe(channel);
+  subscriber.on('message', (_channel: string, raw: string) => {
+    let message: { userId?: string; notification?: LiveNotification };
+    try {
+      message = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    const { userId, notification } = message;
+    if (!userId || typeof notification?.id !== 'number') return;
+    for (const stream of byUser.get(userId) ?? []) {
+      if (stream.held) stream.held.push(notification);
+      else send(stream, notification);
+    }
+  });
+
+  function send(stream: OpenStream, notification: LiveNotification) {
+    if (stream.sent.has(notification.id)) return;
+    stream.sent.add(notification.id);
+    if (stream.sent.size > REMEMBERED_IDS) stream.sent.delete(stream.sent.values().next().value as number);
+    stream.write(`id: ${notification.id}\nevent: notification\ndata: ${JSON.stringify(notification)}\n\n`);
+  }
+
+  /** What came after `lastId`, from the notifier (PostgreSQL), oldest first. */
+  async function missedSince(request: FastifyRequest, lastId: number): Promise<LiveNotification[]> {
+    const identity = request.caller.kind === 'user' ? request.caller.identity : null;
+    const missed: LiveNotification[] = [];
+    for (let after = lastId, page = 0; page < REPLAY_MAX_PAGES; page += 1) {
+      const res = await httpRequest(
+        `${opts.notifierUrl}/api/notifications?after=${after}&limit=${REPLAY_PAGE}`,
+        {
+          headers: {
+            [REQUEST_ID_HEADER]: request.id,
+            [IDENTITY_HEADER]: signIdentity(identity, {
+              secret: opts.identitySecret,
+              requestId: request.id,
+              clientIp: request.ip,
+            }),
+          },
+          headersTimeout: 5000,
+          bodyTimeout: 5000,
+        },
+      );
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        throw new Error(`notifier answered ${res.statusCode}`);
+      }
+      const body = (await res.body.json()) as { notifications: LiveNotification[] };
+      missed.push(...body.notifications);
+      const last = body.notifications.at(-1);
+      if (body.notifications.length < REPLAY_PAGE || !last) break;
+      after = last.id;
+    }
+    return missed;
+  }
+
+  app.get('/api/notifications/stream', async (request, reply) => {
+    const caller = request.caller;
+    if (caller.kind === 'unknown') {
+      return reply.code(503).send(errorBody('SESSION_STORE_UNAVAILABLE'));
+    }
+    if (caller.kind !== 'user') return reply.code(401).send(errorBody('TOKEN_MISSING'));
+    const header = request.headers['last-event-id'];
+    const lastId = typeof header === 'string' && /^\d{1,15}$/.test(header) ? Number(header) : null;
+
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no', // nginx: do not buffer the stream
+      [REQUEST_ID_HEADER]: request.id,
+    });
+    res.write('retry: 2000\n\n');
+    const stream: OpenStream = {
+      write: (chunk) => void res.write(chunk),
+      end: () => res.end(),
+      held: lastId === null ? null : [],
+      sent: new Set(),
+    };
+    const userId = caller.identity.userId;
+    const mine = byUser.get(userId) ?? new Set();
+    byUser.set(userId, mine.add(stream));
+    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), opts.heartbeatMs);
+    res.on('close', () => {
+      clearInterval(heartbeat);
+      mine.delete(stream);
+      if (mine.size === 0) byUser.delete(userId);
+    });
+
+    if (lastId !== null) {
+      try {
+        for (const notification of await missedSince(request, lastId)) send(stream, notification);
+      } catch (err) {
+        // Without the catch-up the stream would have a gap: end it; the client retries with its id.
+        request.log.warn({ err: { message: (err as Error).message } }, 'live stream catch-up failed');
+        res.end();
+        return;
+      }
+      for (const notification of stream.held ?? []) send(stream, notification);
+      stream.held = null;
+    }
+  });
+
+  app.addHook('preClose', async () => {
+    for (const streams of byUser.values()) {
+      for (const stream of streams) {
+        stream.write('event: shutdown\ndata: {}\n\n');
+        stream.end();
+      }
+    }
+  });
+  app.addHook('onClose', async () => {
+    await closeRedis(subscriber);
+  });
+};
+
+export default streamRoute;

@@ -1,0 +1,153 @@
+/**
+ * Digest runs. A BullMQ job scheduler adds a `digests/run` job per period (daily, weekly; cron in
+ * UTC, see `scheduleDigests`). A run mails every user whose digest comes at that period what is unread
+ * and was not in their last digest, for the notification types they get by digest.
+ *
+ * A run holds the lock `digest-<period>` (@atoll/lock) for its whole length, so two runs of one period
+ * never overlap (a run retried from the dashboard, or taken for stalled while its first worker still
+ * runs): the second finds the lock busy and ends. Its writes are fenced: moving users' "last digest"
+ * mark forward first checks the run's fencing token, so a run that lost its lock unnoticed (paused past
+ * its lease) cannot move the marks of the run that took over.
+ *
+ * A run is safe to repeat: its window ends at the job's scheduled time (the same on every attempt),
+ * and each digest email's job id names user, period and window, so a repeated run enqueues nothing new.
+ */
+import type { Handlers, JobPayloads, Producer } from '@atoll/jobs';
+import { advanceFence, type LockClient } from '@atoll/lock';
+import type { Queue } from 'bullmq';
+import { type Kysely, sql } from 'kysely';
+import type { NotifierDatabase } from '../db.ts';
+import { DEFAULT_PREFERENCES } from '../preferences/preferences.repository.ts';
+
+type Period = 'daily' | 'weekly';
+type DigestItem = JobPayloads['email']['digest']['items'][number];
+
+const BATCH = 500;
+const MAX_ITEMS = 50;
+
+export function scheduleDigests(queue: Queue, cron: Record<Period, string>): Promise<unknown> {
+  return Promise.all(
+    (['daily', 'weekly'] as const).map((period) =>
+      queue.upsertJobScheduler(
+        `digest-${period}`,
+        { pattern: cron[period], tz: 'UTC' },
+        { name: 'run', data: { v: 1, period } },
+      ),
+    ),
+  );
+}
+
+export function digestHandlers(deps: {
+  db: Kysely<NotifierDatabase>;
+  producer: Producer;
+  locks: LockClient;
+  log: { info(obj: object, msg: string): void };
+}): Handlers<'digests'> {
+  return {
+    run: async ({ period }, meta) => {
+      const result = await deps.locks.withLock(`digest-${period}`, { ttlMs: 30_000 }, async (lease) => {
+        let mailed = 0;
+        for (let afterUser = ''; ; ) {
+          if (lease.signal.aborted) throw new Error(`digest ${period}: lock lost, stopping`);
+          const batch = await runBatch(deps, period, new Date(meta.scheduledAt), afterUser, lease.fence);
+          mailed += batch.mailed;
+          if (!batch.lastUser) return mailed;
+          afterUser = batch.lastUser;
+        }
+      });
+      deps.log.info(
+        {
+          period,
+          ...(result.acquired ? { mailed: result.value } : { skipped: 'another run holds the lock' }),
+        },
+        'digest run',
+      );
+    },
+  };
+}
+
+/** One batch of users (by id, after `afterUser`): enqueue their digests, then move their marks. */
+async function runBatch(
+  deps: { db: Kysely<NotifierDatabase>; producer: Producer },
+  period: Period,
+  windowEnd: Date,
+  afterUser: string,
+  fence: number,
+): Promise<{ mailed: number; lastUser: string | null }> {
+  const { db, producer } = deps;
+  const mark = period === 'daily' ? 'last_daily_digest_at' : 'last_weekly_digest_at';
+  const users = await db
+    .selectFrom('recipients as r')
+    .leftJoin('preferences as p', 'p.user_id', 'r.user_id')
+    .select(['r.user_id', 'r.username', 'r.email', `r.${mark} as since`, 'p.email as prefs'])
+    .where(sql<string>`coalesce(p.digest, ${DEFAULT_PREFERENCES.digest})`, '=', period)
+    .$if(afterUser !== '', (q) => q.where('r.user_id', '>', afterUser))
+    .orderBy('r.user_id')
+    .limit(BATCH)
+    .execute();
+  if (users.length === 0) return { mailed: 0, lastUser: null };
+  const rows = await db
+    .selectFrom('notifications as n')
+    .innerJoin('recipients as r', 'r.user_id', 'n.recipient_id')
+    .select(['n.recipient_id', 'n.type', 'n.payload'])
+    .where(
+      'n.recipient_id',
+      'in',
+      users.map((u) => u.user_id),
+    )
+    .where('n.read_at', 'is', null)
+    .where('n.created_at', '<=', windowEnd)
+    .where(sql<boolean>`n.created_at > coalesce(${sql.ref(`r.${mark}`)}, '-infinity')`)
+    .orderBy('n.id', 'desc')
+    .execute();
+  const byUser = new Map<string, DigestItem[]>();
+  for (const row of rows) {
+    const list = byUser.get(row.recipient_id) ?? [];
+    const p = row.payload as Record<string, string | null | undefined>;
+    list.push({
+      type: row.type,
+      actorUsername: p.actorUsername as string,
+      articleSlug: p.articleSlug ?? null,
+      articleTitle: p.articleTitle ?? null,
+      excerpt: p.excerpt ?? null,
+    });
+    byUser.set(row.recipient_id, list);
+  }
+  const jobs = users.flatMap((user) => {
+    const prefs = { ...DEFAULT_PREFERENCES.email, ...user.prefs };
+    const items = (byUser.get(user.user_id) ?? []).filter((i) => prefs[i.type] === 'digest');
+    if (items.length === 0) return [];
+    return [
+      {
+        name: 'digest' as const,
+        jobId: `digest-${period}-${user.user_id}-${windowEnd.getTime()}`,
+        payload: {
+          v: 1 as const,
+          userId: user.user_id,
+          to: user.email,
+          username: user.username,
+          period,
+          items: items.slice(0, MAX_ITEMS),
+          total: items.length,
+        },
+      },
+    ];
+  });
+  await producer.enqueueMany('email', jobs);
+  await db.transaction().execute(async (trx) => {
+    if (!(await advanceFence(trx, `digest-${period}`, fence))) {
+      throw new Error(`digest ${period}: a later run has written (fence ${fence} is stale), stopping`);
+    }
+    await trx
+      .updateTable('recipients')
+      // Never backwards: an older run retried late must not make a newer digest's lines come again.
+      .set({ [mark]: sql`greatest(coalesce(${sql.ref(mark)}, ${windowEnd}), ${windowEnd})` })
+      .where(
+        'user_id',
+        'in',
+        users.map((u) => u.user_id),
+      )
+      .execute();
+  });
+  return { mailed: jobs.length, lastUser: users.length < BATCH ? null : (users.at(-1)?.user_id ?? null) };
+}

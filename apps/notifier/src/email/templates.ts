@@ -1,0 +1,93 @@
+/**
+ * The text and HTML of every email, one function per job of the email queue. Plain template strings:
+ * few emails, no layout engine needed. Everything that comes from users is HTML-escaped.
+ */
+import type { JobPayloads } from '@atoll/jobs';
+
+export interface Rendered {
+  subject: string;
+  text: string;
+  html: string;
+}
+
+type Email = JobPayloads['email'];
+type Item = Email['digest']['items'][number];
+
+const escapeHtml = (value: string) => value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** One paragraph per line of text, with the link (if any) as an anchor. */
+function page(lines: string[], link?: { href: string; label: string }): string {
+  const body = lines.map((l) => `<p>${escapeHtml(l)}</p>`).join('\n');
+  const anchor = link ? `\n<p><a href="${escapeHtml(link.href)}">${escapeHtml(link.label)}</a></p>` : '';
+  return `<!doctype html>\n<html><body>\n${body}${anchor}\n</body></html>\n`;
+}
+
+function render(subject: string, lines: string[], link?: { href: string; label: string }): Rendered {
+  const text = [...lines, ...(link ? [`${link.label}: ${link.href}`] : [])].join('\n\n');
+  return { subject, text: `${text}\n`, html: page(lines, link) };
+}
+
+/** What a notification says, in one sentence. */
+export function describe(item: Item): string {
+  const title = item.articleTitle ? `"${item.articleTitle}"` : 'your article';
+  switch (item.type) {
+    case 'follow':
+      return `${item.actorUsername} started following you.`;
+    case 'favorite':
+      return `${item.actorUsername} favorited ${title}.`;
+    case 'comment':
+      return `${item.actorUsername} commented on ${title}: ${item.excerpt ?? ''}`.trim();
+    case 'mention':
+      return `${item.actorUsername} mentioned you in ${title}: ${item.excerpt ?? ''}`.trim();
+  }
+}
+
+const articleLink = (publicUrl: string, item: Item) =>
+  item.articleSlug
+    ? { href: `${publicUrl}/article/${encodeURIComponent(item.articleSlug)}`, label: 'Open the article' }
+    : { href: `${publicUrl}/profile/${encodeURIComponent(item.actorUsername)}`, label: 'See their profile' };
+
+export const templates = {
+  welcome: (p: Email['welcome'], publicUrl: string) =>
+    render(
+      'Welcome to atoll',
+      [
+        `Hi ${p.username},`,
+        'welcome to atoll. Write your first article, or follow people whose work you like.',
+      ],
+      { href: publicUrl, label: 'Start here' },
+    ),
+  'verification-code': (p: Email['verification-code']) =>
+    render(`Your atoll verification code: ${p.code}`, [
+      `Hi ${p.username},`,
+      `your verification code is ${p.code}. It is valid until ${p.expiresAt}.`,
+      'If you did not ask for it, you can ignore this email.',
+    ]),
+  'password-reset': (p: Email['password-reset'], publicUrl: string) =>
+    render(
+      'Reset your atoll password',
+      [
+        `Hi ${p.username},`,
+        `someone asked to reset your password. The link is valid until ${p.expiresAt}.`,
+        'If it was not you, ignore this email: your password stays as it is.',
+      ],
+      {
+        href: `${publicUrl}/reset-password?token=${encodeURIComponent(p.token)}`,
+        label: 'Choose a new password',
+      },
+    ),
+  notification: (p: Email['notification'], publicUrl: string) =>
+    render(
+      `atoll: ${describe(p).split(':')[0]}`,
+      [`Hi ${p.username},`, describe(p)],
+      articleLink(publicUrl, p),
+    ),
+  digest: (p: Email['digest'], publicUrl: string) => {
+    const more = p.total > p.items.length ? [`…and ${p.total - p.items.length} more.`] : [];
+    return render(
+      `Your ${p.period} atoll digest: ${p.total} new notification${p.total === 1 ? '' : 's'}`,
+      [`Hi ${p.username}, here is what happened since your last digest:`, ...p.items.map(describe), ...more],
+      { href: `${publicUrl}/notifications`, label: 'See all notifications' },
+    );
+  },
+} satisfies { [J in keyof Email]: (payload: Email[J], publicUrl: string) => Rendered };

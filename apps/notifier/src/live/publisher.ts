@@ -1,0 +1,34 @@
+/**
+ * Live notifications: the notifier publishes each new notification on one pub/sub channel of
+ * redis-session, where every gateway instance subscribes and writes it to the streams of the recipient
+ * it has open. Pub/sub keeps nothing, so a gateway that is not listening at that moment misses it; the
+ * event's id is the notification's row id, and a client reconnecting with `Last-Event-ID` gets what it
+ * missed from PostgreSQL (`GET /api/notifications?after=<id>`).
+ *
+ * Why redis-session: it is the instance every gateway already talks to (design.md's topology draws the
+ * live pub/sub into the gateway beside redis-session), so the live path adds no dependency to the edge,
+ * and nothing of it needs the queue instance's persistence.
+ */
+import type { Redis } from 'ioredis';
+import type { ApiNotification } from '../notifications/notification.repository.ts';
+
+/** What goes over the channel (the gateway's SSE route reads the same shape). */
+export interface LiveMessage {
+  userId: string;
+  notification: ApiNotification;
+}
+
+export class LivePublisher {
+  private readonly redis: Redis;
+  private readonly channel: string;
+
+  constructor(redis: Redis, channel: string) {
+    this.redis = redis;
+    this.channel = channel;
+  }
+
+  /** Publishes; a failure is the caller's to retry (the job fails and runs again). */
+  async publish(message: LiveMessage): Promise<void> {
+    await this.redis.publish(this.channel, JSON.stringify(message));
+  }
+}

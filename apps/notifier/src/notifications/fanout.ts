@@ -1,0 +1,75 @@
+/**
+ * The notification fan-out: each job of the notifications queue (follow, favorite, comment, mention)
+ * becomes an in-app notification row, a live event, and an email now or later in the digest, as the
+ * recipient prefers. Idempotent: the row is keyed by the job id, so a retried or stalled job finds the
+ * row it wrote before; the email job's id is derived from the row, so it is never enqueued twice
+ * either, and the live event carries the row's id, which clients use to drop a repeat.
+ */
+import type { Handlers, JobPayloads, Producer } from '@atoll/jobs';
+import type { Kysely } from 'kysely';
+import type { NotificationType, NotifierDatabase } from '../db.ts';
+import type { LivePublisher } from '../live/publisher.ts';
+import { DEFAULT_PREFERENCES } from '../preferences/preferences.repository.ts';
+import { insertOnce, toApi } from './notification.repository.ts';
+
+type Payload = JobPayloads['notifications'][NotificationType];
+
+export class RecipientUnknownError extends Error {
+  constructor(userId: string) {
+    super(`recipient ${userId} is not known yet (its user.registered event has not arrived)`);
+    this.name = 'RecipientUnknownError';
+  }
+}
+
+export function fanOutHandlers(deps: {
+  db: Kysely<NotifierDatabase>;
+  producer: Producer;
+  live: LivePublisher;
+}): Handlers<'notifications'> {
+  const { db, producer, live } = deps;
+  const handle = (type: NotificationType) => async (payload: Payload, meta: { jobId: string }) => {
+    const { recipientId, v: _v, ...rest } = payload;
+    const { row } = await insertOnce(db, {
+      recipientId,
+      type,
+      payload: rest,
+      key: `notifications:${meta.jobId}`,
+    });
+    const notification = toApi(row);
+    await live.publish({ userId: recipientId, notification });
+
+    // One query for where and whether to mail: the recipient and their preferences.
+    const target = await db
+      .selectFrom('recipients as r')
+      .leftJoin('preferences as p', 'p.user_id', 'r.user_id')
+      .select(['r.email as to', 'r.username', 'p.email as prefs'])
+      .where('r.user_id', '=', recipientId)
+      .executeTakeFirst();
+    const choice = (target?.prefs ?? DEFAULT_PREFERENCES.email)[type] ?? DEFAULT_PREFERENCES.email[type];
+    if (choice !== 'instant') return; // the digest reads the row later; or no email at all
+    if (!target) throw new RecipientUnknownError(recipientId); // retried with backoff until it is known
+    const p = payload as Partial<JobPayloads['notifications']['comment']>;
+    await producer.enqueue(
+      'email',
+      'notification',
+      {
+        v: 1,
+        notificationId: notification.id,
+        to: target.to,
+        username: target.username,
+        type,
+        actorUsername: payload.actorUsername,
+        articleSlug: p.articleSlug ?? null,
+        articleTitle: p.articleTitle ?? null,
+        excerpt: p.excerpt ?? null,
+      },
+      { jobId: `notification-${notification.id}` },
+    );
+  };
+  return {
+    follow: handle('follow'),
+    favorite: handle('favorite'),
+    comment: handle('comment'),
+    mention: handle('mention'),
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * The notifier's processing: the BullMQ workers of the three queues it owns (notifications fan-out,
+ * email, digests), the digest job schedulers, and the consumer that keeps `recipients` from the user
+ * events. They share one worker-mode connection to redis-queue (it waits through an outage instead of
+ * failing); producing (email jobs from the fan-out, welcome and digest emails) goes through the app's
+ * fail-fast producer client, so a failed enqueue fails the job, which is then retried.
+ *
+ * Shutdown: `worker.close()` stops taking jobs and waits for the active ones to finish, all within the
+ * service's grace period (SHUTDOWN_GRACE_MS); a job still running when the process is killed anyway
+ * is found stalled by another notifier (or this one, restarted) and run again: its handlers are
+ * idempotent.
+ */
+import { hostname } from 'node:os';
+import { StreamConsumer } from '@atoll/events';
+import { createWorker, Producer } from '@atoll/jobs';
+import { LockClient } from '@atoll/lock';
+import { closeRedis, connectRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { dbOf } from '@atoll/service-kit';
+import type { Queue, Worker } from 'bullmq';
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import type { NotifierConfig } from './config.ts';
+import type { NotifierDatabase } from './db.ts';
+import { digestHandlers, scheduleDigests } from './digest/digest.ts';
+import { emailHandlers } from './email/email.handlers.ts';
+import { Mailer } from './email/mailer.ts';
+import { LivePublisher } from './live/publisher.ts';
+import { fanOutHandlers } from './notifications/fanout.ts';
+import { applyUserEvent } from './recipients/recipients.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The BullMQ queues the notifier owns, for the admin routes. */
+    queues: Queue[];
+  }
+}
+
+const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app, { config }) => {
+  const keys = createKeys(config.keyPrefix);
+  const db = dbOf<NotifierDatabase>(app);
+  const producerRedis = app.redis.queue!;
+  const connection = await connectRedis({
+    url: config.redis.queue,
+    role: 'queue',
+    use: 'worker',
+    name: 'notifier:workers',
+    log: app.log,
+  });
+  const producer = new Producer(producerRedis, keys);
+  const mailer = new Mailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, db });
+  const live = new LivePublisher(app.redis.session!, keys.liveNotifications());
+  const locks = new LockClient(producerRedis, keys);
+  const common = {
+    connection,
+    keys,
+    concurrency: config.workers.concurrency,
+    lockDurationMs: config.workers.lockDurationMs,
+    stalledIntervalMs: config.workers.stalledIntervalMs,
+    autorun: false,
+  };
+  const workers: Worker[] = [
+    createWorker('notifications', fanOutHandlers({ db, producer, live }), common),
+    createWorker('email', emailHandlers(mailer, config.publicUrl), { ...common, limiter: config.emailRate }),
+    createWorker('digests', digestHandlers({ db, producer, locks, log: app.log }), {
+      ...common,
+      concurrency: 1,
+    }),
+  ];
+  for (const worker of workers) {
+    worker.on('failed', (job, err) =>
+      app.log.warn(
+        {
+          queue: worker.name,
+          job: job?.id,
+          name: job?.name,
+          attempt: job?.attemptsMade,
+          err: { message: err.message },
+        },
+        'job failed',
+      ),
+    );
+    worker.on('error', (err) =>
+      app.log.warn({ queue: worker.name, err: { message: err.message } }, 'worker error'),
+    );
+  }
+  const consumer = new StreamConsumer({
+    redis: connection.duplicate(),
+    stream: keys.userEvents(),
+    group: 'notifier-recipients',
+    consumer: `notifier-${hostname()}-${process.pid}`,
+    handle: (event) => applyUserEvent(db, producer, event),
+    log: app.log.child({ component: 'recipients' }),
+  });
+  app.decorate(
+    'queues',
+    ['notifications', 'email', 'digests'].map((q) => producer.queueOf(q as never)),
+  );
+
+  app.addHook('onReady', async () => {
+    await scheduleDigests(producer.queueOf('digests'), config.digestCron);
+    for (const worker of workers) void worker.run();
+    consumer.start();
+  });
+  app.addHook('onClose', async () => {
+    await Promise.all([...workers.map((w) => w.close()), consumer.stop()]);
+    mailer.close();
+    await producer.close();
+    await closeRedis(connection);
+  });
+};
+
+export const workers = fp(workersPlugin, {
+  name: 'notifier-workers',
+  dependencies: ['@atoll/db', '@atoll/redis-roles'],
+});

@@ -1,0 +1,61 @@
+/**
+ * The worker side of the catalog: a BullMQ Worker for one queue that checks every job against the
+ * catalog before its handler sees it. A job whose name or payload the catalog does not accept (unknown
+ * job, unknown version, a payload that does not match its schema) goes straight to the failed set with
+ * the reason, as an `UnrecoverableError`: retrying cannot fix it. Every other error is retried with the
+ * queue's backoff.
+ */
+import type { Keys } from '@atoll/redis-keys';
+import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Handlers, JobMeta, JobName, JobPayload, QueueName } from './catalog.ts';
+import { payloadProblem } from './enqueue.ts';
+
+export interface CatalogWorkerOptions {
+  /** A worker-mode client of redis-queue (`maxRetriesPerRequest: null`); BullMQ duplicates it as needed. */
+  connection: Redis;
+  keys: Keys;
+  concurrency?: number;
+  /** At most `max` jobs per `duration` ms across every worker of the queue (e.g. an SMTP provider's). */
+  limiter?: { max: number; duration: number };
+  /** How long a job's lock lives without renewal: a worker silent longer is taken for dead. */
+  lockDurationMs?: number;
+  /** How often stalled jobs (whose worker died) are looked for and moved back to waiting. */
+  stalledIntervalMs?: number;
+  /** Start processing only when `run()` is called (default: at once). */
+  autorun?: boolean;
+}
+
+/** Checks a received job and hands it to its handler; exported for tests and benchmarks. */
+export function dispatcher<Q extends QueueName>(queue: Q, handlers: Handlers<Q>) {
+  return async (job: Job): Promise<void> => {
+    const problem = payloadProblem(queue, job.name, job.data);
+    if (problem) throw new UnrecoverableError(problem);
+    const handler = handlers[job.name as JobName<Q>] as (
+      payload: JobPayload<Q, JobName<Q>>,
+      meta: JobMeta,
+    ) => Promise<void>;
+    await handler(job.data, {
+      jobId: job.id ?? '',
+      attempt: job.attemptsMade + 1,
+      scheduledAt: job.timestamp + (job.delay ?? 0),
+    });
+  };
+}
+
+export function createWorker<Q extends QueueName>(
+  queue: Q,
+  handlers: Handlers<Q>,
+  opts: CatalogWorkerOptions,
+): Worker {
+  const options: WorkerOptions = {
+    connection: opts.connection,
+    prefix: opts.keys.bullPrefix(),
+    concurrency: opts.concurrency ?? 10,
+    autorun: opts.autorun ?? true,
+    ...(opts.limiter ? { limiter: opts.limiter } : {}),
+    ...(opts.lockDurationMs ? { lockDuration: opts.lockDurationMs } : {}),
+    ...(opts.stalledIntervalMs ? { stalledInterval: opts.stalledIntervalMs } : {}),
+  };
+  return new Worker(queue, dispatcher(queue, handlers), options);
+}

@@ -1,0 +1,2 @@
+export { advanceFence, FENCE_TABLE } from './fence.ts';
+export { type AcquireOptions, type Lease, LockClient } from './lock.ts';
