@@ -10,7 +10,7 @@ export async function buildApp(config: NotifierConfig): Promise<FastifyInstance>
     fastifyOptions({ service: 'notifier', logLevel: config.logLevel, requestIds: 'internal' }),
   );
   // Infrastructure
-  await app.register(base);
+  await app.register(base, { service: 'notifier', metricsToken: config.metricsToken });
   await app.register(redisRoles, { service: 'notifier', urls: config.redis });
   await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
