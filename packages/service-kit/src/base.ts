@@ -12,6 +12,11 @@ export interface BasePluginOptions extends ErrorHandlingOptions {
   service?: string;
   /** The bearer token of `GET /metrics`; without one the route is not served. */
   metricsToken?: string | null;
+  /**
+   * Serve the OpenAPI document at `/internal/openapi.json` (default true). The gateway, whose port is
+   * public, does not: it merges its own document into `/api/openapi.json` instead.
+   */
+  internalOpenApi?: boolean;
   /** More metrics for this service (see metrics.ts). */
   collectors?: MetricsOptions['collectors'];
 }
@@ -27,7 +32,7 @@ const basePlugin: FastifyPluginAsync<BasePluginOptions> = async (app, opts) => {
   installValidation(app);
   installErrorHandling(app, opts);
   // Before any route, so that every route is described and measured.
-  await app.register(openApi, { service });
+  await app.register(openApi, { service, serve: opts.internalOpenApi ?? true });
   await app.register(metrics, { service, token: opts.metricsToken, collectors: opts.collectors ?? [] });
   await app.register(health);
   app.addHook('onRequest', async (request, reply) => {

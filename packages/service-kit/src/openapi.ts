@@ -10,7 +10,7 @@ import fp from 'fastify-plugin';
 
 export const INTERNAL_OPENAPI_PATH = '/internal/openapi.json';
 
-const openApiPlugin: FastifyPluginAsync<{ service: string }> = async (app, opts) => {
+const openApiPlugin: FastifyPluginAsync<{ service: string; serve: boolean }> = async (app, opts) => {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -27,6 +27,7 @@ const openApiPlugin: FastifyPluginAsync<{ service: string }> = async (app, opts)
       },
     },
   });
+  if (!opts.serve) return;
   app.get(INTERNAL_OPENAPI_PATH, { schema: { hide: true }, logLevel: 'warn' }, async () => app.swagger());
 };
 
