@@ -33,11 +33,13 @@ export function fastifyOptions(opts: BaseOptions): FastifyServerOptions {
       },
     },
     requestIdHeader: opts.requestIds === 'internal' ? REQUEST_ID_HEADER : false,
-    logController: new LogController({ requestIdLogLabel: 'reqId' }),
+    logController: new LogController({
+      requestIdLogLabel: 'reqId',
+      disableRequestLogging: opts.ownAccessLog ?? false,
+    }),
     genReqId: () => randomUUID(),
     bodyLimit: opts.bodyLimit ?? 256 * 1024,
     trustProxy: opts.trustedProxies?.length ? [...opts.trustedProxies] : false,
-    disableRequestLogging: opts.ownAccessLog ?? false,
     return503OnClosing: true,
     // Boot waits for each Redis role (5 s at most, see @atoll/redis); leave room above that.
     pluginTimeout: 30_000,
