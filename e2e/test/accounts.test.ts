@@ -375,7 +375,7 @@ describe('accounts and sessions through the gateway', () => {
       expect(viaToken.status).toBe(200);
     });
 
-    it('resolves a session with one Redis command and no write until the idle refresh is due', async () => {
+    it('resolves a session and counts its rate limit in one Redis command, no write until the idle refresh is due', async () => {
       const ada = await register();
       await api('GET', '/api/user', { token: ada.token }); // warm: connections, scripts
       const calls = async () => {
@@ -393,7 +393,8 @@ describe('accounts and sessions through the gateway', () => {
           .map(([cmd, c]) => [cmd, c - (before[cmd] ?? 0)])
           .filter(([cmd, d]) => (d as number) > 0 && cmd !== 'info'),
       );
-      expect(delta).toEqual({ hgetall: 1 });
+      // One script (the gateway's session read + rate-limit count); the calls inside it are counted too.
+      expect(delta).toEqual({ evalsha: 1, hgetall: 1, incr: 1, pttl: 1 });
     });
   });
 

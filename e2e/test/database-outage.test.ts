@@ -14,7 +14,7 @@ import {
 } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { eventually, IDENTITY_SECRET } from './helpers.ts';
+import { eventually, GENEROUS_LIMITS, IDENTITY_SECRET } from './helpers.ts';
 
 describe('PostgreSQL down', () => {
   let pgDir: string;
@@ -35,7 +35,7 @@ describe('PostgreSQL down', () => {
       databaseUrl: database.url,
       identitySecret: IDENTITY_SECRET,
       retainLogs: true,
-      env: { CACHE_TTL_S: '1', CACHE_GRACE_S: '60' },
+      env: { ...GENEROUS_LIMITS, CACHE_TTL_S: '1', CACHE_GRACE_S: '60' },
     });
     api = apiClient(stack.gatewayUrl);
   }, 90_000);

@@ -1,11 +1,16 @@
 /**
  * The gateway against upstreams that misbehave, with the gateway as a real process: an upstream that is
  * down (502), one that is too slow (504), what headers reach an upstream, and SIGTERM during a slow
- * request (the request completes, the process exits 0 within the grace period).
+ * request (the request completes, the process exits 0 within the grace period). Then its rate-limit
+ * store: redis-session going away and coming back (fail open, logged once, counted), and the gateway
+ * SIGKILLed in a loop under load without ever leaving a counter that has no TTL.
  */
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { verifyIdentity } from '@atoll/identity';
+import { closeRedis, connectRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { SessionStore } from '@atoll/session-store';
 import { freePort, RedisServer, ServiceProcess } from '@atoll/testkit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +20,7 @@ describe('gateway edge cases (gateway process, in-test upstreams)', () => {
   let upstream: FastifyInstance;
   let upstreamUrl: string;
   const seen: Array<Record<string, string | string[] | undefined>> = [];
+  let slowArrived: () => void = () => {};
   const gatewaySecret = randomBytes(32).toString('hex');
 
   const startGateway = async (extra: Record<string, string> = {}) => {
@@ -46,6 +52,7 @@ describe('gateway edge cases (gateway process, in-test upstreams)', () => {
       return { late: true };
     });
     upstream.get('/api/user/slow', async () => {
+      slowArrived();
       await new Promise((r) => setTimeout(r, 1200));
       return { finished: true };
     });
@@ -120,11 +127,11 @@ describe('gateway edge cases (gateway process, in-test upstreams)', () => {
 
   it('SIGTERM during a slow request: the request completes and the process exits 0', async () => {
     const gateway = await startGateway({ UPSTREAM_TIMEOUT_MS: '5000' });
+    const arrived = new Promise<void>((resolve) => {
+      slowArrived = resolve;
+    });
     const pending = fetch(`${gateway.url}/api/user/slow`);
-    await gateway.waitForLog(
-      (l) =>
-        l.msg === 'incoming request' && String(l.req && (l.req as { url?: string }).url) === '/api/user/slow',
-    );
+    await arrived;
     const signalled = Date.now();
     gateway.child.kill('SIGTERM');
     const res = await pending;
@@ -135,6 +142,135 @@ describe('gateway edge cases (gateway process, in-test upstreams)', () => {
     expect(Date.now() - signalled).toBeLessThan(5000);
     // New connections are refused once shutdown started.
     await expect(fetch(`${gateway.url}/health/live`)).rejects.toThrow();
+  });
+});
+
+describe('the rate-limit store under failure (gateway process, its own redis-session)', () => {
+  const silent = { info() {}, warn() {}, error() {} };
+  const metricsToken = randomBytes(24).toString('hex');
+  let redis: RedisServer;
+  let upstream: FastifyInstance;
+  let upstreamUrl: string;
+
+  const startGateway = (extra: Record<string, string> = {}) =>
+    ServiceProcess.start('gateway', {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      IDENTITY_SECRET: randomBytes(32).toString('hex'),
+      REDIS_SESSION_URL: redis.url,
+      REDIS_KEY_PREFIX: 'edge',
+      AUTH_URL: upstreamUrl,
+      CONTENT_URL: upstreamUrl,
+      NOTIFIER_URL: upstreamUrl,
+      METRICS_TOKEN: metricsToken,
+      ...extra,
+    });
+
+  beforeAll(async () => {
+    redis = await RedisServer.start('session');
+    upstream = Fastify();
+    upstream.all('/*', async () => ({ ok: true }));
+    upstreamUrl = await upstream.listen({ host: '127.0.0.1', port: 0 });
+  });
+  afterAll(async () => {
+    await upstream.close();
+    await redis.dispose();
+  });
+
+  it('store down: requests keep flowing under the in-memory limit, logged once, counted; Redis again once back', async () => {
+    const gateway = await startGateway({ RATE_LIMIT_ANONYMOUS_MAX: '5' });
+    try {
+      expect((await fetch(`${gateway.url}/api/tags`)).status).toBe(200);
+      await redis.stop();
+      const statuses: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        // A request that hung on the store would abort here and fail the test.
+        statuses.push((await fetch(`${gateway.url}/api/tags`, { signal: AbortSignal.timeout(5000) })).status);
+      }
+      // A fresh window in memory: five requests pass, then the limit holds.
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
+      const outage = (l: { msg?: unknown }) => String(l.msg).startsWith('rate-limit store unavailable');
+      await gateway.waitForLog(outage);
+      expect(gateway.logs.filter(outage)).toHaveLength(1);
+      const metrics = await fetch(`${gateway.url}/metrics`, {
+        headers: { authorization: `Bearer ${metricsToken}` },
+      });
+      expect(await metrics.text()).toContain(
+        'gateway_rate_limit_fallbacks_total{reason="memory",service="gateway"} 7',
+      );
+
+      await redis.restart();
+      let back = false;
+      for (let i = 0; i < 50 && !back; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        await fetch(`${gateway.url}/api/tags`);
+        back = gateway.logs.some(
+          (l) => l.msg === 'rate-limit store is back, counting in redis-session again',
+        );
+      }
+      expect(back).toBe(true);
+      const client = await connectRedis({
+        url: redis.url,
+        role: 'session',
+        use: 'producer',
+        name: 't',
+        log: silent,
+      });
+      try {
+        expect(await client.get('edge:rl:{anonymous:127.0.0.1}')).not.toBeNull();
+      } finally {
+        await closeRedis(client);
+      }
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('SIGKILL in a loop under load never leaves a rate-limit counter without a TTL', async () => {
+    const client = await connectRedis({
+      url: redis.url,
+      role: 'session',
+      use: 'producer',
+      name: 't',
+      log: silent,
+    });
+    const store = new SessionStore(client, createKeys('edge'));
+    const tokens = await Promise.all(
+      [1, 2, 3].map(
+        async (i) => (await store.create({ userId: `k${i}`, username: `k${i}`, roles: [] })).token,
+      ),
+    );
+    try {
+      let counted = 0;
+      for (let round = 0; round < 6; round++) {
+        const gateway = await startGateway();
+        let stop = false;
+        const worker = async (i: number) => {
+          while (!stop) {
+            const headers: Record<string, string> = i % 2 ? { authorization: `Token ${tokens[i % 3]}` } : {};
+            if (i % 3 === 0) headers['x-forwarded-for'] = `198.51.100.${i}`;
+            await fetch(`${gateway.url}/api/${i % 4 === 0 ? 'users/login' : 'tags'}`, {
+              method: i % 4 === 0 ? 'POST' : 'GET',
+              headers: { ...headers, ...(i % 4 === 0 ? { 'content-type': 'application/json' } : {}) },
+              ...(i % 4 === 0 ? { body: '{}' } : {}),
+            }).catch(() => undefined);
+          }
+        };
+        const load = Array.from({ length: 16 }, (_, i) => worker(i));
+        await new Promise((r) => setTimeout(r, 150 + round * 60));
+        gateway.child.kill('SIGKILL');
+        await gateway.exited;
+        stop = true;
+        await Promise.all(load);
+        const keys = await client.keys('edge:rl:*');
+        counted += keys.length;
+        for (const key of keys) expect(await client.pttl(key), key).not.toBe(-1);
+      }
+      expect(counted).toBeGreaterThan(0);
+    } finally {
+      await closeRedis(client);
+    }
   });
 });
 

@@ -50,7 +50,9 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
     for (const name of ['gateway', 'auth', 'content', 'notifier'] as const) {
       const line = await stack.services[name].waitForLog(
-        (l) => l.reqId === requestId && l.msg === 'incoming request',
+        // The gateway writes one access line per request when it answers; services log on arrival too.
+        (l) =>
+          l.reqId === requestId && l.msg === (name === 'gateway' ? 'request completed' : 'incoming request'),
       );
       expect(line.service).toBe(name);
     }

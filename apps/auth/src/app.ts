@@ -28,7 +28,11 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
   // Its request paths use Redis for sessions and login counters only: say so when it is down.
-  await app.register(base, { redisUnavailable: 'SESSION_STORE_UNAVAILABLE' });
+  await app.register(base, {
+    service: 'auth',
+    metricsToken: config.metricsToken,
+    redisUnavailable: 'SESSION_STORE_UNAVAILABLE',
+  });
   await app.register(redisRoles, { service: 'auth', urls: config.redis });
   await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
   await app.register(identityPlugin, { secrets: config.identitySecrets });

@@ -28,7 +28,7 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
     fastifyOptions({ service: 'content', logLevel: config.logLevel, requestIds: 'internal' }),
   ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
-  await app.register(base);
+  await app.register(base, { service: 'content', metricsToken: config.metricsToken });
   await app.register(redisRoles, { service: 'content', urls: config.redis });
   await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
   await app.register(identityPlugin, { secrets: config.identitySecrets });

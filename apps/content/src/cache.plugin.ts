@@ -7,6 +7,7 @@ import { LayeredCache } from '@atoll/cache';
 import { isDatabaseUnavailable } from '@atoll/db';
 import { closeRedis, createRedisClient } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
+import { Counter, type Registry } from '@atoll/service-kit';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 
@@ -22,6 +23,35 @@ export interface CachePluginOptions {
   ttlMs: number;
   graceMs: number;
   l1MaxEntries: number;
+}
+
+/** What each `LayeredCache.stats` counter means on /metrics, by `result` label. */
+const STAT_LABELS = {
+  l1Hits: 'l1_hit',
+  l2Hits: 'l2_hit',
+  loads: 'load',
+  staleServed: 'stale_served',
+  tooLarge: 'too_large',
+} as const;
+
+/**
+ * The cache's own counters, read when Prometheus scrapes: `content_cache_reads_total{result}` where
+ * `l1_hit` and `l2_hit` are hits per layer, `load` a read from PostgreSQL (L3), `stale_served` a stale
+ * value served while PostgreSQL failed, `too_large` a value kept out of Redis for its size.
+ */
+function exposeCacheStats(registry: Registry, cache: LayeredCache): void {
+  new Counter({
+    name: 'content_cache_reads_total',
+    help: 'Reads of the three-layer cache by result: l1_hit, l2_hit, load (L3), stale_served, too_large',
+    labelNames: ['result'] as const,
+    registers: [registry],
+    collect() {
+      // The cache counts for itself; a scrape copies its totals (reset + inc sets a counter's value).
+      this.reset();
+      for (const [stat, result] of Object.entries(STAT_LABELS))
+        this.inc({ result }, cache.stats[stat as keyof typeof STAT_LABELS]);
+    },
+  });
 }
 
 const cachePlugin: FastifyPluginAsync<CachePluginOptions> = async (app, opts) => {
@@ -46,6 +76,7 @@ const cachePlugin: FastifyPluginAsync<CachePluginOptions> = async (app, opts) =>
   });
   await cache.start();
   app.decorate('cache', cache);
+  exposeCacheStats(app.metrics.registry, cache);
   app.addHook('onClose', async () => closeRedis(subscriber));
 };
 

@@ -1,27 +1,55 @@
+import { createKeys } from '@atoll/redis-keys';
 import { base, fastifyOptions, redisRoles } from '@atoll/service-kit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { GatewayConfig } from './config.ts';
+import docs from './docs/openapi.ts';
 import csrf from './plugins/csrf.ts';
+import door from './plugins/door.ts';
 import proxy from './plugins/proxy.ts';
 import session from './plugins/session.ts';
+import { RateCounter } from './rate-limit/counter.ts';
+import rateLimits from './rate-limit/plugin.ts';
 import healthServices from './routes/health-services.ts';
 import notificationStream from './routes/notification-stream.ts';
 
 /** The gateway as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> {
   const app = Fastify(
-    fastifyOptions({ service: 'gateway', logLevel: config.logLevel, requestIds: 'gateway' }),
+    fastifyOptions({
+      service: 'gateway',
+      logLevel: config.logLevel,
+      requestIds: 'gateway',
+      bodyLimit: config.bodyLimitBytes,
+      trustedProxies: config.trustedProxies,
+      ownAccessLog: true,
+    }),
   );
   // Infrastructure
-  await app.register(base);
-  await app.register(redisRoles, { service: 'gateway', urls: { session: config.redisSessionUrl } });
-  // Domain
+  await app.register(base, { service: 'gateway', metricsToken: config.metricsToken, internalOpenApi: false });
+  await app.register(redisRoles, {
+    service: 'gateway',
+    urls: { session: config.redisSessionUrl },
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+  });
+  // At the door: CORS, security headers, JSON only, the access log.
+  await app.register(door, { corsOrigins: config.corsOrigins });
+  // Who is calling (one round trip to redis-session, which also counts the request), then the limits.
+  const counter = new RateCounter({
+    redis: app.redis.session!,
+    keys: createKeys(config.keyPrefix),
+    limits: config.rateLimits,
+    onStoreError: config.rateLimits.onStoreError,
+    log: app.log,
+    registry: app.metrics.registry,
+  });
   await app.register(session, {
     keyPrefix: config.keyPrefix,
     cookieName: config.session.cookieName,
     timeouts: config.session.timeouts,
+    counter,
   });
   await app.register(csrf, { cookieName: config.session.cookieName, trustedOrigins: config.trustedOrigins });
+  await app.register(rateLimits, { counter, limits: config.rateLimits, registry: app.metrics.registry });
   // Routes
   await app.register(healthServices, {
     upstreams: config.upstreams,
@@ -34,10 +62,16 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     identitySecret: config.identitySecrets[0] as string,
     heartbeatMs: config.sseHeartbeatMs,
   });
+  await app.register(docs, {
+    upstreams: config.upstreams,
+    timeoutMs: Math.min(config.upstreamTimeoutMs, 2000),
+  });
   await app.register(proxy, {
     upstreams: config.upstreams,
     timeoutMs: config.upstreamTimeoutMs,
+    routeTimeouts: config.upstreamRouteTimeouts,
     identitySecret: config.identitySecrets[0] as string,
+    registry: app.metrics.registry,
   });
   return app;
 }

@@ -1,4 +1,6 @@
+import { isIP } from 'node:net';
 import {
+  ConfigError,
   Env,
   parseEnv,
   type ServiceConfig,
@@ -9,41 +11,139 @@ import {
   Type,
 } from '@atoll/config';
 
+const ORIGIN_LIST = '^(https?://[^\\s,/]+)?(,https?://[^\\s,/]+)*$';
+
+/** A rate-limit tier's two variables: how many requests per window, and the window. */
+function tierEnv(name: string, max: number, windowS: number, who: string) {
+  return {
+    [`RATE_LIMIT_${name}_MAX`]: Type.Integer({
+      minimum: 1,
+      default: max,
+      description: `how many requests ${who} may send per window`,
+    }),
+    [`RATE_LIMIT_${name}_WINDOW_S`]: Env.seconds(windowS, `the window of the ${name.toLowerCase()} limit`),
+  } as const;
+}
+
 export const EnvSchema = Type.Object({
   ...serviceEnv(3000),
   REDIS_SESSION_URL: Env.redisUrl('session'),
+  REDIS_COMMAND_TIMEOUT_MS: Env.milliseconds(
+    500,
+    'how long a redis-session command (session lookup, rate-limit count) may take before the gateway gives up on it',
+  ),
   AUTH_URL: Env.httpUrl('auth service'),
   CONTENT_URL: Env.httpUrl('content service'),
   NOTIFIER_URL: Env.httpUrl('notifier service'),
   UPSTREAM_TIMEOUT_MS: Env.milliseconds(10_000, 'how long an upstream may take to answer before a 504'),
+  UPSTREAM_ROUTE_TIMEOUTS: Type.String({
+    default: '',
+    pattern: '^(/[^\\s,=]*=[0-9]+)?(,/[^\\s,=]*=[0-9]+)*$',
+    description:
+      'per-prefix upstream timeouts overriding UPSTREAM_TIMEOUT_MS, e.g. /api/users/login=3000,/api/articles=5000 (milliseconds; the longest matching prefix wins)',
+  }),
   SSE_HEARTBEAT_MS: Env.milliseconds(15_000, 'how often an idle live stream gets a heartbeat comment'),
   ...sessionEnv(),
   TRUSTED_ORIGINS: Type.String({
     default: '',
-    pattern: '^(https?://[^\\s,/]+)?(,https?://[^\\s,/]+)*$',
+    pattern: ORIGIN_LIST,
     description:
       "comma-separated origins (e.g. https://app.example.com) whose pages may send cookie-authenticated writes; the gateway's own origin always may",
   }),
+  CORS_ORIGINS: Type.String({
+    default: '',
+    pattern: ORIGIN_LIST,
+    description:
+      'comma-separated origins (e.g. https://app.example.com) whose pages may call the API from a browser (CORS, with credentials)',
+  }),
+  TRUSTED_PROXIES: Type.String({
+    default: '',
+    pattern: '^[0-9A-Fa-f:./,]*$',
+    description:
+      'comma-separated addresses or CIDRs (e.g. 10.0.0.0/8,::1) of proxies whose X-Forwarded-For is believed; empty: the peer address is the client',
+  }),
+  BODY_LIMIT_BYTES: Type.Integer({
+    minimum: 1024,
+    default: 256 * 1024,
+    description: 'the largest request body the gateway accepts (413 above it), in bytes',
+  }),
+  ...tierEnv('ANONYMOUS', 300, 60, 'one client address (IPv6: one /64) without a session'),
+  ...tierEnv('USER', 1200, 60, 'one signed-in user'),
+  ...tierEnv('AUTH', 20, 60, 'one client address to register, sign in, verify or reset'),
+  RATE_LIMIT_ON_STORE_ERROR: Type.Union([Type.Literal('open'), Type.Literal('closed')], {
+    default: 'open',
+    description:
+      'when redis-session cannot count: open (count in memory, per gateway process) or closed (answer 503)',
+  }),
 });
+
+export type Tier = 'anonymous' | 'user' | 'auth';
+
+export interface TierLimit {
+  max: number;
+  windowMs: number;
+}
 
 export interface GatewayConfig extends ServiceConfig {
   redisSessionUrl: string;
+  redisCommandTimeoutMs: number;
   upstreams: { auth: string; content: string; notifier: string };
   upstreamTimeoutMs: number;
+  /** Per-prefix timeouts, longest prefix first. */
+  upstreamRouteTimeouts: Array<{ prefix: string; timeoutMs: number }>;
   sseHeartbeatMs: number;
   session: ReturnType<typeof sessionConfig>;
   trustedOrigins: string[];
+  corsOrigins: string[];
+  trustedProxies: string[];
+  bodyLimitBytes: number;
+  rateLimits: Record<Tier, TierLimit> & { onStoreError: 'open' | 'closed' };
+}
+
+const list = (value: string) => (value ? value.split(',') : []);
+
+function parseProxies(value: string): string[] {
+  const proxies = list(value);
+  for (const entry of proxies) {
+    const [address, bits] = entry.split('/');
+    const family = isIP(address ?? '');
+    const maxBits = family === 4 ? 32 : 128;
+    if (!family || (bits !== undefined && !(Number(bits) >= 0 && Number(bits) <= maxBits))) {
+      throw new ConfigError([`TRUSTED_PROXIES has ${JSON.stringify(entry)}, not an address or CIDR`]);
+    }
+  }
+  return proxies;
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
   const e = parseEnv(EnvSchema, env);
+  const tier = (name: string): TierLimit => ({
+    max: e[`RATE_LIMIT_${name}_MAX` as keyof typeof e] as number,
+    windowMs: (e[`RATE_LIMIT_${name}_WINDOW_S` as keyof typeof e] as number) * 1000,
+  });
   return {
     ...serviceConfig(e),
     redisSessionUrl: e.REDIS_SESSION_URL,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     upstreams: { auth: e.AUTH_URL, content: e.CONTENT_URL, notifier: e.NOTIFIER_URL },
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+    upstreamRouteTimeouts: list(e.UPSTREAM_ROUTE_TIMEOUTS)
+      .map((entry) => {
+        const [prefix = '', ms = ''] = entry.split('=');
+        return { prefix: prefix.replace(/\/$/, ''), timeoutMs: Number(ms) };
+      })
+      .sort((a, b) => b.prefix.length - a.prefix.length),
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     session: sessionConfig(e),
-    trustedOrigins: e.TRUSTED_ORIGINS ? e.TRUSTED_ORIGINS.split(',') : [],
+    trustedOrigins: list(e.TRUSTED_ORIGINS),
+    corsOrigins: list(e.CORS_ORIGINS),
+    trustedProxies: parseProxies(e.TRUSTED_PROXIES),
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    rateLimits: {
+      anonymous: tier('ANONYMOUS'),
+      user: tier('USER'),
+      auth: tier('AUTH'),
+      onStoreError: e.RATE_LIMIT_ON_STORE_ERROR,
+    },
   };
 }

@@ -16,7 +16,7 @@ export async function buildApp(config: NotifierConfig): Promise<FastifyInstance>
     fastifyOptions({ service: 'notifier', logLevel: config.logLevel, requestIds: 'internal' }),
   ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
-  await app.register(base);
+  await app.register(base, { service: 'notifier', metricsToken: config.metricsToken });
   await app.register(redisRoles, { service: 'notifier', urls: config.redis });
   // A pool large enough for every job that may hold a connection while its email is sent (mailer.ts).
   await app.register(database, {

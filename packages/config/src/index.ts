@@ -111,6 +111,9 @@ export function serviceEnv(defaultPort: number) {
       Env.secret('the previous identity key, accepted during a rotation'),
     ),
     REDIS_KEY_PREFIX: Env.keyPrefix(),
+    METRICS_TOKEN: Type.Optional(
+      Env.secret('the bearer token a Prometheus scrape must send to read GET /metrics (unset: not served)'),
+    ),
   };
 }
 
@@ -152,6 +155,8 @@ export interface ServiceConfig {
   shutdownGraceMs: number;
   identitySecrets: string[];
   keyPrefix: string;
+  /** The bearer token `GET /metrics` requires; null when metrics are not served. */
+  metricsToken: string | null;
 }
 
 export function serviceConfig(env: {
@@ -162,6 +167,7 @@ export function serviceConfig(env: {
   IDENTITY_SECRET: string;
   IDENTITY_SECRET_PREVIOUS?: string | undefined;
   REDIS_KEY_PREFIX: string;
+  METRICS_TOKEN?: string | undefined;
 }): ServiceConfig {
   return {
     host: env.HOST,
@@ -173,5 +179,6 @@ export function serviceConfig(env: {
       ...(env.IDENTITY_SECRET_PREVIOUS ? [env.IDENTITY_SECRET_PREVIOUS] : []),
     ],
     keyPrefix: env.REDIS_KEY_PREFIX,
+    metricsToken: env.METRICS_TOKEN ?? null,
   };
 }

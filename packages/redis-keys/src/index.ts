@@ -11,6 +11,7 @@
  * | `{p}:verify:{<userId>}`               | session  | Hash   | 15 minutes (the code's life)                   |
  * | `{p}:pw-reset:{<tokenHash>}`          | session  | String | 30 minutes (the reset link's life)             |
  * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
+ * | `{p}:rl:{<tier>:<id>}`                | session  | String | the tier's window, set by the counting script  |
  * | `{p}:rank:{<name>}`                   | cache    | Sorted Set | 10 min ± jitter; rebuilt from PostgreSQL   |
  * | `{p}:rebuild:{<name>}`                | cache    | String | 5 s: one rebuild at a time across instances    |
  * | `{p}:rel:{<userId>}:fav`             | cache    | Set    | 1 hour ± jitter; rebuilt from PostgreSQL       |
@@ -83,6 +84,12 @@ export const KEY_SPECS = {
     instance: 'session',
     type: 'String',
     ttl: '10 minutes; consumed with GETDEL (single use)',
+  },
+  rateLimit: {
+    pattern: 'rl:{<anonymous|user|auth>:<address|userId>}',
+    instance: 'session',
+    type: 'String',
+    ttl: "the tier's window, given by the same script that increments the counter (gateway count.lua)",
   },
   ranking: {
     pattern: 'rank:{<trending|leaderboard>}',
@@ -214,6 +221,12 @@ export function createKeys(prefix = 'atoll') {
      * path and the hash of the browser binding, as JSON.
      */
     oauthState: (stateHash: string) => `${prefix}:oauth:{${tagPart(stateHash, 'stateHash')}}`,
+    /**
+     * A gateway rate-limit counter for one tier and one caller: a client address (IPv6 grouped by /64)
+     * for `anonymous` and `auth`, a user id for `user`.
+     */
+    rateLimit: (tier: 'anonymous' | 'user' | 'auth', id: string) =>
+      `${prefix}:rl:{${tier}:${tagPart(id, 'id')}}`,
     /** A ranking kept as a Sorted Set on the cache instance (trending articles, author leaderboard). */
     ranking: (name: 'trending' | 'leaderboard') => `${prefix}:rank:{${name}}`,
     /** The lease that lets one instance rebuild a missing ranking while the others wait. */

@@ -10,6 +10,8 @@ describe('redis-keys', () => {
     expect(keys.userEvents()).toBe('t1:events:{users}');
     expect(keys.bullPrefix()).toBe('t1:{bull}');
     expect(hashTag(keys.session('abc'))).toBe('abc');
+    expect(keys.rateLimit('anonymous', '2001:db8::/64')).toBe('t1:rl:{anonymous:2001:db8::/64}');
+    expect(keys.rateLimit('user', '42')).toBe('t1:rl:{user:42}');
   });
 
   it('has a builder for every documented key and a spec for every builder', () => {

@@ -3,17 +3,37 @@ import fp from 'fastify-plugin';
 import { type ErrorHandlingOptions, installErrorHandling } from './errors.ts';
 import { REQUEST_ID_HEADER } from './fastify-options.ts';
 import health from './health.ts';
+import { type MetricsOptions, metrics } from './metrics.ts';
+import { openApi } from './openapi.ts';
 import { installValidation } from './validation.ts';
+
+export interface BasePluginOptions extends ErrorHandlingOptions {
+  /** The service's name, on its metrics and in its OpenAPI document. */
+  service?: string;
+  /** The bearer token of `GET /metrics`; without one the route is not served. */
+  metricsToken?: string | null;
+  /**
+   * Serve the OpenAPI document at `/internal/openapi.json` (default true). The gateway, whose port is
+   * public, does not: it merges its own document into `/api/openapi.json` instead.
+   */
+  internalOpenApi?: boolean;
+  /** More metrics for this service (see metrics.ts). */
+  collectors?: MetricsOptions['collectors'];
+}
 
 /**
  * What every service registers first: validation (strict bodies), the error handler and 404 in the
- * RealWorld shape, the health
- * routes, the request id echoed on every response (so a client can quote it in a bug report), and
- * connections that end with their last response once shutdown has begun.
+ * RealWorld shape, the OpenAPI document of its routes (internal), request metrics and `GET /metrics`,
+ * the health routes, the request id echoed on every response (so a client can quote it in a bug
+ * report), and connections that end with their last response once shutdown has begun.
  */
-const basePlugin: FastifyPluginAsync<ErrorHandlingOptions> = async (app, opts) => {
+const basePlugin: FastifyPluginAsync<BasePluginOptions> = async (app, opts) => {
+  const service = opts.service ?? 'service';
   installValidation(app);
   installErrorHandling(app, opts);
+  // Before any route, so that every route is described and measured.
+  await app.register(openApi, { service, serve: opts.internalOpenApi ?? true });
+  await app.register(metrics, { service, token: opts.metricsToken, collectors: opts.collectors ?? [] });
   await app.register(health);
   // Hooks on every request are written with callbacks rather than async functions: no promise per call.
   app.addHook('onRequest', (request, reply, done) => {

@@ -43,6 +43,13 @@ export const ERROR_CATALOG = {
     field: 'session',
     message: 'cannot be checked right now, try again shortly',
   },
+  METRICS_UNAUTHORIZED: { status: 401, field: 'metrics', message: 'need the metrics bearer token' },
+  RATE_LIMITED: { status: 429, field: 'rate', message: 'too many requests, try again later' },
+  RATE_LIMIT_UNAVAILABLE: {
+    status: 503,
+    field: 'rate',
+    message: 'limits cannot be checked right now, try again shortly',
+  },
   GATEWAY_UPSTREAM_UNAVAILABLE: { status: 502, field: 'upstream', message: 'is unavailable' },
   GATEWAY_UPSTREAM_TIMEOUT: { status: 504, field: 'upstream', message: 'did not answer in time' },
   INTERNAL: { status: 500, field: 'server', message: 'internal error' },

@@ -10,6 +10,13 @@ export interface BaseOptions {
    */
   requestIds: 'gateway' | 'internal';
   bodyLimit?: number;
+  /**
+   * Addresses or CIDRs of proxies whose `X-Forwarded-For` is believed (`request.ip` is then the client
+   * they name); empty or unset: the peer address is the client, whatever headers say.
+   */
+  trustedProxies?: readonly string[];
+  /** The service logs one line per request itself (the gateway's access log) instead of Fastify's two. */
+  ownAccessLog?: boolean;
 }
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -26,9 +33,13 @@ export function fastifyOptions(opts: BaseOptions): FastifyServerOptions {
       },
     },
     requestIdHeader: opts.requestIds === 'internal' ? REQUEST_ID_HEADER : false,
-    logController: new LogController({ requestIdLogLabel: 'reqId' }),
+    logController: new LogController({
+      requestIdLogLabel: 'reqId',
+      disableRequestLogging: opts.ownAccessLog ?? false,
+    }),
     genReqId: () => randomUUID(),
     bodyLimit: opts.bodyLimit ?? 256 * 1024,
+    trustProxy: opts.trustedProxies?.length ? [...opts.trustedProxies] : false,
     return503OnClosing: true,
     // Boot waits for each Redis role (5 s at most, see @atoll/redis); leave room above that.
     pluginTimeout: 30_000,

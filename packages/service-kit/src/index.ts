@@ -1,4 +1,4 @@
-export { default as base } from './base.ts';
+export { type BasePluginOptions, default as base } from './base.ts';
 export {
   AppError,
   ERROR_CATALOG,
@@ -17,4 +17,6 @@ export {
   type RedisPluginOptions,
   redisRoles,
 } from './infra.ts';
+export { Counter, Gauge, Histogram, type MetricsOptions, metrics, type Registry } from './metrics.ts';
+export { INTERNAL_OPENAPI_PATH, openApi } from './openapi.ts';
 export { type RunOptions, runService } from './run.ts';

@@ -30,6 +30,13 @@ export interface Session extends SessionData {
   expiresAt: number;
 }
 
+/** A token's record address: its public id, its key, and the verifier the record must hold. */
+export interface LocatedSession {
+  id: string;
+  key: string;
+  verifier: string;
+}
+
 export interface SessionTimeouts {
   idleMs: number;
   absoluteMs: number;
@@ -112,10 +119,28 @@ export class SessionStore {
    * which adds one write. Expired or malformed tokens resolve to null.
    */
   async resolve(token: string): Promise<Session | null> {
+    const located = this.locate(token);
+    if (!located) return null;
+    return this.accept(located, await this.redis.hgetall(located.key));
+  }
+
+  /**
+   * Where a token's record lives, without reading it: for callers that fetch the record together with
+   * other work in one round trip (the gateway reads it in the same script that counts the rate limit)
+   * and then hand it to `accept`. Null for a malformed token, which must not touch Redis.
+   */
+  locate(token: string): LocatedSession | null {
     if (!TOKEN_PATTERN.test(token)) return null;
     const { id, verifier } = hashToken(token);
-    const key = this.keys.session(id);
-    const hash = await this.redis.hgetall(key);
+    return { id, verifier, key: this.keys.session(id) };
+  }
+
+  /**
+   * Checks a record read for a located token (verifier in constant time, absolute expiry) and slides the
+   * idle timeout when the refresh is due (the only write, at most once per refresh interval).
+   */
+  async accept(located: LocatedSession, hash: Record<string, string>): Promise<Session | null> {
+    const { id, key, verifier } = located;
     const session = fromHash(id, hash, verifier);
     if (!session) return null;
     const now = this.now();

@@ -3,7 +3,10 @@
  * connection pool per upstream. On the way in: the body is forwarded byte for byte (bounded by the body
  * limit), hop-by-hop headers and every client-sent internal header (`x-atoll-*`, `x-request-id`) are
  * dropped, and the gateway adds its request id and a short-lived signed assertion of who is calling (or
- * that nobody is) and from which address. An upstream that is down answers 502, one that is too slow 504, both in the RealWorld shape.
+ * that nobody is) and from which address. An upstream that is down answers 502, one that is too slow 504
+ * (after UPSTREAM_TIMEOUT_MS, or the route's own timeout from UPSTREAM_ROUTE_TIMEOUTS), both in the
+ * RealWorld shape and counted on /metrics. The proxied routes are hidden from the gateway's own OpenAPI
+ * document: the services describe them.
  */
 
 import { Readable } from 'node:stream';
@@ -13,17 +16,29 @@ import {
   SESSION_UNAVAILABLE_HEADER,
   signIdentity,
 } from '@atoll/identity';
-import { errorBody, REQUEST_ID_HEADER } from '@atoll/service-kit';
+import { Counter, errorBody, REQUEST_ID_HEADER, type Registry } from '@atoll/service-kit';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { ROUTE_TABLE, type Upstream } from '../routes/table.ts';
 
-/** Tells a service that the session store could not be asked (so "who is this" is unknown, not "nobody"). */
-
 export interface ProxyOptions {
   upstreams: Record<Upstream, string>;
   timeoutMs: number;
+  /** Per-prefix timeouts, longest prefix first; the first that matches a path wins. */
+  routeTimeouts: ReadonlyArray<{ prefix: string; timeoutMs: number }>;
   identitySecret: string;
+  registry: Registry;
+}
+
+/** The upstream timeout of a request path: its longest matching prefix's, else the default. */
+export function timeoutFor(
+  url: string,
+  routeTimeouts: ProxyOptions['routeTimeouts'],
+  defaultMs: number,
+): number {
+  const path = url.split('?')[0] ?? url;
+  const match = routeTimeouts.find((r) => path === r.prefix || path.startsWith(`${r.prefix}/`));
+  return match?.timeoutMs ?? defaultMs;
 }
 
 export function forwardedHeaders(
@@ -57,9 +72,11 @@ function onUpstreamError(
   upstream: Upstream,
   reply: FastifyReply,
   error: Error & { statusCode?: number; code?: string },
+  errors: Counter<'upstream' | 'kind'>,
 ): FastifyReply {
   const timedOut =
     error.statusCode === 504 || /timeout/i.test(error.code ?? '') || /timeout/i.test(error.message);
+  errors.inc({ upstream, kind: timedOut ? 'timeout' : 'unavailable' });
   reply.request.log.warn({ upstream, err: { message: error.message, code: error.code } }, 'upstream failed');
   if (timedOut) {
     return reply
@@ -72,6 +89,12 @@ function onUpstreamError(
 }
 
 const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
+  const errors = new Counter({
+    name: 'gateway_upstream_errors_total',
+    help: 'Proxied requests answered 502 (unavailable) or 504 (timeout), by upstream',
+    labelNames: ['upstream', 'kind'] as const,
+    registers: [opts.registry],
+  });
   for (const upstream of Object.keys(opts.upstreams) as Upstream[]) {
     const prefixes = ROUTE_TABLE.filter((r) => r.upstream === upstream).map((r) => r.prefix);
     await app.register(async (scope) => {
@@ -93,7 +116,7 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
       );
       const handler = (request: FastifyRequest, reply: FastifyReply) =>
         reply.from(request.url, {
-          timeout: opts.timeoutMs,
+          timeout: timeoutFor(request.url, opts.routeTimeouts, opts.timeoutMs),
           rewriteRequestHeaders: (req, headers) =>
             forwardedHeaders(
               req as FastifyRequest,
@@ -101,11 +124,12 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
               opts.identitySecret,
               upstream === 'auth',
             ),
-          onError: (rep, { error }) => onUpstreamError(upstream, rep as FastifyReply, error),
+          onError: (rep, { error }) => onUpstreamError(upstream, rep as FastifyReply, error, errors),
         });
+      const hidden = { schema: { hide: true } };
       for (const prefix of prefixes) {
-        scope.all(prefix, handler);
-        scope.all(`${prefix}/*`, handler);
+        scope.all(prefix, hidden, handler);
+        scope.all(`${prefix}/*`, hidden, handler);
       }
     });
   }

@@ -6,6 +6,10 @@
  *   user is required),
  * - `{ kind: 'unknown' }` when redis-session cannot be asked: services answer 503 where a user is
  *   required and serve public reads anonymously (design.md, failure behaviour).
+ *
+ * The record is read by the rate limiter's script, which counts the request in the same round trip
+ * (rate-limit/counter.ts) and leaves its count in `request.precount`; the checks and the idle refresh
+ * (the only write, when due) are @atoll/session-store's.
  */
 
 import type { Identity } from '@atoll/identity';
@@ -14,12 +18,16 @@ import { createKeys } from '@atoll/redis-keys';
 import { SessionStore, type SessionTimeouts, tokenFromHeaders } from '@atoll/session-store';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
+import type { Precount, RateCounter } from '../rate-limit/counter.ts';
+import { limitAddress } from '../rate-limit/plugin.ts';
 
 export type Caller = { kind: 'user'; identity: Identity } | { kind: 'anonymous' } | { kind: 'unknown' };
 
 declare module 'fastify' {
   interface FastifyRequest {
     caller: Caller;
+    /** The rate-limit count made while reading the session, if one was. */
+    precount: Precount | undefined;
   }
 }
 
@@ -27,20 +35,25 @@ export interface SessionPluginOptions {
   keyPrefix: string;
   cookieName: string;
   timeouts: SessionTimeouts;
+  counter: RateCounter;
 }
 
 const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (app, opts) => {
   const redis = app.redis.session as RoleCheckedRedis;
   const store = new SessionStore(redis, createKeys(opts.keyPrefix), opts.timeouts);
   app.decorateRequest<Caller | null>('caller', null);
+  app.decorateRequest<Precount | undefined>('precount', undefined);
   app.addHook('onRequest', async (request) => {
     const token = tokenFromHeaders(request.headers, opts.cookieName);
-    if (!token) {
+    const located = token ? store.locate(token) : null;
+    if (!located) {
       request.caller = { kind: 'anonymous' };
       return;
     }
     try {
-      const session = await store.resolve(token);
+      const { record, precount } = await opts.counter.readSessionAndCount(located, limitAddress(request.ip));
+      request.precount = precount;
+      const session = await store.accept(located, record);
       request.caller = session
         ? {
             kind: 'user',

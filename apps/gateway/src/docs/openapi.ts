@@ -1,0 +1,126 @@
+/**
+ * The public API reference, assembled from the services' own route schemas: `GET /api/openapi.json`
+ * merges the OpenAPI 3.1 document each service describes itself with (`GET /internal/openapi.json`,
+ * @atoll/service-kit) and the gateway's own routes, keeping only public paths (the route table's
+ * prefixes, the health routes, the docs). `GET /api/docs` shows it with Scalar, served from the npm
+ * package (no CDN at runtime: its script is `/api/docs/js/scalar.js`, its fonts the system's).
+ *
+ * The merged document is kept for a short while once every service answered; while one does not, the
+ * document is assembled from the others on each request and says which are missing
+ * (`x-atoll-missing`), so the reference never fails as a whole.
+ */
+import { INTERNAL_OPENAPI_PATH } from '@atoll/service-kit';
+import scalar from '@scalar/fastify-api-reference';
+import type { FastifyPluginAsync } from 'fastify';
+import { request as undiciRequest } from 'undici';
+import { ROUTE_TABLE, type Upstream } from '../routes/table.ts';
+
+interface OpenApiDocument {
+  openapi: string;
+  info: Record<string, unknown>;
+  paths?: Record<string, Record<string, unknown>>;
+  components?: Record<string, Record<string, unknown>>;
+  [extension: `x-${string}`]: unknown;
+}
+
+export const OPENAPI_PATH = '/api/openapi.json';
+export const DOCS_PATH = '/api/docs';
+const CACHE_MS = 30_000;
+const DOCS_CSP = [
+  "default-src 'self'",
+  "script-src 'self' 'unsafe-inline'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+function isPublic(path: string): boolean {
+  return (
+    path.startsWith('/health/') ||
+    path.startsWith('/api/docs') ||
+    path === OPENAPI_PATH ||
+    ROUTE_TABLE.some((r) => path === r.prefix || path.startsWith(`${r.prefix}/`))
+  );
+}
+
+/** One document out of several: public paths and components, first come first kept. */
+export function mergeDocuments(parts: OpenApiDocument[], missing: string[]): OpenApiDocument {
+  const merged: OpenApiDocument = {
+    openapi: '3.1.0',
+    info: {
+      title: 'atoll API',
+      version: '1.0.0',
+      description:
+        'The public API of atoll, through its gateway. RealWorld ("Conduit") compatible, plus sessions, sign-in with Google, verification, rankings and notifications. Errors look like {"errors": {"<field>": ["<message>"]}, "code": "<CODE>"}.',
+    },
+    servers: [{ url: '/' }],
+    paths: {},
+    components: {},
+  } as OpenApiDocument;
+  for (const part of parts) {
+    for (const [path, item] of Object.entries(part.paths ?? {})) {
+      if (!isPublic(path)) continue;
+      merged.paths![path] = { ...merged.paths![path], ...item };
+    }
+    for (const [kind, entries] of Object.entries(part.components ?? {})) {
+      merged.components![kind] = { ...entries, ...merged.components![kind] };
+    }
+  }
+  if (missing.length > 0) merged['x-atoll-missing'] = missing;
+  return merged;
+}
+
+export interface DocsOptions {
+  upstreams: Record<Upstream, string>;
+  timeoutMs: number;
+}
+
+const docs: FastifyPluginAsync<DocsOptions> = async (app, opts) => {
+  let cached: { doc: OpenApiDocument; until: number } | null = null;
+
+  const fetchDocument = async (name: Upstream): Promise<OpenApiDocument | null> => {
+    try {
+      const res = await undiciRequest(`${opts.upstreams[name]}${INTERNAL_OPENAPI_PATH}`, {
+        headersTimeout: opts.timeoutMs,
+        bodyTimeout: opts.timeoutMs,
+      });
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        return null;
+      }
+      return (await res.body.json()) as OpenApiDocument;
+    } catch {
+      return null;
+    }
+  };
+
+  app.get(
+    OPENAPI_PATH,
+    { schema: { summary: 'This API reference as OpenAPI 3.1', tags: ['docs'] } },
+    async () => {
+      if (cached && cached.until > Date.now()) return cached.doc;
+      const names = Object.keys(opts.upstreams) as Upstream[];
+      const answers = await Promise.all(names.map(fetchDocument));
+      const missing = names.filter((_, i) => !answers[i]);
+      const parts = answers.filter((a): a is OpenApiDocument => a !== null);
+      const doc = mergeDocuments([app.swagger() as unknown as OpenApiDocument, ...parts], missing);
+      cached = missing.length === 0 ? { doc, until: Date.now() + CACHE_MS } : null;
+      return doc;
+    },
+  );
+
+  await app.register(scalar, {
+    routePrefix: DOCS_PATH,
+    // The page runs Scalar's script and its inline bootstrap, all from this gateway.
+    hooks: {
+      onRequest: async (_request, reply) => {
+        reply.header('content-security-policy', DOCS_CSP);
+      },
+    },
+    configuration: { url: OPENAPI_PATH, withDefaultFonts: false, telemetry: false, pageTitle: 'atoll API' },
+  });
+};
+
+export default docs;

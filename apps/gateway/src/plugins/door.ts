@@ -1,0 +1,73 @@
+/**
+ * What every request meets at the door, before anything is proxied:
+ * - CORS for the origins in CORS_ORIGINS only (@fastify/cors, preflight included, with credentials, the
+ *   request id and rate-limit headers readable by scripts); any other origin gets no CORS headers, so a
+ *   browser refuses it;
+ * - security headers (@fastify/helmet): for JSON a CSP that allows nothing (the API docs page gets its
+ *   own, see docs/openapi.ts);
+ * - JSON only where JSON is expected: a request with a body to a proxied route must say
+ *   `application/json` (or `+json`), else 415 — except the prefixes the route table marks `anyBody`;
+ * - one access log line per request (method, path, status, duration, client address, caller).
+ * The body limit (413) is Fastify's `bodyLimit` (BODY_LIMIT_BYTES); the request id on every response is
+ * @atoll/service-kit's.
+ */
+import { AppError } from '@atoll/service-kit';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { ROUTE_TABLE } from '../routes/table.ts';
+
+export interface DoorOptions {
+  corsOrigins: readonly string[];
+}
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return (length !== undefined && length !== '0') || request.headers['transfer-encoding'] !== undefined;
+}
+
+function expectsJson(path: string): boolean {
+  const route = ROUTE_TABLE.find((r) => path === r.prefix || path.startsWith(`${r.prefix}/`));
+  return route !== undefined && !route.anyBody;
+}
+
+const door: FastifyPluginAsync<DoorOptions> = async (app, opts) => {
+  await app.register(cors, {
+    origin: opts.corsOrigins.length > 0 ? [...opts.corsOrigins] : false,
+    credentials: true,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['authorization', 'content-type'],
+    exposedHeaders: ['x-request-id', 'ratelimit', 'ratelimit-policy', 'retry-after'],
+    maxAge: 600,
+  });
+  await app.register(helmet, {
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  });
+
+  app.addHook('onRequest', async (request) => {
+    if (!BODY_METHODS.has(request.method) || !hasBody(request)) return;
+    if (!expectsJson(request.url.split('?')[0] ?? '')) return;
+    if (!JSON_TYPE.test(request.headers['content-type'] ?? '')) throw new AppError('UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const caller = request.caller;
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ip: request.ip,
+        caller: caller?.kind === 'user' ? caller.identity.userId : (caller?.kind ?? 'anonymous'),
+      },
+      'request completed',
+    );
+  });
+};
+
+export default fp(door, { name: 'gateway-door' });
