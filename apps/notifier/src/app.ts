@@ -8,6 +8,7 @@ import type { NotifierDatabase } from './db.ts';
 import { SCHEMA } from './migrations/index.ts';
 import notificationRoutes from './notifications/notification.routes.ts';
 import preferenceRoutes from './preferences/preferences.routes.ts';
+import { exposeQueueCounts } from './queue-metrics.ts';
 import { workers } from './workers.plugin.ts';
 
 /** The notifier service as a plugin tree; `main.ts` serves it, tests inject into it. */
@@ -27,6 +28,7 @@ export async function buildApp(config: NotifierConfig): Promise<FastifyInstance>
   await app.register(identityPlugin, { secrets: config.identitySecrets });
   // Domain: the workers, schedulers and the recipients consumer
   await app.register(workers, { config });
+  exposeQueueCounts(app.metrics.registry, app.queues);
   // Routes
   const db = dbOf<NotifierDatabase>(app);
   await app.register(notificationRoutes, { db });

@@ -14,7 +14,7 @@ import type { Queue } from 'bullmq';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 
 export const BOARD_PATH = '/api/admin/queues/board';
-const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
 
 function requireAdmin(request: FastifyRequest): void {
   if (!requireIdentity(request).roles.includes('admin')) {
@@ -27,7 +27,7 @@ const adminRoutes: FastifyPluginAsync<{ queues: Queue[] }> = async (app, { queue
 
   app.get('/api/admin/queues', async () => ({
     queues: Object.fromEntries(
-      await Promise.all(queues.map(async (q) => [q.name, await q.getJobCounts(...STATES)] as const)),
+      await Promise.all(queues.map(async (q) => [q.name, await q.getJobCounts(...QUEUE_STATES)] as const)),
     ),
   }));
 
