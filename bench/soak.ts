@@ -29,9 +29,13 @@ export interface SoakResult {
 }
 
 /** The V8 heap in use, from the service's Prometheus metrics when it serves them. */
-async function heapOf(url: string): Promise<number | null> {
+async function heapOf(url: string, token: string): Promise<number | null> {
   try {
-    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    const res = await fetch(`${url}/metrics`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(2000),
+    });
+    const text = await res.text();
     const bytes = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m.exec(text)?.[1];
     return bytes ? Number(bytes) : null;
   } catch {
@@ -46,6 +50,7 @@ export async function soak(opts: {
   token: string;
   slug: string;
   keyPrefix: string;
+  metricsToken: string;
   say: (line: string) => void;
 }): Promise<SoakResult> {
   const { stack, say } = opts;
@@ -89,7 +94,7 @@ export async function soak(opts: {
     for (const [name, proc] of Object.entries(stack.services)) {
       services[name] = {
         rssMiB: proc.child.pid ? mib(rss(proc.child.pid)) : null,
-        heapMiB: mib(await heapOf(proc.url)),
+        heapMiB: mib(await heapOf(proc.url, opts.metricsToken)),
       };
     }
     const memory = await cache.info('memory');

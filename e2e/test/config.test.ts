@@ -34,6 +34,7 @@ const valid: Record<string, Record<string, string>> = {
     DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
     REDIS_CACHE_URL: 'redis://127.0.0.1:1',
     REDIS_QUEUE_URL: 'redis://127.0.0.1:1',
+    AUTH_URL: 'http://127.0.0.1:1',
   },
   notifier: {
     IDENTITY_SECRET: secret,

@@ -52,10 +52,13 @@ describe('redis-queue killed while jobs are being added', () => {
         } catch {
           failed += 1;
           if (killed) return;
+          // A failure before the kill (a slow machine): give the timers a turn rather than spin.
+          await new Promise((r) => setTimeout(r, 5));
         }
       }
     });
-    while (acknowledged.length < 500) await new Promise((r) => setTimeout(r, 5));
+    const deadline = Date.now() + 30_000;
+    while (acknowledged.length < 500 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     await server.kill(); // SIGKILL: no shutdown, no final save
     killed = true;
     await Promise.all(producers);
