@@ -432,11 +432,38 @@ try {
   const drained = await drain(raw, jobs, async () => {
     for (let i = 0; i < jobs; i += bulk.length) await raw.addBulk(bulk);
   });
+  const rawName = `raw BullMQ no-op worker (concurrency ${workerConcurrency})`;
+  record({ group: 'reference', name: rawName, unit: 'jobs/s', ...drained });
+
+  // The notifier's fan-out on the stack's queue: a row, a live event, the recipient's preferences; the
+  // recipients have no address, so no email goes out (the no-op transport).
+  const stackQueue = await connectRedis({
+    url: stack.redis.queue.url,
+    role: 'queue',
+    use: 'producer',
+    name: 'bench:stack-queue',
+    log,
+  });
+  cleanups.push(async () => closeRedis(stackQueue));
+  const notifications = new Queue('notifications', { connection: stackQueue, prefix: keys.bullPrefix() });
+  cleanups.push(() => notifications.close());
+  const notified = await drain(notifications, jobs, async () => {
+    for (let i = 0; i < jobs; i += 100) {
+      await notifications.addBulk(
+        Array.from({ length: 100 }, () => ({
+          name: 'follow',
+          data: { ...payload, recipientId: randomUUID() },
+          opts: { ...QUEUES.notifications.options, jobId: randomUUID() },
+        })),
+      );
+    }
+  });
   record({
-    group: 'reference',
-    name: `raw BullMQ no-op worker (concurrency ${workerConcurrency})`,
+    group: 'atoll',
+    name: `notifier processing (concurrency ${workerConcurrency})`,
     unit: 'jobs/s',
-    ...drained,
+    reference: rawName,
+    ...notified,
   });
 
   // ---- memory: the peak resident set of every service over the run

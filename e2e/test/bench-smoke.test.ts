@@ -45,6 +45,7 @@ describe('pnpm bench --smoke', () => {
       'enqueue through the jobs contract',
       'BullMQ addBulk ×100 (raw), in jobs',
       'raw BullMQ no-op worker (concurrency 16)',
+      'notifier processing (concurrency 16)',
     ])
       expect(names).toContain(expected);
     for (const row of report.rows) {
@@ -55,7 +56,7 @@ describe('pnpm bench --smoke', () => {
     const l1 = report.rows.find((r: { name: string }) => r.name === 'content: L1 hit');
     expect(l1.redis.instance).toBe('cache');
     expect(l1.redis.commands).toBeLessThanOrEqual(0.01);
-    expect(report.targets.length).toBeGreaterThanOrEqual(7);
+    expect(report.targets.length).toBeGreaterThanOrEqual(8);
     for (const service of ['gateway', 'auth', 'content', 'notifier'])
       expect(report.memory[service].peakRssMiB).toBeGreaterThan(10);
     expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain('| target | measured | met |');

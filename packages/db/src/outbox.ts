@@ -21,7 +21,9 @@ export interface OutboxRelayOptions<Row> {
   table: string;
   /** Columns to read besides `id`. */
   columns: string[];
-  deliver: (row: Row & { id: string }) => Promise<void>;
+  /** Delivers one row; or, with `deliverMany`, the whole batch at once (e.g. one BullMQ addBulk). */
+  deliver?: (row: Row & { id: string }) => Promise<void>;
+  deliverMany?: (rows: Array<Row & { id: string }>) => Promise<void>;
   log: RelayLog;
   batch?: number;
 }
@@ -47,7 +49,7 @@ export class OutboxRelay<Row extends Record<string, unknown>> {
   }
 
   private async deliverPending(): Promise<number> {
-    const { db, table, columns, deliver } = this.opts;
+    const { db, table, columns, deliver, deliverMany } = this.opts;
     let delivered = 0;
     try {
       for (;;) {
@@ -55,7 +57,11 @@ export class OutboxRelay<Row extends Record<string, unknown>> {
           const { rows } = await sql<Row & { id: string }>`
             select ${sql.join(['id', ...columns].map((c) => sql.ref(c)))} from ${sql.table(table)}
             where published_at is null order by id limit ${this.batch} for update skip locked`.execute(trx);
-          for (const row of rows) await deliver(row);
+          if (deliverMany) {
+            if (rows.length > 0) await deliverMany(rows);
+          } else {
+            for (const row of rows) await deliver?.(row);
+          }
           if (rows.length > 0) {
             const ids = rows.map((r) => r.id);
             await sql`update ${sql.table(table)} set published_at = now() where id = any(${ids}::bigint[])`.execute(

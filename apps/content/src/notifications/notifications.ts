@@ -1,8 +1,8 @@
 /**
  * Notification jobs for the notifier: a follow, a favorite, a comment and an `@username` mention each
  * become a job of the `notifications` queue (`@atoll/jobs`). The job is written to `job_outbox` in the
- * same transaction as the write that causes it, and a relay enqueues it (`@atoll/db` OutboxRelay) with
- * the outbox row's id as the job id, so a job is never lost, never enqueued without its cause, and never
+ * same transaction as the write that causes it, and a relay enqueues the pending rows in one addBulk
+ * (`@atoll/db` OutboxRelay) with each outbox row's id as its job id, so a job is never lost, never enqueued without its cause, and never
  * enqueued twice. Nobody is notified of their own doing.
  */
 import { OutboxRelay, type RelayLog } from '@atoll/db';
@@ -56,10 +56,16 @@ export function notificationRelay(db: Kysely<ContentDatabase>, producer: Produce
     db,
     table: 'job_outbox',
     columns: ['queue', 'name', 'payload'],
-    deliver: async (row) => {
-      await producer.enqueue('notifications', row.name as Notification, row.payload as never, {
-        jobId: `${row.name}-${row.id}`,
-      });
+    // A batch of pending rows goes out as one addBulk: one round trip, all or nothing.
+    deliverMany: async (rows) => {
+      await producer.enqueueMany(
+        'notifications',
+        rows.map((row) => ({
+          name: row.name as Notification,
+          payload: row.payload as never,
+          jobId: `${row.name}-${row.id}`,
+        })),
+      );
     },
     log,
   });
