@@ -54,6 +54,9 @@ import { soak } from './soak.ts';
 const args = process.argv.slice(2);
 const mode = args.includes('--smoke') ? 'smoke' : args.includes('--soak') ? 'soak' : 'full';
 const outIndex = args.indexOf('--out');
+/** `--profile DIR`: every service writes a V8 CPU profile there when it stops (open in Chrome DevTools). */
+const profileIndex = args.indexOf('--profile');
+const profileDir = profileIndex >= 0 ? (args[profileIndex + 1] as string) : null;
 const outDir = outIndex >= 0 ? (args[outIndex + 1] as string) : join(repoRoot, 'bench', 'results');
 const seconds = mode === 'smoke' ? 1 : Number(process.env.BENCH_SECONDS ?? 5);
 const warmupSeconds = mode === 'smoke' ? 0.3 : 1;
@@ -75,6 +78,7 @@ const BENCH_ENV: Record<string, string> = {
   RATE_LIMIT_AUTH_MAX: '100000000',
   WORKER_CONCURRENCY: String(workerConcurrency),
   METRICS_TOKEN,
+  ...(profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {}),
 };
 const BARE = 'Fastify hello-world';
 
@@ -472,7 +476,7 @@ try {
       ...Object.entries(stack.services).map(([name, proc]) => [name, proc.child.pid] as const),
       ['content (L1 of 1)', contentL2.child.pid] as const,
       ['content (uncached)', contentUncached.child.pid] as const,
-    ].map(([name, pid]) => [name, { peakRssMiB: pid ? mib(peakRss(pid)) : null }]),
+    ].map(([name, pid]) => [name, { pid: pid ?? null, peakRssMiB: pid ? mib(peakRss(pid)) : null }]),
   );
 
   const report: Report = {

@@ -42,7 +42,7 @@ export interface Report {
   durationSeconds: number;
   rows: Row[];
   targets?: Target[];
-  memory: Record<string, { peakRssMiB: number | null }>;
+  memory: Record<string, { pid: number | null; peakRssMiB: number | null }>;
   soak?: unknown;
 }
 

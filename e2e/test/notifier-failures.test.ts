@@ -46,10 +46,10 @@ describe('notifier killed mid-job', () => {
     );
     const email = producer.queueOf('email');
     expect(await eventually(async () => (await email.getJobState('welcome-k')) === 'active')).toBe(true);
-    await new Promise((r) => setTimeout(r, 300)); // the message is at the SMTP server, held
+    expect(await eventually(async () => smtp.held >= 1)).toBe(true); // the message is at the SMTP server, held
     await stack.services.notifier.stop('SIGKILL');
     release();
-    expect(await eventually(async () => smtp.abandoned >= 1)).toBe(true);
+    expect(await eventually(async () => smtp.abandoned >= 1, 20_000)).toBe(true);
     expect(smtp.to(to)).toEqual([]);
 
     restarted = await ServiceProcess.start('notifier', stack.envOf('notifier'));

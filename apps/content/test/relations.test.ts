@@ -189,6 +189,7 @@ describe('relation keys on redis-cache', () => {
       const r = new Relations({ db, redis: own, keys, log: silent });
       expect((await r.favoritedAmong(reader, [a])).has(a)).toBe(false); // set built: empty
       own.disconnect(false);
+      while (own.status !== 'end') await new Promise((res) => setTimeout(res, 10));
       await favorite(reader, a);
       await r.favorited(reader, a, true); // missed: the set on the server still says "not favorited"
       expect(await redis.sismember(keys.favoritesOf(reader), a)).toBe(0);

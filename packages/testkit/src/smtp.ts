@@ -34,6 +34,8 @@ export class SmtpTestServer {
   /** Connections refused (while `refuse` was on) and messages whose sender left before acceptance. */
   refusedConnections = 0;
   abandoned = 0;
+  /** Messages whose DATA arrived while `hold` was on (each waits for the release before acceptance). */
+  held = 0;
   private refusing = false;
   private holding: Promise<void> | null = null;
   private readonly server: SMTPServer;
@@ -63,7 +65,10 @@ export class SmtpTestServer {
       onData(stream, session, callback) {
         void (async () => {
           const raw = Buffer.concat(await stream.toArray());
-          if (self?.holding) await self.holding;
+          if (self?.holding) {
+            self.held += 1;
+            await self.holding;
+          }
           // The sender gave up (or was killed) while we held the message: it was never accepted.
           if ((session as unknown as { closed?: boolean }).closed) {
             if (self) self.abandoned += 1;
