@@ -30,6 +30,8 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     service: 'gateway',
     urls: { session: config.redisSessionUrl },
     commandTimeoutMs: config.redisCommandTimeoutMs,
+    // Concurrent requests' session lookups share writes to redis-session (fewer syscalls under load).
+    autoPipelining: ['session'],
   });
   // At the door: CORS, security headers, JSON only, the access log.
   await app.register(door, { corsOrigins: config.corsOrigins });

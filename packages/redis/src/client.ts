@@ -28,6 +28,12 @@ export interface RedisClientOptions {
   log: Log;
   /** Producer command timeout in ms (default 2000). */
   commandTimeoutMs?: number;
+  /**
+   * Producers only: send the commands issued in the same tick in one write (ioredis auto-pipelining).
+   * Worth it on a client shared by many concurrent requests (the gateway's session lookups); never for
+   * BullMQ connections.
+   */
+  autoPipelining?: boolean;
 }
 
 const settingsByUse: Record<ClientUse, RedisOptions> = {
@@ -55,8 +61,8 @@ export function createRedisClient(opts: RedisClientOptions): Redis {
     connectionName: opts.name,
     connectTimeout: 2000,
     retryStrategy,
-    // BullMQ connections must never auto-pipeline; the others gain little from it: keep one rule.
-    enableAutoPipelining: false,
+    // BullMQ connections must never auto-pipeline; a producer may ask for it.
+    enableAutoPipelining: opts.use === 'producer' && opts.autoPipelining === true,
     ...(opts.use === 'producer' ? { commandTimeout: opts.commandTimeoutMs ?? 2000 } : {}),
   });
   let down = false;

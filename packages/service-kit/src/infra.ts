@@ -25,6 +25,8 @@ export interface RedisPluginOptions {
   urls: Partial<Record<RedisRole, string>>;
   commandTimeoutMs?: number;
   connectWaitMs?: number;
+  /** Roles whose client auto-pipelines (see @atoll/redis `autoPipelining`). */
+  autoPipelining?: RedisRole[];
 }
 
 const redisPlugin: FastifyPluginAsync<RedisPluginOptions> = async (app, opts) => {
@@ -43,6 +45,7 @@ const redisPlugin: FastifyPluginAsync<RedisPluginOptions> = async (app, opts) =>
         log: app.log,
         ...(opts.commandTimeoutMs ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
         ...(opts.connectWaitMs ? { connectWaitMs: opts.connectWaitMs } : {}),
+        ...(opts.autoPipelining?.includes(role) ? { autoPipelining: true } : {}),
       });
     }),
   );
