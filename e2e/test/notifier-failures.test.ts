@@ -47,7 +47,10 @@ describe('notifier killed mid-job', () => {
     const email = producer.queueOf('email');
     expect(await eventually(async () => (await email.getJobState('welcome-k')) === 'active')).toBe(true);
     expect(await eventually(async () => smtp.held >= 1)).toBe(true); // the message is at the SMTP server, held
+    const closedBefore = smtp.sessionsClosed;
     await stack.services.notifier.stop('SIGKILL');
+    // Release only once the SMTP server has seen the killed sender's connection end.
+    expect(await eventually(async () => smtp.sessionsClosed > closedBefore)).toBe(true);
     release();
     expect(await eventually(async () => smtp.abandoned >= 1, 20_000)).toBe(true);
     expect(smtp.to(to)).toEqual([]);

@@ -36,6 +36,8 @@ export class SmtpTestServer {
   abandoned = 0;
   /** Messages whose DATA arrived while `hold` was on (each waits for the release before acceptance). */
   held = 0;
+  /** Client connections that have ended (a sender that quit or was killed). */
+  sessionsClosed = 0;
   private refusing = false;
   private holding: Promise<void> | null = null;
   private readonly server: SMTPServer;
@@ -90,8 +92,12 @@ export class SmtpTestServer {
       },
       onClose(session) {
         (session as unknown as { closed?: boolean }).closed = true;
+        if (self) self.sessionsClosed += 1;
       },
     });
+    // A sender killed or stopped mid-connection resets its socket; that is the sender's business, not a
+    // failure of the test process (without a listener, smtp-server's 'error' would be uncaught).
+    server.on('error', () => undefined);
     self = new SmtpTestServer(server, port);
     server.listen(port, '127.0.0.1');
     await once(server.server, 'listening');
