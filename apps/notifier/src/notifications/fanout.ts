@@ -10,7 +10,8 @@ import type { Kysely } from 'kysely';
 import type { NotificationType, NotifierDatabase } from '../db.ts';
 import type { LivePublisher } from '../live/publisher.ts';
 import { DEFAULT_PREFERENCES } from '../preferences/preferences.repository.ts';
-import { insertOnce, toApi } from './notification.repository.ts';
+import { toApi } from './notification.repository.ts';
+import { NotificationWriter } from './notification.writer.ts';
 
 type Payload = JobPayloads['notifications'][NotificationType];
 
@@ -27,9 +28,11 @@ export function fanOutHandlers(deps: {
   live: LivePublisher;
 }): Handlers<'notifications'> {
   const { db, producer, live } = deps;
+  // Rows of concurrent jobs are written together (one INSERT, one commit): see notification.writer.ts.
+  const writer = new NotificationWriter(db);
   const handle = (type: NotificationType) => async (payload: Payload, meta: { jobId: string }) => {
     const { recipientId, v: _v, ...rest } = payload;
-    const { row } = await insertOnce(db, {
+    const { row } = await writer.insertOnce({
       recipientId,
       type,
       payload: rest,

@@ -13,34 +13,6 @@ export interface NotificationRow {
 
 const COLUMNS = ['id', 'recipient_id', 'type', 'payload', 'created_at', 'read_at'] as const;
 
-/**
- * Inserts the notification of a job, once: a second call with the same key (a retried or stalled job)
- * returns the row the first one wrote, with `created: false`.
- */
-export async function insertOnce(
-  db: Kysely<NotifierDatabase>,
-  row: { recipientId: string; type: NotificationType; payload: Record<string, unknown>; key: string },
-): Promise<{ row: NotificationRow; created: boolean }> {
-  const inserted = await db
-    .insertInto('notifications')
-    .values({
-      recipient_id: row.recipientId,
-      type: row.type,
-      payload: JSON.stringify(row.payload),
-      idempotency_key: row.key,
-    })
-    .onConflict((oc) => oc.column('idempotency_key').doNothing())
-    .returning(COLUMNS)
-    .executeTakeFirst();
-  if (inserted) return { row: inserted, created: true };
-  const existing = await db
-    .selectFrom('notifications')
-    .select(COLUMNS)
-    .where('idempotency_key', '=', row.key)
-    .executeTakeFirstOrThrow();
-  return { row: existing, created: false };
-}
-
 /** A page, newest first: the `limit` notifications older than `before` (an id), or the newest. */
 export function listPage(db: Kysely<NotifierDatabase>, recipientId: string, limit: number, before?: string) {
   let query = db
