@@ -21,7 +21,9 @@ describe('NotificationWriter', () => {
     db = createDb<NotifierDatabase>({
       url: database.url,
       schema: SCHEMA,
-      onQuery: () => void (statements += 1),
+      onQuery: () => {
+        statements += 1;
+      },
     });
   });
   afterAll(async () => {
@@ -44,7 +46,7 @@ describe('NotificationWriter', () => {
     expect(statements).toBeLessThanOrEqual(2);
     expect(written.every((w) => w.created)).toBe(true);
     expect(new Set(written.map((w) => w.row.id)).size).toBe(50);
-    written.forEach((w, i) => expect(w.row.recipient_id).toBe(inputs[i]?.recipientId));
+    for (const [i, w] of written.entries()) expect(w.row.recipient_id).toBe(inputs[i]?.recipientId);
   });
 
   it('gives a retried job the row its first attempt wrote, and one row for a key asked twice at once', async () => {
