@@ -38,7 +38,7 @@ import {
 } from '@atoll/testkit/servers';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { atRate, type HttpTarget, type LoadResult, measure, measureOps } from './lib/load.ts';
+import { atRate, type HttpTarget, type LoadResult, measure, measureOps, opsAtRate } from './lib/load.ts';
 import { mib, peakRss } from './lib/memory.ts';
 import { perRequest } from './lib/redis-stats.ts';
 import {
@@ -144,6 +144,7 @@ async function ops(
   } = {},
 ): Promise<Row> {
   const max = await measureOps(op, { seconds, concurrency: connections, warmupSeconds });
+  const half = await opsAtRate(op, max.rps / 2, halfSeconds);
   const redis = opts.redis
     ? await perRequest(opts.redis.client, () =>
         measureOps(op, { seconds: halfSeconds, concurrency: 1, warmupSeconds: 0 }),
@@ -154,6 +155,7 @@ async function ops(
     name,
     unit: opts.unit ?? 'ops/s',
     ...figures(max),
+    p99Half: half.p99,
     ...(opts.reference ? { reference: opts.reference } : {}),
     ...(redis && opts.redis ? { redis: { instance: opts.redis.instance, ...redis.redis } } : {}),
   });
@@ -163,7 +165,12 @@ const figures = ({ rps, p50, p99, requests, errors }: LoadResult) => ({ rps, p50
 
 function record(row: Row): Row {
   rows.push(row);
-  const redis = row.redis ? `  redis ${row.redis.commands} cmd / ${row.redis.roundTrips} rt` : '';
+  const names = row.redis?.byCommand
+    ? ` (${Object.entries(row.redis.byCommand)
+        .map(([c, n]) => `${c} ${n}`)
+        .join(', ')})`
+    : '';
+  const redis = row.redis ? `  redis ${row.redis.commands} cmd / ${row.redis.roundTrips} rt${names}` : '';
   const half = row.p99Half === undefined ? '' : `  p99@½ ${row.p99Half} ms`;
   say(
     `${row.name.padEnd(44)} ${String(row.rps).padStart(7)} ${row.unit}  p50 ${row.p50} ms  p99 ${row.p99} ms${half}${redis}  errors ${row.errors}`,
@@ -521,7 +528,7 @@ try {
       ...roundTripTarget(rows, 'gateway: authenticated cached read', 1),
       ...roundTripTarget(rows, 'content: L1 hit', 0),
       ...rows
-        .filter((r) => r.group === 'atoll' && r.p99Half !== undefined)
+        .filter((r) => r.group === 'atoll' && r.unit === 'req/s' && r.p99Half !== undefined)
         .flatMap((r) => halfLoadTarget(rows, r.name, BARE, 3)),
     ],
     memory,

@@ -108,3 +108,45 @@ export async function measureOps(
     errors: counter.errors,
   };
 }
+
+/** `op` started at a steady `rate` per second (in 10 ms ticks) for `seconds`: latencies under that load. */
+export async function opsAtRate(
+  op: () => Promise<unknown>,
+  rate: number,
+  seconds: number,
+): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const inflight: Promise<void>[] = [];
+  const perTick = rate / 100;
+  let owed = 0;
+  const started = performance.now();
+  while (performance.now() - started < seconds * 1000) {
+    owed += perTick;
+    for (; owed >= 1; owed -= 1) {
+      const t = performance.now();
+      inflight.push(
+        op().then(
+          () => {
+            latencies.push(performance.now() - t);
+          },
+          () => {
+            errors += 1;
+          },
+        ),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await Promise.all(inflight);
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Number((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2));
+  return {
+    rps: Math.round(latencies.length / seconds),
+    p50: at(0.5),
+    p99: at(0.99),
+    requests: latencies.length,
+    errors,
+  };
+}

@@ -10,20 +10,28 @@ export interface RedisCounters {
   at: number;
   commands: number;
   reads: number;
+  /** Calls per command name, to say which commands a path sends. */
+  byCommand: Record<string, number>;
 }
 
 export async function counters(redis: Redis): Promise<RedisCounters> {
   const [stats, commandstats] = await Promise.all([redis.info('stats'), redis.info('commandstats')]);
   let commands = 0;
-  for (const m of commandstats.matchAll(/cmdstat_([\w|]+):calls=(\d+)/g))
-    if (m[1] !== 'info') commands += Number(m[2]);
+  const byCommand: Record<string, number> = {};
+  for (const m of commandstats.matchAll(/cmdstat_([\w|]+):calls=(\d+)/g)) {
+    if (m[1] === 'info') continue;
+    commands += Number(m[2]);
+    byCommand[m[1] as string] = Number(m[2]);
+  }
   const reads = Number(/total_reads_processed:(\d+)/.exec(stats)?.[1] ?? 0);
-  return { at: performance.now(), commands, reads };
+  return { at: performance.now(), commands, reads, byCommand };
 }
 
 export interface PerRequest {
   commands: number;
   roundTrips: number;
+  /** Per request, by command name (commands run inside a script are counted as themselves too). */
+  byCommand: Record<string, number>;
 }
 
 /** Wraps a measured run: the idle rate first (one second), then the run, then per-request figures. */
@@ -45,7 +53,12 @@ export async function perRequest<T extends { requests: number }>(
   const n = Math.max(1, result.requests);
   const commands = Math.max(0, after.commands - before.commands - idleCommands * seconds) / n;
   const roundTrips = Math.max(0, after.reads - before.reads - 2 - idleReads * seconds) / n;
-  return { ...result, redis: { commands: round(commands), roundTrips: round(roundTrips) } };
+  const byCommand: Record<string, number> = {};
+  for (const [name, calls] of Object.entries(after.byCommand)) {
+    const perRequest = round((calls - (before.byCommand[name] ?? 0)) / n);
+    if (perRequest > 0) byCommand[name] = perRequest;
+  }
+  return { ...result, redis: { commands: round(commands), roundTrips: round(roundTrips), byCommand } };
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;

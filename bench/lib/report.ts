@@ -19,7 +19,7 @@ export interface Row {
   /** The row this one is compared with. */
   reference?: string;
   /** Per request, on the Redis instance the path uses. */
-  redis?: { instance: string; commands: number; roundTrips: number };
+  redis?: { instance: string; commands: number; roundTrips: number; byCommand?: Record<string, number> };
 }
 
 export interface Target {
