@@ -38,7 +38,15 @@ import {
 } from '@atoll/testkit/servers';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { atRate, type HttpTarget, type LoadResult, measure, measureOps, opsAtRate } from './lib/load.ts';
+import {
+  atRate,
+  exactly,
+  type HttpTarget,
+  type LoadResult,
+  measure,
+  measureOps,
+  opsAtRate,
+} from './lib/load.ts';
 import { mib, peakRss } from './lib/memory.ts';
 import { perRequest } from './lib/redis-stats.ts';
 import {
@@ -117,9 +125,7 @@ async function http(
   const max = await measure(target, { seconds, connections, warmupSeconds });
   const half = await atRate(target, max.rps / 2, { seconds: halfSeconds, connections });
   const redis = opts.redis
-    ? await perRequest(opts.redis.client, () =>
-        measure(target, { seconds: halfSeconds, connections: 1, warmupSeconds: 0 }),
-      )
+    ? await perRequest(opts.redis.client, () => exactly(target, mode === 'smoke' ? 300 : 2000))
     : undefined;
   return record({
     group: opts.group ?? 'atoll',
@@ -266,6 +272,8 @@ try {
     cleanups.push(async () => void (await proc.stop()));
     return proc;
   };
+  // Content measured directly on instances of their own (the stack's serves the gateway's paths).
+  const contentL1 = await startContent({});
   const contentL2 = await startContent({ CACHE_L1_MAX_ENTRIES: '1' });
   const contentUncached = await startContent({ CACHE_ENABLED: 'false' });
   const [cacheRedis, sessionRedis] = await Promise.all(
@@ -310,6 +318,11 @@ try {
   await http('node:http hello-world', { url: nodeHttp, requests: [{ path: '/' }] }, { group: 'reference' });
   await http(BARE, { url: bare, requests: [{ path: '/' }] }, { group: 'reference' });
   await http(
+    'Fastify, the same 2.5 KB bytes as an article',
+    { url: bare, requests: [{ path: '/article' }] },
+    { group: 'reference', reference: BARE },
+  );
+  await http(
     'Fastify proxy → Fastify hello-world',
     { url: proxy, requests: [{ path: '/' }] },
     {
@@ -349,7 +362,7 @@ try {
   );
   await http(
     'content: L1 hit',
-    { url: stack.services.content.url, requests: [read(slugs[0] as string)] },
+    { url: contentL1.url, requests: [read(slugs[0] as string)] },
     {
       reference: BARE,
       redis: { client: cacheRedis as Redis, instance: 'cache' },
@@ -498,6 +511,7 @@ try {
   const memory = Object.fromEntries(
     [
       ...Object.entries(stack.services).map(([name, proc]) => [name, proc.child.pid] as const),
+      ['content (direct, L1)', contentL1.child.pid] as const,
       ['content (L1 of 1)', contentL2.child.pid] as const,
       ['content (uncached)', contentUncached.child.pid] as const,
     ].map(([name, pid]) => [name, { pid: pid ?? null, peakRssMiB: pid ? mib(peakRss(pid)) : null }]),

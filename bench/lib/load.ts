@@ -60,6 +60,21 @@ export async function measure(
   return run(target, opts);
 }
 
+/**
+ * Exactly `amount` requests over one connection, one at a time: for counting what each request costs
+ * elsewhere (autocannon's duration-based totals are built from per-second samples and drift).
+ */
+export async function exactly(target: HttpTarget, amount: number): Promise<LoadResult> {
+  const r = await autocannon({ url: target.url, connections: 1, amount, requests: target.requests });
+  return {
+    rps: Math.round(r.requests.average),
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    requests: amount,
+    errors: r.errors + r.timeouts + r.non2xx,
+  };
+}
+
 /** The same requests at a fixed overall rate (requests per second). */
 export function atRate(target: HttpTarget, rate: number, opts: LoadOptions): Promise<LoadResult> {
   return run(target, { ...opts, rate: Math.max(1, Math.round(rate)) });
