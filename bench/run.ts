@@ -311,201 +311,209 @@ try {
   const read = (slug: string) => ({ path: `/api/articles/${slug}` });
   const auth = { authorization: `Token ${token}` };
 
-  // ---- references
-  const nodeHttp = await reference('node-http.ts', 'content');
-  const bare = await reference('bare-fastify.ts', 'content');
-  const proxy = await reference('fastify-proxy.ts', 'gateway', { UPSTREAM: bare });
-  await http('node:http hello-world', { url: nodeHttp, requests: [{ path: '/' }] }, { group: 'reference' });
-  await http(BARE, { url: bare, requests: [{ path: '/' }] }, { group: 'reference' });
-  await http(
-    'Fastify, the same 2.5 KB bytes as an article',
-    { url: bare, requests: [{ path: '/article' }] },
-    { group: 'reference', reference: BARE },
-  );
-  await http(
-    'Fastify proxy → Fastify hello-world',
-    { url: proxy, requests: [{ path: '/' }] },
-    {
+  // Every path and its reference (the soak mode skips them and measures memory over time instead).
+  const measureAll = async () => {
+    // ---- references
+    const nodeHttp = await reference('node-http.ts', 'content');
+    const bare = await reference('bare-fastify.ts', 'content');
+    const proxy = await reference('fastify-proxy.ts', 'gateway', { UPSTREAM: bare });
+    await http('node:http hello-world', { url: nodeHttp, requests: [{ path: '/' }] }, { group: 'reference' });
+    await http(BARE, { url: bare, requests: [{ path: '/' }] }, { group: 'reference' });
+    await http(
+      'Fastify, the same 2.5 KB bytes as an article',
+      { url: bare, requests: [{ path: '/article' }] },
+      { group: 'reference', reference: BARE },
+    );
+    await http(
+      'Fastify proxy → Fastify hello-world',
+      { url: proxy, requests: [{ path: '/' }] },
+      {
+        group: 'reference',
+        reference: BARE,
+      },
+    );
+    const refRedis = await RedisServer.start('cache');
+    const refQueue = await RedisServer.start('queue');
+    cleanups.push(
+      () => refRedis.dispose(),
+      () => refQueue.dispose(),
+    );
+    await redisBenchmark(refRedis.url, 1);
+    await redisBenchmark(refRedis.url, 16);
+
+    // ---- atoll over HTTP
+    await http(
+      'gateway: anonymous cached read',
+      { url: gateway, requests: [read(slugs[0] as string)] },
+      {
+        reference: BARE,
+        redis: { client: sessionRedis as Redis, instance: 'session' },
+      },
+    );
+    await http(
+      'gateway: authenticated cached read',
+      { url: gateway, requests: [{ ...read(slugs[0] as string), headers: auth }] },
+      { reference: BARE, redis: { client: sessionRedis as Redis, instance: 'session' } },
+    );
+    await http(
+      'gateway: proxied pass-through (GET /api/tags)',
+      { url: gateway, requests: [{ path: '/api/tags' }] },
+      {
+        reference: BARE,
+      },
+    );
+    await http(
+      'content: L1 hit',
+      { url: contentL1.url, requests: [read(slugs[0] as string)] },
+      {
+        reference: BARE,
+        redis: { client: cacheRedis as Redis, instance: 'cache' },
+      },
+    );
+    await http(
+      'content: L2 hit',
+      { url: contentL2.url, requests: slugs.map(read) },
+      {
+        reference: BARE,
+        redis: { client: cacheRedis as Redis, instance: 'cache' },
+      },
+    );
+    await http(
+      'content: uncached',
+      { url: contentUncached.url, requests: slugs.map(read) },
+      {
+        reference: BARE,
+      },
+    );
+    await http(
+      'gateway: create article',
+      {
+        url: gateway,
+        requests: [
+          {
+            path: '/api/articles',
+            method: 'POST',
+            headers: { ...auth, 'content-type': 'application/json' },
+            body: JSON.stringify({ article: { title: 'Written under load', ...article } }),
+          },
+        ],
+      },
+      { reference: BARE },
+    );
+
+    // ---- in this process: session resolution, enqueues, workers
+    const keys = createKeys(keyPrefix);
+    await ops('redis GET (ioredis, one client)', () => (sessionRedis as Redis).get('bench:nothing'), {
       group: 'reference',
-      reference: BARE,
-    },
-  );
-  const refRedis = await RedisServer.start('cache');
-  const refQueue = await RedisServer.start('queue');
-  cleanups.push(
-    () => refRedis.dispose(),
-    () => refQueue.dispose(),
-  );
-  await redisBenchmark(refRedis.url, 1);
-  await redisBenchmark(refRedis.url, 16);
-
-  // ---- atoll over HTTP
-  await http(
-    'gateway: anonymous cached read',
-    { url: gateway, requests: [read(slugs[0] as string)] },
-    {
-      reference: BARE,
       redis: { client: sessionRedis as Redis, instance: 'session' },
-    },
-  );
-  await http(
-    'gateway: authenticated cached read',
-    { url: gateway, requests: [{ ...read(slugs[0] as string), headers: auth }] },
-    { reference: BARE, redis: { client: sessionRedis as Redis, instance: 'session' } },
-  );
-  await http(
-    'gateway: proxied pass-through (GET /api/tags)',
-    { url: gateway, requests: [{ path: '/api/tags' }] },
-    {
-      reference: BARE,
-    },
-  );
-  await http(
-    'content: L1 hit',
-    { url: contentL1.url, requests: [read(slugs[0] as string)] },
-    {
-      reference: BARE,
-      redis: { client: cacheRedis as Redis, instance: 'cache' },
-    },
-  );
-  await http(
-    'content: L2 hit',
-    { url: contentL2.url, requests: slugs.map(read) },
-    {
-      reference: BARE,
-      redis: { client: cacheRedis as Redis, instance: 'cache' },
-    },
-  );
-  await http(
-    'content: uncached',
-    { url: contentUncached.url, requests: slugs.map(read) },
-    {
-      reference: BARE,
-    },
-  );
-  await http(
-    'gateway: create article',
-    {
-      url: gateway,
-      requests: [
-        {
-          path: '/api/articles',
-          method: 'POST',
-          headers: { ...auth, 'content-type': 'application/json' },
-          body: JSON.stringify({ article: { title: 'Written under load', ...article } }),
-        },
-      ],
-    },
-    { reference: BARE },
-  );
+    });
+    const sessions = new SessionStore(sessionRedis as Redis, keys);
+    await ops('session resolution alone', () => sessions.resolve(token), {
+      reference: 'redis GET (ioredis, one client)',
+      redis: { client: sessionRedis as Redis, instance: 'session' },
+    });
 
-  // ---- in this process: session resolution, enqueues, workers
-  const keys = createKeys(keyPrefix);
-  await ops('redis GET (ioredis, one client)', () => (sessionRedis as Redis).get('bench:nothing'), {
-    group: 'reference',
-    redis: { client: sessionRedis as Redis, instance: 'session' },
-  });
-  const sessions = new SessionStore(sessionRedis as Redis, keys);
-  await ops('session resolution alone', () => sessions.resolve(token), {
-    reference: 'redis GET (ioredis, one client)',
-    redis: { client: sessionRedis as Redis, instance: 'session' },
-  });
+    const queueClient = await connectRedis({
+      url: refQueue.url,
+      role: 'queue',
+      use: 'producer',
+      name: 'bench:queue',
+      log,
+    });
+    cleanups.push(async () => closeRedis(queueClient));
+    const raw = new Queue('bench-raw', { connection: queueClient, prefix: '{benchraw}' });
+    cleanups.push(() => raw.close());
+    const payload = {
+      v: 1 as const,
+      actorId: randomUUID(),
+      actorUsername: 'bench',
+      recipientId: randomUUID(),
+      occurredAt: new Date().toISOString(),
+    };
+    await ops('BullMQ Queue.add (raw)', () => raw.add('follow', payload, { removeOnComplete: true }), {
+      group: 'reference',
+      unit: 'jobs/s',
+    });
+    const producer = new Producer(queueClient, createKeys('benchq'));
+    cleanups.push(() => producer.close());
+    await ops(
+      'enqueue through the jobs contract',
+      () => producer.enqueue('notifications', 'follow', payload),
+      {
+        unit: 'jobs/s',
+        reference: 'BullMQ Queue.add (raw)',
+      },
+    );
+    const bulk = Array.from({ length: 100 }, () => ({
+      name: 'follow',
+      data: payload,
+      opts: { removeOnComplete: { count: 1000 } },
+    }));
+    // Jobs per second through addBulk of 100 (p50/p99 are per addBulk call).
+    const bulkLoad = await measureOps(() => raw.addBulk(bulk), {
+      seconds,
+      concurrency: connections,
+      warmupSeconds,
+    });
+    record({
+      group: 'reference',
+      name: 'BullMQ addBulk ×100 (raw), in jobs',
+      unit: 'jobs/s',
+      ...figures(bulkLoad),
+      rps: bulkLoad.rps * 100,
+    });
 
-  const queueClient = await connectRedis({
-    url: refQueue.url,
-    role: 'queue',
-    use: 'producer',
-    name: 'bench:queue',
-    log,
-  });
-  cleanups.push(async () => closeRedis(queueClient));
-  const raw = new Queue('bench-raw', { connection: queueClient, prefix: '{benchraw}' });
-  cleanups.push(() => raw.close());
-  const payload = {
-    v: 1 as const,
-    actorId: randomUUID(),
-    actorUsername: 'bench',
-    recipientId: randomUUID(),
-    occurredAt: new Date().toISOString(),
+    await raw.obliterate({ force: true });
+    const worker = ServiceProcess.spawn(
+      'content',
+      {
+        REDIS_URL: refQueue.url,
+        QUEUE: 'bench-raw',
+        PREFIX: '{benchraw}',
+        CONCURRENCY: String(workerConcurrency),
+      },
+      { entry: '../../bench/refs/bullmq-worker.ts' },
+    );
+    cleanups.push(async () => void (await worker.stop()));
+    await worker.waitForLog((l) => l.msg === 'listening');
+    const drained = await drain(raw, jobs, async () => {
+      for (let i = 0; i < jobs; i += bulk.length) await raw.addBulk(bulk);
+    });
+    const rawName = `raw BullMQ no-op worker (concurrency ${workerConcurrency})`;
+    record({ group: 'reference', name: rawName, unit: 'jobs/s', ...drained });
+
+    // The notifier's fan-out on the stack's queue: a row, a live event, the recipient's preferences; the
+    // recipients have no address, so no email goes out (the no-op transport).
+    const stackQueue = await connectRedis({
+      url: stack.redis.queue.url,
+      role: 'queue',
+      use: 'producer',
+      name: 'bench:stack-queue',
+      log,
+    });
+    cleanups.push(async () => closeRedis(stackQueue));
+    const notifications = new Queue('notifications', { connection: stackQueue, prefix: keys.bullPrefix() });
+    cleanups.push(() => notifications.close());
+    const notified = await drain(notifications, jobs, async () => {
+      for (let i = 0; i < jobs; i += 100) {
+        await notifications.addBulk(
+          Array.from({ length: 100 }, () => ({
+            name: 'follow',
+            data: { ...payload, recipientId: randomUUID() },
+            opts: { ...QUEUES.notifications.options, jobId: randomUUID() },
+          })),
+        );
+      }
+    });
+    record({
+      group: 'atoll',
+      name: `notifier processing (concurrency ${workerConcurrency})`,
+      unit: 'jobs/s',
+      reference: rawName,
+      ...notified,
+    });
   };
-  await ops('BullMQ Queue.add (raw)', () => raw.add('follow', payload, { removeOnComplete: true }), {
-    group: 'reference',
-    unit: 'jobs/s',
-  });
-  const producer = new Producer(queueClient, createKeys('benchq'));
-  cleanups.push(() => producer.close());
-  await ops('enqueue through the jobs contract', () => producer.enqueue('notifications', 'follow', payload), {
-    unit: 'jobs/s',
-    reference: 'BullMQ Queue.add (raw)',
-  });
-  const bulk = Array.from({ length: 100 }, () => ({
-    name: 'follow',
-    data: payload,
-    opts: { removeOnComplete: { count: 1000 } },
-  }));
-  // Jobs per second through addBulk of 100 (p50/p99 are per addBulk call).
-  const bulkLoad = await measureOps(() => raw.addBulk(bulk), {
-    seconds,
-    concurrency: connections,
-    warmupSeconds,
-  });
-  record({
-    group: 'reference',
-    name: 'BullMQ addBulk ×100 (raw), in jobs',
-    unit: 'jobs/s',
-    ...figures(bulkLoad),
-    rps: bulkLoad.rps * 100,
-  });
-
-  await raw.obliterate({ force: true });
-  const worker = ServiceProcess.spawn(
-    'content',
-    {
-      REDIS_URL: refQueue.url,
-      QUEUE: 'bench-raw',
-      PREFIX: '{benchraw}',
-      CONCURRENCY: String(workerConcurrency),
-    },
-    { entry: '../../bench/refs/bullmq-worker.ts' },
-  );
-  cleanups.push(async () => void (await worker.stop()));
-  await worker.waitForLog((l) => l.msg === 'listening');
-  const drained = await drain(raw, jobs, async () => {
-    for (let i = 0; i < jobs; i += bulk.length) await raw.addBulk(bulk);
-  });
-  const rawName = `raw BullMQ no-op worker (concurrency ${workerConcurrency})`;
-  record({ group: 'reference', name: rawName, unit: 'jobs/s', ...drained });
-
-  // The notifier's fan-out on the stack's queue: a row, a live event, the recipient's preferences; the
-  // recipients have no address, so no email goes out (the no-op transport).
-  const stackQueue = await connectRedis({
-    url: stack.redis.queue.url,
-    role: 'queue',
-    use: 'producer',
-    name: 'bench:stack-queue',
-    log,
-  });
-  cleanups.push(async () => closeRedis(stackQueue));
-  const notifications = new Queue('notifications', { connection: stackQueue, prefix: keys.bullPrefix() });
-  cleanups.push(() => notifications.close());
-  const notified = await drain(notifications, jobs, async () => {
-    for (let i = 0; i < jobs; i += 100) {
-      await notifications.addBulk(
-        Array.from({ length: 100 }, () => ({
-          name: 'follow',
-          data: { ...payload, recipientId: randomUUID() },
-          opts: { ...QUEUES.notifications.options, jobId: randomUUID() },
-        })),
-      );
-    }
-  });
-  record({
-    group: 'atoll',
-    name: `notifier processing (concurrency ${workerConcurrency})`,
-    unit: 'jobs/s',
-    reference: rawName,
-    ...notified,
-  });
+  if (mode !== 'soak') await measureAll();
 
   // ---- memory: the peak resident set of every service over the run
   const memory = Object.fromEntries(
@@ -556,7 +564,7 @@ try {
       metricsToken: METRICS_TOKEN,
       say,
     });
-  const written = writeReport(report, outDir);
+  const written = writeReport(report, outDir, mode === 'soak' ? 'soak' : 'latest');
   say(`\n${written.markdown}\n\nwritten to ${written.files.join(', ')}`);
 } finally {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);

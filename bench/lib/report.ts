@@ -129,6 +129,31 @@ export function markdown(report: Report): string {
     for (const t of report.targets)
       lines.push(`| ${t.what} | ${format(t.value, t.as)} | ${t.met ? 'yes' : '**no**'} |`);
   }
+  const soak = report.soak as
+    | {
+        minutes: number;
+        readRate: number;
+        enqueueRate: number;
+        growth: Record<string, { rssPercent: number | null; heapPercent: number | null }>;
+        samples: Array<{ cache: { usedMiB: number; maxMiB: number; evictedKeys: number } }>;
+        met: boolean;
+      }
+    | undefined;
+  if (soak) {
+    const last = soak.samples[soak.samples.length - 1];
+    lines.push(
+      '',
+      `Soak: ${soak.minutes} min at ${Math.round(soak.readRate)} authenticated reads/s and ${Math.round(soak.enqueueRate)} enqueues/s; ` +
+        `growth from the end of the warm-up (first fifth) to the end (target: under 10%): ${soak.met ? 'met' : '**not met**'}.`,
+      `The cache instance ended at ${last?.cache.usedMiB} MiB of ${last?.cache.maxMiB} MiB maxmemory, ${last?.cache.evictedKeys} keys evicted.`,
+      '',
+      '| service | RSS growth | heap growth |',
+      '|---|---:|---:|',
+      ...Object.entries(soak.growth).map(
+        ([name, g]) => `| ${name} | ${g.rssPercent ?? 'n/a'}% | ${g.heapPercent ?? 'n/a'}% |`,
+      ),
+    );
+  }
   lines.push('', '| service | peak RSS (MiB) |', '|---|---:|');
   for (const [name, m] of Object.entries(report.memory)) lines.push(`| ${name} | ${m.peakRssMiB ?? 'n/a'} |`);
   return lines.join('\n');
@@ -165,12 +190,17 @@ export function chart(report: Report): string {
   ].join('\n');
 }
 
-export function writeReport(report: Report, dir: string): { markdown: string; files: string[] } {
+/** Writes `<name>.json`, `<name>.md` and `<name>.svg` (`latest` for a run, `soak` for a soak). */
+export function writeReport(
+  report: Report,
+  dir: string,
+  name = 'latest',
+): { markdown: string; files: string[] } {
   mkdirSync(dir, { recursive: true });
   const md = markdown(report);
-  const files = [join(dir, 'latest.json'), join(dir, 'latest.md'), join(dir, 'latest.svg')];
+  const files = [join(dir, `${name}.json`), join(dir, `${name}.md`), join(dir, `${name}.svg`)];
   writeFileSync(files[0] as string, `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(files[1] as string, `${md}\n\n![targets](latest.svg)\n`);
+  writeFileSync(files[1] as string, `${md}\n\n![targets](${name}.svg)\n`);
   writeFileSync(files[2] as string, `${chart(report)}\n`);
   return { markdown: md, files };
 }
