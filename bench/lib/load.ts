@@ -112,13 +112,9 @@ export async function measureOps(
   const until = started + opts.seconds * 1000;
   await Promise.all(Array.from({ length: opts.concurrency }, () => loop(until, latencies, counter)));
   const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) =>
-    Number((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2));
   return {
     rps: Math.round(counter.n / elapsed),
-    p50: at(0.5),
-    p99: at(0.99),
+    ...percentiles(latencies),
     requests: counter.n,
     errors: counter.errors,
   };
@@ -154,14 +150,18 @@ export async function opsAtRate(
     await new Promise((r) => setTimeout(r, 10));
   }
   await Promise.all(inflight);
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) =>
-    Number((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2));
   return {
     rps: Math.round(latencies.length / seconds),
-    p50: at(0.5),
-    p99: at(0.99),
+    ...percentiles(latencies),
     requests: latencies.length,
     errors,
   };
+}
+
+/** p50 and p99 of latencies in milliseconds (sorts them in place). */
+function percentiles(latencies: number[]): { p50: number; p99: number } {
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Number((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2));
+  return { p50: at(0.5), p99: at(0.99) };
 }
