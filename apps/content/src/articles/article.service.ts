@@ -136,8 +136,11 @@ export class ArticleService {
     return this.cache.get(`article:${encodeURIComponent(slug)}`, load, dependencies);
   }
 
-  /** The shared part of many list items at once: cached ones from L1/L2, the rest in two queries. */
-  private async summaries(ids: string[]): Promise<SharedSummary[]> {
+  /**
+   * The shared part of many list items (or of activity entries) at once: cached ones from L1/L2, the
+   * rest in two queries; in the order given, deleted articles left out.
+   */
+  async summaries(ids: string[]): Promise<SharedSummary[]> {
     const load = async (wanted: string[]) => {
       // Ids may come from the cache instance (a ranking): only well-formed ones reach PostgreSQL.
       const rows = await findArticlesByIds(
@@ -277,11 +280,6 @@ export class ArticleService {
   }
 
   private readonly anonymousBodies = new WeakMap<SharedArticle, Buffer>();
-
-  /** Summaries by id (for activity), in the order given; deleted articles are left out. */
-  async summariesOf(ids: string[]) {
-    return this.summaries(ids);
-  }
 
   async load(slug: string): Promise<ArticleRow> {
     const row = await findArticleBySlug(this.db, slug);

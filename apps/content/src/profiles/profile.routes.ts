@@ -52,7 +52,7 @@ const profileRoutes: FastifyPluginAsyncTypebox<{
       const profile = await profiles.get(request.params.username);
       const recent = await relations.recentActivity(profile.userId, relations.activityLength);
       const summaries = new Map(
-        (await articles.summariesOf([...new Set(recent.map((a) => a.articleId))])).map((s) => [s.id, s]),
+        (await articles.summaries([...new Set(recent.map((a) => a.articleId))])).map((s) => [s.id, s]),
       );
       // An article deleted since is left out; so is the activity on it.
       const shown = recent.flatMap((a) => {

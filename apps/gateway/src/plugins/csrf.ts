@@ -35,14 +35,15 @@ function carriesSessionCookie(request: FastifyRequest, cookieName: string): bool
 
 const csrfPlugin: FastifyPluginAsync<CsrfOptions> = async (app, opts) => {
   const trusted = new Set(opts.trustedOrigins.map((o) => o.replace(/\/$/, '')));
-  app.addHook('onRequest', async (request) => {
-    if (SAFE.has(request.method) || request.headers.authorization) return;
-    if (!carriesSessionCookie(request, opts.cookieName)) return;
+  // A callback hook (no promise per request): it runs on every request.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (SAFE.has(request.method) || request.headers.authorization) return done();
+    if (!carriesSessionCookie(request, opts.cookieName)) return done();
     const origin = originOf(request);
     const own = `${request.protocol}://${request.host}`;
-    if (origin && (origin === own || trusted.has(origin))) return;
+    if (origin && (origin === own || trusted.has(origin))) return done();
     request.log.warn({ origin }, 'cross-site request with the session cookie refused');
-    throw new AppError('CSRF_ORIGIN_REJECTED');
+    done(new AppError('CSRF_ORIGIN_REJECTED'));
   });
 };
 

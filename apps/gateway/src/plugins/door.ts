@@ -69,13 +69,16 @@ const door: FastifyPluginAsync<DoorOptions> = async (app, opts) => {
     done();
   });
 
-  app.addHook('onRequest', async (request) => {
-    if (!BODY_METHODS.has(request.method) || !hasBody(request)) return;
-    if (!expectsJson(request.url.split('?')[0] ?? '')) return;
-    if (!JSON_TYPE.test(request.headers['content-type'] ?? '')) throw new AppError('UNSUPPORTED_MEDIA_TYPE');
+  // Callback hooks (no promise per request): they run on every request.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (!BODY_METHODS.has(request.method) || !hasBody(request)) return done();
+    if (!expectsJson(request.url.split('?')[0] ?? '')) return done();
+    if (!JSON_TYPE.test(request.headers['content-type'] ?? ''))
+      return done(new AppError('UNSUPPORTED_MEDIA_TYPE'));
+    done();
   });
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const caller = request.caller;
     request.log.info(
       {
@@ -88,6 +91,7 @@ const door: FastifyPluginAsync<DoorOptions> = async (app, opts) => {
       },
       'request completed',
     );
+    done();
   });
 };
 
