@@ -35,7 +35,7 @@ describe('PostgreSQL down', () => {
       databaseUrl: database.url,
       identitySecret: IDENTITY_SECRET,
       retainLogs: true,
-      env: { ...GENEROUS_LIMITS, CACHE_TTL_S: '1', CACHE_GRACE_S: '60' },
+      env: { ...GENEROUS_LIMITS, CACHE_TTL_S: '1', CACHE_GRACE_S: '60', RANKINGS_RECOMPUTE_S: '1' },
     });
     api = apiClient(stack.gatewayUrl);
   }, 90_000);
@@ -66,7 +66,13 @@ describe('PostgreSQL down', () => {
     await new Promise((r) => setTimeout(r, 1500)); // the cached entry is now past its 1 s TTL, within its grace
     const read = await api('GET', `/api/articles/${slug}`);
     const content = stack.services.content;
-    expect(read.status, `content running: ${content.running}; ${content.stderr.slice(-800)}`).toBe(200);
+    expect(
+      read.status,
+      `content running: ${content.running}; ${content.stderr.slice(-800)} ${content.logs
+        .slice(-8)
+        .map((l) => JSON.stringify(l))
+        .join('\n')}`,
+    ).toBe(200);
     expect(read.body).toEqual(before);
     for (const [i, path] of shared.entries()) expect((await api('GET', path)).body, path).toEqual(warm[i]);
     // the viewer's flags come from redis-cache's relation sets, so a signed-in list page answers too

@@ -34,6 +34,13 @@ export function createDb<DB>(opts: DbOptions): Kysely<DB> {
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
+  // Nor may a checked-out one: pg-pool drops its own listener while a client is lent out, and a client
+  // that loses its connection between two queries (a transaction awaiting Redis, say) emits 'error'.
+  // Without a listener that is an uncaught exception; with one, the next query on it fails instead, the
+  // transaction rejects, and the broken client is discarded when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   const onQuery = opts.onQuery;
   return new Kysely<DB>({
     dialect: new PostgresDialect({ pool }),

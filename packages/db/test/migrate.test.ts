@@ -82,4 +82,25 @@ describe('migrations on a real PostgreSQL database', () => {
     expect(errors[0]).toMatch(/^svc: migration failed: /);
     expect(errors[1]).toMatch(/^DATABASE_URL is missing/);
   });
+
+  it('survives a connection lost inside a transaction while it waits for something else', async () => {
+    const db = createDb<any>({ url: database.url, schema: 'lost' });
+    const admin = createDb<any>({ url: database.url, schema: 'lost' });
+    try {
+      const outcome = db.transaction().execute(async (trx) => {
+        const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+        // The connection is lent out and idle in the transaction (as while an outbox batch goes to Redis)
+        // when the server ends it.
+        await sql`select pg_terminate_backend(${rows[0]?.pid})`.execute(admin);
+        await new Promise((r) => setTimeout(r, 200));
+        await sql`select 1`.execute(trx);
+      });
+      await expect(outcome).rejects.toThrow();
+      // The process is still here (no uncaught 'error' event), and the pool serves new queries.
+      expect(await pingDb(db)).toBe(true);
+    } finally {
+      await db.destroy();
+      await admin.destroy();
+    }
+  });
 });
