@@ -50,7 +50,7 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     timeouts: config.session.timeouts,
     counter,
   });
-  await app.register(csrf, { cookieName: config.session.cookieName, trustedOrigins: config.trustedOrigins });
+  await app.register(csrf, { allowedOrigins: config.corsOrigins });
   await app.register(rateLimits, { counter, limits: config.rateLimits, registry: app.metrics.registry });
   // Routes
   await app.register(healthServices, {

@@ -44,17 +44,11 @@ export const EnvSchema = Type.Object({
   }),
   SSE_HEARTBEAT_MS: Env.milliseconds(15_000, 'how often an idle live stream gets a heartbeat comment'),
   ...sessionEnv(),
-  TRUSTED_ORIGINS: Type.String({
-    default: '',
-    pattern: ORIGIN_LIST,
-    description:
-      "comma-separated origins (e.g. https://app.example.com) whose pages may send cookie-authenticated writes; the gateway's own origin always may",
-  }),
   CORS_ORIGINS: Type.String({
     default: '',
     pattern: ORIGIN_LIST,
     description:
-      'comma-separated origins (e.g. https://app.example.com) whose pages may call the API from a browser (CORS, with credentials)',
+      "comma-separated origins (e.g. https://app.example.com) whose pages may call the API from a browser (CORS, with credentials) and make cookie-authenticated writes; the gateway's own origin always may",
   }),
   TRUSTED_PROXIES: Type.String({
     default: '',
@@ -67,9 +61,15 @@ export const EnvSchema = Type.Object({
     default: 256 * 1024,
     description: 'the largest request body the gateway accepts (413 above it), in bytes',
   }),
-  ...tierEnv('ANONYMOUS', 300, 60, 'one client address (IPv6: one /64) without a session'),
+  ...tierEnv('ANONYMOUS', 600, 60, 'one client address (IPv6: one /64) without a session'),
   ...tierEnv('USER', 1200, 60, 'one signed-in user'),
-  ...tierEnv('AUTH', 20, 60, 'one client address to register, sign in, verify or reset'),
+  ...tierEnv(
+    'AUTH',
+    300,
+    60,
+    'one client address to sign up, log in, start Google sign-in or check a code or reset token (failed attempts are limited by auth, LOGIN_*)',
+  ),
+  ...tierEnv('MAIL', 10, 600, 'one client address to ask for a verification code or a password reset email'),
   RATE_LIMIT_ON_STORE_ERROR: Type.Union([Type.Literal('open'), Type.Literal('closed')], {
     default: 'open',
     description:
@@ -77,7 +77,7 @@ export const EnvSchema = Type.Object({
   }),
 });
 
-export type Tier = 'anonymous' | 'user' | 'auth';
+export type Tier = 'anonymous' | 'user' | 'auth' | 'mail';
 
 export interface TierLimit {
   max: number;
@@ -93,7 +93,6 @@ export interface GatewayConfig extends ServiceConfig {
   upstreamRouteTimeouts: Array<{ prefix: string; timeoutMs: number }>;
   sseHeartbeatMs: number;
   session: ReturnType<typeof sessionConfig>;
-  trustedOrigins: string[];
   corsOrigins: string[];
   trustedProxies: string[];
   bodyLimitBytes: number;
@@ -135,7 +134,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       .sort((a, b) => b.prefix.length - a.prefix.length),
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     session: sessionConfig(e),
-    trustedOrigins: list(e.TRUSTED_ORIGINS),
     corsOrigins: list(e.CORS_ORIGINS),
     trustedProxies: parseProxies(e.TRUSTED_PROXIES),
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
@@ -143,6 +141,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       anonymous: tier('ANONYMOUS'),
       user: tier('USER'),
       auth: tier('AUTH'),
+      mail: tier('MAIL'),
       onStoreError: e.RATE_LIMIT_ON_STORE_ERROR,
     },
   };

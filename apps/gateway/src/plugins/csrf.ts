@@ -1,50 +1,65 @@
 /**
- * CSRF protection for browsers. A state-changing request (anything but GET, HEAD, OPTIONS) that carries
- * the session cookie must come from an allowed origin: its `Origin` (or, without one, its `Referer`) is
- * the gateway's own origin or one of TRUSTED_ORIGINS. Requests that authenticate with the
- * `Authorization` header are not affected: a browser never adds that header by itself, so another site
- * cannot forge it. Rejected requests get 403 before anything reaches a service.
+ * CSRF protection that stops cross-site browser requests and nothing else (docs/decisions.md, "CSRF").
+ *
+ * Only a write (anything but GET, HEAD, OPTIONS) that the session cookie authenticates is checked. A
+ * request that sends `Authorization` is authenticated by that header and its cookie is ignored
+ * (session.ts), so no cookie rule applies: a page on another site cannot make a browser add that header.
+ * A cookie-authenticated write passes when the browser says it came from this site, as current browsers
+ * allow it to be decided (the rules of Go 1.25's `CrossOriginProtection`):
+ * 1. its `Origin` is one of CORS_ORIGINS: pass;
+ * 2. it has `Sec-Fetch-Site`: pass only for `same-origin` or `none` (typed by the user);
+ * 3. else, without `Origin` it did not come from a browser's cross-site request (API clients with a
+ *    cookie jar: Postman, Bruno, curl): pass;
+ * 4. else `Origin` must be the gateway's own (same host as the request).
+ * Anything else is refused with 403 `CSRF_ORIGIN_REJECTED` before it reaches a service — except sign-up
+ * and login, which the cookie does not authenticate: a stale cookie that came along is dropped there
+ * (not forwarded to auth, so a foreign page cannot end the browser's session by signing in).
  */
 import { AppError } from '@atoll/service-kit';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { isSignIn } from '../routes/table.ts';
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export interface CsrfOptions {
-  cookieName: string;
-  trustedOrigins: readonly string[];
+  /** Origins whose pages may make cookie-authenticated writes (CORS_ORIGINS); the gateway's own always may. */
+  allowedOrigins: readonly string[];
 }
 
-function originOf(request: FastifyRequest): string | null {
+/** Whether a browser request comes from this site or an allowed origin (see the rules above). */
+export function fromAllowedOrigin(request: FastifyRequest, allowed: ReadonlySet<string>): boolean {
   const origin = request.headers.origin;
-  if (origin && origin !== 'null') return origin;
-  const referer = request.headers.referer;
-  if (!referer) return null;
+  if (origin !== undefined && allowed.has(origin)) return true;
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin' || site === 'none';
+  if (origin === undefined) return true;
   try {
-    return new URL(referer).origin;
+    return new URL(origin).host === request.host;
   } catch {
-    return null;
+    return false; // `null` and anything else that is not an origin
   }
 }
 
-function carriesSessionCookie(request: FastifyRequest, cookieName: string): boolean {
-  const cookie = request.headers.cookie;
-  return !!cookie && cookie.split(';').some((part) => part.trim().startsWith(`${cookieName}=`));
-}
-
 const csrfPlugin: FastifyPluginAsync<CsrfOptions> = async (app, opts) => {
-  const trusted = new Set(opts.trustedOrigins.map((o) => o.replace(/\/$/, '')));
-  // A callback hook (no promise per request): it runs on every request.
+  const allowed = new Set(opts.allowedOrigins.map((o) => o.replace(/\/$/, '')));
+  // A callback hook (no promise per request): it runs on every request, after the session is resolved.
   app.addHook('onRequest', (request, _reply, done) => {
-    if (SAFE.has(request.method) || request.headers.authorization) return done();
-    if (!carriesSessionCookie(request, opts.cookieName)) return done();
-    const origin = originOf(request);
-    const own = `${request.protocol}://${request.host}`;
-    if (origin && (origin === own || trusted.has(origin))) return done();
-    request.log.warn({ origin }, 'cross-site request with the session cookie refused');
+    if (SAFE.has(request.method) || request.credential !== 'cookie') return done();
+    if (request.caller.kind === 'anonymous' && !isSignIn(request.method, request.url)) return done();
+    if (fromAllowedOrigin(request, allowed)) return done();
+    if (isSignIn(request.method, request.url)) {
+      delete request.headers.cookie;
+      request.credential = null;
+      request.caller = { kind: 'anonymous' };
+      return done();
+    }
+    request.log.warn(
+      { origin: request.headers.origin, site: request.headers['sec-fetch-site'] },
+      'cross-site request with the session cookie refused',
+    );
     done(new AppError('CSRF_ORIGIN_REJECTED'));
   });
 };
 
-export default fp(csrfPlugin, { name: 'gateway-csrf' });
+export default fp(csrfPlugin, { name: 'gateway-csrf', dependencies: ['gateway-session'] });

@@ -23,9 +23,16 @@ import { limitAddress } from '../rate-limit/plugin.ts';
 
 export type Caller = { kind: 'user'; identity: Identity } | { kind: 'anonymous' } | { kind: 'unknown' };
 
+/**
+ * Where the session token came from: the `Authorization` header (an API client: the cookie, if any, is
+ * ignored), the session cookie (a browser, and the CSRF rules apply), or nowhere.
+ */
+export type Credential = 'header' | 'cookie' | null;
+
 declare module 'fastify' {
   interface FastifyRequest {
     caller: Caller;
+    credential: Credential;
     /** The rate-limit count made while reading the session, if one was. */
     precount: Precount | undefined;
   }
@@ -43,8 +50,10 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (app, opts
   const store = new SessionStore(redis, createKeys(opts.keyPrefix), opts.timeouts);
   app.decorateRequest<Caller | null>('caller', null);
   app.decorateRequest<Precount | undefined>('precount', undefined);
+  app.decorateRequest<Credential>('credential', null);
   app.addHook('onRequest', async (request) => {
     const token = tokenFromHeaders(request.headers, opts.cookieName);
+    request.credential = token === null ? null : request.headers.authorization ? 'header' : 'cookie';
     const located = token ? store.locate(token) : null;
     if (!located) {
       request.caller = { kind: 'anonymous' };

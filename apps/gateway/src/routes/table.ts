@@ -17,3 +17,22 @@ export const ROUTE_TABLE: ReadonlyArray<{ prefix: string; upstream: Upstream; an
   // The queue dashboard is a web page with its own forms.
   { prefix: '/api/admin/queues', upstream: 'notifier', anyBody: true },
 ];
+
+/** A request URL's path, without the query string and without a trailing slash. */
+export function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/** The endpoints that start a session (sign-up, login): a cookie sent along authenticates nothing there. */
+export const SIGN_IN_ENDPOINTS: ReadonlyArray<readonly [string, string]> = [
+  ['POST', '/api/users'],
+  ['POST', '/api/users/login'],
+];
+
+export function isSignIn(method: string, url: string): boolean {
+  if (method !== 'POST') return false;
+  const path = pathOf(url);
+  return SIGN_IN_ENDPOINTS.some(([, p]) => p === path);
+}
