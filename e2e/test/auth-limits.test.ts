@@ -1,7 +1,7 @@
 /**
  * Auth under pressure and over time, with short limits so the windows pass within the test:
- * brute-force counters per account and per address (and their TTLs), idle and absolute session expiry,
- * and redis-session going away.
+ * brute-force counters per account and address, per address and per account (and their TTLs), attempts
+ * in parallel, idle and absolute session expiry, and redis-session going away.
  */
 import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
@@ -44,8 +44,9 @@ describe('auth limits and expiry', () => {
 
   beforeAll(async () => {
     ({ stack, dispose } = await startTestStack('limits', {
-      LOGIN_MAX_FAILURES_PER_ACCOUNT: '3',
+      LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS: '3',
       LOGIN_MAX_FAILURES_PER_ADDRESS: '6',
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: '5',
       LOGIN_FAILURE_WINDOW_S: '2',
       SESSION_IDLE_TIMEOUT_S: '2',
       SESSION_ABSOLUTE_TIMEOUT_S: '5',
@@ -59,7 +60,7 @@ describe('auth limits and expiry', () => {
     await dispose();
   });
 
-  it('limits failed logins per account: 429 with Retry-After, even with the right password, until the window ends', async () => {
+  it('limits failed logins per account and address: 429 with Retry-After, even with the right password; the owner still gets in from elsewhere', async () => {
     const ada = await register();
     for (let i = 0; i < 3; i += 1) expect((await login(ada.email, 'wrong password')).status).toBe(401);
     const blocked = await login(ada.email, ada.password);
@@ -69,14 +70,33 @@ describe('auth limits and expiry', () => {
       errors: { login: ['too many failed attempts, try again later'] },
       code: 'AUTH_TOO_MANY_ATTEMPTS',
     });
-    // Per account: another address is refused for this account too, and may still log into others.
-    expect(await loginFrom('198.51.100.1', ada.email, ada.password)).toBe(429);
+    // Someone guessing from one address cannot lock the owner out: from another address they get in.
+    expect(await loginFrom('198.51.100.1', ada.email, ada.password)).toBe(200);
     // Every counter carries a TTL.
     for (const key of await sessionRedis.keys('*login-fail*'))
       expect(await sessionRedis.pttl(key), key).toBeGreaterThan(0);
 
     await sleep(Number(blocked.headers.get('retry-after')) * 1000 + 200);
     expect((await login(ada.email, ada.password)).status).toBe(200);
+  });
+
+  it('has a per-account ceiling (5 failures from anywhere) against guessing spread over addresses', async () => {
+    const ada = await register();
+    const spread = await Promise.all(
+      [2, 3, 4, 5, 6].map((i) => loginFrom(`198.51.100.${i}`, ada.email, 'wrong password')),
+    );
+    expect(spread).toEqual([401, 401, 401, 401, 401]);
+    expect(await loginFrom('198.51.100.7', ada.email, ada.password)).toBe(429);
+  });
+
+  it('counts parallel wrong passwords before checking them: no more than the limit get an answer', async () => {
+    await sleep(2200); // a clean window for this address
+    const ada = await register();
+    const statuses = await Promise.all(
+      Array.from({ length: 20 }, () => loginFrom('198.51.100.20', ada.email, 'wrong password')),
+    );
+    expect(statuses.filter((s) => s === 401)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(17);
   });
 
   it('limits failed logins per address, across accounts, without saying which accounts exist', async () => {

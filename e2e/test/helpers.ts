@@ -19,6 +19,7 @@ export const GENEROUS_LIMITS = {
   RATE_LIMIT_ANONYMOUS_MAX: '100000',
   RATE_LIMIT_USER_MAX: '100000',
   RATE_LIMIT_AUTH_MAX: '100000',
+  RATE_LIMIT_MAIL_MAX: '100000',
 };
 
 /** The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders. */

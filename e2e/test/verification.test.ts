@@ -85,24 +85,29 @@ describe('verification codes and password resets', () => {
     expect(resend.body.errors).toEqual({ email: ['is already verified'] });
   });
 
-  it('allows 5 attempts per code, then the code is gone even if the right one comes next', async () => {
+  it('counts wrong codes as failed attempts: 5 per code, then 429 even for the right one, and across new codes', async () => {
     const bob = await register();
     await api('POST', '/api/user/verification', { token: bob.token });
     const code = codeIn(await mailFor('code', bob.email));
     const wrongCode = code === '999999' ? '888888' : '999999';
-    for (let i = 0; i < 5; i += 1) {
-      const res = await api('POST', '/api/user/verification/confirm', {
+    const confirm = (value: string) =>
+      api('POST', '/api/user/verification/confirm', {
         token: bob.token,
-        body: { verification: { code: wrongCode } },
+        body: { verification: { code: value } },
       });
-      expect(res.status).toBe(422);
-    }
-    const late = await api('POST', '/api/user/verification/confirm', {
-      token: bob.token,
-      body: { verification: { code } },
-    });
-    expect(late.status).toBe(422);
-    expect(late.body.errors).toEqual({ code: ['has expired or was used up, ask for a new one'] });
+    for (let i = 0; i < 5; i += 1) expect((await confirm(wrongCode)).status).toBe(422);
+    // The code is used up...
+    expect(await sessionRedis.exists(keys.verificationCode(await userIdOf(bob.token)))).toBe(0);
+    // ...and the account is locked for this address: the right code waits too.
+    const late = await confirm(code);
+    expect(late.status).toBe(429);
+    expect(late.body.code).toBe('AUTH_TOO_MANY_ATTEMPTS');
+    expect(Number(late.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Asking for a new code does not start the count over.
+    expect((await api('POST', '/api/user/verification', { token: bob.token })).status).toBe(202);
+    await eventually(async () => mailsFor('code', bob.email).length === 2, 15_000);
+    const fresh = codeIn(mailsFor('code', bob.email)[1] as { subject: string });
+    expect((await confirm(fresh)).status).toBe(429);
   });
 
   it('resets a password with a single-use link token; every session ends', async () => {
@@ -147,6 +152,7 @@ describe('verification codes and password resets', () => {
 
   it('answers 503 QUEUE_UNAVAILABLE and keeps no code when redis-queue is down', async () => {
     const dan = await register();
+    const danId = await userIdOf(dan.token);
     await stack.redis.queue.stop();
     try {
       const res = await api('POST', '/api/user/verification', { token: dan.token });
@@ -155,8 +161,7 @@ describe('verification codes and password resets', () => {
         errors: { queue: ['is unavailable, nothing was sent; try again shortly'] },
         code: 'QUEUE_UNAVAILABLE',
       });
-      const userId = (await sessionRedis.keys(`${keys.prefix}:verify:*`)).length;
-      expect(userId).toBe(0);
+      expect(await sessionRedis.exists(keys.verificationCode(danId))).toBe(0);
     } finally {
       await stack.redis.queue.restart();
     }

@@ -45,7 +45,14 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
   const users = new UserService({ db, sessions, relay, limiter, adminEmails: config.adminEmails });
   const producer = new Producer(app.redis.queue!, keys);
-  const verification = new VerificationService({ db, redis: app.redis.session!, keys, producer, sessions });
+  const verification = new VerificationService({
+    db,
+    redis: app.redis.session!,
+    keys,
+    producer,
+    sessions,
+    limiter,
+  });
   app.addHook('onClose', async () => producer.close());
   app.addHook('onReady', async () => relay.start());
   app.addHook('preClose', async () => relay.stop());

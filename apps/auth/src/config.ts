@@ -9,6 +9,7 @@ import {
   sessionEnv,
   Type,
 } from '@atoll/config';
+import type { LoginLimits } from './security/login-limiter.ts';
 
 export const EnvSchema = Type.Object({
   ...serviceEnv(3001),
@@ -20,17 +21,25 @@ export const EnvSchema = Type.Object({
     true,
     'send the session cookie over HTTPS only (false only for local HTTP)',
   ),
-  LOGIN_MAX_FAILURES_PER_ACCOUNT: Type.Integer({
+  LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS: Type.Integer({
     minimum: 1,
     default: 5,
-    description: 'failed logins per account in one window before 429',
+    description:
+      'failed attempts (password, verification code) on one account from one client address in one window before 429',
   }),
   LOGIN_MAX_FAILURES_PER_ADDRESS: Type.Integer({
     minimum: 1,
     default: 20,
-    description: 'failed logins per client address in one window before 429',
+    description:
+      'failed attempts (password, verification code, reset token) from one client address in one window before 429',
   }),
-  LOGIN_FAILURE_WINDOW_S: Env.seconds(900, 'the window failed logins are counted in'),
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: Type.Integer({
+    minimum: 1,
+    default: 100,
+    description:
+      'failed attempts on one account from all addresses together in one window before 429 (a ceiling against guessing from many places)',
+  }),
+  LOGIN_FAILURE_WINDOW_S: Env.seconds(900, 'the window failed attempts are counted in'),
   GOOGLE_ISSUER: Type.String({
     pattern: '^https?://[^\\s]+$',
     default: 'https://accounts.google.com',
@@ -66,7 +75,7 @@ export interface AuthConfig extends ServiceConfig {
   databaseUrl: string;
   redis: { session: string; queue: string };
   session: ReturnType<typeof sessionConfig> & { cookieSecure: boolean };
-  login: { perAccount: number; perAddress: number; windowMs: number };
+  login: LoginLimits;
   google: { issuer: string; clientId: string; clientSecret: string; redirectUrl: string } | null;
   returnOrigins: string[];
   /** Lower-cased; an account gets the admin role when its verified email is one of these. */
@@ -86,6 +95,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redis: { session: e.REDIS_SESSION_URL, queue: e.REDIS_QUEUE_URL },
     session: { ...sessionConfig(e), cookieSecure: e.SESSION_COOKIE_SECURE },
     login: {
+      perAccountAddress: e.LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS,
       perAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
       perAddress: e.LOGIN_MAX_FAILURES_PER_ADDRESS,
       windowMs: e.LOGIN_FAILURE_WINDOW_S * 1000,

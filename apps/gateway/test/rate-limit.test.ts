@@ -26,7 +26,9 @@ describe('rate limits (buildApp, real redis-session)', () => {
       RATE_LIMIT_ANONYMOUS_MAX: '3',
       RATE_LIMIT_USER_MAX: '5',
       RATE_LIMIT_AUTH_MAX: '2',
+      RATE_LIMIT_MAIL_MAX: '1',
       RATE_LIMIT_ANONYMOUS_WINDOW_S: '1',
+      RATE_LIMIT_MAIL_WINDOW_S: '1',
       RATE_LIMIT_USER_WINDOW_S: '1',
       RATE_LIMIT_AUTH_WINDOW_S: '1',
       ...env,
@@ -122,6 +124,31 @@ describe('rate limits (buildApp, real redis-session)', () => {
     expect(refused.headers['retry-after']).toBe('1');
     // Google sign-in's start counts in the same tier.
     expect((await app.inject({ url: '/api/auth/google', remoteAddress: '10.9.9.9' })).statusCode).toBe(200);
+  });
+
+  it('endpoints that send email have their own, stricter tier', async () => {
+    const { app } = await gateway();
+    const reset = () =>
+      app.inject({
+        method: 'POST',
+        url: '/api/users/password-reset',
+        remoteAddress: '10.9.9.10',
+        headers: { 'content-type': 'application/json' },
+        payload: { user: { email: 'a@b.c' } },
+      });
+    expect((await reset()).statusCode).toBe(200);
+    const refused = await reset();
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['ratelimit-policy']).toBe('"mail";q=1;w=1, "anonymous";q=3;w=1');
+    // Signing in from that address is another budget.
+    const login = await app.inject({
+      method: 'POST',
+      url: '/api/users/login',
+      remoteAddress: '10.9.9.10',
+      headers: { 'content-type': 'application/json' },
+      payload: { user: { email: 'a@b.c', password: 'x' } },
+    });
+    expect(login.statusCode).toBe(200);
   });
 
   it("a trusted proxy's X-Forwarded-For is honoured: each client behind it has its own counter", async () => {

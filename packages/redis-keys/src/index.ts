@@ -62,7 +62,7 @@ export const KEY_SPECS = {
     ttl: 'absolute session timeout, renewed whenever a session is added',
   },
   loginFailures: {
-    pattern: 'login-fail:{<account|address>:<id>}',
+    pattern: 'login-fail:{<account|account-address|address>:<id>}',
     instance: 'session',
     type: 'String',
     ttl: 'the failure window, set atomically with the first increment (count-failure.lua)',
@@ -86,7 +86,7 @@ export const KEY_SPECS = {
     ttl: '10 minutes; consumed with GETDEL (single use)',
   },
   rateLimit: {
-    pattern: 'rl:{<anonymous|user|auth>:<address|userId>}',
+    pattern: 'rl:{<anonymous|user|auth|mail>:<address|userId>}',
     instance: 'session',
     type: 'String',
     ttl: "the tier's window, given by the same script that increments the counter (gateway count.lua)",
@@ -207,10 +207,11 @@ export function createKeys(prefix = 'atoll') {
     /** The set of a user's session token hashes, for "list my sessions" and "log out everywhere". */
     userSessions: (userId: string) => `${prefix}:user-sess:{${tagPart(userId, 'userId')}}`,
     /**
-     * Failed logins in the current window, per account (a hash of the email: Redis holds no address
-     * book) or per client address.
+     * Failed sign-in attempts (passwords, codes, reset tokens) in the current window: per account (a
+     * hash of the email or the user id: Redis holds no address book), per account and client address
+     * together, or per client address.
      */
-    loginFailures: (kind: 'account' | 'address', id: string) =>
+    loginFailures: (kind: 'account' | 'account-address' | 'address', id: string) =>
       `${prefix}:login-fail:{${kind}:${tagPart(id, 'id')}}`,
     /** A user's pending email verification code: its hash and the attempts made. */
     verificationCode: (userId: string) => `${prefix}:verify:{${tagPart(userId, 'userId')}}`,
@@ -223,9 +224,9 @@ export function createKeys(prefix = 'atoll') {
     oauthState: (stateHash: string) => `${prefix}:oauth:{${tagPart(stateHash, 'stateHash')}}`,
     /**
      * A gateway rate-limit counter for one tier and one caller: a client address (IPv6 grouped by /64)
-     * for `anonymous` and `auth`, a user id for `user`.
+     * for `anonymous`, `auth` and `mail`, a user id for `user`.
      */
-    rateLimit: (tier: 'anonymous' | 'user' | 'auth', id: string) =>
+    rateLimit: (tier: 'anonymous' | 'user' | 'auth' | 'mail', id: string) =>
       `${prefix}:rl:{${tier}:${tagPart(id, 'id')}}`,
     /** A ranking kept as a Sorted Set on the cache instance (trending articles, author leaderboard). */
     ranking: (name: 'trending' | 'leaderboard') => `${prefix}:rank:{${name}}`,

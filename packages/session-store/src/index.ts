@@ -56,13 +56,14 @@ export function hashToken(token: string): { id: string; verifier: string } {
 }
 
 /**
- * rename-if-owned.lua — sets a session's username only if the record still exists and belongs to the
- * user; checked and written atomically, since HSET on an expired key would create one without a TTL.
- * KEYS[1] the session record; ARGV[1] the user id; ARGV[2] the new username. Returns 1 if renamed.
+ * update-if-owned.lua — sets a session's username and roles only if the record still exists and belongs
+ * to the user; checked and written atomically, since HSET on an expired key would create one without a
+ * TTL. KEYS[1] the session record; ARGV[1] the user id; ARGV[2] the username; ARGV[3] the roles
+ * (comma-separated). Returns 1 if updated.
  */
-const RENAME_IF_OWNED = `
+const UPDATE_IF_OWNED = `
 if redis.call('HGET', KEYS[1], 'userId') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'username', ARGV[2])
+  redis.call('HSET', KEYS[1], 'username', ARGV[2], 'roles', ARGV[3])
   return 1
 end
 return 0
@@ -193,10 +194,24 @@ export class SessionStore {
     return sessions.sort((a, b) => b.createdAt - a.createdAt);
   }
 
-  /** Puts a user's new name into every live session, so the identity the gateway asserts stays true. */
-  async renameUser(userId: string, username: string): Promise<void> {
+  /**
+   * Puts a user's name and roles into every live session, so the identity the gateway asserts stays
+   * true from the next request on.
+   */
+  async updateIdentity(userId: string, identity: { username: string; roles: string[] }): Promise<void> {
     const ids = await this.redis.smembers(this.keys.userSessions(userId));
-    for (const id of ids) await this.redis.eval(RENAME_IF_OWNED, 1, this.keys.session(id), userId, username);
+    await Promise.all(
+      ids.map((id) =>
+        this.redis.eval(
+          UPDATE_IF_OWNED,
+          1,
+          this.keys.session(id),
+          userId,
+          identity.username,
+          identity.roles.join(','),
+        ),
+      ),
+    );
   }
 
   /** Log out everywhere (optionally keeping one session, e.g. the one changing the password). */

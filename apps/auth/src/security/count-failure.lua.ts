@@ -18,3 +18,18 @@ if ttl < 0 then
 end
 return { count, ttl }
 `;
+
+/**
+ * give-back.lua — takes one attempt back from a counter that still exists (a right secret was no
+ * failure). DECR keeps the key's TTL; a counter that expired meanwhile is left alone, never re-created
+ * without one.
+ *
+ * KEYS[1]  the counter (a String)
+ * Returns  the new count, or 0 when the counter had expired
+ */
+export const GIVE_BACK = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0
+`;

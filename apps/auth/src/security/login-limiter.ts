@@ -1,22 +1,62 @@
 /**
- * Brute-force protection for login: failed attempts are counted per account and per client address in
- * redis-session (counters that always carry a TTL, see count-failure.lua.ts). Once either reaches its
- * limit, login answers 429 with Retry-After until the window ends, whether or not the account exists
- * and whatever password is tried, so the answer reveals nothing. A successful login clears the account's
- * counter; the address counter runs out on its own.
+ * Brute-force protection: what it counts is failed attempts at a secret (a password at login, an email
+ * verification code, a password-reset token), in redis-session, with counters that always carry a TTL
+ * (count-failure.lua.ts). Three counters per attempt:
+ * - per account and client address (LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS): stops guessing from one
+ *   place, and is the one a user meets after mistyping;
+ * - per client address (LOGIN_MAX_FAILURES_PER_ADDRESS): stops one place guessing across accounts;
+ * - per account (LOGIN_MAX_FAILURES_PER_ACCOUNT): a higher ceiling against guessing from many places,
+ *   high enough that a few addresses cannot lock the owner out.
+ * An account is a hash (of the email, or of the user id for codes), so Redis holds no address book.
+ *
+ * An attempt is counted before the secret is checked and given back when it turns out right (or when it
+ * is refused), so attempts running in parallel cannot all pass a check made before any of them was
+ * counted: each gets its own count, and only those within every limit go on. Refused attempts answer 429 with Retry-After,
+ * whether or not the account exists and whatever is tried, so the answer reveals nothing.
  */
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
-import { COUNT_FAILURE } from './count-failure.lua.ts';
+import { COUNT_FAILURE, GIVE_BACK } from './count-failure.lua.ts';
 
 export interface LoginLimits {
-  perAccount: number;
+  perAccountAddress: number;
   perAddress: number;
+  perAccount: number;
   windowMs: number;
 }
 
-type ScriptedRedis = Redis & { countFailure(key: string, windowMs: number): Promise<[number, number]> };
+/** One counted attempt: refused already, or allowed and to be settled as right or wrong. */
+export type Attempt =
+  | { allowed: false; retryAfterMs: number }
+  | { allowed: true; succeeded(): Promise<void> };
+
+type ScriptedRedis = Redis & {
+  countFailure(key: string, windowMs: number): Promise<[number, number]>;
+  giveBack(key: string): Promise<number>;
+};
+
+/** The address a limit counts: IPv4 as it is (also when IPv4-mapped), IPv6 as its /64. */
+export function limitAddress(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1] as string;
+  if (isIP(ip) !== 6) return ip;
+  const [head = '', tail = ''] = ip.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = ip.includes('::') ? (tail ? tail.split(':') : []) : [];
+  const groups = [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}
+
+export const accountOf = (kind: 'email' | 'user', value: string) =>
+  createHash('sha256')
+    .update(`${kind}:${kind === 'email' ? value.trim().toLowerCase() : value}`)
+    .digest('hex')
+    .slice(0, 32);
 
 export class LoginLimiter {
   private readonly redis: ScriptedRedis;
@@ -26,43 +66,49 @@ export class LoginLimiter {
   constructor(redis: Redis, keys: Keys, limits: LoginLimits) {
     if (!('countFailure' in redis))
       redis.defineCommand('countFailure', { numberOfKeys: 1, lua: COUNT_FAILURE });
+    if (!('giveBack' in redis)) redis.defineCommand('giveBack', { numberOfKeys: 1, lua: GIVE_BACK });
     this.redis = redis as ScriptedRedis;
     this.keys = keys;
     this.limits = limits;
   }
 
-  private keysFor(email: string, address: string) {
-    const account = createHash('sha256').update(email.trim().toLowerCase()).digest('hex').slice(0, 32);
+  /**
+   * Counts an attempt on `account` (from `accountOf`, or null when the secret names no account, like a
+   * reset token) from `address`. When it is allowed, call `succeeded()` if the secret was right.
+   */
+  async begin(account: string | null, address: string): Promise<Attempt> {
+    address = limitAddress(address);
+    const counters: Array<[string, number]> = [
+      [this.keys.loginFailures('address', address), this.limits.perAddress],
+    ];
+    if (account !== null) {
+      counters.push(
+        [this.keys.loginFailures('account-address', `${account}:${address}`), this.limits.perAccountAddress],
+        [this.keys.loginFailures('account', account), this.limits.perAccount],
+      );
+    }
+    const counts = await Promise.all(
+      counters.map(([key]) => this.redis.countFailure(key, this.limits.windowMs)),
+    );
+    const over = counts.filter(([count], i) => count > (counters[i]?.[1] ?? 0));
+    if (over.length > 0) {
+      // A refused attempt tried nothing: it is given back, so being refused at one address never adds
+      // to the account's ceiling (which would let one address lock the owner out everywhere).
+      await Promise.all(counters.map(([key]) => this.redis.giveBack(key)));
+      return { allowed: false, retryAfterMs: Math.max(1000, ...over.map(([, ttl]) => ttl)) };
+    }
     return {
-      account: this.keys.loginFailures('account', account),
-      address: this.keys.loginFailures('address', address),
+      allowed: true,
+      succeeded: async () => {
+        // Right: this attempt was no failure. The account-and-address counter starts over (the owner
+        // got in from here); the others only give this attempt back.
+        const [address, accountAddress, accountKey] = counters.map(([key]) => key as string);
+        await Promise.all([
+          this.redis.giveBack(address as string),
+          accountAddress ? this.redis.del(accountAddress) : null,
+          accountKey ? this.redis.giveBack(accountKey) : null,
+        ]);
+      },
     };
-  }
-
-  /** Milliseconds until login is allowed again for this account or address, or 0 when it is allowed. */
-  async blockedFor(email: string, address: string): Promise<number> {
-    const k = this.keysFor(email, address);
-    const [account, byAddress] = await Promise.all([
-      this.redis.multi().get(k.account).pttl(k.account).exec(),
-      this.redis.multi().get(k.address).pttl(k.address).exec(),
-    ]);
-    const wait = (result: typeof account, limit: number) => {
-      const count = Number(result?.[0]?.[1] ?? 0);
-      const ttl = Number(result?.[1]?.[1] ?? 0);
-      return count >= limit ? Math.max(ttl, 1000) : 0;
-    };
-    return Math.max(wait(account, this.limits.perAccount), wait(byAddress, this.limits.perAddress));
-  }
-
-  async recordFailure(email: string, address: string): Promise<void> {
-    const k = this.keysFor(email, address);
-    await Promise.all([
-      this.redis.countFailure(k.account, this.limits.windowMs),
-      this.redis.countFailure(k.address, this.limits.windowMs),
-    ]);
-  }
-
-  async recordSuccess(email: string, address: string): Promise<void> {
-    await this.redis.del(this.keysFor(email, address).account);
   }
 }

@@ -51,7 +51,9 @@ export function insertUser(
 export function updateUser(
   db: Executor,
   id: string,
-  patch: Partial<Pick<UsersTable, 'username' | 'email' | 'password_hash' | 'bio' | 'image'>>,
+  patch: Partial<
+    Pick<UsersTable, 'username' | 'email' | 'email_verified_at' | 'password_hash' | 'bio' | 'image'>
+  >,
 ): Promise<UserRow> {
   return db
     .updateTable('users')

@@ -56,11 +56,10 @@ const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (
   app.put(
     '/api/user',
     { schema: { body: UpdateUserBody, response: { 200: UserResponse } } },
-    async (request, reply) => {
+    async (request) => {
       const identity = requireIdentity(request);
       const current = tokenOf(request) ?? '';
-      const { user, token } = await users.update(identity, current, request.body.user, clientOf(request));
-      if (token !== current) setSessionCookie(reply, token);
+      const { user, token } = await users.update(identity, current, request.body.user);
       return toUser(user, token);
     },
   );

@@ -1,8 +1,9 @@
 /**
  * Accounts: register, log in, read and update the current user, with the RealWorld contract's rules and
  * messages. Every change to an account and its `user.*` event are written in one transaction (outbox);
- * every login creates a new session, and a change of username, email or password replaces the caller's
- * session (a password change also ends every other one).
+ * every login creates a new session. Self-service changes keep the caller's session working (a client
+ * holding its token must not be logged out by its own change); a new password or email ends every
+ * other session, and a new username or role reaches every live session at once.
  */
 import type { Identity } from '@atoll/identity';
 import { AppError } from '@atoll/service-kit';
@@ -10,7 +11,7 @@ import type { Session, SessionStore } from '@atoll/session-store';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
-import type { LoginLimiter } from '../security/login-limiter.ts';
+import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import { DUMMY_HASH, hashPassword, verifyPassword } from './password.ts';
 import {
   findUserByEmail,
@@ -69,6 +70,12 @@ function throwIfAny(errors: FieldErrors) {
 
 function conflict(fields: Array<'username' | 'email'>): AppError {
   return new AppError('CONFLICT', Object.fromEntries(fields.map((f) => [f, ['has already been taken']])));
+}
+
+export function tooManyAttempts(retryAfterMs: number): AppError {
+  return new AppError('AUTH_TOO_MANY_ATTEMPTS', undefined, {
+    'retry-after': String(Math.ceil(retryAfterMs / 1000)),
+  });
 }
 
 /** `""` clears a field (RealWorld clients send it for "none"); `null` does too. */
@@ -158,20 +165,13 @@ export class UserService {
   }
 
   async login(input: { email: string; password: string }, client: ClientInfo): Promise<UserWithToken> {
-    const waitMs = await this.limiter.blockedFor(input.email, client.ip);
-    if (waitMs > 0) {
-      throw new AppError('AUTH_TOO_MANY_ATTEMPTS', undefined, {
-        'retry-after': String(Math.ceil(waitMs / 1000)),
-      });
-    }
+    const attempt = await this.limiter.begin(accountOf('email', input.email), client.ip);
+    if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
     const user = await findUserByEmail(this.db, input.email.trim());
     // The same work whether or not the account exists: the answer and its timing reveal nothing.
     const valid = await verifyPassword(input.password, user?.password_hash ?? DUMMY_HASH);
-    if (!user?.password_hash || !valid) {
-      await this.limiter.recordFailure(input.email, client.ip);
-      throw new AppError('AUTH_INVALID_CREDENTIALS');
-    }
-    await this.limiter.recordSuccess(input.email, client.ip);
+    if (!user?.password_hash || !valid) throw new AppError('AUTH_INVALID_CREDENTIALS');
+    await attempt.succeeded();
     return { user, token: await this.startSession(user, client) };
   }
 
@@ -207,7 +207,6 @@ export class UserService {
       bio?: string | null | undefined;
       image?: string | null | undefined;
     },
-    client: ClientInfo,
   ): Promise<UserWithToken> {
     const errors: FieldErrors = {};
     checkUsername(errors, patch.username);
@@ -229,7 +228,11 @@ export class UserService {
     const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password);
     const changes = {
       ...(username !== undefined ? { username } : {}),
-      ...(email !== undefined ? { email } : {}),
+      // A new address is not verified yet (and whatever role it would give waits until it is).
+      ...(email !== undefined && email !== before.email ? { email } : {}),
+      ...(email !== undefined && email.toLowerCase() !== before.email.toLowerCase()
+        ? { email_verified_at: null }
+        : {}),
       ...(passwordHash !== undefined ? { password_hash: passwordHash } : {}),
       ...(patch.bio !== undefined ? { bio: emptyToNull(patch.bio) ?? null } : {}),
       ...(patch.image !== undefined ? { image: emptyToNull(patch.image) ?? null } : {}),
@@ -255,22 +258,15 @@ export class UserService {
     }
     this.relay.kick();
 
-    const renamed = user.username !== before.username;
-    const credentialsChanged = renamed || user.email !== before.email || passwordHash !== undefined;
-    let token = currentToken;
-    let keepId = identity.sessionId;
-    if (credentialsChanged) {
-      // A privilege-relevant change: a fresh session for this client, the old one destroyed explicitly.
-      await this.sessions.destroyById(user.id, identity.sessionId);
-      const fresh = await this.newSession(user, client);
-      token = fresh.token;
-      keepId = fresh.session.id;
+    // The session that made the change goes on (its token is the one returned); a new password or
+    // email ends every other session of the account (ASVS 5.0, 7.4.3).
+    if (passwordHash !== undefined || user.email !== before.email) {
+      await this.sessions.destroyAll(user.id, identity.sessionId);
     }
-    if (passwordHash !== undefined) {
-      await this.sessions.destroyAll(user.id, keepId);
-    } else if (renamed) {
-      await this.sessions.renameUser(user.id, user.username);
+    const roles = this.rolesOf(user);
+    if (user.username !== before.username || roles.join() !== this.rolesOf(before).join()) {
+      await this.sessions.updateIdentity(user.id, { username: user.username, roles });
     }
-    return { user, token };
+    return { user, token: currentToken };
   }
 }

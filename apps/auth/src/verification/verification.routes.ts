@@ -45,7 +45,11 @@ const verificationRoutes: FastifyPluginAsyncTypebox<VerificationRoutesOptions> =
       },
     },
     async (request) => {
-      const user = await verification.confirmCode(requireIdentity(request), request.body.verification.code);
+      const user = await verification.confirmCode(
+        requireIdentity(request),
+        request.body.verification.code,
+        request.clientIp,
+      );
       return {
         user: {
           email: user.email,
@@ -86,7 +90,11 @@ const verificationRoutes: FastifyPluginAsyncTypebox<VerificationRoutesOptions> =
       },
     },
     async (request, reply) => {
-      await verification.confirmReset(request.body.reset.token, request.body.reset.password);
+      await verification.confirmReset(
+        request.body.reset.token,
+        request.body.reset.password,
+        request.clientIp,
+      );
       return reply.code(204).send();
     },
   );

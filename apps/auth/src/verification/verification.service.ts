@@ -18,9 +18,10 @@ import type { SessionStore } from '@atoll/session-store';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
+import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import { hashPassword } from '../users/password.ts';
 import { findUserByEmail, findUserById, type UserRow, updateUser } from '../users/user.repository.ts';
-import { MIN_PASSWORD } from '../users/user.service.ts';
+import { MIN_PASSWORD, tooManyAttempts } from '../users/user.service.ts';
 import { CHECK_CODE, CODE_RESULT } from './check-code.lua.ts';
 
 export const CODE_TTL_MS = 15 * 60_000;
@@ -37,6 +38,7 @@ export class VerificationService {
   private readonly keys: Keys;
   private readonly producer: Producer;
   private readonly sessions: SessionStore;
+  private readonly limiter: LoginLimiter;
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
@@ -44,6 +46,7 @@ export class VerificationService {
     keys: Keys;
     producer: Producer;
     sessions: SessionStore;
+    limiter: LoginLimiter;
   }) {
     if (!('checkCode' in deps.redis))
       deps.redis.defineCommand('checkCode', { numberOfKeys: 1, lua: CHECK_CODE });
@@ -52,6 +55,7 @@ export class VerificationService {
     this.keys = deps.keys;
     this.producer = deps.producer;
     this.sessions = deps.sessions;
+    this.limiter = deps.limiter;
   }
 
   /** Sends a new code to the account's email; the previous code stops working. */
@@ -86,8 +90,13 @@ export class VerificationService {
     return { expiresAt };
   }
 
-  /** Checks a code; on success the email counts as verified. */
-  async confirmCode(identity: Identity, code: string): Promise<UserRow> {
+  /**
+   * Checks a code; on success the email counts as verified. Wrong codes count as failed attempts on the
+   * account (the brute-force limiter), across codes: asking for a new code does not reset them.
+   */
+  async confirmCode(identity: Identity, code: string, address: string): Promise<UserRow> {
+    const attempt = await this.limiter.begin(accountOf('user', identity.userId), address);
+    if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
     const result = await this.redis.checkCode(
       this.keys.verificationCode(identity.userId),
       sha256(`${identity.userId}:${code}`),
@@ -97,6 +106,7 @@ export class VerificationService {
       throw new AppError('VALIDATION_FAILED', { code: ['has expired or was used up, ask for a new one'] });
     }
     if (result !== CODE_RESULT.RIGHT) throw new AppError('VALIDATION_FAILED', { code: ['is invalid'] });
+    await attempt.succeeded();
     return this.db
       .updateTable('users')
       .set({ email_verified_at: new Date() })
@@ -130,15 +140,21 @@ export class VerificationService {
     );
   }
 
-  /** Consumes a reset token (once), sets the new password and ends every session of the account. */
-  async confirmReset(token: string, password: string): Promise<void> {
+  /**
+   * Consumes a reset token (once), sets the new password and ends every session of the account. Unknown
+   * tokens count as failed attempts of the client address (the brute-force limiter).
+   */
+  async confirmReset(token: string, password: string, address: string): Promise<void> {
     if (password.length < MIN_PASSWORD) {
       throw new AppError('VALIDATION_FAILED', {
         password: [`is too short (minimum is ${MIN_PASSWORD} characters)`],
       });
     }
+    const attempt = await this.limiter.begin(null, address);
+    if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
     const userId = await this.redis.getdel(this.keys.passwordReset(sha256(token)));
     if (!userId) throw new AppError('VALIDATION_FAILED', { token: ['is invalid or has expired'] });
+    await attempt.succeeded();
     const passwordHash = await hashPassword(password);
     await updateUser(this.db, userId, { password_hash: passwordHash });
     await this.sessions.destroyAll(userId);

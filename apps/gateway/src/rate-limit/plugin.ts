@@ -3,8 +3,12 @@
  * every request — unknown routes too, so a 404 flood is limited like anything else:
  * - `anonymous`: per client address (an IPv6 address counts as its /64), for requests without a session;
  * - `user`: per user, for requests with a live session (counted in the session lookup's round trip);
- * - `auth`: per client address, stricter, on top of the above for the endpoints that create sessions or
- *   send mail (register, login, verification, password reset, Google sign-in start).
+ * - `auth`: per client address, on top of the above for the endpoints that create sessions or check a
+ *   secret (sign-up, login, code and reset-token checks, Google sign-in start): a budget that ordinary
+ *   use (a classroom behind one NAT, a conformance run) does not exhaust; guessing is stopped by auth's
+ *   own limiter, which counts failed attempts per account and address (LOGIN_*);
+ * - `mail`: per client address, stricter, on top of the above for the endpoints that send email
+ *   (verification code, password reset).
  * The client address is `request.ip`: the peer, or what a trusted proxy (TRUSTED_PROXIES) says.
  *
  * Every limited response carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-
@@ -16,17 +20,18 @@ import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Tier, TierLimit } from '../config.ts';
+import { pathOf } from '../routes/table.ts';
 import type { RateCounter } from './counter.ts';
 
-/** The endpoints of the `auth` tier: method and path (the query string does not matter). */
-export const AUTH_ENDPOINTS: ReadonlyArray<readonly [string, string]> = [
-  ['POST', '/api/users'],
-  ['POST', '/api/users/login'],
-  ['POST', '/api/user/verification'],
-  ['POST', '/api/user/verification/confirm'],
-  ['POST', '/api/users/password-reset'],
-  ['POST', '/api/users/password-reset/confirm'],
-  ['GET', '/api/auth/google'],
+/** The endpoints with a tier of their own on top of the caller's: method and path (no query string). */
+export const ENDPOINT_TIERS: ReadonlyArray<readonly [string, string, Tier]> = [
+  ['POST', '/api/users', 'auth'],
+  ['POST', '/api/users/login', 'auth'],
+  ['POST', '/api/user/verification/confirm', 'auth'],
+  ['POST', '/api/users/password-reset/confirm', 'auth'],
+  ['GET', '/api/auth/google', 'auth'],
+  ['POST', '/api/user/verification', 'mail'],
+  ['POST', '/api/users/password-reset', 'mail'],
 ];
 
 const UNLIMITED = /^\/(health\/|metrics$)/;
@@ -36,15 +41,9 @@ export function limitAddress(ip: string): string {
   return normalizeIP(ip, 64);
 }
 
-function pathOf(request: FastifyRequest): string {
-  const q = request.url.indexOf('?');
-  const path = q === -1 ? request.url : request.url.slice(0, q);
-  return path.length > 1 ? path.replace(/\/$/, '') : path;
-}
-
-function isAuthEndpoint(request: FastifyRequest): boolean {
-  const path = pathOf(request);
-  return AUTH_ENDPOINTS.some(([method, p]) => method === request.method && p === path);
+function endpointTier(request: FastifyRequest): Tier | undefined {
+  const path = pathOf(request.url);
+  return ENDPOINT_TIERS.find(([method, p]) => method === request.method && p === path)?.[2];
 }
 
 export interface RateLimitOptions {
@@ -73,6 +72,7 @@ const rateLimits: FastifyPluginAsync<RateLimitOptions> = async (app, opts) => {
       counter.keyOf('user', r.caller.kind === 'user' ? r.caller.identity.userId : ''),
     ),
     auth: limiterOf('auth', (r) => counter.keyOf('auth', limitAddress(r.ip))),
+    mail: limiterOf('mail', (r) => counter.keyOf('mail', limitAddress(r.ip))),
   };
   const rejections = new Counter({
     name: 'gateway_rate_limit_rejections_total',
@@ -84,7 +84,8 @@ const rateLimits: FastifyPluginAsync<RateLimitOptions> = async (app, opts) => {
   app.addHook('onRequest', async (request, reply) => {
     if (UNLIMITED.test(request.url)) return;
     const tiers: Tier[] = [request.caller.kind === 'user' ? 'user' : 'anonymous'];
-    if (isAuthEndpoint(request)) tiers.unshift('auth');
+    const extra = endpointTier(request);
+    if (extra) tiers.unshift(extra);
     const results = await counter.precounted.run(request.precount, () =>
       Promise.all(tiers.map((tier) => limiters[tier](request))),
     );
