@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import { type ErrorHandlingOptions, installErrorHandling } from './errors.ts';
+import { dropEmptyBodyType, installJsonParser } from './body.ts';
+import { AppError, type ErrorHandlingOptions, installErrorHandling } from './errors.ts';
 import { REQUEST_ID_HEADER } from './fastify-options.ts';
 import health from './health.ts';
 import { type MetricsOptions, metrics } from './metrics.ts';
@@ -22,8 +23,15 @@ export interface BasePluginOptions extends ErrorHandlingOptions {
 }
 
 /**
+ * The longest URL (path and query) a service takes: longer is a 414. Node's parser refuses more than
+ * 16 KB of request line and headers together (431), so this leaves room for the headers.
+ */
+export const MAX_URL_LENGTH = 8 * 1024;
+
+/**
  * What every service registers first: validation (strict bodies), the error handler and 404 in the
- * RealWorld shape, the OpenAPI document of its routes (internal), request metrics and `GET /metrics`,
+ * RealWorld shape, a JSON parser for which an empty body is no body (body.ts), URLs over MAX_URL_LENGTH
+ * answered 414, the OpenAPI document of its routes (internal), request metrics and `GET /metrics`,
  * the health routes, the request id echoed on every response (so a client can quote it in a bug
  * report), and connections that end with their last response once shutdown has begun.
  */
@@ -31,6 +39,7 @@ const basePlugin: FastifyPluginAsync<BasePluginOptions> = async (app, opts) => {
   const service = opts.service ?? 'service';
   installValidation(app);
   installErrorHandling(app, opts);
+  installJsonParser(app);
   // Before any route, so that every route is described and measured.
   await app.register(openApi, { service, serve: opts.internalOpenApi ?? true });
   await app.register(metrics, { service, token: opts.metricsToken, collectors: opts.collectors ?? [] });
@@ -38,6 +47,9 @@ const basePlugin: FastifyPluginAsync<BasePluginOptions> = async (app, opts) => {
   // Hooks on every request are written with callbacks rather than async functions: no promise per call.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    if (request.url.length > MAX_URL_LENGTH) return done(new AppError('URI_TOO_LONG'));
+    // Before Fastify picks a body parser: an empty body is no body, whatever the Content-Type says.
+    dropEmptyBodyType(request.raw.headers);
     done();
   });
   // Graceful shutdown: a request still in flight when closing starts gets `Connection: close`, so its

@@ -1,6 +1,8 @@
 /**
  * One error model for every service: the RealWorld shape `{"errors": {"<field>": ["<message>"]}}`, plus a
- * stable `code` from the catalog below on atoll's own errors. 5xx bodies never carry internals.
+ * stable `code` from the catalog below, on atoll's own errors and on those Fastify raises (bad JSON, body
+ * too large, ...; what the router and Node's parser refuse is in fastify-options.ts). 5xx bodies never
+ * carry internals.
  */
 
 import { isDatabaseUnavailable } from '@atoll/db';
@@ -12,6 +14,14 @@ import { describeValidationError } from './validation.ts';
 export const ERROR_CATALOG = {
   VALIDATION_FAILED: { status: 422, field: 'body', message: 'is invalid' },
   MALFORMED_BODY: { status: 400, field: 'body', message: 'is not valid JSON' },
+  BAD_REQUEST: { status: 400, field: 'request', message: 'is not valid HTTP' },
+  REQUEST_TIMEOUT: { status: 408, field: 'request', message: 'did not arrive in time' },
+  URI_TOO_LONG: { status: 414, field: 'url', message: 'is too long' },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    field: 'headers',
+    message: 'are too large (the URL and the headers together must fit in 16 KB)',
+  },
   TOKEN_MISSING: { status: 401, field: 'token', message: 'is missing' },
   IDENTITY_INVALID: { status: 401, field: 'identity', message: 'is invalid' },
   NOT_FOUND: { status: 404, field: 'route', message: 'not found' },
@@ -89,10 +99,12 @@ export function errorBody(code: ErrorCode, errors?: Record<string, string[]>): E
   return { errors: errors ?? { [entry.field]: [entry.message] }, code };
 }
 
-type AnyError = FastifyError & { errors?: Record<string, string[]>; validationContext?: string };
+type AnyError = FastifyError & { errors?: unknown; validationContext?: string };
 
 /** Turns a schema validation failure into `{"errors": {"<field>": ["<message>"]}}`. */
-function validationErrors(err: AnyError): Record<string, string[]> {
+function validationErrors(err: AnyError, request: FastifyRequest): Record<string, string[]> {
+  // No body at all where the route needs one (an empty request with or without a Content-Type).
+  if (err.validationContext === 'body' && request.body === undefined) return { body: ["can't be blank"] };
   const out: Record<string, string[]> = {};
   for (const v of err.validation ?? []) {
     const { field, message } = describeValidationError(v as ErrorObject);
@@ -100,6 +112,46 @@ function validationErrors(err: AnyError): Record<string, string[]> {
   }
   return Object.keys(out).length > 0 ? out : { body: ['is invalid'] };
 }
+
+/** The catalog code of an error Fastify or Node raised before a route ran, by its status. */
+const CODE_BY_STATUS: Readonly<Record<number, ErrorCode>> = {
+  400: 'BAD_REQUEST',
+  404: 'NOT_FOUND',
+  408: 'REQUEST_TIMEOUT',
+  413: 'PAYLOAD_TOO_LARGE',
+  414: 'URI_TOO_LONG',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  431: 'HEADERS_TOO_LARGE',
+};
+
+const codeForStatus = (status: number): ErrorCode =>
+  status >= 500 ? 'INTERNAL' : (CODE_BY_STATUS[status] ?? 'BAD_REQUEST');
+
+/** Fastify's own errors that have a body of their own in the catalog. */
+const FASTIFY_ERRORS: Readonly<Record<string, ErrorBody>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: errorBody('PAYLOAD_TOO_LARGE'),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: errorBody('UNSUPPORTED_MEDIA_TYPE'),
+  FST_ERR_CTP_INVALID_JSON_BODY: errorBody('MALFORMED_BODY'),
+  FST_ERR_CTP_EMPTY_JSON_BODY: errorBody('MALFORMED_BODY'),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: errorBody('BAD_REQUEST', {
+    body: ['does not match its Content-Length'],
+  }),
+  FST_ERR_BAD_URL: errorBody('BAD_REQUEST', { url: ['is not valid (malformed percent-encoding)'] }),
+  FST_ERR_MAX_PARAM_LENGTH: errorBody('URI_TOO_LONG', { url: ['has a path segment that is too long'] }),
+};
+
+/**
+ * The RealWorld body of an error Fastify raised before a route ran (bad JSON, wrong content type, body
+ * too large, bad URL, ...): its catalog entry, else its message under a code chosen by its status.
+ */
+export function frameworkErrorBody(err: { code?: string; message: string }, status: number): ErrorBody {
+  const known = err.code === undefined ? undefined : FASTIFY_ERRORS[err.code];
+  if (known) return known;
+  return { errors: { request: [err.message] }, code: codeForStatus(status) };
+}
+
+const isFieldErrors = (errors: unknown): errors is Record<string, string[]> =>
+  typeof errors === 'object' && errors !== null && !Array.isArray(errors);
 
 export interface ErrorHandlingOptions {
   /**
@@ -113,7 +165,7 @@ export interface ErrorHandlingOptions {
 export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOptions = {}): void {
   app.setErrorHandler((err: AnyError, request: FastifyRequest, reply: FastifyReply) => {
     if (err.validation) {
-      return reply.code(422).send({ errors: validationErrors(err), code: 'VALIDATION_FAILED' });
+      return reply.code(422).send({ errors: validationErrors(err, request), code: 'VALIDATION_FAILED' });
     }
     // A dependency that is down is a 503 with a code saying which, never a 500.
     if (isRedisUnavailable(err)) {
@@ -126,29 +178,22 @@ export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOp
     }
     const status = err.statusCode ?? 500;
     // atoll's own errors carry their RealWorld body (and a catalog code), whatever the status.
-    if (err.errors) {
+    if (isFieldErrors(err.errors)) {
       if (err instanceof AppError) reply.headers(err.headers);
       if (status >= 500 || err.cause) {
         const cause =
           err.cause instanceof Error ? { message: err.cause.message, name: err.cause.name } : err.cause;
         request.log.warn({ code: err.code, status, cause }, err.message);
       }
-      return reply
-        .code(status)
-        .send({ errors: err.errors, ...(typeof err.code === 'string' ? { code: err.code } : {}) });
+      const code = typeof err.code === 'string' ? err.code : codeForStatus(status);
+      return reply.code(status).send({ errors: err.errors, code });
     }
     if (status >= 500) {
       request.log.error({ err }, 'request failed');
       return reply.code(500).send(errorBody('INTERNAL'));
     }
     // Fastify's own 4xx errors (body too large, bad JSON, wrong content type) keep their status.
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-      return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE'));
-    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
-      return reply.code(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE'));
-    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY')
-      return reply.code(400).send(errorBody('MALFORMED_BODY'));
-    return reply.code(status).send({ errors: { body: [err.message] } });
+    return reply.code(status).send(frameworkErrorBody(err, status));
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(errorBody('NOT_FOUND')));
 }

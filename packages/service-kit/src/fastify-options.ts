@@ -1,5 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { type FastifyServerOptions, LogController } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
+import { ERROR_CATALOG, type ErrorCode, errorBody, frameworkErrorBody } from './errors.ts';
 
 export interface BaseOptions {
   service: string;
@@ -20,6 +30,65 @@ export interface BaseOptions {
 }
 
 export const REQUEST_ID_HEADER = 'x-request-id';
+
+/**
+ * The longest path parameter the router matches (an article slug, a percent-encoded username); longer is
+ * a 414. Fastify's default, 100, turned away a username of 17 non-ASCII letters (`%C3%BC` is one).
+ */
+export const MAX_PARAM_LENGTH = 1000;
+
+/**
+ * Errors the router meets before any route or hook runs: a path that is not valid percent-encoding (400)
+ * and a path parameter over MAX_PARAM_LENGTH (414), in the RealWorld shape with the request id.
+ */
+function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const status = error.statusCode ?? 500;
+  if (status >= 500) request.log.error({ err: error }, 'request failed before routing');
+  reply
+    .code(status)
+    .header(REQUEST_ID_HEADER, request.id)
+    .send(status >= 500 ? errorBody('INTERNAL') : frameworkErrorBody(error, status));
+}
+
+/** A whole raw HTTP response for a connection that is closed after it. */
+function rawResponse(code: ErrorCode, errors?: Record<string, string[]>): string {
+  const { status } = ERROR_CATALOG[code];
+  const body = JSON.stringify(errorBody(code, errors));
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+    'Content-Type: application/json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    'Connection: close\r\n\r\n' +
+    body
+  );
+}
+
+const CLIENT_ERROR_RESPONSES: Readonly<Record<string, string>> = {
+  HPE_HEADER_OVERFLOW: rawResponse('HEADERS_TOO_LARGE'),
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: rawResponse('PAYLOAD_TOO_LARGE', {
+    body: ['has chunk extensions that are too large'],
+  }),
+  ERR_HTTP_REQUEST_TIMEOUT: rawResponse('REQUEST_TIMEOUT'),
+  HPE_INVALID_METHOD: rawResponse('BAD_REQUEST', { method: ['is not an HTTP method'] }),
+};
+const BAD_REQUEST_RESPONSE = rawResponse('BAD_REQUEST');
+
+/**
+ * What Node's HTTP parser refuses before Fastify sees a request (headers over 16 KB, the request line
+ * included; a method it does not know; broken framing; a request that takes too long to arrive): a
+ * RealWorld error body with its own Content-Type and Content-Length, then the connection is closed.
+ */
+function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket: Socket): void {
+  // A reset connection, or one this handler already answered (the parser reports again on more data).
+  if (err.code === 'ECONNRESET' || socket.destroyed || socket.writableEnded) return;
+  this.log.debug({ err: { code: err.code, message: err.message } }, 'client error');
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(CLIENT_ERROR_RESPONSES[err.code ?? ''] ?? BAD_REQUEST_RESPONSE);
+  socket.destroySoon();
+}
 
 /** The Fastify options every atoll service starts from: JSON logs with the request id, bounded bodies. */
 export function fastifyOptions(opts: BaseOptions): FastifyServerOptions {
@@ -45,6 +114,9 @@ export function fastifyOptions(opts: BaseOptions): FastifyServerOptions {
     pluginTimeout: 30_000,
     // Keep-alive connections that are idle are closed at shutdown; busy ones finish their request.
     forceCloseConnections: 'idle',
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+    // Errors before any route runs, in the RealWorld shape like every other.
+    frameworkErrors,
+    clientErrorHandler,
   };
 }

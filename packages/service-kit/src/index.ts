@@ -1,4 +1,4 @@
-export { type BasePluginOptions, default as base } from './base.ts';
+export { type BasePluginOptions, default as base, MAX_URL_LENGTH } from './base.ts';
 export {
   AppError,
   ERROR_CATALOG,
@@ -7,7 +7,7 @@ export {
   errorBody,
   installErrorHandling,
 } from './errors.ts';
-export { type BaseOptions, fastifyOptions, REQUEST_ID_HEADER } from './fastify-options.ts';
+export { type BaseOptions, fastifyOptions, MAX_PARAM_LENGTH, REQUEST_ID_HEADER } from './fastify-options.ts';
 export { default as health, type HealthCheck } from './health.ts';
 export {
   type DbPluginOptions,
