@@ -4,25 +4,37 @@
  * and stops everything cleanly on Ctrl-C. Data (Redis files, the embedded PostgreSQL cluster, logs) stays
  * in .atoll/data, so the next start continues where this one stopped.
  *
- * Environment: PORT (gateway, default 3000), HOST (default 127.0.0.1), DATABASE_URL (use this
- * PostgreSQL instead of the embedded one), SMTP_URL (send mail through this server instead of the local
- * sink, which logs every email to .atoll/data/logs/mail.log), ADMIN_EMAILS, ATOLL_DATA_DIR,
- * IDENTITY_SECRET, LOG_LEVEL.
+ * Environment (each variable with its default and description: the root .env.example):
+ * - the stack's own: PORT and HOST (the gateway's, default 3000 and 127.0.0.1), DATABASE_URL (this
+ *   PostgreSQL instead of the embedded one), SMTP_URL (this mail server instead of the local sink, which
+ *   logs every email to .atoll/data/logs/mail.log), IDENTITY_SECRET (else one made once and kept with the
+ *   data), ATOLL_DATA_DIR;
+ * - every other variable a service's config schema (`EnvSchema`) reads goes to the services that read
+ *   it, e.g. CORS_ORIGINS, TRUSTED_PROXIES and RATE_LIMIT_* to the gateway, LOGIN_* to auth, LOG_LEVEL
+ *   and METRICS_TOKEN to all four. scripts/stack-env.ts derives the list from the schemas;
+ * - except the wiring, which the stack sets itself whatever the environment says (STACK_WIRED in
+ *   packages/testkit/src/stack.ts): each service's PORT and HOST, the URLs of the stack's own Redis
+ *   servers, AUTH_URL, CONTENT_URL and NOTIFIER_URL, GOOGLE_* (the local OpenID provider), and
+ *   DATABASE_URL, SMTP_URL and IDENTITY_SECRET only as above.
+ * Unset or empty, a variable keeps the stack's default (a plain-HTTP session cookie; PUBLIC_URL, the
+ * gateway's URL), else the service's own.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Stack, startStack } from '@atoll/testkit/servers';
+import { COMMAND_VARIABLES, type CommandVariable, commandSetting, serviceSettings } from './stack-env.ts';
 
+const setting = (name: CommandVariable) => commandSetting(process.env, name);
 const root = resolve(import.meta.dirname, '..');
-const dataDir = resolve(process.env.ATOLL_DATA_DIR ?? join(root, '.atoll', 'data'));
+const dataDir = resolve(setting('ATOLL_DATA_DIR') ?? join(root, '.atoll', 'data'));
 mkdirSync(dataDir, { recursive: true });
 
 // A development identity key, made once and kept with the data, unless one is given.
 const secretFile = join(dataDir, 'identity-secret');
-if (!process.env.IDENTITY_SECRET && !existsSync(secretFile))
+if (!setting('IDENTITY_SECRET') && !existsSync(secretFile))
   writeFileSync(secretFile, randomBytes(32).toString('hex'));
-const identitySecret = process.env.IDENTITY_SECRET ?? readFileSync(secretFile, 'utf8').trim();
+const identitySecret = setting('IDENTITY_SECRET') ?? readFileSync(secretFile, 'utf8').trim();
 
 const log = (line: string) => console.log(`atoll: ${line}`);
 let stack: Stack | undefined;
@@ -41,17 +53,16 @@ process.on('SIGTERM', () => void shutdown(0));
 
 try {
   log(`data in ${dataDir}`);
+  const databaseUrl = setting('DATABASE_URL');
+  const smtpUrl = setting('SMTP_URL');
   stack = await startStack({
     dataDir,
-    ...(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : {}),
-    ...(process.env.SMTP_URL ? { smtpUrl: process.env.SMTP_URL } : {}),
-    gatewayPort: Number(process.env.PORT ?? 3000),
-    gatewayHost: process.env.HOST ?? '127.0.0.1',
+    ...(databaseUrl ? { databaseUrl } : {}),
+    ...(smtpUrl ? { smtpUrl } : {}),
+    gatewayPort: Number(setting('PORT') ?? COMMAND_VARIABLES.PORT.value),
+    gatewayHost: setting('HOST') ?? COMMAND_VARIABLES.HOST.value,
     identitySecret,
-    env: {
-      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-      ...(process.env.ADMIN_EMAILS ? { ADMIN_EMAILS: process.env.ADMIN_EMAILS } : {}),
-    },
+    serviceEnv: serviceSettings(process.env),
     onReady: log,
   });
   log(`atoll is up: ${stack.gatewayUrl} (Ctrl-C stops everything)`);

@@ -4,8 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { RedisServer, repoRoot, ServiceProcess } from '@atoll/testkit';
+import { RedisServer, repoRoot, ServiceProcess, STACK_WIRED } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMMAND_VARIABLES, renderEnvExample, SCHEMAS, serviceSettings } from '../../scripts/stack-env.ts';
 
 const secret = randomBytes(32).toString('hex');
 
@@ -100,17 +101,54 @@ describe('a Redis server configured for another role', () => {
   });
 });
 
+/** `NAME=value` lines of an .env.example, as [name, value]. */
+function listed(path: string): Array<[string, string]> {
+  return readFileSync(`${repoRoot}${path}`, 'utf8')
+    .split('\n')
+    .filter((line) => /^[A-Z][A-Z0-9_]*=/.test(line))
+    .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]);
+}
+
 describe('.env.example', () => {
   for (const app of ['gateway', 'auth', 'content', 'notifier']) {
-    it(`${app}: documents exactly the variables its config schema reads`, async () => {
+    it(`${app}: documents exactly the variables its config schema reads, with their defaults`, async () => {
       const { EnvSchema } = (await import(`${repoRoot}apps/${app}/src/config.ts`)) as {
-        EnvSchema: { properties: Record<string, unknown> };
+        EnvSchema: { properties: Record<string, { default?: unknown }> };
       };
-      const documented = readFileSync(`${repoRoot}apps/${app}/.env.example`, 'utf8')
-        .split('\n')
-        .filter((line) => /^[A-Z][A-Z0-9_]*=/.test(line))
-        .map((line) => line.split('=')[0]);
-      expect(documented.sort()).toEqual(Object.keys(EnvSchema.properties).sort());
+      const documented = listed(`apps/${app}/.env.example`);
+      expect(documented.map(([name]) => name).sort()).toEqual(Object.keys(EnvSchema.properties).sort());
+      const wrongDefaults = documented.filter(([name, value]) => {
+        const fallback = EnvSchema.properties[name]?.default;
+        return fallback !== undefined && String(fallback) !== value;
+      });
+      expect(wrongDefaults, 'NAME=value where the schema has another default').toEqual([]);
     });
   }
+
+  it('root: lists every variable npm start passes to a service or reads itself, and nothing else', () => {
+    const every = Object.values(SCHEMAS).flatMap((schema) => Object.keys(schema.properties));
+    const settings = serviceSettings(Object.fromEntries(every.map((name) => [name, 'set'])));
+    for (const [service, passed] of Object.entries(settings)) {
+      const names = Object.keys(passed);
+      // Only what that service reads, and never the stack's own wiring.
+      expect(names.filter((name) => !(name in SCHEMAS[service as keyof typeof SCHEMAS].properties))).toEqual(
+        [],
+      );
+      expect(names.filter((name) => (STACK_WIRED as readonly string[]).includes(name))).toEqual([]);
+    }
+    const honoured = new Set([
+      ...Object.keys(COMMAND_VARIABLES),
+      ...Object.values(settings).flatMap((passed) => Object.keys(passed)),
+    ]);
+    const documented = listed('.env.example').map(([name]) => name);
+    expect(documented.length, 'a variable listed twice').toBe(new Set(documented).size);
+    expect(documented.sort()).toEqual([...honoured].sort());
+  });
+
+  it('root: is what the schemas generate (descriptions and defaults included)', () => {
+    expect(
+      readFileSync(`${repoRoot}.env.example`, 'utf8'),
+      'out of date: node --conditions=atoll-source scripts/stack-env.ts writes it again',
+    ).toBe(renderEnvExample());
+  });
 });

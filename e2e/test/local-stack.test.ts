@@ -1,7 +1,9 @@
 /**
  * The local stack command, as a developer runs it: `npm start` in a clean copy of the repository (no
  * node_modules, no data), the gateway answers, Ctrl-C stops everything, and a second start reuses the
- * data of the first (PostgreSQL cluster, migrations, Redis snapshots).
+ * data of the first (PostgreSQL cluster, migrations, Redis snapshots) and passes the settings in its
+ * environment to the services (here the gateway's CORS_ORIGINS, RATE_LIMIT_ANONYMOUS_MAX and
+ * TRUSTED_PROXIES), which the first start, without them, shows are not the defaults.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
@@ -67,6 +69,28 @@ class NpmStart {
   }
 }
 
+const FRONTEND = 'http://localhost:4200';
+/** The second start's settings: what a frontend developer on another origin, behind a proxy, would set. */
+const SETTINGS = { CORS_ORIGINS: FRONTEND, RATE_LIMIT_ANONYMOUS_MAX: '3', TRUSTED_PROXIES: '127.0.0.1' };
+
+/** A browser's CORS preflight for a POST to /api/articles from a page on `origin`. */
+async function preflight(gatewayUrl: string, origin: string) {
+  const res = await fetch(`${gatewayUrl}/api/articles`, {
+    method: 'OPTIONS',
+    headers: { origin, 'access-control-request-method': 'POST' },
+  });
+  await res.arrayBuffer();
+  return { status: res.status, allowOrigin: res.headers.get('access-control-allow-origin') };
+}
+
+/** An anonymous read as a proxy on 127.0.0.1 forwards it for `client`: status and rate-limit headers. */
+async function anonymousRead(gatewayUrl: string, client: string) {
+  const res = await fetch(`${gatewayUrl}/api/tags`, { headers: { 'x-forwarded-for': client } });
+  await res.arrayBuffer();
+  const remaining = /"anonymous";r=(\d+)/.exec(res.headers.get('ratelimit') ?? '')?.[1];
+  return { status: res.status, policy: res.headers.get('ratelimit-policy'), remaining: Number(remaining) };
+}
+
 describe('npm start (the local stack) from a clean copy', () => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
@@ -83,10 +107,10 @@ describe('npm start (the local stack) from a clean copy', () => {
     removeOwnedDir(dir);
   });
 
-  it('starts, answers through the gateway, stops on Ctrl-C, and reuses its data on the next start', async () => {
+  it('starts, answers through the gateway, stops on Ctrl-C, and reuses its data and takes settings on the next start', async () => {
     // First start: installs, creates the data, migrates, serves.
     const first = new NpmStart(dir, env);
-    const [, gatewayUrl] = await first.waitFor(/atoll is up: (http:\/\/\S+)/);
+    const [, gatewayUrl = ''] = await first.waitFor(/atoll is up: (http:\/\/\S+)/);
     for (const line of [
       'redis-cache ready',
       'redis-session ready',
@@ -102,6 +126,13 @@ describe('npm start (the local stack) from a clean copy', () => {
     expect(first.output).toContain('auth migrations: auth: 2026-11-22T00-00_create_users success');
     const health = await fetch(`${gatewayUrl}/health/services`);
     expect(health.status).toBe(200);
+    // Without settings: no CORS for another origin, the default anonymous limit, and X-Forwarded-For is
+    // not believed (two forwarded clients count against the one peer address).
+    expect((await preflight(gatewayUrl, FRONTEND)).allowOrigin).toBeNull();
+    const before = await anonymousRead(gatewayUrl, '203.0.113.1');
+    expect(before.policy).toMatch(/^"anonymous";q=\d+;w=60$/);
+    expect(before.policy).not.toBe('"anonymous";q=3;w=60');
+    expect((await anonymousRead(gatewayUrl, '203.0.113.2')).remaining).toBe(before.remaining - 1);
 
     // A session written now must still work after a restart.
     const [, sessionUrl] = first.output.match(/redis-session ready at (redis:\/\/\S+)/) ?? [];
@@ -138,8 +169,8 @@ describe('npm start (the local stack) from a clean copy', () => {
       }),
     ).rejects.toThrow(/did not answer/);
 
-    // Second start: same data.
-    const second = new NpmStart(dir, env);
+    // Second start: same data, and the settings in its environment reach the gateway.
+    const second = new NpmStart(dir, { ...env, ...SETTINGS });
     await second.waitFor(/atoll is up: /);
     expect(second.output).toContain('auth migrations: auth: up to date');
     expect(second.output).toContain('content migrations: content: up to date');
@@ -148,6 +179,16 @@ describe('npm start (the local stack) from a clean copy', () => {
     });
     expect(again.status).toBe(200);
     expect(((await again.json()) as { session: { username: string } }).session.username).toBe('ada');
+    // CORS_ORIGINS: the frontend's origin may call, any other still may not.
+    expect(await preflight(gatewayUrl, FRONTEND)).toEqual({ status: 204, allowOrigin: FRONTEND });
+    expect((await preflight(gatewayUrl, 'http://localhost:4300')).allowOrigin).toBeNull();
+    // RATE_LIMIT_ANONYMOUS_MAX=3: the fourth anonymous request from one client is refused...
+    const reads = [];
+    for (let i = 0; i < 4; i++) reads.push(await anonymousRead(gatewayUrl, '203.0.113.7'));
+    expect(reads.map((r) => r.status)).toEqual([200, 200, 200, 429]);
+    expect(reads[0]).toMatchObject({ policy: '"anonymous";q=3;w=60', remaining: 2 });
+    // ...and TRUSTED_PROXIES: the client is the forwarded address, so another one has its own budget.
+    expect(await anonymousRead(gatewayUrl, '203.0.113.8')).toMatchObject({ status: 200, remaining: 2 });
     second.interrupt();
     await second.stopped();
   }, 300_000);

@@ -6,4 +6,12 @@ export { createDatabase, type PostgresServer, startEmbeddedPostgres, type TestDa
 export { RedisServer, type RedisServerOptions, type Role } from './redis-server.ts';
 export { type Exit, type LogLine, ServiceProcess, type SpawnOptions } from './service-process.ts';
 export { type ReceivedMail, type SmtpServerOptions, SmtpTestServer } from './smtp.ts';
-export { type Stack, type StackOptions, startStack } from './stack.ts';
+export {
+  LOCAL_DEFAULTS,
+  SERVICES,
+  type ServiceName,
+  STACK_WIRED,
+  type Stack,
+  type StackOptions,
+  startStack,
+} from './stack.ts';

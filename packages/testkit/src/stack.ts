@@ -25,6 +25,8 @@ export interface StackOptions {
   keyPrefix?: string;
   /** Extra environment for every service, e.g. LOG_LEVEL. */
   env?: Record<string, string>;
+  /** Extra environment for one service, on top of `env` (`npm start` passes each the variables it reads). */
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
   /** One line per component as it becomes ready. */
   onReady?: (line: string) => void;
   /** Keep every log line in memory (tests); otherwise logs only go to files in `<dataDir>/logs`. */
@@ -35,6 +37,41 @@ export interface StackOptions {
 
 export const SERVICES = ['auth', 'content', 'notifier', 'gateway'] as const;
 export type ServiceName = (typeof SERVICES)[number];
+
+/**
+ * The variables the stack always sets itself, whatever `env` or `serviceEnv` say: each service's address
+ * (PORT, HOST: the stack picks the ports; the gateway's come from `gatewayPort` and `gatewayHost`), the
+ * addresses of the stack's own Redis servers, PostgreSQL (`databaseUrl`), SMTP (`smtpUrl`) and OpenID
+ * provider (Google sign-in goes to the local one), the services' URLs of each other, and the identity key
+ * (`identitySecret`). Everything else is a setting, where `env` and `serviceEnv` win over the stack's
+ * defaults (LOCAL_DEFAULTS, REDIS_KEY_PREFIX from `keyPrefix`, PUBLIC_URL from the gateway's address).
+ */
+export const STACK_WIRED = [
+  'HOST',
+  'PORT',
+  'IDENTITY_SECRET',
+  'DATABASE_URL',
+  'REDIS_CACHE_URL',
+  'REDIS_SESSION_URL',
+  'REDIS_QUEUE_URL',
+  'AUTH_URL',
+  'CONTENT_URL',
+  'NOTIFIER_URL',
+  'SMTP_URL',
+  'GOOGLE_ISSUER',
+  'GOOGLE_CLIENT_ID',
+  'GOOGLE_CLIENT_SECRET',
+  'GOOGLE_REDIRECT_URL',
+] as const;
+/** A service's wiring: only STACK_WIRED names (the compiler refuses any other). */
+type Wiring = Partial<Record<(typeof STACK_WIRED)[number], string>>;
+
+/** Settings the stack gives every service unless told otherwise: plain HTTP on loopback. */
+export const LOCAL_DEFAULTS: Record<string, string> = {
+  // A cookie without the Secure flag, so without the __Host- prefix either.
+  SESSION_COOKIE_NAME: 'atoll_session',
+  SESSION_COOKIE_SECURE: 'false',
+};
 const MIGRATED = ['auth', 'content', 'notifier'] as const;
 
 export interface Stack {
@@ -120,18 +157,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     // Content asks auth for profiles its projection has not received yet, so auth's port is known first.
     const authPort = String(await freePort());
 
-    // Services.
-    const common: Record<string, string> = {
-      HOST: '127.0.0.1',
-      PORT: '0',
-      IDENTITY_SECRET: opts.identitySecret,
+    // Services: the stack's defaults, then the caller's settings, then the wiring, which always wins.
+    const settings = (name: ServiceName): Record<string, string> => ({
       REDIS_KEY_PREFIX: opts.keyPrefix ?? 'atoll',
-      // Plain HTTP on loopback: a cookie without the Secure flag, so without the __Host- prefix either.
-      SESSION_COOKIE_NAME: 'atoll_session',
-      SESSION_COOKIE_SECURE: 'false',
+      ...LOCAL_DEFAULTS,
+      ...(name === 'notifier' ? { PUBLIC_URL: `http://${publicHost}:${gatewayPort}` } : {}),
       ...opts.env,
-    };
-    const envs: Record<ServiceName, Record<string, string>> = {
+      ...opts.serviceEnv?.[name],
+    });
+    const common: Wiring = { HOST: '127.0.0.1', PORT: '0', IDENTITY_SECRET: opts.identitySecret };
+    const wiring: Record<Exclude<ServiceName, 'gateway'>, Wiring> = {
       auth: {
         ...common,
         PORT: authPort,
@@ -156,10 +191,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         REDIS_QUEUE_URL: redis.queue.url,
         REDIS_SESSION_URL: redis.session.url,
         SMTP_URL: smtpUrl,
-        PUBLIC_URL: `http://${publicHost}:${gatewayPort}`,
       },
-      gateway: { ...common },
     };
+    const envs = {} as Record<ServiceName, Record<string, string>>;
+    for (const name of ['auth', 'content', 'notifier'] as const)
+      envs[name] = { ...settings(name), ...wiring[name] };
     const services = {} as Record<ServiceName, ServiceProcess>;
     const startService = async (name: ServiceName) => {
       const logFile = join(logsDir, `${name}.log`);
@@ -172,14 +208,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       say(`${name} ready at ${proc.url} (logs: ${logFile})`);
     };
     await Promise.all((['auth', 'content', 'notifier'] as const).map(startService));
-    Object.assign(envs.gateway, {
+    const gatewayWiring: Wiring = {
+      ...common,
       PORT: String(gatewayPort),
       HOST: gatewayHost,
       REDIS_SESSION_URL: redis.session.url,
       AUTH_URL: services.auth.url,
       CONTENT_URL: services.content.url,
       NOTIFIER_URL: services.notifier.url,
-    });
+    };
+    envs.gateway = { ...settings('gateway'), ...gatewayWiring };
     await startService('gateway');
 
     return {
