@@ -8,10 +8,12 @@
  *   parser (`dropEmptyBodyType`, called from the base plugin's first hook);
  * - the JSON parser reads a body of only whitespace (or a chunked body that turns out empty) as no body.
  * Either way the route sees `request.body === undefined`: a route that needs a body answers its usual 422,
- * one that takes none just runs. A non-empty body that is not JSON stays a 400 (`MALFORMED_BODY`).
+ * one that takes none just runs. A non-empty body that is not JSON stays a 400 (`MALFORMED_BODY`), and
+ * one whose strings contain U+0000 is a 422 before any route sees it (nul.ts).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import { nulInJson } from './nul.ts';
 
 const BLANK = /^[ \t\r\n]*$/;
 
@@ -31,6 +33,11 @@ export function installJsonParser(app: FastifyInstance): void {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string; // parseAs: 'string'
     if (BLANK.test(text)) return done(null, undefined);
-    return parse(request, text, done);
+    return parse(request, text, (err, value) => {
+      if (err) return done(err);
+      // PostgreSQL cannot store U+0000: refused here for every route (nul.ts).
+      const nul = nulInJson(text, value);
+      return nul ? done(nul) : done(null, value);
+    });
   });
 }
