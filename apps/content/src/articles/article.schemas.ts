@@ -85,6 +85,15 @@ export const Comment = Type.Object({
 export const NewCommentBody = Type.Object({
   comment: Type.Object({ body: Type.String({ minLength: 1, maxLength: LIMITS.comment }) }),
 });
+/**
+ * A page of an article's comments, oldest first. RealWorld clients send no query and get the first
+ * MAX_COMMENTS_PAGE (more than any article of theirs is expected to have); a larger `limit` is a 422.
+ */
+export const MAX_COMMENTS_PAGE = 500;
+export const CommentsQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: MAX_COMMENTS_PAGE, default: MAX_COMMENTS_PAGE }),
+  offset: Type.Integer({ minimum: 0, maximum: 100_000, default: 0 }),
+});
 export const SingleCommentResponse = Type.Object({ comment: Comment });
 export const MultipleCommentsResponse = Type.Object({ comments: Type.Array(Comment) });
 export const CommentParams = Type.Object({

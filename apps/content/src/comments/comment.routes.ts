@@ -1,5 +1,6 @@
 /**
- * RealWorld comments: list (oldest first), add (201), delete (204, the comment's author only).
+ * RealWorld comments: list (oldest first, at most MAX_COMMENTS_PAGE a page, `limit` and `offset`), add
+ * (201), delete (204, the comment's author only).
  */
 import { requireIdentity } from '@atoll/identity';
 import { AppError } from '@atoll/service-kit';
@@ -7,6 +8,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Kysely } from 'kysely';
 import {
   CommentParams,
+  CommentsQuery,
   MultipleCommentsResponse,
   NewCommentBody,
   SingleCommentResponse,
@@ -56,10 +58,18 @@ const commentRoutes: FastifyPluginAsyncTypebox<{
 
   app.get(
     '/api/articles/:slug/comments',
-    { schema: { params: SlugParams, response: { 200: MultipleCommentsResponse } } },
+    {
+      schema: { params: SlugParams, querystring: CommentsQuery, response: { 200: MultipleCommentsResponse } },
+    },
     async (request) => {
       const article = await articles.load(request.params.slug);
-      const rows = await select().where('c.article_id', '=', article.id).orderBy('c.id').execute();
+      const { limit, offset } = request.query;
+      const rows = await select()
+        .where('c.article_id', '=', article.id)
+        .orderBy('c.id')
+        .limit(limit)
+        .offset(offset)
+        .execute();
       return { comments: await present(rows, request.identity?.userId ?? null) };
     },
   );

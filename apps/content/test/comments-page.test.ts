@@ -1,0 +1,96 @@
+/**
+ * `GET /api/articles/:slug/comments` is bounded: at most 500 comments, oldest first, with optional
+ * `limit` (1–500) and `offset`; anything else is a 422 in the RealWorld shape.
+ */
+import { randomBytes } from 'node:crypto';
+import { createDb, migrateDatabase } from '@atoll/db';
+import { RedisServer, type TestDatabase, testDatabase } from '@atoll/testkit';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { migrations, SCHEMA } from '../src/migrations/index.ts';
+
+const AUTHOR = '00000000-0000-0000-0000-00000000000a';
+const TOTAL = 520;
+
+describe('a page of comments', () => {
+  let cache: RedisServer;
+  let queue: RedisServer;
+  let database: TestDatabase;
+  let app: FastifyInstance;
+  let ids: number[] = [];
+
+  beforeAll(async () => {
+    [cache, queue, database] = await Promise.all([
+      RedisServer.start('cache'),
+      RedisServer.start('queue'),
+      testDatabase('content-comments'),
+    ]);
+    await migrateDatabase(database.url, SCHEMA, migrations);
+    const db = createDb<any>({ url: database.url, schema: SCHEMA });
+    await db.insertInto('profiles').values({ user_id: AUTHOR, username: 'ada' }).execute();
+    const article = await db
+      .insertInto('articles')
+      .values({ slug: 'many', title: 'Many', description: 'comments', body: 'b', author_id: AUTHOR })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const rows = await sql<{ id: string }>`
+      INSERT INTO comments (article_id, author_id, body)
+      SELECT ${article.id}, ${AUTHOR}, 'comment ' || n FROM generate_series(1, ${TOTAL}) AS n
+      RETURNING id`.execute(db);
+    ids = rows.rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+    await db.destroy();
+    app = await buildApp(
+      loadConfig({
+        LOG_LEVEL: 'silent',
+        IDENTITY_SECRET: randomBytes(32).toString('hex'),
+        DATABASE_URL: database.url,
+        REDIS_CACHE_URL: cache.url,
+        REDIS_QUEUE_URL: queue.url,
+        AUTH_URL: 'http://127.0.0.1:9',
+      }),
+    );
+  });
+  afterAll(async () => {
+    await app?.close();
+    await Promise.all([cache.dispose(), queue.dispose(), database.drop()]);
+  });
+
+  const page = async (query = '') => {
+    const res = await app.inject({ url: `/api/articles/many/comments${query}` });
+    return { status: res.statusCode, body: res.json() };
+  };
+
+  it('without a query (what RealWorld clients send): the oldest 500, oldest first', async () => {
+    const { status, body } = await page();
+    expect(status).toBe(200);
+    expect(body.comments.map((c: { id: number }) => c.id)).toEqual(ids.slice(0, 500));
+    expect(body.comments[0]).toMatchObject({ body: 'comment 1', author: { username: 'ada' } });
+  });
+
+  it('limit and offset page through the rest in the same order', async () => {
+    const { body } = await page('?limit=500&offset=500');
+    expect(body.comments.map((c: { id: number }) => c.id)).toEqual(ids.slice(500));
+    const small = await page('?limit=3&offset=10');
+    expect(small.body.comments.map((c: { id: number }) => c.id)).toEqual(ids.slice(10, 13));
+    expect((await page(`?offset=${TOTAL}`)).body).toEqual({ comments: [] });
+  });
+
+  it('a limit over 500, under 1, a negative or huge offset, or not a number: 422', async () => {
+    for (const query of [
+      '?limit=501',
+      '?limit=0',
+      '?offset=-1',
+      '?offset=100001',
+      '?limit=ten',
+      '?limit=1e999',
+    ]) {
+      const { status, body } = await page(query);
+      expect(status, query).toBe(422);
+      expect(body.code, query).toBe('VALIDATION_FAILED');
+      expect(Object.keys(body.errors).length, query).toBeGreaterThan(0);
+    }
+  });
+});
