@@ -17,6 +17,7 @@ export const ERROR_CATALOG = {
   BAD_REQUEST: { status: 400, field: 'request', message: 'is not valid HTTP' },
   REQUEST_TIMEOUT: { status: 408, field: 'request', message: 'did not arrive in time' },
   URI_TOO_LONG: { status: 414, field: 'url', message: 'is too long' },
+  NON_CANONICAL_PATH: { status: 400, field: 'path', message: 'is not canonical' },
   HEADERS_TOO_LARGE: {
     status: 431,
     field: 'headers',

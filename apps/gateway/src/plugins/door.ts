@@ -1,5 +1,11 @@
 /**
  * What every request meets at the door, before anything is proxied:
+ * - one spelling per path (routes/canonical.ts), checked first: a path that is not canonical is refused
+ *   with 400 `NON_CANONICAL_PATH` naming the canonical one, before CORS, the session, CSRF, the rate
+ *   limits, the JSON check and the proxy read it, so they all read the same path (`pathOf`). Refused
+ *   rather than redirected (308) for every method: clients build these paths from code and browsers
+ *   resolve dot segments before sending, so only crafted requests have them, and a redirect would
+ *   only tell a prober how the path is read;
  * - CORS for the origins in CORS_ORIGINS only (@fastify/cors, preflight included, with credentials, the
  *   request id and rate-limit headers readable by scripts); any other origin gets no CORS headers, so a
  *   browser refuses it;
@@ -18,7 +24,8 @@ import cors from '@fastify/cors';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import helmet, { type HelmetOptions } from 'helmet';
-import { ROUTE_TABLE } from '../routes/table.ts';
+import { canonicalPath } from '../routes/canonical.ts';
+import { pathOf, ROUTE_TABLE } from '../routes/table.ts';
 
 export interface DoorOptions {
   corsOrigins: readonly string[];
@@ -53,6 +60,19 @@ function expectsJson(path: string): boolean {
 }
 
 const door: FastifyPluginAsync<DoorOptions> = async (app, opts) => {
+  const security = securityHeaders({
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  });
+  // The first hooks of every request (callbacks: no promise per request): the security headers, then
+  // the path check, before anything reads the path.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(security);
+    const q = request.url.indexOf('?');
+    const path = q === -1 ? request.url : request.url.slice(0, q);
+    const canonical = canonicalPath(path);
+    if (canonical === null) return done();
+    done(new AppError('NON_CANONICAL_PATH', { path: [`is not canonical, use ${canonical}`] }));
+  });
   await app.register(cors, {
     origin: opts.corsOrigins.length > 0 ? [...opts.corsOrigins] : false,
     credentials: true,
@@ -61,18 +81,11 @@ const door: FastifyPluginAsync<DoorOptions> = async (app, opts) => {
     exposedHeaders: ['x-request-id', 'ratelimit', 'ratelimit-policy', 'retry-after'],
     maxAge: 600,
   });
-  const security = securityHeaders({
-    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-  });
-  app.addHook('onRequest', (_request, reply, done) => {
-    reply.headers(security);
-    done();
-  });
 
   // Callback hooks (no promise per request): they run on every request.
   app.addHook('onRequest', (request, _reply, done) => {
     if (!BODY_METHODS.has(request.method) || !hasBody(request)) return done();
-    if (!expectsJson(request.url.split('?')[0] ?? '')) return done();
+    if (!expectsJson(pathOf(request.url))) return done();
     if (!JSON_TYPE.test(request.headers['content-type'] ?? ''))
       return done(new AppError('UNSUPPORTED_MEDIA_TYPE'));
     done();

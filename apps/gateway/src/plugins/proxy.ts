@@ -19,7 +19,7 @@ import {
 import { Counter, errorBody, REQUEST_ID_HEADER, type Registry } from '@atoll/service-kit';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { ROUTE_TABLE, type Upstream } from '../routes/table.ts';
+import { pathOf, ROUTE_TABLE, type Upstream } from '../routes/table.ts';
 
 export interface ProxyOptions {
   upstreams: Record<Upstream, string>;
@@ -36,7 +36,7 @@ export function timeoutFor(
   routeTimeouts: ProxyOptions['routeTimeouts'],
   defaultMs: number,
 ): number {
-  const path = url.split('?')[0] ?? url;
+  const path = pathOf(url);
   const match = routeTimeouts.find((r) => path === r.prefix || path.startsWith(`${r.prefix}/`));
   return match?.timeoutMs ?? defaultMs;
 }
