@@ -77,9 +77,17 @@ describe('accounts and sessions through the gateway', () => {
         bio: null,
         image: null,
       });
-      // Browsers get the same session as an HttpOnly cookie.
-      expect(res.headers.get('set-cookie')).toMatch(
-        new RegExp(`^atoll_session=${token}; Path=/; Max-Age=\\d+; HttpOnly; SameSite=Lax$`),
+      // API clients get no cookie: it would sit in their cookie jar and authenticate requests they send
+      // without credentials.
+      expect(res.headers.get('set-cookie')).toBeNull();
+      // Browsers (Fetch Metadata headers) get the same session as an HttpOnly cookie.
+      const browser = await api('POST', '/api/users', {
+        body: { user: fresh() },
+        headers: { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' },
+      });
+      const browserToken = browser.body.user.token as string;
+      expect(browser.headers.get('set-cookie')).toMatch(
+        new RegExp(`^atoll_session=${browserToken}; Path=/; Max-Age=\\d+; HttpOnly; SameSite=Lax$`),
       );
     });
 
@@ -345,7 +353,11 @@ describe('accounts and sessions through the gateway', () => {
       const before = await register();
       const res = await api('POST', '/api/users/login', {
         body: { user: { email: ada.email, password: ada.password } },
-        headers: { cookie: `atoll_session=${before.token}`, origin: stack.gatewayUrl },
+        headers: {
+          cookie: `atoll_session=${before.token}`,
+          origin: stack.gatewayUrl,
+          'sec-fetch-site': 'same-origin',
+        },
       });
       expect(res.status).toBe(200);
       const after = res.headers.get('set-cookie') ?? '';

@@ -80,7 +80,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     returnOrigins: config.returnOrigins,
     secureCookies: config.session.cookieSecure,
     clientOf: (request) => clientOf(request, tokenOf(request)),
-    setSessionCookie: (reply, token) => setSessionCookie(reply, cookie, token),
+    setSessionCookie: (reply, token) => setSessionCookie(reply, cookie, token, false),
   });
   await app.register(currentSession);
   await app.register(internalProfileRoutes, { db });

@@ -1,4 +1,4 @@
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 
 export interface CookieSettings {
   name: string;
@@ -11,9 +11,25 @@ export interface CookieSettings {
  * The browser's session cookie: HttpOnly (no script reads it), SameSite=Lax, Path=/, and Secure outside
  * local development. With the default name's `__Host-` prefix, browsers also refuse it unless it is
  * Secure, host-only and for the whole path.
+ *
+ * It is set only for a browser: a request that carries the Fetch Metadata headers every current browser
+ * sends (`Sec-Fetch-Site`, `Sec-Fetch-Mode`). API clients (Postman, Bruno, curl, SDKs) use the token in
+ * the body; a cookie they never asked for would sit in their cookie jar and authenticate requests they
+ * meant to send without credentials.
  */
-export function setSessionCookie(reply: FastifyReply, settings: CookieSettings, token: string): void {
+export function setSessionCookie(
+  reply: FastifyReply,
+  settings: CookieSettings,
+  token: string,
+  /** false where only a browser can be calling (the end of the Google redirect). */
+  onlyForBrowsers = true,
+): void {
+  if (onlyForBrowsers && !fromBrowser(reply.request)) return;
   reply.header('set-cookie', serialize(settings, token, settings.maxAgeSeconds));
+}
+
+export function fromBrowser(request: FastifyRequest): boolean {
+  return request.headers['sec-fetch-site'] !== undefined || request.headers['sec-fetch-mode'] !== undefined;
 }
 
 export function clearSessionCookie(reply: FastifyReply, settings: CookieSettings): void {
