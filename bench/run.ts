@@ -83,6 +83,7 @@ const METRICS_TOKEN = randomBytes(16).toString('hex');
 const BENCH_ENV: Record<string, string> = {
   RATE_LIMIT_ANONYMOUS_MAX: '100000000',
   RATE_LIMIT_USER_MAX: '100000000',
+  RATE_LIMIT_ADDRESS_MAX: '100000000',
   RATE_LIMIT_AUTH_MAX: '100000000',
   WORKER_CONCURRENCY: String(workerConcurrency),
   METRICS_TOKEN,

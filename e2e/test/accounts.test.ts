@@ -80,7 +80,7 @@ describe('accounts and sessions through the gateway', () => {
       // API clients get no cookie: it would sit in their cookie jar and authenticate requests they send
       // without credentials.
       expect(res.headers.get('set-cookie')).toBeNull();
-      // Browsers (Fetch Metadata headers) get the same session as an HttpOnly cookie.
+      // Browsers (Sec-Fetch-Site) get the same session as an HttpOnly cookie.
       const browser = await api('POST', '/api/users', {
         body: { user: fresh() },
         headers: { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' },
@@ -415,8 +415,9 @@ describe('accounts and sessions through the gateway', () => {
           .map(([cmd, c]) => [cmd, c - (before[cmd] ?? 0)])
           .filter(([cmd, d]) => (d as number) > 0 && cmd !== 'info'),
       );
-      // One script (the gateway's session read + rate-limit count); the calls inside it are counted too.
-      expect(delta).toEqual({ evalsha: 1, hgetall: 1, incr: 1, pttl: 1 });
+      // One script (the gateway's session read + the user's and the address's rate-limit counts); the
+      // calls inside it are counted too.
+      expect(delta).toEqual({ evalsha: 1, hgetall: 1, incr: 2, pttl: 2 });
     });
   });
 

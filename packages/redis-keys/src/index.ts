@@ -86,7 +86,7 @@ export const KEY_SPECS = {
     ttl: '10 minutes; consumed with GETDEL (single use)',
   },
   rateLimit: {
-    pattern: 'rl:{<anonymous|user|auth|mail>:<address|userId>}',
+    pattern: 'rl:{<anonymous|user|address|auth|mail>:<address|userId>}',
     instance: 'session',
     type: 'String',
     ttl: "the tier's window, given by the same script that increments the counter (gateway count.lua)",
@@ -224,9 +224,9 @@ export function createKeys(prefix = 'atoll') {
     oauthState: (stateHash: string) => `${prefix}:oauth:{${tagPart(stateHash, 'stateHash')}}`,
     /**
      * A gateway rate-limit counter for one tier and one caller: a client address (IPv6 grouped by /64)
-     * for `anonymous`, `auth` and `mail`, a user id for `user`.
+     * for `anonymous`, `address`, `auth` and `mail`, a user id for `user`.
      */
-    rateLimit: (tier: 'anonymous' | 'user' | 'auth' | 'mail', id: string) =>
+    rateLimit: (tier: 'anonymous' | 'user' | 'address' | 'auth' | 'mail', id: string) =>
       `${prefix}:rl:{${tier}:${tagPart(id, 'id')}}`,
     /** A ranking kept as a Sorted Set on the cache instance (trending articles, author leaderboard). */
     ranking: (name: 'trending' | 'leaderboard') => `${prefix}:rank:{${name}}`,

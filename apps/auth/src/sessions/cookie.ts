@@ -12,10 +12,11 @@ export interface CookieSettings {
  * local development. With the default name's `__Host-` prefix, browsers also refuse it unless it is
  * Secure, host-only and for the whole path.
  *
- * It is set only for a browser: a request that carries the Fetch Metadata headers every current browser
- * sends (`Sec-Fetch-Site`, `Sec-Fetch-Mode`). API clients (Postman, Bruno, curl, SDKs) use the token in
- * the body; a cookie they never asked for would sit in their cookie jar and authenticate requests they
- * meant to send without credentials.
+ * It is set only for a browser: a request that carries `Sec-Fetch-Site`, which every current browser
+ * sends to a secure origin (HTTPS, or localhost) and API clients (Postman, Bruno, curl, SDKs; Node's
+ * fetch sends `Sec-Fetch-Mode` only) do not. API clients use the token in the body; a cookie they never
+ * asked for would sit in their cookie jar and authenticate requests they meant to send without
+ * credentials.
  */
 export function setSessionCookie(
   reply: FastifyReply,
@@ -29,7 +30,7 @@ export function setSessionCookie(
 }
 
 export function fromBrowser(request: FastifyRequest): boolean {
-  return request.headers['sec-fetch-site'] !== undefined || request.headers['sec-fetch-mode'] !== undefined;
+  return request.headers['sec-fetch-site'] !== undefined;
 }
 
 export function clearSessionCookie(reply: FastifyReply, settings: CookieSettings): void {
