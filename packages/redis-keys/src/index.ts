@@ -7,9 +7,11 @@
  * |---------------------------------------|----------|--------|------------------------------------------------|
  * | `{p}:sess:{<tokenHash>}`              | session  | Hash   | idle timeout (sliding), never past absolute    |
  * | `{p}:user-sess:{<userId>}`            | session  | Set    | the absolute session timeout, renewed on login |
+ * | `{p}:role-holders:{<role>}`           | session  | Set    | the absolute session timeout, renewed on add   |
  * | `{p}:login-fail:{<kind>:<id>}`        | session  | String | the failure window (15 min by default)         |
  * | `{p}:verify:{<userId>}`               | session  | Hash   | 15 minutes (the code's life)                   |
  * | `{p}:pw-reset:{<tokenHash>}`          | session  | String | 30 minutes (the reset link's life)             |
+ * | `{p}:mail-cap:{<kind>:<userId>}`      | session  | String | the cap's window (15 min)                      |
  * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
  * | `{p}:rl:{<tier>:<id>}`                | session  | String | the tier's window, set by the counting script  |
  * | `{p}:rank:{<name>}`                   | cache    | Sorted Set | 10 min ± jitter; rebuilt from PostgreSQL   |
@@ -61,6 +63,12 @@ export const KEY_SPECS = {
     type: 'Set',
     ttl: 'absolute session timeout, renewed whenever a session is added',
   },
+  roleHolders: {
+    pattern: 'role-holders:{<role>}',
+    instance: 'session',
+    type: 'Set',
+    ttl: 'absolute session timeout, renewed whenever a session with the role is added: once it runs out, every session it could name has ended',
+  },
   loginFailures: {
     pattern: 'login-fail:{<account|account-address|address>:<id>}',
     instance: 'session',
@@ -78,6 +86,12 @@ export const KEY_SPECS = {
     instance: 'session',
     type: 'String',
     ttl: "the reset link's life (30 min); consumed with GETDEL",
+  },
+  mailCap: {
+    pattern: 'mail-cap:{<reset|code>:<userId>}',
+    instance: 'session',
+    type: 'String',
+    ttl: "the cap's window (15 min), set atomically with the first increment (count-failure.lua)",
   },
   oauthState: {
     pattern: 'oauth:{<stateHash>}',
@@ -207,6 +221,12 @@ export function createKeys(prefix = 'atoll') {
     /** The set of a user's session token hashes, for "list my sessions" and "log out everywhere". */
     userSessions: (userId: string) => `${prefix}:user-sess:{${tagPart(userId, 'userId')}}`,
     /**
+     * The user ids that hold (or held) a session with a privileged role (`admin`), so that a service can
+     * recompute those sessions' roles when the rules change (auth at start-up). A superset: ids whose
+     * sessions ended stay until the next reconcile drops them or the Set expires.
+     */
+    roleHolders: (role: string) => `${prefix}:role-holders:{${tagPart(role, 'role')}}`,
+    /**
      * Failed sign-in attempts (passwords, codes, reset tokens) in the current window: per account (a
      * hash of the email or the user id: Redis holds no address book), per account and client address
      * together, or per client address.
@@ -217,6 +237,9 @@ export function createKeys(prefix = 'atoll') {
     verificationCode: (userId: string) => `${prefix}:verify:{${tagPart(userId, 'userId')}}`,
     /** A pending password reset, keyed by the hash of its single-use token; holds the user id. */
     passwordReset: (tokenHash: string) => `${prefix}:pw-reset:{${tagPart(tokenHash, 'tokenHash')}}`,
+    /** How many reset or verification emails an account was sent in the current window (the cap). */
+    mailCap: (kind: 'reset' | 'code', userId: string) =>
+      `${prefix}:mail-cap:{${kind}:${tagPart(userId, 'userId')}}`,
     /**
      * A pending OAuth sign-in, keyed by the hash of its `state`: the PKCE verifier, the nonce, the return
      * path and the hash of the browser binding, as JSON.

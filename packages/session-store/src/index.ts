@@ -9,6 +9,10 @@
  * Timeouts: the key's TTL is the idle timeout, slid forward on use but at most once per refresh interval
  * (no write per request), and never past the absolute expiry stored in the record.
  * A per-user Set indexes the ids for listing and "log out everywhere".
+ *
+ * Limits (`SessionLimits`): at most `maxPerUser` live sessions per user, a new one ends the oldest; and
+ * for each of the `trackedRoles` a Set of the user ids that hold a session with it, so that the owner of
+ * the role rules can recompute those sessions' roles when the rules change (`roleHolders`).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Keys } from '@atoll/redis-keys';
@@ -44,6 +48,13 @@ export interface SessionTimeouts {
   refreshMs: number;
 }
 
+export interface SessionLimits {
+  /** Live sessions per user; creating one more ends the oldest. Unset: no cap. */
+  maxPerUser?: number;
+  /** Roles whose holders are indexed (`roleHolders`), e.g. `admin`. */
+  trackedRoles?: readonly string[];
+}
+
 export const DEFAULT_TIMEOUTS: SessionTimeouts = {
   idleMs: 7 * 24 * 3600_000,
   absoluteMs: 30 * 24 * 3600_000,
@@ -77,17 +88,20 @@ export class SessionStore {
   private readonly keys: Keys;
   private readonly timeouts: SessionTimeouts;
   private readonly now: () => number;
+  private readonly limits: SessionLimits;
 
   constructor(
     redis: Redis,
     keys: Keys,
     timeouts: SessionTimeouts = DEFAULT_TIMEOUTS,
     now: () => number = Date.now,
+    limits: SessionLimits = {},
   ) {
     this.redis = redis;
     this.keys = keys;
     this.timeouts = timeouts;
     this.now = now;
+    this.limits = limits;
   }
 
   /** Creates a session and returns the token to hand to the client (the only time it exists). */
@@ -106,13 +120,54 @@ export class SessionStore {
     const index = this.keys.userSessions(data.userId);
     // The index is written first: a crash in between leaves an index entry without a record, which
     // `list` prunes, never a session that "log out everywhere" cannot find.
-    await this.redis.multi().sadd(index, id).pexpire(index, this.timeouts.absoluteMs).exec();
+    const indexed = await this.redis
+      .multi()
+      .sadd(index, id)
+      .pexpire(index, this.timeouts.absoluteMs)
+      .scard(index)
+      .exec();
+    await this.trackRoles(data.userId, data.roles);
     await this.redis
       .multi()
       .hset(key, toHash(session, verifier))
       .pexpire(key, Math.min(this.timeouts.idleMs, this.timeouts.absoluteMs))
       .exec();
+    const count = Number(indexed?.[2]?.[1] ?? 0);
+    const max = this.limits.maxPerUser;
+    // Only listed when the index is over the cap (it may hold a few expired ids, which `list` prunes).
+    if (max !== undefined && count > max) {
+      const others = (await this.list(data.userId)).filter((s) => s.id !== id);
+      await Promise.all(others.slice(max - 1).map((s) => this.destroyById(data.userId, s.id)));
+    }
     return { token, session };
+  }
+
+  /** Indexes the user under each tracked role it holds; the Set lives as long as the newest session. */
+  private async trackRoles(userId: string, roles: readonly string[]): Promise<void> {
+    const tracked = roles.filter((role) => this.limits.trackedRoles?.includes(role));
+    if (tracked.length === 0) return;
+    const multi = this.redis.multi();
+    for (const role of tracked) {
+      const set = this.keys.roleHolders(role);
+      multi.sadd(set, userId).pexpire(set, this.timeouts.absoluteMs);
+    }
+    await multi.exec();
+  }
+
+  /** The user ids indexed as holding a session with a tracked role (a superset: see `forgetRoleHolder`). */
+  roleHolders(role: string): Promise<string[]> {
+    return this.redis.smembers(this.keys.roleHolders(role));
+  }
+
+  /** Drops a user from a role's index, once none of its sessions has the role any more. */
+  async forgetRoleHolder(role: string, userId: string): Promise<void> {
+    await this.redis.srem(this.keys.roleHolders(role), userId);
+  }
+
+  /** One of a user's sessions by its public id (no token needed), or null if it ended. */
+  async find(userId: string, id: string): Promise<Session | null> {
+    const session = fromHash(id, await this.redis.hgetall(this.keys.session(id)));
+    return session && session.userId === userId ? session : null;
   }
 
   /**
@@ -199,6 +254,7 @@ export class SessionStore {
    * true from the next request on.
    */
   async updateIdentity(userId: string, identity: { username: string; roles: string[] }): Promise<void> {
+    await this.trackRoles(userId, identity.roles);
     const ids = await this.redis.smembers(this.keys.userSessions(userId));
     await Promise.all(
       ids.map((id) =>

@@ -104,4 +104,34 @@ describe('SessionStore on a real redis-session', () => {
     expect(await store.list(carol.userId)).toEqual([]);
     expect(await redis.scard(keys.userSessions(carol.userId))).toBe(0);
   });
+
+  it('caps the live sessions per user: one more ends the oldest', async () => {
+    const capped = new SessionStore(redis, keys, timeouts, () => clock, { maxPerUser: 2 });
+    const dan = { ...alice, userId: `u-${randomUUID()}`, username: 'dan' };
+    const first = await capped.create(dan);
+    clock += 1;
+    const second = await capped.create(dan);
+    clock += 1;
+    const third = await capped.create(dan);
+    expect((await capped.list(dan.userId)).map((s) => s.id)).toEqual([third.session.id, second.session.id]);
+    expect(await capped.resolve(first.token)).toBeNull();
+    expect(await capped.resolve(third.token)).not.toBeNull();
+  });
+
+  it('indexes the holders of a tracked role, with a TTL, and finds a session by id', async () => {
+    const tracking = new SessionStore(redis, keys, timeouts, () => clock, { trackedRoles: ['admin'] });
+    const erin = { ...alice, userId: `u-${randomUUID()}`, username: 'erin', roles: ['user', 'admin'] };
+    const frank = { ...alice, userId: `u-${randomUUID()}`, username: 'frank' };
+    const { session } = await tracking.create(erin);
+    await tracking.create(frank);
+    expect(await tracking.roleHolders('admin')).toContain(erin.userId);
+    expect(await tracking.roleHolders('admin')).not.toContain(frank.userId);
+    expect(await redis.pttl(keys.roleHolders('admin'))).toBeGreaterThan(0);
+    await tracking.updateIdentity(frank.userId, { username: 'frank', roles: ['user', 'admin'] });
+    expect(await tracking.roleHolders('admin')).toContain(frank.userId);
+    await tracking.forgetRoleHolder('admin', erin.userId);
+    expect(await tracking.roleHolders('admin')).not.toContain(erin.userId);
+    expect((await tracking.find(erin.userId, session.id))?.createdAt).toBe(session.createdAt);
+    expect(await tracking.find(frank.userId, session.id)).toBeNull();
+  });
 });
