@@ -48,6 +48,23 @@ const WelcomeV1 = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * To the OLD address of an account whose email was just changed: a change the owner did not make is the
+ * sign of a taken-over account. The new address only masked (`a***@example.com`): the old address may
+ * no longer be the owner's.
+ */
+const EmailChangedV1 = Type.Object(
+  {
+    v: Type.Literal(1),
+    userId: Type.String({ minLength: 1 }),
+    to: Email,
+    username: Type.String({ minLength: 1 }),
+    newEmailMasked: Type.String({ minLength: 3, maxLength: 254 }),
+    changedAt: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T' }),
+  },
+  { additionalProperties: false },
+);
+
 const NotificationType = Type.Union([
   Type.Literal('follow'),
   Type.Literal('favorite'),
@@ -158,6 +175,7 @@ export const QUEUES = {
       'verification-code': { 1: VerificationCodeV1 },
       'password-reset': { 1: PasswordResetV1 },
       welcome: { 1: WelcomeV1 },
+      'email-changed': { 1: EmailChangedV1 },
       notification: { 1: NotificationEmailV1 },
       digest: { 1: DigestEmailV1 },
     },
@@ -197,6 +215,7 @@ export interface JobPayloads {
     'verification-code': Static<typeof VerificationCodeV1>;
     'password-reset': Static<typeof PasswordResetV1>;
     welcome: Static<typeof WelcomeV1>;
+    'email-changed': Static<typeof EmailChangedV1>;
     notification: Static<typeof NotificationEmailV1>;
     digest: Static<typeof DigestEmailV1>;
   };

@@ -117,6 +117,7 @@ describe('createWorker on a real redis-queue', () => {
           seen.push(`${payload.code}#${meta.attempt}`);
         },
         'password-reset': async () => {},
+        'email-changed': async () => {},
         welcome: async () => {},
         notification: async () => {},
         digest: async () => {},

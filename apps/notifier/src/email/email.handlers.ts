@@ -23,6 +23,7 @@ export function emailHandlers(mailer: Mailer, publicUrl: string): Handlers<'emai
     welcome: send('welcome'),
     'verification-code': send('verification-code'),
     'password-reset': send('password-reset'),
+    'email-changed': send('email-changed'),
     notification: send('notification'),
     digest: send('digest'),
   };

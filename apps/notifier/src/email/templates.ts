@@ -76,6 +76,13 @@ export const templates = {
         label: 'Choose a new password',
       },
     ),
+  'email-changed': (p: Email['email-changed']) =>
+    render('Your atoll email address was changed', [
+      `Hi ${p.username},`,
+      `the email address of your atoll account was changed to ${p.newEmailMasked} on ${p.changedAt}. This address will get no more email about the account.`,
+      'If you made this change, there is nothing to do.',
+      'If you did not, someone else may be using your account: contact atoll support from this address at once.',
+    ]),
   notification: (p: Email['notification'], publicUrl: string) =>
     render(
       `atoll: ${describe(p).split(':')[0]}`,
