@@ -64,6 +64,12 @@ export const EnvSchema = Type.Object({
   ...tierEnv('ANONYMOUS', 600, 60, 'one client address (IPv6: one /64) without a session'),
   ...tierEnv('USER', 1200, 60, 'one signed-in user'),
   ...tierEnv(
+    'ADDRESS',
+    3000,
+    60,
+    'one client address (IPv6: one /64), with or without sessions, altogether (a ceiling over the anonymous and user limits)',
+  ),
+  ...tierEnv(
     'AUTH',
     300,
     60,
@@ -77,7 +83,7 @@ export const EnvSchema = Type.Object({
   }),
 });
 
-export type Tier = 'anonymous' | 'user' | 'auth' | 'mail';
+export type Tier = 'anonymous' | 'user' | 'address' | 'auth' | 'mail';
 
 export interface TierLimit {
   max: number;
@@ -140,6 +146,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimits: {
       anonymous: tier('ANONYMOUS'),
       user: tier('USER'),
+      address: tier('ADDRESS'),
       auth: tier('AUTH'),
       mail: tier('MAIL'),
       onStoreError: e.RATE_LIMIT_ON_STORE_ERROR,

@@ -107,6 +107,56 @@ describe('rate limits (buildApp, real redis-session)', () => {
     expect((await app.inject({ url: '/api/tags' })).statusCode).toBe(200);
   });
 
+  it('address: a ceiling per address over every request, signed in or not, whatever the accounts', async () => {
+    const { app, sessions } = await gateway({
+      RATE_LIMIT_ADDRESS_MAX: '4',
+      RATE_LIMIT_ADDRESS_WINDOW_S: '1',
+    });
+    const tokens: string[] = [];
+    for (const id of ['u-c1', 'u-c2', 'u-c3'])
+      tokens.push((await sessions.create({ userId: id, username: id, roles: ['user'] })).token);
+    const as = (token: string | null, remoteAddress: string) =>
+      app.inject({
+        url: '/api/articles/feed',
+        remoteAddress,
+        headers: token ? { authorization: `Token ${token}` } : {},
+      });
+    // Three accounts (each far below its user limit of 5) and no account, from one /64.
+    const statuses: number[] = [];
+    for (const [i, token] of [tokens[0], tokens[1], null, tokens[2], tokens[0]].entries())
+      statuses.push((await as(token ?? null, `2001:db8:9:9::${i + 1}`)).statusCode);
+    expect(statuses).toEqual([200, 200, 200, 200, 429]);
+    const refused = await as(tokens[1] ?? '', '2001:db8:9:9::99');
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['ratelimit-policy']).toBe('"user";q=5;w=1, "address";q=4;w=1');
+    expect(refused.json()).toMatchObject({ code: 'RATE_LIMITED' });
+    // The same accounts from another address are fine.
+    expect((await as(tokens[1] ?? '', '2001:db8:9:a::1')).statusCode).toBe(200);
+    // Far from its ceiling, the address tier is not shown.
+    const fresh = await as(tokens[2] ?? '', '10.3.3.3');
+    expect(fresh.headers['ratelimit-policy']).toBe('"user";q=5;w=1');
+  });
+
+  it('/health/services counts as anonymous; /health/live, /health/ready and /metrics do not', async () => {
+    // The notifier is down (nothing listens on port 9): reported unreachable, without the error text.
+    const { app } = await gateway({ NOTIFIER_URL: 'http://127.0.0.1:9' });
+    const from = { remoteAddress: '10.4.4.4' };
+    for (let i = 0; i < 5; i++) {
+      expect((await app.inject({ url: '/health/live', ...from })).statusCode).toBe(200);
+      expect((await app.inject({ url: '/health/ready', ...from })).statusCode).toBe(200);
+      expect((await app.inject({ url: '/metrics', ...from })).headers.ratelimit).toBeUndefined();
+    }
+    const first = await app.inject({ url: '/health/services', ...from });
+    expect(first.statusCode).toBe(503);
+    expect(first.json()).toMatchObject({ down: ['notifier'], services: { auth: { status: 'ready' } } });
+    expect(first.json().services.notifier).toEqual({ status: 'unreachable' });
+    expect(first.body).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|:9\b/);
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++)
+      statuses.push((await app.inject({ url: '/health/services', ...from })).statusCode);
+    expect(statuses).toEqual([503, 503, 429]);
+  });
+
   it('auth endpoints: stricter, per address; rotating X-Forwarded-For from an untrusted peer changes nothing', async () => {
     const { app } = await gateway();
     const login = (xff: string) =>
@@ -206,13 +256,17 @@ describe('rate limits (buildApp, real redis-session)', () => {
     };
     const steady = await measure();
     expect(steady.roundTrips).toBe(1);
-    expect(steady.commands).toEqual({ evalsha: 1, hgetall: 1, incr: 1, pttl: 1 });
+    // Inside the script: the record, then the user's counter and the address's ceiling.
+    expect(steady.commands).toEqual({ evalsha: 1, hgetall: 1, incr: 2, pttl: 2 });
 
-    // Anonymous: one count, one round trip.
+    // Anonymous: its tier and the address's ceiling, in one command, one round trip.
+    await app.inject({ url: '/api/tags' });
+    const beforeAnonymousStats = await commandStats(client);
     const beforeAnonymous = countWrites(gatewayRedis);
     await app.inject({ url: '/api/tags' });
     beforeAnonymous.stop();
     expect(beforeAnonymous.count).toBe(1);
+    expect(diff(beforeAnonymousStats, await commandStats(client))).toEqual({ evalsha: 1, incr: 2, pttl: 2 });
 
     // Once the refresh interval has passed: the same round trip, then one write that slides the TTL.
     await sleep(1100);
@@ -221,8 +275,8 @@ describe('rate limits (buildApp, real redis-session)', () => {
     expect(refresh.commands).toEqual({
       evalsha: 1,
       hgetall: 1,
-      incr: 1,
-      pttl: 1,
+      incr: 2,
+      pttl: 2,
       multi: 1,
       hset: 1,
       pexpire: 1,

@@ -28,16 +28,40 @@ return { current, ttl }
 `;
 
 /**
+ * count-many.lua — counts one request on several counters at once (the tiers of one request), each in
+ * its own fixed window, in one round trip.
+ *
+ * KEYS[i]  the counters (Strings, built by @atoll/redis-keys `rateLimit`)
+ * ARGV[i]  the window of KEYS[i], ms
+ * Returns  { count1, pttl1, count2, pttl2, ... }
+ *
+ * The counters sit in different hash slots: like resolve-and-count below, this assumes one
+ * redis-session server (or Sentinel), atoll's topology.
+ */
+export const COUNT_MANY = `${COUNT_BODY}
+local out = {}
+for i = 1, #KEYS do
+  local current, ttl = count(KEYS[i], ARGV[i])
+  out[#out + 1] = current
+  out[#out + 1] = ttl
+end
+return out
+`;
+
+/**
  * resolve-and-count.lua — the hot path of an authenticated request in one round trip: reads the session
- * record and counts the request against the caller's tier.
+ * record, counts the request against the caller's tier, and against its client address's ceiling.
  *
  * KEYS[1]  the session record (Hash, `sess:{<id>}`)
  * KEYS[2]  the anonymous counter of the client address, used when there is no such session
+ * KEYS[3]  the address counter of the client address (every request counts there, signed in or not)
  * ARGV[1]  the user counter's key up to the user id (`<prefix>:rl:{user:`)
  * ARGV[2]  the user counter's key after the user id (`}`)
  * ARGV[3]  the user window, ms
  * ARGV[4]  the anonymous window, ms
- * Returns  { record (HGETALL as a flat list), tier ('user' or 'anonymous'), count, pttl }
+ * ARGV[5]  the address window, ms
+ * Returns  { record (HGETALL as a flat list), tier ('user' or 'anonymous'), count, pttl,
+ *            address count, address pttl }
  *
  * Why a key built inside the script: the user is known only once the record is read, and a second round
  * trip on every request is what this script exists to avoid. The user counter is built from the same
@@ -57,5 +81,6 @@ if userId then
   tier, key, window = 'user', ARGV[1] .. userId .. ARGV[2], ARGV[3]
 end
 local current, ttl = count(key, window)
-return { record, tier, current, ttl }
+local addressCurrent, addressTtl = count(KEYS[3], ARGV[5])
+return { record, tier, current, ttl, addressCurrent, addressTtl }
 `;

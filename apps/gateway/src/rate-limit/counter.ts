@@ -1,11 +1,12 @@
 /**
- * Counting requests for the rate limits, on redis-session, with one atomic script per count (see
- * count.lua.ts), and the session lookup of an authenticated request folded into the same round trip
- * (`readSessionAndCount`, used by the session plugin).
+ * Counting requests for the rate limits, on redis-session, with atomic scripts (see count.lua.ts): every
+ * tier a request counts in is counted in one round trip, and for an authenticated request that is the
+ * session lookup's round trip (`readSessionAndCount`, used by the session plugin), else one
+ * `countAll` made by the rate-limit hook.
  *
- * It is the custom store of @fastify/rate-limit (`incr(key, cb, window, max)`): a count already made
- * by `readSessionAndCount` for this request is handed to the plugin through an AsyncLocalStorage (the
- * plugin's store API carries only the key, not the request), so it is not counted twice.
+ * It is the custom store of @fastify/rate-limit (`incr(key, cb, window, max)`): the counts already made
+ * for this request are handed to the plugin through an AsyncLocalStorage (the plugin's store API
+ * carries only the key, not the request), so nothing is counted twice.
  *
  * When redis-session cannot count (down, or slower than the command timeout), the default is to fail
  * open: the request is counted in memory instead (memory-store.ts), the outage is logged once when it
@@ -19,26 +20,26 @@ import type { LocatedSession } from '@atoll/session-store';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Tier, TierLimit } from '../config.ts';
-import { COUNT, RESOLVE_AND_COUNT } from './count.lua.ts';
+import { COUNT, COUNT_MANY, RESOLVE_AND_COUNT } from './count.lua.ts';
 import { type Count, memoryStore } from './memory-store.ts';
 
 type ScriptedRedis = Redis & {
   rateLimitCount(key: string, windowMs: number): Promise<[number, number]>;
+  rateLimitCountMany(keysCount: number, ...keysThenWindows: Array<string | number>): Promise<number[]>;
   resolveAndCount(
     sessionKey: string,
     anonymousKey: string,
+    addressKey: string,
     userKeyBefore: string,
     userKeyAfter: string,
     userWindowMs: number,
     anonymousWindowMs: number,
-  ): Promise<[string[], 'user' | 'anonymous', number, number]>;
+    addressWindowMs: number,
+  ): Promise<[string[], 'user' | 'anonymous', number, number, number, number]>;
 };
 
-/** A count made ahead of the rate-limit hook, for the key it was made on. */
-export interface Precount {
-  key: string;
-  count: Count;
-}
+/** Counts made ahead of the rate-limit hook, by the key they were made on. */
+export type Precount = Map<string, Count>;
 
 export interface RateCounterOptions {
   redis: Redis;
@@ -62,8 +63,9 @@ export class RateCounter {
   constructor(opts: RateCounterOptions) {
     const redis = opts.redis;
     if (!('rateLimitCount' in redis)) redis.defineCommand('rateLimitCount', { numberOfKeys: 1, lua: COUNT });
+    if (!('rateLimitCountMany' in redis)) redis.defineCommand('rateLimitCountMany', { lua: COUNT_MANY });
     if (!('resolveAndCount' in redis))
-      redis.defineCommand('resolveAndCount', { numberOfKeys: 2, lua: RESOLVE_AND_COUNT });
+      redis.defineCommand('resolveAndCount', { numberOfKeys: 3, lua: RESOLVE_AND_COUNT });
     this.redis = redis as ScriptedRedis;
     this.opts = opts;
     // The user counter's key around the id, from the one place keys are built.
@@ -84,34 +86,73 @@ export class RateCounter {
 
   /**
    * Reads a session record and counts the request in one round trip: against the user's tier when the
-   * record names a user, else against the client address's anonymous tier. Returns the record (for
-   * SessionStore.accept) and the count made, which the rate-limit hook then uses as it is.
+   * record names a user, else against the client address's anonymous tier, and in either case against
+   * the client address's ceiling (`address`). Returns the record (for SessionStore.accept) and the
+   * counts made, which the rate-limit hook then uses as they are.
    */
   async readSessionAndCount(
     located: LocatedSession,
     clientAddress: string,
   ): Promise<{ record: Record<string, string>; precount: Precount }> {
     const anonymousKey = this.keyOf('anonymous', clientAddress);
-    const [flat, tier, current, ttl] = await this.redis.resolveAndCount(
+    const addressKey = this.keyOf('address', clientAddress);
+    const [flat, tier, current, ttl, addressCurrent, addressTtl] = await this.redis.resolveAndCount(
       located.key,
       anonymousKey,
+      addressKey,
       this.userKey[0],
       this.userKey[1],
       this.opts.limits.user.windowMs,
       this.opts.limits.anonymous.windowMs,
+      this.opts.limits.address.windowMs,
     );
     const record: Record<string, string> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) record[flat[i] as string] = flat[i + 1] as string;
     this.recovered();
     const key = tier === 'user' ? this.keyOf('user', record.userId as string) : anonymousKey;
-    return { record, precount: { key, count: { current, ttl } } };
+    return {
+      record,
+      precount: new Map([
+        [key, { current, ttl }],
+        [addressKey, { current: addressCurrent, ttl: addressTtl }],
+      ]),
+    };
+  }
+
+  /**
+   * Counts one request on several counters in one round trip (one script). When redis-session cannot
+   * count: in memory (fail open) or a 503 (fail closed), counted once per request on /metrics.
+   */
+  async countAll(counters: ReadonlyArray<{ key: string; windowMs: number; max: number }>): Promise<Precount> {
+    const out: Precount = new Map();
+    try {
+      const flat = await this.redis.rateLimitCountMany(
+        counters.length,
+        ...counters.map((c) => c.key),
+        ...counters.map((c) => c.windowMs),
+      );
+      this.recovered();
+      counters.forEach((c, i) => {
+        out.set(c.key, { current: flat[2 * i] as number, ttl: flat[2 * i + 1] as number });
+      });
+      return out;
+    } catch (err) {
+      this.storeFailed(err as Error);
+      for (const c of counters) {
+        const count = await new Promise<Count>((resolve, reject) =>
+          this.memory.incr(c.key, (e, result) => (e ? reject(e) : resolve(result)), c.windowMs, c.max),
+        );
+        out.set(c.key, count);
+      }
+      return out;
+    }
   }
 
   /** The @fastify/rate-limit store interface. */
   incr(key: string, cb: (err: Error | null, result?: Count) => void, windowMs: number, max: number): void {
-    const pre = this.precounted.getStore();
-    if (pre && pre.key === key) {
-      cb(null, pre.count);
+    const pre = this.precounted.getStore()?.get(key);
+    if (pre) {
+      cb(null, pre);
       return;
     }
     this.redis.rateLimitCount(key, windowMs).then(
@@ -128,13 +169,8 @@ export class RateCounter {
     return this;
   }
 
-  private fallBack(
-    err: Error,
-    key: string,
-    cb: (err: Error | null, result?: Count) => void,
-    windowMs: number,
-    max: number,
-  ): void {
+  /** Logs an outage once and counts the fallback; throws 503 when the limits fail closed. */
+  private storeFailed(err: Error): void {
     if (!this.outage) {
       this.outage = true;
       this.opts.log.warn(
@@ -146,10 +182,24 @@ export class RateCounter {
     }
     if (this.opts.onStoreError === 'closed') {
       this.fallbacks.inc({ reason: 'refused' });
-      cb(new AppError('RATE_LIMIT_UNAVAILABLE'));
-      return;
+      throw new AppError('RATE_LIMIT_UNAVAILABLE');
     }
     this.fallbacks.inc({ reason: 'memory' });
+  }
+
+  private fallBack(
+    err: Error,
+    key: string,
+    cb: (err: Error | null, result?: Count) => void,
+    windowMs: number,
+    max: number,
+  ): void {
+    try {
+      this.storeFailed(err);
+    } catch (refused) {
+      cb(refused as Error);
+      return;
+    }
     this.memory.incr(key, (e, result) => cb(e, result), windowMs, max);
   }
 

@@ -3,6 +3,10 @@
  * every request — unknown routes too, so a 404 flood is limited like anything else:
  * - `anonymous`: per client address (an IPv6 address counts as its /64), for requests without a session;
  * - `user`: per user, for requests with a live session (counted in the session lookup's round trip);
+ * - `address`: per client address, every request, signed in or not: a ceiling over the two above, so
+ *   that many accounts (or many sessions and no session) from one address are still limited. It is
+ *   counted in the same round trip as the caller's tier, and shown in the RateLimit headers only when
+ *   it is the limit closer to running out;
  * - `auth`: per client address, on top of the above for the endpoints that create sessions or check a
  *   secret (sign-up, login, code and reset-token checks, Google sign-in start): a budget that ordinary
  *   use (a classroom behind one NAT, a conformance run) does not exhaust; guessing is stopped by auth's
@@ -13,7 +17,12 @@
  *
  * Every limited response carries `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-
  * headers: `"<tier>";q=<max>;w=<window s>` and `"<tier>";r=<remaining>;t=<reset s>`); a refused one is a
- * 429 in the RealWorld shape with `Retry-After`. Health probes and /metrics are not limited.
+ * 429 in the RealWorld shape with `Retry-After`. `/health/live`, `/health/ready` and /metrics are not
+ * limited (probes and the scraper call them often, and they answer without asking anything upstream);
+ * `/health/services` asks every service, so it counts like any anonymous request.
+ *
+ * Every request's tiers are counted in one Redis command: the session lookup's script for an
+ * authenticated request (its endpoint tier, if any, in a second one), else one `countAll`.
  */
 import { AppError, Counter, type Registry } from '@atoll/service-kit';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
@@ -34,7 +43,7 @@ export const ENDPOINT_TIERS: ReadonlyArray<readonly [string, string, Tier]> = [
   ['POST', '/api/users/password-reset', 'mail'],
 ];
 
-const UNLIMITED = /^\/(health\/|metrics$)/;
+const UNLIMITED = new Set(['/health/live', '/health/ready', '/metrics']);
 
 /** The address a limit counts: IPv4 as it is, IPv6 grouped by its /64, IPv4-mapped IPv6 as IPv4. */
 export function limitAddress(ip: string): string {
@@ -60,19 +69,23 @@ const rateLimits: FastifyPluginAsync<RateLimitOptions> = async (app, opts) => {
   }
   await app.register(rateLimit, { global: false, store: SharedStore as never, skipOnError: false });
 
-  const limiterOf = (tier: Tier, keyOf: (request: FastifyRequest) => string) =>
+  /** The counter a request counts on in a tier: its user's for `user`, else its address's. */
+  const keyOf = (tier: Tier, r: FastifyRequest) =>
+    tier === 'user'
+      ? counter.keyOf('user', r.caller.kind === 'user' ? r.caller.identity.userId : '')
+      : counter.keyOf(tier, limitAddress(r.ip));
+  const limiterOf = (tier: Tier) =>
     app.createRateLimit({
       max: opts.limits[tier].max,
       timeWindow: opts.limits[tier].windowMs,
-      keyGenerator: keyOf,
+      keyGenerator: (r) => keyOf(tier, r),
     });
   const limiters: Record<Tier, ReturnType<typeof limiterOf>> = {
-    anonymous: limiterOf('anonymous', (r) => counter.keyOf('anonymous', limitAddress(r.ip))),
-    user: limiterOf('user', (r) =>
-      counter.keyOf('user', r.caller.kind === 'user' ? r.caller.identity.userId : ''),
-    ),
-    auth: limiterOf('auth', (r) => counter.keyOf('auth', limitAddress(r.ip))),
-    mail: limiterOf('mail', (r) => counter.keyOf('mail', limitAddress(r.ip))),
+    anonymous: limiterOf('anonymous'),
+    user: limiterOf('user'),
+    address: limiterOf('address'),
+    auth: limiterOf('auth'),
+    mail: limiterOf('mail'),
   };
   const rejections = new Counter({
     name: 'gateway_rate_limit_rejections_total',
@@ -82,13 +95,29 @@ const rateLimits: FastifyPluginAsync<RateLimitOptions> = async (app, opts) => {
   });
 
   app.addHook('onRequest', async (request, reply) => {
-    if (UNLIMITED.test(request.url)) return;
-    const tiers: Tier[] = [request.caller.kind === 'user' ? 'user' : 'anonymous'];
+    if (UNLIMITED.has(pathOf(request.url))) return;
+    const own: Tier = request.caller.kind === 'user' ? 'user' : 'anonymous';
+    const tiers: Tier[] = [own, 'address'];
     const extra = endpointTier(request);
     if (extra) tiers.unshift(extra);
-    const results = await counter.precounted.run(request.precount, () =>
+    // What the session lookup did not count yet, in one round trip.
+    const precount = request.precount ?? new Map();
+    const missing = tiers
+      .map((tier) => ({
+        key: keyOf(tier, request),
+        windowMs: opts.limits[tier].windowMs,
+        max: opts.limits[tier].max,
+      }))
+      .filter((c) => !precount.has(c.key));
+    if (missing.length > 0)
+      for (const [key, count] of await counter.countAll(missing)) precount.set(key, count);
+    const results = await counter.precounted.run(precount, () =>
       Promise.all(tiers.map((tier) => limiters[tier](request))),
     );
+    const remainingOf = (tier: Tier) => {
+      const result = results[tiers.indexOf(tier)];
+      return result && !result.isAllowed ? result.remaining : 0;
+    };
     const policy: string[] = [];
     const state: string[] = [];
     let retryAfter = 0;
@@ -96,6 +125,8 @@ const rateLimits: FastifyPluginAsync<RateLimitOptions> = async (app, opts) => {
     results.forEach((result, i) => {
       const tier = tiers[i] as Tier;
       if (result.isAllowed) return;
+      // The ceiling is shown when it is the closer limit, or the one exceeded.
+      if (tier === 'address' && !result.isExceeded && result.remaining >= remainingOf(own)) return;
       policy.push(`"${tier}";q=${result.max};w=${Math.round(result.timeWindow / 1000)}`);
       state.push(`"${tier}";r=${result.remaining};t=${result.ttlInSeconds}`);
       if (result.isExceeded && (exceeded === null || result.ttlInSeconds > retryAfter)) {

@@ -5,7 +5,9 @@ import type { Upstream } from './table.ts';
 
 /**
  * `GET /health/services`: asks every service behind the gateway for its readiness, with this request's
- * id, and reports each answer. 200 when all are ready, 503 naming the ones that are not.
+ * id, and reports each answer. 200 when all are ready, 503 naming the ones that are not. A service
+ * that cannot be reached is `unreachable`, without the error (it names addresses and ports: it goes to
+ * the log). Public, so counted in the anonymous rate-limit tier (rate-limit/plugin.ts).
  */
 const healthServices: FastifyPluginAsync<{ upstreams: Record<Upstream, string>; timeoutMs: number }> = async (
   app,
@@ -24,7 +26,12 @@ const healthServices: FastifyPluginAsync<{ upstreams: Record<Upstream, string>; 
           const body = (await res.body.json()) as Record<string, unknown>;
           return [name, { status: res.statusCode === 200 ? 'ready' : 'unavailable', ...body }] as const;
         } catch (err) {
-          return [name, { status: 'unreachable', error: (err as Error).message }] as const;
+          // The reason is for the log, not for whoever asks: this route is public.
+          request.log.warn(
+            { upstream: name, err: { message: (err as Error).message } },
+            'service unreachable',
+          );
+          return [name, { status: 'unreachable' }] as const;
         }
       }),
     );
