@@ -5,8 +5,8 @@ import { AppError, type ErrorHandlingOptions, installErrorHandling } from './err
 import { REQUEST_ID_HEADER } from './fastify-options.ts';
 import health from './health.ts';
 import { type MetricsOptions, metrics } from './metrics.ts';
-import { nulInUrl } from './nul.ts';
 import { openApi } from './openapi.ts';
+import { unsafeUrl } from './unsafe-text.ts';
 import { installValidation } from './validation.ts';
 
 export interface BasePluginOptions extends ErrorHandlingOptions {
@@ -32,8 +32,9 @@ export const MAX_URL_LENGTH = 8 * 1024;
 /**
  * What every service registers first: validation (strict bodies), the error handler and 404 in the
  * RealWorld shape, a JSON parser for which an empty body is no body (body.ts), URLs over MAX_URL_LENGTH
- * answered 414, NUL characters in URLs (400) and in JSON bodies (422) refused (nul.ts), the OpenAPI
- * document of its routes (internal), request metrics and `GET /metrics`,
+ * answered 414, NUL characters in URLs (400) and in JSON bodies (422) and malformed query strings
+ * (400) refused (unsafe-text.ts), the OpenAPI document of its routes (internal), request metrics and
+ * `GET /metrics`,
  * the health routes, the request id echoed on every response (so a client can quote it in a bug
  * report), and connections that end with their last response once shutdown has begun.
  */
@@ -50,9 +51,9 @@ const basePlugin: FastifyPluginAsync<BasePluginOptions> = async (app, opts) => {
   app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
     if (request.url.length > MAX_URL_LENGTH) return done(new AppError('URI_TOO_LONG'));
-    // PostgreSQL cannot store U+0000: a NUL in a path or query value is a 400 on every route (nul.ts).
-    const nul = nulInUrl(request.url);
-    if (nul) return done(nul);
+    // A NUL in a path or query value, or a query that is not valid percent-encoding: 400 (unsafe-text.ts).
+    const unsafe = unsafeUrl(request.url);
+    if (unsafe) return done(unsafe);
     // Before Fastify picks a body parser: an empty body is no body, whatever the Content-Type says.
     dropEmptyBodyType(request.raw.headers);
     done();

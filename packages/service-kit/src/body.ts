@@ -9,11 +9,12 @@
  * - the JSON parser reads a body of only whitespace (or a chunked body that turns out empty) as no body.
  * Either way the route sees `request.body === undefined`: a route that needs a body answers its usual 422,
  * one that takes none just runs. A non-empty body that is not JSON stays a 400 (`MALFORMED_BODY`), and
- * one whose strings contain U+0000 is a 422 before any route sees it (nul.ts).
+ * one whose strings contain U+0000 is a 422 before any route sees it; lone surrogates in its strings
+ * arrive as U+FFFD (unsafe-text.ts).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { nulInJson } from './nul.ts';
+import { nulInJson, wellFormedJson } from './unsafe-text.ts';
 
 const BLANK = /^[ \t\r\n]*$/;
 
@@ -35,9 +36,10 @@ export function installJsonParser(app: FastifyInstance): void {
     if (BLANK.test(text)) return done(null, undefined);
     return parse(request, text, (err, value) => {
       if (err) return done(err);
-      // PostgreSQL cannot store U+0000: refused here for every route (nul.ts).
+      // PostgreSQL cannot store U+0000: refused here for every route; lone surrogates become U+FFFD,
+      // as PostgreSQL would store them (unsafe-text.ts).
       const nul = nulInJson(text, value);
-      return nul ? done(nul) : done(null, value);
+      return nul ? done(nul) : done(null, wellFormedJson(text, value));
     });
   });
 }

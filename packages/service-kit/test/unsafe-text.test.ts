@@ -1,12 +1,13 @@
 /**
- * NUL characters (U+0000), which PostgreSQL cannot store, are refused by the base plugin before any route
- * runs: `%00` in a path or a query is a 400 on `url`, U+0000 in a JSON string or key a 422 naming the
- * field. What only looks like one (an escaped backslash before `u0000`) and lone surrogates pass.
+ * Text the services cannot take is refused by the base plugin before any route runs: `%00` in a path or
+ * a query, or a query that is not valid percent-encoding, is a 400 on `url`; U+0000 in a JSON string or
+ * key is a 422 naming the field. What only looks like a NUL (an escaped backslash before `u0000`)
+ * passes, and lone surrogates arrive as U+FFFD, the text PostgreSQL would store.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base, fastifyOptions } from '../src/index.ts';
-import { nulField } from '../src/nul.ts';
+import { nulField } from '../src/unsafe-text.ts';
 
 const URL_REFUSED = { errors: { url: ['must not contain NUL characters (%00)'] }, code: 'BAD_REQUEST' };
 const refused = (field: string) => ({
@@ -34,7 +35,7 @@ describe('NUL characters never reach a route', () => {
   });
   afterAll(() => app.close());
 
-  it('%00 in a path segment or a query value (also in an unknown route): 400 on url', async () => {
+  it('%00 in a path segment or a query value (also in an unknown route), a malformed query: 400 on url', async () => {
     reached.length = 0;
     for (const url of [
       '/things/a%00b',
@@ -49,7 +50,24 @@ describe('NUL characters never reach a route', () => {
       expect(res.json(), url).toEqual(URL_REFUSED);
     }
     expect(reached).toEqual([]);
-    // `%2500` is the text "%00", not a NUL.
+    // A query that is not valid percent-encoding, like a path: 400 on url.
+    for (const url of [
+      '/things/a?tag=%FF',
+      '/things/a?tag=%ED%A0%80',
+      '/things/a?q=100%',
+      '/things/a?%ZZ=1',
+    ]) {
+      const res = await app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json(), url).toEqual({
+        errors: { url: ['is not valid (malformed percent-encoding)'] },
+        code: 'BAD_REQUEST',
+      });
+    }
+    expect(reached).toEqual([]);
+    // `%2500` is the text "%00", not a NUL; well-formed escapes pass.
+    const euro = await app.inject({ method: 'GET', url: '/things/a?tag=%E2%82%AC%20x' });
+    expect(euro.json().query).toEqual({ tag: '\u20ac x' });
     const text = await app.inject({ method: 'GET', url: '/things/a?tag=%2500' });
     expect(text.statusCode).toBe(200);
     expect(text.json().query).toEqual({ tag: '%00' });
@@ -96,11 +114,13 @@ describe('NUL characters never reach a route', () => {
     expect(res.json()).toEqual(refused('body'));
   });
 
-  it('an escaped backslash before u0000 is text, and lone surrogates pass: 200', async () => {
+  it('an escaped backslash before u0000 is text, and lone surrogates arrive as U+FFFD: 200', async () => {
     for (const [payload, expected] of [
       ['{"body":"C:\\\\u0000"}', { body: 'C:\\u0000' }],
       ['{"body":"\\\\U0000 and \\\\u0000"}', { body: '\\U0000 and \\u0000' }],
-      ['{"body":"\\ud800 \\udfff"}', { body: '\ud800 \udfff' }],
+      ['{"body":"\\ud800 \\udfff \\ud83d\\ude00"}', { body: '\ufffd \ufffd \u{1f600}' }],
+      ['{"\\udbff":["\\udc00",{"x":"\\ud800"}]}', { '\ufffd': ['\ufffd', { x: '\ufffd' }] }],
+      ['"\\ud800"', '\ufffd'],
       ['{"body":"\\u0001\\u001f\\u007f"}', { body: '\u0001\u001f\u007f' }],
     ] as const) {
       const res = await app.inject({
@@ -110,7 +130,7 @@ describe('NUL characters never reach a route', () => {
         payload,
       });
       expect(res.statusCode, payload).toBe(200);
-      expect(JSON.parse(res.body).body, payload).toEqual(expected);
+      expect(res.json().body, payload).toEqual(expected);
     }
   });
 
