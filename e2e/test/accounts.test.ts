@@ -126,6 +126,12 @@ describe('accounts and sessions through the gateway', () => {
           { username: ['is too long (maximum is 64 characters)'] },
         ],
         [{ user: { ...user, username: 'has/slash' } }, { username: ['is invalid'] }],
+        // Names that look like another: invisible characters, mixed scripts; and path-like dots.
+        [{ user: { ...user, username: 'ad\u200bmin' } }, { username: ['is invalid'] }],
+        [{ user: { ...user, username: 'admin\u202e' } }, { username: ['is invalid'] }],
+        [{ user: { ...user, username: 'p\u0430ypal' } }, { username: ['is invalid'] }],
+        [{ user: { ...user, username: '..' } }, { username: ['is invalid'] }],
+        [{ user: { ...user, username: 'a..b' } }, { username: ['is invalid'] }],
         [
           { user: { ...user, password: 'p'.repeat(257) } },
           { password: ['is too long (maximum is 256 characters)'] },

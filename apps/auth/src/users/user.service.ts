@@ -22,6 +22,7 @@ import {
   uniqueViolation,
   updateUser,
 } from './user.repository.ts';
+import { normalUsername, validUsername } from './username.ts';
 
 export interface ClientInfo {
   userAgent: string | undefined;
@@ -36,7 +37,6 @@ export interface UserWithToken {
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const USERNAME_FORBIDDEN = /[\s/\\?#%\p{Cc}]/u;
 export const MIN_PASSWORD = 8;
 
 type FieldErrors = Record<string, string[]>;
@@ -48,7 +48,7 @@ function add(errors: FieldErrors, field: string, message: string) {
 function checkUsername(errors: FieldErrors, value: string | undefined) {
   if (value === undefined) return;
   if (value.trim() === '') add(errors, 'username', "can't be blank");
-  else if (USERNAME_FORBIDDEN.test(value.trim())) add(errors, 'username', 'is invalid');
+  else if (!validUsername(value)) add(errors, 'username', 'is invalid');
 }
 
 function checkEmail(errors: FieldErrors, value: string | undefined) {
@@ -136,7 +136,7 @@ export class UserService {
     checkEmail(errors, input.email);
     checkPassword(errors, input.password);
     throwIfAny(errors);
-    const username = input.username.trim();
+    const username = normalUsername(input.username);
     const email = input.email.trim();
     const taken = await takenFields(this.db, { username, email });
     if (taken.length > 0) throw conflict(taken);
