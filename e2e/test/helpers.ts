@@ -23,6 +23,12 @@ export const GENEROUS_LIMITS = {
   RATE_LIMIT_MAIL_MAX: '100000',
 };
 
+/**
+ * Test stacks register many accounts on small machines: new password hashes at scrypt N = 2^15 (32 MiB,
+ * a quarter of the default's time), the lowest cost auth accepts. Tests of the cost itself set their own.
+ */
+export const TEST_PASSWORD_COST = { PASSWORD_SCRYPT_LOG2_N: '15' };
+
 /** The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders. */
 export async function startTestStack(
   label: string,
@@ -36,7 +42,7 @@ export async function startTestStack(
     identitySecret: IDENTITY_SECRET,
     keyPrefix: `t${randomBytes(4).toString('hex')}`,
     retainLogs: true,
-    env: { ...GENEROUS_LIMITS, ...env },
+    env: { ...GENEROUS_LIMITS, ...TEST_PASSWORD_COST, ...env },
   });
   return {
     stack,

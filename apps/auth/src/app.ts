@@ -16,6 +16,7 @@ import currentSession from './routes/session.ts';
 import { LoginLimiter } from './security/login-limiter.ts';
 import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
 import sessionRoutes from './sessions/session.routes.ts';
+import { PasswordHasher } from './users/password.ts';
 import userRoutes, { clientOf } from './users/user.routes.ts';
 import { UserService } from './users/user.service.ts';
 import verificationRoutes from './verification/verification.routes.ts';
@@ -43,7 +44,15 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const sessions = new SessionStore(app.redis.session!, keys, config.session.timeouts);
   const relay = userEventRelay(db, app.redis.queue!, keys, app.log);
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
-  const users = new UserService({ db, sessions, relay, limiter, adminEmails: config.adminEmails });
+  const passwords = new PasswordHasher(config.passwordLog2N);
+  const users = new UserService({
+    db,
+    sessions,
+    relay,
+    limiter,
+    adminEmails: config.adminEmails,
+    passwords,
+  });
   const producer = new Producer(app.redis.queue!, keys);
   const verification = new VerificationService({
     db,

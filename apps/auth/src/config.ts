@@ -40,6 +40,13 @@ export const EnvSchema = Type.Object({
       'failed attempts on one account from all addresses together in one window before 429 (a ceiling against guessing from many places)',
   }),
   LOGIN_FAILURE_WINDOW_S: Env.seconds(900, 'the window failed attempts are counted in'),
+  PASSWORD_SCRYPT_LOG2_N: Type.Integer({
+    minimum: 15,
+    maximum: 20,
+    default: 17,
+    description:
+      'the scrypt cost of new password hashes as log2(N), with r=8 and p=1 (17: 128 MiB per hash); a login replaces a hash made at a lower cost',
+  }),
   GOOGLE_ISSUER: Type.String({
     pattern: '^https?://[^\\s]+$',
     default: 'https://accounts.google.com',
@@ -76,6 +83,8 @@ export interface AuthConfig extends ServiceConfig {
   redis: { session: string; queue: string };
   session: ReturnType<typeof sessionConfig> & { cookieSecure: boolean };
   login: LoginLimits;
+  /** scrypt cost of new password hashes, as log2(N). */
+  passwordLog2N: number;
   google: { issuer: string; clientId: string; clientSecret: string; redirectUrl: string } | null;
   returnOrigins: string[];
   /** Lower-cased; an account gets the admin role when its verified email is one of these. */
@@ -100,6 +109,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perAddress: e.LOGIN_MAX_FAILURES_PER_ADDRESS,
       windowMs: e.LOGIN_FAILURE_WINDOW_S * 1000,
     },
+    passwordLog2N: e.PASSWORD_SCRYPT_LOG2_N,
     google:
       e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET && e.GOOGLE_REDIRECT_URL
         ? {

@@ -12,7 +12,7 @@ import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
-import { DUMMY_HASH, hashPassword, verifyPassword } from './password.ts';
+import { hashPassword, PasswordHasher } from './password.ts';
 import {
   findUserByEmail,
   findUserById,
@@ -92,6 +92,7 @@ export class UserService {
   private readonly relay: UserEventRelay;
   private readonly limiter: LoginLimiter;
   private readonly adminEmails: Set<string>;
+  private readonly passwords: PasswordHasher;
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
@@ -99,8 +100,11 @@ export class UserService {
     relay: UserEventRelay;
     limiter: LoginLimiter;
     adminEmails?: string[];
+    /** Hashes new passwords at the configured cost; the default cost when not given. */
+    passwords?: PasswordHasher;
   }) {
     this.adminEmails = new Set(deps.adminEmails ?? []);
+    this.passwords = deps.passwords ?? new PasswordHasher();
     this.db = deps.db;
     this.sessions = deps.sessions;
     this.relay = deps.relay;
@@ -140,7 +144,7 @@ export class UserService {
     const email = input.email.trim();
     const taken = await takenFields(this.db, { username, email });
     if (taken.length > 0) throw conflict(taken);
-    const passwordHash = await hashPassword(input.password);
+    const passwordHash = await this.passwords.hash(input.password);
     try {
       // The session is created before the account commits: if redis-session is down the registration
       // fails as a whole (503) instead of leaving an account its owner got no token for.
@@ -167,12 +171,26 @@ export class UserService {
   async login(input: { email: string; password: string }, client: ClientInfo): Promise<UserWithToken> {
     const attempt = await this.limiter.begin(accountOf('email', input.email), client.ip);
     if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
-    const user = await findUserByEmail(this.db, input.email.trim());
+    let user = await findUserByEmail(this.db, input.email.trim());
     // The same work whether or not the account exists: the answer and its timing reveal nothing.
-    const valid = await verifyPassword(input.password, user?.password_hash ?? DUMMY_HASH);
+    const { valid, outdated } = await this.passwords.verify(input.password, user?.password_hash ?? null);
     if (!user?.password_hash || !valid) throw new AppError('AUTH_INVALID_CREDENTIALS');
     await attempt.succeeded();
+    // A hash made at a lower cost than today's is replaced while the password is at hand; only if the
+    // stored hash is still the one just checked (a concurrent change wins).
+    if (outdated) user = (await this.rehash(user, input.password)) ?? user;
     return { user, token: await this.startSession(user, client) };
+  }
+
+  private async rehash(user: UserRow, password: string): Promise<UserRow | undefined> {
+    const passwordHash = await this.passwords.hash(password);
+    return this.db
+      .updateTable('users')
+      .set({ password_hash: passwordHash })
+      .where('id', '=', user.id)
+      .where('password_hash', '=', user.password_hash as string)
+      .returningAll()
+      .executeTakeFirst();
   }
 
   /**
