@@ -35,6 +35,12 @@ describe('verification codes and password resets', () => {
     return mail;
   };
   const codeIn = (mail: { subject: string }) => mail.subject.slice(SUBJECTS.code.length);
+  const tokenIn = (mail: { text: string }) =>
+    decodeURIComponent(/reset-password\?token=([^\s"&]+)/.exec(mail.text)?.[1] ?? '');
+  const askReset = (email: string) => api('POST', '/api/users/password-reset', { body: { user: { email } } });
+  const confirmReset = (token: string, password: string) =>
+    api('POST', '/api/users/password-reset/confirm', { body: { reset: { token, password } } });
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
   const userIdOf = async (token: string) =>
     (await api('GET', '/api/auth/session', { token })).body.session.userId as string;
 
@@ -126,7 +132,10 @@ describe('verification codes and password resets', () => {
     expect(token.length).toBeGreaterThanOrEqual(32);
     expect(mail.html).toContain('reset-password?token=');
     const stored = keys.passwordReset(createHash('sha256').update(token).digest('hex'));
-    expect(await sessionRedis.get(stored)).toBe(await userIdOf(carol.token));
+    // The account's id, and a fingerprint of the account state the link is good for.
+    const [storedId, state] = (await sessionRedis.get(stored))?.split(' ') ?? [];
+    expect(storedId).toBe(await userIdOf(carol.token));
+    expect(state).toMatch(/^[0-9a-f]{64}$/);
     expect(mailsFor('reset', 'nobody@example.com')).toEqual([]); // no account, no email
     expect(await sessionRedis.pttl(stored)).toBeGreaterThan(29 * 60_000);
 
@@ -148,6 +157,81 @@ describe('verification codes and password resets', () => {
       body: { user: { email: carol.email, password: 'brand new pass' } },
     });
     expect(login.status).toBe(200);
+  });
+
+  it('a reset link is good only for the account as it was: a reset with another link, or a new email, ends it', async () => {
+    const erin = await register();
+    expect((await askReset(erin.email)).status).toBe(202);
+    expect((await askReset(erin.email)).status).toBe(202);
+    await eventually(async () => mailsFor('reset', erin.email).length === 2, 15_000);
+    const [first, second] = mailsFor('reset', erin.email).map(tokenIn);
+    expect((await confirmReset(first ?? '', 'first new pass')).status).toBe(204);
+    const stale = await confirmReset(second ?? '', 'second new pass');
+    expect(stale.status).toBe(422);
+    expect(stale.body.errors).toEqual({ token: ['is invalid or has expired'] });
+    const login = (password: string) =>
+      api('POST', '/api/users/login', { body: { user: { email: erin.email, password } } });
+    expect((await login('second new pass')).status).toBe(401);
+    expect((await login('first new pass')).status).toBe(200);
+
+    // A link mailed to the old address is no way back into an account that moved to a new one.
+    const fay = await register();
+    expect((await askReset(fay.email)).status).toBe(202);
+    const token = tokenIn(await mailFor('reset', fay.email));
+    const moved = await api('PUT', '/api/user', {
+      token: fay.token,
+      body: { user: { email: `moved-${fay.email}` } }, // just signed up: no current password needed
+    });
+    expect(moved.status).toBe(200);
+    const old = await confirmReset(token, 'taken over!');
+    expect(old.status).toBe(422);
+    expect(old.body.errors).toEqual({ token: ['is invalid or has expired'] });
+  });
+
+  it('mails one account at most 3 reset links and 3 codes in 15 minutes, however often someone asks', async () => {
+    const gil = await register();
+    for (let i = 0; i < 5; i += 1) expect((await askReset(gil.email)).status).toBe(202);
+    for (let i = 0; i < 3; i += 1) {
+      expect((await api('POST', '/api/user/verification', { token: gil.token })).status).toBe(202);
+    }
+    const over = await api('POST', '/api/user/verification', { token: gil.token });
+    expect(over.status).toBe(429);
+    expect(over.body.code).toBe('AUTH_TOO_MANY_ATTEMPTS');
+    const retryAfter = Number(over.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(15 * 60);
+    const userId = await userIdOf(gil.token);
+    expect(await sessionRedis.pttl(keys.mailCap('reset', userId))).toBeGreaterThan(14 * 60_000);
+    expect(await sessionRedis.pttl(keys.mailCap('code', userId))).toBeGreaterThan(14 * 60_000);
+    await eventually(
+      async () => mailsFor('reset', gil.email).length >= 3 && mailsFor('code', gil.email).length >= 3,
+      15_000,
+    );
+    await new Promise((r) => setTimeout(r, 2000)); // anything else queued would have arrived by now
+    expect(mailsFor('reset', gil.email)).toHaveLength(3);
+    expect(mailsFor('code', gil.email)).toHaveLength(3);
+  });
+
+  it('takes as long to answer a reset request for an unknown email as for a known one', async () => {
+    const hal = await register();
+    const userId = await userIdOf(hal.token);
+    const timed = async (email: string) => {
+      const started = performance.now();
+      expect((await askReset(email)).status).toBe(202);
+      return performance.now() - started;
+    };
+    await timed('warm-up@example.com');
+    const known: number[] = [];
+    const unknown: number[] = [];
+    for (let i = 0; i < 30; i += 1) {
+      await sessionRedis.del(keys.mailCap('reset', userId)); // the whole path every time: token, job
+      known.push(await timed(hal.email));
+      unknown.push(await timed(`nobody-${i}@example.com`));
+    }
+    const [k, u] = [median(known), median(unknown)];
+    expect(Math.abs(k - u), `medians: known ${k.toFixed(1)} ms, unknown ${u.toFixed(1)} ms`).toBeLessThan(
+      Math.max(3, 0.2 * Math.min(k, u)),
+    );
   });
 
   it('answers 503 QUEUE_UNAVAILABLE and keeps no code when redis-queue is down', async () => {

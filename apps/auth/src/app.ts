@@ -61,6 +61,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     producer,
     sessions,
     limiter,
+    passwords,
   });
   app.addHook('onClose', async () => producer.close());
   app.addHook('onReady', async () => relay.start());

@@ -6,9 +6,17 @@
  *
  * - A 6-digit code lives 15 minutes, allows 5 attempts (check-code.lua), and a new one replaces the old.
  * - A reset token (32 random bytes) lives 30 minutes and is consumed with GETDEL: a link works once.
- *   Asking for a reset answers 202 whether or not the email has an account.
+ *   It is good only for the account as it was when it was issued: the record holds a fingerprint of the
+ *   account's email and password hash, so a reset (with this link or another), a new password or a new
+ *   email makes every earlier link useless.
+ * - Asking for a reset answers 202 whether or not the email has an account, and not before
+ *   RESET_ANSWER_FLOOR_MS, so the time it takes does not tell either.
+ * - One account gets at most MAIL_CAP reset emails and MAIL_CAP codes per MAIL_CAP_WINDOW_MS, however
+ *   often someone asks (each ask would mail the owner): over the cap a reset request still answers 202
+ *   and sends nothing, a code request answers 429 with Retry-After.
  */
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Identity } from '@atoll/identity';
 import type { Producer } from '@atoll/jobs';
 import { isRedisUnavailable } from '@atoll/redis';
@@ -18,19 +26,36 @@ import type { SessionStore } from '@atoll/session-store';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
+import { COUNT_FAILURE, GIVE_BACK } from '../security/count-failure.lua.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
-import { hashPassword } from '../users/password.ts';
-import { findUserByEmail, findUserById, type UserRow, updateUser } from '../users/user.repository.ts';
+import { PasswordHasher } from '../users/password.ts';
+import { findUserByEmail, findUserById, type UserRow } from '../users/user.repository.ts';
 import { MIN_PASSWORD, tooManyAttempts } from '../users/user.service.ts';
 import { CHECK_CODE, CODE_RESULT } from './check-code.lua.ts';
 
 export const CODE_TTL_MS = 15 * 60_000;
 export const CODE_ATTEMPTS = 5;
 export const RESET_TTL_MS = 30 * 60_000;
+/** Emails of one kind (reset, code) one account may be sent per window. */
+export const MAIL_CAP = 3;
+export const MAIL_CAP_WINDOW_MS = 15 * 60_000;
+/** A reset request never answers sooner, known account or not (the work takes far less). */
+export const RESET_ANSWER_FLOOR_MS = 60;
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
-type ScriptedRedis = Redis & { checkCode(key: string, hash: string, attempts: number): Promise<number> };
+/** What a reset token is bound to: the account's email and password hash when it was issued. */
+const accountState = (user: Pick<UserRow, 'email' | 'password_hash'>) =>
+  sha256(`${user.email.toLowerCase()}|${user.password_hash ?? ''}`);
+
+/** The reset record: `<userId> <account state>`. */
+const resetRecord = (user: UserRow) => `${user.id} ${accountState(user)}`;
+
+type ScriptedRedis = Redis & {
+  checkCode(key: string, hash: string, attempts: number): Promise<number>;
+  countMail(key: string, windowMs: number): Promise<[number, number]>;
+  giveBackMail(key: string): Promise<number>;
+};
 
 export class VerificationService {
   private readonly db: Kysely<AuthDatabase>;
@@ -39,6 +64,7 @@ export class VerificationService {
   private readonly producer: Producer;
   private readonly sessions: SessionStore;
   private readonly limiter: LoginLimiter;
+  private readonly passwords: PasswordHasher;
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
@@ -47,15 +73,30 @@ export class VerificationService {
     producer: Producer;
     sessions: SessionStore;
     limiter: LoginLimiter;
+    passwords?: PasswordHasher;
   }) {
     if (!('checkCode' in deps.redis))
       deps.redis.defineCommand('checkCode', { numberOfKeys: 1, lua: CHECK_CODE });
+    if (!('countMail' in deps.redis))
+      deps.redis.defineCommand('countMail', { numberOfKeys: 1, lua: COUNT_FAILURE });
+    if (!('giveBackMail' in deps.redis))
+      deps.redis.defineCommand('giveBackMail', { numberOfKeys: 1, lua: GIVE_BACK });
     this.db = deps.db;
     this.redis = deps.redis as ScriptedRedis;
     this.keys = deps.keys;
     this.producer = deps.producer;
     this.sessions = deps.sessions;
     this.limiter = deps.limiter;
+    this.passwords = deps.passwords ?? new PasswordHasher();
+  }
+
+  /**
+   * Counts one email of `kind` to the account (the counter gets its TTL in the same script); returns
+   * null when it may go, else how long until it may.
+   */
+  private async capMail(kind: 'reset' | 'code', userId: string): Promise<number | null> {
+    const [count, ttl] = await this.redis.countMail(this.keys.mailCap(kind, userId), MAIL_CAP_WINDOW_MS);
+    return count <= MAIL_CAP ? null : Math.max(1000, ttl);
   }
 
   /** Sends a new code to the account's email; the previous code stops working. */
@@ -63,6 +104,8 @@ export class VerificationService {
     const user = await findUserById(this.db, identity.userId);
     if (!user) throw new AppError('TOKEN_MISSING');
     if (user.email_verified_at) throw new AppError('CONFLICT', { email: ['is already verified'] });
+    const wait = await this.capMail('code', user.id);
+    if (wait !== null) throw tooManyAttempts(wait);
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const expiresAt = new Date(Date.now() + CODE_TTL_MS);
     const key = this.keys.verificationCode(user.id);
@@ -72,7 +115,7 @@ export class VerificationService {
       .hset(key, { h: sha256(`${user.id}:${code}`), attempts: '0' })
       .pexpire(key, CODE_TTL_MS)
       .exec();
-    await this.enqueueOrUndo(key, () =>
+    await this.enqueueOrUndo(key, this.keys.mailCap('code', user.id), () =>
       this.producer.enqueue(
         'email',
         'verification-code',
@@ -115,15 +158,30 @@ export class VerificationService {
       .executeTakeFirstOrThrow();
   }
 
-  /** Starts a password reset; the answer is the same whether or not the email has an account. */
+  /**
+   * Starts a password reset. The answer is the same whether or not the email has an account, and so is
+   * its timing: the work for a known account (a token, a job) takes longer than a lookup that finds
+   * nothing, so no answer comes before RESET_ANSWER_FLOOR_MS. Over the account's mail cap nothing is
+   * sent, and the answer is the same again.
+   */
   async requestReset(email: string): Promise<void> {
+    const floor = sleep(RESET_ANSWER_FLOOR_MS);
+    try {
+      await this.sendReset(email);
+    } finally {
+      await floor;
+    }
+  }
+
+  private async sendReset(email: string): Promise<void> {
     const user = await findUserByEmail(this.db, email.trim());
     if (!user) return;
+    if ((await this.capMail('reset', user.id)) !== null) return;
     const token = randomBytes(32).toString('base64url');
     const key = this.keys.passwordReset(sha256(token));
     const expiresAt = new Date(Date.now() + RESET_TTL_MS);
-    await this.redis.set(key, user.id, 'PX', RESET_TTL_MS);
-    await this.enqueueOrUndo(key, () =>
+    await this.redis.set(key, resetRecord(user), 'PX', RESET_TTL_MS);
+    await this.enqueueOrUndo(key, this.keys.mailCap('reset', user.id), () =>
       this.producer.enqueue(
         'email',
         'password-reset',
@@ -142,7 +200,8 @@ export class VerificationService {
 
   /**
    * Consumes a reset token (once), sets the new password and ends every session of the account. Unknown
-   * tokens count as failed attempts of the client address (the brute-force limiter).
+   * tokens, and tokens issued before the account's email or password last changed, count as failed
+   * attempts of the client address (the brute-force limiter).
    */
   async confirmReset(token: string, password: string, address: string): Promise<void> {
     if (password.length < MIN_PASSWORD) {
@@ -152,20 +211,41 @@ export class VerificationService {
     }
     const attempt = await this.limiter.begin(null, address);
     if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
-    const userId = await this.redis.getdel(this.keys.passwordReset(sha256(token)));
-    if (!userId) throw new AppError('VALIDATION_FAILED', { token: ['is invalid or has expired'] });
+    const invalid = () => new AppError('VALIDATION_FAILED', { token: ['is invalid or has expired'] });
+    const [userId, issuedFor] =
+      (await this.redis.getdel(this.keys.passwordReset(sha256(token))))?.split(' ') ?? [];
+    if (!userId || !issuedFor) throw invalid();
+    const user = await findUserById(this.db, userId);
+    if (!user || !sameState(accountState(user), issuedFor)) throw invalid();
     await attempt.succeeded();
-    const passwordHash = await hashPassword(password);
-    await updateUser(this.db, userId, { password_hash: passwordHash });
+    const passwordHash = await this.passwords.hash(password);
+    // Only if the account is still as the token knew it: of two links used at once, one wins.
+    const updated = await this.db
+      .updateTable('users')
+      .set({ password_hash: passwordHash, updated_at: new Date() })
+      .where('id', '=', user.id)
+      .where('email', '=', user.email)
+      .where('password_hash', user.password_hash === null ? 'is' : '=', user.password_hash)
+      .returningAll()
+      .executeTakeFirst();
+    if (!updated) throw invalid();
     await this.sessions.destroyAll(userId);
   }
 
-  private async enqueueOrUndo(key: string, enqueue: () => Promise<unknown>): Promise<void> {
+  /** Enqueues an email; if that fails, the secret it carries and its count against the cap are undone. */
+  private async enqueueOrUndo(key: string, capKey: string, enqueue: () => Promise<unknown>): Promise<void> {
     try {
       await enqueue();
     } catch (err) {
       await this.redis.del(key).catch(() => undefined);
+      await this.redis.giveBackMail(capKey).catch(() => undefined);
       throw isRedisUnavailable(err) ? new AppError('QUEUE_UNAVAILABLE') : err;
     }
   }
+}
+
+function sameState(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
