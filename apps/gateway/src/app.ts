@@ -63,6 +63,7 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     notifierUrl: config.upstreams.notifier,
     identitySecret: config.identitySecrets[0] as string,
     heartbeatMs: config.sseHeartbeatMs,
+    maxStreamsPerUser: config.sseMaxStreamsPerUser,
   });
   await app.register(docs, {
     upstreams: config.upstreams,

@@ -42,7 +42,16 @@ export const EnvSchema = Type.Object({
     description:
       'per-prefix upstream timeouts overriding UPSTREAM_TIMEOUT_MS, e.g. /api/users/login=3000,/api/articles=5000 (milliseconds; the longest matching prefix wins)',
   }),
-  SSE_HEARTBEAT_MS: Env.milliseconds(15_000, 'how often an idle live stream gets a heartbeat comment'),
+  SSE_HEARTBEAT_MS: Env.milliseconds(
+    15_000,
+    'how often an idle live stream gets a heartbeat comment (and checks that its session still exists)',
+  ),
+  SSE_MAX_STREAMS_PER_USER: Type.Integer({
+    minimum: 1,
+    default: 5,
+    description:
+      "how many live notification streams one user may hold on one gateway instance; a new one beyond it ends the user's oldest",
+  }),
   ...sessionEnv(),
   CORS_ORIGINS: Type.String({
     default: '',
@@ -98,6 +107,7 @@ export interface GatewayConfig extends ServiceConfig {
   /** Per-prefix timeouts, longest prefix first. */
   upstreamRouteTimeouts: Array<{ prefix: string; timeoutMs: number }>;
   sseHeartbeatMs: number;
+  sseMaxStreamsPerUser: number;
   session: ReturnType<typeof sessionConfig>;
   corsOrigins: string[];
   trustedProxies: string[];
@@ -139,6 +149,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       })
       .sort((a, b) => b.prefix.length - a.prefix.length),
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
+    sseMaxStreamsPerUser: e.SSE_MAX_STREAMS_PER_USER,
     session: sessionConfig(e),
     corsOrigins: list(e.CORS_ORIGINS),
     trustedProxies: parseProxies(e.TRUSTED_PROXIES),

@@ -13,8 +13,17 @@
  * - A comment line every `heartbeatMs` keeps proxies and load balancers from closing an idle stream.
  * - On shutdown every stream ends with `event: shutdown` first, so clients reconnect (to another
  *   instance) at once, with their Last-Event-ID, and the server can close.
+ * - A stream lives no longer than its session: before each event and at each heartbeat the session
+ *   record is checked (one EXISTS on redis-session); once it is gone (log out, log out everywhere, a
+ *   revoked or expired session) the stream gets `event: end` with `{"reason":"session-ended"}` and
+ *   closes, and nothing more is delivered on it. If redis-session cannot answer, the stream ends the
+ *   same way (`session-unverified`): the client reconnects with its Last-Event-ID and misses nothing.
+ * - At most `maxStreamsPerUser` streams per user on this gateway instance: a new one beyond that ends
+ *   the user's oldest with `event: end` and `{"reason":"too-many-streams"}`. A client should stop on
+ *   `event: end` rather than reconnect (a browser's EventSource reconnects unless the page closes it).
  */
 import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
+import type { RoleCheckedRedis } from '@atoll/redis';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { errorBody, REQUEST_ID_HEADER } from '@atoll/service-kit';
@@ -27,6 +36,7 @@ export interface StreamOptions {
   notifierUrl: string;
   identitySecret: string;
   heartbeatMs: number;
+  maxStreamsPerUser: number;
 }
 
 interface LiveNotification {
@@ -40,7 +50,14 @@ interface OpenStream {
   /** Events that arrived live while catching up; null once caught up. */
   held: LiveNotification[] | null;
   sent: Set<number>;
+  /** The session record this stream lives by. */
+  sessionKey: string;
+  /** Session checks and writes, in order: each waits for the one before. */
+  queue: Promise<void>;
+  open: boolean;
 }
+
+type EndReason = 'session-ended' | 'session-unverified' | 'too-many-streams';
 
 const REPLAY_PAGE = 100;
 const REPLAY_MAX_PAGES = 10;
@@ -49,6 +66,8 @@ const REMEMBERED_IDS = 1000;
 
 const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
   const byUser = new Map<string, Set<OpenStream>>();
+  const keys = createKeys(opts.keyPrefix);
+  const redis = app.redis.session as RoleCheckedRedis;
   const subscriber = await connectRedis({
     url: opts.redisSessionUrl,
     role: 'session',
@@ -56,7 +75,7 @@ const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
     name: 'gateway:live',
     log: app.log,
   });
-  const channel = createKeys(opts.keyPrefix).liveNotifications();
+  const channel = keys.liveNotifications();
   await subscriber.subscribe(channel);
   subscriber.on('message', (_channel: string, raw: string) => {
     let message: { userId?: string; notification?: LiveNotification };
@@ -69,9 +88,38 @@ const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
     if (!userId || typeof notification?.id !== 'number') return;
     for (const stream of byUser.get(userId) ?? []) {
       if (stream.held) stream.held.push(notification);
-      else send(stream, notification);
+      else whileSessionLives(stream, () => send(stream, notification));
     }
   });
+
+  /** Ends a stream with `event: end` and the reason; nothing is written on it afterwards. */
+  function endStream(stream: OpenStream, reason: EndReason) {
+    if (!stream.open) return;
+    stream.open = false;
+    stream.write(`event: end\ndata: ${JSON.stringify({ reason })}\n\n`);
+    stream.end();
+  }
+
+  /**
+   * Runs `write` after the stream's earlier writes, if its session still exists; else ends the stream.
+   * One EXISTS per call.
+   */
+  function whileSessionLives(stream: OpenStream, write: () => void) {
+    stream.queue = stream.queue.then(async () => {
+      if (!stream.open) return;
+      let alive: boolean;
+      try {
+        alive = (await redis.exists(stream.sessionKey)) === 1;
+      } catch (err) {
+        app.log.warn({ err: { message: (err as Error).message } }, 'live stream: session check failed');
+        endStream(stream, 'session-unverified');
+        return;
+      }
+      if (!stream.open) return;
+      if (alive) write();
+      else endStream(stream, 'session-ended');
+    });
+  }
 
   function send(stream: OpenStream, notification: LiveNotification) {
     if (stream.sent.has(notification.id)) return;
@@ -137,34 +185,56 @@ const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
       end: () => res.end(),
       held: lastId === null ? null : [],
       sent: new Set(),
+      sessionKey: keys.session(caller.identity.sessionId),
+      queue: Promise.resolve(),
+      open: true,
     };
     const userId = caller.identity.userId;
     const mine = byUser.get(userId) ?? new Set();
-    byUser.set(userId, mine.add(stream));
-    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), opts.heartbeatMs);
+    byUser.set(userId, mine);
+    // Oldest first (a Set keeps insertion order): make room for this one.
+    for (const old of mine) {
+      if (mine.size < opts.maxStreamsPerUser) break;
+      mine.delete(old);
+      endStream(old, 'too-many-streams');
+    }
+    mine.add(stream);
+    const heartbeat = setInterval(
+      () => whileSessionLives(stream, () => stream.write(': heartbeat\n\n')),
+      opts.heartbeatMs,
+    );
     res.on('close', () => {
+      stream.open = false;
       clearInterval(heartbeat);
       mine.delete(stream);
-      if (mine.size === 0) byUser.delete(userId);
+      if (mine.size === 0 && byUser.get(userId) === mine) byUser.delete(userId);
     });
 
     if (lastId !== null) {
       try {
-        for (const notification of await missedSince(request, lastId)) send(stream, notification);
+        const missed = await missedSince(request, lastId);
+        whileSessionLives(stream, () => {
+          for (const notification of missed) send(stream, notification);
+        });
       } catch (err) {
         // Without the catch-up the stream would have a gap: end it; the client retries with its id.
         request.log.warn({ err: { message: (err as Error).message } }, 'live stream catch-up failed');
         res.end();
         return;
       }
-      for (const notification of stream.held ?? []) send(stream, notification);
+      const held = stream.held ?? [];
       stream.held = null;
+      whileSessionLives(stream, () => {
+        for (const notification of held) send(stream, notification);
+      });
     }
   });
 
   app.addHook('preClose', async () => {
     for (const streams of byUser.values()) {
       for (const stream of streams) {
+        if (!stream.open) continue;
+        stream.open = false;
         stream.write('event: shutdown\ndata: {}\n\n');
         stream.end();
       }
