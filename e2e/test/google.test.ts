@@ -121,6 +121,30 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
     expect(me.body.user.username).toBe('linus');
   });
 
+  it('linking an account whose email nobody verified ends the password and the sessions someone else may have set up', async () => {
+    // Someone registers the victim's address first, with a password of their own (pre-account takeover).
+    const squatter = await api('POST', '/api/users', {
+      body: { user: { username: 'squatter', email: 'victim@example.com', password: 'squatter pass' } },
+    });
+    expect(squatter.status).toBe(201);
+    const squatterToken = squatter.body.user.token as string;
+
+    // The owner signs in with Google, which vouches for the address.
+    asUser({ sub: 'g-victim', email: 'victim@example.com', email_verified: true, name: 'Victim' });
+    const started = await start();
+    const res = await callback(await authorize(started), started.binding);
+    expect(res.status).toBe(302);
+    const me = await api('GET', '/api/user', { token: sessionCookie(res) ?? '' });
+    expect(me.status).toBe(200);
+    expect(me.body.user.email).toBe('victim@example.com');
+
+    expect((await api('GET', '/api/user', { token: squatterToken })).status).toBe(401);
+    const login = await api('POST', '/api/users/login', {
+      body: { user: { email: 'victim@example.com', password: 'squatter pass' } },
+    });
+    expect(login.status).toBe(401);
+  });
+
   it('refuses a replayed state', async () => {
     const started = await start();
     const callbackUrl = await authorize(started);
@@ -175,7 +199,14 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
 
   it('refuses a return address outside the allow-list before anything starts', async () => {
     const before = (await sessionRedis.keys(`${keys.prefix}:oauth:*`)).length;
-    for (const returnTo of ['https://evil.example/', '//evil.example/x', 'javascript:alert(1)']) {
+    for (const returnTo of [
+      'https://evil.example/',
+      '//evil.example/x',
+      'javascript:alert(1)',
+      '/\t/evil.example', // sent as /%09/evil.example: browsers drop the tab and read //evil.example
+      '/\\evil.example',
+      '/.//evil.example',
+    ]) {
       const res = await get(`${stack.gatewayUrl}/api/auth/google?returnTo=${encodeURIComponent(returnTo)}`);
       expect(res.status, returnTo).toBe(422);
       expect(res.headers.get('location')).toBeNull();

@@ -82,7 +82,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   await app.register(sessionRoutes, { sessions, clearCookie: (reply) => clearSessionCookie(reply, cookie) });
   await app.register(verificationRoutes, { verification, tokenOf });
   const google = config.google
-    ? new GoogleSignIn({ settings: config.google, db, redis: app.redis.session!, keys, relay })
+    ? new GoogleSignIn({ settings: config.google, db, redis: app.redis.session!, keys, relay, sessions })
     : null;
   await app.register(googleRoutes, {
     google,

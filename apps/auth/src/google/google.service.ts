@@ -9,6 +9,10 @@
  * token is checked (iss, aud, exp and nonce by openid-client; its signature against the provider's JWKS
  * with jose).
  * The account is found by Google subject, else linked by a verified email, else created.
+ * Linking to an account whose email was never verified: Google has just proved who owns the address,
+ * and the account's password may have been set by someone else who registered the address first
+ * (pre-account takeover). The link therefore clears the password, marks the email verified and ends
+ * every session of the account; its owner can set a password again with a reset.
  *
  * Why openid-client rather than @fastify/oauth2: the latter keeps the PKCE verifier in a cookie and
  * does not validate ID tokens (it is OAuth 2, not OIDC); the design wants the verifier in Redis with
@@ -17,6 +21,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
+import type { SessionStore } from '@atoll/session-store';
 import type { Redis } from 'ioredis';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { Kysely } from 'kysely';
@@ -52,6 +57,7 @@ export class GoogleSignIn {
   private readonly redis: Redis;
   private readonly keys: Keys;
   private readonly relay: UserEventRelay;
+  private readonly sessions: SessionStore;
   private config: Promise<oidc.Configuration> | undefined;
 
   constructor(deps: {
@@ -60,12 +66,14 @@ export class GoogleSignIn {
     redis: Redis;
     keys: Keys;
     relay: UserEventRelay;
+    sessions: SessionStore;
   }) {
     this.settings = deps.settings;
     this.db = deps.db;
     this.redis = deps.redis;
     this.keys = deps.keys;
     this.relay = deps.relay;
+    this.sessions = deps.sessions;
   }
 
   /** The provider's metadata, discovered on first use and kept; a failed discovery is retried next time. */
@@ -184,12 +192,39 @@ export class GoogleSignIn {
           email: ['belongs to an account; Google has not verified it, sign in with your password instead'],
         });
       }
-      return this.db
-        .updateTable('users')
-        .set({ google_subject: subject, email_verified_at: byEmail.email_verified_at ?? new Date() })
-        .where('id', '=', byEmail.id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      if (byEmail.email_verified_at) {
+        return this.db
+          .updateTable('users')
+          .set({ google_subject: subject, updated_at: new Date() })
+          .where('id', '=', byEmail.id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+      }
+      // Nobody had proved this address before: whatever password and sessions the account has may be
+      // someone else's. Only the row as it was read is taken over (a concurrent verification or change
+      // makes this sign-in fail rather than undo it). The sessions end before the change commits, so a
+      // Redis failure leaves the account as it was (and the next sign-in tries again), and once more
+      // after, for a session a password login may have started while the row was locked.
+      const linked = await this.db.transaction().execute(async (trx) => {
+        const row = await trx
+          .updateTable('users')
+          .set({
+            google_subject: subject,
+            email_verified_at: new Date(),
+            password_hash: null,
+            updated_at: new Date(),
+          })
+          .where('id', '=', byEmail.id)
+          .where('email_verified_at', 'is', null)
+          .where('email', '=', byEmail.email)
+          .returningAll()
+          .executeTakeFirst();
+        if (!row) throw new AppError('CONFLICT', { email: ['changed during the sign-in, try again'] });
+        await this.sessions.destroyAll(row.id);
+        return row;
+      });
+      await this.sessions.destroyAll(linked.id);
+      return linked;
     }
     const created = await this.db.transaction().execute(async (trx) => {
       const username = await this.freeUsername(trx, claims, email);
