@@ -208,7 +208,7 @@ describe('docker-compose.yml against the Compose Specification schema', () => {
 // ---- (b) docker-compose v1.29 ------------------------------------------------------------------------
 
 describe('docker-compose config', () => {
-  it('accepts the file with every variable left at its default', () => {
+  const config = (env: Record<string, string>) => {
     const bin = onPath('docker-compose');
     if (!bin) {
       expect.fail(
@@ -216,12 +216,22 @@ describe('docker-compose config', () => {
           '`apt-get install -y docker-compose` (Debian, v1.29)',
       );
     }
-    const result = spawnSync(bin, ['--project-directory', repoRoot, '-f', composeFile, 'config', '-q'], {
+    return spawnSync(bin, ['--project-directory', repoRoot, '-f', composeFile, 'config', '-q'], {
       cwd: repoRoot,
       encoding: 'utf8',
-      // No IDENTITY_SECRET, LOG_LEVEL...: every variable must resolve from its default.
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LANG: 'C.UTF-8' },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LANG: 'C.UTF-8', ...env },
     });
+  };
+
+  it("refuses to start without an IDENTITY_SECRET of the deployment's own, naming it", () => {
+    const result = config({});
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain('set IDENTITY_SECRET to a secret of your own');
+  });
+
+  it('accepts the file with IDENTITY_SECRET set and every other variable left at its default', () => {
+    // No LOG_LEVEL, METRICS_TOKEN...: every other variable must resolve from its default.
+    const result = config({ IDENTITY_SECRET: 'a'.repeat(64) });
     expect(result.error).toBeUndefined();
     expect(result.status, result.stderr).toBe(0);
     // Compose exits 0 on an unset variable ("The X variable is not set. Defaulting to a blank string.")
