@@ -5,6 +5,8 @@ import { base, database, dbOf, fastifyOptions, redisRoles } from '@atoll/service
 import { SessionStore, tokenFromHeaders } from '@atoll/session-store';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import adminRoutes from './admin/admin.routes.ts';
+import { AdminService } from './admin/admin.service.ts';
 import type { AuthConfig } from './config.ts';
 import type { AuthDatabase } from './db.ts';
 import googleRoutes from './google/google.routes.ts';
@@ -15,6 +17,7 @@ import { userEventRelay } from './outbox/outbox.ts';
 import currentSession from './routes/session.ts';
 import { LoginLimiter } from './security/login-limiter.ts';
 import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
+import { reconcileRoles, TRACKED_ROLES } from './sessions/reconcile-roles.ts';
 import sessionRoutes from './sessions/session.routes.ts';
 import { PasswordHasher } from './users/password.ts';
 import userRoutes, { clientOf } from './users/user.routes.ts';
@@ -41,7 +44,12 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   // Domain
   const keys = createKeys(config.keyPrefix);
   const db = dbOf<AuthDatabase>(app);
-  const sessions = new SessionStore(app.redis.session!, keys, config.session.timeouts);
+  const sessions = new SessionStore(app.redis.session!, keys, config.session.timeouts, Date.now, {
+    maxPerUser: config.session.maxPerUser,
+    trackedRoles: TRACKED_ROLES,
+  });
+  // Built before the services: auth's jobs (codes, resets, "your email changed") go through it.
+  const producer = new Producer(app.redis.queue!, keys);
   const relay = userEventRelay(db, app.redis.queue!, keys, app.log);
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
   const passwords = new PasswordHasher(config.passwordLog2N);
@@ -50,10 +58,12 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     sessions,
     relay,
     limiter,
+    producer,
     adminEmails: config.adminEmails,
+    reauthWindowMs: config.reauthWindowMs,
     passwords,
   });
-  const producer = new Producer(app.redis.queue!, keys);
+  const admin = new AdminService({ db, sessions });
   const verification = new VerificationService({
     db,
     redis: app.redis.session!,
@@ -65,6 +75,11 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   });
   app.addHook('onClose', async () => producer.close());
   app.addHook('onReady', async () => relay.start());
+  // Roles are configuration: sessions that got a role under the previous configuration get today's.
+  app.addHook('onReady', async () => {
+    const { checked, demoted } = await reconcileRoles({ db, sessions, rolesOf: (u) => users.rolesOf(u) });
+    app.log.info({ checked, demoted }, 'session roles reconciled');
+  });
   app.addHook('preClose', async () => relay.stop());
 
   // Routes
@@ -92,6 +107,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     clientOf: (request) => clientOf(request, tokenOf(request)),
     setSessionCookie: (reply, token) => setSessionCookie(reply, cookie, token, false),
   });
+  await app.register(adminRoutes, { admin });
   await app.register(currentSession);
   await app.register(internalProfileRoutes, { db });
   return app;

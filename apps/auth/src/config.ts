@@ -21,6 +21,15 @@ export const EnvSchema = Type.Object({
     true,
     'send the session cookie over HTTPS only (false only for local HTTP)',
   ),
+  SESSION_MAX_PER_USER: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description: 'live sessions per user; a new sign-in beyond it ends the oldest session',
+  }),
+  REAUTH_WINDOW_S: Env.seconds(
+    900,
+    'how long after a sign-in its session may change the email or password without the current password',
+  ),
   LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS: Type.Integer({
     minimum: 1,
     default: 5,
@@ -81,7 +90,9 @@ export const EnvSchema = Type.Object({
 export interface AuthConfig extends ServiceConfig {
   databaseUrl: string;
   redis: { session: string; queue: string };
-  session: ReturnType<typeof sessionConfig> & { cookieSecure: boolean };
+  session: ReturnType<typeof sessionConfig> & { cookieSecure: boolean; maxPerUser: number };
+  /** How long a session counts as a recent sign-in (re-authentication before email/password changes). */
+  reauthWindowMs: number;
   login: LoginLimits;
   /** scrypt cost of new password hashes, as log2(N). */
   passwordLog2N: number;
@@ -102,7 +113,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...serviceConfig(e),
     databaseUrl: e.DATABASE_URL,
     redis: { session: e.REDIS_SESSION_URL, queue: e.REDIS_QUEUE_URL },
-    session: { ...sessionConfig(e), cookieSecure: e.SESSION_COOKIE_SECURE },
+    session: {
+      ...sessionConfig(e),
+      cookieSecure: e.SESSION_COOKIE_SECURE,
+      maxPerUser: e.SESSION_MAX_PER_USER,
+    },
+    reauthWindowMs: e.REAUTH_WINDOW_S * 1000,
     login: {
       perAccountAddress: e.LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS,
       perAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,

@@ -10,6 +10,8 @@ export interface UsersTable {
   image: string | null;
   google_subject: string | null;
   email_verified_at: Date | null;
+  /** Set while an admin has the account disabled: no sign-in until it is cleared. */
+  disabled_at: Date | null;
   created_at: Generated<Date>;
   updated_at: ColumnType<Date, Date | undefined, Date>;
 }

@@ -37,6 +37,11 @@ export const ERROR_CATALOG = {
   },
   REDIS_UNAVAILABLE: { status: 503, field: 'service', message: 'is unavailable, try again shortly' },
   AUTH_INVALID_CREDENTIALS: { status: 401, field: 'credentials', message: 'invalid' },
+  AUTH_REAUTHENTICATION_REQUIRED: {
+    status: 401,
+    field: 'currentPassword',
+    message: 'is required to change the email or password (or sign in again)',
+  },
   AUTH_TOO_MANY_ATTEMPTS: {
     status: 429,
     field: 'login',

@@ -58,8 +58,8 @@ const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (
     { schema: { body: UpdateUserBody, response: { 200: UserResponse } } },
     async (request) => {
       const identity = requireIdentity(request);
-      const current = tokenOf(request) ?? '';
-      const { user, token } = await users.update(identity, current, request.body.user);
+      const client = { token: tokenOf(request) ?? '', ip: request.clientIp };
+      const { user, token } = await users.update(identity, client, request.body.user);
       return toUser(user, token);
     },
   );

@@ -29,6 +29,8 @@ export const UpdateUserBody = Type.Object({
     username: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.username })),
     email: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.email })),
     password: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.password })),
+    /** Re-authentication for an email or password change (not a RealWorld field; optional). */
+    currentPassword: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.password })),
     bio: Type.Optional(Nullable(Type.String({ maxLength: LIMITS.bio }))),
     image: Type.Optional(Nullable(Type.String({ maxLength: LIMITS.image }))),
   }),

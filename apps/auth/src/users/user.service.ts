@@ -4,15 +4,22 @@
  * every login creates a new session. Self-service changes keep the caller's session working (a client
  * holding its token must not be logged out by its own change); a new password or email ends every
  * other session, and a new username or role reaches every live session at once.
+ *
+ * Changing the email or password needs a fresh proof of identity (ASVS 5.0 re-authentication): the
+ * current password in the same request, or a session that a sign-in created within the re-authentication
+ * window (RealWorld clients change them right after signing in, without a current password). The old
+ * address is told about a new one (the `email-changed` job). A disabled account cannot sign in.
  */
 import type { Identity } from '@atoll/identity';
+import type { Producer } from '@atoll/jobs';
+import { isRedisUnavailable } from '@atoll/redis';
 import { AppError } from '@atoll/service-kit';
 import type { Session, SessionStore } from '@atoll/session-store';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
-import { hashPassword, PasswordHasher } from './password.ts';
+import { PasswordHasher } from './password.ts';
 import {
   findUserByEmail,
   findUserById,
@@ -30,6 +37,16 @@ export interface ClientInfo {
   /** The session token the request already carried, if any: ended when a new session starts. */
   previousToken?: string | null;
 }
+
+/** What an update knows of the request besides the identity. */
+export interface UpdateClient {
+  /** The caller's session token: it stays valid and is returned. */
+  token: string;
+  /** The client address, for the brute-force limiter when a current password is checked. */
+  ip: string;
+}
+
+export const DEFAULT_REAUTH_WINDOW_MS = 15 * 60_000;
 
 export interface UserWithToken {
   user: UserRow;
@@ -79,6 +96,12 @@ export function tooManyAttempts(retryAfterMs: number): AppError {
 }
 
 /** `""` clears a field (RealWorld clients send it for "none"); `null` does too. */
+/** `ada@example.com` → `a***@example.com`: enough for the owner to recognise, little for anyone else. */
+export function maskEmail(email: string): string {
+  const at = email.lastIndexOf('@');
+  return `${email.slice(0, Math.min(1, at))}***${email.slice(at)}`;
+}
+
 const emptyToNull = (value: string | null | undefined) =>
   value === undefined ? undefined : value === '' ? null : value;
 
@@ -92,6 +115,8 @@ export class UserService {
   private readonly relay: UserEventRelay;
   private readonly limiter: LoginLimiter;
   private readonly adminEmails: Set<string>;
+  private readonly producer: Producer;
+  private readonly reauthWindowMs: number;
   private readonly passwords: PasswordHasher;
 
   constructor(deps: {
@@ -100,10 +125,16 @@ export class UserService {
     relay: UserEventRelay;
     limiter: LoginLimiter;
     adminEmails?: string[];
+    /** Enqueues the `email-changed` mail to the old address. */
+    producer: Producer;
+    /** How long after the sign-in that created it a session may change the email or password. */
+    reauthWindowMs?: number;
     /** Hashes new passwords at the configured cost; the default cost when not given. */
     passwords?: PasswordHasher;
   }) {
     this.adminEmails = new Set(deps.adminEmails ?? []);
+    this.producer = deps.producer;
+    this.reauthWindowMs = deps.reauthWindowMs ?? DEFAULT_REAUTH_WINDOW_MS;
     this.passwords = deps.passwords ?? new PasswordHasher();
     this.db = deps.db;
     this.sessions = deps.sessions;
@@ -114,9 +145,10 @@ export class UserService {
   /**
    * Everyone is a `user`; an account whose email is in ADMIN_EMAILS is also an `admin`, but only once
    * that address is verified: otherwise whoever registered it first would be an admin. Roles are fixed
-   * when a session starts (sign in again after verifying).
+   * when a session starts (sign in again after verifying), and recomputed for live admin sessions when
+   * auth starts (sessions/reconcile-roles.ts).
    */
-  private rolesOf(user: UserRow): string[] {
+  rolesOf(user: UserRow): string[] {
     const admin = user.email_verified_at !== null && this.adminEmails.has(user.email.toLowerCase());
     return admin ? ['user', 'admin'] : ['user'];
   }
@@ -198,9 +230,44 @@ export class UserService {
    * the client had before; returns the token.
    */
   async startSession(user: UserRow, client: ClientInfo): Promise<string> {
-    const { token } = await this.newSession(user, client);
+    // A disabled account is refused like a wrong password: the answer tells nobody the password was right.
+    if (user.disabled_at) throw new AppError('AUTH_INVALID_CREDENTIALS');
+    const { token, session } = await this.newSession(user, client);
+    // Disabled meanwhile (the admin's "end every session" may have run before this one existed)?
+    const now = await findUserById(this.db, user.id);
+    if (!now || now.disabled_at) {
+      await this.sessions.destroyById(user.id, session.id);
+      throw new AppError('AUTH_INVALID_CREDENTIALS');
+    }
     await this.endPrevious(client);
     return token;
+  }
+
+  /**
+   * Re-authentication before an email or password change: the current password (a wrong one is a failed
+   * attempt for the brute-force limiter, 422), or else a session created by a sign-in within the window
+   * (401 `AUTH_REAUTHENTICATION_REQUIRED` otherwise). An account without a password (Google only) has
+   * only the window.
+   */
+  private async reauthenticate(
+    identity: Identity,
+    user: UserRow,
+    currentPassword: string | undefined,
+    ip: string,
+  ): Promise<void> {
+    if (currentPassword !== undefined) {
+      const attempt = await this.limiter.begin(accountOf('email', user.email), ip);
+      if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
+      const { valid } = await this.passwords.verify(currentPassword, user.password_hash);
+      if (!user.password_hash || !valid) {
+        throw new AppError('VALIDATION_FAILED', { currentPassword: ['is invalid'] });
+      }
+      await attempt.succeeded();
+      return;
+    }
+    const session = await this.sessions.find(identity.userId, identity.sessionId);
+    if (session && Date.now() - session.createdAt < this.reauthWindowMs) return;
+    throw new AppError('AUTH_REAUTHENTICATION_REQUIRED');
   }
 
   /** Session fixation: whatever session the client had before logging in never survives the login. */
@@ -217,11 +284,12 @@ export class UserService {
 
   async update(
     identity: Identity,
-    currentToken: string,
+    client: UpdateClient,
     patch: {
       username?: string | undefined;
       email?: string | undefined;
       password?: string | undefined;
+      currentPassword?: string | undefined;
       bio?: string | null | undefined;
       image?: string | null | undefined;
     },
@@ -234,6 +302,9 @@ export class UserService {
     const before = await this.current(identity);
     const username = patch.username?.trim();
     const email = patch.email?.trim();
+    if (patch.password !== undefined || (email !== undefined && email !== before.email)) {
+      await this.reauthenticate(identity, before, patch.currentPassword, client.ip);
+    }
     const taken = await takenFields(
       this.db,
       {
@@ -243,7 +314,7 @@ export class UserService {
       before.id,
     );
     if (taken.length > 0) throw conflict(taken);
-    const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password);
+    const passwordHash = patch.password === undefined ? undefined : await this.passwords.hash(patch.password);
     const changes = {
       ...(username !== undefined ? { username } : {}),
       // A new address is not verified yet (and whatever role it would give waits until it is).
@@ -267,11 +338,29 @@ export class UserService {
             occurredAt: row.updated_at.toISOString(),
           });
         }
+        // The old address hears of the change, or nothing changes: enqueued last, inside the transaction,
+        // so a down queue rolls the change back (503) rather than leaving it untold.
+        if (row.email.toLowerCase() !== before.email.toLowerCase()) {
+          await this.producer.enqueue(
+            'email',
+            'email-changed',
+            {
+              v: 1,
+              userId: row.id,
+              to: before.email,
+              username: row.username,
+              newEmailMasked: maskEmail(row.email),
+              changedAt: row.updated_at.toISOString(),
+            },
+            { jobId: `email-changed-${row.id}-${row.updated_at.getTime()}` },
+          );
+        }
         return row;
       });
     } catch (err) {
       const field = uniqueViolation(err);
       if (field) throw conflict([field]);
+      if (isRedisUnavailable(err)) throw new AppError('QUEUE_UNAVAILABLE');
       throw err;
     }
     this.relay.kick();
@@ -285,6 +374,6 @@ export class UserService {
     if (user.username !== before.username || roles.join() !== this.rolesOf(before).join()) {
       await this.sessions.updateIdentity(user.id, { username: user.username, roles });
     }
-    return { user, token: currentToken };
+    return { user, token: client.token };
   }
 }

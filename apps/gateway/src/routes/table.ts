@@ -16,6 +16,7 @@ export const ROUTE_TABLE: ReadonlyArray<{ prefix: string; upstream: Upstream; an
   { prefix: '/api/notifications', upstream: 'notifier' },
   // The queue dashboard is a web page with its own forms.
   { prefix: '/api/admin/queues', upstream: 'notifier', anyBody: true },
+  { prefix: '/api/admin/users', upstream: 'auth' },
 ];
 
 /** A request URL's path, without the query string and without a trailing slash. */

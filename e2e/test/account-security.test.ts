@@ -1,0 +1,216 @@
+/**
+ * Account security through the gateway: re-authentication before an email or password change (the
+ * current password, or a sign-in within REAUTH_WINDOW_S), the mail to the old address when the email
+ * changes, the cap on live sessions per user, admin termination and disabling of accounts, and roles
+ * recomputed when auth restarts with another ADMIN_EMAILS.
+ */
+import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { ServiceProcess, type Stack } from '@atoll/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiClient } from './api.ts';
+import { eventually, redisOf, startTestStack } from './helpers.ts';
+
+const REAUTH_WINDOW_S = 2;
+const PASSWORD = 'correct horse';
+
+describe('account security', () => {
+  let stack: Stack;
+  let dispose: () => Promise<void>;
+  let api: ReturnType<typeof apiClient>;
+  let sessionRedis: RoleCheckedRedis;
+  let keys: ReturnType<typeof createKeys>;
+  let restartedAuth: ServiceProcess | null = null;
+  let n = 0;
+  const register = async (email?: string) => {
+    n += 1;
+    const user = { username: `sec${n}`, email: email ?? `sec${n}@example.com`, password: PASSWORD };
+    const res = await api('POST', '/api/users', { body: { user } });
+    expect(res.status).toBe(201);
+    return { ...user, token: res.body.user.token as string };
+  };
+  const login = (email: string, password = PASSWORD) =>
+    api('POST', '/api/users/login', { body: { user: { email, password } } });
+  const update = (token: string, user: Record<string, unknown>) =>
+    api('PUT', '/api/user', { token, body: { user } });
+  const sessionOf = async (token: string) => (await api('GET', '/api/auth/session', { token })).body.session;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const pastWindow = () => sleep(REAUTH_WINDOW_S * 1000 + 300);
+
+  /** An admin: ADMIN_EMAILS names the address, the mailed code verifies it, the next sign-in has the role. */
+  const makeAdmin = async () => {
+    const root = await register('root@example.com');
+    expect((await api('POST', '/api/user/verification', { token: root.token })).status).toBe(202);
+    const codeMail = () =>
+      (stack.smtp?.to(root.email) ?? []).find((m) => m.subject.startsWith('Your atoll verification code: '));
+    expect(await eventually(async () => codeMail() !== undefined, 15_000)).toBe(true);
+    const code = codeMail()?.subject.slice(-6);
+    const confirmed = await api('POST', '/api/user/verification/confirm', {
+      token: root.token,
+      body: { verification: { code } },
+    });
+    expect(confirmed.status).toBe(200);
+    const signedIn = await login(root.email);
+    expect(signedIn.status).toBe(200);
+    const token = signedIn.body.user.token as string;
+    expect((await sessionOf(token)).roles).toContain('admin');
+    return { ...root, token };
+  };
+
+  beforeAll(async () => {
+    ({ stack, dispose } = await startTestStack('account-security', {
+      ADMIN_EMAILS: 'root@example.com',
+      REAUTH_WINDOW_S: String(REAUTH_WINDOW_S),
+      SESSION_MAX_PER_USER: '3',
+    }));
+    api = apiClient(stack.gatewayUrl);
+    keys = createKeys(stack.envOf('auth').REDIS_KEY_PREFIX as string);
+    sessionRedis = await redisOf(stack, 'session');
+  }, 90_000);
+  afterAll(async () => {
+    await closeRedis(sessionRedis);
+    await restartedAuth?.stop();
+    await dispose();
+  });
+
+  describe('re-authentication before an email or password change', () => {
+    it('lets a fresh sign-in change both without the current password (RealWorld clients)', async () => {
+      const ada = await register();
+      const changed = await update(ada.token, { email: `ada.${ada.email}`, password: 'another secret' });
+      expect(changed.status).toBe(200);
+      expect(changed.body.user.token).toBe(ada.token);
+      const again = await login(`ada.${ada.email}`, 'another secret');
+      expect(again.status).toBe(200);
+      const fromLogin = await update(again.body.user.token, { password: 'a third secret' });
+      expect(fromLogin.status).toBe(200);
+    });
+
+    it('after the window: 401 AUTH_REAUTHENTICATION_REQUIRED without it, 422 for a wrong one, 200 with it', async () => {
+      const bob = await register();
+      const cid = await register();
+      await pastWindow();
+      for (const change of [{ password: 'new secret 1' }, { email: `moved.${bob.email}` }]) {
+        const refused = await update(bob.token, change);
+        expect(refused.status).toBe(401);
+        expect(refused.body).toEqual({
+          errors: { currentPassword: ['is required to change the email or password (or sign in again)'] },
+          code: 'AUTH_REAUTHENTICATION_REQUIRED',
+        });
+      }
+      // The session is still good for everything else, and nothing changed.
+      expect((await update(bob.token, { bio: 'still here' })).status).toBe(200);
+      expect((await login(bob.email)).status).toBe(200);
+
+      const wrong = await update(bob.token, { password: 'new secret 1', currentPassword: 'not it at all' });
+      expect(wrong.status).toBe(422);
+      expect(wrong.body.errors).toEqual({ currentPassword: ['is invalid'] });
+      const right = await update(bob.token, { password: 'new secret 1', currentPassword: PASSWORD });
+      expect(right.status).toBe(200);
+      expect((await login(bob.email, 'new secret 1')).status).toBe(200);
+
+      // A wrong current password is a failed attempt: after five, even the right one waits (429).
+      for (let i = 0; i < 5; i += 1) {
+        expect(
+          (await update(cid.token, { password: 'new secret 2', currentPassword: `wrong ${i}` })).status,
+        ).toBe(422);
+      }
+      const locked = await update(cid.token, { password: 'new secret 2', currentPassword: PASSWORD });
+      expect(locked.status).toBe(429);
+      expect(locked.body.code).toBe('AUTH_TOO_MANY_ATTEMPTS');
+    });
+  });
+
+  it('mails the old address when the email changes, with the new one masked', async () => {
+    const dee = await register();
+    const moved = await update(dee.token, { email: `newhome.${n}@example.org` });
+    expect(moved.status).toBe(200);
+    const changedMail = () =>
+      (stack.smtp?.to(dee.email) ?? []).find((m) => m.subject === 'Your atoll email address was changed');
+    expect(await eventually(async () => changedMail() !== undefined, 15_000)).toBe(true);
+    const mail = changedMail();
+    expect(mail?.text).toContain('changed to n***@example.org');
+    expect(mail?.html).toContain('changed to n***@example.org');
+    expect(mail?.text).not.toContain(`newhome.${n}@`);
+    // Only the old address hears of it.
+    expect(
+      (stack.smtp?.to(`newhome.${n}@example.org`) ?? []).filter((m) => m.subject.includes('changed')),
+    ).toEqual([]);
+  });
+
+  it('keeps at most SESSION_MAX_PER_USER live sessions: one more ends the oldest', async () => {
+    const eve = await register(); // session 1
+    const tokens = [eve.token];
+    for (let i = 0; i < 3; i += 1) tokens.push((await login(eve.email)).body.user.token as string);
+    expect((await api('GET', '/api/user', { token: tokens[0] })).status).toBe(401);
+    for (const token of tokens.slice(1)) expect((await api('GET', '/api/user', { token })).status).toBe(200);
+    const listed = await api('GET', '/api/user/sessions', { token: tokens[3] });
+    expect(listed.body.sessions).toHaveLength(3);
+  });
+
+  describe('admin', () => {
+    let root: Awaited<ReturnType<typeof makeAdmin>>;
+    beforeAll(async () => {
+      root = await makeAdmin();
+    }, 30_000);
+
+    it('is for admins only (403) and names unknown accounts (404)', async () => {
+      const fay = await register();
+      const forbidden = await api('DELETE', `/api/admin/users/${fay.username}/sessions`, {
+        token: fay.token,
+      });
+      expect(forbidden.status).toBe(403);
+      expect(forbidden.body.code).toBe('FORBIDDEN');
+      expect(
+        (await api('POST', `/api/admin/users/${root.username}/disable`, { token: fay.token })).status,
+      ).toBe(403);
+      expect(
+        (await api('DELETE', '/api/admin/users/nobody-here/sessions', { token: root.token })).status,
+      ).toBe(404);
+      const self = await api('POST', `/api/admin/users/${root.username}/disable`, { token: root.token });
+      expect(self.status).toBe(422);
+    });
+
+    it('ends every session of an account', async () => {
+      const gus = await register();
+      const second = (await login(gus.email)).body.user.token as string;
+      const ended = await api('DELETE', `/api/admin/users/${gus.username}/sessions`, { token: root.token });
+      expect(ended.status).toBe(200);
+      expect(ended.body).toEqual({ sessions: { ended: 2 } });
+      for (const token of [gus.token, second]) {
+        expect((await api('GET', '/api/user', { token })).status).toBe(401);
+      }
+      expect((await login(gus.email)).status).toBe(200); // not disabled: they may sign in again
+    });
+
+    it('disables an account (sessions end, sign-in refused like a wrong password) and enables it again', async () => {
+      const hal = await register();
+      const disabled = await api('POST', `/api/admin/users/${hal.username}/disable`, { token: root.token });
+      expect(disabled.status).toBe(200);
+      expect(disabled.body.user.username).toBe(hal.username);
+      expect(Date.parse(disabled.body.user.disabledAt)).toBeGreaterThan(0);
+      expect((await api('GET', '/api/user', { token: hal.token })).status).toBe(401);
+      const refused = await login(hal.email);
+      expect(refused.status).toBe(401);
+      expect(refused.body.code).toBe('AUTH_INVALID_CREDENTIALS');
+      expect(refused.body).toEqual((await login(hal.email, 'wrong password')).body);
+
+      const enabled = await api('POST', `/api/admin/users/${hal.username}/enable`, { token: root.token });
+      expect(enabled.status).toBe(200);
+      expect(enabled.body.user.disabledAt).toBeNull();
+      expect((await login(hal.email)).status).toBe(200);
+    });
+
+    // Last: it restarts auth without the admin address.
+    it('takes a stale admin role out of live sessions when auth restarts without the address', async () => {
+      const userId = (await sessionOf(root.token)).userId as string;
+      expect(await sessionRedis.smembers(keys.roleHolders('admin'))).toContain(userId);
+      const env = { ...stack.envOf('auth'), ADMIN_EMAILS: '' };
+      await stack.services.auth.stop();
+      restartedAuth = await ServiceProcess.start('auth', env);
+      expect((await sessionOf(root.token)).roles).toEqual(['user']);
+      const now = await api('DELETE', `/api/admin/users/${root.username}/sessions`, { token: root.token });
+      expect(now.status).toBe(403);
+      expect(await sessionRedis.smembers(keys.roleHolders('admin'))).not.toContain(userId);
+    });
+  });
+});
