@@ -102,6 +102,21 @@ describe('walking skeleton: gateway → auth, content, notifier', () => {
     expect(res.status).toBe(401);
   });
 
+  it('accepts a genuine assertion once: replayed with the request id it names, it is refused', async () => {
+    const genuine = signIdentity(
+      { userId: 'u-1', username: 'alice', sessionId: 'x', roles: ['user'] },
+      { secret: IDENTITY_SECRET, requestId: 'captured-request', clientIp: '127.0.0.1' },
+    );
+    const send = () =>
+      fetch(`${stack.services.auth.url}/api/auth/session`, {
+        headers: { [IDENTITY_HEADER]: genuine, 'x-request-id': 'captured-request' },
+      });
+    expect((await send()).status).toBe(200);
+    const replay = await send();
+    expect(replay.status).toBe(401);
+    expect(await replay.json()).toEqual({ errors: { identity: ['is invalid'] }, code: 'IDENTITY_INVALID' });
+  });
+
   it('strips a forged identity header at the gateway: the caller stays anonymous', async () => {
     const forged = signIdentity(
       { userId: 'u-evil', username: 'mallory', sessionId: 'x', roles: ['admin'] },

@@ -4,8 +4,9 @@
  * The gateway resolves the session token once, then forwards `x-atoll-identity: v1.<payload>.<mac>` on
  * every request, where payload is base64url JSON and mac is HMAC-SHA256(secret, "v1." + payload). It
  * says who the caller is (nobody, for an anonymous request) and from which client address the request
- * came, lives a few seconds, and names the request id it was issued for, so a captured header cannot be
- * replayed on another request. Services verify it with the same secret (or the previous one, during a
+ * came, lives 10 seconds, and names the request id it was issued for, so a captured header cannot be
+ * replayed on another request; each service also accepts it once only (plugin.ts), so it cannot be
+ * replayed on the same request id either. Services verify it with the same secret (or the previous one, during a
  * rotation) and trust nothing else about the caller.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -57,6 +58,10 @@ export interface SignOptions {
 }
 
 const VERSION = 'v1';
+/** How long an assertion lives: it is used within milliseconds of being made. */
+export const ASSERTION_TTL_SECONDS = 10;
+/** Clock skew tolerated between the gateway and a service. */
+export const CLOCK_SKEW_SECONDS = 5;
 
 function mac(secret: string, data: string): Buffer {
   return createHmac('sha256', secret).update(data).digest();
@@ -71,7 +76,7 @@ export function signIdentity(identity: Identity | null, opts: SignOptions): stri
     ip: opts.clientIp,
     rid: opts.requestId,
     iat,
-    exp: iat + (opts.ttlSeconds ?? 30),
+    exp: iat + (opts.ttlSeconds ?? ASSERTION_TTL_SECONDS),
   };
   const body = `${VERSION}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
   return `${body}.${mac(opts.secret, body).toString('base64url')}`;
@@ -116,7 +121,7 @@ export function verifyIdentity(
     return { ok: false, reason: 'malformed' };
   }
   const now = Math.floor((opts.now ?? Date.now()) / 1000);
-  const skew = opts.skewSeconds ?? 5;
+  const skew = opts.skewSeconds ?? CLOCK_SKEW_SECONDS;
   if (now > payload.exp + skew || now < payload.iat - skew) return { ok: false, reason: 'expired' };
   if (payload.rid !== opts.requestId) return { ok: false, reason: 'wrong-request' };
   return {

@@ -1,4 +1,6 @@
 export {
+  ASSERTION_TTL_SECONDS,
+  CLOCK_SKEW_SECONDS,
   IDENTITY_HEADER,
   type Identity,
   INTERNAL_HEADER_PREFIX,
@@ -10,4 +12,9 @@ export {
   type VerifyOptions,
   verifyIdentity,
 } from './assertion.ts';
-export { default as identityPlugin, type IdentityPluginOptions, requireIdentity } from './plugin.ts';
+export {
+  default as identityPlugin,
+  type IdentityPluginOptions,
+  ReplayGuard,
+  requireIdentity,
+} from './plugin.ts';

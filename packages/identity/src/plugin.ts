@@ -1,6 +1,13 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { IDENTITY_HEADER, type Identity, SESSION_UNAVAILABLE_HEADER, verifyIdentity } from './assertion.ts';
+import {
+  ASSERTION_TTL_SECONDS,
+  CLOCK_SKEW_SECONDS,
+  IDENTITY_HEADER,
+  type Identity,
+  SESSION_UNAVAILABLE_HEADER,
+  verifyIdentity,
+} from './assertion.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -18,14 +25,50 @@ export interface IdentityPluginOptions {
 }
 
 /**
+ * Remembers the assertions this process has accepted for as long as they could still be accepted, so
+ * each is used once: a header captured inside the network cannot be sent again, even with the request id
+ * it names. Two generations of a Set, swapped every `periodMs` (at least the assertion's life plus the
+ * clock skew on both sides), hold every assertion for one to two periods: memory is bounded by the
+ * request rate, and nothing is done per request but one lookup and one insert.
+ */
+export class ReplayGuard {
+  private current = new Set<string>();
+  private previous = new Set<string>();
+  private rotatedAt: number;
+  private readonly periodMs: number;
+  private readonly now: () => number;
+
+  constructor(periodMs: number, now: () => number = Date.now) {
+    this.periodMs = periodMs;
+    this.now = now;
+    this.rotatedAt = now();
+  }
+
+  /** True the first time `key` is seen within its life, false for a replay. */
+  firstUse(key: string): boolean {
+    const now = this.now();
+    if (now - this.rotatedAt >= this.periodMs) {
+      this.previous = now - this.rotatedAt >= 2 * this.periodMs ? new Set() : this.current;
+      this.current = new Set();
+      this.rotatedAt = now;
+    }
+    if (this.current.has(key) || this.previous.has(key)) return false;
+    this.current.add(key);
+    return true;
+  }
+}
+
+/**
  * Verifies the gateway's identity assertion on every request. A request without one (a direct call inside
- * the network) is anonymous with its socket's address; one with an invalid, expired or replayed
- * assertion is rejected with 401 before any handler runs.
+ * the network) is anonymous with its socket's address; one with an invalid or expired assertion, one
+ * issued for another request, or one this process has already accepted is rejected with 401 before any
+ * handler runs.
  */
 const identityPlugin: FastifyPluginAsync<IdentityPluginOptions> = async (app, opts) => {
   app.decorateRequest('identity', null);
   app.decorateRequest('identityUnavailable', false);
   app.decorateRequest('clientIp', '');
+  const seen = new ReplayGuard((ASSERTION_TTL_SECONDS + 2 * CLOCK_SKEW_SECONDS) * 1000);
   // A callback hook (no promise per request): it runs on every request of every service.
   app.addHook('onRequest', (request, reply, done) => {
     request.identityUnavailable = request.headers[SESSION_UNAVAILABLE_HEADER] === '1';
@@ -36,8 +79,10 @@ const identityPlugin: FastifyPluginAsync<IdentityPluginOptions> = async (app, op
       typeof header === 'string'
         ? verifyIdentity(header, { secrets: opts.secrets, requestId: request.id })
         : ({ ok: false, reason: 'malformed' } as const);
-    if (!result.ok) {
-      request.log.warn({ reason: result.reason }, 'rejected identity assertion');
+    // The MAC names the assertion: a replay is the very same string.
+    const replayed = result.ok && !seen.firstUse((header as string).slice(-43));
+    if (!result.ok || replayed) {
+      request.log.warn({ reason: result.ok ? 'replayed' : result.reason }, 'rejected identity assertion');
       reply.code(401).send({ errors: { identity: ['is invalid'] }, code: 'IDENTITY_INVALID' });
       return;
     }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   IDENTITY_HEADER,
   identityPlugin,
+  ReplayGuard,
   requireIdentity,
   signIdentity,
   verifyIdentity,
@@ -118,5 +119,31 @@ describe('identity plugin', () => {
     });
     expect(res.statusCode).toBe(401);
     expect(res.json()).toEqual({ errors: { identity: ['is invalid'] }, code: 'IDENTITY_INVALID' });
+  });
+
+  it('accepts an assertion once: the same header with the request id it names is refused the second time', async () => {
+    const app = await build();
+    const token = signIdentity(alice, { secret, requestId: 'req-once', clientIp: '203.0.113.9' });
+    const send = () =>
+      app.inject({ url: '/me', headers: { [IDENTITY_HEADER]: token, 'x-request-id': 'req-once' } });
+    expect((await send()).statusCode).toBe(200);
+    const replay = await send();
+    expect(replay.statusCode).toBe(401);
+    expect(replay.json()).toEqual({ errors: { identity: ['is invalid'] }, code: 'IDENTITY_INVALID' });
+  });
+
+  it('remembers each assertion for one to two periods, then forgets it', () => {
+    let now = 0;
+    const guard = new ReplayGuard(1000, () => now);
+    expect(guard.firstUse('a')).toBe(true);
+    expect(guard.firstUse('a')).toBe(false);
+    now = 1500; // next generation: still remembered
+    expect(guard.firstUse('a')).toBe(false);
+    expect(guard.firstUse('b')).toBe(true);
+    now = 2600; // 'a' was two generations ago; 'b' one
+    expect(guard.firstUse('a')).toBe(true);
+    expect(guard.firstUse('b')).toBe(false);
+    now = 10_000; // long idle: everything forgotten
+    expect(guard.firstUse('b')).toBe(true);
   });
 });
