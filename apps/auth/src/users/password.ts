@@ -86,18 +86,3 @@ export class PasswordHasher {
     return { valid, outdated };
   }
 }
-
-const standard = new PasswordHasher();
-
-/** A hash at the default cost (code without a configured PasswordHasher at hand). */
-export function hashPassword(password: string): Promise<string> {
-  return standard.hash(password);
-}
-
-/** Whether `password` matches `stored`, whatever cost `stored` was made with. */
-export async function verifyPassword(password: string, stored: string): Promise<boolean> {
-  return (await standard.verify(password, stored)).valid;
-}
-
-/** A real hash of nothing at the default cost, for code that checks against it when there is no account. */
-export const DUMMY_HASH = await hashPassword(randomBytes(16).toString('hex'));
