@@ -96,6 +96,14 @@ describe('RealWorld clients that keep cookies and always send Content-Type (defa
     });
     await expectCall(postman, ['GET', '/api/user', '/user'], 200, { token });
     await expectCall(postman, ['GET', '/api/user', '/user'], 200, { token: updated.body.user.token });
+    // The reference frontend's settings page sends every field, `password: ""` when none was typed.
+    const settings = await expectCall(postman, ['PUT', '/api/user', '/user'], 200, {
+      token,
+      body: {
+        user: { image: '', username: ada.username, bio: '', email: `ada2${run}@example.com`, password: '' },
+      },
+    });
+    expect(settings.body.user).toMatchObject({ image: null, bio: null, token });
     const relogin = await expectCall(postman, ['POST', '/api/users/login', '/users/login'], 200, {
       body: { user: { email: `ada2${run}@example.com`, password: 'adapassword2' } },
     });

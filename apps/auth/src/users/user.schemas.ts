@@ -28,7 +28,8 @@ export const UpdateUserBody = Type.Object({
   user: Type.Object({
     username: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.username })),
     email: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.email })),
-    password: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.password })),
+    /** `""` keeps the password (RealWorld frontends send the field empty when nothing was typed). */
+    password: Type.Optional(Type.String({ maxLength: LIMITS.password })),
     /** Re-authentication for an email or password change (not a RealWorld field; optional). */
     currentPassword: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.password })),
     bio: Type.Optional(Nullable(Type.String({ maxLength: LIMITS.bio }))),

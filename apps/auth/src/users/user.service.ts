@@ -294,15 +294,18 @@ export class UserService {
       image?: string | null | undefined;
     },
   ): Promise<UserWithToken> {
+    // RealWorld clients send `password: ""` for "keep my password" (the reference frontend's settings
+    // page always sends the field): an empty password changes nothing.
+    const password = patch.password === '' ? undefined : patch.password;
     const errors: FieldErrors = {};
     checkUsername(errors, patch.username);
     checkEmail(errors, patch.email);
-    checkPassword(errors, patch.password);
+    checkPassword(errors, password);
     throwIfAny(errors);
     const before = await this.current(identity);
     const username = patch.username?.trim();
     const email = patch.email?.trim();
-    if (patch.password !== undefined || (email !== undefined && email !== before.email)) {
+    if (password !== undefined || (email !== undefined && email !== before.email)) {
       await this.reauthenticate(identity, before, patch.currentPassword, client.ip);
     }
     const taken = await takenFields(
@@ -314,7 +317,7 @@ export class UserService {
       before.id,
     );
     if (taken.length > 0) throw conflict(taken);
-    const passwordHash = patch.password === undefined ? undefined : await this.passwords.hash(patch.password);
+    const passwordHash = password === undefined ? undefined : await this.passwords.hash(password);
     const changes = {
       ...(username !== undefined ? { username } : {}),
       // A new address is not verified yet (and whatever role it would give waits until it is).
