@@ -10,7 +10,7 @@ import type { Stack } from '@atoll/testkit';
 import { Events } from 'oauth2-mock-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { redisOf, startTestStack } from './helpers.ts';
+import { eventually, redisOf, startTestStack } from './helpers.ts';
 
 interface Started {
   authorizeUrl: string;
@@ -143,6 +143,33 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
       body: { user: { email: 'victim@example.com', password: 'squatter pass' } },
     });
     expect(login.status).toBe(401);
+  });
+
+  it('linking an account whose owner verified the email keeps its password and sessions', async () => {
+    const reg = await api('POST', '/api/users', {
+      body: { user: { username: 'keeper', email: 'keeper@example.com', password: 'keeper pass' } },
+    });
+    const token = reg.body.user.token as string;
+    expect((await api('POST', '/api/user/verification', { token })).status).toBe(202);
+    const subject = 'Your atoll verification code: ';
+    const mail = () =>
+      (stack.smtp?.to('keeper@example.com') ?? []).find((m) => m.subject.startsWith(subject));
+    expect(await eventually(async () => mail() !== undefined, 15_000)).toBe(true);
+    const code = mail()?.subject.slice(subject.length);
+    const confirmed = await api('POST', '/api/user/verification/confirm', {
+      token,
+      body: { verification: { code } },
+    });
+    expect(confirmed.status).toBe(200);
+
+    asUser({ sub: 'g-keeper', email: 'keeper@example.com', email_verified: true, name: 'Keeper' });
+    const started = await start();
+    expect((await callback(await authorize(started), started.binding)).status).toBe(302);
+    expect((await api('GET', '/api/user', { token })).status).toBe(200);
+    const login = await api('POST', '/api/users/login', {
+      body: { user: { email: 'keeper@example.com', password: 'keeper pass' } },
+    });
+    expect(login.status).toBe(200);
   });
 
   it('refuses a replayed state', async () => {
