@@ -38,7 +38,7 @@ export const EnvSchema = Type.Object({
   }),
   LOGIN_MAX_FAILURES_PER_ADDRESS: Type.Integer({
     minimum: 1,
-    default: 20,
+    default: 100,
     description:
       'failed attempts (password, verification code, reset token) from one client address in one window before 429',
   }),
