@@ -7,6 +7,7 @@
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { ServiceProcess, type Stack } from '@atoll/testkit';
+import { Events } from 'oauth2-mock-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
 import { eventually, redisOf, startTestStack } from './helpers.ts';
@@ -36,6 +37,27 @@ describe('account security', () => {
   const sessionOf = async (token: string) => (await api('GET', '/api/auth/session', { token })).body.session;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const pastWindow = () => sleep(REAUTH_WINDOW_S * 1000 + 300);
+
+  /**
+   * Google sign-in as a browser does it against the stack's OpenID provider (as in google.test.ts): the
+   * response of the callback, with the session cookie when it worked.
+   */
+  const googleSignIn = async (claims: { sub: string; email: string; name: string }) => {
+    const hook = (token: { payload: Record<string, unknown> }) => {
+      if (token.payload.nonce === undefined) return;
+      Object.assign(token.payload, { ...claims, email_verified: true });
+      stack.oidc.service.off(Events.BeforeTokenSigning, hook);
+    };
+    stack.oidc.service.on(Events.BeforeTokenSigning, hook);
+    const get = (url: string, cookie?: string) =>
+      fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+    const started = await get(`${stack.gatewayUrl}/api/auth/google?returnTo=%2F`);
+    const binding = /atoll_oauth_binding=([^;]+)/.exec(started.headers.get('set-cookie') ?? '')?.[1] ?? '';
+    const authorized = await get(started.headers.get('location') ?? '');
+    const res = await get(authorized.headers.get('location') ?? '', `atoll_oauth_binding=${binding}`);
+    const token = /atoll_session=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
+    return { res, token };
+  };
 
   /** An admin: ADMIN_EMAILS names the address, the mailed code verifies it, the next sign-in has the role. */
   const makeAdmin = async () => {
@@ -118,6 +140,20 @@ describe('account security', () => {
       expect(locked.status).toBe(429);
       expect(locked.body.code).toBe('AUTH_TOO_MANY_ATTEMPTS');
     });
+
+    it('an account without a password (Google only) may set one within the window only', async () => {
+      const early = await googleSignIn({ sub: 'g-early', email: 'early@example.com', name: 'Early' });
+      expect(early.res.status).toBe(302);
+      expect((await update(early.token ?? '', { password: 'first password' })).status).toBe(200);
+      expect((await login('early@example.com', 'first password')).status).toBe(200);
+
+      const late = await googleSignIn({ sub: 'g-late', email: 'late@example.com', name: 'Late' });
+      expect(late.res.status).toBe(302);
+      await pastWindow();
+      expect((await update(late.token ?? '', { password: 'first password' })).status).toBe(401);
+      const guessed = await update(late.token ?? '', { password: 'first password', currentPassword: 'x' });
+      expect(guessed.status).toBe(422);
+    });
   });
 
   it('mails the old address when the email changes, with the new one masked', async () => {
@@ -198,6 +234,21 @@ describe('account security', () => {
       expect(enabled.status).toBe(200);
       expect(enabled.body.user.disabledAt).toBeNull();
       expect((await login(hal.email)).status).toBe(200);
+    });
+
+    it('refuses Google sign-in to a disabled account too', async () => {
+      const google = { sub: 'g-ivy', email: 'ivy@example.com', name: 'Ivy' };
+      const first = await googleSignIn(google);
+      expect(first.res.status).toBe(302);
+      const username = (await api('GET', '/api/user', { token: first.token })).body.user.username as string;
+      expect((await api('POST', `/api/admin/users/${username}/disable`, { token: root.token })).status).toBe(
+        200,
+      );
+      expect((await api('GET', '/api/user', { token: first.token })).status).toBe(401);
+      const refused = await googleSignIn(google);
+      expect(refused.res.status).toBe(401);
+      expect(((await refused.res.json()) as { code: string }).code).toBe('AUTH_INVALID_CREDENTIALS');
+      expect(refused.token).toBeUndefined();
     });
 
     // Last: it restarts auth without the admin address.
