@@ -95,13 +95,13 @@ export function tooManyAttempts(retryAfterMs: number): AppError {
   });
 }
 
-/** `""` clears a field (RealWorld clients send it for "none"); `null` does too. */
 /** `ada@example.com` → `a***@example.com`: enough for the owner to recognise, little for anyone else. */
 export function maskEmail(email: string): string {
   const at = email.lastIndexOf('@');
   return `${email.slice(0, Math.min(1, at))}***${email.slice(at)}`;
 }
 
+/** `""` clears a field (RealWorld clients send it for "none"); `null` does too. */
 const emptyToNull = (value: string | null | undefined) =>
   value === undefined ? undefined : value === '' ? null : value;
 
