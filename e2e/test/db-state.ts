@@ -40,14 +40,23 @@ export function changedTables(before: DbState, after: DbState): string[] {
   return [...names].filter((n) => before[n] !== after[n]).map((n) => `${n}: ${before[n]} -> ${after[n]}`);
 }
 
-/** Waits until the state stops changing (background work such as the outbox relay settled). */
-export async function settledState(read: () => Promise<DbState>, timeoutMs = 10_000): Promise<DbState> {
+/**
+ * Waits until the state stops changing: the same for `quietMs` (background work such as the outbox
+ * relay, the notification fan-out and the emails it sends has settled), or until the time is up.
+ */
+export async function settledState(
+  read: () => Promise<DbState>,
+  { quietMs = 750, timeoutMs = 15_000 } = {},
+): Promise<DbState> {
   const deadline = Date.now() + timeoutMs;
   let last = await read();
+  let quietSince = Date.now();
   for (;;) {
     await new Promise((r) => setTimeout(r, 150));
     const next = await read();
-    if (changedTables(last, next).length === 0 || Date.now() > deadline) return next;
+    if (changedTables(last, next).length > 0) quietSince = Date.now();
+    else if (Date.now() - quietSince >= quietMs) return next;
+    if (Date.now() > deadline) return next;
     last = next;
   }
 }
