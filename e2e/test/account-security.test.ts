@@ -81,6 +81,7 @@ describe('account security', () => {
 
   beforeAll(async () => {
     ({ stack, dispose } = await startTestStack('account-security', {
+      PASSWORD_DENY_COMMON: 'true',
       ADMIN_EMAILS: 'root@example.com',
       REAUTH_WINDOW_S: String(REAUTH_WINDOW_S),
       SESSION_MAX_PER_USER: '3',
@@ -263,5 +264,32 @@ describe('account security', () => {
       expect(now.status).toBe(403);
       expect(await sessionRedis.smembers(keys.roleHolders('admin'))).not.toContain(userId);
     });
+  });
+
+  it('refuses common passwords and ones built on the account or the site, at sign-up and change (ASVS 6.2.4, 6.2.11)', async () => {
+    const refused = async (user: Record<string, string>, message: string) => {
+      const res = await api('POST', '/api/users', { body: { user } });
+      expect(res.status, JSON.stringify(user)).toBe(422);
+      expect(res.body).toEqual({ errors: { password: [message] }, code: 'VALIDATION_FAILED' });
+    };
+    const name = `pol${Date.now() % 100000}`;
+    const email = `${name}@example.com`;
+    await refused(
+      { username: name, email, password: 'password123' },
+      'is too common, choose a less guessable one',
+    );
+    const own = 'must not contain your username, your email or the name of this site';
+    await refused({ username: name, email, password: `${name} is me` }, own);
+    await refused({ username: name, email, password: 'conduit for ever' }, own);
+    const ok = await api('POST', '/api/users', {
+      body: { user: { username: name, email, password: PASSWORD } },
+    });
+    expect(ok.status).toBe(201);
+    const change = await api('PUT', '/api/user', {
+      token: ok.body.user.token,
+      body: { user: { password: 'iloveyou1' } },
+    });
+    expect(change.status).toBe(422);
+    expect(change.body.errors).toEqual({ password: ['is too common, choose a less guessable one'] });
   });
 });

@@ -20,6 +20,7 @@ import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
 import { reconcileRoles, TRACKED_ROLES } from './sessions/reconcile-roles.ts';
 import sessionRoutes from './sessions/session.routes.ts';
 import { PasswordHasher } from './users/password.ts';
+import { PasswordPolicy } from './users/password-policy.ts';
 import userRoutes, { clientOf } from './users/user.routes.ts';
 import { UserService } from './users/user.service.ts';
 import verificationRoutes from './verification/verification.routes.ts';
@@ -53,6 +54,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const relay = userEventRelay(db, app.redis.queue!, keys, app.log);
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
   const passwords = new PasswordHasher(config.passwordLog2N);
+  const policy = new PasswordPolicy({ denyCommon: config.passwordDenyCommon });
   const users = new UserService({
     db,
     sessions,
@@ -62,6 +64,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     adminEmails: config.adminEmails,
     reauthWindowMs: config.reauthWindowMs,
     passwords,
+    policy,
   });
   const admin = new AdminService({ db, sessions });
   const verification = new VerificationService({
@@ -72,6 +75,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     sessions,
     limiter,
     passwords,
+    policy,
   });
   app.addHook('onClose', async () => producer.close());
   app.addHook('onReady', async () => relay.start());

@@ -49,6 +49,10 @@ export const EnvSchema = Type.Object({
       'failed attempts on one account from all addresses together in one window before 429 (a ceiling against guessing from many places)',
   }),
   LOGIN_FAILURE_WINDOW_S: Env.seconds(900, 'the window failed attempts are counted in'),
+  PASSWORD_DENY_COMMON: Env.boolean(
+    true,
+    'refuse the 50,000 most common passwords of 8 characters or more as a new password (off only where conformance suites sign up with "password")',
+  ),
   PASSWORD_SCRYPT_LOG2_N: Type.Integer({
     minimum: 15,
     maximum: 20,
@@ -96,6 +100,7 @@ export interface AuthConfig extends ServiceConfig {
   login: LoginLimits;
   /** scrypt cost of new password hashes, as log2(N). */
   passwordLog2N: number;
+  passwordDenyCommon: boolean;
   google: { issuer: string; clientId: string; clientSecret: string; redirectUrl: string } | null;
   returnOrigins: string[];
   /** Lower-cased; an account gets the admin role when its verified email is one of these. */
@@ -126,6 +131,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       windowMs: e.LOGIN_FAILURE_WINDOW_S * 1000,
     },
     passwordLog2N: e.PASSWORD_SCRYPT_LOG2_N,
+    passwordDenyCommon: e.PASSWORD_DENY_COMMON,
     google:
       e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET && e.GOOGLE_REDIRECT_URL
         ? {

@@ -71,6 +71,8 @@ export const LOCAL_DEFAULTS: Record<string, string> = {
   // A cookie without the Secure flag, so without the __Host- prefix either.
   SESSION_COOKIE_NAME: 'atoll_session',
   SESSION_COOKIE_SECURE: 'false',
+  // The public RealWorld conformance suites sign up with `password` and `password123`.
+  PASSWORD_DENY_COMMON: 'false',
 };
 const MIGRATED = ['auth', 'content', 'notifier'] as const;
 

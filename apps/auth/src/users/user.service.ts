@@ -20,6 +20,7 @@ import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import { PasswordHasher } from './password.ts';
+import { type PasswordContext, PasswordPolicy } from './password-policy.ts';
 import {
   findUserByEmail,
   findUserById,
@@ -54,7 +55,6 @@ export interface UserWithToken {
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-export const MIN_PASSWORD = 8;
 
 type FieldErrors = Record<string, string[]>;
 
@@ -74,11 +74,15 @@ function checkEmail(errors: FieldErrors, value: string | undefined) {
   else if (!EMAIL.test(value.trim())) add(errors, 'email', 'is invalid');
 }
 
-function checkPassword(errors: FieldErrors, value: string | undefined) {
+function checkPassword(
+  errors: FieldErrors,
+  value: string | undefined,
+  policy: PasswordPolicy,
+  context: PasswordContext,
+) {
   if (value === undefined) return;
-  if (value === '') add(errors, 'password', "can't be blank");
-  else if (value.length < MIN_PASSWORD)
-    add(errors, 'password', `is too short (minimum is ${MIN_PASSWORD} characters)`);
+  const problem = policy.problem(value, context);
+  if (problem) add(errors, 'password', problem);
 }
 
 function throwIfAny(errors: FieldErrors) {
@@ -117,6 +121,7 @@ export class UserService {
   private readonly adminEmails: Set<string>;
   private readonly producer: Producer;
   private readonly reauthWindowMs: number;
+  private readonly policy: PasswordPolicy;
   private readonly passwords: PasswordHasher;
 
   constructor(deps: {
@@ -131,7 +136,10 @@ export class UserService {
     reauthWindowMs?: number;
     /** Hashes new passwords at the configured cost; the default cost when not given. */
     passwords?: PasswordHasher;
+    /** What a new password must be; common passwords are refused when not given. */
+    policy?: PasswordPolicy;
   }) {
+    this.policy = deps.policy ?? new PasswordPolicy({ denyCommon: true });
     this.adminEmails = new Set(deps.adminEmails ?? []);
     this.producer = deps.producer;
     this.reauthWindowMs = deps.reauthWindowMs ?? DEFAULT_REAUTH_WINDOW_MS;
@@ -170,7 +178,7 @@ export class UserService {
     const errors: FieldErrors = {};
     checkUsername(errors, input.username);
     checkEmail(errors, input.email);
-    checkPassword(errors, input.password);
+    checkPassword(errors, input.password, this.policy, input);
     throwIfAny(errors);
     const username = normalUsername(input.username);
     const email = input.email.trim();
@@ -300,11 +308,14 @@ export class UserService {
     const errors: FieldErrors = {};
     checkUsername(errors, patch.username);
     checkEmail(errors, patch.email);
-    checkPassword(errors, password);
-    throwIfAny(errors);
     const before = await this.current(identity);
-    const username = patch.username?.trim();
+    const username = patch.username === undefined ? undefined : normalUsername(patch.username);
     const email = patch.email?.trim();
+    checkPassword(errors, password, this.policy, {
+      username: username ?? before.username,
+      email: email ?? before.email,
+    });
+    throwIfAny(errors);
     if (password !== undefined || (email !== undefined && email !== before.email)) {
       await this.reauthenticate(identity, before, patch.currentPassword, client.ip);
     }

@@ -29,8 +29,9 @@ import type { AuthDatabase } from '../db.ts';
 import { COUNT_FAILURE, GIVE_BACK } from '../security/count-failure.lua.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import { PasswordHasher } from '../users/password.ts';
+import { PasswordPolicy } from '../users/password-policy.ts';
 import { findUserByEmail, findUserById, type UserRow } from '../users/user.repository.ts';
-import { MIN_PASSWORD, tooManyAttempts } from '../users/user.service.ts';
+import { tooManyAttempts } from '../users/user.service.ts';
 import { CHECK_CODE, CODE_RESULT } from './check-code.lua.ts';
 
 export const CODE_TTL_MS = 15 * 60_000;
@@ -65,6 +66,7 @@ export class VerificationService {
   private readonly sessions: SessionStore;
   private readonly limiter: LoginLimiter;
   private readonly passwords: PasswordHasher;
+  private readonly policy: PasswordPolicy;
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
@@ -74,7 +76,9 @@ export class VerificationService {
     sessions: SessionStore;
     limiter: LoginLimiter;
     passwords?: PasswordHasher;
+    policy?: PasswordPolicy;
   }) {
+    this.policy = deps.policy ?? new PasswordPolicy({ denyCommon: true });
     if (!('checkCode' in deps.redis))
       deps.redis.defineCommand('checkCode', { numberOfKeys: 1, lua: CHECK_CODE });
     if (!('countMail' in deps.redis))
@@ -204,19 +208,25 @@ export class VerificationService {
    * attempts of the client address (the brute-force limiter).
    */
   async confirmReset(token: string, password: string, address: string): Promise<void> {
-    if (password.length < MIN_PASSWORD) {
-      throw new AppError('VALIDATION_FAILED', {
-        password: [`is too short (minimum is ${MIN_PASSWORD} characters)`],
-      });
-    }
+    // Length and commonness first, so a hopeless password costs no attempt and no lookup.
+    const early = this.policy.problem(password, {});
+    if (early) throw new AppError('VALIDATION_FAILED', { password: [early] });
     const attempt = await this.limiter.begin(null, address);
     if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
     const invalid = () => new AppError('VALIDATION_FAILED', { token: ['is invalid or has expired'] });
-    const [userId, issuedFor] =
-      (await this.redis.getdel(this.keys.passwordReset(sha256(token))))?.split(' ') ?? [];
+    const key = this.keys.passwordReset(sha256(token));
+    const [userId, issuedFor] = (await this.redis.get(key))?.split(' ') ?? [];
     if (!userId || !issuedFor) throw invalid();
     const user = await findUserById(this.db, userId);
-    if (!user || !sameState(accountState(user), issuedFor)) throw invalid();
+    if (!user || !sameState(accountState(user), issuedFor)) {
+      await this.redis.del(key);
+      throw invalid();
+    }
+    // The account's own words: a refused password leaves the link usable for a better one.
+    const problem = this.policy.problem(password, { username: user.username, email: user.email });
+    if (problem) throw new AppError('VALIDATION_FAILED', { password: [problem] });
+    // Single use: of two confirmations racing, only the one that takes the token goes on.
+    if ((await this.redis.getdel(key)) === null) throw invalid();
     await attempt.succeeded();
     const passwordHash = await this.passwords.hash(password);
     // Only if the account is still as the token knew it: of two links used at once, one wins.
