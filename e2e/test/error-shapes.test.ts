@@ -4,8 +4,7 @@
  * all) succeed on the routes that take no body, and every error, including those Fastify or Node's HTTP
  * parser raise before a route runs, comes as `{"errors": {"<field>": ["<message>"]}, "code": "<CODE>"}`.
  */
-import { connect } from 'node:net';
-import type { Stack } from '@atoll/testkit';
+import { rawRequest, type Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
 import { startTestStack } from './helpers.ts';
@@ -19,57 +18,6 @@ function expectRealWorldError(body: unknown, code: string): void {
     expect(Array.isArray(messages) && messages.length > 0).toBe(true);
     expect((messages as unknown[]).every((m) => typeof m === 'string')).toBe(true);
   }
-}
-
-interface RawResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  bodyBytes: number;
-}
-
-function parseResponse(raw: Buffer): RawResponse | null {
-  const split = raw.indexOf('\r\n\r\n');
-  if (split < 0) return null;
-  const [statusLine = '', ...lines] = raw.subarray(0, split).toString('latin1').split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  const body = raw.subarray(split + 4);
-  if (body.length < Number(headers['content-length'] ?? 0)) return null;
-  return {
-    status: Number(statusLine.split(' ')[1]),
-    headers,
-    body: body.toString('utf8'),
-    bodyBytes: body.length,
-  };
-}
-
-/**
- * One request written as it is on a fresh connection (what `fetch` cannot send: no Content-Length on a
- * POST, 20 KB of headers); the response read up to its Content-Length or until the gateway closes.
- */
-function rawRequest(gatewayUrl: string, request: string): Promise<RawResponse> {
-  const { hostname, port } = new URL(gatewayUrl);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname);
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => socket.destroy(), 10_000);
-    socket.on('data', (d: Buffer) => {
-      chunks.push(d);
-      if (parseResponse(Buffer.concat(chunks))) socket.destroy();
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      clearTimeout(timer);
-      const res = parseResponse(Buffer.concat(chunks));
-      if (res) resolve(res);
-      else reject(new Error(`no HTTP response: ${JSON.stringify(Buffer.concat(chunks).toString())}`));
-    });
-    socket.write(request);
-  });
 }
 
 describe('error shapes and empty bodies through the gateway (whole stack)', () => {

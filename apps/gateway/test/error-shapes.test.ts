@@ -4,8 +4,7 @@
  * application/json` passes the door and reaches the service; unknown routes, bad URL encoding, long URLs,
  * headers over Node's limit, unknown methods and non-JSON bodies are answered in the RealWorld shape.
  */
-import { connect } from 'node:net';
-import { RedisServer } from '@atoll/testkit';
+import { RedisServer, rawRequest } from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
@@ -19,56 +18,6 @@ function expectRealWorldError(body: unknown, code: string): void {
   for (const messages of errors) {
     expect(Array.isArray(messages) && messages.every((m) => typeof m === 'string')).toBe(true);
   }
-}
-
-interface RawResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  bodyBytes: number;
-}
-
-function parseResponse(raw: Buffer): RawResponse | null {
-  const split = raw.indexOf('\r\n\r\n');
-  if (split < 0) return null;
-  const [statusLine = '', ...lines] = raw.subarray(0, split).toString('latin1').split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  const body = raw.subarray(split + 4);
-  if (body.length < Number(headers['content-length'] ?? 0)) return null;
-  return {
-    status: Number(statusLine.split(' ')[1]),
-    headers,
-    body: body.toString('utf8'),
-    bodyBytes: body.length,
-  };
-}
-
-/**
- * Writes `request` on a fresh connection; the status line, headers and body the gateway answered (read
- * up to its Content-Length, or until the gateway closes the connection).
- */
-function rawRequest(port: number, request: string): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => socket.destroy(), 5000);
-    socket.on('data', (d: Buffer) => {
-      chunks.push(d);
-      if (parseResponse(Buffer.concat(chunks))) socket.destroy();
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      clearTimeout(timer);
-      const res = parseResponse(Buffer.concat(chunks));
-      if (res) resolve(res);
-      else reject(new Error(`no HTTP response: ${JSON.stringify(Buffer.concat(chunks).toString())}`));
-    });
-    socket.write(request);
-  });
 }
 
 describe('error shapes and empty bodies at the gateway (buildApp, real redis-session)', () => {
@@ -118,7 +67,7 @@ describe('error shapes and empty bodies at the gateway (buildApp, real redis-ses
   it('a chunked body that turns out empty is forwarded as it is', async () => {
     upstream.received.length = 0;
     const res = await rawRequest(
-      port,
+      `http://127.0.0.1:${port}`,
       'POST /api/articles/a-slug/favorite HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
         'Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
     );
@@ -170,7 +119,7 @@ describe('error shapes and empty bodies at the gateway (buildApp, real redis-ses
 
   it("what Node's parser refuses: 431 for 20 KB of headers, 400 for an unknown method, as JSON", async () => {
     const big = await rawRequest(
-      port,
+      `http://127.0.0.1:${port}`,
       `GET /api/tags HTTP/1.1\r\nHost: x\r\nX-Big: ${'h'.repeat(20 * 1024)}\r\n\r\n`,
     );
     expect(big.status).toBe(431);
@@ -178,7 +127,7 @@ describe('error shapes and empty bodies at the gateway (buildApp, real redis-ses
     expect(Number(big.headers['content-length'])).toBe(big.bodyBytes);
     expect(big.headers.connection).toBe('close');
     expectRealWorldError(JSON.parse(big.body), 'HEADERS_TOO_LARGE');
-    const method = await rawRequest(port, 'FROB /api/tags HTTP/1.1\r\nHost: x\r\n\r\n');
+    const method = await rawRequest(`http://127.0.0.1:${port}`, 'FROB /api/tags HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(method.status).toBe(400);
     expectRealWorldError(JSON.parse(method.body), 'BAD_REQUEST');
   });

@@ -5,7 +5,7 @@
  * large, unsupported media type, body too large) comes in the RealWorld shape with a catalog code.
  * `inject` for what Fastify decides; a listening server and raw sockets for what Node's parser decides.
  */
-import { connect } from 'node:net';
+import { type RawResponse, rawRequest } from '@atoll/testkit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base, fastifyOptions, MAX_URL_LENGTH } from '../src/index.ts';
@@ -207,52 +207,6 @@ describe('errors before any route runs, in the RealWorld shape (inject)', () => 
   });
 });
 
-interface RawResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  /** The byte length of the body as received. */
-  bodyBytes: number;
-  /** The server closed the connection. */
-  closed: boolean;
-}
-
-/** Writes `request` on a fresh connection and reads until the server closes it (or 5 s pass). */
-function rawRequest(port: number, request: string): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    let closed = false;
-    const timer = setTimeout(() => socket.destroy(), 5000);
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('end', () => {
-      closed = true;
-    });
-    socket.on('error', () => {}); // a reset after the response: what was read is what counts
-    socket.on('close', () => {
-      clearTimeout(timer);
-      const raw = Buffer.concat(chunks);
-      const split = raw.indexOf('\r\n\r\n');
-      if (split < 0) return reject(new Error(`no HTTP response: ${JSON.stringify(raw.toString())}`));
-      const [statusLine = '', ...lines] = raw.subarray(0, split).toString('latin1').split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const line of lines) {
-        const colon = line.indexOf(':');
-        headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-      }
-      const body = raw.subarray(split + 4);
-      resolve({
-        status: Number(statusLine.split(' ')[1]),
-        headers,
-        body: body.toString('utf8'),
-        bodyBytes: body.length,
-        closed,
-      });
-    });
-    socket.write(request);
-  });
-}
-
 describe("what Node's HTTP parser refuses, and bodies on the wire (listening server, raw sockets)", () => {
   let app: FastifyInstance;
   let port: number;
@@ -262,6 +216,8 @@ describe("what Node's HTTP parser refuses, and bodies on the wire (listening ser
     port = (app.server.address() as { port: number }).port;
   });
   afterAll(() => app.close());
+  /** Reads until the server closes the connection, to see that it does. */
+  const raw = (request: string) => rawRequest(`http://127.0.0.1:${port}`, request, { untilClose: true });
 
   /** A closing response with a JSON body of the length it says, in the RealWorld shape. */
   const expectClosingJsonError = (res: RawResponse, status: number, code: string) => {
@@ -274,24 +230,20 @@ describe("what Node's HTTP parser refuses, and bodies on the wire (listening ser
   };
 
   it('request header fields over 16 KB: 431 with a JSON body, then the connection closes', async () => {
-    const res = await rawRequest(
-      port,
-      `GET /things/a HTTP/1.1\r\nHost: x\r\nX-Big: ${'h'.repeat(20 * 1024)}\r\n\r\n`,
-    );
+    const res = await raw(`GET /things/a HTTP/1.1\r\nHost: x\r\nX-Big: ${'h'.repeat(20 * 1024)}\r\n\r\n`);
     expectClosingJsonError(res, 431, 'HEADERS_TOO_LARGE');
     // The server still serves the next connection.
-    const next = await rawRequest(port, 'GET /things/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const next = await raw('GET /things/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(next.status).toBe(200);
   });
 
   it('a URL over 16 KB is refused by the same parser limit: 431', async () => {
-    const res = await rawRequest(port, `GET /things/${'u'.repeat(20 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const res = await raw(`GET /things/${'u'.repeat(20 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`);
     expectClosingJsonError(res, 431, 'HEADERS_TOO_LARGE');
   });
 
   it('a URL over MAX_URL_LENGTH but within the parser limit: 414', async () => {
-    const res = await rawRequest(
-      port,
+    const res = await raw(
       `GET /things/a?q=${'q'.repeat(MAX_URL_LENGTH)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
     );
     expect(res.status).toBe(414);
@@ -299,26 +251,24 @@ describe("what Node's HTTP parser refuses, and bodies on the wire (listening ser
   });
 
   it('a method Node does not know, and a broken request line: 400', async () => {
-    const method = await rawRequest(port, 'FROB /things/a HTTP/1.1\r\nHost: x\r\n\r\n');
+    const method = await raw('FROB /things/a HTTP/1.1\r\nHost: x\r\n\r\n');
     expectClosingJsonError(method, 400, 'BAD_REQUEST');
     expect(JSON.parse(method.body)).toEqual({
       errors: { method: ['is not an HTTP method'] },
       code: 'BAD_REQUEST',
     });
-    const garbage = await rawRequest(port, 'GET /things/a HTTP/9\r\n\r\n');
+    const garbage = await raw('GET /things/a HTTP/9\r\n\r\n');
     expectClosingJsonError(garbage, 400, 'BAD_REQUEST');
   });
 
   it('a chunked body that turns out empty, and a POST with neither length nor chunks, are no body', async () => {
-    const chunked = await rawRequest(
-      port,
+    const chunked = await raw(
       'POST /things/a/like HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
         'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n',
     );
     expect(chunked.status).toBe(200);
     expect(JSON.parse(chunked.body)).toEqual({ liked: true, body: null });
-    const bare = await rawRequest(
-      port,
+    const bare = await raw(
       'POST /things/a/like HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n',
     );
     expect(bare.status).toBe(200);
