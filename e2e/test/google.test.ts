@@ -124,7 +124,7 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
   it('linking an account whose email nobody verified ends the password and the sessions someone else may have set up', async () => {
     // Someone registers the victim's address first, with a password of their own (pre-account takeover).
     const squatter = await api('POST', '/api/users', {
-      body: { user: { username: 'squatter', email: 'victim@example.com', password: 'squatter pass' } },
+      body: { user: { username: 'squatter', email: 'victim@example.com', password: 'not my address' } },
     });
     expect(squatter.status).toBe(201);
     const squatterToken = squatter.body.user.token as string;
@@ -140,14 +140,14 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
 
     expect((await api('GET', '/api/user', { token: squatterToken })).status).toBe(401);
     const login = await api('POST', '/api/users/login', {
-      body: { user: { email: 'victim@example.com', password: 'squatter pass' } },
+      body: { user: { email: 'victim@example.com', password: 'not my address' } },
     });
     expect(login.status).toBe(401);
   });
 
   it('linking an account whose owner verified the email keeps its password and sessions', async () => {
     const reg = await api('POST', '/api/users', {
-      body: { user: { username: 'keeper', email: 'keeper@example.com', password: 'keeper pass' } },
+      body: { user: { username: 'keeper', email: 'keeper@example.com', password: 'kept for years' } },
     });
     const token = reg.body.user.token as string;
     expect((await api('POST', '/api/user/verification', { token })).status).toBe(202);
@@ -167,7 +167,7 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
     expect((await callback(await authorize(started), started.binding)).status).toBe(302);
     expect((await api('GET', '/api/user', { token })).status).toBe(200);
     const login = await api('POST', '/api/users/login', {
-      body: { user: { email: 'keeper@example.com', password: 'keeper pass' } },
+      body: { user: { email: 'keeper@example.com', password: 'kept for years' } },
     });
     expect(login.status).toBe(200);
   });
