@@ -250,27 +250,38 @@ describe('articles, comments, favorites, follows and tags through the gateway', 
     ).toBe(422);
   });
 
-  it('keeps author profiles from the user events: a new account appears, a new bio follows', async () => {
+  it('keeps author profiles from the user events: a new account appears, a new bio follows', {
+    timeout: 100_000,
+  }, async () => {
     const reg = await api('POST', '/api/users', {
       body: { user: { username: 'dee', email: 'dee@example.com', password: 'correct horse' } },
     });
-    expect(await eventually(async () => (await api('GET', '/api/profiles/dee')).status === 200)).toBe(true);
-    await api('PUT', '/api/user', {
+    // Events travel asynchronously (outbox, stream, projection); the bound is against hanging on a busy
+    // machine, not a speed claim.
+    const bound = 30_000;
+    expect(reg.status).toBe(201);
+    expect(await eventually(async () => (await api('GET', '/api/profiles/dee')).status === 200, bound)).toBe(
+      true,
+    );
+    const updated = await api('PUT', '/api/user', {
       token: reg.body.user.token,
       body: { user: { bio: 'I write', image: 'https://img/d.png' } },
     });
+    expect(updated.status).toBe(200);
     expect(
       await eventually(async () => {
         const res = await api('GET', '/api/profiles/dee');
         return res.body.profile?.bio === 'I write' && res.body.profile?.image === 'https://img/d.png';
-      }),
+      }, bound),
     ).toBe(true);
     const renamed = await api('PUT', '/api/user', {
       token: reg.body.user.token,
       body: { user: { username: 'dee2' } },
     });
     expect(renamed.status).toBe(200);
-    expect(await eventually(async () => (await api('GET', '/api/profiles/dee2')).status === 200)).toBe(true);
+    expect(await eventually(async () => (await api('GET', '/api/profiles/dee2')).status === 200, bound)).toBe(
+      true,
+    );
     expect((await api('GET', '/api/profiles/dee')).status).toBe(404);
   });
 
