@@ -13,7 +13,7 @@ import type { ContentConfig } from './config.ts';
 import type { ContentDatabase } from './db.ts';
 import { SCHEMA } from './migrations/index.ts';
 import { notificationRelay } from './notifications/notifications.ts';
-import { ProfileDirectory } from './profiles/profile.directory.ts';
+import { ProfileDirectory, profileCacheId } from './profiles/profile.directory.ts';
 import profileRoutes from './profiles/profile.routes.ts';
 import { profileProjection } from './profiles/projection.plugin.ts';
 import rankingRoutes from './rankings/ranking.routes.ts';
@@ -48,8 +48,13 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
     redisQueueUrl: config.redis.queue,
     onProfileChanged: async (userId, username) => {
       // What shows the profile, and whatever was cached as "nobody has this name".
+      // The profile's own entry by name too: a read that loaded the old row while the event was applied
+      // then meets a tombstone and is not kept, even if it had not joined its tag yet.
       if (config.cache.enabled)
-        await app.cache.invalidate({ tags: [`profile:${userId}`, listTag.name(username)] });
+        await app.cache.invalidate({
+          ids: [profileCacheId(username)],
+          tags: [`profile:${userId}`, listTag.name(username)],
+        });
     },
   });
   // Domain

@@ -344,14 +344,10 @@ export class LayeredCache {
     if (seenTombstone === null) return;
     const lifetime = jitteredTtl + graceMs;
     try {
-      const stored = await (redis as ScriptedRedis).storeUnlessInvalidated(
-        key,
-        json,
-        lifetime,
-        seenTombstone,
-      );
-      if (stored === 0) this.l1.delete(id); // invalidated while loading: do not keep it here either
-      for (const tag of stored === 1 ? tags : []) {
+      // The entry joins its tags' sets before it is written: an invalidation of a tag that runs between
+      // the two then finds it and leaves a tombstone, which the write below respects. (Written first, it
+      // could be missed by an invalidation that ran before the tags were added, and outlive it.)
+      for (const tag of tags) {
         const tagKey = keys.cacheTag(tag);
         await redis
           .multi()
@@ -360,6 +356,13 @@ export class LayeredCache {
           .pexpire(tagKey, lifetime, 'NX')
           .exec();
       }
+      const stored = await (redis as ScriptedRedis).storeUnlessInvalidated(
+        key,
+        json,
+        lifetime,
+        seenTombstone,
+      );
+      if (stored === 0) this.l1.delete(id); // invalidated while loading: do not keep it here either
     } catch (err) {
       if (!isRedisUnavailable(err)) throw err;
     }

@@ -16,6 +16,9 @@ import type { ContentDatabase } from '../db.ts';
 import { applyUserEvent } from './profile.projection.ts';
 import { findProfileByUsername } from './profile.repository.ts';
 
+/** The cache id of the profile that has (or would have) this username. */
+export const profileCacheId = (username: string) => `profile:${encodeURIComponent(username.toLowerCase())}`;
+
 export interface PublicProfile {
   userId: string;
   username: string;
@@ -42,7 +45,7 @@ export class ProfileDirectory {
     const { cache } = this.opts;
     const load = () => this.load(username);
     if (!cache) return load();
-    return cache.get(`profile:${encodeURIComponent(username.toLowerCase())}`, load, (p) =>
+    return cache.get(profileCacheId(username), load, (p) =>
       p ? [`profile:${p.userId}`] : [listTag.name(username)],
     );
   }
