@@ -6,38 +6,31 @@
  * that does reach auth counts in the `mail` tier.
  */
 import { request as httpRequest } from 'node:http';
-import { RedisServer } from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.ts';
 import { canonicalPath } from '../src/routes/canonical.ts';
-import { startUpstream, testConfig, type Upstream } from './helpers.ts';
+import { startGateway, type TestGateway, type Upstream } from './helpers.ts';
 
 describe('canonical paths (buildApp, real redis-session)', () => {
-  let redis: RedisServer;
+  let gateway: TestGateway;
   let upstream: Upstream;
   let app: FastifyInstance;
   let port: number;
 
   beforeAll(async () => {
-    redis = await RedisServer.start('session');
-    upstream = await startUpstream();
-    app = await buildApp(
-      testConfig(redis.url, upstream.url, {
+    gateway = await startGateway(
+      {
         RATE_LIMIT_MAIL_MAX: '1',
         RATE_LIMIT_MAIL_WINDOW_S: '60',
         RATE_LIMIT_AUTH_MAX: '1',
         RATE_LIMIT_AUTH_WINDOW_S: '60',
-      }),
+      },
+      { listen: true },
     );
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    port = (app.server.address() as { port: number }).port;
+    ({ app, upstream } = gateway);
+    port = Number(new URL(gateway.url).port);
   });
-  afterAll(async () => {
-    await app.close();
-    await upstream.server.close();
-    await redis.dispose();
-  });
+  afterAll(() => gateway.close());
 
   const post = (url: string, remoteAddress: string) =>
     app.inject({

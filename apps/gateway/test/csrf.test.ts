@@ -3,45 +3,27 @@
  * the headers browsers send (Sec-Fetch-Site, Origin) and those API clients with a cookie jar don't send;
  * `Authorization` wins over a cookie; sign-up and login never fail because of a cookie.
  */
-import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
-import { createKeys } from '@atoll/redis-keys';
-import { SessionStore } from '@atoll/session-store';
-import { RedisServer } from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.ts';
-import { startUpstream, testConfig, type Upstream } from './helpers.ts';
+import { startGateway, type TestGateway, type Upstream } from './helpers.ts';
 
-const silent = { info() {}, warn() {}, error() {} };
 const ALLOWED = 'https://app.example.com';
 
 describe('CSRF: cookie-authenticated writes (buildApp, real redis-session)', () => {
-  let redis: RedisServer;
-  let client: RoleCheckedRedis;
+  let gateway: TestGateway;
   let upstream: Upstream;
   let app: FastifyInstance;
   let cookie: string;
   let other: string;
 
   beforeAll(async () => {
-    redis = await RedisServer.start('session');
-    client = await connectRedis({ url: redis.url, role: 'session', use: 'producer', name: 't', log: silent });
-    upstream = await startUpstream();
-    const config = testConfig(redis.url, upstream.url, {
-      CORS_ORIGINS: ALLOWED,
-      SESSION_COOKIE_NAME: 'atoll_session',
-    });
-    app = await buildApp(config);
-    const sessions = new SessionStore(client, createKeys(config.keyPrefix));
+    gateway = await startGateway({ CORS_ORIGINS: ALLOWED, SESSION_COOKIE_NAME: 'atoll_session' });
+    ({ app, upstream } = gateway);
+    const { sessions } = gateway;
     cookie = `atoll_session=${(await sessions.create({ userId: 'u-1', username: 'ann', roles: ['user'] })).token}`;
     other = (await sessions.create({ userId: 'u-2', username: 'bob', roles: ['user'] })).token;
   });
-  afterAll(async () => {
-    await app.close();
-    await upstream.server.close();
-    await closeRedis(client);
-    await redis.dispose();
-  });
+  afterAll(() => gateway.close());
 
   const post = (url: string, headers: Record<string, string>) =>
     app.inject({ method: 'POST', url, headers: { host: 'api.example.org', ...headers } });

@@ -4,11 +4,10 @@
  * application/json` passes the door and reaches the service; unknown routes, bad URL encoding, long URLs,
  * headers over Node's limit, unknown methods and non-JSON bodies are answered in the RealWorld shape.
  */
-import { RedisServer, rawRequest } from '@atoll/testkit';
+import { rawRequest } from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.ts';
-import { startUpstream, testConfig, type Upstream } from './helpers.ts';
+import { startGateway, type TestGateway, type Upstream } from './helpers.ts';
 
 /** `{"errors": {"<field>": ["<message>"]}, "code": "<CODE>"}` with this code. */
 function expectRealWorldError(body: unknown, code: string): void {
@@ -21,25 +20,20 @@ function expectRealWorldError(body: unknown, code: string): void {
 }
 
 describe('error shapes and empty bodies at the gateway (buildApp, real redis-session)', () => {
-  let redis: RedisServer;
+  let gateway: TestGateway;
   let upstream: Upstream;
   let app: FastifyInstance;
   let port: number;
 
   beforeAll(async () => {
-    redis = await RedisServer.start('session');
-    upstream = await startUpstream();
-    app = await buildApp(
-      testConfig(redis.url, upstream.url, { BODY_LIMIT_BYTES: '2048', RATE_LIMIT_ANONYMOUS_MAX: '100000' }),
+    gateway = await startGateway(
+      { BODY_LIMIT_BYTES: '2048', RATE_LIMIT_ANONYMOUS_MAX: '100000' },
+      { listen: true },
     );
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    port = (app.server.address() as { port: number }).port;
+    ({ app, upstream } = gateway);
+    port = Number(new URL(gateway.url).port);
   });
-  afterAll(async () => {
-    await app.close();
-    await upstream.server.close();
-    await redis.dispose();
-  });
+  afterAll(() => gateway.close());
 
   it('an empty body with Content-Type: application/json passes the door, with or without Content-Length', async () => {
     upstream.received.length = 0;

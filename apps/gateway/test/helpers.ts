@@ -1,6 +1,11 @@
 /** What the gateway's tests share: a real upstream that records what reaches it, and a config. */
 import { randomBytes } from 'node:crypto';
+import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { SessionStore } from '@atoll/session-store';
+import { RedisServer } from '@atoll/testkit';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { buildApp } from '../src/app.ts';
 import { type GatewayConfig, loadConfig } from '../src/config.ts';
 
 export const secret = randomBytes(32).toString('hex');
@@ -45,4 +50,55 @@ export function testConfig(
     NOTIFIER_URL: upstreamUrl,
     ...env,
   });
+}
+
+/** A gateway under test on its own real redis-session, every upstream the recording one. */
+export interface TestGateway {
+  app: FastifyInstance;
+  config: GatewayConfig;
+  redis: RedisServer;
+  /** A client of that redis-session, for what a test sets up or reads there. */
+  client: RoleCheckedRedis;
+  upstream: Upstream;
+  /** Sessions as auth makes them, on the gateway's keys. */
+  sessions: SessionStore;
+  /** The listening address with `listen`, else ''. */
+  url: string;
+  close(): Promise<void>;
+}
+
+const silent = { info() {}, warn() {}, error() {} };
+
+/** Starts redis-session and the upstream, builds the gateway with `env`, and listens on loopback if asked. */
+export async function startGateway(
+  env: Record<string, string> = {},
+  opts: { listen?: boolean } = {},
+): Promise<TestGateway> {
+  const redis = await RedisServer.start('session');
+  const client = await connectRedis({
+    url: redis.url,
+    role: 'session',
+    use: 'producer',
+    name: 't',
+    log: silent,
+  });
+  const upstream = await startUpstream();
+  const config = testConfig(redis.url, upstream.url, env);
+  const app = await buildApp(config);
+  const url = opts.listen ? await app.listen({ host: '127.0.0.1', port: 0 }) : '';
+  return {
+    app,
+    config,
+    redis,
+    client,
+    upstream,
+    sessions: new SessionStore(client, createKeys(config.keyPrefix)),
+    url,
+    close: async () => {
+      await app.close();
+      await upstream.server.close();
+      await closeRedis(client);
+      await redis.dispose();
+    },
+  };
 }

@@ -2,44 +2,27 @@
  * The live stream and its session (buildApp, real redis-session): an event published after the session
  * is gone is not delivered, even long before the next heartbeat; the stream ends with `event: end`.
  */
-import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
-import { createKeys } from '@atoll/redis-keys';
-import { SessionStore } from '@atoll/session-store';
-import { RedisServer } from '@atoll/testkit';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.ts';
-import { startUpstream, testConfig, type Upstream } from './helpers.ts';
 
-const silent = { info() {}, warn() {}, error() {} };
+import type { RoleCheckedRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import type { SessionStore } from '@atoll/session-store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './helpers.ts';
 
 describe('live stream ends with its session (buildApp, real redis-session)', () => {
-  let redis: RedisServer;
+  let gateway: TestGateway;
   let client: RoleCheckedRedis;
-  let upstream: Upstream;
-  let app: FastifyInstance;
   let base: string;
   let sessions: SessionStore;
   let channel: string;
 
   beforeAll(async () => {
-    redis = await RedisServer.start('session');
-    client = await connectRedis({ url: redis.url, role: 'session', use: 'producer', name: 't', log: silent });
-    upstream = await startUpstream();
     // Heartbeats far apart: only the check before each event can end the stream in time.
-    const config = testConfig(redis.url, upstream.url, { SSE_HEARTBEAT_MS: '60000' });
-    app = await buildApp(config);
-    base = await app.listen({ host: '127.0.0.1', port: 0 });
-    const keys = createKeys(config.keyPrefix);
-    sessions = new SessionStore(client, keys);
-    channel = keys.liveNotifications();
+    gateway = await startGateway({ SSE_HEARTBEAT_MS: '60000' }, { listen: true });
+    ({ client, sessions, url: base } = gateway);
+    channel = createKeys(gateway.config.keyPrefix).liveNotifications();
   });
-  afterAll(async () => {
-    await app.close();
-    await upstream.server.close();
-    await closeRedis(client);
-    await redis.dispose();
-  });
+  afterAll(() => gateway.close());
 
   it('delivers while the session lives; after it is destroyed, the next event ends the stream instead', async () => {
     const { token } = await sessions.create({ userId: 'u-s', username: 'sue', roles: ['user'] });
