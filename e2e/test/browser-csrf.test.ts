@@ -52,6 +52,22 @@ function pageFetch(page: Page, url: string, init: PageRequest): Promise<number |
   );
 }
 
+/** A JSON POST with credentials from inside the page: its status and body. */
+function postJsonFrom(page: Page, url: string, body: unknown): Promise<{ status: number; body: any }> {
+  return page.evaluate(
+    async ([u, b]) => {
+      const res = await fetch(u, {
+        method: 'POST',
+        credentials: 'include',
+        headers: { 'content-type': 'application/json' },
+        body: b,
+      });
+      return { status: res.status, body: await res.json() };
+    },
+    [url, JSON.stringify(body)] as const,
+  );
+}
+
 describe('CSRF in a real browser (headless Chromium)', () => {
   let stack: Stack;
   let dispose: () => Promise<void>;
@@ -103,41 +119,16 @@ describe('CSRF in a real browser (headless Chromium)', () => {
       email: `brw${Date.now()}@example.com`,
       password: 'browser pass',
     };
-    const signup: { status: number; body: { user: { token: string } } } = await app.evaluate(
-      async ([url, body]) => {
-        const res = await fetch(url, {
-          method: 'POST',
-          credentials: 'include',
-          headers: { 'content-type': 'application/json' },
-          body,
-        });
-        return { status: res.status, body: await res.json() };
-      },
-      [`${gw}/api/users`, JSON.stringify({ user })] as const,
-    );
+    const signup = await postJsonFrom(app, `${gw}/api/users`, { user });
     expect(signup.status).toBe(201);
     const token = signup.body.user.token as string;
     expect((await context.cookies(gw)).map((c) => c.name)).toContain('atoll_session');
 
     // The cookie alone authenticates a write from the allowed origin.
-    const article = JSON.stringify({
-      article: { title: `Browser ${Date.now()}`, description: 'd', body: 'b' },
-    });
-    const slug: string = await app.evaluate(
-      async ([url, body]) => {
-        const res = await fetch(url, {
-          method: 'POST',
-          credentials: 'include',
-          headers: { 'content-type': 'application/json' },
-          body,
-        });
-        return res.status === 201
-          ? ((await res.json()) as { article: { slug: string } }).article.slug
-          : `status ${res.status}`;
-      },
-      [`${gw}/api/articles`, article] as const,
-    );
-    expect(slug).not.toMatch(/^status/);
+    const article = { article: { title: `Browser ${Date.now()}`, description: 'd', body: 'b' } };
+    const created = await postJsonFrom(app, `${gw}/api/articles`, article);
+    expect(created.status).toBe(201);
+    const slug = created.body.article.slug as string;
 
     // A foreign origin of the same site: the browser sends the cookie, the gateway refuses the write.
     const evil = await context.newPage();
@@ -154,7 +145,7 @@ describe('CSRF in a real browser (headless Chromium)', () => {
         method: 'POST',
         credentials: 'include',
         headers: json,
-        body: article,
+        body: JSON.stringify(article),
       }),
     ).toBe('blocked');
     expect(
