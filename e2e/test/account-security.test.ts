@@ -7,9 +7,9 @@
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { ServiceProcess, type Stack } from '@atoll/testkit';
-import { Events } from 'oauth2-mock-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
+import { googleSignIn as signInWithGoogle } from './google-flow.ts';
 import { eventually, redisOf, startTestStack } from './helpers.ts';
 
 const REAUTH_WINDOW_S = 2;
@@ -38,28 +38,10 @@ describe('account security', () => {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const pastWindow = () => sleep(REAUTH_WINDOW_S * 1000 + 300);
 
-  /**
-   * Google sign-in as a browser does it against the stack's OpenID provider (as in google.test.ts): the
-   * response of the callback, with the session cookie when it worked.
-   */
-  const googleSignIn = async (claims: { sub: string; email: string; name: string }) => {
-    const hook = (token: { payload: Record<string, unknown> }) => {
-      if (token.payload.nonce === undefined) return;
-      Object.assign(token.payload, { ...claims, email_verified: true });
-      stack.oidc.service.off(Events.BeforeTokenSigning, hook);
-    };
-    stack.oidc.service.on(Events.BeforeTokenSigning, hook);
-    const get = (url: string, cookie?: string) =>
-      fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
-    const started = await get(`${stack.gatewayUrl}/api/auth/google?returnTo=%2F`);
-    const binding = /atoll_oauth_binding=([^;]+)/.exec(started.headers.get('set-cookie') ?? '')?.[1] ?? '';
-    const authorized = await get(started.headers.get('location') ?? '');
-    const res = await get(authorized.headers.get('location') ?? '', `atoll_oauth_binding=${binding}`);
-    const token = /atoll_session=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
-    return { res, token };
-  };
+  const googleSignIn = (claims: { sub: string; email: string; name: string }) =>
+    signInWithGoogle(stack, claims);
 
-  /** An admin: ADMIN_EMAILS names the address, the mailed code verifies it, the next sign-in has the role. */
+  /** An admin: ADMIN_EMAILS names the address, the mailed code verifies it, its sessions have the role. */
   const makeAdmin = async () => {
     const root = await register('root@example.com');
     expect((await api('POST', '/api/user/verification', { token: root.token })).status).toBe(202);
@@ -72,6 +54,8 @@ describe('account security', () => {
       body: { verification: { code } },
     });
     expect(confirmed.status).toBe(200);
+    // The role reaches the session that confirmed at once, and every later sign-in.
+    expect((await sessionOf(root.token)).roles).toContain('admin');
     const signedIn = await login(root.email);
     expect(signedIn.status).toBe(200);
     const token = signedIn.body.user.token as string;

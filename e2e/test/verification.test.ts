@@ -91,6 +91,45 @@ describe('verification codes and password resets', () => {
     expect(resend.body.errors).toEqual({ email: ['is already verified'] });
   });
 
+  it('verifies only the address the code was mailed to: an email change ends the code (N1)', async () => {
+    const eve = await register();
+    expect((await api('POST', '/api/user/verification', { token: eve.token })).status).toBe(202);
+    const code = codeIn(await mailFor('code', eve.email));
+    // The code is mailed to eve's address; she then claims an address she cannot read.
+    const moved = await api('PUT', '/api/user', {
+      token: eve.token,
+      body: { user: { email: `ceo${n}@example.com` } },
+    });
+    expect(moved.status).toBe(200);
+    const userId = await userIdOf(eve.token);
+    expect(await sessionRedis.exists(keys.verificationCode(userId))).toBe(0);
+    const confirmed = await api('POST', '/api/user/verification/confirm', {
+      token: eve.token,
+      body: { verification: { code } },
+    });
+    expect(confirmed.status).toBe(422);
+    expect(confirmed.body.errors).toEqual({ code: ['has expired or was used up, ask for a new one'] });
+    // Back to the address the code went to: the old code still verifies nothing.
+    expect(
+      (await api('PUT', '/api/user', { token: eve.token, body: { user: { email: eve.email } } })).status,
+    ).toBe(200);
+    const back = await api('POST', '/api/user/verification/confirm', {
+      token: eve.token,
+      body: { verification: { code } },
+    });
+    expect(back.status).toBe(422);
+    // A fresh code to the address she reads works.
+    expect((await api('POST', '/api/user/verification', { token: eve.token })).status).toBe(202);
+    await eventually(async () => mailsFor('code', eve.email).length === 2, 15_000);
+    const fresh = codeIn(mailsFor('code', eve.email)[1] as { subject: string });
+    const ok = await api('POST', '/api/user/verification/confirm', {
+      token: eve.token,
+      body: { verification: { code: fresh } },
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.body.user.email).toBe(eve.email);
+  });
+
   it('counts wrong codes as failed attempts: 5 per code, then 429 even for the right one, and across new codes', async () => {
     const bob = await register();
     await api('POST', '/api/user/verification', { token: bob.token });

@@ -55,6 +55,17 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
   const passwords = new PasswordHasher(config.passwordLog2N);
   const policy = new PasswordPolicy({ denyCommon: config.passwordDenyCommon });
+  const verification = new VerificationService({
+    db,
+    redis: app.redis.session!,
+    keys,
+    producer,
+    sessions,
+    limiter,
+    passwords,
+    policy,
+    rolesOf: (user) => users.rolesOf(user),
+  });
   const users = new UserService({
     db,
     sessions,
@@ -65,18 +76,9 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     reauthWindowMs: config.reauthWindowMs,
     passwords,
     policy,
+    onEmailChanged: (userId) => verification.dropPendingCode(userId),
   });
   const admin = new AdminService({ db, sessions });
-  const verification = new VerificationService({
-    db,
-    redis: app.redis.session!,
-    keys,
-    producer,
-    sessions,
-    limiter,
-    passwords,
-    policy,
-  });
   app.addHook('onClose', async () => producer.close());
   app.addHook('onReady', async () => relay.start());
   // Roles are configuration: sessions that got a role under the previous configuration get today's.

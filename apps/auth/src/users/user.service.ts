@@ -123,6 +123,7 @@ export class UserService {
   private readonly reauthWindowMs: number;
   private readonly policy: PasswordPolicy;
   private readonly passwords: PasswordHasher;
+  private readonly onEmailChanged: (userId: string) => Promise<void>;
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
@@ -138,7 +139,10 @@ export class UserService {
     passwords?: PasswordHasher;
     /** What a new password must be; common passwords are refused when not given. */
     policy?: PasswordPolicy;
+    /** Ends whatever was mailed to the old address (a pending verification code) when the email changes. */
+    onEmailChanged?: (userId: string) => Promise<void>;
   }) {
+    this.onEmailChanged = deps.onEmailChanged ?? (async () => undefined);
     this.policy = deps.policy ?? new PasswordPolicy({ denyCommon: true });
     this.adminEmails = new Set(deps.adminEmails ?? []);
     this.producer = deps.producer;
@@ -379,6 +383,8 @@ export class UserService {
     }
     this.relay.kick();
 
+    // A code mailed to the old address verifies nothing now (a reset link is bound to the address too).
+    if (user.email !== before.email) await this.onEmailChanged(user.id);
     // The session that made the change goes on (its token is the one returned); a new password or
     // email ends every other session of the account (ASVS 5.0, 7.4.3).
     if (passwordHash !== undefined || user.email !== before.email) {

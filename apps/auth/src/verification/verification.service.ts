@@ -5,6 +5,10 @@
  * never "202 and the email is silently lost".
  *
  * - A 6-digit code lives 15 minutes, allows 5 attempts (check-code.lua), and a new one replaces the old.
+ *   It verifies only the address it was mailed to: its hash binds the account and that address, an
+ *   email change drops the pending code (`dropPendingCode`), and the confirmation marks the account
+ *   verified only while its email is still that address. A role the address gives (ADMIN_EMAILS)
+ *   reaches the account's live sessions at once.
  * - A reset token (32 random bytes) lives 30 minutes and is consumed with GETDEL: a link works once.
  *   It is good only for the account as it was when it was issued: the record holds a fingerprint of the
  *   account's email and password hash, so a reset (with this link or another), a new password or a new
@@ -49,6 +53,10 @@ const sha256 = (value: string) => createHash('sha256').update(value).digest('hex
 const accountState = (user: Pick<UserRow, 'email' | 'password_hash'>) =>
   sha256(`${user.email.toLowerCase()}|${user.password_hash ?? ''}`);
 
+/** What a code's record holds: bound to the account and to the address the code was mailed to. */
+const codeHash = (userId: string, email: string, code: string) =>
+  sha256(`${userId}|${email.toLowerCase()}|${code}`);
+
 /** The reset record: `<userId> <account state>`. */
 const resetRecord = (user: UserRow) => `${user.id} ${accountState(user)}`;
 
@@ -67,6 +75,7 @@ export class VerificationService {
   private readonly limiter: LoginLimiter;
   private readonly passwords: PasswordHasher;
   private readonly policy: PasswordPolicy;
+  private readonly rolesOf: (user: UserRow) => string[];
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
@@ -77,8 +86,11 @@ export class VerificationService {
     limiter: LoginLimiter;
     passwords?: PasswordHasher;
     policy?: PasswordPolicy;
+    /** The roles an account has (a verified ADMIN_EMAILS address gives `admin`). */
+    rolesOf: (user: UserRow) => string[];
   }) {
     this.policy = deps.policy ?? new PasswordPolicy({ denyCommon: true });
+    this.rolesOf = deps.rolesOf;
     if (!('checkCode' in deps.redis))
       deps.redis.defineCommand('checkCode', { numberOfKeys: 1, lua: CHECK_CODE });
     if (!('countMail' in deps.redis))
@@ -116,7 +128,7 @@ export class VerificationService {
     await this.redis
       .multi()
       .del(key)
-      .hset(key, { h: sha256(`${user.id}:${code}`), attempts: '0' })
+      .hset(key, { h: codeHash(user.id, user.email, code), attempts: '0' })
       .pexpire(key, CODE_TTL_MS)
       .exec();
     await this.enqueueOrUndo(key, this.keys.mailCap('code', user.id), () =>
@@ -144,9 +156,11 @@ export class VerificationService {
   async confirmCode(identity: Identity, code: string, address: string): Promise<UserRow> {
     const attempt = await this.limiter.begin(accountOf('user', identity.userId), address);
     if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
+    const user = await findUserById(this.db, identity.userId);
+    if (!user) throw new AppError('TOKEN_MISSING');
     const result = await this.redis.checkCode(
-      this.keys.verificationCode(identity.userId),
-      sha256(`${identity.userId}:${code}`),
+      this.keys.verificationCode(user.id),
+      codeHash(user.id, user.email, code),
       CODE_ATTEMPTS,
     );
     if (result === CODE_RESULT.NONE || result === CODE_RESULT.USED_UP) {
@@ -154,12 +168,27 @@ export class VerificationService {
     }
     if (result !== CODE_RESULT.RIGHT) throw new AppError('VALIDATION_FAILED', { code: ['is invalid'] });
     await attempt.succeeded();
-    return this.db
+    // Only the address the code was mailed to: an email change racing this confirmation wins.
+    const verified = await this.db
       .updateTable('users')
       .set({ email_verified_at: new Date() })
-      .where('id', '=', identity.userId)
+      .where('id', '=', user.id)
+      .where('email', '=', user.email)
       .returningAll()
-      .executeTakeFirstOrThrow();
+      .executeTakeFirst();
+    if (!verified) {
+      throw new AppError('VALIDATION_FAILED', { code: ['has expired or was used up, ask for a new one'] });
+    }
+    const roles = this.rolesOf(verified);
+    if (roles.join() !== this.rolesOf(user).join()) {
+      await this.sessions.updateIdentity(verified.id, { username: verified.username, roles });
+    }
+    return verified;
+  }
+
+  /** An email change ends the code mailed to the old address. */
+  async dropPendingCode(userId: string): Promise<void> {
+    await this.redis.del(this.keys.verificationCode(userId));
   }
 
   /**
