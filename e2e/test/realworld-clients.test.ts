@@ -96,12 +96,17 @@ describe('RealWorld clients that keep cookies and always send Content-Type (defa
     });
     await expectCall(postman, ['GET', '/api/user', '/user'], 200, { token });
     await expectCall(postman, ['GET', '/api/user', '/user'], 200, { token: updated.body.user.token });
-    // The reference frontend's settings page sends every field, `password: ""` when none was typed.
+    // The settings page sends every field it has; an empty password is refused (the RealWorld contract),
+    // so a client that keeps the password leaves it out.
+    const blank = await postman('PUT', '/api/user', {
+      token,
+      body: { user: { image: '', username: ada.username, bio: '', password: '' } },
+    });
+    expect(blank.status).toBe(422);
+    expect(blank.body).toEqual({ errors: { password: ["can't be blank"] }, code: 'VALIDATION_FAILED' });
     const settings = await expectCall(postman, ['PUT', '/api/user', '/user'], 200, {
       token,
-      body: {
-        user: { image: '', username: ada.username, bio: '', email: `ada2${run}@example.com`, password: '' },
-      },
+      body: { user: { image: '', username: ada.username, bio: '', email: `ada2${run}@example.com` } },
     });
     expect(settings.body.user).toMatchObject({ image: null, bio: null, token });
     const relogin = await expectCall(postman, ['POST', '/api/users/login', '/users/login'], 200, {
