@@ -28,6 +28,19 @@ export const EnvSchema = Type.Object({
     description: 'at most this many emails per EMAIL_RATE_WINDOW_MS, across every notifier',
   }),
   EMAIL_RATE_WINDOW_MS: Env.milliseconds(1000, 'the window of the SMTP rate limit'),
+  SECURITY_EMAIL_RATE_MAX: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description:
+      'at most this many security emails (codes, reset links, email-change notices) per SECURITY_EMAIL_RATE_WINDOW_MS, across every notifier; a limit of their own, apart from EMAIL_RATE_MAX',
+  }),
+  SECURITY_EMAIL_RATE_WINDOW_MS: Env.milliseconds(1000, 'the window of the security email rate limit'),
+  SECURITY_EMAIL_CONCURRENCY: Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    default: 5,
+    description: 'security emails sent at once by this instance (their own worker and SMTP connections)',
+  }),
   WORKER_CONCURRENCY: Type.Integer({
     minimum: 1,
     maximum: 500,
@@ -50,6 +63,7 @@ export interface NotifierConfig extends ServiceConfig {
   mailFrom: string;
   publicUrl: string;
   emailRate: { max: number; duration: number };
+  securityEmail: { rate: { max: number; duration: number }; concurrency: number };
   workers: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
   digestCron: { daily: string; weekly: string };
 }
@@ -64,6 +78,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mailFrom: e.MAIL_FROM,
     publicUrl: e.PUBLIC_URL.replace(/\/$/, ''),
     emailRate: { max: e.EMAIL_RATE_MAX, duration: e.EMAIL_RATE_WINDOW_MS },
+    securityEmail: {
+      rate: { max: e.SECURITY_EMAIL_RATE_MAX, duration: e.SECURITY_EMAIL_RATE_WINDOW_MS },
+      concurrency: e.SECURITY_EMAIL_CONCURRENCY,
+    },
     workers: {
       concurrency: e.WORKER_CONCURRENCY,
       lockDurationMs: e.JOB_LOCK_MS,

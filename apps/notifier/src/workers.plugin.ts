@@ -1,9 +1,12 @@
 /**
- * The notifier's processing: the BullMQ workers of the three queues it owns (notifications fan-out,
- * email, digests), the digest job schedulers, and the consumer that keeps `recipients` from the user
+ * The notifier's processing: the BullMQ workers of the four queues it owns (notifications fan-out,
+ * security email, email, digests), the digest job schedulers, and the consumer that keeps `recipients` from the user
  * events. They share one worker-mode connection to redis-queue (it waits through an outage instead of
  * failing); producing (email jobs from the fan-out, welcome and digest emails) goes through the app's
  * fail-fast producer client, so a failed enqueue fails the job, which is then retried.
+ *
+ * Security email (codes, reset links, email-change notices) has a worker, a rate limiter and SMTP
+ * connections of its own, so a flood of notification mail cannot hold it back.
  *
  * Shutdown: `worker.close()` stops taking jobs and waits for the active ones to finish, all within the
  * service's grace period (SHUTDOWN_GRACE_MS); a job still running when the process is killed anyway
@@ -23,7 +26,7 @@ import fp from 'fastify-plugin';
 import type { NotifierConfig } from './config.ts';
 import type { NotifierDatabase } from './db.ts';
 import { digestHandlers, scheduleDigests } from './digest/digest.ts';
-import { emailHandlers } from './email/email.handlers.ts';
+import { emailHandlers, securityEmailHandlers } from './email/email.handlers.ts';
 import { Mailer } from './email/mailer.ts';
 import { LivePublisher } from './live/publisher.ts';
 import { fanOutHandlers } from './notifications/fanout.ts';
@@ -49,6 +52,7 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
   });
   const producer = new Producer(producerRedis, keys);
   const mailer = new Mailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, db });
+  const securityMailer = new Mailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, db });
   const live = new LivePublisher(app.redis.session!, keys.liveNotifications());
   const locks = new LockClient(producerRedis, keys);
   const common = {
@@ -61,6 +65,16 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
   };
   const workers: Worker[] = [
     createWorker('notifications', fanOutHandlers({ db, producer, live }), common),
+    createWorker(
+      'security-email',
+      securityEmailHandlers({
+        mailer: securityMailer,
+        publicUrl: config.publicUrl,
+        redis: app.redis.session!,
+        keys,
+      }),
+      { ...common, concurrency: config.securityEmail.concurrency, limiter: config.securityEmail.rate },
+    ),
     createWorker('email', emailHandlers(mailer, config.publicUrl), { ...common, limiter: config.emailRate }),
     createWorker('digests', digestHandlers({ db, producer, locks, log: app.log }), {
       ...common,
@@ -94,7 +108,7 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
   });
   app.decorate(
     'queues',
-    ['notifications', 'email', 'digests'].map((q) => producer.queueOf(q as never)),
+    (['notifications', 'security-email', 'email', 'digests'] as const).map((q) => producer.queueOf(q)),
   );
 
   app.addHook('onReady', async () => {
@@ -105,6 +119,7 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
   app.addHook('onClose', async () => {
     await Promise.all([...workers.map((w) => w.close()), consumer.stop()]);
     mailer.close();
+    securityMailer.close();
     await producer.close();
     await closeRedis(connection);
   });

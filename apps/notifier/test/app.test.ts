@@ -43,6 +43,7 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
   let app: FastifyInstance;
   let redis: RoleCheckedRedis;
   let subscriber: RoleCheckedRedis;
+  let sessionRedis: RoleCheckedRedis;
   let producer: Producer;
   const live: Array<{ userId: string; notification: { id: number; type: string } }> = [];
   const prefix = `n${randomBytes(4).toString('hex')}`;
@@ -121,6 +122,13 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       name: 's',
       log: silent,
     });
+    sessionRedis = await connectRedis({
+      url: session.url,
+      role: 'session',
+      use: 'producer',
+      name: 'sp',
+      log: silent,
+    });
     await subscriber.subscribe(keys.liveNotifications());
     subscriber.on('message', (_c: string, raw: string) => live.push(JSON.parse(raw)));
     producer = new Producer(redis, keys);
@@ -131,6 +139,7 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     await producer.close();
     await closeRedis(redis);
     await closeRedis(subscriber);
+    await closeRedis(sessionRedis);
     await smtp.stop();
     await Promise.all([queue.dispose(), session.dispose(), database.drop()]);
   });
@@ -155,29 +164,68 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     expect(smtp.to(amy.email)).toHaveLength(1);
   });
 
-  it('sends a verification code as text and HTML, exactly once per job', async () => {
+  it('sends a verification code as text and HTML from its short-lived record, exactly once per job', async () => {
     const to = 'code@example.com';
-    const payload = {
-      v: 1 as const,
-      userId: 'u1',
-      to,
-      username: 'cody',
-      code: '123456',
-      expiresAt: '2030-01-01T00:00:00Z',
-    };
-    await producer.enqueue('email', 'verification-code', payload, { jobId: 'vc-1' });
+    const payload = { v: 2 as const, userId: 'u1', to, username: 'cody', expiresAt: '2030-01-01T00:00:00Z' };
+    await sessionRedis.set(keys.mailSecret('vc-1'), '123456', 'PX', 60_000);
+    await producer.enqueue('security-email', 'verification-code', payload, { jobId: 'vc-1' });
     const [mail] = await smtp.waitFor(to);
     expect(mail?.subject).toBe('Your atoll verification code: 123456');
     expect(mail?.text).toContain('your verification code is 123456');
     expect(mail?.html).toContain('<p>your verification code is 123456.');
-    // The same job again (BullMQ keeps completed jobs, so remove it first to force a second run).
-    await producer.queueOf('email').remove('vc-1');
-    await producer.enqueue('email', 'verification-code', payload, { jobId: 'vc-1' });
+    const security = producer.queueOf('security-email');
     await until(
-      () => producer.queueOf('email').getJobState('vc-1'),
+      () => security.getJobState('vc-1'),
+      (s) => s === 'completed',
+    );
+    // Sent, so the record is gone; the job never held the code.
+    expect(await sessionRedis.exists(keys.mailSecret('vc-1'))).toBe(0);
+    expect(JSON.stringify((await security.getJob('vc-1'))?.data)).not.toContain('123456');
+    // The same job again (BullMQ keeps completed jobs, so remove it first to force a second run).
+    await security.remove('vc-1');
+    await producer.enqueue('security-email', 'verification-code', payload, { jobId: 'vc-1' });
+    await until(
+      () => security.getJobState('vc-1'),
       (s) => s === 'completed',
     );
     expect(smtp.to(to)).toHaveLength(1);
+  });
+
+  it('fails a code email whose secret expired before it went out, and drops a retired v1 job with its secret', async () => {
+    const security = producer.queueOf('security-email');
+    await producer.enqueue(
+      'security-email',
+      'password-reset',
+      { v: 2, userId: 'u2', to: 'late@example.com', username: 'late', expiresAt: '2030-01-01T00:00:00Z' },
+      { jobId: 'reset-expired' },
+    );
+    const late = await until(
+      () => security.getJob('reset-expired'),
+      (j) => (j?.failedReason ?? '') !== '',
+    );
+    expect(late?.failedReason).toMatch(/expired before it was mailed/);
+    expect(late?.attemptsMade).toBe(1);
+
+    const email = producer.queueOf('email');
+    await email.add(
+      'verification-code',
+      {
+        v: 1,
+        userId: 'u3',
+        to: 'old@example.com',
+        username: 'old',
+        code: '654321',
+        expiresAt: '2030-01-01T00:00:00Z',
+      },
+      { jobId: 'old-code' },
+    );
+    const old = await until(
+      () => email.getJob('old-code'),
+      (j) => (j?.failedReason ?? '') !== '',
+    );
+    expect(old?.data).toEqual({ v: 1, retired: true });
+    expect(smtp.to('old@example.com')).toHaveLength(0);
+    expect(smtp.to('late@example.com')).toHaveLength(0);
   });
 
   it('turns a comment into a row, a live event and an email; a follow waits for the digest', async () => {
@@ -358,7 +406,12 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     const counts = await app.inject({ url: '/api/admin/queues', headers: as(amy, ['user', 'admin']) });
     expect(counts.statusCode).toBe(200);
     expect(counts.json().queues.email.failed).toBeGreaterThanOrEqual(1);
-    expect(Object.keys(counts.json().queues).sort()).toEqual(['digests', 'email', 'notifications']);
+    expect(Object.keys(counts.json().queues).sort()).toEqual([
+      'digests',
+      'email',
+      'notifications',
+      'security-email',
+    ]);
   });
 
   it('keeps the queue dashboard to admins', async () => {

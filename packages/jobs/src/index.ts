@@ -6,6 +6,7 @@ export {
   type JobPayloads,
   QUEUES,
   type QueueName,
+  RETIRED_VERSIONS,
 } from './catalog.ts';
 export { InvalidJobPayloadError, Producer, payloadProblem } from './enqueue.ts';
 export { type CatalogWorkerOptions, createWorker, dispatcher } from './worker.ts';

@@ -356,7 +356,7 @@ export class UserService {
         // so a down queue rolls the change back (503) rather than leaving it untold.
         if (row.email.toLowerCase() !== before.email.toLowerCase()) {
           await this.producer.enqueue(
-            'email',
+            'security-email',
             'email-changed',
             {
               v: 1,

@@ -4,6 +4,7 @@
  * notifier sends them). If the job cannot be enqueued, nothing is left behind and the caller gets 503:
  * never "202 and the email is silently lost".
  *
+ * - Neither secret is in the email job (see enqueueOrUndo).
  * - A 6-digit code lives 15 minutes, allows 5 attempts (check-code.lua), and a new one replaces the old.
  * - A reset token (32 random bytes) lives 30 minutes and is consumed with GETDEL: a link works once.
  *   It is good only for the account as it was when it was issued: the record holds a fingerprint of the
@@ -119,20 +120,24 @@ export class VerificationService {
       .hset(key, { h: sha256(`${user.id}:${code}`), attempts: '0' })
       .pexpire(key, CODE_TTL_MS)
       .exec();
-    await this.enqueueOrUndo(key, this.keys.mailCap('code', user.id), () =>
-      this.producer.enqueue(
-        'email',
-        'verification-code',
-        {
-          v: 1,
-          userId: user.id,
-          to: user.email,
-          username: user.username,
-          code,
-          expiresAt: expiresAt.toISOString(),
-        },
-        { jobId: `verification-code-${user.id}-${expiresAt.getTime()}` },
-      ),
+    const jobId = `verification-code-${user.id}-${expiresAt.getTime()}`;
+    await this.enqueueOrUndo(
+      key,
+      this.keys.mailCap('code', user.id),
+      { jobId, secret: code, ttlMs: CODE_TTL_MS },
+      () =>
+        this.producer.enqueue(
+          'security-email',
+          'verification-code',
+          {
+            v: 2,
+            userId: user.id,
+            to: user.email,
+            username: user.username,
+            expiresAt: expiresAt.toISOString(),
+          },
+          { jobId },
+        ),
     );
     return { expiresAt };
   }
@@ -185,20 +190,24 @@ export class VerificationService {
     const key = this.keys.passwordReset(sha256(token));
     const expiresAt = new Date(Date.now() + RESET_TTL_MS);
     await this.redis.set(key, resetRecord(user), 'PX', RESET_TTL_MS);
-    await this.enqueueOrUndo(key, this.keys.mailCap('reset', user.id), () =>
-      this.producer.enqueue(
-        'email',
-        'password-reset',
-        {
-          v: 1,
-          userId: user.id,
-          to: user.email,
-          username: user.username,
-          token,
-          expiresAt: expiresAt.toISOString(),
-        },
-        { jobId: `password-reset-${sha256(token).slice(0, 24)}` },
-      ),
+    const jobId = `password-reset-${sha256(token).slice(0, 24)}`;
+    await this.enqueueOrUndo(
+      key,
+      this.keys.mailCap('reset', user.id),
+      { jobId, secret: token, ttlMs: RESET_TTL_MS },
+      () =>
+        this.producer.enqueue(
+          'security-email',
+          'password-reset',
+          {
+            v: 2,
+            userId: user.id,
+            to: user.email,
+            username: user.username,
+            expiresAt: expiresAt.toISOString(),
+          },
+          { jobId },
+        ),
     );
   }
 
@@ -242,11 +251,25 @@ export class VerificationService {
     await this.sessions.destroyAll(userId);
   }
 
-  /** Enqueues an email; if that fails, the secret it carries and its count against the cap are undone. */
-  private async enqueueOrUndo(key: string, capKey: string, enqueue: () => Promise<unknown>): Promise<void> {
+  /**
+   * Enqueues a security email. The job carries no secret: the code or token goes to a record of its own
+   * (`keys.mailSecret(jobId)`, redis-session, living as long as the secret), which the notifier reads to
+   * write the email and deletes once it is sent. So redis-queue, its dashboard and its 24 h of completed
+   * jobs never hold a secret; the record exists only between the request and the send. If the enqueue
+   * fails, the secret, its mail record and the count against the cap are undone.
+   */
+  private async enqueueOrUndo(
+    key: string,
+    capKey: string,
+    mail: { jobId: string; secret: string; ttlMs: number },
+    enqueue: () => Promise<unknown>,
+  ): Promise<void> {
+    const secretKey = this.keys.mailSecret(mail.jobId);
     try {
+      await this.redis.set(secretKey, mail.secret, 'PX', mail.ttlMs);
       await enqueue();
     } catch (err) {
+      await this.redis.del(secretKey).catch(() => undefined);
       await this.redis.del(key).catch(() => undefined);
       await this.redis.giveBackMail(capKey).catch(() => undefined);
       throw isRedisUnavailable(err) ? new AppError('QUEUE_UNAVAILABLE') : err;
