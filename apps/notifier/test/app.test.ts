@@ -430,6 +430,71 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     expect(api.statusCode).toBe(200);
   });
 
+  it('serves the board read-only: every write action is refused, job data is redacted', async () => {
+    const admin = () => as(amy, ['user', 'admin']);
+    const board = '/api/admin/queues/board/api/queues';
+    const email = producer.queueOf('email');
+    const [failed] = await email.getJobs(['failed'], 0, 0);
+    const jobId = failed?.id ?? 'bad-welcome';
+    const writes: Array<[string, string, object?]> = [
+      [
+        'POST',
+        `${board}/email/add`,
+        { name: 'welcome', data: { v: 1, userId: 'x', to: 'a@b.c', username: 'x' } },
+      ],
+      ['PUT', `${board}/email/retry/failed`],
+      ['PUT', `${board}/email/${jobId}/retry`],
+      ['PATCH', `${board}/email/${jobId}/update-data`, { jobData: { v: 1, to: 'evil@example.com' } }],
+      ['PUT', `${board}/email/${jobId}/clean`],
+      ['PUT', `${board}/email/${jobId}/promote`],
+      ['PUT', `${board}/email/clean/completed`],
+      ['PUT', `${board}/email/empty`],
+      ['PUT', `${board}/security-email/obliterate`],
+      ['PUT', `${board}/email/pause`],
+      ['PUT', `${board}/email/promote`],
+    ];
+    for (const [method, url, payload] of writes) {
+      const res = await app.inject({
+        method: method as 'PUT',
+        url,
+        headers: admin(),
+        ...(payload ? { payload } : {}),
+      });
+      expect(res.statusCode, `${method} ${url}`).toBe(405);
+    }
+    expect(await email.getJobCountByTypes('failed')).toBeGreaterThanOrEqual(1); // nothing was retried
+    expect(await email.isPaused()).toBe(false);
+
+    const read = async (queue: string, status: string) => {
+      const res = await app.inject({
+        url: `${board}?activeQueue=${queue}&status=${status}&page=1&jobsPerPage=50`,
+        headers: admin(),
+      });
+      expect(res.statusCode).toBe(200);
+      return res.json().queues.find((q: { name: string }) => q.name === queue);
+    };
+    const welcome = await read('email', 'completed');
+    expect(welcome.readOnlyMode).toBe(true);
+    expect(welcome.allowRetries).toBe(false);
+    const shown = JSON.stringify(welcome.jobs);
+    expect(welcome.jobs.length).toBeGreaterThan(0);
+    expect(shown).toContain('[redacted]');
+    for (const personal of [amy.email, ben.email, 'Nice one & thanks', 'How to <b>'])
+      expect(shown).not.toContain(personal);
+    const security = JSON.stringify((await read('security-email', 'completed')).jobs);
+    expect(security).toContain('"v":2');
+    expect(security).not.toContain('code@example.com');
+    const one = await app.inject({ url: `${board}/security-email/vc-1`, headers: admin() });
+    expect(one.statusCode).toBe(200);
+    expect(one.json().job.data).toEqual({
+      v: 2,
+      userId: 'u1',
+      to: '[redacted]',
+      username: '[redacted]',
+      expiresAt: '2030-01-01T00:00:00Z',
+    });
+  });
+
   it('lets the active job finish when it shuts down', async () => {
     const release = smtp.hold();
     const to = 'shutdown@example.com';
