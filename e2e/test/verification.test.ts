@@ -4,6 +4,7 @@
  * limits, and a 503 that leaves nothing behind when the queue is down.
  */
 import { createHash } from 'node:crypto';
+import { decodeEvent } from '@atoll/events';
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import type { Stack } from '@atoll/testkit';
@@ -89,6 +90,26 @@ describe('verification codes and password resets', () => {
     const resend = await api('POST', '/api/user/verification', { token: ada.token });
     expect(resend.status).toBe(409);
     expect(resend.body.errors).toEqual({ email: ['is already verified'] });
+    // The notifier hears of it: user.updated v2, verified, on the user events Stream (no code in it).
+    const queueRedis = await redisOf(stack, 'queue');
+    try {
+      const verifiedEvent = async () => {
+        const entries = (await queueRedis.xrange(keys.userEvents(), '-', '+')) as Array<[string, string[]]>;
+        return entries
+          .map(([, fields]) => decodeEvent(fields))
+          .find(
+            (e) => e.ok && e.type === 'user.updated' && (e.payload as { userId: string }).userId === userId,
+          );
+      };
+      expect(await eventually(async () => (await verifiedEvent()) !== undefined)).toBe(true);
+      expect(await verifiedEvent()).toMatchObject({
+        version: 2,
+        payload: { email: ada.email, emailVerified: true },
+      });
+      expect(JSON.stringify(await verifiedEvent())).not.toContain(code);
+    } finally {
+      await closeRedis(queueRedis);
+    }
   });
 
   it('counts wrong codes as failed attempts: 5 per code, then 429 even for the right one, and across new codes', async () => {

@@ -76,6 +76,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     limiter,
     passwords,
     policy,
+    relay,
   });
   app.addHook('onClose', async () => producer.close());
   app.addHook('onReady', async () => relay.start());

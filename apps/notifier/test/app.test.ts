@@ -69,6 +69,7 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       '*',
       ...encodeEvent('user.registered', {
         ...u,
+        emailVerified: true,
         bio: null,
         image: null,
         occurredAt: new Date().toISOString(),

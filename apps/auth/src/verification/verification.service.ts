@@ -27,12 +27,13 @@ import type { SessionStore } from '@atoll/session-store';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
+import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import { COUNT_FAILURE, GIVE_BACK } from '../security/count-failure.lua.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import { PasswordHasher } from '../users/password.ts';
 import { PasswordPolicy } from '../users/password-policy.ts';
 import { findUserByEmail, findUserById, type UserRow } from '../users/user.repository.ts';
-import { tooManyAttempts } from '../users/user.service.ts';
+import { accountEvent, tooManyAttempts } from '../users/user.service.ts';
 import { CHECK_CODE, CODE_RESULT } from './check-code.lua.ts';
 
 export const CODE_TTL_MS = 15 * 60_000;
@@ -68,6 +69,8 @@ export class VerificationService {
   private readonly limiter: LoginLimiter;
   private readonly passwords: PasswordHasher;
   private readonly policy: PasswordPolicy;
+  /** Told when an event was recorded, to publish it at once rather than at its next poll. */
+  private readonly relay: UserEventRelay | undefined;
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
@@ -78,7 +81,9 @@ export class VerificationService {
     limiter: LoginLimiter;
     passwords?: PasswordHasher;
     policy?: PasswordPolicy;
+    relay?: UserEventRelay;
   }) {
+    this.relay = deps.relay;
     this.policy = deps.policy ?? new PasswordPolicy({ denyCommon: true });
     if (!('checkCode' in deps.redis))
       deps.redis.defineCommand('checkCode', { numberOfKeys: 1, lua: CHECK_CODE });
@@ -159,12 +164,20 @@ export class VerificationService {
     }
     if (result !== CODE_RESULT.RIGHT) throw new AppError('VALIDATION_FAILED', { code: ['is invalid'] });
     await attempt.succeeded();
-    return this.db
-      .updateTable('users')
-      .set({ email_verified_at: new Date() })
-      .where('id', '=', identity.userId)
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    // The notifier learns of the verification (its mention rules) from the event, in the same transaction.
+    const verified = await this.db.transaction().execute(async (trx) => {
+      const now = new Date();
+      const row = await trx
+        .updateTable('users')
+        .set({ email_verified_at: now, updated_at: now })
+        .where('id', '=', identity.userId)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await recordEvent(trx, 'user.updated', accountEvent(row));
+      return row;
+    });
+    this.relay?.kick();
+    return verified;
   }
 
   /**
