@@ -52,6 +52,23 @@ export const EnvSchema = Type.Object({
     "how long a job's lock lives without renewal (a silent worker is dead)",
   ),
   JOB_STALLED_INTERVAL_MS: Env.milliseconds(30_000, 'how often jobs of dead workers are looked for'),
+  NOTIFY_MAIL_CAP_PER_RECIPIENT: Type.Integer({
+    minimum: 1,
+    default: 10,
+    description:
+      'instant notification emails one user gets per NOTIFY_MAIL_CAP_WINDOW_MS; beyond it they wait for the next digest',
+  }),
+  NOTIFY_MAIL_CAP_PER_ACTOR: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description:
+      "instant notification emails one user's actions (comments, mentions, follows, favorites) cause per NOTIFY_MAIL_CAP_WINDOW_MS, to everyone together; beyond it they wait for the digests",
+  }),
+  NOTIFY_MAIL_CAP_WINDOW_MS: Env.milliseconds(3_600_000, 'the window of the notification mail caps'),
+  MENTION_MAIL_MIN_ACCOUNT_AGE_MS: Env.milliseconds(
+    86_400_000,
+    'how old an account must be (and its email verified) before its mentions are emailed; younger or unverified, a mention is in-app only',
+  ),
   DIGEST_DAILY_CRON: Cron('0 7 * * *', 'daily'),
   DIGEST_WEEKLY_CRON: Cron('0 7 * * 1', 'weekly'),
 });
@@ -66,6 +83,15 @@ export interface NotifierConfig extends ServiceConfig {
   securityEmail: { rate: { max: number; duration: number }; concurrency: number };
   workers: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
   digestCron: { daily: string; weekly: string };
+  mailCaps: MailCaps;
+}
+
+/** The limits on instant notification mail (see notifications/mail-caps.ts). */
+export interface MailCaps {
+  perRecipient: number;
+  perActor: number;
+  windowMs: number;
+  mentionMinAccountAgeMs: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): NotifierConfig {
@@ -88,5 +114,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       stalledIntervalMs: e.JOB_STALLED_INTERVAL_MS,
     },
     digestCron: { daily: e.DIGEST_DAILY_CRON, weekly: e.DIGEST_WEEKLY_CRON },
+    mailCaps: {
+      perRecipient: e.NOTIFY_MAIL_CAP_PER_RECIPIENT,
+      perActor: e.NOTIFY_MAIL_CAP_PER_ACTOR,
+      windowMs: e.NOTIFY_MAIL_CAP_WINDOW_MS,
+      mentionMinAccountAgeMs: e.MENTION_MAIL_MIN_ACCOUNT_AGE_MS,
+    },
   };
 }

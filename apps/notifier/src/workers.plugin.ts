@@ -30,6 +30,7 @@ import { emailHandlers, securityEmailHandlers } from './email/email.handlers.ts'
 import { Mailer } from './email/mailer.ts';
 import { LivePublisher } from './live/publisher.ts';
 import { fanOutHandlers } from './notifications/fanout.ts';
+import { MailCaps } from './notifications/mail-caps.ts';
 import { applyUserEvent } from './recipients/recipients.ts';
 
 declare module 'fastify' {
@@ -64,7 +65,18 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
     autorun: false,
   };
   const workers: Worker[] = [
-    createWorker('notifications', fanOutHandlers({ db, producer, live }), common),
+    createWorker(
+      'notifications',
+      fanOutHandlers({
+        db,
+        producer,
+        live,
+        caps: new MailCaps(producerRedis, keys, config.mailCaps),
+        mentionMinAccountAgeMs: config.mailCaps.mentionMinAccountAgeMs,
+        log: app.log.child({ component: 'fanout' }),
+      }),
+      common,
+    ),
     createWorker(
       'security-email',
       securityEmailHandlers({

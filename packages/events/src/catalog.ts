@@ -40,7 +40,10 @@ const AccountState = {
   email: Type.String({ minLength: 3, maxLength: 254 }),
   emailVerified: Type.Boolean(),
 };
-const UserRegisteredV2 = Type.Object({ ...PublicProfileV1, ...AccountState }, { additionalProperties: false });
+const UserRegisteredV2 = Type.Object(
+  { ...PublicProfileV1, ...AccountState },
+  { additionalProperties: false },
+);
 const UserUpdatedV2 = Type.Object({ ...PublicProfileV1, ...AccountState }, { additionalProperties: false });
 
 /** The payload producers emit today, per event type (the current version of each). */
