@@ -15,7 +15,7 @@
  */
 import { hostname } from 'node:os';
 import { StreamConsumer } from '@atoll/events';
-import { createWorker, Producer } from '@atoll/jobs';
+import { createWorker, Producer, removeRetiredJobs } from '@atoll/jobs';
 import { LockClient } from '@atoll/lock';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
@@ -127,6 +127,13 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
     await scheduleDigests(producer.queueOf('digests'), config.digestCron);
     for (const worker of workers) void worker.run();
     consumer.start();
+    // Jobs an older auth left with a code or reset token in them go (in the background: a SCAN).
+    void removeRetiredJobs(producerRedis, keys, 'email').then(
+      (removed) => {
+        if (removed > 0) app.log.info({ removed }, 'removed retired email jobs that carried a secret');
+      },
+      (err: Error) => app.log.warn({ err: { message: err.message } }, 'could not remove retired email jobs'),
+    );
   });
   app.addHook('onClose', async () => {
     await Promise.all([...workers.map((w) => w.close()), consumer.stop()]);

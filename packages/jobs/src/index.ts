@@ -9,4 +9,5 @@ export {
   RETIRED_VERSIONS,
 } from './catalog.ts';
 export { InvalidJobPayloadError, Producer, payloadProblem } from './enqueue.ts';
+export { removeRetiredJobs } from './retired.ts';
 export { type CatalogWorkerOptions, createWorker, dispatcher } from './worker.ts';

@@ -1,9 +1,16 @@
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { RedisServer } from '@atoll/testkit';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorker, InvalidJobPayloadError, Producer, payloadProblem, QUEUES } from '../src/index.ts';
+import {
+  createWorker,
+  InvalidJobPayloadError,
+  Producer,
+  payloadProblem,
+  QUEUES,
+  removeRetiredJobs,
+} from '../src/index.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 const code = {
@@ -172,6 +179,68 @@ describe('createWorker on a real redis-queue', () => {
     const raw = await producerRedis.hgetall(`${keys.bullPrefix()}:email:old-reset`);
     expect(JSON.stringify(raw)).not.toContain('s3cret');
     await worker.close();
+  });
+});
+
+describe('removeRetiredJobs on a real redis-queue', () => {
+  it('removes the secret-carrying jobs an older producer left, in any state, and nothing else', async () => {
+    const server = await RedisServer.start('queue');
+    const redis = await connectRedis({
+      url: server.url,
+      role: 'queue',
+      use: 'producer',
+      name: 'r',
+      log: silent,
+    });
+    const keys = createKeys('retired');
+    try {
+      const email = new Queue('email', { connection: redis, prefix: keys.bullPrefix() });
+      const { v: _v, ...rest } = code;
+      const old = { ...rest, v: 1, code: '424242' };
+      // A completed and a failed one, moved there by a plain worker (as an older notifier would have).
+      await email.add('verification-code', old, { jobId: 'verification-code-u2-1' });
+      await email.add('verification-code', old, { jobId: 'verification-code-u2-2', attempts: 1 });
+      const workerRedis = await connectRedis({
+        url: server.url,
+        role: 'queue',
+        use: 'worker',
+        name: 'w',
+        log: silent,
+      });
+      const plain = new Worker(
+        'email',
+        async (job) => {
+          if (job.id === 'verification-code-u2-2') throw new Error('smtp down');
+        },
+        { connection: workerRedis, prefix: keys.bullPrefix() },
+      );
+      await waitFor(async () => (await email.getJobCountByTypes('completed', 'failed')) === 2);
+      await plain.close();
+      await closeRedis(workerRedis);
+      await email.add('verification-code', old, { jobId: 'verification-code-u1-1' }); // waiting
+      await email.add('verification-code', old, { jobId: 'verification-code-u1-2', delay: 60_000 }); // delayed
+      await email.add(
+        'password-reset',
+        { ...rest, v: 1, token: 't'.repeat(43) },
+        { jobId: 'password-reset-abc' },
+      );
+      await email.add('welcome', { v: 1, userId: 'u1', to: 'a@b.c', username: 'a' }, { jobId: 'welcome-u1' });
+      await email.close();
+      expect(await removeRetiredJobs(redis, keys, 'email')).toBe(5);
+      const jobs = await redis.keys(`${keys.bullPrefix()}:email:*-*`);
+      expect(jobs.map((k) => k.slice(k.lastIndexOf(':') + 1)).filter((id) => id !== 'stalled-check')).toEqual(
+        ['welcome-u1'],
+      );
+      const hashes = (await redis.keys('*')).map(async (k) =>
+        (await redis.type(k)) === 'hash' ? JSON.stringify(await redis.hgetall(k)) : '',
+      );
+      expect((await Promise.all(hashes)).join()).not.toContain('424242');
+      expect(await removeRetiredJobs(redis, keys, 'email')).toBe(0);
+      expect(await removeRetiredJobs(redis, keys, 'security-email')).toBe(0);
+    } finally {
+      await closeRedis(redis);
+      await server.dispose();
+    }
   });
 });
 
