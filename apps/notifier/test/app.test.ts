@@ -4,51 +4,30 @@
  * fan-out (row, live event, email or digest), preferences, the API, the admin routes, SMTP refusing
  * then recovering, idempotency, and a graceful shutdown that lets the active job finish.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { migrateDatabase } from '@atoll/db';
+import { randomUUID } from 'node:crypto';
 import { encodeEvent } from '@atoll/events';
 import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
-import { Producer } from '@atoll/jobs';
+import type { Producer } from '@atoll/jobs';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
-import { createKeys } from '@atoll/redis-keys';
-import { RedisServer, SmtpTestServer, type TestDatabase, testDatabase } from '@atoll/testkit';
+import type { Keys } from '@atoll/redis-keys';
+import type { SmtpTestServer } from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { migrations, SCHEMA } from '../src/migrations/index.ts';
+import { type NotifierFixture, startNotifier, until } from './fixture.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
-const SECRET = randomBytes(32).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(
-  read: () => Promise<T> | T,
-  ok: (value: T) => boolean,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value) || Date.now() > deadline) return value;
-    await sleep(50);
-  }
-}
-
 describe('notifier on real Redis, PostgreSQL and SMTP', () => {
-  let queue: RedisServer;
-  let session: RedisServer;
-  let database: TestDatabase;
+  let n: NotifierFixture;
   let smtp: SmtpTestServer;
   let app: FastifyInstance;
   let redis: RoleCheckedRedis;
   let subscriber: RoleCheckedRedis;
   let sessionRedis: RoleCheckedRedis;
   let producer: Producer;
+  let keys: Keys;
   const live: Array<{ userId: string; notification: { id: number; type: string } }> = [];
-  const prefix = `n${randomBytes(4).toString('hex')}`;
-  const keys = createKeys(prefix);
-  let env: Record<string, string>;
 
   const user = (name: string) => ({ userId: randomUUID(), username: name, email: `${name}@example.com` });
   const amy = user('amy');
@@ -59,7 +38,7 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       'x-request-id': requestId,
       [IDENTITY_HEADER]: signIdentity(
         { userId: who.userId, username: who.username, sessionId: 's', roles },
-        { secret: SECRET, requestId, clientIp: '127.0.0.1' },
+        { secret: n.identitySecret, requestId, clientIp: '127.0.0.1' },
       ),
     };
   };
@@ -91,58 +70,23 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       } as never,
       { jobId: id },
     );
-  const start = async (extra: Record<string, string> = {}) => {
-    const instance = await buildApp(loadConfig({ ...env, ...extra }));
-    await instance.ready();
-    return instance;
-  };
-
   beforeAll(async () => {
-    [queue, session, database, smtp] = await Promise.all([
-      RedisServer.start('queue'),
-      RedisServer.start('session'),
-      testDatabase('notifier'),
-      SmtpTestServer.start(),
-    ]);
-    await migrateDatabase(database.url, SCHEMA, migrations);
-    env = {
-      LOG_LEVEL: 'silent',
-      IDENTITY_SECRET: SECRET,
-      REDIS_KEY_PREFIX: prefix,
-      DATABASE_URL: database.url,
-      REDIS_QUEUE_URL: queue.url,
-      REDIS_SESSION_URL: session.url,
-      SMTP_URL: smtp.url,
-      PUBLIC_URL: 'http://atoll.test',
-    };
-    redis = await connectRedis({ url: queue.url, role: 'queue', use: 'producer', name: 't', log: silent });
+    n = await startNotifier();
+    ({ app, smtp, producer, sessionRedis, keys } = n);
+    redis = n.queueRedis;
     subscriber = await connectRedis({
-      url: session.url,
+      url: n.urls.session,
       role: 'session',
       use: 'subscriber',
       name: 's',
       log: silent,
     });
-    sessionRedis = await connectRedis({
-      url: session.url,
-      role: 'session',
-      use: 'producer',
-      name: 'sp',
-      log: silent,
-    });
     await subscriber.subscribe(keys.liveNotifications());
     subscriber.on('message', (_c: string, raw: string) => live.push(JSON.parse(raw)));
-    producer = new Producer(redis, keys);
-    app = await start();
   }, 60_000);
   afterAll(async () => {
-    await app.close();
-    await producer.close();
-    await closeRedis(redis);
     await closeRedis(subscriber);
-    await closeRedis(sessionRedis);
-    await smtp.stop();
-    await Promise.all([queue.dispose(), session.dispose(), database.drop()]);
+    await n.close();
   });
 
   it('is ready when its Redis servers and its schema answer', async () => {
@@ -515,6 +459,6 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     await closing;
     expect(await producer.queueOf('email').getJobState('welcome-sd')).toBe('completed');
     expect(smtp.to(to)).toHaveLength(1);
-    app = await start(); // for afterAll
+    app = await n.restart(); // for afterAll
   });
 });

@@ -34,6 +34,12 @@ export interface NotifierFixture {
   queueRedis: RoleCheckedRedis;
   sessionRedis: RoleCheckedRedis;
   keys: Keys;
+  /** The key identity assertions are signed with (for requests to the API). */
+  identitySecret: string;
+  /** The Redis servers' URLs (for a test's own clients, e.g. a subscriber). */
+  urls: { queue: string; session: string };
+  /** Closes the app (its workers finish their jobs) and starts a new one on the same servers. */
+  restart(): Promise<FastifyInstance>;
   /** A user with a fresh id and `<name>@example.com`. */
   user(name: string): TestUser;
   /** Appends a user event to the Stream the notifier reads. */
@@ -60,19 +66,19 @@ export async function startNotifier(
   await migrateDatabase(database.url, SCHEMA, migrations);
   const prefix = `n${randomBytes(4).toString('hex')}`;
   const keys = createKeys(prefix);
-  const app = await buildApp(
-    loadConfig({
-      LOG_LEVEL: 'silent',
-      IDENTITY_SECRET: randomBytes(32).toString('hex'),
-      REDIS_KEY_PREFIX: prefix,
-      DATABASE_URL: database.url,
-      REDIS_QUEUE_URL: queue.url,
-      REDIS_SESSION_URL: session.url,
-      SMTP_URL: smtp.url,
-      PUBLIC_URL: 'http://atoll.test',
-      ...env,
-    }),
-  );
+  const identitySecret = randomBytes(32).toString('hex');
+  const config = loadConfig({
+    LOG_LEVEL: 'silent',
+    IDENTITY_SECRET: identitySecret,
+    REDIS_KEY_PREFIX: prefix,
+    DATABASE_URL: database.url,
+    REDIS_QUEUE_URL: queue.url,
+    REDIS_SESSION_URL: session.url,
+    SMTP_URL: smtp.url,
+    PUBLIC_URL: 'http://atoll.test',
+    ...env,
+  });
+  const app = await buildApp(config);
   const queueRedis = await connectRedis({
     url: queue.url,
     role: 'queue',
@@ -90,7 +96,7 @@ export async function startNotifier(
   const producer = new Producer(queueRedis, keys);
   if (opts.ready !== false) await app.ready();
   let jobs = 0;
-  return {
+  const fixture: NotifierFixture = {
     app,
     db: dbOf<NotifierDatabase>(app),
     smtp,
@@ -98,6 +104,15 @@ export async function startNotifier(
     queueRedis,
     sessionRedis,
     keys,
+    identitySecret,
+    urls: { queue: queue.url, session: session.url },
+    restart: async () => {
+      await fixture.app.close();
+      fixture.app = await buildApp(config);
+      await fixture.app.ready();
+      fixture.db = dbOf<NotifierDatabase>(fixture.app);
+      return fixture.app;
+    },
     user: (name) => ({ userId: randomUUID(), username: name, email: `${name}@example.com` }),
     event: (type, payload) => queueRedis.xadd(keys.userEvents(), '*', ...encodeEvent(type, payload)),
     notify: (type, from, to, excerpt) => {
@@ -116,7 +131,7 @@ export async function startNotifier(
       return producer.enqueue('notifications', type, payload, { jobId: `${type}-${jobs}` });
     },
     close: async () => {
-      await app.close();
+      await fixture.app.close();
       await producer.close();
       await closeRedis(queueRedis);
       await closeRedis(sessionRedis);
@@ -124,6 +139,7 @@ export async function startNotifier(
       await Promise.all([queue.dispose(), session.dispose(), database.drop()]);
     },
   };
+  return fixture;
 }
 
 /** Polls until `ok` or the time is up; returns the last value read. */
