@@ -177,7 +177,8 @@ export const QUEUES = {
    * Mail that protects an account, on its own queue, worker and rate limiter, so that no flood of
    * ordinary mail delays a code or a reset link past its life. Retries fit in the secrets' life (6
    * attempts from 1 s: about a minute of backoff); completed jobs are kept an hour (they name an
-   * address), failed ones a day.
+   * address), failed ones a day. The welcome stays on `email`: it protects nothing, and registrations
+   * (anyone can make many) must not crowd this queue.
    */
   'security-email': {
     options: {
