@@ -446,7 +446,11 @@ describe('accounts and sessions through the gateway', () => {
         .map(([, f]) => decodeEvent(f))
         .filter((e) => e.ok && (e.payload as { username: string }).username === ada.username);
       expect(mine.map((e) => e.ok && e.type)).toEqual(['user.registered', 'user.updated']);
-      expect(mine[1]).toMatchObject({ ok: true, version: 1, payload: { bio: 'hello', image: null } });
+      expect(mine[1]).toMatchObject({
+        ok: true,
+        version: 2,
+        payload: { bio: 'hello', image: null, email: ada.email, emailVerified: false },
+      });
       const pending = await db.query('select count(*) from auth.outbox where published_at is null');
       expect(Number(pending.rows[0].count)).toBe(0);
     });

@@ -4,6 +4,7 @@
  * the flow must refuse, each with a clear error and no session.
  */
 import { createHash } from 'node:crypto';
+import { decodeEvent } from '@atoll/events';
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import type { Stack } from '@atoll/testkit';
@@ -143,6 +144,25 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
       body: { user: { email: 'victim@example.com', password: 'not my address' } },
     });
     expect(login.status).toBe(401);
+
+    // The address is verified now, and the notifier hears of it (user.updated v2).
+    const queueRedis = await redisOf(stack, 'queue');
+    try {
+      const verified = async () =>
+        ((await queueRedis.xrange(keys.userEvents(), '-', '+')) as Array<[string, string[]]>)
+          .map(([, fields]) => decodeEvent(fields))
+          .find(
+            (e) =>
+              e.ok &&
+              e.type === 'user.updated' &&
+              (e.payload as { email: string; emailVerified: boolean }).email === 'victim@example.com' &&
+              (e.payload as { emailVerified: boolean }).emailVerified,
+          );
+      expect(await eventually(async () => (await verified()) !== undefined)).toBe(true);
+      expect(await verified()).toMatchObject({ version: 2 });
+    } finally {
+      await closeRedis(queueRedis);
+    }
   });
 
   it('linking an account whose owner verified the email keeps its password and sessions', async () => {

@@ -4,6 +4,7 @@
  * limits, and a 503 that leaves nothing behind when the queue is down.
  */
 import { createHash } from 'node:crypto';
+import { decodeEvent } from '@atoll/events';
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import type { Stack } from '@atoll/testkit';
@@ -89,6 +90,26 @@ describe('verification codes and password resets', () => {
     const resend = await api('POST', '/api/user/verification', { token: ada.token });
     expect(resend.status).toBe(409);
     expect(resend.body.errors).toEqual({ email: ['is already verified'] });
+    // The notifier hears of it: user.updated v2, verified, on the user events Stream (no code in it).
+    const queueRedis = await redisOf(stack, 'queue');
+    try {
+      const verifiedEvent = async () => {
+        const entries = (await queueRedis.xrange(keys.userEvents(), '-', '+')) as Array<[string, string[]]>;
+        return entries
+          .map(([, fields]) => decodeEvent(fields))
+          .find(
+            (e) => e.ok && e.type === 'user.updated' && (e.payload as { userId: string }).userId === userId,
+          );
+      };
+      expect(await eventually(async () => (await verifiedEvent()) !== undefined)).toBe(true);
+      expect(await verifiedEvent()).toMatchObject({
+        version: 2,
+        payload: { email: ada.email, emailVerified: true },
+      });
+      expect(JSON.stringify(await verifiedEvent())).not.toContain(code);
+    } finally {
+      await closeRedis(queueRedis);
+    }
   });
 
   it('verifies only the address the code was mailed to: an email change ends the code (N1)', async () => {
@@ -273,6 +294,60 @@ describe('verification codes and password resets', () => {
     );
   });
 
+  it('keeps no code or reset token in any job or event: all of redis-queue is scanned', async () => {
+    const eve = await register();
+    expect((await api('POST', '/api/user/verification', { token: eve.token })).status).toBe(202);
+    expect((await askReset(eve.email)).status).toBe(202);
+    const code = codeIn(await mailFor('code', eve.email));
+    const token = tokenIn(await mailFor('reset', eve.email));
+    expect(code).toMatch(/^\d{6}$/);
+    expect(token.length).toBeGreaterThanOrEqual(32);
+    // Every secret mailed during this file so far, the two above included.
+    const mailed = (stack.smtp?.received ?? []).flatMap((m) =>
+      m.subject.startsWith(SUBJECTS.code) ? [codeIn(m)] : m.subject === SUBJECTS.reset ? [tokenIn(m)] : [],
+    );
+    expect(mailed.length).toBeGreaterThanOrEqual(2);
+    const queueRedis = await redisOf(stack, 'queue');
+    try {
+      // Every key of redis-queue, whatever its type: jobs in every state, their logs, the event Stream.
+      const dump: string[] = [];
+      for (const key of await queueRedis.keys('*')) {
+        const type = await queueRedis.type(key);
+        const value =
+          type === 'string'
+            ? await queueRedis.get(key)
+            : type === 'hash'
+              ? await queueRedis.hgetall(key)
+              : type === 'list'
+                ? await queueRedis.lrange(key, 0, -1)
+                : type === 'set'
+                  ? await queueRedis.smembers(key)
+                  : type === 'zset'
+                    ? await queueRedis.zrange(key, '0', '-1')
+                    : type === 'stream'
+                      ? await queueRedis.xrange(key, '-', '+')
+                      : null;
+        dump.push(`${key} ${JSON.stringify(value)}`);
+      }
+      const text = dump.join('\n');
+      expect(text).toContain('security-email'); // the jobs are there, completed
+      for (const secret of mailed) expect(text).not.toContain(secret);
+    } finally {
+      await closeRedis(queueRedis);
+    }
+    // And the secrets' mail records are gone once the emails are out.
+    expect(await eventually(async () => (await sessionRedis.keys(keys.mailSecret('*'))).length === 0)).toBe(
+      true,
+    );
+    // The mailed secrets still work.
+    const right = await api('POST', '/api/user/verification/confirm', {
+      token: eve.token,
+      body: { verification: { code } },
+    });
+    expect(right.status).toBe(200);
+    expect((await confirmReset(token, 'a brand new passphrase')).status).toBe(204);
+  });
+
   it('answers 503 QUEUE_UNAVAILABLE and keeps no code when redis-queue is down', async () => {
     const dan = await register();
     const danId = await userIdOf(dan.token);
@@ -285,6 +360,7 @@ describe('verification codes and password resets', () => {
         code: 'QUEUE_UNAVAILABLE',
       });
       expect(await sessionRedis.exists(keys.verificationCode(danId))).toBe(0);
+      expect(await sessionRedis.keys(keys.mailSecret('*'))).toEqual([]);
     } finally {
       await stack.redis.queue.restart();
     }

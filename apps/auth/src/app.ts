@@ -65,6 +65,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     passwords,
     policy,
     rolesOf: (user) => users.rolesOf(user),
+    relay,
   });
   const users = new UserService({
     db,

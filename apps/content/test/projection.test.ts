@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createDb, type Kysely, migrateDatabase } from '@atoll/db';
-import { type EventPayload, publishUserEvent } from '@atoll/events';
+import { type EventVersions, publishUserEvent } from '@atoll/events';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { base, database, fastifyOptions, redisRoles } from '@atoll/service-kit';
@@ -15,7 +15,7 @@ import { applyWhileAvailable, profileProjection } from '../src/profiles/projecti
 const silent = { info() {}, warn() {}, error() {} };
 
 const at = (iso: string) => new Date(iso).toISOString();
-const profile = (over: Partial<EventPayload<'user.updated'>> = {}): EventPayload<'user.updated'> => ({
+const profile = (over: Partial<EventVersions['user.updated'][1]> = {}): EventVersions['user.updated'][1] => ({
   userId: randomUUID(),
   username: `u${randomBytes(4).toString('hex')}`,
   bio: null,
@@ -23,12 +23,12 @@ const profile = (over: Partial<EventPayload<'user.updated'>> = {}): EventPayload
   occurredAt: at('2026-11-22T10:00:00.000Z'),
   ...over,
 });
-const registered = (p: EventPayload<'user.updated'>) => ({
+const registered = (p: EventVersions['user.updated'][1]) => ({
   type: 'user.registered' as const,
   version: 1,
   payload: { ...p, email: `${p.username}@example.com` },
 });
-const updated = (p: EventPayload<'user.updated'>) => ({
+const updated = (p: EventVersions['user.updated'][1]) => ({
   type: 'user.updated' as const,
   version: 1,
   payload: p,
@@ -155,7 +155,8 @@ describe('the profiles projection on real PostgreSQL and redis-queue', () => {
     it('applies published user events to content.profiles, and closes promptly', async () => {
       // Published before the app starts: a new group reads the stream from the beginning.
       const linus = profile({ occurredAt: new Date().toISOString() });
-      await publishUserEvent(producer, keys, 'user.registered', { ...linus, email: 'linus@example.com' });
+      const account = { email: 'linus@example.com', emailVerified: false };
+      await publishUserEvent(producer, keys, 'user.registered', { ...linus, ...account });
       const app = await buildApp();
       try {
         await until(
@@ -168,9 +169,13 @@ describe('the profiles projection on real PostgreSQL and redis-queue', () => {
           bio: 'kernel',
           occurredAt: new Date(Date.now() + 1000).toISOString(),
         };
-        await publishUserEvent(producer, keys, 'user.updated', renamed);
+        await publishUserEvent(producer, keys, 'user.updated', { ...renamed, ...account });
         // An older event published after it (out of order) must not win.
-        const stale = await publishUserEvent(producer, keys, 'user.updated', { ...linus, bio: 'stale' });
+        const stale = await publishUserEvent(producer, keys, 'user.updated', {
+          ...linus,
+          ...account,
+          bio: 'stale',
+        });
         await until(
           () => group(),
           (g) => g['last-delivered-id'] === stale && g.pending === 0,

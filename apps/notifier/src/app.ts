@@ -23,7 +23,7 @@ export async function buildApp(config: NotifierConfig): Promise<FastifyInstance>
   await app.register(database, {
     url: config.databaseUrl,
     schema: SCHEMA,
-    poolSize: config.workers.concurrency + 10,
+    poolSize: config.workers.concurrency + config.securityEmail.concurrency + 10,
   });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
   // Domain: the workers, schedulers and the recipients consumer

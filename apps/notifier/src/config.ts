@@ -28,6 +28,19 @@ export const EnvSchema = Type.Object({
     description: 'at most this many emails per EMAIL_RATE_WINDOW_MS, across every notifier',
   }),
   EMAIL_RATE_WINDOW_MS: Env.milliseconds(1000, 'the window of the SMTP rate limit'),
+  SECURITY_EMAIL_RATE_MAX: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description:
+      'at most this many security emails (codes, reset links, email-change notices) per SECURITY_EMAIL_RATE_WINDOW_MS, across every notifier; a limit of their own, apart from EMAIL_RATE_MAX',
+  }),
+  SECURITY_EMAIL_RATE_WINDOW_MS: Env.milliseconds(1000, 'the window of the security email rate limit'),
+  SECURITY_EMAIL_CONCURRENCY: Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    default: 5,
+    description: 'security emails sent at once by this instance (their own worker and SMTP connections)',
+  }),
   WORKER_CONCURRENCY: Type.Integer({
     minimum: 1,
     maximum: 500,
@@ -39,6 +52,23 @@ export const EnvSchema = Type.Object({
     "how long a job's lock lives without renewal (a silent worker is dead)",
   ),
   JOB_STALLED_INTERVAL_MS: Env.milliseconds(30_000, 'how often jobs of dead workers are looked for'),
+  NOTIFY_MAIL_CAP_PER_RECIPIENT: Type.Integer({
+    minimum: 1,
+    default: 10,
+    description:
+      'instant notification emails one user gets per NOTIFY_MAIL_CAP_WINDOW_MS; beyond it they wait for the next digest',
+  }),
+  NOTIFY_MAIL_CAP_PER_ACTOR: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description:
+      "instant notification emails one user's actions (comments, mentions, follows, favorites) cause per NOTIFY_MAIL_CAP_WINDOW_MS, to everyone together; beyond it they wait for the digests",
+  }),
+  NOTIFY_MAIL_CAP_WINDOW_MS: Env.milliseconds(3_600_000, 'the window of the notification mail caps'),
+  MENTION_MAIL_MIN_ACCOUNT_AGE_MS: Env.milliseconds(
+    86_400_000,
+    'how old an account must be (and its email verified) before its mentions are emailed; younger or unverified, a mention is in-app only',
+  ),
   DIGEST_DAILY_CRON: Cron('0 7 * * *', 'daily'),
   DIGEST_WEEKLY_CRON: Cron('0 7 * * 1', 'weekly'),
 });
@@ -50,8 +80,18 @@ export interface NotifierConfig extends ServiceConfig {
   mailFrom: string;
   publicUrl: string;
   emailRate: { max: number; duration: number };
+  securityEmail: { rate: { max: number; duration: number }; concurrency: number };
   workers: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
   digestCron: { daily: string; weekly: string };
+  mailCaps: MailCaps;
+}
+
+/** The limits on instant notification mail (see notifications/mail-caps.ts). */
+export interface MailCaps {
+  perRecipient: number;
+  perActor: number;
+  windowMs: number;
+  mentionMinAccountAgeMs: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): NotifierConfig {
@@ -64,11 +104,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mailFrom: e.MAIL_FROM,
     publicUrl: e.PUBLIC_URL.replace(/\/$/, ''),
     emailRate: { max: e.EMAIL_RATE_MAX, duration: e.EMAIL_RATE_WINDOW_MS },
+    securityEmail: {
+      rate: { max: e.SECURITY_EMAIL_RATE_MAX, duration: e.SECURITY_EMAIL_RATE_WINDOW_MS },
+      concurrency: e.SECURITY_EMAIL_CONCURRENCY,
+    },
     workers: {
       concurrency: e.WORKER_CONCURRENCY,
       lockDurationMs: e.JOB_LOCK_MS,
       stalledIntervalMs: e.JOB_STALLED_INTERVAL_MS,
     },
     digestCron: { daily: e.DIGEST_DAILY_CRON, weekly: e.DIGEST_WEEKLY_CRON },
+    mailCaps: {
+      perRecipient: e.NOTIFY_MAIL_CAP_PER_RECIPIENT,
+      perActor: e.NOTIFY_MAIL_CAP_PER_ACTOR,
+      windowMs: e.NOTIFY_MAIL_CAP_WINDOW_MS,
+      mentionMinAccountAgeMs: e.MENTION_MAIL_MIN_ACCOUNT_AGE_MS,
+    },
   };
 }

@@ -12,6 +12,8 @@ export interface NotificationsTable {
   created_at: Generated<Date>;
   read_at: Date | null;
   idempotency_key: string | null;
+  /** An instant email over a mail cap, not sent: the next digest lists the notification. */
+  email_deferred: Generated<boolean>;
 }
 
 export interface RecipientsTable {
@@ -19,6 +21,10 @@ export interface RecipientsTable {
   username: string;
   email: string;
   updated_at: Date;
+  /** Whether the address is verified; null when no event has said yet (treated as unverified). */
+  email_verified: boolean | null;
+  /** When the account was created (its user.registered time); null until that event arrives. */
+  registered_at: Date | null;
   last_daily_digest_at: Date | null;
   last_weekly_digest_at: Date | null;
 }

@@ -1,9 +1,12 @@
 /**
- * The notifier's processing: the BullMQ workers of the three queues it owns (notifications fan-out,
- * email, digests), the digest job schedulers, and the consumer that keeps `recipients` from the user
+ * The notifier's processing: the BullMQ workers of the four queues it owns (notifications fan-out,
+ * security email, email, digests), the digest job schedulers, and the consumer that keeps `recipients` from the user
  * events. They share one worker-mode connection to redis-queue (it waits through an outage instead of
  * failing); producing (email jobs from the fan-out, welcome and digest emails) goes through the app's
  * fail-fast producer client, so a failed enqueue fails the job, which is then retried.
+ *
+ * Security email (codes, reset links, email-change notices) has a worker, a rate limiter and SMTP
+ * connections of its own, so a flood of notification mail cannot hold it back.
  *
  * Shutdown: `worker.close()` stops taking jobs and waits for the active ones to finish, all within the
  * service's grace period (SHUTDOWN_GRACE_MS); a job still running when the process is killed anyway
@@ -12,7 +15,7 @@
  */
 import { hostname } from 'node:os';
 import { StreamConsumer } from '@atoll/events';
-import { createWorker, Producer } from '@atoll/jobs';
+import { createWorker, Producer, removeRetiredJobs } from '@atoll/jobs';
 import { LockClient } from '@atoll/lock';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
@@ -23,10 +26,11 @@ import fp from 'fastify-plugin';
 import type { NotifierConfig } from './config.ts';
 import type { NotifierDatabase } from './db.ts';
 import { digestHandlers, scheduleDigests } from './digest/digest.ts';
-import { emailHandlers } from './email/email.handlers.ts';
+import { emailHandlers, securityEmailHandlers } from './email/email.handlers.ts';
 import { Mailer } from './email/mailer.ts';
 import { LivePublisher } from './live/publisher.ts';
 import { fanOutHandlers } from './notifications/fanout.ts';
+import { MailCaps } from './notifications/mail-caps.ts';
 import { applyUserEvent } from './recipients/recipients.ts';
 
 declare module 'fastify' {
@@ -49,6 +53,7 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
   });
   const producer = new Producer(producerRedis, keys);
   const mailer = new Mailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, db });
+  const securityMailer = new Mailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, db });
   const live = new LivePublisher(app.redis.session!, keys.liveNotifications());
   const locks = new LockClient(producerRedis, keys);
   const common = {
@@ -60,7 +65,28 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
     autorun: false,
   };
   const workers: Worker[] = [
-    createWorker('notifications', fanOutHandlers({ db, producer, live }), common),
+    createWorker(
+      'notifications',
+      fanOutHandlers({
+        db,
+        producer,
+        live,
+        caps: new MailCaps(producerRedis, keys, config.mailCaps),
+        mentionMinAccountAgeMs: config.mailCaps.mentionMinAccountAgeMs,
+        log: app.log.child({ component: 'fanout' }),
+      }),
+      common,
+    ),
+    createWorker(
+      'security-email',
+      securityEmailHandlers({
+        mailer: securityMailer,
+        publicUrl: config.publicUrl,
+        redis: app.redis.session!,
+        keys,
+      }),
+      { ...common, concurrency: config.securityEmail.concurrency, limiter: config.securityEmail.rate },
+    ),
     createWorker('email', emailHandlers(mailer, config.publicUrl), { ...common, limiter: config.emailRate }),
     createWorker('digests', digestHandlers({ db, producer, locks, log: app.log }), {
       ...common,
@@ -94,17 +120,25 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
   });
   app.decorate(
     'queues',
-    ['notifications', 'email', 'digests'].map((q) => producer.queueOf(q as never)),
+    (['notifications', 'security-email', 'email', 'digests'] as const).map((q) => producer.queueOf(q)),
   );
 
   app.addHook('onReady', async () => {
     await scheduleDigests(producer.queueOf('digests'), config.digestCron);
     for (const worker of workers) void worker.run();
     consumer.start();
+    // Jobs an older auth left with a code or reset token in them go (in the background: a SCAN).
+    void removeRetiredJobs(producerRedis, keys, 'email').then(
+      (removed) => {
+        if (removed > 0) app.log.info({ removed }, 'removed retired email jobs that carried a secret');
+      },
+      (err: Error) => app.log.warn({ err: { message: err.message } }, 'could not remove retired email jobs'),
+    );
   });
   app.addHook('onClose', async () => {
     await Promise.all([...workers.map((w) => w.close()), consumer.stop()]);
     mailer.close();
+    securityMailer.close();
     await producer.close();
     await closeRedis(connection);
   });

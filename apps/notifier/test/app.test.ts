@@ -4,50 +4,30 @@
  * fan-out (row, live event, email or digest), preferences, the API, the admin routes, SMTP refusing
  * then recovering, idempotency, and a graceful shutdown that lets the active job finish.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { migrateDatabase } from '@atoll/db';
+import { randomUUID } from 'node:crypto';
 import { encodeEvent } from '@atoll/events';
 import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
-import { Producer } from '@atoll/jobs';
+import type { Producer } from '@atoll/jobs';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
-import { createKeys } from '@atoll/redis-keys';
-import { RedisServer, SmtpTestServer, type TestDatabase, testDatabase } from '@atoll/testkit';
+import type { Keys } from '@atoll/redis-keys';
+import type { SmtpTestServer } from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { migrations, SCHEMA } from '../src/migrations/index.ts';
+import { type NotifierFixture, startNotifier, until } from './fixture.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
-const SECRET = randomBytes(32).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(
-  read: () => Promise<T> | T,
-  ok: (value: T) => boolean,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value) || Date.now() > deadline) return value;
-    await sleep(50);
-  }
-}
-
 describe('notifier on real Redis, PostgreSQL and SMTP', () => {
-  let queue: RedisServer;
-  let session: RedisServer;
-  let database: TestDatabase;
+  let n: NotifierFixture;
   let smtp: SmtpTestServer;
   let app: FastifyInstance;
   let redis: RoleCheckedRedis;
   let subscriber: RoleCheckedRedis;
+  let sessionRedis: RoleCheckedRedis;
   let producer: Producer;
+  let keys: Keys;
   const live: Array<{ userId: string; notification: { id: number; type: string } }> = [];
-  const prefix = `n${randomBytes(4).toString('hex')}`;
-  const keys = createKeys(prefix);
-  let env: Record<string, string>;
 
   const user = (name: string) => ({ userId: randomUUID(), username: name, email: `${name}@example.com` });
   const amy = user('amy');
@@ -58,7 +38,7 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       'x-request-id': requestId,
       [IDENTITY_HEADER]: signIdentity(
         { userId: who.userId, username: who.username, sessionId: 's', roles },
-        { secret: SECRET, requestId, clientIp: '127.0.0.1' },
+        { secret: n.identitySecret, requestId, clientIp: '127.0.0.1' },
       ),
     };
   };
@@ -68,6 +48,7 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       '*',
       ...encodeEvent('user.registered', {
         ...u,
+        emailVerified: true,
         bio: null,
         image: null,
         occurredAt: new Date().toISOString(),
@@ -89,33 +70,12 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       } as never,
       { jobId: id },
     );
-  const start = async (extra: Record<string, string> = {}) => {
-    const instance = await buildApp(loadConfig({ ...env, ...extra }));
-    await instance.ready();
-    return instance;
-  };
-
   beforeAll(async () => {
-    [queue, session, database, smtp] = await Promise.all([
-      RedisServer.start('queue'),
-      RedisServer.start('session'),
-      testDatabase('notifier'),
-      SmtpTestServer.start(),
-    ]);
-    await migrateDatabase(database.url, SCHEMA, migrations);
-    env = {
-      LOG_LEVEL: 'silent',
-      IDENTITY_SECRET: SECRET,
-      REDIS_KEY_PREFIX: prefix,
-      DATABASE_URL: database.url,
-      REDIS_QUEUE_URL: queue.url,
-      REDIS_SESSION_URL: session.url,
-      SMTP_URL: smtp.url,
-      PUBLIC_URL: 'http://atoll.test',
-    };
-    redis = await connectRedis({ url: queue.url, role: 'queue', use: 'producer', name: 't', log: silent });
+    n = await startNotifier();
+    ({ app, smtp, producer, sessionRedis, keys } = n);
+    redis = n.queueRedis;
     subscriber = await connectRedis({
-      url: session.url,
+      url: n.urls.session,
       role: 'session',
       use: 'subscriber',
       name: 's',
@@ -123,16 +83,10 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     });
     await subscriber.subscribe(keys.liveNotifications());
     subscriber.on('message', (_c: string, raw: string) => live.push(JSON.parse(raw)));
-    producer = new Producer(redis, keys);
-    app = await start();
   }, 60_000);
   afterAll(async () => {
-    await app.close();
-    await producer.close();
-    await closeRedis(redis);
     await closeRedis(subscriber);
-    await smtp.stop();
-    await Promise.all([queue.dispose(), session.dispose(), database.drop()]);
+    await n.close();
   });
 
   it('is ready when its Redis servers and its schema answer', async () => {
@@ -155,29 +109,68 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     expect(smtp.to(amy.email)).toHaveLength(1);
   });
 
-  it('sends a verification code as text and HTML, exactly once per job', async () => {
+  it('sends a verification code as text and HTML from its short-lived record, exactly once per job', async () => {
     const to = 'code@example.com';
-    const payload = {
-      v: 1 as const,
-      userId: 'u1',
-      to,
-      username: 'cody',
-      code: '123456',
-      expiresAt: '2030-01-01T00:00:00Z',
-    };
-    await producer.enqueue('email', 'verification-code', payload, { jobId: 'vc-1' });
+    const payload = { v: 2 as const, userId: 'u1', to, username: 'cody', expiresAt: '2030-01-01T00:00:00Z' };
+    await sessionRedis.set(keys.mailSecret('vc-1'), '123456', 'PX', 60_000);
+    await producer.enqueue('security-email', 'verification-code', payload, { jobId: 'vc-1' });
     const [mail] = await smtp.waitFor(to);
     expect(mail?.subject).toBe('Your atoll verification code: 123456');
     expect(mail?.text).toContain('your verification code is 123456');
     expect(mail?.html).toContain('<p>your verification code is 123456.');
-    // The same job again (BullMQ keeps completed jobs, so remove it first to force a second run).
-    await producer.queueOf('email').remove('vc-1');
-    await producer.enqueue('email', 'verification-code', payload, { jobId: 'vc-1' });
+    const security = producer.queueOf('security-email');
     await until(
-      () => producer.queueOf('email').getJobState('vc-1'),
+      () => security.getJobState('vc-1'),
+      (s) => s === 'completed',
+    );
+    // Sent, so the record is gone; the job never held the code.
+    expect(await sessionRedis.exists(keys.mailSecret('vc-1'))).toBe(0);
+    expect(JSON.stringify((await security.getJob('vc-1'))?.data)).not.toContain('123456');
+    // The same job again (BullMQ keeps completed jobs, so remove it first to force a second run).
+    await security.remove('vc-1');
+    await producer.enqueue('security-email', 'verification-code', payload, { jobId: 'vc-1' });
+    await until(
+      () => security.getJobState('vc-1'),
       (s) => s === 'completed',
     );
     expect(smtp.to(to)).toHaveLength(1);
+  });
+
+  it('fails a code email whose secret expired before it went out, and drops a retired v1 job with its secret', async () => {
+    const security = producer.queueOf('security-email');
+    await producer.enqueue(
+      'security-email',
+      'password-reset',
+      { v: 2, userId: 'u2', to: 'late@example.com', username: 'late', expiresAt: '2030-01-01T00:00:00Z' },
+      { jobId: 'reset-expired' },
+    );
+    const late = await until(
+      () => security.getJob('reset-expired'),
+      (j) => (j?.failedReason ?? '') !== '',
+    );
+    expect(late?.failedReason).toMatch(/expired before it was mailed/);
+    expect(late?.attemptsMade).toBe(1);
+
+    const email = producer.queueOf('email');
+    await email.add(
+      'verification-code',
+      {
+        v: 1,
+        userId: 'u3',
+        to: 'old@example.com',
+        username: 'old',
+        code: '654321',
+        expiresAt: '2030-01-01T00:00:00Z',
+      },
+      { jobId: 'old-code' },
+    );
+    const old = await until(
+      () => email.getJob('old-code'),
+      (j) => (j?.failedReason ?? '') !== '',
+    );
+    expect(old?.data).toEqual({ v: 1, retired: true });
+    expect(smtp.to('old@example.com')).toHaveLength(0);
+    expect(smtp.to('late@example.com')).toHaveLength(0);
   });
 
   it('turns a comment into a row, a live event and an email; a follow waits for the digest', async () => {
@@ -358,7 +351,12 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     const counts = await app.inject({ url: '/api/admin/queues', headers: as(amy, ['user', 'admin']) });
     expect(counts.statusCode).toBe(200);
     expect(counts.json().queues.email.failed).toBeGreaterThanOrEqual(1);
-    expect(Object.keys(counts.json().queues).sort()).toEqual(['digests', 'email', 'notifications']);
+    expect(Object.keys(counts.json().queues).sort()).toEqual([
+      'digests',
+      'email',
+      'notifications',
+      'security-email',
+    ]);
   });
 
   it('keeps the queue dashboard to admins', async () => {
@@ -375,6 +373,71 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       headers: as(amy, ['user', 'admin']),
     });
     expect(api.statusCode).toBe(200);
+  });
+
+  it('serves the board read-only: every write action is refused, job data is redacted', async () => {
+    const admin = () => as(amy, ['user', 'admin']);
+    const board = '/api/admin/queues/board/api/queues';
+    const email = producer.queueOf('email');
+    const [failed] = await email.getJobs(['failed'], 0, 0);
+    const jobId = failed?.id ?? 'bad-welcome';
+    const writes: Array<[string, string, object?]> = [
+      [
+        'POST',
+        `${board}/email/add`,
+        { name: 'welcome', data: { v: 1, userId: 'x', to: 'a@b.c', username: 'x' } },
+      ],
+      ['PUT', `${board}/email/retry/failed`],
+      ['PUT', `${board}/email/${jobId}/retry`],
+      ['PATCH', `${board}/email/${jobId}/update-data`, { jobData: { v: 1, to: 'evil@example.com' } }],
+      ['PUT', `${board}/email/${jobId}/clean`],
+      ['PUT', `${board}/email/${jobId}/promote`],
+      ['PUT', `${board}/email/clean/completed`],
+      ['PUT', `${board}/email/empty`],
+      ['PUT', `${board}/security-email/obliterate`],
+      ['PUT', `${board}/email/pause`],
+      ['PUT', `${board}/email/promote`],
+    ];
+    for (const [method, url, payload] of writes) {
+      const res = await app.inject({
+        method: method as 'PUT',
+        url,
+        headers: admin(),
+        ...(payload ? { payload } : {}),
+      });
+      expect(res.statusCode, `${method} ${url}`).toBe(405);
+    }
+    expect(await email.getJobCountByTypes('failed')).toBeGreaterThanOrEqual(1); // nothing was retried
+    expect(await email.isPaused()).toBe(false);
+
+    const read = async (queue: string, status: string) => {
+      const res = await app.inject({
+        url: `${board}?activeQueue=${queue}&status=${status}&page=1&jobsPerPage=50`,
+        headers: admin(),
+      });
+      expect(res.statusCode).toBe(200);
+      return res.json().queues.find((q: { name: string }) => q.name === queue);
+    };
+    const welcome = await read('email', 'completed');
+    expect(welcome.readOnlyMode).toBe(true);
+    expect(welcome.allowRetries).toBe(false);
+    const shown = JSON.stringify(welcome.jobs);
+    expect(welcome.jobs.length).toBeGreaterThan(0);
+    expect(shown).toContain('[redacted]');
+    for (const personal of [amy.email, ben.email, 'Nice one & thanks', 'How to <b>'])
+      expect(shown).not.toContain(personal);
+    const security = JSON.stringify((await read('security-email', 'completed')).jobs);
+    expect(security).toContain('"v":2');
+    expect(security).not.toContain('code@example.com');
+    const one = await app.inject({ url: `${board}/security-email/vc-1`, headers: admin() });
+    expect(one.statusCode).toBe(200);
+    expect(one.json().job.data).toEqual({
+      v: 2,
+      userId: 'u1',
+      to: '[redacted]',
+      username: '[redacted]',
+      expiresAt: '2030-01-01T00:00:00Z',
+    });
   });
 
   it('lets the active job finish when it shuts down', async () => {
@@ -396,6 +459,6 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     await closing;
     expect(await producer.queueOf('email').getJobState('welcome-sd')).toBe('completed');
     expect(smtp.to(to)).toHaveLength(1);
-    app = await start(); // for afterAll
+    app = await n.restart(); // for afterAll
   });
 });

@@ -4,6 +4,7 @@ export {
   type EventPayload,
   type EventPayloads,
   type EventType,
+  type EventVersions,
 } from './catalog.ts';
 export { type DecodedEvent, decodeEvent, encodeEvent, isEventType } from './codec.ts';
 export {

@@ -28,6 +28,8 @@ const profile = (username = `u${randomBytes(4).toString('hex')}`) => ({
   bio: null,
   image: null,
   occurredAt: new Date().toISOString(),
+  email: `${username}@example.com`,
+  emailVerified: false,
 });
 
 async function until(ok: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
@@ -101,7 +103,7 @@ describe('StreamConsumer on a real redis-queue', () => {
     await until(() => handled.length === 3);
     expect(handled.map((e) => e.id)).toEqual(ids);
     expect(handled.map((e) => e.type)).toEqual(['user.registered', 'user.updated', 'user.updated']);
-    expect(handled[0]).toMatchObject({ version: 1, payload: { email: 'a@example.com' } });
+    expect(handled[0]).toMatchObject({ version: 2, payload: { email: 'a@example.com' } });
     await until(async () => (await pendingCount()) === 0);
   });
 

@@ -10,6 +10,7 @@ const ada = {
   userId: randomUUID(),
   username: 'ada',
   email: 'ada@example.com',
+  emailVerified: false,
   bio: null,
   image: null,
   occurredAt: new Date().toISOString(),
@@ -18,12 +19,36 @@ const ada = {
 describe('event catalog', () => {
   it('encodes a valid payload and decodes it back', () => {
     const fields = encodeEvent('user.registered', ada);
-    expect(fields.slice(0, 4)).toEqual(['type', 'user.registered', 'v', '1']);
-    expect(decodeEvent(fields)).toEqual({ ok: true, type: 'user.registered', version: 1, payload: ada });
+    expect(fields.slice(0, 4)).toEqual(['type', 'user.registered', 'v', '2']);
+    expect(decodeEvent(fields)).toEqual({ ok: true, type: 'user.registered', version: 2, payload: ada });
+    const updated = encodeEvent('user.updated', { ...ada, emailVerified: true });
+    expect(decodeEvent(updated)).toMatchObject({ ok: true, version: 2, payload: { emailVerified: true } });
+  });
+
+  it('still decodes the previous version (v1: no verification state, user.updated without the email)', () => {
+    const { email: _e, emailVerified: _v, ...profile } = ada;
+    const v1 = (type: string, payload: object) => ['type', type, 'v', '1', 'data', JSON.stringify(payload)];
+    expect(decodeEvent(v1('user.updated', profile))).toEqual({
+      ok: true,
+      type: 'user.updated',
+      version: 1,
+      payload: profile,
+    });
+    expect(decodeEvent(v1('user.registered', { ...profile, email: ada.email }))).toMatchObject({
+      ok: true,
+      version: 1,
+    });
+    // A v1 shape sent as v2 is refused: v2 must say where to mail and whether the address is verified.
+    expect(decodeEvent(['type', 'user.updated', 'v', '2', 'data', JSON.stringify(profile)])).toMatchObject({
+      ok: false,
+    });
   });
 
   it('refuses to encode a payload that does not match the schema', () => {
-    expect(() => encodeEvent('user.updated', { ...ada } as never)).toThrow(/invalid user.updated v1 payload/);
+    const { emailVerified: _v, ...unverifiedUnknown } = ada;
+    expect(() => encodeEvent('user.updated', unverifiedUnknown as never)).toThrow(
+      /invalid user.updated v2 payload/,
+    );
     expect(() => encodeEvent('user.registered', { ...ada, userId: 'not-a-uuid' })).toThrow(/userId/);
   });
 
@@ -32,9 +57,9 @@ describe('event catalog', () => {
       ok: false,
       reason: 'unknown event type "user.deleted"',
     });
-    expect(decodeEvent(['type', 'user.updated', 'v', '2', 'data', '{}'])).toMatchObject({
+    expect(decodeEvent(['type', 'user.updated', 'v', '3', 'data', '{}'])).toMatchObject({
       ok: false,
-      reason: 'user.updated v2 is not accepted (current is v1)',
+      reason: 'user.updated v3 is not accepted (current is v2)',
     });
     expect(decodeEvent(['type', 'user.updated', 'v', '1', 'data', '{"userId":1}'])).toMatchObject({
       ok: false,

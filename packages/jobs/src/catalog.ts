@@ -13,26 +13,30 @@ import Type, { type Static, type TSchema } from 'typebox';
 
 const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^\\s@]+@[^\\s@]+$' });
 
-const VerificationCodeV1 = Type.Object(
+/**
+ * Security mail carries no secret. v1 of these two jobs carried the code or the reset token itself, so
+ * that anyone who could read redis-queue (the admin dashboard, a queue dump, 24 h of completed jobs, 7
+ * days of failed ones) could take the account. From v2 auth writes the secret to a short-lived record
+ * of its own (`keys.mailSecret(jobId)` on redis-session, TTL the secret's life) and the notifier reads it
+ * when it sends the email and deletes it once sent. See RETIRED_VERSIONS for what happens to a v1 job.
+ */
+const VerificationCodeV2 = Type.Object(
   {
-    v: Type.Literal(1),
+    v: Type.Literal(2),
     userId: Type.String({ minLength: 1 }),
     to: Email,
     username: Type.String({ minLength: 1 }),
-    code: Type.String({ pattern: '^[0-9]{6}$' }),
     expiresAt: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T' }),
   },
   { additionalProperties: false },
 );
 
-const PasswordResetV1 = Type.Object(
+const PasswordResetV2 = Type.Object(
   {
-    v: Type.Literal(1),
+    v: Type.Literal(2),
     userId: Type.String({ minLength: 1 }),
     to: Email,
     username: Type.String({ minLength: 1 }),
-    /** The single-use token the email's link carries; Redis keeps only its hash. */
-    token: Type.String({ minLength: 32 }),
     expiresAt: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T' }),
   },
   { additionalProperties: false },
@@ -169,12 +173,31 @@ const retried = (attempts: number, firstDelayMs: number): JobsOptions => ({
 });
 
 export const QUEUES = {
+  /**
+   * Mail that protects an account, on its own queue, worker and rate limiter, so that no flood of
+   * ordinary mail delays a code or a reset link past its life. Retries fit in the secrets' life (6
+   * attempts from 1 s: about a minute of backoff); completed jobs are kept an hour (they name an
+   * address), failed ones a day. The welcome stays on `email`: it protects nothing, and registrations
+   * (anyone can make many) must not crowd this queue.
+   */
+  'security-email': {
+    options: {
+      attempts: 6,
+      backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
+      removeOnComplete: { age: 3600, count: 1000 },
+      removeOnFail: { age: 24 * 3600, count: 10_000 },
+    },
+    jobs: {
+      'verification-code': { 2: VerificationCodeV2 },
+      'password-reset': { 2: PasswordResetV2 },
+      'email-changed': { 1: EmailChangedV1 },
+    },
+  },
   email: {
     options: retried(8, 2000),
     jobs: {
-      'verification-code': { 1: VerificationCodeV1 },
-      'password-reset': { 1: PasswordResetV1 },
       welcome: { 1: WelcomeV1 },
+      /** Deprecated here: producers now add it to `security-email`; kept while an older auth may add it. */
       'email-changed': { 1: EmailChangedV1 },
       notification: { 1: NotificationEmailV1 },
       digest: { 1: DigestEmailV1 },
@@ -211,9 +234,13 @@ export const QUEUES = {
 
 /** The payload a producer sends today, per queue and job (the current version). */
 export interface JobPayloads {
+  /** Verification codes, password resets and email-change notices (the secrets are not in the payload). */
+  'security-email': {
+    'verification-code': Static<typeof VerificationCodeV2>;
+    'password-reset': Static<typeof PasswordResetV2>;
+    'email-changed': Static<typeof EmailChangedV1>;
+  };
   email: {
-    'verification-code': Static<typeof VerificationCodeV1>;
-    'password-reset': Static<typeof PasswordResetV1>;
     welcome: Static<typeof WelcomeV1>;
     'email-changed': Static<typeof EmailChangedV1>;
     notification: Static<typeof NotificationEmailV1>;
@@ -236,6 +263,16 @@ export interface JobPayloads {
 }
 
 export type QueueName = keyof typeof QUEUES;
+
+/**
+ * Job versions that no producer may add any more and no worker will run, because their payload carried
+ * a secret (email/verification-code and email/password-reset v1 held the code and the reset token). A
+ * worker that receives one replaces its data with `{ v, retired: true }` before failing it, so the secret
+ * is not kept in the failed set; its owner asks for a new code or link (they live 15 and 30 minutes).
+ */
+export const RETIRED_VERSIONS: Record<string, Record<string, readonly number[]>> = {
+  email: { 'verification-code': [1], 'password-reset': [1] },
+};
 export type JobName<Q extends QueueName> = keyof JobPayloads[Q] & string;
 export type JobPayload<Q extends QueueName, J extends JobName<Q>> = JobPayloads[Q][J];
 

@@ -3,12 +3,20 @@
  * catalog before its handler sees it. A job whose name or payload the catalog does not accept (unknown
  * job, unknown version, a payload that does not match its schema) goes straight to the failed set with
  * the reason, as an `UnrecoverableError`: retrying cannot fix it. Every other error is retried with the
- * queue's backoff.
+ * queue's backoff. A job of a retired version (RETIRED_VERSIONS: its payload carried a secret) has its
+ * data replaced by `{ v, retired: true }` first, so the failed set keeps no secret.
  */
 import type { Keys } from '@atoll/redis-keys';
 import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Handlers, JobMeta, JobName, JobPayload, QueueName } from './catalog.ts';
+import {
+  type Handlers,
+  type JobMeta,
+  type JobName,
+  type JobPayload,
+  type QueueName,
+  RETIRED_VERSIONS,
+} from './catalog.ts';
 import { payloadProblem } from './enqueue.ts';
 
 export interface CatalogWorkerOptions {
@@ -29,6 +37,13 @@ export interface CatalogWorkerOptions {
 /** Checks a received job and hands it to its handler; exported for tests and benchmarks. */
 export function dispatcher<Q extends QueueName>(queue: Q, handlers: Handlers<Q>) {
   return async (job: Job): Promise<void> => {
+    const version = (job.data as { v?: unknown } | null)?.v;
+    if (typeof version === 'number' && RETIRED_VERSIONS[queue]?.[job.name]?.includes(version)) {
+      await job.updateData({ v: version, retired: true });
+      throw new UnrecoverableError(
+        `${queue}/${job.name} v${version} is retired (its payload carried a secret); its data was removed`,
+      );
+    }
     const problem = payloadProblem(queue, job.name, job.data);
     if (problem) throw new UnrecoverableError(problem);
     const handler = handlers[job.name as JobName<Q>] as (

@@ -1,29 +1,45 @@
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { RedisServer } from '@atoll/testkit';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorker, InvalidJobPayloadError, Producer, payloadProblem, QUEUES } from '../src/index.ts';
+import {
+  createWorker,
+  InvalidJobPayloadError,
+  Producer,
+  payloadProblem,
+  QUEUES,
+  removeRetiredJobs,
+} from '../src/index.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 const code = {
-  v: 1 as const,
+  v: 2 as const,
   userId: 'u1',
   to: 'ada@example.com',
   username: 'ada',
-  code: '012345',
   expiresAt: new Date().toISOString(),
 };
 
 describe('job catalog', () => {
   it('accepts a valid payload and names what is wrong with an invalid one', () => {
-    expect(payloadProblem('email', 'verification-code', code)).toBeNull();
-    expect(payloadProblem('email', 'verification-code', { ...code, code: '12345' })).toMatch(/^\/code /);
-    expect(payloadProblem('email', 'verification-code', { ...code, v: 9 })).toBe(
-      'unknown version 9 of email/verification-code',
+    expect(payloadProblem('security-email', 'verification-code', code)).toBeNull();
+    expect(payloadProblem('security-email', 'verification-code', { ...code, to: 'x' })).toMatch(/^\/to /);
+    expect(payloadProblem('security-email', 'verification-code', { ...code, v: 9 })).toBe(
+      'unknown version 9 of security-email/verification-code',
     );
-    expect(payloadProblem('email', 'nope', code)).toBe('unknown job email/nope');
-    expect(payloadProblem('email', 'password-reset', { ...code })).not.toBeNull();
+    expect(payloadProblem('security-email', 'nope', code)).toBe('unknown job security-email/nope');
+    expect(payloadProblem('security-email', 'password-reset', { ...code, token: 'x'.repeat(43) })).toMatch(
+      /token|property/i,
+    );
+  });
+
+  it('has no place for a secret in any security email, and no current version carrying one', () => {
+    for (const job of ['verification-code', 'password-reset'] as const) {
+      const { v: _v, ...rest } = code;
+      expect(payloadProblem('security-email', job, { v: 1, ...rest, code: '012345' })).toMatch(/version 1/);
+      expect(payloadProblem('email', job, { ...code, v: 1, code: '012345' })).toMatch(/unknown job/);
+    }
   });
 
   it('gives every queue bounded retention and exponential backoff with jitter', () => {
@@ -52,21 +68,21 @@ describe('Producer on a real redis-queue', () => {
   });
 
   it('enqueues with the catalog policy under the hash-tagged prefix, once per job id', async () => {
-    const id = await producer.enqueue('email', 'verification-code', code, { jobId: 'vc-u1-1' });
+    const id = await producer.enqueue('security-email', 'verification-code', code, { jobId: 'vc-u1-1' });
     expect(id).toBe('vc-u1-1');
-    await producer.enqueue('email', 'verification-code', code, { jobId: 'vc-u1-1' });
-    const queue = new Queue('email', { connection: redis, prefix: keys.bullPrefix() });
+    await producer.enqueue('security-email', 'verification-code', code, { jobId: 'vc-u1-1' });
+    const queue = new Queue('security-email', { connection: redis, prefix: keys.bullPrefix() });
     expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 1 });
     const job = await queue.getJob('vc-u1-1');
     expect(job?.data).toEqual(code);
-    expect(job?.opts.attempts).toBe(8);
-    expect(await redis.exists(`${keys.bullPrefix()}:email:vc-u1-1`)).toBe(1);
+    expect(job?.opts.attempts).toBe(6);
+    expect(await redis.exists(`${keys.bullPrefix()}:security-email:vc-u1-1`)).toBe(1);
   });
 
   it('refuses an invalid payload before anything reaches Redis', async () => {
     const before = await redis.dbsize();
     await expect(
-      producer.enqueue('email', 'verification-code', { ...code, to: 'nobody' }),
+      producer.enqueue('security-email', 'verification-code', { ...code, to: 'nobody' }),
     ).rejects.toBeInstanceOf(InvalidJobPayloadError);
     expect(await redis.dbsize()).toBe(before);
   });
@@ -107,42 +123,125 @@ describe('createWorker on a real redis-queue', () => {
     const seen: string[] = [];
     let failOnce = true;
     const worker = createWorker(
-      'email',
+      'security-email',
       {
         'verification-code': async (payload, meta) => {
           if (failOnce) {
             failOnce = false;
             throw new Error('smtp down');
           }
-          seen.push(`${payload.code}#${meta.attempt}`);
+          seen.push(`${payload.userId}#${meta.attempt}`);
         },
         'password-reset': async () => {},
         'email-changed': async () => {},
-        welcome: async () => {},
-        notification: async () => {},
-        digest: async () => {},
       },
       { connection: workerRedis, keys, concurrency: 2 },
     );
-    const queue = producer.queueOf('email');
-    await producer.enqueue('email', 'verification-code', code, { jobId: 'ok' });
+    const queue = producer.queueOf('security-email');
+    await producer.enqueue('security-email', 'verification-code', code, { jobId: 'ok' });
     await queue.add(
       'verification-code',
-      { ...code, code: 'nope' },
+      { ...code, expiresAt: 'nope' },
       { jobId: 'bad', attempts: 8, backoff: 10 },
     );
     await queue.add('no-such-job', code, { jobId: 'unknown', attempts: 8 });
-    // The retry of `ok` waits out the email queue's first backoff (2 s, jittered).
+    // The retry of `ok` waits out the queue's first backoff (1 s, jittered).
     await waitFor(async () => (await queue.getJobState('ok')) === 'completed', 15_000);
     await waitFor(async () => (await queue.getJobState('unknown')) === 'failed');
     const bad = await queue.getJob('bad');
     expect(await bad?.getState()).toBe('failed');
     expect(bad?.attemptsMade).toBe(1);
-    expect(bad?.failedReason).toMatch(/^\/code /);
-    expect((await queue.getJob('unknown'))?.failedReason).toBe('unknown job email/no-such-job');
-    expect(seen).toEqual(['012345#2']);
+    expect(bad?.failedReason).toMatch(/^\/expiresAt /);
+    expect((await queue.getJob('unknown'))?.failedReason).toBe('unknown job security-email/no-such-job');
+    expect(seen).toEqual(['u1#2']);
     await worker.close();
   }, 30_000);
+
+  it('fails a retired job that carried a secret, without retry, and removes its data first', async () => {
+    const noop = async () => {};
+    const worker = createWorker(
+      'email',
+      { welcome: noop, 'email-changed': noop, notification: noop, digest: noop },
+      { connection: workerRedis, keys },
+    );
+    const queue = producer.queueOf('email');
+    const { v: _v, ...rest } = code;
+    await queue.add(
+      'password-reset',
+      { ...rest, v: 1, token: 's3cret'.repeat(8) },
+      { jobId: 'old-reset', attempts: 8 },
+    );
+    await waitFor(async () => (await queue.getJobState('old-reset')) === 'failed');
+    const job = await queue.getJob('old-reset');
+    expect(job?.attemptsMade).toBe(1);
+    expect(job?.data).toEqual({ v: 1, retired: true });
+    expect(job?.failedReason).toMatch(/retired/);
+    const raw = await producerRedis.hgetall(`${keys.bullPrefix()}:email:old-reset`);
+    expect(JSON.stringify(raw)).not.toContain('s3cret');
+    await worker.close();
+  });
+});
+
+describe('removeRetiredJobs on a real redis-queue', () => {
+  it('removes the secret-carrying jobs an older producer left, in any state, and nothing else', async () => {
+    const server = await RedisServer.start('queue');
+    const redis = await connectRedis({
+      url: server.url,
+      role: 'queue',
+      use: 'producer',
+      name: 'r',
+      log: silent,
+    });
+    const keys = createKeys('retired');
+    try {
+      const email = new Queue('email', { connection: redis, prefix: keys.bullPrefix() });
+      const { v: _v, ...rest } = code;
+      const old = { ...rest, v: 1, code: '424242' };
+      // A completed and a failed one, moved there by a plain worker (as an older notifier would have).
+      await email.add('verification-code', old, { jobId: 'verification-code-u2-1' });
+      await email.add('verification-code', old, { jobId: 'verification-code-u2-2', attempts: 1 });
+      const workerRedis = await connectRedis({
+        url: server.url,
+        role: 'queue',
+        use: 'worker',
+        name: 'w',
+        log: silent,
+      });
+      const plain = new Worker(
+        'email',
+        async (job) => {
+          if (job.id === 'verification-code-u2-2') throw new Error('smtp down');
+        },
+        { connection: workerRedis, prefix: keys.bullPrefix() },
+      );
+      await waitFor(async () => (await email.getJobCountByTypes('completed', 'failed')) === 2);
+      await plain.close();
+      await closeRedis(workerRedis);
+      await email.add('verification-code', old, { jobId: 'verification-code-u1-1' }); // waiting
+      await email.add('verification-code', old, { jobId: 'verification-code-u1-2', delay: 60_000 }); // delayed
+      await email.add(
+        'password-reset',
+        { ...rest, v: 1, token: 't'.repeat(43) },
+        { jobId: 'password-reset-abc' },
+      );
+      await email.add('welcome', { v: 1, userId: 'u1', to: 'a@b.c', username: 'a' }, { jobId: 'welcome-u1' });
+      await email.close();
+      expect(await removeRetiredJobs(redis, keys, 'email')).toBe(5);
+      const jobs = await redis.keys(`${keys.bullPrefix()}:email:*-*`);
+      expect(jobs.map((k) => k.slice(k.lastIndexOf(':') + 1)).filter((id) => id !== 'stalled-check')).toEqual(
+        ['welcome-u1'],
+      );
+      const hashes = (await redis.keys('*')).map(async (k) =>
+        (await redis.type(k)) === 'hash' ? JSON.stringify(await redis.hgetall(k)) : '',
+      );
+      expect((await Promise.all(hashes)).join()).not.toContain('424242');
+      expect(await removeRetiredJobs(redis, keys, 'email')).toBe(0);
+      expect(await removeRetiredJobs(redis, keys, 'security-email')).toBe(0);
+    } finally {
+      await closeRedis(redis);
+      await server.dispose();
+    }
+  });
 });
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {

@@ -12,6 +12,7 @@
  * | `{p}:verify:{<userId>}`               | session  | Hash   | 15 minutes (the code's life)                   |
  * | `{p}:pw-reset:{<tokenHash>}`          | session  | String | 30 minutes (the reset link's life)             |
  * | `{p}:mail-cap:{<kind>:<userId>}`      | session  | String | the cap's window (15 min)                      |
+ * | `{p}:mail-secret:{<jobId>}`           | session  | String | the secret's life (15/30 min); deleted once sent |
  * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
  * | `{p}:rl:{<tier>:<id>}`                | session  | String | the tier's window, set by the counting script  |
  * | `{p}:rank:{<name>}`                   | cache    | Sorted Set | 10 min ± jitter; rebuilt from PostgreSQL   |
@@ -26,6 +27,7 @@
  * | `{p}:c-bus`                           | cache    | Channel | none (pub/sub): L1 invalidations              |
  * | `{p}:events:{users}`                  | queue    | Stream | none; trimmed to about 100 000 entries         |
  * | `{p}:{bull}:<queue>:...`              | queue    | BullMQ | bounded by each job's removeOn* policy         |
+ * | `{p}:notify-cap:{<kind>:<userId>}`    | queue    | String | the cap's window (1 hour by default)           |
  * | `{p}:lock:{<name>}`                   | queue    | String | the lease (PX), extended while the holder works |
  * | `{p}:lock-fence:{<name>}`             | queue    | String | none: a counter that must only ever grow       |
  * | `{p}:live-notifications`              | session  | Channel | none (pub/sub): live notifications to gateways |
@@ -92,6 +94,12 @@ export const KEY_SPECS = {
     instance: 'session',
     type: 'String',
     ttl: "the cap's window (15 min), set atomically with the first increment (count-failure.lua)",
+  },
+  mailSecret: {
+    pattern: 'mail-secret:{<jobId>}',
+    instance: 'session',
+    type: 'String',
+    ttl: "the secret's life (code 15 min, reset link 30 min); written by auth before it enqueues the email, deleted by the notifier once the email is sent",
   },
   oauthState: {
     pattern: 'oauth:{<stateHash>}',
@@ -177,6 +185,12 @@ export const KEY_SPECS = {
     type: 'Key prefix',
     ttl: "none here: BullMQ's keys under this prefix, bounded by each job's removeOnComplete/removeOnFail",
   },
+  notifyMailCap: {
+    pattern: 'notify-cap:{<recipient|actor>:<userId>}',
+    instance: 'queue',
+    type: 'String',
+    ttl: "the cap's window (NOTIFY_MAIL_CAP_WINDOW_MS, 1 hour by default), set atomically with the first increment; the notifier's",
+  },
   lock: {
     pattern: 'lock:{<name>}',
     instance: 'queue',
@@ -240,6 +254,19 @@ export function createKeys(prefix = 'atoll') {
     /** How many reset or verification emails an account was sent in the current window (the cap). */
     mailCap: (kind: 'reset' | 'code', userId: string) =>
       `${prefix}:mail-cap:{${kind}:${tagPart(userId, 'userId')}}`,
+    /**
+     * The secret a security email carries (a verification code, a reset token), for the email job
+     * `jobId`: auth writes it before it enqueues the job, the notifier reads it to write the email and
+     * deletes it once the email is sent. The job itself carries no secret (redis-queue and the admin
+     * dashboard never see one).
+     */
+    mailSecret: (jobId: string) => `${prefix}:mail-secret:{${tagPart(jobId, 'jobId')}}`,
+    /**
+     * Instant notification emails in the current window, per recipient or per actor (the user whose
+     * action caused them): over the cap, the notifier folds the email into the digest.
+     */
+    notifyMailCap: (kind: 'recipient' | 'actor', userId: string) =>
+      `${prefix}:notify-cap:{${kind}:${tagPart(userId, 'userId')}}`,
     /**
      * A pending OAuth sign-in, keyed by the hash of its `state`: the PKCE verifier, the nonce, the return
      * path and the hash of the browser binding, as JSON.

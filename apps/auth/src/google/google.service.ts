@@ -30,7 +30,7 @@ import * as oidc from 'openid-client';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import type { UserRow } from '../users/user.repository.ts';
-import { publicProfile } from '../users/user.service.ts';
+import { accountEvent, publicProfile } from '../users/user.service.ts';
 
 export const STATE_TTL_MS = 10 * 60_000;
 
@@ -220,9 +220,12 @@ export class GoogleSignIn {
           .returningAll()
           .executeTakeFirst();
         if (!row) throw new AppError('CONFLICT', { email: ['changed during the sign-in, try again'] });
+        // The address is verified now: the notifier hears of it (user.updated v2).
+        await recordEvent(trx, 'user.updated', accountEvent(row));
         await this.sessions.destroyAll(row.id);
         return row;
       });
+      this.relay.kick();
       await this.sessions.destroyAll(linked.id);
       return linked;
     }
@@ -242,6 +245,7 @@ export class GoogleSignIn {
       await recordEvent(trx, 'user.registered', {
         ...publicProfile(row),
         email: row.email,
+        emailVerified: row.email_verified_at !== null,
         occurredAt: row.created_at.toISOString(),
       });
       return row;

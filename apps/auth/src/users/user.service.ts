@@ -109,6 +109,16 @@ export function maskEmail(email: string): string {
 const emptyToNull = (value: string | null | undefined) =>
   value === undefined ? undefined : value === '' ? null : value;
 
+/** `user.updated` (v2): the public profile, the address and whether it is verified, as of `updated_at`. */
+export function accountEvent(user: UserRow) {
+  return {
+    ...publicProfile(user),
+    email: user.email,
+    emailVerified: user.email_verified_at !== null,
+    occurredAt: user.updated_at.toISOString(),
+  };
+}
+
 export function publicProfile(user: UserRow) {
   return { userId: user.id, username: user.username, bio: user.bio, image: user.image };
 }
@@ -197,6 +207,7 @@ export class UserService {
         await recordEvent(trx, 'user.registered', {
           ...publicProfile(row),
           email: row.email,
+          emailVerified: row.email_verified_at !== null,
           occurredAt: row.created_at.toISOString(),
         });
         const { token } = await this.newSession(row, client);
@@ -350,17 +361,16 @@ export class UserService {
         const row = Object.keys(changes).length > 0 ? await updateUser(trx, before.id, changes) : before;
         const profileChanged =
           row.username !== before.username || row.bio !== before.bio || row.image !== before.image;
-        if (profileChanged) {
-          await recordEvent(trx, 'user.updated', {
-            ...publicProfile(row),
-            occurredAt: row.updated_at.toISOString(),
-          });
+        // The email and its verification too: the notifier mails the current address (accountEvent).
+        const verifiedChanged = (row.email_verified_at === null) !== (before.email_verified_at === null);
+        if (profileChanged || row.email !== before.email || verifiedChanged) {
+          await recordEvent(trx, 'user.updated', accountEvent(row));
         }
         // The old address hears of the change, or nothing changes: enqueued last, inside the transaction,
         // so a down queue rolls the change back (503) rather than leaving it untold.
         if (row.email.toLowerCase() !== before.email.toLowerCase()) {
           await this.producer.enqueue(
-            'email',
+            'security-email',
             'email-changed',
             {
               v: 1,

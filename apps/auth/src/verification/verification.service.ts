@@ -4,6 +4,7 @@
  * notifier sends them). If the job cannot be enqueued, nothing is left behind and the caller gets 503:
  * never "202 and the email is silently lost".
  *
+ * - Neither secret is in the email job (see enqueueOrUndo).
  * - A 6-digit code lives 15 minutes, allows 5 attempts (check-code.lua), and a new one replaces the old.
  *   It verifies only the address it was mailed to: its hash binds the account and that address, an
  *   email change drops the pending code (`dropPendingCode`), and the confirmation marks the account
@@ -30,12 +31,13 @@ import type { SessionStore } from '@atoll/session-store';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
+import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import { COUNT_FAILURE, GIVE_BACK } from '../security/count-failure.lua.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import { PasswordHasher } from '../users/password.ts';
 import { PasswordPolicy } from '../users/password-policy.ts';
 import { findUserByEmail, findUserById, type UserRow } from '../users/user.repository.ts';
-import { tooManyAttempts } from '../users/user.service.ts';
+import { accountEvent, tooManyAttempts } from '../users/user.service.ts';
 import { CHECK_CODE, CODE_RESULT } from './check-code.lua.ts';
 
 export const CODE_TTL_MS = 15 * 60_000;
@@ -76,6 +78,8 @@ export class VerificationService {
   private readonly passwords: PasswordHasher;
   private readonly policy: PasswordPolicy;
   private readonly rolesOf: (user: UserRow) => string[];
+  /** Told when an event was recorded, to publish it at once rather than at its next poll. */
+  private readonly relay: UserEventRelay | undefined;
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
@@ -88,7 +92,9 @@ export class VerificationService {
     policy?: PasswordPolicy;
     /** The roles an account has (a verified ADMIN_EMAILS address gives `admin`). */
     rolesOf: (user: UserRow) => string[];
+    relay?: UserEventRelay;
   }) {
+    this.relay = deps.relay;
     this.policy = deps.policy ?? new PasswordPolicy({ denyCommon: true });
     this.rolesOf = deps.rolesOf;
     if (!('checkCode' in deps.redis))
@@ -131,20 +137,24 @@ export class VerificationService {
       .hset(key, { h: codeHash(user.id, user.email, code), attempts: '0' })
       .pexpire(key, CODE_TTL_MS)
       .exec();
-    await this.enqueueOrUndo(key, this.keys.mailCap('code', user.id), () =>
-      this.producer.enqueue(
-        'email',
-        'verification-code',
-        {
-          v: 1,
-          userId: user.id,
-          to: user.email,
-          username: user.username,
-          code,
-          expiresAt: expiresAt.toISOString(),
-        },
-        { jobId: `verification-code-${user.id}-${expiresAt.getTime()}` },
-      ),
+    const jobId = `verification-code-${user.id}-${expiresAt.getTime()}`;
+    await this.enqueueOrUndo(
+      key,
+      this.keys.mailCap('code', user.id),
+      { jobId, secret: code, ttlMs: CODE_TTL_MS },
+      () =>
+        this.producer.enqueue(
+          'security-email',
+          'verification-code',
+          {
+            v: 2,
+            userId: user.id,
+            to: user.email,
+            username: user.username,
+            expiresAt: expiresAt.toISOString(),
+          },
+          { jobId },
+        ),
     );
     return { expiresAt };
   }
@@ -168,17 +178,24 @@ export class VerificationService {
     }
     if (result !== CODE_RESULT.RIGHT) throw new AppError('VALIDATION_FAILED', { code: ['is invalid'] });
     await attempt.succeeded();
-    // Only the address the code was mailed to: an email change racing this confirmation wins.
-    const verified = await this.db
-      .updateTable('users')
-      .set({ email_verified_at: new Date() })
-      .where('id', '=', user.id)
-      .where('email', '=', user.email)
-      .returningAll()
-      .executeTakeFirst();
+    // Only the address the code was mailed to (an email change racing this confirmation wins); the
+    // notifier learns of the verification (its mention rules) from the event, in the same transaction.
+    const verified = await this.db.transaction().execute(async (trx) => {
+      const now = new Date();
+      const row = await trx
+        .updateTable('users')
+        .set({ email_verified_at: now, updated_at: now })
+        .where('id', '=', user.id)
+        .where('email', '=', user.email)
+        .returningAll()
+        .executeTakeFirst();
+      if (row) await recordEvent(trx, 'user.updated', accountEvent(row));
+      return row;
+    });
     if (!verified) {
       throw new AppError('VALIDATION_FAILED', { code: ['has expired or was used up, ask for a new one'] });
     }
+    this.relay?.kick();
     const roles = this.rolesOf(verified);
     if (roles.join() !== this.rolesOf(user).join()) {
       await this.sessions.updateIdentity(verified.id, { username: verified.username, roles });
@@ -214,20 +231,24 @@ export class VerificationService {
     const key = this.keys.passwordReset(sha256(token));
     const expiresAt = new Date(Date.now() + RESET_TTL_MS);
     await this.redis.set(key, resetRecord(user), 'PX', RESET_TTL_MS);
-    await this.enqueueOrUndo(key, this.keys.mailCap('reset', user.id), () =>
-      this.producer.enqueue(
-        'email',
-        'password-reset',
-        {
-          v: 1,
-          userId: user.id,
-          to: user.email,
-          username: user.username,
-          token,
-          expiresAt: expiresAt.toISOString(),
-        },
-        { jobId: `password-reset-${sha256(token).slice(0, 24)}` },
-      ),
+    const jobId = `password-reset-${sha256(token).slice(0, 24)}`;
+    await this.enqueueOrUndo(
+      key,
+      this.keys.mailCap('reset', user.id),
+      { jobId, secret: token, ttlMs: RESET_TTL_MS },
+      () =>
+        this.producer.enqueue(
+          'security-email',
+          'password-reset',
+          {
+            v: 2,
+            userId: user.id,
+            to: user.email,
+            username: user.username,
+            expiresAt: expiresAt.toISOString(),
+          },
+          { jobId },
+        ),
     );
   }
 
@@ -271,11 +292,25 @@ export class VerificationService {
     await this.sessions.destroyAll(userId);
   }
 
-  /** Enqueues an email; if that fails, the secret it carries and its count against the cap are undone. */
-  private async enqueueOrUndo(key: string, capKey: string, enqueue: () => Promise<unknown>): Promise<void> {
+  /**
+   * Enqueues a security email. The job carries no secret: the code or token goes to a record of its own
+   * (`keys.mailSecret(jobId)`, redis-session, living as long as the secret), which the notifier reads to
+   * write the email and deletes once it is sent. So redis-queue, its dashboard and its 24 h of completed
+   * jobs never hold a secret; the record exists only between the request and the send. If the enqueue
+   * fails, the secret, its mail record and the count against the cap are undone.
+   */
+  private async enqueueOrUndo(
+    key: string,
+    capKey: string,
+    mail: { jobId: string; secret: string; ttlMs: number },
+    enqueue: () => Promise<unknown>,
+  ): Promise<void> {
+    const secretKey = this.keys.mailSecret(mail.jobId);
     try {
+      await this.redis.set(secretKey, mail.secret, 'PX', mail.ttlMs);
       await enqueue();
     } catch (err) {
+      await this.redis.del(secretKey).catch(() => undefined);
       await this.redis.del(key).catch(() => undefined);
       await this.redis.giveBackMail(capKey).catch(() => undefined);
       throw isRedisUnavailable(err) ? new AppError('QUEUE_UNAVAILABLE') : err;

@@ -10,12 +10,12 @@
  * with a unique violation and the event is retried after the consumer's `claimIdleMs`, by which time the
  * other account's event has normally been applied.
  */
-import type { EventPayload, StreamEvent } from '@atoll/events';
+import type { EventVersions, StreamEvent } from '@atoll/events';
 import type { Kysely } from 'kysely';
 import type { ProfilesDatabase } from './profile.table.ts';
 
-/** What both events carry today: user.updated v1 is exactly the public profile. */
-type PublicProfile = EventPayload<'user.updated'>;
+/** What every version of both events carries: user.updated v1 is exactly the public profile. */
+type PublicProfile = EventVersions['user.updated'][1];
 
 export async function applyUserEvent(
   db: Kysely<ProfilesDatabase>,
@@ -53,8 +53,10 @@ function publicProfile(event: Pick<StreamEvent, 'type' | 'version' | 'payload'>)
   switch (event.type) {
     case 'user.registered':
     case 'user.updated': {
-      if (event.version !== 1) throw new Error(`${event.type} v${event.version} is not mapped to a profile`);
-      // v1 of both carries the public profile (user.registered adds the email, which content ignores).
+      if (event.version !== 1 && event.version !== 2)
+        throw new Error(`${event.type} v${event.version} is not mapped to a profile`);
+      // v1 and v2 of both carry the public profile (and the email and its verification, which content
+      // ignores).
       const { userId, username, bio, image, occurredAt } = event.payload as PublicProfile;
       return { userId, username, bio, image, occurredAt };
     }

@@ -1,7 +1,8 @@
 /**
  * Digest runs. A BullMQ job scheduler adds a `digests/run` job per period (daily, weekly; cron in
  * UTC, see `scheduleDigests`). A run mails every user whose digest comes at that period what is unread
- * and was not in their last digest, for the notification types they get by digest.
+ * and was not in their last digest, for the notification types they get by digest, and every
+ * notification whose instant email was held back by a mail cap (`email_deferred`).
  *
  * A run holds the lock `digest-<period>` (@atoll/lock) for its whole length, so two runs of one period
  * never overlap (a run retried from the dashboard, or taken for stalled while its first worker still
@@ -89,7 +90,7 @@ async function runBatch(
   const rows = await db
     .selectFrom('notifications as n')
     .innerJoin('recipients as r', 'r.user_id', 'n.recipient_id')
-    .select(['n.recipient_id', 'n.type', 'n.payload'])
+    .select(['n.recipient_id', 'n.type', 'n.payload', 'n.email_deferred'])
     .where(
       'n.recipient_id',
       'in',
@@ -100,22 +101,27 @@ async function runBatch(
     .where(sql<boolean>`n.created_at > coalesce(${sql.ref(`r.${mark}`)}, '-infinity')`)
     .orderBy('n.id', 'desc')
     .execute();
-  const byUser = new Map<string, DigestItem[]>();
+  const byUser = new Map<string, Array<{ item: DigestItem; deferred: boolean }>>();
   for (const row of rows) {
     const list = byUser.get(row.recipient_id) ?? [];
     const p = row.payload as Record<string, string | null | undefined>;
     list.push({
-      type: row.type,
-      actorUsername: p.actorUsername as string,
-      articleSlug: p.articleSlug ?? null,
-      articleTitle: p.articleTitle ?? null,
-      excerpt: p.excerpt ?? null,
+      item: {
+        type: row.type,
+        actorUsername: p.actorUsername as string,
+        articleSlug: p.articleSlug ?? null,
+        articleTitle: p.articleTitle ?? null,
+        excerpt: p.excerpt ?? null,
+      },
+      deferred: row.email_deferred,
     });
     byUser.set(row.recipient_id, list);
   }
   const jobs = users.flatMap((user) => {
     const prefs = { ...DEFAULT_PREFERENCES.email, ...user.prefs };
-    const items = (byUser.get(user.user_id) ?? []).filter((i) => prefs[i.type] === 'digest');
+    const items = (byUser.get(user.user_id) ?? [])
+      .filter((i) => i.deferred || prefs[i.item.type] === 'digest')
+      .map((i) => i.item);
     if (items.length === 0) return [];
     return [
       {

@@ -52,6 +52,16 @@ export class Mailer {
     });
   }
 
+  /** Whether the email of this idempotency key went out (its claim committed). */
+  async wasSent(key: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('email_deliveries')
+      .select('idempotency_key')
+      .where('idempotency_key', '=', key)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   close(): void {
     this.transport.close();
   }

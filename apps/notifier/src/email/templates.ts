@@ -11,6 +11,7 @@ export interface Rendered {
 }
 
 type Email = JobPayloads['email'];
+type Security = JobPayloads['security-email'];
 type Item = Email['digest']['items'][number];
 
 const escapeHtml = (value: string) => value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -57,32 +58,7 @@ export const templates = {
       ],
       { href: publicUrl, label: 'Start here' },
     ),
-  'verification-code': (p: Email['verification-code']) =>
-    render(`Your atoll verification code: ${p.code}`, [
-      `Hi ${p.username},`,
-      `your verification code is ${p.code}. It is valid until ${p.expiresAt}.`,
-      'If you did not ask for it, you can ignore this email.',
-    ]),
-  'password-reset': (p: Email['password-reset'], publicUrl: string) =>
-    render(
-      'Reset your atoll password',
-      [
-        `Hi ${p.username},`,
-        `someone asked to reset your password. The link is valid until ${p.expiresAt}.`,
-        'If it was not you, ignore this email: your password stays as it is.',
-      ],
-      {
-        href: `${publicUrl}/reset-password?token=${encodeURIComponent(p.token)}`,
-        label: 'Choose a new password',
-      },
-    ),
-  'email-changed': (p: Email['email-changed']) =>
-    render('Your atoll email address was changed', [
-      `Hi ${p.username},`,
-      `the email address of your atoll account was changed to ${p.newEmailMasked} on ${p.changedAt}. This address will get no more email about the account.`,
-      'If you made this change, there is nothing to do.',
-      'If you did not, someone else may be using your account: contact atoll support from this address at once.',
-    ]),
+  'email-changed': (p: Email['email-changed']) => emailChanged(p),
   notification: (p: Email['notification'], publicUrl: string) =>
     render(
       `atoll: ${describe(p).split(':')[0]}`,
@@ -98,3 +74,39 @@ export const templates = {
     );
   },
 } satisfies { [J in keyof Email]: (payload: Email[J], publicUrl: string) => Rendered };
+
+function emailChanged(p: Security['email-changed']): Rendered {
+  return render('Your atoll email address was changed', [
+    `Hi ${p.username},`,
+    `the email address of your atoll account was changed to ${p.newEmailMasked} on ${p.changedAt}. This address will get no more email about the account.`,
+    'If you made this change, there is nothing to do.',
+    'If you did not, someone else may be using your account: contact atoll support from this address at once.',
+  ]);
+}
+
+/**
+ * The security emails. The code or reset token is not in the job: it is given by the worker, which read
+ * it from its short-lived record (`keys.mailSecret`); `email-changed` carries none.
+ */
+export const securityTemplates = {
+  'verification-code': (p: Security['verification-code'], _publicUrl: string, code: string) =>
+    render(`Your atoll verification code: ${code}`, [
+      `Hi ${p.username},`,
+      `your verification code is ${code}. It is valid until ${p.expiresAt}.`,
+      'If you did not ask for it, you can ignore this email.',
+    ]),
+  'password-reset': (p: Security['password-reset'], publicUrl: string, token: string) =>
+    render(
+      'Reset your atoll password',
+      [
+        `Hi ${p.username},`,
+        `someone asked to reset your password. The link is valid until ${p.expiresAt}.`,
+        'If it was not you, ignore this email: your password stays as it is.',
+      ],
+      {
+        href: `${publicUrl}/reset-password?token=${encodeURIComponent(token)}`,
+        label: 'Choose a new password',
+      },
+    ),
+  'email-changed': (p: Security['email-changed']) => emailChanged(p),
+};

@@ -4,12 +4,17 @@
  * recipient prefers. Idempotent: the row is keyed by the job id, so a retried or stalled job finds the
  * row it wrote before; the email job's id is derived from the row, so it is never enqueued twice
  * either, and the live event carries the row's id, which clients use to drop a repeat.
+ *
+ * An instant email obeys the mail rules (mail-caps.ts): a mention by an unverified or too new account is
+ * not mailed, and over a cap per recipient or per actor the email is folded into the next digest (the
+ * row is marked `email_deferred` and stays unread).
  */
 import type { Handlers, JobPayloads, Producer } from '@atoll/jobs';
 import type { Kysely } from 'kysely';
 import type { NotificationType, NotifierDatabase } from '../db.ts';
 import type { LivePublisher } from '../live/publisher.ts';
 import { DEFAULT_PREFERENCES } from '../preferences/preferences.repository.ts';
+import { type MailCaps, mentionMailAllowed } from './mail-caps.ts';
 import { toApi } from './notification.repository.ts';
 import { NotificationWriter } from './notification.writer.ts';
 
@@ -26,8 +31,11 @@ export function fanOutHandlers(deps: {
   db: Kysely<NotifierDatabase>;
   producer: Producer;
   live: LivePublisher;
+  caps: MailCaps;
+  mentionMinAccountAgeMs: number;
+  log?: { info(obj: object, msg: string): void };
 }): Handlers<'notifications'> {
-  const { db, producer, live } = deps;
+  const { db, producer, live, caps } = deps;
   // Rows of concurrent jobs are written together (one INSERT, one commit): see notification.writer.ts.
   const writer = new NotificationWriter(db);
   const handle = (type: NotificationType) => async (payload: Payload, meta: { jobId: string }) => {
@@ -41,16 +49,34 @@ export function fanOutHandlers(deps: {
     const notification = toApi(row);
     await live.publish({ userId: recipientId, notification });
 
-    // One query for where and whether to mail: the recipient and their preferences.
+    // One query for where and whether to mail: the recipient, their preferences, and the actor's
+    // standing (verified, account age) for the mention rule.
     const target = await db
       .selectFrom('recipients as r')
       .leftJoin('preferences as p', 'p.user_id', 'r.user_id')
-      .select(['r.email as to', 'r.username', 'p.email as prefs'])
+      .leftJoin('recipients as a', (join) => join.on('a.user_id', '=', payload.actorId))
+      .select([
+        'r.email as to',
+        'r.username',
+        'p.email as prefs',
+        'a.email_verified as actorVerified',
+        'a.registered_at as actorRegisteredAt',
+      ])
       .where('r.user_id', '=', recipientId)
       .executeTakeFirst();
     const choice = (target?.prefs ?? DEFAULT_PREFERENCES.email)[type] ?? DEFAULT_PREFERENCES.email[type];
     if (choice !== 'instant') return; // the digest reads the row later; or no email at all
     if (!target) throw new RecipientUnknownError(recipientId); // retried with backoff until it is known
+    if (type === 'mention') {
+      const actor = { emailVerified: target.actorVerified, registeredAt: target.actorRegisteredAt };
+      if (!mentionMailAllowed(actor, deps.mentionMinAccountAgeMs, new Date())) return; // in-app only
+    }
+    const verdict = await caps.take(recipientId, payload.actorId);
+    if (verdict !== 'send') {
+      await db.updateTable('notifications').set({ email_deferred: true }).where('id', '=', row.id).execute();
+      deps.log?.info({ notification: row.id, type, verdict }, 'instant email folded into the digest');
+      return;
+    }
     const p = payload as Partial<JobPayloads['notifications']['comment']>;
     await producer.enqueue(
       'email',

@@ -1,0 +1,82 @@
+/**
+ * What keeps instant notification mail from becoming a tool against its recipients (N7: a flood of
+ * mentions or comments mails someone's inbox full of the attacker's words, through atoll's own sender):
+ *
+ * - `mentionMailAllowed`: a mention is mailed only when its author's address is verified and the account
+ *   is older than MENTION_MAIL_MIN_ACCOUNT_AGE_MS; otherwise the mention is in-app only. (A throwaway
+ *   account cannot use atoll to mail anyone.)
+ * - `MailCaps.take`: at most NOTIFY_MAIL_CAP_PER_RECIPIENT instant emails per recipient and
+ *   NOTIFY_MAIL_CAP_PER_ACTOR caused by one actor per NOTIFY_MAIL_CAP_WINDOW_MS; beyond either, the email
+ *   is not sent and the notification waits, unread, for the recipient's next digest.
+ *
+ * The counters (`keys.notifyMailCap`, redis-queue) are incremented and given their TTL in one script,
+ * both in one round trip (a pipeline: they have different hash tags). A retried job counts again: the
+ * caps err on the side of fewer emails.
+ */
+import type { Keys } from '@atoll/redis-keys';
+import type { Redis } from 'ioredis';
+import type { MailCaps as Settings } from '../config.ts';
+
+/**
+ * count-window.lua — counts one email in a fixed window; returns the count.
+ *
+ * KEYS[1]  the counter (a String)
+ * ARGV[1]  the window in milliseconds
+ *
+ * INCR and its PEXPIRE in one atomic step: no counter is ever left without a TTL.
+ */
+const COUNT_WINDOW = `
+local count = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return count
+`;
+
+type Counting = Redis & { notifyCount(key: string, windowMs: number): Promise<number> };
+
+export type CapVerdict = 'send' | 'over-recipient-cap' | 'over-actor-cap';
+
+export class MailCaps {
+  private readonly redis: Counting;
+  private readonly keys: Keys;
+  private readonly settings: Settings;
+
+  constructor(redis: Redis, keys: Keys, settings: Settings) {
+    if (!('notifyCount' in redis)) redis.defineCommand('notifyCount', { numberOfKeys: 1, lua: COUNT_WINDOW });
+    this.redis = redis as Counting;
+    this.keys = keys;
+    this.settings = settings;
+  }
+
+  /** Counts one instant email to `recipientId` caused by `actorId`; whether it may go. */
+  async take(recipientId: string, actorId: string): Promise<CapVerdict> {
+    const { windowMs, perRecipient, perActor } = this.settings;
+    const pipeline = this.redis.pipeline() as unknown as CountingPipeline;
+    pipeline.notifyCount(this.keys.notifyMailCap('recipient', recipientId), windowMs);
+    pipeline.notifyCount(this.keys.notifyMailCap('actor', actorId), windowMs);
+    const results = (await pipeline.exec()) ?? [];
+    const [toRecipient, byActor] = results.map(([err, count]) => {
+      if (err) throw err;
+      return Number(count);
+    });
+    if ((toRecipient ?? 0) > perRecipient) return 'over-recipient-cap';
+    if ((byActor ?? 0) > perActor) return 'over-actor-cap';
+    return 'send';
+  }
+}
+
+type CountingPipeline = {
+  notifyCount(key: string, windowMs: number): CountingPipeline;
+  exec(): Promise<Array<[Error | null, unknown]> | null>;
+};
+
+/** Whether a mention by this actor may be emailed (verified, and old enough). */
+export function mentionMailAllowed(
+  actor: { emailVerified: boolean | null; registeredAt: Date | null } | undefined,
+  minAgeMs: number,
+  now: Date,
+): boolean {
+  if (actor?.emailVerified !== true || actor.registeredAt === null) return false;
+  return now.getTime() - actor.registeredAt.getTime() >= minAgeMs;
+}
