@@ -29,7 +29,12 @@ import { VerificationService } from './verification/verification.service.ts';
 /** The auth service as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const app = Fastify(
-    fastifyOptions({ service: 'auth', logLevel: config.logLevel, requestIds: 'internal' }),
+    fastifyOptions({
+      service: 'auth',
+      logLevel: config.logLevel,
+      requestIds: 'internal',
+      timeouts: config.timeouts,
+    }),
   ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
   // Its request paths use Redis for sessions and login counters only: say so when it is down.

@@ -25,7 +25,12 @@ import tagRoutes from './tags/tag.routes.ts';
 /** The content service as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: ContentConfig): Promise<FastifyInstance> {
   const app = Fastify(
-    fastifyOptions({ service: 'content', logLevel: config.logLevel, requestIds: 'internal' }),
+    fastifyOptions({
+      service: 'content',
+      logLevel: config.logLevel,
+      requestIds: 'internal',
+      timeouts: config.timeouts,
+    }),
   ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
   await app.register(base, { service: 'content', metricsToken: config.metricsToken });

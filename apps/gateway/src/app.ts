@@ -22,6 +22,7 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
       bodyLimit: config.bodyLimitBytes,
       trustedProxies: config.trustedProxies,
       ownAccessLog: true,
+      timeouts: config.timeouts,
     }),
   );
   // Infrastructure
