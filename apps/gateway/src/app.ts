@@ -65,6 +65,9 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     identitySecret: config.identitySecrets[0] as string,
     heartbeatMs: config.sseHeartbeatMs,
     maxStreamsPerUser: config.sseMaxStreamsPerUser,
+    maxStreamsPerAddress: config.sseMaxStreamsPerAddress,
+    maxStreams: config.sseMaxStreams,
+    maxLifetimeMs: config.sseMaxLifetimeMs,
   });
   await app.register(docs, {
     upstreams: config.upstreams,

@@ -52,6 +52,21 @@ export const EnvSchema = Type.Object({
     description:
       "how many live notification streams one user may hold on one gateway instance; a new one beyond it ends the user's oldest",
   }),
+  SSE_MAX_STREAMS_PER_ADDRESS: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description:
+      'how many live notification streams one client address (IPv6: one /64) may hold on one gateway instance, whatever the accounts; beyond it 429',
+  }),
+  SSE_MAX_STREAMS: Type.Integer({
+    minimum: 1,
+    default: 10_000,
+    description: 'how many live notification streams one gateway instance holds in all; beyond it 503',
+  }),
+  SSE_MAX_LIFETIME_S: Env.seconds(
+    1800,
+    'how long a live stream lasts before the gateway ends it with a retry hint (the client reconnects with Last-Event-ID and misses nothing)',
+  ),
   ...sessionEnv(),
   CORS_ORIGINS: Type.String({
     default: '',
@@ -108,6 +123,9 @@ export interface GatewayConfig extends ServiceConfig {
   upstreamRouteTimeouts: Array<{ prefix: string; timeoutMs: number }>;
   sseHeartbeatMs: number;
   sseMaxStreamsPerUser: number;
+  sseMaxStreamsPerAddress: number;
+  sseMaxStreams: number;
+  sseMaxLifetimeMs: number;
   session: ReturnType<typeof sessionConfig>;
   corsOrigins: string[];
   trustedProxies: string[];
@@ -178,6 +196,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     upstreamRouteTimeouts,
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     sseMaxStreamsPerUser: e.SSE_MAX_STREAMS_PER_USER,
+    sseMaxStreamsPerAddress: e.SSE_MAX_STREAMS_PER_ADDRESS,
+    sseMaxStreams: e.SSE_MAX_STREAMS,
+    sseMaxLifetimeMs: e.SSE_MAX_LIFETIME_S * 1000,
     session: sessionConfig(e),
     corsOrigins: list(e.CORS_ORIGINS),
     trustedProxies: parseProxies(e.TRUSTED_PROXIES),

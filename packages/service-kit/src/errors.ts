@@ -61,6 +61,16 @@ export const ERROR_CATALOG = {
   },
   METRICS_UNAUTHORIZED: { status: 401, field: 'metrics', message: 'need the metrics bearer token' },
   RATE_LIMITED: { status: 429, field: 'rate', message: 'too many requests, try again later' },
+  STREAMS_TOO_MANY: {
+    status: 429,
+    field: 'stream',
+    message: 'too many live streams from this address, try again later',
+  },
+  STREAMS_UNAVAILABLE: {
+    status: 503,
+    field: 'stream',
+    message: 'this server holds as many live streams as it can, try again shortly',
+  },
   RATE_LIMIT_UNAVAILABLE: {
     status: 503,
     field: 'rate',
