@@ -74,11 +74,14 @@ const googleRoutes: FastifyPluginAsyncTypebox<GoogleRoutesOptions> = async (app,
       // The binding cookie has done its job whatever the outcome.
       reply.header('set-cookie', bindingCookie('', 0, opts.secureCookies));
       const { user, returnTo } = await google.finish(query, bindingOf(request));
+      // Judged again before any session exists: a state written before the return address was
+      // normalized (allowedReturnTo) might hold one that is not a valid Location; home instead.
+      const location = allowedReturnTo(returnTo, opts.returnOrigins) ?? '/';
       // A new session; the one the browser had before signing in does not survive it (fixation).
       const token = await opts.users.startSession(user, opts.clientOf(request));
       opts.setSessionCookie(reply, token);
       reply.header('cache-control', 'no-store');
-      return reply.redirect(returnTo, 302);
+      return reply.redirect(location, 302);
     },
   );
 };
