@@ -93,6 +93,10 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
 
   // Routes
   const tokenOf = (request: FastifyRequest) => tokenFromHeaders(request.headers, config.session.cookieName);
+  // The token a response body may carry back: only one the client sent in Authorization (it has it
+  // already). A cookie's is HttpOnly so that page scripts cannot read it; a body would hand it to them.
+  const ownToken = (request: FastifyRequest) =>
+    request.headers.authorization ? (tokenOf(request) ?? '') : '';
   const cookie = {
     name: config.session.cookieName,
     secure: config.session.cookieSecure,
@@ -101,10 +105,11 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   await app.register(userRoutes, {
     users,
     tokenOf,
+    ownToken,
     setSessionCookie: (reply, token) => setSessionCookie(reply, cookie, token),
   });
   await app.register(sessionRoutes, { sessions, clearCookie: (reply) => clearSessionCookie(reply, cookie) });
-  await app.register(verificationRoutes, { verification, tokenOf });
+  await app.register(verificationRoutes, { verification, ownToken });
   const google = config.google
     ? new GoogleSignIn({ settings: config.google, db, redis: app.redis.session!, keys, relay, sessions })
     : null;
