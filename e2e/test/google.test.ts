@@ -254,4 +254,15 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
     const me = await api('GET', '/api/user', { token: sessionCookie(res) ?? '' });
     expect(me.body.user.email).toBe('nihon@example.com');
   });
+
+  it('HEAD of the sign-in start is refused (405) and writes no state; it costs what GET costs', async () => {
+    const before = (await sessionRedis.keys(`${keys.prefix}:oauth:*`)).length;
+    for (let i = 0; i < 3; i += 1) {
+      const res = await fetch(`${stack.gatewayUrl}/api/auth/google?returnTo=%2F`, { method: 'HEAD' });
+      expect(res.status).toBe(405);
+      expect(res.headers.get('allow')).toBe('GET');
+      expect(res.headers.get('ratelimit-policy')).toContain('"auth"');
+    }
+    expect((await sessionRedis.keys(`${keys.prefix}:oauth:*`)).length).toBe(before);
+  });
 });

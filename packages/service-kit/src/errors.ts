@@ -26,6 +26,7 @@ export const ERROR_CATALOG = {
   TOKEN_MISSING: { status: 401, field: 'token', message: 'is missing' },
   IDENTITY_INVALID: { status: 401, field: 'identity', message: 'is invalid' },
   NOT_FOUND: { status: 404, field: 'route', message: 'not found' },
+  METHOD_NOT_ALLOWED: { status: 405, field: 'method', message: 'is not allowed here' },
   PAYLOAD_TOO_LARGE: { status: 413, field: 'body', message: 'is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, field: 'body', message: 'must be application/json' },
   SERVICE_UNAVAILABLE: { status: 503, field: 'service', message: 'is unavailable, try again shortly' },
