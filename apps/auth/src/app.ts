@@ -44,7 +44,11 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     redisUnavailable: 'SESSION_STORE_UNAVAILABLE',
   });
   await app.register(redisRoles, { service: 'auth', urls: config.redis });
-  await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
+  await app.register(database, {
+    url: config.databaseUrl,
+    schema: SCHEMA,
+    serverTiming: config.serverTiming,
+  });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
 
   // Domain

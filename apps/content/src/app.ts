@@ -37,7 +37,11 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   // The cache client is shared by every request: a reader's two flag lookups, and concurrent readers'
   // cache reads, go out in shared writes (auto-pipelining). The queue client stays without it (BullMQ).
   await app.register(redisRoles, { service: 'content', urls: config.redis, autoPipelining: ['cache'] });
-  await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
+  await app.register(database, {
+    url: config.databaseUrl,
+    schema: SCHEMA,
+    serverTiming: config.serverTiming,
+  });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
   if (config.cache.enabled) {
     await app.register(contentCache, {

@@ -79,6 +79,7 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     routeTimeouts: config.upstreamRouteTimeouts,
     identitySecret: config.identitySecrets[0] as string,
     registry: app.metrics.registry,
+    serverTiming: config.serverTiming,
   });
   return app;
 }

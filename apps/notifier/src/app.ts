@@ -29,6 +29,7 @@ export async function buildApp(config: NotifierConfig): Promise<FastifyInstance>
     url: config.databaseUrl,
     schema: SCHEMA,
     poolSize: config.workers.concurrency + 10,
+    serverTiming: config.serverTiming,
   });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
   // Domain: the workers, schedulers and the recipients consumer

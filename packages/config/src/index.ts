@@ -126,6 +126,10 @@ export function serviceEnv(defaultPort: number) {
       DEFAULT_TIMEOUTS.keepAliveMs,
       'how long an idle keep-alive connection waits for its next request before it is closed (above the idle timeout of a load balancer in front)',
     ),
+    SERVER_TIMING: Env.boolean(
+      false,
+      'answer with Server-Timing (database time and query count per request; the gateway passes it on only when set too); a hint for an attacker, for development and tests only',
+    ),
   };
 }
 
@@ -187,6 +191,8 @@ export interface ServiceConfig {
   /** The bearer token `GET /metrics` requires; null when metrics are not served. */
   metricsToken: string | null;
   timeouts: ServerTimeouts;
+  /** Send Server-Timing (services with a database), and let it through (the gateway). */
+  serverTiming: boolean;
 }
 
 export function serviceConfig(env: {
@@ -201,6 +207,7 @@ export function serviceConfig(env: {
   REQUEST_TIMEOUT_MS: number;
   CONNECTION_TIMEOUT_MS: number;
   KEEP_ALIVE_TIMEOUT_MS: number;
+  SERVER_TIMING: boolean;
 }): ServiceConfig {
   return {
     host: env.HOST,
@@ -218,5 +225,6 @@ export function serviceConfig(env: {
       connectionMs: env.CONNECTION_TIMEOUT_MS,
       keepAliveMs: env.KEEP_ALIVE_TIMEOUT_MS,
     },
+    serverTiming: env.SERVER_TIMING,
   };
 }
