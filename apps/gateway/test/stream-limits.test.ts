@@ -3,7 +3,7 @@
  * client address whatever the accounts (429), a cap in all (503), both with Retry-After in the RealWorld
  * shape and refused before a stream starts; and a longest lifetime, after which the stream ends with a
  * `retry:` hint so the EventSource comes back with its Last-Event-ID (the catch-up over the reconnect is
- * e2e/test/sse-limits.test.ts). HEAD of the stream opens none.
+ * e2e/test/edge-limits.test.ts). HEAD of the stream opens none.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './helpers.ts';

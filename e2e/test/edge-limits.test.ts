@@ -1,9 +1,13 @@
 /**
- * A live stream's longest life (SSE_MAX_LIFETIME_S) costs its client nothing: the gateway ends it with a
- * `retry:` hint and `event: reconnect`, the client comes back with Last-Event-ID as an EventSource does,
- * and every notification made meanwhile (while connected, or between two streams) arrives.
+ * What a slow or long-lived client may hold, on the whole stack as real processes:
+ * - a request must arrive whole within REQUEST_TIMEOUT_MS: a login body sent a byte at a time is cut
+ *   with 408, at the gateway and at a service (auth) called directly;
+ * - a live stream's longest life (SSE_MAX_LIFETIME_S) costs its client nothing: the gateway ends it with
+ *   a `retry:` hint and `event: reconnect`, the client comes back with Last-Event-ID as an EventSource
+ *   does, and every notification made meanwhile (while connected, or between two streams) arrives; a
+ *   stream is not cut by the request timeout.
  */
-import type { Stack } from '@atoll/testkit';
+import { type Stack, slowRequest } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
 import { eventually, startTestStack } from './helpers.ts';
@@ -11,7 +15,7 @@ import { openStream, type SseClient } from './sse.ts';
 
 const PASSWORD = 'correct horse';
 
-describe('live streams end after their lifetime and resume without a gap (whole stack)', () => {
+describe('slow clients and long-lived streams (whole stack)', () => {
   let stack: Stack;
   let dispose: () => Promise<void>;
   let api: ReturnType<typeof apiClient>;
@@ -19,7 +23,8 @@ describe('live streams end after their lifetime and resume without a gap (whole 
   const streams: SseClient[] = [];
 
   beforeAll(async () => {
-    ({ stack, dispose } = await startTestStack('sse-limits', {
+    ({ stack, dispose } = await startTestStack('edge-limits', {
+      REQUEST_TIMEOUT_MS: '1500',
       SSE_HEARTBEAT_MS: '300',
       SSE_MAX_LIFETIME_S: '2',
     }));
@@ -36,6 +41,20 @@ describe('live streams end after their lifetime and resume without a gap (whole 
     for (const s of streams) s.close();
     await dispose();
   });
+
+  it('a login body sent a byte every 500 ms is cut with 408, at the gateway and at auth itself', async () => {
+    const body = JSON.stringify({ user: { email: 'amy@example.com', password: PASSWORD } });
+    const head =
+      'POST /api/users/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+      `Content-Length: ${body.length}\r\n\r\n`;
+    for (const url of [stack.gatewayUrl, stack.services.auth.url]) {
+      const { response, bodyBytesSent } = await slowRequest(url, head, body, { intervalMs: 500 });
+      expect(bodyBytesSent, url).toBeLessThan(body.length);
+      expect(response?.status, url).toBe(408);
+      expect(response?.closed, url).toBe(true);
+      expect(JSON.parse(response?.body ?? '{}'), url).toMatchObject({ code: 'REQUEST_TIMEOUT' });
+    }
+  }, 60_000);
 
   it('reconnecting with Last-Event-ID after each lifetime end, the client gets every notification', async () => {
     const url = `${stack.gatewayUrl}/api/notifications/stream`;
