@@ -79,8 +79,10 @@ const REPLAY_PAGE = 100;
 const REPLAY_MAX_PAGES = 10;
 /** How many sent ids a stream remembers to drop repeats (a retried job publishes its event again). */
 const REMEMBERED_IDS = 1000;
-/** Retry-After on a refused stream, in seconds: an address's streams end within their lifetime; a full
- * instance frees slots as streams end or move. */
+/**
+ * Retry-After on a refused stream, in seconds: an address's own streams end (or it closes some) before a
+ * slot is free; a full instance frees slots as streams end or move to other instances.
+ */
 const RETRY_AFTER_ADDRESS_S = 60;
 const RETRY_AFTER_FULL_S = 5;
 /** After its lifetime a stream asks its client to come back within this many ms (at random, spread). */
