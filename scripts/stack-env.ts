@@ -6,7 +6,8 @@
  *   packages/testkit/src/stack.ts: ports and addresses, Redis, PostgreSQL, SMTP, the OpenID provider, the
  *   services' URLs, the identity key);
  * - the stack command itself reads COMMAND_VARIABLES (PORT and HOST there are the gateway's).
- * An unset or empty variable leaves the default: the stack's (LOCAL_DEFAULTS), else the schema's.
+ * An unset or empty variable leaves the default: the stack's (LOCAL_DEFAULTS), else the schema's. The
+ * generated file shows the schema's (production-safe) default and notes the local value beside it.
  *
  * Run directly, it writes the root .env.example from the same sources:
  * `node --conditions=atoll-source scripts/stack-env.ts` (e2e/test/config.test.ts checks it is current).
@@ -84,14 +85,24 @@ export function serviceSettings(
   return settings;
 }
 
-/** What npm start makes of a variable when it is unset, where that differs from the schema's default. */
+/**
+ * What npm start makes of a variable when it is unset, where that differs from the schema's default. The
+ * file shows the schema's default (what a deployment gets); LOCAL_DEFAULTS are for the local stack only.
+ */
 const LOCAL_NOTES: Record<string, string> = {
   PUBLIC_URL: "the gateway's URL unless set",
-  SESSION_COOKIE_NAME: 'no __Host- prefix, as it serves plain HTTP',
-  SESSION_COOKIE_SECURE: 'false, as it serves plain HTTP',
+  SESSION_COOKIE_NAME: 'atoll_session unless set (no __Host- prefix, as it serves plain HTTP)',
+  SESSION_COOKIE_SECURE: 'false unless set, as it serves plain HTTP on loopback',
   PASSWORD_DENY_COMMON:
-    'false, so the public RealWorld conformance suites (password "password") run unchanged',
+    'false unless set, so the public RealWorld conformance suites (password "password") run unchanged',
 };
+
+/** The note of a variable whose local value is not the one shown: it must never reach a deployment. */
+function localNote(name: string): string | undefined {
+  const note = LOCAL_NOTES[name];
+  if (!note) return undefined;
+  return name in LOCAL_DEFAULTS ? `${note}; local use only, never in a deployment` : note;
+}
 
 function wrap(text: string, width = 108): string[] {
   const lines: string[] = [];
@@ -112,7 +123,7 @@ function quoted(value: string): string {
 }
 
 function entry(name: string, description: string, value: string, note?: string): string[] {
-  return [...wrap(description), ...(note ? [`# npm start: ${note}`] : []), `${name}=${quoted(value)}`];
+  return [...wrap(description), ...(note ? wrap(`npm start: ${note}`) : []), `${name}=${quoted(value)}`];
 }
 
 /** The root .env.example: every variable npm start honours, grouped by who reads it. */
@@ -135,7 +146,9 @@ export function renderEnvExample(): string {
   const out = [
     '# Every variable `npm start` (the local stack) honours, read from its environment, e.g.',
     '#   CORS_ORIGINS=http://localhost:4200 RATE_LIMIT_ANONYMOUS_MAX=1000 npm start',
-    '# Each goes to the services whose configuration reads it; unset or empty, the value shown applies.',
+    '# Each goes to the services whose configuration reads it; unset or empty, the value shown applies,',
+    '# except where a "npm start:" line says what the local stack uses instead (local use only: the value',
+    '# shown is the safe one for a deployment).',
     '# The stack sets the rest itself (addresses, Redis, the OpenID provider standing in for Google).',
     '# To keep settings in a file: copy this to .env, then `set -a; . ./.env; set +a; npm start`.',
     "# Generated from the services' config schemas: node --conditions=atoll-source scripts/stack-env.ts",
@@ -150,8 +163,9 @@ export function renderEnvExample(): string {
     for (const name of groups.get(group) ?? []) {
       const reader = readers.get(name)?.[0] as ServiceName;
       const schema = SCHEMAS[reader].properties[name] as Variable;
-      const value = LOCAL_DEFAULTS[name] ?? (schema.default === undefined ? '' : String(schema.default));
-      out.push(...entry(name, schema.description ?? name, value, LOCAL_NOTES[name]));
+      // The schema's default, never the local stack's: a copy of this file must be safe to deploy.
+      const value = schema.default === undefined ? '' : String(schema.default);
+      out.push(...entry(name, schema.description ?? name, value, localNote(name)));
     }
   }
   return `${out.join('\n')}\n`;

@@ -403,6 +403,27 @@ describe('accounts and sessions through the gateway', () => {
       expect(viaToken.status).toBe(200);
     });
 
+    it('never puts the token of a cookie-only request in a body (an XSS could read it there); a token client gets its own back', async () => {
+      const ada = await register();
+      const cookie = `atoll_session=${ada.token}`;
+      const browser = { cookie, origin: stack.gatewayUrl, 'sec-fetch-site': 'same-origin' };
+      const read = await api('GET', '/api/user', { headers: browser });
+      expect(read.status).toBe(200);
+      expect(read.body.user).toMatchObject({ email: ada.email, token: '' });
+      const write = await api('PUT', '/api/user', { body: { user: { bio: 'cookie' } }, headers: browser });
+      expect(write.status).toBe(200);
+      expect(write.body.user).toMatchObject({ bio: 'cookie', token: '' });
+      expect(JSON.stringify([read.body, write.body])).not.toContain(ada.token);
+      // Authorization: the caller's own token, as RealWorld clients expect (the cookie beside it is ignored).
+      const viaToken = await api('GET', '/api/user', {
+        token: ada.token,
+        headers: { cookie: 'atoll_session=x' },
+      });
+      expect(viaToken.body.user.token).toBe(ada.token);
+      const updated = await api('PUT', '/api/user', { token: ada.token, body: { user: { bio: 'token' } } });
+      expect(updated.body.user).toMatchObject({ bio: 'token', token: ada.token });
+    });
+
     it('resolves a session and counts its rate limit in one Redis command, no write until the idle refresh is due', async () => {
       const ada = await register();
       await api('GET', '/api/user', { token: ada.token }); // warm: connections, scripts

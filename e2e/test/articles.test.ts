@@ -33,7 +33,7 @@ describe('articles, comments, favorites, follows and tags through the gateway', 
     );
 
   beforeAll(async () => {
-    ({ stack, dispose } = await startTestStack('articles'));
+    ({ stack, dispose } = await startTestStack('articles', { SERVER_TIMING: 'true' }));
     api = apiClient(stack.gatewayUrl);
     db = new pg.Client({ connectionString: stack.databaseUrl });
     await db.connect();

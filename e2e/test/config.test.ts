@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { RedisServer, repoRoot, ServiceProcess, STACK_WIRED } from '@atoll/testkit';
+import { LOCAL_DEFAULTS, RedisServer, repoRoot, ServiceProcess, STACK_WIRED } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMAND_VARIABLES, renderEnvExample, SCHEMAS, serviceSettings } from '../../scripts/stack-env.ts';
 
@@ -143,6 +143,31 @@ describe('.env.example', () => {
     const documented = listed('.env.example').map(([name]) => name);
     expect(documented.length, 'a variable listed twice').toBe(new Set(documented).size);
     expect(documented.sort()).toEqual([...honoured].sort());
+  });
+
+  it("root: shows each setting's deployment default; npm start's local values are only noted, as local use only", () => {
+    const file = readFileSync(`${repoRoot}.env.example`, 'utf8');
+    const values = Object.fromEntries(listed('.env.example'));
+    expect(values).toMatchObject({
+      SESSION_COOKIE_SECURE: 'true',
+      PASSWORD_DENY_COMMON: 'true',
+      SESSION_COOKIE_NAME: '__Host-atoll_session',
+    });
+    for (const [name, local] of Object.entries(LOCAL_DEFAULTS)) {
+      const schema = Object.values(SCHEMAS).find((s) => name in s.properties)?.properties[name] as {
+        default?: unknown;
+      };
+      expect(values[name], name).toBe(String(schema.default));
+      // The comment just above the line names the local value and says it is for local use only.
+      const before =
+        file
+          .slice(0, file.indexOf(`\n${name}=`))
+          .split('\n# --- ')
+          .at(-1) ?? '';
+      const note = before.slice(before.lastIndexOf('# npm start:'));
+      expect(note, name).toContain(local);
+      expect(note.replace(/\n# /g, ' '), name).toContain('local use only, never in a deployment');
+    }
   });
 
   it('root: is what the schemas generate (descriptions and defaults included)', () => {

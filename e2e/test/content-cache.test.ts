@@ -67,7 +67,7 @@ describe('content cache across two instances', () => {
   };
 
   beforeAll(async () => {
-    ({ stack, dispose } = await startTestStack('cache'));
+    ({ stack, dispose } = await startTestStack('cache', { SERVER_TIMING: 'true' }));
     api = apiClient(stack.gatewayUrl);
     b = await ServiceProcess.start('content', stack.envOf('content'));
     cache = await redisOf(stack, 'cache');

@@ -112,4 +112,16 @@ describe('API reference and metrics (whole stack)', () => {
       );
     expect(content).toContain('content_cache_reads_total{result="stale_served",service="content"}');
   });
+
+  it('sends no Server-Timing by default (SERVER_TIMING unset), from the gateway or from a service itself', async () => {
+    for (const path of ['/api/articles', '/api/tags', '/api/profiles/metrics']) {
+      const res = await fetch(`${stack.gatewayUrl}${path}`);
+      expect(res.status, path).toBeLessThan(500);
+      expect(res.headers.get('server-timing'), path).toBeNull();
+    }
+    for (const name of ['auth', 'content', 'notifier'] as const) {
+      const res = await fetch(`${stack.services[name].url}/health/ready`);
+      expect(res.headers.get('server-timing'), name).toBeNull();
+    }
+  });
 });

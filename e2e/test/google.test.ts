@@ -264,4 +264,25 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
     }
     expect((await sessionRedis.keys(`${keys.prefix}:oauth:*`)).length).toBe(before);
   });
+
+  it('returns to a non-Latin-1 path percent-encoded (/日本), never a 500 after the session exists', async () => {
+    asUser({ sub: 'g-nihon', email: 'nihon@example.com', email_verified: true, name: 'Nihon' });
+    const started = await start('/日本?q=東京#é');
+    const res = await callback(await authorize(started), started.binding);
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/%E6%97%A5%E6%9C%AC?q=%E6%9D%B1%E4%BA%AC#%C3%A9');
+    const me = await api('GET', '/api/user', { token: sessionCookie(res) ?? '' });
+    expect(me.body.user.email).toBe('nihon@example.com');
+  });
+
+  it('HEAD of the sign-in start is refused (405) and writes no state; it costs what GET costs', async () => {
+    const before = (await sessionRedis.keys(`${keys.prefix}:oauth:*`)).length;
+    for (let i = 0; i < 3; i += 1) {
+      const res = await fetch(`${stack.gatewayUrl}/api/auth/google?returnTo=%2F`, { method: 'HEAD' });
+      expect(res.status).toBe(405);
+      expect(res.headers.get('allow')).toBe('GET');
+      expect(res.headers.get('ratelimit-policy')).toContain('"auth"');
+    }
+    expect((await sessionRedis.keys(`${keys.prefix}:oauth:*`)).length).toBe(before);
+  });
 });

@@ -76,12 +76,14 @@ describe('verification codes and password resets', () => {
     });
     expect(wrong.status).toBe(422);
     expect(wrong.body.errors).toEqual({ code: ['is invalid'] });
+    // From a browser (the session cookie alone): the user comes back without the cookie's token.
     const right = await api('POST', '/api/user/verification/confirm', {
-      token: ada.token,
+      headers: { cookie: `atoll_session=${ada.token}` },
       body: { verification: { code } },
     });
     expect(right.status).toBe(200);
     expect(right.body.user.email).toBe(ada.email);
+    expect(right.body.user.token).toBe('');
     const again = await api('POST', '/api/user/verification/confirm', {
       token: ada.token,
       body: { verification: { code } },

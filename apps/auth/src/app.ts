@@ -29,7 +29,12 @@ import { VerificationService } from './verification/verification.service.ts';
 /** The auth service as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const app = Fastify(
-    fastifyOptions({ service: 'auth', logLevel: config.logLevel, requestIds: 'internal' }),
+    fastifyOptions({
+      service: 'auth',
+      logLevel: config.logLevel,
+      requestIds: 'internal',
+      timeouts: config.timeouts,
+    }),
   ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
   // Its request paths use Redis for sessions and login counters only: say so when it is down.
@@ -39,7 +44,11 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     redisUnavailable: 'SESSION_STORE_UNAVAILABLE',
   });
   await app.register(redisRoles, { service: 'auth', urls: config.redis });
-  await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
+  await app.register(database, {
+    url: config.databaseUrl,
+    schema: SCHEMA,
+    serverTiming: config.serverTiming,
+  });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
 
   // Domain
@@ -91,6 +100,10 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
 
   // Routes
   const tokenOf = (request: FastifyRequest) => tokenFromHeaders(request.headers, config.session.cookieName);
+  // The token a response body may carry back: only one the client sent in Authorization (it has it
+  // already). A cookie's is HttpOnly so that page scripts cannot read it; a body would hand it to them.
+  const ownToken = (request: FastifyRequest) =>
+    request.headers.authorization ? (tokenOf(request) ?? '') : '';
   const cookie = {
     name: config.session.cookieName,
     secure: config.session.cookieSecure,
@@ -99,10 +112,11 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   await app.register(userRoutes, {
     users,
     tokenOf,
+    ownToken,
     setSessionCookie: (reply, token) => setSessionCookie(reply, cookie, token),
   });
   await app.register(sessionRoutes, { sessions, clearCookie: (reply) => clearSessionCookie(reply, cookie) });
-  await app.register(verificationRoutes, { verification, tokenOf });
+  await app.register(verificationRoutes, { verification, ownToken });
   const google = config.google
     ? new GoogleSignIn({ settings: config.google, db, redis: app.redis.session!, keys, relay, sessions })
     : null;

@@ -25,14 +25,23 @@ import tagRoutes from './tags/tag.routes.ts';
 /** The content service as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: ContentConfig): Promise<FastifyInstance> {
   const app = Fastify(
-    fastifyOptions({ service: 'content', logLevel: config.logLevel, requestIds: 'internal' }),
+    fastifyOptions({
+      service: 'content',
+      logLevel: config.logLevel,
+      requestIds: 'internal',
+      timeouts: config.timeouts,
+    }),
   ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
   await app.register(base, { service: 'content', metricsToken: config.metricsToken });
   // The cache client is shared by every request: a reader's two flag lookups, and concurrent readers'
   // cache reads, go out in shared writes (auto-pipelining). The queue client stays without it (BullMQ).
   await app.register(redisRoles, { service: 'content', urls: config.redis, autoPipelining: ['cache'] });
-  await app.register(database, { url: config.databaseUrl, schema: SCHEMA });
+  await app.register(database, {
+    url: config.databaseUrl,
+    schema: SCHEMA,
+    serverTiming: config.serverTiming,
+  });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
   if (config.cache.enabled) {
     await app.register(contentCache, {

@@ -22,6 +22,7 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
       bodyLimit: config.bodyLimitBytes,
       trustedProxies: config.trustedProxies,
       ownAccessLog: true,
+      timeouts: config.timeouts,
     }),
   );
   // Infrastructure
@@ -64,6 +65,9 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     identitySecret: config.identitySecrets[0] as string,
     heartbeatMs: config.sseHeartbeatMs,
     maxStreamsPerUser: config.sseMaxStreamsPerUser,
+    maxStreamsPerAddress: config.sseMaxStreamsPerAddress,
+    maxStreams: config.sseMaxStreams,
+    maxLifetimeMs: config.sseMaxLifetimeMs,
   });
   await app.register(docs, {
     upstreams: config.upstreams,
@@ -75,6 +79,7 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     routeTimeouts: config.upstreamRouteTimeouts,
     identitySecret: config.identitySecrets[0] as string,
     registry: app.metrics.registry,
+    serverTiming: config.serverTiming,
   });
   return app;
 }

@@ -52,6 +52,21 @@ export const EnvSchema = Type.Object({
     description:
       "how many live notification streams one user may hold on one gateway instance; a new one beyond it ends the user's oldest",
   }),
+  SSE_MAX_STREAMS_PER_ADDRESS: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description:
+      'how many live notification streams one client address (IPv6: one /64) may hold on one gateway instance, whatever the accounts; beyond it 429',
+  }),
+  SSE_MAX_STREAMS: Type.Integer({
+    minimum: 1,
+    default: 10_000,
+    description: 'how many live notification streams one gateway instance holds in all; beyond it 503',
+  }),
+  SSE_MAX_LIFETIME_S: Env.seconds(
+    1800,
+    'how long a live stream lasts before the gateway ends it with a retry hint (the client reconnects with Last-Event-ID and misses nothing)',
+  ),
   ...sessionEnv(),
   CORS_ORIGINS: Type.String({
     default: '',
@@ -108,6 +123,9 @@ export interface GatewayConfig extends ServiceConfig {
   upstreamRouteTimeouts: Array<{ prefix: string; timeoutMs: number }>;
   sseHeartbeatMs: number;
   sseMaxStreamsPerUser: number;
+  sseMaxStreamsPerAddress: number;
+  sseMaxStreams: number;
+  sseMaxLifetimeMs: number;
   session: ReturnType<typeof sessionConfig>;
   corsOrigins: string[];
   trustedProxies: string[];
@@ -130,26 +148,57 @@ function parseProxies(value: string): string[] {
   return proxies;
 }
 
+/**
+ * A connection that carries no byte for CONNECTION_TIMEOUT_MS is closed: it must outlast the longest wait
+ * for an upstream (a 504 must be sent, not a dropped connection) and a live stream's silence between
+ * heartbeats.
+ */
+function checkConnectionTimeout(
+  e: {
+    CONNECTION_TIMEOUT_MS: number;
+    UPSTREAM_TIMEOUT_MS: number;
+    SSE_HEARTBEAT_MS: number;
+  },
+  routeTimeouts: Array<{ prefix: string; timeoutMs: number }>,
+): void {
+  const problems: string[] = [];
+  const longest = Math.max(e.UPSTREAM_TIMEOUT_MS, ...routeTimeouts.map((r) => r.timeoutMs));
+  if (e.CONNECTION_TIMEOUT_MS <= longest)
+    problems.push(
+      `CONNECTION_TIMEOUT_MS (${e.CONNECTION_TIMEOUT_MS}) must be above the longest upstream timeout (${longest}, UPSTREAM_TIMEOUT_MS or UPSTREAM_ROUTE_TIMEOUTS), or a slow upstream's 504 is never sent`,
+    );
+  if (e.CONNECTION_TIMEOUT_MS <= e.SSE_HEARTBEAT_MS)
+    problems.push(
+      `CONNECTION_TIMEOUT_MS (${e.CONNECTION_TIMEOUT_MS}) must be above SSE_HEARTBEAT_MS (${e.SSE_HEARTBEAT_MS}), or idle live streams are closed between heartbeats`,
+    );
+  if (problems.length > 0) throw new ConfigError(problems);
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
   const e = parseEnv(EnvSchema, env);
   const tier = (name: string): TierLimit => ({
     max: e[`RATE_LIMIT_${name}_MAX` as keyof typeof e] as number,
     windowMs: (e[`RATE_LIMIT_${name}_WINDOW_S` as keyof typeof e] as number) * 1000,
   });
+  const upstreamRouteTimeouts = list(e.UPSTREAM_ROUTE_TIMEOUTS)
+    .map((entry) => {
+      const [prefix = '', ms = ''] = entry.split('=');
+      return { prefix: prefix.replace(/\/$/, ''), timeoutMs: Number(ms) };
+    })
+    .sort((a, b) => b.prefix.length - a.prefix.length);
+  checkConnectionTimeout(e, upstreamRouteTimeouts);
   return {
     ...serviceConfig(e),
     redisSessionUrl: e.REDIS_SESSION_URL,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     upstreams: { auth: e.AUTH_URL, content: e.CONTENT_URL, notifier: e.NOTIFIER_URL },
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
-    upstreamRouteTimeouts: list(e.UPSTREAM_ROUTE_TIMEOUTS)
-      .map((entry) => {
-        const [prefix = '', ms = ''] = entry.split('=');
-        return { prefix: prefix.replace(/\/$/, ''), timeoutMs: Number(ms) };
-      })
-      .sort((a, b) => b.prefix.length - a.prefix.length),
+    upstreamRouteTimeouts,
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     sseMaxStreamsPerUser: e.SSE_MAX_STREAMS_PER_USER,
+    sseMaxStreamsPerAddress: e.SSE_MAX_STREAMS_PER_ADDRESS,
+    sseMaxStreams: e.SSE_MAX_STREAMS,
+    sseMaxLifetimeMs: e.SSE_MAX_LIFETIME_S * 1000,
     session: sessionConfig(e),
     corsOrigins: list(e.CORS_ORIGINS),
     trustedProxies: parseProxies(e.TRUSTED_PROXIES),

@@ -16,7 +16,10 @@ export interface Upstream {
   received: Array<{ url: string; headers: Record<string, unknown>; body: unknown }>;
 }
 
-/** A Fastify upstream on loopback answering `{ upstream: true }` to everything (and `/slow` late). */
+/**
+ * A Fastify upstream on loopback answering `{ upstream: true }` to everything (and `/slow` late,
+ * `/api/tags/timed` with Server-Timing).
+ */
 export async function startUpstream(): Promise<Upstream> {
   const received: Upstream['received'] = [];
   const server = Fastify();
@@ -26,6 +29,10 @@ export async function startUpstream(): Promise<Upstream> {
     await new Promise((r) => setTimeout(r, 2500));
     return { late: true };
   });
+  // As a service with SERVER_TIMING set answers.
+  server.get('/api/tags/timed', async (_request, reply) =>
+    reply.header('server-timing', 'db;dur=1.2;desc="2 queries"').send({ timed: true }),
+  );
   server.all('/*', async (request) => {
     received.push({ url: request.url, headers: request.headers, body: request.body });
     return { upstream: true };

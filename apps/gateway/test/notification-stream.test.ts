@@ -18,7 +18,10 @@ describe('live stream ends with its session (buildApp, real redis-session)', () 
 
   beforeAll(async () => {
     // Heartbeats far apart: only the check before each event can end the stream in time.
-    gateway = await startGateway({ SSE_HEARTBEAT_MS: '60000' }, { listen: true });
+    gateway = await startGateway(
+      { SSE_HEARTBEAT_MS: '60000', CONNECTION_TIMEOUT_MS: '120000' },
+      { listen: true },
+    );
     ({ client, sessions, url: base } = gateway);
     channel = createKeys(gateway.config.keyPrefix).liveNotifications();
   });

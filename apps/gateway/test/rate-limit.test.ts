@@ -176,6 +176,19 @@ describe('rate limits (buildApp, real redis-session)', () => {
     expect((await app.inject({ url: '/api/auth/google', remoteAddress: '10.9.9.9' })).statusCode).toBe(200);
   });
 
+  it('HEAD of an endpoint with its own tier costs what GET costs (HEAD runs the GET route)', async () => {
+    const { app } = await gateway();
+    const start = (method: 'GET' | 'HEAD') =>
+      app.inject({ method, url: '/api/auth/google?returnTo=/', remoteAddress: '10.8.8.8' });
+    const head = await start('HEAD');
+    expect(head.headers['ratelimit-policy']).toBe('"auth";q=2;w=1, "anonymous";q=3;w=1');
+    expect((await start('HEAD')).statusCode).toBe(200);
+    // The auth tier (2) is spent by the two HEADs: GET is refused too.
+    const get = await start('GET');
+    expect(get.statusCode).toBe(429);
+    expect(get.headers['ratelimit-policy']).toContain('"auth"');
+  });
+
   it('endpoints that send email have their own, stricter tier', async () => {
     const { app } = await gateway();
     const reset = () =>

@@ -14,7 +14,12 @@ import { workers } from './workers.plugin.ts';
 /** The notifier service as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: NotifierConfig): Promise<FastifyInstance> {
   const app = Fastify(
-    fastifyOptions({ service: 'notifier', logLevel: config.logLevel, requestIds: 'internal' }),
+    fastifyOptions({
+      service: 'notifier',
+      logLevel: config.logLevel,
+      requestIds: 'internal',
+      timeouts: config.timeouts,
+    }),
   ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
   await app.register(base, { service: 'notifier', metricsToken: config.metricsToken });
@@ -24,6 +29,7 @@ export async function buildApp(config: NotifierConfig): Promise<FastifyInstance>
     url: config.databaseUrl,
     schema: SCHEMA,
     poolSize: config.workers.concurrency + config.securityEmail.concurrency + 10,
+    serverTiming: config.serverTiming,
   });
   await app.register(identityPlugin, { secrets: config.identitySecrets });
   // Domain: the workers, schedulers and the recipients consumer

@@ -114,8 +114,41 @@ export function serviceEnv(defaultPort: number) {
     METRICS_TOKEN: Type.Optional(
       Env.secret('the bearer token a Prometheus scrape must send to read GET /metrics (unset: not served)'),
     ),
+    REQUEST_TIMEOUT_MS: Env.milliseconds(
+      DEFAULT_TIMEOUTS.requestMs,
+      'how long a client may take to send a whole request, headers and body, before 408 and the connection closes (a live stream is a response: this does not end it)',
+    ),
+    CONNECTION_TIMEOUT_MS: Env.milliseconds(
+      DEFAULT_TIMEOUTS.connectionMs,
+      'how long a connection may carry no byte either way while a request is under way before it is closed (above every upstream timeout and the live stream heartbeat)',
+    ),
+    KEEP_ALIVE_TIMEOUT_MS: Env.milliseconds(
+      DEFAULT_TIMEOUTS.keepAliveMs,
+      'how long an idle keep-alive connection waits for its next request before it is closed (above the idle timeout of a load balancer in front)',
+    ),
+    SERVER_TIMING: Env.boolean(
+      false,
+      'answer with Server-Timing (database time and query count per request; the gateway passes it on only when set too); a hint for an attacker, for development and tests only',
+    ),
   };
 }
+
+/** The server's timeouts (Node's http.Server: requestTimeout, the socket timeout, keepAliveTimeout). */
+export interface ServerTimeouts {
+  /** The whole request (headers and body) must have arrived within this. */
+  requestMs: number;
+  /** A connection with a request under way that carries no byte for this long is closed. */
+  connectionMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveMs: number;
+}
+
+/** Node and Fastify default to none for the first two: a client sending a byte every 10 s held a request open. */
+export const DEFAULT_TIMEOUTS: ServerTimeouts = {
+  requestMs: 30_000,
+  connectionMs: 60_000,
+  keepAliveMs: 72_000,
+};
 
 /** The session timeouts, read by the gateway (which resolves sessions) and auth (which creates them). */
 export function sessionEnv() {
@@ -157,6 +190,9 @@ export interface ServiceConfig {
   keyPrefix: string;
   /** The bearer token `GET /metrics` requires; null when metrics are not served. */
   metricsToken: string | null;
+  timeouts: ServerTimeouts;
+  /** Send Server-Timing (services with a database), and let it through (the gateway). */
+  serverTiming: boolean;
 }
 
 export function serviceConfig(env: {
@@ -168,6 +204,10 @@ export function serviceConfig(env: {
   IDENTITY_SECRET_PREVIOUS?: string | undefined;
   REDIS_KEY_PREFIX: string;
   METRICS_TOKEN?: string | undefined;
+  REQUEST_TIMEOUT_MS: number;
+  CONNECTION_TIMEOUT_MS: number;
+  KEEP_ALIVE_TIMEOUT_MS: number;
+  SERVER_TIMING: boolean;
 }): ServiceConfig {
   return {
     host: env.HOST,
@@ -180,5 +220,11 @@ export function serviceConfig(env: {
     ],
     keyPrefix: env.REDIS_KEY_PREFIX,
     metricsToken: env.METRICS_TOKEN ?? null,
+    timeouts: {
+      requestMs: env.REQUEST_TIMEOUT_MS,
+      connectionMs: env.CONNECTION_TIMEOUT_MS,
+      keepAliveMs: env.KEEP_ALIVE_TIMEOUT_MS,
+    },
+    serverTiming: env.SERVER_TIMING,
   };
 }

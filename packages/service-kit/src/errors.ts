@@ -26,6 +26,7 @@ export const ERROR_CATALOG = {
   TOKEN_MISSING: { status: 401, field: 'token', message: 'is missing' },
   IDENTITY_INVALID: { status: 401, field: 'identity', message: 'is invalid' },
   NOT_FOUND: { status: 404, field: 'route', message: 'not found' },
+  METHOD_NOT_ALLOWED: { status: 405, field: 'method', message: 'is not allowed here' },
   PAYLOAD_TOO_LARGE: { status: 413, field: 'body', message: 'is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, field: 'body', message: 'must be application/json' },
   SERVICE_UNAVAILABLE: { status: 503, field: 'service', message: 'is unavailable, try again shortly' },
@@ -61,6 +62,16 @@ export const ERROR_CATALOG = {
   },
   METRICS_UNAUTHORIZED: { status: 401, field: 'metrics', message: 'need the metrics bearer token' },
   RATE_LIMITED: { status: 429, field: 'rate', message: 'too many requests, try again later' },
+  STREAMS_TOO_MANY: {
+    status: 429,
+    field: 'stream',
+    message: 'too many live streams from this address, try again later',
+  },
+  STREAMS_UNAVAILABLE: {
+    status: 503,
+    field: 'stream',
+    message: 'this server holds as many live streams as it can, try again shortly',
+  },
   RATE_LIMIT_UNAVAILABLE: {
     status: 503,
     field: 'rate',

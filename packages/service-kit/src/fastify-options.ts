@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { type Server, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { DEFAULT_TIMEOUTS, type ServerTimeouts } from '@atoll/config';
 import {
   type FastifyError,
+  type FastifyHttpOptions,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
-  type FastifyServerOptions,
   LogController,
 } from 'fastify';
 import { ERROR_CATALOG, type ErrorCode, errorBody, frameworkErrorBody } from './errors.ts';
@@ -27,6 +28,8 @@ export interface BaseOptions {
   trustedProxies?: readonly string[];
   /** The service logs one line per request itself (the gateway's access log) instead of Fastify's two. */
   ownAccessLog?: boolean;
+  /** The server's timeouts (`serviceConfig(env).timeouts`); unset: DEFAULT_TIMEOUTS. */
+  timeouts?: ServerTimeouts;
 }
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -90,9 +93,34 @@ function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string 
   socket.destroySoon();
 }
 
-/** The Fastify options every atoll service starts from: JSON logs with the request id, bounded bodies. */
-export function fastifyOptions(opts: BaseOptions): FastifyServerOptions {
+/**
+ * Node's server options for the timeouts. Node checks for requests over their time only every
+ * `connectionsCheckingInterval` (30 s by default, which would let a slow client hold a request for up to
+ * twice REQUEST_TIMEOUT_MS): a tenth of the timeout, within 100 ms and 5 s. The headers' own timeout may
+ * not exceed the request's (Node refuses it), and is Node's 60 s otherwise.
+ */
+function serverTimeouts({ requestMs }: ServerTimeouts) {
   return {
+    requestTimeout: requestMs,
+    headersTimeout: Math.min(requestMs, 60_000),
+    connectionsCheckingInterval: Math.min(5000, Math.max(100, Math.floor(requestMs / 10))),
+  };
+}
+
+/**
+ * The Fastify options every atoll service starts from: JSON logs with the request id, bounded bodies, and
+ * bounded time: a request must arrive whole within `requestMs` (else 408 and the connection closes; a
+ * long-lived response such as a live stream is not a request still arriving, so it is not cut), a
+ * connection in the middle of a request that carries no byte for `connectionMs` is closed, and an idle
+ * keep-alive connection after `keepAliveMs`.
+ */
+export function fastifyOptions(opts: BaseOptions): FastifyHttpOptions<Server> {
+  const timeouts = opts.timeouts ?? DEFAULT_TIMEOUTS;
+  return {
+    requestTimeout: timeouts.requestMs,
+    connectionTimeout: timeouts.connectionMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    http: serverTimeouts(timeouts),
     logger: {
       level: opts.logLevel,
       base: { service: opts.service },

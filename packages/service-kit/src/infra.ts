@@ -76,12 +76,16 @@ export interface DbPluginOptions {
   url: string;
   schema: string;
   poolSize?: number;
+  /** Answer with Server-Timing (SERVER_TIMING; default false). */
+  serverTiming?: boolean;
 }
 
 /**
- * Every response says what the database cost it: `Server-Timing: db;dur=<ms>;desc="<n> queries"`. The
- * count follows the request through its async work (AsyncLocalStorage), so a list that issues a query
- * per row shows at once, in a browser's network panel or a test.
+ * With `serverTiming` (SERVER_TIMING, off by default), every response says what the database cost it:
+ * `Server-Timing: db;dur=<ms>;desc="<n> queries"`. The count follows the request through its async work
+ * (AsyncLocalStorage), so a list that issues a query per row shows at once, in a browser's network panel
+ * or a test. Off, nothing is counted or sent: query counts and times tell an attacker which inputs hit
+ * the database (account enumeration by timing, cache probing).
  */
 const queryCost = new AsyncLocalStorage<{ count: number; ms: number }>();
 
@@ -98,12 +102,14 @@ const dbPlugin: FastifyPluginAsync<DbPluginOptions> = async (app, opts) => {
     },
   });
   app.decorate('db', db);
-  app.addHook('onRequest', (_request, _reply, done) => queryCost.run({ count: 0, ms: 0 }, done));
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    const cost = queryCost.getStore();
-    if (cost) reply.header('server-timing', `db;dur=${cost.ms.toFixed(1)};desc="${cost.count} queries"`);
-    done(null, payload);
-  });
+  if (opts.serverTiming) {
+    app.addHook('onRequest', (_request, _reply, done) => queryCost.run({ count: 0, ms: 0 }, done));
+    app.addHook('onSend', (_request, reply, payload, done) => {
+      const cost = queryCost.getStore();
+      if (cost) reply.header('server-timing', `db;dur=${cost.ms.toFixed(1)};desc="${cost.count} queries"`);
+      done(null, payload);
+    });
+  }
   app.health.add('postgres', () => pingDb(db));
   app.addHook('onClose', async () => {
     await db.destroy();

@@ -1,3 +1,3 @@
 export { testDatabase } from './database.ts';
-export { type RawResponse, rawRequest } from './raw-http.ts';
+export { type RawResponse, rawRequest, slowRequest } from './raw-http.ts';
 export * from './servers.ts';

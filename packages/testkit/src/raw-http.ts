@@ -69,3 +69,41 @@ export function rawRequest(
     socket.write(request);
   });
 }
+
+/**
+ * A client that sends a request slowly (slowloris): `head` at once, then `body` one byte every
+ * `intervalMs`. Resolves when the server answers or closes the connection, with how many body bytes had
+ * been sent by then (fewer than the body's: the server did not wait for the rest).
+ */
+export function slowRequest(
+  url: string,
+  head: string,
+  body: string,
+  opts: { intervalMs: number; timeoutMs?: number },
+): Promise<{ response: RawResponse | null; bodyBytesSent: number }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    let sent = 0;
+    let closed = false;
+    const drip = setInterval(() => {
+      if (sent >= body.length || socket.destroyed) return;
+      socket.write(body[sent] as string);
+      sent += 1;
+    }, opts.intervalMs);
+    const timer = setTimeout(() => socket.destroy(), opts.timeoutMs ?? 60_000);
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('end', () => {
+      closed = true;
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearInterval(drip);
+      clearTimeout(timer);
+      const response = parseResponse(Buffer.concat(chunks), true);
+      resolve({ response: response ? { ...response, closed } : null, bodyBytesSent: sent });
+    });
+    socket.write(head);
+  });
+}

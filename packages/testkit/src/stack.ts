@@ -66,7 +66,11 @@ export const STACK_WIRED = [
 /** A service's wiring: only STACK_WIRED names (the compiler refuses any other). */
 type Wiring = Partial<Record<(typeof STACK_WIRED)[number], string>>;
 
-/** Settings the stack gives every service unless told otherwise: plain HTTP on loopback. */
+/**
+ * Settings the stack gives every service unless told otherwise: plain HTTP on loopback, for local use
+ * only. A deployment keeps the schemas' defaults (a Secure `__Host-` cookie, common passwords refused);
+ * the root .env.example shows those and notes these beside them.
+ */
 export const LOCAL_DEFAULTS: Record<string, string> = {
   // A cookie without the Secure flag, so without the __Host- prefix either.
   SESSION_COOKIE_NAME: 'atoll_session',

@@ -2,6 +2,7 @@
  * - `GET /api/auth/google?returnTo=/path`  302 to the provider, with the browser binding cookie set
  * - `GET /api/auth/google/callback`         302 to the return path with a new session cookie, or a 4xx
  *                                            in the RealWorld shape and no session
+ * - `HEAD` of either                         405: a HEAD must not write a state nor make a session
  */
 import { AppError } from '@atoll/service-kit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -50,9 +51,19 @@ const googleRoutes: FastifyPluginAsyncTypebox<GoogleRoutesOptions> = async (app,
     return opts.google;
   };
 
+  // HEAD would run the GET handler, which writes a state to Redis for a redirect nobody follows: refused.
+  const headRefused = async () => {
+    throw new AppError('METHOD_NOT_ALLOWED', undefined, { allow: 'GET' });
+  };
+  app.head(FLOW_PATH, headRefused);
+  app.head(`${FLOW_PATH}/callback`, headRefused);
+
   app.get(
     FLOW_PATH,
-    { schema: { querystring: Type.Object({ returnTo: Type.Optional(Type.String({ maxLength: 2048 })) }) } },
+    {
+      exposeHeadRoute: false,
+      schema: { querystring: Type.Object({ returnTo: Type.Optional(Type.String({ maxLength: 2048 })) }) },
+    },
     async (request, reply) => {
       const google = configured();
       const returnTo = allowedReturnTo(request.query.returnTo, opts.returnOrigins);
@@ -67,18 +78,24 @@ const googleRoutes: FastifyPluginAsyncTypebox<GoogleRoutesOptions> = async (app,
 
   app.get(
     `${FLOW_PATH}/callback`,
-    { schema: { querystring: Type.Record(Type.String(), Type.String({ maxLength: 4096 })) } },
+    {
+      exposeHeadRoute: false,
+      schema: { querystring: Type.Record(Type.String(), Type.String({ maxLength: 4096 })) },
+    },
     async (request, reply) => {
       const google = configured();
       const query = request.query as Record<string, string>;
       // The binding cookie has done its job whatever the outcome.
       reply.header('set-cookie', bindingCookie('', 0, opts.secureCookies));
       const { user, returnTo } = await google.finish(query, bindingOf(request));
+      // Judged again before any session exists: a state written before the return address was
+      // normalized (allowedReturnTo) might hold one that is not a valid Location; home instead.
+      const location = allowedReturnTo(returnTo, opts.returnOrigins) ?? '/';
       // A new session; the one the browser had before signing in does not survive it (fixation).
       const token = await opts.users.startSession(user, opts.clientOf(request));
       opts.setSessionCookie(reply, token);
       reply.header('cache-control', 'no-store');
-      return reply.redirect(returnTo, 302);
+      return reply.redirect(location, 302);
     },
   );
 };

@@ -7,6 +7,11 @@
  * `/\t/evil.example`, `/\evil.example` and ` //evil.example` all lead to evil.example. A path is taken only
  * when it has none of those characters, does not start with `//`, and resolving it against a placeholder
  * origin keeps that origin.
+ *
+ * What is returned is the URL as that resolution serializes it (the WHATWG URL parser, as a browser):
+ * dot segments resolved, and every character outside printable ASCII percent-encoded as UTF-8 (`/日本`
+ * is `/%E6%97%A5%E6%9C%AC`). So it is always a valid `Location` header value: a raw non-Latin-1
+ * character there made Node throw (a 500, after the session had been created).
  */
 const PLACEHOLDER = 'http://x.invalid';
 
@@ -19,19 +24,24 @@ function unsafe(target: string): boolean {
   return false;
 }
 
+/** Only printable ASCII: what a header value may carry as it is. */
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
+
 export function allowedPath(target: string): string | null {
   if (!target.startsWith('/') || target.startsWith('//')) return null;
   if (unsafe(target)) return null;
+  let path: string;
   try {
     const resolved = new URL(target, PLACEHOLDER);
     if (resolved.origin !== PLACEHOLDER) return null;
     // Dot segments can leave `//` at the start of the path (`/.//evil`): a browser given that path as a
     // Location would read it as a host.
     if (resolved.pathname.startsWith('//')) return null;
+    path = resolved.pathname + resolved.search + resolved.hash;
   } catch {
     return null;
   }
-  return target;
+  return PRINTABLE_ASCII.test(path) ? path : null;
 }
 
 export function allowedReturnTo(value: string | undefined, allowedOrigins: readonly string[]): string | null {
@@ -40,7 +50,9 @@ export function allowedReturnTo(value: string | undefined, allowedOrigins: reado
   if (unsafe(target)) return null;
   try {
     const url = new URL(target);
-    return allowedOrigins.includes(url.origin) ? url.toString() : null;
+    if (!allowedOrigins.includes(url.origin)) return null;
+    const href = url.toString();
+    return PRINTABLE_ASCII.test(href) ? href : null;
   } catch {
     return null;
   }

@@ -9,6 +9,11 @@ export interface UserRoutesOptions {
   users: UserService;
   /** Reads the session token the request came with (Authorization header or cookie). */
   tokenOf: (request: FastifyRequest) => string | null;
+  /**
+   * The token a response may echo: the one sent in `Authorization`, else '' (a cookie's token never goes
+   * into a body, where a script on the page could read it; '' keeps the RealWorld shape).
+   */
+  ownToken: (request: FastifyRequest) => string;
   /** Sets the browser session cookie (API clients ignore it and use the token in the body). */
   setSessionCookie: (reply: FastifyReply, token: string) => void;
 }
@@ -26,7 +31,7 @@ export const clientOf = (request: FastifyRequest, previousToken: string | null =
 /** The RealWorld user routes: register, login, current user, update. */
 const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (
   app,
-  { users, tokenOf, setSessionCookie },
+  { users, tokenOf, ownToken, setSessionCookie },
 ) => {
   app.post(
     '/api/users',
@@ -50,7 +55,7 @@ const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (
 
   app.get('/api/user', { schema: { response: { 200: UserResponse } } }, async (request) => {
     const identity = requireIdentity(request);
-    return toUser(await users.current(identity), tokenOf(request) ?? '');
+    return toUser(await users.current(identity), ownToken(request));
   });
 
   app.put(
@@ -59,8 +64,8 @@ const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (
     async (request) => {
       const identity = requireIdentity(request);
       const client = { token: tokenOf(request) ?? '', ip: request.clientIp };
-      const { user, token } = await users.update(identity, client, request.body.user);
-      return toUser(user, token);
+      const { user } = await users.update(identity, client, request.body.user);
+      return toUser(user, ownToken(request));
     },
   );
 };

@@ -14,12 +14,13 @@ import type { VerificationService } from './verification.service.ts';
 
 export interface VerificationRoutesOptions {
   verification: VerificationService;
-  tokenOf: (request: FastifyRequest) => string | null;
+  /** The token the response may echo: the Authorization header's, never a cookie's ('' then). */
+  ownToken: (request: FastifyRequest) => string;
 }
 
 const verificationRoutes: FastifyPluginAsyncTypebox<VerificationRoutesOptions> = async (
   app,
-  { verification, tokenOf },
+  { verification, ownToken },
 ) => {
   app.post(
     '/api/user/verification',
@@ -53,7 +54,7 @@ const verificationRoutes: FastifyPluginAsyncTypebox<VerificationRoutesOptions> =
       return {
         user: {
           email: user.email,
-          token: tokenOf(request) ?? '',
+          token: ownToken(request),
           username: user.username,
           bio: user.bio,
           image: user.image,

@@ -6,9 +6,12 @@
  * that nobody is) and from which address. An upstream that is down answers 502, one that is too slow 504
  * (after UPSTREAM_TIMEOUT_MS, or the route's own timeout from UPSTREAM_ROUTE_TIMEOUTS), both in the
  * RealWorld shape and counted on /metrics. The proxied routes are hidden from the gateway's own OpenAPI
- * document: the services describe them.
+ * document: the services describe them. On the way out, a service's `Server-Timing` reaches the client
+ * only when the gateway's SERVER_TIMING is set too (off by default: query counts are a hint for an
+ * attacker), so one service configured for development cannot leak it.
  */
 
+import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import {
   IDENTITY_HEADER,
@@ -28,6 +31,8 @@ export interface ProxyOptions {
   routeTimeouts: ReadonlyArray<{ prefix: string; timeoutMs: number }>;
   identitySecret: string;
   registry: Registry;
+  /** Let the services' Server-Timing through (SERVER_TIMING); else it is dropped. */
+  serverTiming: boolean;
 }
 
 /** The upstream timeout of a request path: its longest matching prefix's, else the default. */
@@ -95,6 +100,14 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
     labelNames: ['upstream', 'kind'] as const,
     registers: [opts.registry],
   });
+  const responseHeaders = opts.serverTiming
+    ? {}
+    : {
+        rewriteHeaders: (headers: IncomingHttpHeaders) => {
+          delete headers['server-timing'];
+          return headers;
+        },
+      };
   for (const upstream of Object.keys(opts.upstreams) as Upstream[]) {
     const prefixes = ROUTE_TABLE.filter((r) => r.upstream === upstream).map((r) => r.prefix);
     await app.register(async (scope) => {
@@ -125,6 +138,7 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
               upstream === 'auth',
             ),
           onError: (rep, { error }) => onUpstreamError(upstream, rep as FastifyReply, error, errors),
+          ...responseHeaders,
         });
       const hidden = { schema: { hide: true } };
       for (const prefix of prefixes) {

@@ -52,7 +52,9 @@ export function limitAddress(ip: string): string {
 
 function endpointTier(request: FastifyRequest): Tier | undefined {
   const path = pathOf(request.url);
-  return ENDPOINT_TIERS.find(([method, p]) => method === request.method && p === path)?.[2];
+  // HEAD runs what GET runs (Fastify answers it with the GET route): it costs what GET costs.
+  const method = request.method === 'HEAD' ? 'GET' : request.method;
+  return ENDPOINT_TIERS.find(([m, p]) => m === method && p === path)?.[2];
 }
 
 export interface RateLimitOptions {

@@ -21,14 +21,25 @@
  * - At most `maxStreamsPerUser` streams per user on this gateway instance: a new one beyond that ends
  *   the user's oldest with `event: end` and `{"reason":"too-many-streams"}`. A client should stop on
  *   `event: end` rather than reconnect (a browser's EventSource reconnects unless the page closes it).
+ * - At most `maxStreamsPerAddress` streams per client address (an IPv6 address counts as its /64, as in
+ *   the rate limits), whatever the accounts, and `maxStreams` in all on this instance: beyond them a new
+ *   stream is refused before it starts, 429 `STREAMS_TOO_MANY` or 503 `STREAMS_UNAVAILABLE`, with
+ *   Retry-After. (A new stream that would end the same user's oldest from the same address takes its
+ *   place rather than being refused.)
+ * - A stream lasts at most `maxLifetimeMs` (less up to a tenth, at random, so streams opened together do
+ *   not all reconnect together): then it gets `retry: <ms>` and `event: reconnect` with
+ *   `{"reason":"max-lifetime"}` and ends. An EventSource reconnects by itself after that many ms with its
+ *   Last-Event-ID and gets what it missed in between from the catch-up above. So no stream holds a
+ *   session check, a slot and its memory forever, and a long-lived client moves between instances.
  */
 import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
 import type { RoleCheckedRedis } from '@atoll/redis';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
-import { errorBody, REQUEST_ID_HEADER } from '@atoll/service-kit';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { type ErrorCode, errorBody, REQUEST_ID_HEADER } from '@atoll/service-kit';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { request as httpRequest } from 'undici';
+import { limitAddress } from '../rate-limit/plugin.ts';
 
 export interface StreamOptions {
   keyPrefix: string;
@@ -37,6 +48,9 @@ export interface StreamOptions {
   identitySecret: string;
   heartbeatMs: number;
   maxStreamsPerUser: number;
+  maxStreamsPerAddress: number;
+  maxStreams: number;
+  maxLifetimeMs: number;
 }
 
 interface LiveNotification {
@@ -52,6 +66,8 @@ interface OpenStream {
   sent: Set<number>;
   /** The session record this stream lives by. */
   sessionKey: string;
+  /** The client address it counts against (limitAddress). */
+  address: string;
   /** Session checks and writes, in order: each waits for the one before. */
   queue: Promise<void>;
   open: boolean;
@@ -63,9 +79,28 @@ const REPLAY_PAGE = 100;
 const REPLAY_MAX_PAGES = 10;
 /** How many sent ids a stream remembers to drop repeats (a retried job publishes its event again). */
 const REMEMBERED_IDS = 1000;
+/**
+ * Retry-After on a refused stream, in seconds: an address's own streams end (or it closes some) before a
+ * slot is free; a full instance frees slots as streams end or move to other instances.
+ */
+const RETRY_AFTER_ADDRESS_S = 60;
+const RETRY_AFTER_FULL_S = 5;
+/** After its lifetime a stream asks its client to come back within this many ms (at random, spread). */
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_SPREAD_MS = 2000;
+
+function refuse(reply: FastifyReply, code: ErrorCode, retryAfterS: number) {
+  return reply
+    .code(code === 'STREAMS_TOO_MANY' ? 429 : 503)
+    .header('retry-after', String(retryAfterS))
+    .send(errorBody(code));
+}
 
 const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
   const byUser = new Map<string, Set<OpenStream>>();
+  /** Open streams per client address, and in all. */
+  const byAddress = new Map<string, number>();
+  let total = 0;
   const keys = createKeys(opts.keyPrefix);
   const redis = app.redis.session as RoleCheckedRedis;
   const subscriber = await connectRedis({
@@ -161,12 +196,36 @@ const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
     return missed;
   }
 
-  app.get('/api/notifications/stream', async (request, reply) => {
+  /** Ends a stream after its lifetime, in order after its earlier writes, asking the client to come back. */
+  function retire(stream: OpenStream) {
+    stream.queue = stream.queue.then(() => {
+      if (!stream.open) return;
+      stream.open = false;
+      const retryMs = RECONNECT_MIN_MS + Math.floor(Math.random() * RECONNECT_SPREAD_MS);
+      stream.write(`retry: ${retryMs}\nevent: reconnect\ndata: {"reason":"max-lifetime"}\n\n`);
+      stream.end();
+    });
+  }
+
+  // HEAD would run the handler and hold a stream that can carry nothing: not served (the proxy answers).
+  app.get('/api/notifications/stream', { exposeHeadRoute: false }, async (request, reply) => {
     const caller = request.caller;
     if (caller.kind === 'unknown') {
       return reply.code(503).send(errorBody('SESSION_STORE_UNAVAILABLE'));
     }
     if (caller.kind !== 'user') return reply.code(401).send(errorBody('TOKEN_MISSING'));
+    const userId = caller.identity.userId;
+    const address = limitAddress(request.ip);
+    const mine = byUser.get(userId) ?? new Set();
+    // A new stream of a user at their cap ends their oldest: that one's slot is this one's.
+    const replaced = mine.size >= opts.maxStreamsPerUser ? mine.values().next().value : undefined;
+    if (total - (replaced ? 1 : 0) >= opts.maxStreams) {
+      request.log.warn({ streams: total }, 'live stream refused: this instance holds its maximum');
+      return refuse(reply, 'STREAMS_UNAVAILABLE', RETRY_AFTER_FULL_S);
+    }
+    const fromAddress = (byAddress.get(address) ?? 0) - (replaced?.address === address ? 1 : 0);
+    if (fromAddress >= opts.maxStreamsPerAddress)
+      return refuse(reply, 'STREAMS_TOO_MANY', RETRY_AFTER_ADDRESS_S);
     const header = request.headers['last-event-id'];
     const lastId = typeof header === 'string' && /^\d{1,15}$/.test(header) ? Number(header) : null;
 
@@ -186,11 +245,10 @@ const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
       held: lastId === null ? null : [],
       sent: new Set(),
       sessionKey: keys.session(caller.identity.sessionId),
+      address,
       queue: Promise.resolve(),
       open: true,
     };
-    const userId = caller.identity.userId;
-    const mine = byUser.get(userId) ?? new Set();
     byUser.set(userId, mine);
     // Oldest first (a Set keeps insertion order): make room for this one.
     for (const old of mine) {
@@ -199,15 +257,23 @@ const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
       endStream(old, 'too-many-streams');
     }
     mine.add(stream);
+    total += 1;
+    byAddress.set(address, (byAddress.get(address) ?? 0) + 1);
     const heartbeat = setInterval(
       () => whileSessionLives(stream, () => stream.write(': heartbeat\n\n')),
       opts.heartbeatMs,
     );
+    const lifetime = setTimeout(() => retire(stream), opts.maxLifetimeMs * (0.9 + Math.random() * 0.1));
     res.on('close', () => {
       stream.open = false;
       clearInterval(heartbeat);
+      clearTimeout(lifetime);
       mine.delete(stream);
       if (mine.size === 0 && byUser.get(userId) === mine) byUser.delete(userId);
+      total -= 1;
+      const left = (byAddress.get(address) ?? 1) - 1;
+      if (left > 0) byAddress.set(address, left);
+      else byAddress.delete(address);
     });
 
     if (lastId !== null) {
