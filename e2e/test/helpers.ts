@@ -24,10 +24,10 @@ export const GENEROUS_LIMITS = {
 };
 
 /**
- * Test stacks register many accounts on small machines: new password hashes at scrypt N = 2^15 (32 MiB,
- * a quarter of the default's time), the lowest cost auth accepts. Tests of the cost itself set their own.
+ * Test stacks register many accounts on small machines: new password hashes at Argon2id m = 19 MiB,
+ * t = 2 (OWASP's minimum, the lowest cost auth accepts). Tests of the cost itself set their own.
  */
-export const TEST_PASSWORD_COST = { PASSWORD_SCRYPT_LOG2_N: '15' };
+export const TEST_PASSWORD_COST = { PASSWORD_ARGON2_MEMORY_KIB: '19456', PASSWORD_ARGON2_ITERATIONS: '2' };
 
 /** The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders. */
 export async function startTestStack(

@@ -53,7 +53,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const producer = new Producer(app.redis.queue!, keys);
   const relay = userEventRelay(db, app.redis.queue!, keys, app.log);
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
-  const passwords = new PasswordHasher(config.passwordLog2N);
+  const passwords = new PasswordHasher(config.passwordCost);
   const policy = new PasswordPolicy({ denyCommon: config.passwordDenyCommon });
   const users = new UserService({
     db,

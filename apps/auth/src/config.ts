@@ -10,6 +10,7 @@ import {
   Type,
 } from '@atoll/config';
 import type { LoginLimits } from './security/login-limiter.ts';
+import type { Argon2Cost } from './users/password.ts';
 
 export const EnvSchema = Type.Object({
   ...serviceEnv(3001),
@@ -53,12 +54,19 @@ export const EnvSchema = Type.Object({
     true,
     'refuse the 50,000 most common passwords of 8 characters or more as a new password (off only where conformance suites sign up with "password")',
   ),
-  PASSWORD_SCRYPT_LOG2_N: Type.Integer({
-    minimum: 15,
-    maximum: 20,
-    default: 17,
+  PASSWORD_ARGON2_MEMORY_KIB: Type.Integer({
+    minimum: 19456,
+    maximum: 1048576,
+    default: 65536,
     description:
-      'the scrypt cost of new password hashes as log2(N), with r=8 and p=1 (17: 128 MiB per hash); a login replaces a hash made at a lower cost',
+      "the Argon2id memory cost of new password hashes in KiB (65536: 64 MiB per hash; 19456, OWASP's minimum, at least); a login replaces a hash made at a lower cost",
+  }),
+  PASSWORD_ARGON2_ITERATIONS: Type.Integer({
+    minimum: 2,
+    maximum: 16,
+    default: 3,
+    description:
+      "the Argon2id time cost (passes over the memory) of new password hashes (2, OWASP's minimum, at least)",
   }),
   GOOGLE_ISSUER: Type.String({
     pattern: '^https?://[^\\s]+$',
@@ -98,8 +106,8 @@ export interface AuthConfig extends ServiceConfig {
   /** How long a session counts as a recent sign-in (re-authentication before email/password changes). */
   reauthWindowMs: number;
   login: LoginLimits;
-  /** scrypt cost of new password hashes, as log2(N). */
-  passwordLog2N: number;
+  /** Argon2id cost of new password hashes. */
+  passwordCost: Argon2Cost;
   passwordDenyCommon: boolean;
   google: { issuer: string; clientId: string; clientSecret: string; redirectUrl: string } | null;
   returnOrigins: string[];
@@ -130,7 +138,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perAddress: e.LOGIN_MAX_FAILURES_PER_ADDRESS,
       windowMs: e.LOGIN_FAILURE_WINDOW_S * 1000,
     },
-    passwordLog2N: e.PASSWORD_SCRYPT_LOG2_N,
+    passwordCost: { memoryKiB: e.PASSWORD_ARGON2_MEMORY_KIB, iterations: e.PASSWORD_ARGON2_ITERATIONS },
     passwordDenyCommon: e.PASSWORD_DENY_COMMON,
     google:
       e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET && e.GOOGLE_REDIRECT_URL
