@@ -19,6 +19,7 @@ import { LoginLimiter } from './security/login-limiter.ts';
 import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
 import { reconcileRoles, TRACKED_ROLES } from './sessions/reconcile-roles.ts';
 import sessionRoutes from './sessions/session.routes.ts';
+import { HashPool } from './users/hash-pool.ts';
 import { PasswordHasher } from './users/password.ts';
 import { PasswordPolicy } from './users/password-policy.ts';
 import userRoutes, { clientOf } from './users/user.routes.ts';
@@ -53,7 +54,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const producer = new Producer(app.redis.queue!, keys);
   const relay = userEventRelay(db, app.redis.queue!, keys, app.log);
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
-  const passwords = new PasswordHasher(config.passwordCost);
+  const passwords = new PasswordHasher(config.passwordCost, new HashPool(config.passwordPool));
   const policy = new PasswordPolicy({ denyCommon: config.passwordDenyCommon });
   const users = new UserService({
     db,

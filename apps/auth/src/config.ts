@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import {
   ConfigError,
   Env,
@@ -10,6 +11,7 @@ import {
   Type,
 } from '@atoll/config';
 import type { LoginLimits } from './security/login-limiter.ts';
+import type { HashPoolSettings } from './users/hash-pool.ts';
 import type { Argon2Cost } from './users/password.ts';
 
 export const EnvSchema = Type.Object({
@@ -68,6 +70,21 @@ export const EnvSchema = Type.Object({
     description:
       "the Argon2id time cost (passes over the memory) of new password hashes (2, OWASP's minimum, at least)",
   }),
+  PASSWORD_HASH_CONCURRENCY: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 64,
+      description:
+        "password hashes or checks running at once (each holds its Argon2id memory and one of libuv's threads); unset: the number of cores, at most 4",
+    }),
+  ),
+  PASSWORD_HASH_QUEUE: Type.Integer({
+    minimum: 0,
+    maximum: 1000,
+    default: 8,
+    description:
+      'password hashes or checks that may wait for a turn; beyond it a sign-up, login or password change answers 503 AUTH_HASHING_BUSY with Retry-After',
+  }),
   GOOGLE_ISSUER: Type.String({
     pattern: '^https?://[^\\s]+$',
     default: 'https://accounts.google.com',
@@ -108,6 +125,8 @@ export interface AuthConfig extends ServiceConfig {
   login: LoginLimits;
   /** Argon2id cost of new password hashes. */
   passwordCost: Argon2Cost;
+  /** Admission of password hashing: how many at once, how many may wait. */
+  passwordPool: HashPoolSettings;
   passwordDenyCommon: boolean;
   google: { issuer: string; clientId: string; clientSecret: string; redirectUrl: string } | null;
   returnOrigins: string[];
@@ -139,6 +158,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       windowMs: e.LOGIN_FAILURE_WINDOW_S * 1000,
     },
     passwordCost: { memoryKiB: e.PASSWORD_ARGON2_MEMORY_KIB, iterations: e.PASSWORD_ARGON2_ITERATIONS },
+    passwordPool: {
+      // libuv runs four threads by default: more hashes at once than that would only wait there.
+      concurrency: e.PASSWORD_HASH_CONCURRENCY ?? Math.min(availableParallelism(), 4),
+      queue: e.PASSWORD_HASH_QUEUE,
+    },
     passwordDenyCommon: e.PASSWORD_DENY_COMMON,
     google:
       e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET && e.GOOGLE_REDIRECT_URL

@@ -30,7 +30,13 @@ export interface LoginLimits {
 /** One counted attempt: refused already, or allowed and to be settled as right or wrong. */
 export type Attempt =
   | { allowed: false; retryAfterMs: number }
-  | { allowed: true; succeeded(): Promise<void> };
+  | {
+      allowed: true;
+      /** The secret was right: this attempt was no failure. */
+      succeeded(): Promise<void>;
+      /** The secret was never checked (hashing busy): the attempt is given back everywhere. */
+      abandoned(): Promise<void>;
+    };
 
 type ScriptedRedis = Redis & {
   countFailure(key: string, windowMs: number): Promise<[number, number]>;
@@ -99,6 +105,9 @@ export class LoginLimiter {
     }
     return {
       allowed: true,
+      abandoned: async () => {
+        await Promise.all(counters.map(([key]) => this.redis.giveBack(key)));
+      },
       succeeded: async () => {
         // Right: this attempt was no failure. The account-and-address counter starts over (the owner
         // got in from here); the others only give this attempt back.

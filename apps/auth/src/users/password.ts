@@ -14,6 +14,7 @@
  */
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import { type Algorithm, hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
+import { HashPool } from './hash-pool.ts';
 
 export interface Argon2Cost {
   /** Memory in KiB (`m`). */
@@ -101,21 +102,26 @@ export function checkCost(cost: Argon2Cost): void {
   }
 }
 
-/** Hashes and verifies passwords at one configured cost. */
+/**
+ * Hashes and verifies passwords at one configured cost, each operation admitted by a HashPool (503
+ * `AUTH_HASHING_BUSY` when it is full).
+ */
 export class PasswordHasher {
   readonly cost: Argon2Cost;
+  readonly pool: HashPool;
   /** A real hash of nothing at the current cost, checked when there is no account: the same work. */
   private readonly dummy: Promise<string>;
 
-  constructor(cost: Argon2Cost = DEFAULT_COST) {
+  constructor(cost: Argon2Cost = DEFAULT_COST, pool: HashPool = new HashPool({ concurrency: 2, queue: 16 })) {
     checkCost(cost);
     this.cost = { ...cost };
+    this.pool = pool;
     this.dummy = argon2(randomBytes(16).toString('hex'), this.cost);
     this.dummy.catch(() => undefined);
   }
 
   hash(password: string): Promise<string> {
-    return argon2(password, this.cost);
+    return this.pool.run(() => argon2(password, this.cost));
   }
 
   /**
@@ -123,7 +129,14 @@ export class PasswordHasher {
    * account, or an account without a password): never valid then, and as slow as a real check.
    * `outdated`: the stored hash is scrypt, or Argon2id below the current cost, and should be replaced now.
    */
-  async verify(password: string, stored: string | null): Promise<{ valid: boolean; outdated: boolean }> {
+  verify(password: string, stored: string | null): Promise<{ valid: boolean; outdated: boolean }> {
+    return this.pool.run(() => this.check(password, stored));
+  }
+
+  private async check(
+    password: string,
+    stored: string | null,
+  ): Promise<{ valid: boolean; outdated: boolean }> {
     const against = stored ?? (await this.dummy);
     if (against.startsWith('scrypt$')) {
       const parsed = parseScrypt(against);

@@ -19,6 +19,7 @@ import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
+import { checkedUnlessBusy } from './hash-pool.ts';
 import { PasswordHasher } from './password.ts';
 import { type PasswordContext, PasswordPolicy } from './password-policy.ts';
 import {
@@ -213,7 +214,10 @@ export class UserService {
     if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
     let user = await findUserByEmail(this.db, input.email.trim());
     // The same work whether or not the account exists: the answer and its timing reveal nothing.
-    const { valid, outdated } = await this.passwords.verify(input.password, user?.password_hash ?? null);
+    const stored = user?.password_hash ?? null;
+    const { valid, outdated } = await checkedUnlessBusy(attempt, () =>
+      this.passwords.verify(input.password, stored),
+    );
     if (!user?.password_hash || !valid) throw new AppError('AUTH_INVALID_CREDENTIALS');
     await attempt.succeeded();
     // A hash made at a lower cost than today's is replaced while the password is at hand; only if the
@@ -266,7 +270,9 @@ export class UserService {
     if (currentPassword !== undefined) {
       const attempt = await this.limiter.begin(accountOf('email', user.email), ip);
       if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
-      const { valid } = await this.passwords.verify(currentPassword, user.password_hash);
+      const { valid } = await checkedUnlessBusy(attempt, () =>
+        this.passwords.verify(currentPassword, user.password_hash),
+      );
       if (!user.password_hash || !valid) {
         throw new AppError('VALIDATION_FAILED', { currentPassword: ['is invalid'] });
       }

@@ -1,0 +1,89 @@
+/**
+ * Admission for password hashing: at most `concurrency` hashes or verifications run at once, at most
+ * `queue` more wait for a turn, and anything beyond is refused at once with 503 `AUTH_HASHING_BUSY` and a
+ * Retry-After. Each Argon2id hash holds its memory (64 MiB by default) and a libuv thread for its whole
+ * run; unbounded, a burst of logins or password changes queues on libuv's four threads behind each other
+ * and behind everything else that uses them (DNS, files), and every login waits seconds. Bounded, a
+ * burst costs the requests beyond the queue a quick 503 and the service stays responsive.
+ */
+import { AppError } from '@atoll/service-kit';
+
+export interface HashPoolSettings {
+  /** Hashes or verifications running at once. */
+  concurrency: number;
+  /** Operations that may wait for a turn; beyond it, 503. */
+  queue: number;
+}
+
+export function hashingBusy(retryAfterS: number): AppError {
+  return new AppError('AUTH_HASHING_BUSY', undefined, { 'retry-after': String(retryAfterS) });
+}
+
+export const isHashingBusy = (err: unknown): boolean =>
+  err instanceof AppError && err.code === 'AUTH_HASHING_BUSY';
+
+/**
+ * Runs the check of a counted attempt (login-limiter.ts): refused for a busy pool, the secret was never
+ * checked, so the attempt is given back before the 503 goes out. Only a checked secret counts.
+ */
+export async function checkedUnlessBusy<T>(
+  attempt: { abandoned(): Promise<void> },
+  check: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await check();
+  } catch (err) {
+    if (isHashingBusy(err)) await attempt.abandoned();
+    throw err;
+  }
+}
+
+export class HashPool {
+  private readonly settings: HashPoolSettings;
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+  /** A moving average of how long one operation takes, for Retry-After. */
+  private averageMs = 50;
+
+  constructor(settings: HashPoolSettings) {
+    if (!Number.isInteger(settings.concurrency) || settings.concurrency < 1) {
+      throw new RangeError('the hashing pool needs a concurrency of at least 1');
+    }
+    if (!Number.isInteger(settings.queue) || settings.queue < 0) {
+      throw new RangeError('the hashing pool queue must be 0 or more');
+    }
+    this.settings = { ...settings };
+  }
+
+  /** Operations running and waiting now. */
+  get load(): { active: number; waiting: number } {
+    return { active: this.active, waiting: this.waiting.length };
+  }
+
+  /** Runs `work` when a slot is free; throws AUTH_HASHING_BUSY at once when the queue is full. */
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.active < this.settings.concurrency) {
+      this.active += 1;
+    } else if (this.waiting.length < this.settings.queue) {
+      // The slot is handed over by the operation that ends (`active` stays as it is).
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      throw hashingBusy(this.retryAfterS());
+    }
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.averageMs = 0.8 * this.averageMs + 0.2 * (performance.now() - started);
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active -= 1;
+    }
+  }
+
+  /** Whole seconds until the queue has drained at the recent pace; at least 1. */
+  private retryAfterS(): number {
+    const ahead = this.active + this.waiting.length;
+    return Math.max(1, Math.ceil((ahead * this.averageMs) / this.settings.concurrency / 1000));
+  }
+}
