@@ -28,6 +28,7 @@ describe('password hashing admission and lockout (N6, N5)', () => {
       PASSWORD_HASH_QUEUE: '1',
       PASSWORD_ARGON2_MEMORY_KIB: '131072',
       PASSWORD_ARGON2_ITERATIONS: '4',
+      PASSWORD_CHANGE_MAX: '2',
     }));
     api = apiClient(stack.gatewayUrl);
   }, 90_000);
@@ -68,5 +69,48 @@ describe('password hashing admission and lockout (N6, N5)', () => {
       body: { user: { email: ada.email, password: ada.password } },
     });
     expect(after.status).toBe(200);
+  }, 60_000);
+
+  it('limits password changes per account (429 AUTH_TOO_MANY_PASSWORD_CHANGES with Retry-After); the current password sent again changes nothing', async () => {
+    const ada = await register();
+    const other = await api('POST', '/api/users/login', {
+      body: { user: { email: ada.email, password: ada.password } },
+    });
+    expect(other.status).toBe(200);
+    const change = (password: string) =>
+      api('PUT', '/api/user', {
+        token: ada.token,
+        body: { user: { password, currentPassword: ada.password } },
+      });
+
+    // The same password again: no new hash, so nothing changed and the other session lives on.
+    expect((await change(ada.password)).status).toBe(200);
+    expect((await api('GET', '/api/user', { token: other.body.user.token })).status).toBe(200);
+
+    // A new one: the other session ends.
+    const changed = await change('a much better horse');
+    expect(changed.status).toBe(200);
+    ada.password = 'a much better horse';
+    expect((await api('GET', '/api/user', { token: other.body.user.token })).status).toBe(401);
+
+    // Two changes in the window were allowed; the third is refused before any hashing.
+    const over = await change('yet another horse');
+    expect(over.status).toBe(429);
+    expect(over.body).toEqual({
+      errors: { password: ['was changed too often, try again later'] },
+      code: 'AUTH_TOO_MANY_PASSWORD_CHANGES',
+    });
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(1);
+    // Other changes of the account are not limited by it.
+    expect((await api('PUT', '/api/user', { token: ada.token, body: { user: { bio: 'hi' } } })).status).toBe(
+      200,
+    );
+    expect(
+      (
+        await api('POST', '/api/users/login', {
+          body: { user: { email: ada.email, password: ada.password } },
+        })
+      ).status,
+    ).toBe(200);
   }, 60_000);
 });

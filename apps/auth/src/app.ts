@@ -16,6 +16,7 @@ import { SCHEMA } from './migrations/index.ts';
 import { userEventRelay } from './outbox/outbox.ts';
 import currentSession from './routes/session.ts';
 import { LoginLimiter } from './security/login-limiter.ts';
+import { PasswordChangeLimiter } from './security/password-change-limiter.ts';
 import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
 import { reconcileRoles, TRACKED_ROLES } from './sessions/reconcile-roles.ts';
 import sessionRoutes from './sessions/session.routes.ts';
@@ -61,6 +62,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     sessions,
     relay,
     limiter,
+    changes: new PasswordChangeLimiter(app.redis.session!, keys, config.passwordChanges),
     producer,
     adminEmails: config.adminEmails,
     reauthWindowMs: config.reauthWindowMs,

@@ -11,6 +11,7 @@ import {
   Type,
 } from '@atoll/config';
 import type { LoginLimits } from './security/login-limiter.ts';
+import type { PasswordChangeLimits } from './security/password-change-limiter.ts';
 import type { HashPoolSettings } from './users/hash-pool.ts';
 import type { Argon2Cost } from './users/password.ts';
 
@@ -85,6 +86,13 @@ export const EnvSchema = Type.Object({
     description:
       'password hashes or checks that may wait for a turn; beyond it a sign-up, login or password change answers 503 AUTH_HASHING_BUSY with Retry-After',
   }),
+  PASSWORD_CHANGE_MAX: Type.Integer({
+    minimum: 1,
+    default: 5,
+    description:
+      'password changes (PUT /api/user with a password) per account in one window before 429 AUTH_TOO_MANY_PASSWORD_CHANGES',
+  }),
+  PASSWORD_CHANGE_WINDOW_S: Env.seconds(3600, 'the window password changes are counted in'),
   GOOGLE_ISSUER: Type.String({
     pattern: '^https?://[^\\s]+$',
     default: 'https://accounts.google.com',
@@ -127,6 +135,7 @@ export interface AuthConfig extends ServiceConfig {
   passwordCost: Argon2Cost;
   /** Admission of password hashing: how many at once, how many may wait. */
   passwordPool: HashPoolSettings;
+  passwordChanges: PasswordChangeLimits;
   passwordDenyCommon: boolean;
   google: { issuer: string; clientId: string; clientSecret: string; redirectUrl: string } | null;
   returnOrigins: string[];
@@ -163,6 +172,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       concurrency: e.PASSWORD_HASH_CONCURRENCY ?? Math.min(availableParallelism(), 4),
       queue: e.PASSWORD_HASH_QUEUE,
     },
+    passwordChanges: { max: e.PASSWORD_CHANGE_MAX, windowMs: e.PASSWORD_CHANGE_WINDOW_S * 1000 },
     passwordDenyCommon: e.PASSWORD_DENY_COMMON,
     google:
       e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET && e.GOOGLE_REDIRECT_URL

@@ -12,6 +12,7 @@
  * | `{p}:verify:{<userId>}`               | session  | Hash   | 15 minutes (the code's life)                   |
  * | `{p}:pw-reset:{<tokenHash>}`          | session  | String | 30 minutes (the reset link's life)             |
  * | `{p}:mail-cap:{<kind>:<userId>}`      | session  | String | the cap's window (15 min)                      |
+ * | `{p}:pw-change:{<userId>}`            | session  | String | the change window (1 hour by default)          |
  * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
  * | `{p}:rl:{<tier>:<id>}`                | session  | String | the tier's window, set by the counting script  |
  * | `{p}:rank:{<name>}`                   | cache    | Sorted Set | 10 min ± jitter; rebuilt from PostgreSQL   |
@@ -92,6 +93,12 @@ export const KEY_SPECS = {
     instance: 'session',
     type: 'String',
     ttl: "the cap's window (15 min), set atomically with the first increment (count-failure.lua)",
+  },
+  passwordChanges: {
+    pattern: 'pw-change:{<userId>}',
+    instance: 'session',
+    type: 'String',
+    ttl: 'the password-change window (PASSWORD_CHANGE_WINDOW_S, 1 hour), set atomically with the first increment (count-failure.lua)',
   },
   oauthState: {
     pattern: 'oauth:{<stateHash>}',
@@ -240,6 +247,8 @@ export function createKeys(prefix = 'atoll') {
     /** How many reset or verification emails an account was sent in the current window (the cap). */
     mailCap: (kind: 'reset' | 'code', userId: string) =>
       `${prefix}:mail-cap:{${kind}:${tagPart(userId, 'userId')}}`,
+    /** How many password changes an account made in the current window (each costs a password hash). */
+    passwordChanges: (userId: string) => `${prefix}:pw-change:{${tagPart(userId, 'userId')}}`,
     /**
      * A pending OAuth sign-in, keyed by the hash of its `state`: the PKCE verifier, the nonce, the return
      * path and the hash of the browser binding, as JSON.

@@ -47,6 +47,11 @@ export const ERROR_CATALOG = {
     field: 'login',
     message: 'too many failed attempts, try again later',
   },
+  AUTH_TOO_MANY_PASSWORD_CHANGES: {
+    status: 429,
+    field: 'password',
+    message: 'was changed too often, try again later',
+  },
   AUTH_HASHING_BUSY: {
     status: 503,
     field: 'password',

@@ -19,6 +19,7 @@ import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
+import type { PasswordChangeLimiter } from '../security/password-change-limiter.ts';
 import { checkedUnlessBusy } from './hash-pool.ts';
 import { PasswordHasher } from './password.ts';
 import { type PasswordContext, PasswordPolicy } from './password-policy.ts';
@@ -119,6 +120,7 @@ export class UserService {
   private readonly sessions: SessionStore;
   private readonly relay: UserEventRelay;
   private readonly limiter: LoginLimiter;
+  private readonly changes: PasswordChangeLimiter | null;
   private readonly adminEmails: Set<string>;
   private readonly producer: Producer;
   private readonly reauthWindowMs: number;
@@ -130,6 +132,8 @@ export class UserService {
     sessions: SessionStore;
     relay: UserEventRelay;
     limiter: LoginLimiter;
+    /** Password changes per account; unlimited when not given. */
+    changes?: PasswordChangeLimiter;
     adminEmails?: string[];
     /** Enqueues the `email-changed` mail to the old address. */
     producer: Producer;
@@ -149,6 +153,7 @@ export class UserService {
     this.sessions = deps.sessions;
     this.relay = deps.relay;
     this.limiter = deps.limiter;
+    this.changes = deps.changes ?? null;
   }
 
   /**
@@ -322,9 +327,13 @@ export class UserService {
       email: email ?? before.email,
     });
     throwIfAny(errors);
+    // Every change costs a hash (and a check with the current password): counted before either.
+    if (password !== undefined) await this.changes?.count(before.id);
     if (password !== undefined || (email !== undefined && email !== before.email)) {
       await this.reauthenticate(identity, before, patch.currentPassword, client.ip);
     }
+    // The current password, just proved, sent again as the new one: nothing changes, nothing is hashed.
+    const samePassword = password !== undefined && password === patch.currentPassword;
     const taken = await takenFields(
       this.db,
       {
@@ -334,7 +343,8 @@ export class UserService {
       before.id,
     );
     if (taken.length > 0) throw conflict(taken);
-    const passwordHash = password === undefined ? undefined : await this.passwords.hash(password);
+    const passwordHash =
+      password === undefined || samePassword ? undefined : await this.passwords.hash(password);
     const changes = {
       ...(username !== undefined ? { username } : {}),
       // A new address is not verified yet (and whatever role it would give waits until it is).
