@@ -88,6 +88,7 @@ export function serviceSettings(
 const LOCAL_NOTES: Record<string, string> = {
   PUBLIC_URL: "the gateway's URL unless set",
   SESSION_COOKIE_NAME: 'no __Host- prefix, as it serves plain HTTP',
+  DEVICE_COOKIE_NAME: 'no __Host- prefix, as it serves plain HTTP',
   SESSION_COOKIE_SECURE: 'false, as it serves plain HTTP',
   PASSWORD_DENY_COMMON:
     'false, so the public RealWorld conformance suites (password "password") run unchanged',

@@ -29,6 +29,9 @@ describe('password hashing admission and lockout (N6, N5)', () => {
       PASSWORD_ARGON2_MEMORY_KIB: '131072',
       PASSWORD_ARGON2_ITERATIONS: '4',
       PASSWORD_CHANGE_MAX: '2',
+      // The test client is its own proxy: X-Forwarded-For sets the address each attempt comes from.
+      TRUSTED_PROXIES: '127.0.0.1,::1',
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: '20',
     }));
     api = apiClient(stack.gatewayUrl);
   }, 90_000);
@@ -113,4 +116,95 @@ describe('password hashing admission and lockout (N6, N5)', () => {
       ).status,
     ).toBe(200);
   }, 60_000);
+
+  /**
+   * A login through the gateway from `address` (as a trusted proxy forwards it); `browser` sends what a
+   * browser sends (`Sec-Fetch-Site`) and the device cookie, if any. Returns the status and any new device
+   * cookie the answer sets.
+   */
+  const loginAs = async (
+    address: string,
+    email: string,
+    password: string,
+    browser: { device?: string | null } | null = null,
+  ) => {
+    const headers: Record<string, string> = { 'x-forwarded-for': address };
+    if (browser) headers['sec-fetch-site'] = 'same-origin';
+    if (browser?.device) headers.cookie = `atoll_device=${browser.device}`;
+    const res = await fetch(`${stack.gatewayUrl}/api/users/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ user: { email, password } }),
+    });
+    await res.arrayBuffer();
+    const cookies = res.headers.getSetCookie();
+    const device = cookies.find((c) => c.startsWith('atoll_device='));
+    return {
+      status: res.status,
+      retryAfter: res.headers.get('retry-after'),
+      device: device ? (/^atoll_device=([^;]+)/.exec(device)?.[1] ?? null) : null,
+      deviceCookie: device ?? null,
+      sessionCookie: cookies.some((c) => c.startsWith('atoll_session=')),
+    };
+  };
+
+  it('guessing from 25 addresses reaches the per-account ceiling, yet the owner with a device cookie still gets in; without one, 429', async () => {
+    const ada = await register();
+    // The owner signs in from a browser once: the answer sets a device cookie beside the session cookie.
+    const first = await loginAs('198.51.100.10', ada.email, ada.password, {});
+    expect(first.status).toBe(200);
+    expect(first.sessionCookie).toBe(true);
+    expect(first.deviceCookie).toMatch(
+      /^atoll_device=[\w-]{43}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/,
+    );
+    const device = first.device as string;
+    // An API client (no Sec-Fetch-Site) gets no device cookie, as it gets no session cookie.
+    expect((await loginAs('198.51.100.11', ada.email, ada.password)).deviceCookie).toBeNull();
+
+    // An attacker guesses from 25 addresses: after 20 failures the account is at its ceiling.
+    const guesses = [];
+    for (let i = 1; i <= 25; i += 1)
+      guesses.push((await loginAs(`203.0.113.${i}`, ada.email, 'guess')).status);
+    expect(guesses.filter((s) => s === 401)).toHaveLength(20);
+    expect(guesses.filter((s) => s === 429)).toHaveLength(5);
+
+    // The owner from a fresh address: refused without the device cookie (today's limits)...
+    const untrusted = await loginAs('198.51.100.12', ada.email, ada.password, {});
+    expect(untrusted.status).toBe(429);
+    expect(Number(untrusted.retryAfter)).toBeGreaterThanOrEqual(1);
+    // ...and let in with it, from anywhere; the cookie stays (no new one is set).
+    const trusted = await loginAs('198.51.100.13', ada.email, ada.password, { device });
+    expect(trusted.status).toBe(200);
+    expect(trusted.deviceCookie).toBeNull();
+
+    // A stolen device cookie is no master key: 5 wrong passwords with it, then the device is refused too.
+    const stolen = [];
+    for (let i = 0; i < 6; i += 1)
+      stolen.push((await loginAs(`192.0.2.${i + 1}`, ada.email, 'guess', { device })).status);
+    expect(stolen).toEqual([401, 401, 401, 401, 401, 429]);
+    // A device cookie of another account trusts nothing: the untrusted limits apply.
+    const bob = await register();
+    expect((await loginAs('198.51.100.14', bob.email, bob.password, { device })).status).toBe(200);
+  }, 120_000);
+
+  it('counts IPv6 clients by /64, /56 and /48: addresses in one /64 are one place, and so are /64s in one /56', async () => {
+    const ada = await register();
+    // Five wrong passwords from five addresses of one /64: the per-account-and-address limit (5).
+    for (let i = 1; i <= 5; i += 1)
+      expect((await loginAs(`2001:db8:1:1::${i}`, ada.email, 'guess')).status).toBe(401);
+    expect((await loginAs('2001:db8:1:1::99', ada.email, ada.password)).status).toBe(429);
+    // Another /64 of the same /56 is another place for that limit...
+    expect((await loginAs('2001:db8:1:2::1', ada.email, ada.password)).status).toBe(200);
+
+    // ...but the /56 has its own ceiling per account (10): two failures from each of five /64s in it.
+    const bob = await register();
+    for (const net of ['100', '101', '102', '103', '104']) {
+      for (let i = 1; i <= 2; i += 1) {
+        expect((await loginAs(`2001:db8:2:${net}::${i}`, bob.email, 'guess')).status).toBe(401);
+      }
+    }
+    expect((await loginAs('2001:db8:2:1ff::1', bob.email, bob.password)).status).toBe(429);
+    // Another /56 of the same /48 (the /48's own ceiling, 20, is not reached).
+    expect((await loginAs('2001:db8:2:200::1', bob.email, bob.password)).status).toBe(200);
+  }, 120_000);
 });

@@ -15,6 +15,7 @@ import internalProfileRoutes from './internal/profile.routes.ts';
 import { SCHEMA } from './migrations/index.ts';
 import { userEventRelay } from './outbox/outbox.ts';
 import currentSession from './routes/session.ts';
+import { DeviceCookies } from './security/device-cookie.ts';
 import { LoginLimiter } from './security/login-limiter.ts';
 import { PasswordChangeLimiter } from './security/password-change-limiter.ts';
 import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
@@ -55,6 +56,10 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const producer = new Producer(app.redis.queue!, keys);
   const relay = userEventRelay(db, app.redis.queue!, keys, app.log);
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
+  const devices = new DeviceCookies(app.redis.session!, keys, {
+    ...config.deviceCookie,
+    secure: config.session.cookieSecure,
+  });
   const passwords = new PasswordHasher(config.passwordCost, new HashPool(config.passwordPool));
   const policy = new PasswordPolicy({ denyCommon: config.passwordDenyCommon });
   const users = new UserService({
@@ -63,6 +68,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     relay,
     limiter,
     changes: new PasswordChangeLimiter(app.redis.session!, keys, config.passwordChanges),
+    devices,
     producer,
     adminEmails: config.adminEmails,
     reauthWindowMs: config.reauthWindowMs,
@@ -100,6 +106,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     users,
     tokenOf,
     setSessionCookie: (reply, token) => setSessionCookie(reply, cookie, token),
+    devices,
   });
   await app.register(sessionRoutes, { sessions, clearCookie: (reply) => clearSessionCookie(reply, cookie) });
   await app.register(verificationRoutes, { verification, tokenOf });

@@ -52,7 +52,40 @@ export const EnvSchema = Type.Object({
     description:
       'failed attempts on one account from all addresses together in one window before 429 (a ceiling against guessing from many places)',
   }),
+  LOGIN_MAX_FAILURES_PER_ACCOUNT_IPV6_56: Type.Integer({
+    minimum: 1,
+    default: 10,
+    description: 'failed attempts on one account from one IPv6 /56 in one window before 429',
+  }),
+  LOGIN_MAX_FAILURES_PER_ACCOUNT_IPV6_48: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description: 'failed attempts on one account from one IPv6 /48 in one window before 429',
+  }),
+  LOGIN_MAX_FAILURES_PER_IPV6_56: Type.Integer({
+    minimum: 1,
+    default: 200,
+    description: 'failed attempts from one IPv6 /56 (across accounts) in one window before 429',
+  }),
+  LOGIN_MAX_FAILURES_PER_IPV6_48: Type.Integer({
+    minimum: 1,
+    default: 400,
+    description: 'failed attempts from one IPv6 /48 (across accounts) in one window before 429',
+  }),
+  LOGIN_MAX_FAILURES_PER_DEVICE: Type.Integer({
+    minimum: 1,
+    default: 5,
+    description:
+      'failed logins from a browser with a valid device cookie for the account, in one window before 429 (such a login counts against nothing else, so the per-account ceiling never locks the owner out)',
+  }),
   LOGIN_FAILURE_WINDOW_S: Env.seconds(900, 'the window failed attempts are counted in'),
+  DEVICE_COOKIE_NAME: Type.String({
+    pattern: '^[A-Za-z0-9_-]+$',
+    default: '__Host-atoll_device',
+    description:
+      'the name of the device cookie a browser gets when it signs in (with the __Host- prefix only where SESSION_COOKIE_SECURE is true)',
+  }),
+  DEVICE_COOKIE_TTL_S: Env.seconds(180 * 24 * 3600, 'how long a device cookie stays valid'),
   PASSWORD_DENY_COMMON: Env.boolean(
     true,
     'refuse the 50,000 most common passwords of 8 characters or more as a new password (off only where conformance suites sign up with "password")',
@@ -131,6 +164,8 @@ export interface AuthConfig extends ServiceConfig {
   /** How long a session counts as a recent sign-in (re-authentication before email/password changes). */
   reauthWindowMs: number;
   login: LoginLimits;
+  /** The device cookie's name and life (its Secure flag follows the session cookie's). */
+  deviceCookie: { name: string; ttlS: number };
   /** Argon2id cost of new password hashes. */
   passwordCost: Argon2Cost;
   /** Admission of password hashing: how many at once, how many may wait. */
@@ -150,6 +185,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'GOOGLE_CLIENT_ID is set but GOOGLE_CLIENT_SECRET or GOOGLE_REDIRECT_URL is missing: set all three, or none to turn Google sign-in off',
     ]);
   }
+  if (/^__(Host|Secure)-/.test(e.DEVICE_COOKIE_NAME) && !e.SESSION_COOKIE_SECURE) {
+    throw new ConfigError([
+      `DEVICE_COOKIE_NAME ${e.DEVICE_COOKIE_NAME} needs a Secure cookie, but SESSION_COOKIE_SECURE is false: browsers would refuse it; name it without the prefix for plain-HTTP development`,
+    ]);
+  }
   return {
     ...serviceConfig(e),
     databaseUrl: e.DATABASE_URL,
@@ -164,8 +204,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perAccountAddress: e.LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS,
       perAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
       perAddress: e.LOGIN_MAX_FAILURES_PER_ADDRESS,
+      perAccountPrefix56: e.LOGIN_MAX_FAILURES_PER_ACCOUNT_IPV6_56,
+      perAccountPrefix48: e.LOGIN_MAX_FAILURES_PER_ACCOUNT_IPV6_48,
+      perPrefix56: e.LOGIN_MAX_FAILURES_PER_IPV6_56,
+      perPrefix48: e.LOGIN_MAX_FAILURES_PER_IPV6_48,
+      perDevice: e.LOGIN_MAX_FAILURES_PER_DEVICE,
       windowMs: e.LOGIN_FAILURE_WINDOW_S * 1000,
     },
+    deviceCookie: { name: e.DEVICE_COOKIE_NAME, ttlS: e.DEVICE_COOKIE_TTL_S },
     passwordCost: { memoryKiB: e.PASSWORD_ARGON2_MEMORY_KIB, iterations: e.PASSWORD_ARGON2_ITERATIONS },
     passwordPool: {
       // libuv runs four threads by default: more hashes at once than that would only wait there.

@@ -13,6 +13,7 @@
  * | `{p}:pw-reset:{<tokenHash>}`          | session  | String | 30 minutes (the reset link's life)             |
  * | `{p}:mail-cap:{<kind>:<userId>}`      | session  | String | the cap's window (15 min)                      |
  * | `{p}:pw-change:{<userId>}`            | session  | String | the change window (1 hour by default)          |
+ * | `{p}:device:{<tokenHash>}`            | session  | String | the device cookie's life (180 days by default) |
  * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
  * | `{p}:rl:{<tier>:<id>}`                | session  | String | the tier's window, set by the counting script  |
  * | `{p}:rank:{<name>}`                   | cache    | Sorted Set | 10 min ± jitter; rebuilt from PostgreSQL   |
@@ -71,7 +72,7 @@ export const KEY_SPECS = {
     ttl: 'absolute session timeout, renewed whenever a session with the role is added: once it runs out, every session it could name has ended',
   },
   loginFailures: {
-    pattern: 'login-fail:{<account|account-address|address>:<id>}',
+    pattern: 'login-fail:{<account|account-address|address|device>:<id>}',
     instance: 'session',
     type: 'String',
     ttl: 'the failure window, set atomically with the first increment (count-failure.lua)',
@@ -99,6 +100,12 @@ export const KEY_SPECS = {
     instance: 'session',
     type: 'String',
     ttl: 'the password-change window (PASSWORD_CHANGE_WINDOW_S, 1 hour), set atomically with the first increment (count-failure.lua)',
+  },
+  deviceCookie: {
+    pattern: 'device:{<tokenHash>}',
+    instance: 'session',
+    type: 'String',
+    ttl: "the device cookie's life (DEVICE_COOKIE_TTL_S, 180 days), set when it is issued",
   },
   oauthState: {
     pattern: 'oauth:{<stateHash>}',
@@ -236,9 +243,9 @@ export function createKeys(prefix = 'atoll') {
     /**
      * Failed sign-in attempts (passwords, codes, reset tokens) in the current window: per account (a
      * hash of the email or the user id: Redis holds no address book), per account and client address
-     * together, or per client address.
+     * (or IPv6 prefix) together, per client address or IPv6 prefix, or per device cookie (its hash).
      */
-    loginFailures: (kind: 'account' | 'account-address' | 'address', id: string) =>
+    loginFailures: (kind: 'account' | 'account-address' | 'address' | 'device', id: string) =>
       `${prefix}:login-fail:{${kind}:${tagPart(id, 'id')}}`,
     /** A user's pending email verification code: its hash and the attempts made. */
     verificationCode: (userId: string) => `${prefix}:verify:{${tagPart(userId, 'userId')}}`,
@@ -249,6 +256,11 @@ export function createKeys(prefix = 'atoll') {
       `${prefix}:mail-cap:{${kind}:${tagPart(userId, 'userId')}}`,
     /** How many password changes an account made in the current window (each costs a password hash). */
     passwordChanges: (userId: string) => `${prefix}:pw-change:{${tagPart(userId, 'userId')}}`,
+    /**
+     * A device cookie (a browser that signed in to an account before), keyed by the hash of its random
+     * value; holds the account it was issued for (the limiter's hash of the email).
+     */
+    deviceCookie: (tokenHash: string) => `${prefix}:device:{${tagPart(tokenHash, 'tokenHash')}}`,
     /**
      * A pending OAuth sign-in, keyed by the hash of its `state`: the PKCE verifier, the nonce, the return
      * path and the hash of the browser binding, as JSON.

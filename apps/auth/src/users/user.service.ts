@@ -18,6 +18,7 @@ import type { Session, SessionStore } from '@atoll/session-store';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
+import type { DeviceCookies } from '../security/device-cookie.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import type { PasswordChangeLimiter } from '../security/password-change-limiter.ts';
 import { checkedUnlessBusy } from './hash-pool.ts';
@@ -39,6 +40,10 @@ export interface ClientInfo {
   ip: string;
   /** The session token the request already carried, if any: ended when a new session starts. */
   previousToken?: string | null;
+  /** The device cookie the request carried, if any (security/device-cookie.ts). */
+  deviceToken?: string | null;
+  /** A browser, which keeps cookies: only browsers are given a device cookie. */
+  browser?: boolean;
 }
 
 /** What an update knows of the request besides the identity. */
@@ -54,6 +59,8 @@ export const DEFAULT_REAUTH_WINDOW_MS = 15 * 60_000;
 export interface UserWithToken {
   user: UserRow;
   token: string;
+  /** A new device cookie to set (a browser that signed in without a valid one). */
+  deviceToken?: string;
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -121,6 +128,7 @@ export class UserService {
   private readonly relay: UserEventRelay;
   private readonly limiter: LoginLimiter;
   private readonly changes: PasswordChangeLimiter | null;
+  private readonly devices: DeviceCookies | null;
   private readonly adminEmails: Set<string>;
   private readonly producer: Producer;
   private readonly reauthWindowMs: number;
@@ -134,6 +142,8 @@ export class UserService {
     limiter: LoginLimiter;
     /** Password changes per account; unlimited when not given. */
     changes?: PasswordChangeLimiter;
+    /** Device cookies for browsers that signed in; none when not given. */
+    devices?: DeviceCookies;
     adminEmails?: string[];
     /** Enqueues the `email-changed` mail to the old address. */
     producer: Producer;
@@ -154,6 +164,7 @@ export class UserService {
     this.relay = deps.relay;
     this.limiter = deps.limiter;
     this.changes = deps.changes ?? null;
+    this.devices = deps.devices ?? null;
   }
 
   /**
@@ -206,7 +217,7 @@ export class UserService {
       });
       this.relay.kick();
       await this.endPrevious(client);
-      return created;
+      return { ...created, ...(await this.newDevice(accountOf('email', email), client, null)) };
     } catch (err) {
       const field = uniqueViolation(err);
       if (field) throw conflict([field]); // lost a race with another registration
@@ -215,7 +226,10 @@ export class UserService {
   }
 
   async login(input: { email: string; password: string }, client: ClientInfo): Promise<UserWithToken> {
-    const attempt = await this.limiter.begin(accountOf('email', input.email), client.ip);
+    const account = accountOf('email', input.email);
+    // A browser that signed in to this account before is counted by its device cookie alone.
+    const device = (await this.devices?.trusted(client.deviceToken ?? null, account)) ?? null;
+    const attempt = await this.limiter.begin(account, client.ip, device);
     if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
     let user = await findUserByEmail(this.db, input.email.trim());
     // The same work whether or not the account exists: the answer and its timing reveal nothing.
@@ -228,7 +242,18 @@ export class UserService {
     // A hash made at a lower cost than today's is replaced while the password is at hand; only if the
     // stored hash is still the one just checked (a concurrent change wins).
     if (outdated) user = (await this.rehash(user, input.password)) ?? user;
-    return { user, token: await this.startSession(user, client) };
+    const token = await this.startSession(user, client);
+    return { user, token, ...(await this.newDevice(account, client, device)) };
+  }
+
+  /** A device cookie for a browser that signed in to `account` without a valid one already. */
+  private async newDevice(
+    account: string,
+    client: ClientInfo,
+    trusted: string | null,
+  ): Promise<{ deviceToken?: string }> {
+    if (!this.devices || !client.browser || trusted !== null) return {};
+    return { deviceToken: await this.devices.issue(account) };
   }
 
   private async rehash(user: UserRow, password: string): Promise<UserRow | undefined> {
