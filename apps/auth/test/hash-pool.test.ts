@@ -17,6 +17,8 @@ describe('HashPool', () => {
     const running = gates.map((g) => pool.run(g.work));
     expect(pool.load).toEqual({ active: 2, waiting: 1 });
 
+    // `admit` tells in advance, so a request is turned away before any other work.
+    expect(() => pool.admit()).toThrow(/AUTH_HASHING_BUSY/);
     const refused = await pool.run(async () => 'never').catch((err: unknown) => err);
     expect(isHashingBusy(refused)).toBe(true);
     const error = refused as { statusCode: number; headers: Record<string, string>; errors: unknown };
@@ -31,6 +33,7 @@ describe('HashPool', () => {
     for (const g of gates) g.open();
     await Promise.all(running);
     expect(pool.load).toEqual({ active: 0, waiting: 0 });
+    expect(() => pool.admit()).not.toThrow();
     expect(await pool.run(async () => 'ran')).toBe('ran');
   });
 

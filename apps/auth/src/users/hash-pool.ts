@@ -60,6 +60,16 @@ export class HashPool {
     return { active: this.active, waiting: this.waiting.length };
   }
 
+  /**
+   * Throws AUTH_HASHING_BUSY now when an operation asked for now would be refused: a request that will
+   * need a hash is turned away before it costs a database or Redis round trip. (`run` decides again.)
+   */
+  admit(): void {
+    if (this.active >= this.settings.concurrency && this.waiting.length >= this.settings.queue) {
+      throw hashingBusy(this.retryAfterS());
+    }
+  }
+
   /** Runs `work` when a slot is free; throws AUTH_HASHING_BUSY at once when the queue is full. */
   async run<T>(work: () => Promise<T>): Promise<T> {
     if (this.active < this.settings.concurrency) {

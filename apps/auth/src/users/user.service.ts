@@ -197,6 +197,7 @@ export class UserService {
     checkEmail(errors, input.email);
     checkPassword(errors, input.password, this.policy, input);
     throwIfAny(errors);
+    this.passwords.pool.admit();
     const username = normalUsername(input.username);
     const email = input.email.trim();
     const taken = await takenFields(this.db, { username, email });
@@ -226,6 +227,8 @@ export class UserService {
   }
 
   async login(input: { email: string; password: string }, client: ClientInfo): Promise<UserWithToken> {
+    // A full hashing pool answers 503 before any work (and before an attempt is counted).
+    this.passwords.pool.admit();
     const account = accountOf('email', input.email);
     // A browser that signed in to this account before is counted by its device cookie alone.
     const device = (await this.devices?.trusted(client.deviceToken ?? null, account)) ?? null;
