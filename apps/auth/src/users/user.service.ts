@@ -249,14 +249,22 @@ export class UserService {
     return { user, token, ...(await this.newDevice(account, client, device)) };
   }
 
-  /** A device cookie for a browser that signed in to `account` without a valid one already. */
+  /**
+   * A device cookie for a browser that signed in to `account` without a valid one already. Best effort:
+   * the sign-in has happened (the account and its session exist), so a failure here only means no
+   * cookie this time.
+   */
   private async newDevice(
     account: string,
     client: ClientInfo,
     trusted: string | null,
   ): Promise<{ deviceToken?: string }> {
     if (!this.devices || !client.browser || trusted !== null) return {};
-    return { deviceToken: await this.devices.issue(account) };
+    try {
+      return { deviceToken: await this.devices.issue(account) };
+    } catch {
+      return {};
+    }
   }
 
   private async rehash(user: UserRow, password: string): Promise<UserRow | undefined> {
