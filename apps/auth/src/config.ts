@@ -119,6 +119,13 @@ export const EnvSchema = Type.Object({
     description:
       'password hashes or checks that may wait for a turn; beyond it a sign-up, login or password change answers 503 AUTH_HASHING_BUSY with Retry-After',
   }),
+  PASSWORD_HASH_PER_CLIENT: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 4,
+    description:
+      'password hashes or checks one client address (IPv6 per /64) may have running or waiting at once; beyond it that client gets 503 AUTH_HASHING_BUSY, so one place cannot take the whole pool',
+  }),
   PASSWORD_CHANGE_MAX: Type.Integer({
     minimum: 1,
     default: 5,
@@ -217,6 +224,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       // libuv runs four threads by default: more hashes at once than that would only wait there.
       concurrency: e.PASSWORD_HASH_CONCURRENCY ?? Math.min(availableParallelism(), 4),
       queue: e.PASSWORD_HASH_QUEUE,
+      perClient: e.PASSWORD_HASH_PER_CLIENT,
     },
     passwordChanges: { max: e.PASSWORD_CHANGE_MAX, windowMs: e.PASSWORD_CHANGE_WINDOW_S * 1000 },
     passwordDenyCommon: e.PASSWORD_DENY_COMMON,

@@ -12,7 +12,7 @@ function gate() {
 
 describe('HashPool', () => {
   it('runs at most `concurrency` at once, queues `queue` more and refuses the rest at once with 503 and Retry-After', async () => {
-    const pool = new HashPool({ concurrency: 2, queue: 1 });
+    const pool = new HashPool({ concurrency: 2, queue: 1, perClient: 3 });
     const gates = [gate(), gate(), gate()];
     const running = gates.map((g) => pool.run(g.work));
     expect(pool.load).toEqual({ active: 2, waiting: 1 });
@@ -38,9 +38,27 @@ describe('HashPool', () => {
   });
 
   it('frees the slot of an operation that fails', async () => {
-    const pool = new HashPool({ concurrency: 1, queue: 0 });
+    const pool = new HashPool({ concurrency: 1, queue: 0, perClient: 1 });
     await expect(pool.run(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(pool.load).toEqual({ active: 0, waiting: 0 });
     expect(await pool.run(async () => 1)).toBe(1);
+  });
+
+  it('gives one client at most `perClient` of the slots and queue places: the others still get a turn', async () => {
+    const pool = new HashPool({ concurrency: 2, queue: 2, perClient: 2 });
+    const gates = [gate(), gate(), gate()];
+    const flood = [pool.run(gates[0]!.work, 'a'), pool.run(gates[1]!.work, 'a')];
+    // The third from the same client is refused although there is room...
+    const refused = await pool.run(async () => 'never', 'a').catch((err: unknown) => err);
+    expect(isHashingBusy(refused)).toBe(true);
+    expect(() => pool.admit('a')).toThrow(/AUTH_HASHING_BUSY/);
+    // ...which another client gets.
+    expect(() => pool.admit('b')).not.toThrow();
+    const other = pool.run(gates[2]!.work, 'b');
+    expect(pool.load).toEqual({ active: 2, waiting: 1 });
+    for (const g of gates) g.open();
+    await Promise.all([...flood, other]);
+    // Shares are given back as operations end.
+    expect(() => pool.admit('a')).not.toThrow();
   });
 });

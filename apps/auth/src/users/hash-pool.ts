@@ -13,6 +13,11 @@ export interface HashPoolSettings {
   concurrency: number;
   /** Operations that may wait for a turn; beyond it, 503. */
   queue: number;
+  /**
+   * Operations one client (an IPv4 address or IPv6 /64) may have running or waiting at once; beyond it,
+   * 503 for that client only, so one place cannot take every slot and queue place from everyone else.
+   */
+  perClient: number;
 }
 
 export function hashingBusy(retryAfterS: number): AppError {
@@ -44,6 +49,8 @@ export class HashPool {
   private readonly waiting: Array<() => void> = [];
   /** A moving average of how long one operation takes, for Retry-After. */
   private averageMs = 50;
+  /** Operations running or waiting, per client that has any. */
+  private readonly byClient = new Map<string, number>();
 
   constructor(settings: HashPoolSettings) {
     if (!Number.isInteger(settings.concurrency) || settings.concurrency < 1) {
@@ -51,6 +58,9 @@ export class HashPool {
     }
     if (!Number.isInteger(settings.queue) || settings.queue < 0) {
       throw new RangeError('the hashing pool queue must be 0 or more');
+    }
+    if (!Number.isInteger(settings.perClient) || settings.perClient < 1) {
+      throw new RangeError('the hashing pool needs at least 1 operation per client');
     }
     this.settings = { ...settings };
   }
@@ -64,30 +74,41 @@ export class HashPool {
    * Throws AUTH_HASHING_BUSY now when an operation asked for now would be refused: a request that will
    * need a hash is turned away before it costs a database or Redis round trip. (`run` decides again.)
    */
-  admit(): void {
-    if (this.active >= this.settings.concurrency && this.waiting.length >= this.settings.queue) {
-      throw hashingBusy(this.retryAfterS());
-    }
+  admit(client: string | null = null): void {
+    const full = this.active >= this.settings.concurrency && this.waiting.length >= this.settings.queue;
+    const clientFull = client !== null && (this.byClient.get(client) ?? 0) >= this.settings.perClient;
+    if (full || clientFull) throw hashingBusy(this.retryAfterS());
   }
 
-  /** Runs `work` when a slot is free; throws AUTH_HASHING_BUSY at once when the queue is full. */
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.active < this.settings.concurrency) {
-      this.active += 1;
-    } else if (this.waiting.length < this.settings.queue) {
-      // The slot is handed over by the operation that ends (`active` stays as it is).
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    } else {
-      throw hashingBusy(this.retryAfterS());
-    }
-    const started = performance.now();
+  /**
+   * Runs `work` for `client` (null: no per-client share, e.g. at start-up) when a slot is free; throws
+   * AUTH_HASHING_BUSY at once when the queue, or the client's share, is full.
+   */
+  async run<T>(work: () => Promise<T>, client: string | null = null): Promise<T> {
+    this.admit(client);
+    if (client !== null) this.byClient.set(client, (this.byClient.get(client) ?? 0) + 1);
     try {
-      return await work();
+      if (this.active < this.settings.concurrency) {
+        this.active += 1;
+      } else {
+        // The slot is handed over by the operation that ends (`active` stays as it is).
+        await new Promise<void>((resolve) => this.waiting.push(resolve));
+      }
+      const started = performance.now();
+      try {
+        return await work();
+      } finally {
+        this.averageMs = 0.8 * this.averageMs + 0.2 * (performance.now() - started);
+        const next = this.waiting.shift();
+        if (next) next();
+        else this.active -= 1;
+      }
     } finally {
-      this.averageMs = 0.8 * this.averageMs + 0.2 * (performance.now() - started);
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active -= 1;
+      if (client !== null) {
+        const left = (this.byClient.get(client) ?? 1) - 1;
+        if (left > 0) this.byClient.set(client, left);
+        else this.byClient.delete(client);
+      }
     }
   }
 

@@ -14,6 +14,7 @@
  */
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import { type Algorithm, hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
+import { limitAddress } from '../security/login-limiter.ts';
 import { HashPool } from './hash-pool.ts';
 
 export interface Argon2Cost {
@@ -112,7 +113,10 @@ export class PasswordHasher {
   /** A real hash of nothing at the current cost, checked when there is no account: the same work. */
   private readonly dummy: Promise<string>;
 
-  constructor(cost: Argon2Cost = DEFAULT_COST, pool: HashPool = new HashPool({ concurrency: 2, queue: 16 })) {
+  constructor(
+    cost: Argon2Cost = DEFAULT_COST,
+    pool: HashPool = new HashPool({ concurrency: 2, queue: 16, perClient: 16 }),
+  ) {
     checkCost(cost);
     this.cost = { ...cost };
     this.pool = pool;
@@ -120,8 +124,14 @@ export class PasswordHasher {
     this.dummy.catch(() => undefined);
   }
 
-  hash(password: string): Promise<string> {
-    return this.pool.run(() => argon2(password, this.cost));
+  /** Throws AUTH_HASHING_BUSY now if a hash for a client at `ip` would be refused (HashPool.admit). */
+  admit(ip: string): void {
+    this.pool.admit(limitAddress(ip));
+  }
+
+  /** `ip`: the client's address, for its share of the pool (IPv6 per /64). */
+  hash(password: string, ip: string | null = null): Promise<string> {
+    return this.pool.run(() => argon2(password, this.cost), ip === null ? null : limitAddress(ip));
   }
 
   /**
@@ -129,8 +139,12 @@ export class PasswordHasher {
    * account, or an account without a password): never valid then, and as slow as a real check.
    * `outdated`: the stored hash is scrypt, or Argon2id below the current cost, and should be replaced now.
    */
-  verify(password: string, stored: string | null): Promise<{ valid: boolean; outdated: boolean }> {
-    return this.pool.run(() => this.check(password, stored));
+  verify(
+    password: string,
+    stored: string | null,
+    ip: string | null = null,
+  ): Promise<{ valid: boolean; outdated: boolean }> {
+    return this.pool.run(() => this.check(password, stored), ip === null ? null : limitAddress(ip));
   }
 
   private async check(

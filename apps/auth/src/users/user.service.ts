@@ -197,12 +197,12 @@ export class UserService {
     checkEmail(errors, input.email);
     checkPassword(errors, input.password, this.policy, input);
     throwIfAny(errors);
-    this.passwords.pool.admit();
+    this.passwords.admit(client.ip);
     const username = normalUsername(input.username);
     const email = input.email.trim();
     const taken = await takenFields(this.db, { username, email });
     if (taken.length > 0) throw conflict(taken);
-    const passwordHash = await this.passwords.hash(input.password);
+    const passwordHash = await this.passwords.hash(input.password, client.ip);
     try {
       // The session is created before the account commits: if redis-session is down the registration
       // fails as a whole (503) instead of leaving an account its owner got no token for.
@@ -228,7 +228,7 @@ export class UserService {
 
   async login(input: { email: string; password: string }, client: ClientInfo): Promise<UserWithToken> {
     // A full hashing pool answers 503 before any work (and before an attempt is counted).
-    this.passwords.pool.admit();
+    this.passwords.admit(client.ip);
     const account = accountOf('email', input.email);
     // A browser that signed in to this account before is counted by its device cookie alone.
     const device = (await this.devices?.trusted(client.deviceToken ?? null, account)) ?? null;
@@ -238,13 +238,13 @@ export class UserService {
     // The same work whether or not the account exists: the answer and its timing reveal nothing.
     const stored = user?.password_hash ?? null;
     const { valid, outdated } = await checkedUnlessBusy(attempt, () =>
-      this.passwords.verify(input.password, stored),
+      this.passwords.verify(input.password, stored, client.ip),
     );
     if (!user?.password_hash || !valid) throw new AppError('AUTH_INVALID_CREDENTIALS');
     await attempt.succeeded();
     // A hash made at a lower cost than today's is replaced while the password is at hand; only if the
     // stored hash is still the one just checked (a concurrent change wins).
-    if (outdated) user = (await this.rehash(user, input.password)) ?? user;
+    if (outdated) user = (await this.rehash(user, input.password, client.ip)) ?? user;
     const token = await this.startSession(user, client);
     return { user, token, ...(await this.newDevice(account, client, device)) };
   }
@@ -267,8 +267,8 @@ export class UserService {
     }
   }
 
-  private async rehash(user: UserRow, password: string): Promise<UserRow | undefined> {
-    const passwordHash = await this.passwords.hash(password);
+  private async rehash(user: UserRow, password: string, ip: string): Promise<UserRow | undefined> {
+    const passwordHash = await this.passwords.hash(password, ip);
     return this.db
       .updateTable('users')
       .set({ password_hash: passwordHash })
@@ -312,7 +312,7 @@ export class UserService {
       const attempt = await this.limiter.begin(accountOf('email', user.email), ip);
       if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
       const { valid } = await checkedUnlessBusy(attempt, () =>
-        this.passwords.verify(currentPassword, user.password_hash),
+        this.passwords.verify(currentPassword, user.password_hash, ip),
       );
       if (!user.password_hash || !valid) {
         throw new AppError('VALIDATION_FAILED', { currentPassword: ['is invalid'] });
@@ -380,7 +380,7 @@ export class UserService {
     );
     if (taken.length > 0) throw conflict(taken);
     const passwordHash =
-      password === undefined || samePassword ? undefined : await this.passwords.hash(password);
+      password === undefined || samePassword ? undefined : await this.passwords.hash(password, client.ip);
     const changes = {
       ...(username !== undefined ? { username } : {}),
       // A new address is not verified yet (and whatever role it would give waits until it is).

@@ -227,7 +227,7 @@ export class VerificationService {
     const problem = this.policy.problem(password, { username: user.username, email: user.email });
     if (problem) throw new AppError('VALIDATION_FAILED', { password: [problem] });
     // Hashed before the token is taken: when hashing is busy (503) the link stays good for a retry.
-    const passwordHash = await checkedUnlessBusy(attempt, () => this.passwords.hash(password));
+    const passwordHash = await checkedUnlessBusy(attempt, () => this.passwords.hash(password, address));
     // Single use: of two confirmations racing, only the one that takes the token goes on.
     if ((await this.redis.getdel(key)) === null) throw invalid();
     await attempt.succeeded();
