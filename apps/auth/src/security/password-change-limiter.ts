@@ -3,7 +3,8 @@
  * so one account changing its password in a loop could keep the hashing pool busy for everyone. A
  * counter per account in redis-session (`pw-change:{<userId>}`, its TTL set by the script that counts),
  * `PASSWORD_CHANGE_MAX` per `PASSWORD_CHANGE_WINDOW_S`; beyond it 429
- * `AUTH_TOO_MANY_PASSWORD_CHANGES` with Retry-After, before any hashing.
+ * `AUTH_TOO_MANY_PASSWORD_CHANGES` with Retry-After, before the new password is hashed. (Checking the
+ * current password is a guessing attempt, counted by the login limiter, and admitted by the pool.)
  */
 import type { Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';

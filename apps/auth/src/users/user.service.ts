@@ -363,13 +363,14 @@ export class UserService {
       email: email ?? before.email,
     });
     throwIfAny(errors);
-    // Every change costs a hash (and a check with the current password): counted before either.
-    if (password !== undefined) await this.changes?.count(before.id);
     if (password !== undefined || (email !== undefined && email !== before.email)) {
       await this.reauthenticate(identity, before, patch.currentPassword, client.ip);
     }
     // The current password, just proved, sent again as the new one: nothing changes, nothing is hashed.
     const samePassword = password !== undefined && password === patch.currentPassword;
+    // Every real change costs a hash: counted per account before it. (A wrong current password is a
+    // failed attempt for the guessing limiter instead, and costs no new hash.)
+    if (password !== undefined && !samePassword) await this.changes?.count(before.id);
     const taken = await takenFields(
       this.db,
       {
