@@ -21,6 +21,9 @@ export const GENEROUS_LIMITS = {
   RATE_LIMIT_ADDRESS_MAX: '100000',
   RATE_LIMIT_AUTH_MAX: '100000',
   RATE_LIMIT_MAIL_MAX: '100000',
+  // The same for auth's hashing pool: one address may fill it (password-limits.test.ts tests the pool).
+  PASSWORD_HASH_PER_CLIENT: '1000',
+  PASSWORD_HASH_QUEUE: '1000',
 };
 
 /**
