@@ -32,6 +32,7 @@ describe('password hashing admission and lockout (N6, N5)', () => {
       // The test client is its own proxy: X-Forwarded-For sets the address each attempt comes from.
       TRUSTED_PROXIES: '127.0.0.1,::1',
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '20',
+      REAUTH_WINDOW_S: '1',
     }));
     api = apiClient(stack.gatewayUrl);
   }, 90_000);
@@ -137,7 +138,7 @@ describe('password hashing admission and lockout (N6, N5)', () => {
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify({ user: { email, password } }),
     });
-    await res.arrayBuffer();
+    const body = (await res.json().catch(() => null)) as { user?: { token?: string } } | null;
     const cookies = res.headers.getSetCookie();
     const device = cookies.find((c) => c.startsWith('atoll_device='));
     return {
@@ -146,10 +147,11 @@ describe('password hashing admission and lockout (N6, N5)', () => {
       device: device ? (/^atoll_device=([^;]+)/.exec(device)?.[1] ?? null) : null,
       deviceCookie: device ?? null,
       sessionCookie: cookies.some((c) => c.startsWith('atoll_session=')),
+      token: body?.user?.token ?? '',
     };
   };
 
-  it('guessing from 25 addresses reaches the per-account ceiling, yet the owner with a device cookie still gets in; without one, 429', async () => {
+  it('guessing from 25 addresses reaches the per-account ceiling, yet the owner with a device cookie still gets in (and re-authenticates); without one, 429', async () => {
     const ada = await register();
     // The owner signs in from a browser once: the answer sets a device cookie beside the session cookie.
     const first = await loginAs('198.51.100.10', ada.email, ada.password, {});
@@ -177,6 +179,21 @@ describe('password hashing admission and lockout (N6, N5)', () => {
     const trusted = await loginAs('198.51.100.13', ada.email, ada.password, { device });
     expect(trusted.status).toBe(200);
     expect(trusted.deviceCookie).toBeNull();
+
+    // Re-authentication (a password change with the current password, past the 1 s window after the
+    // sign-in) is counted the same way: refused at the ceiling without the device cookie, let in with it.
+    await new Promise((r) => setTimeout(r, 1300));
+    const changeFrom = (address: string, withDevice: boolean) =>
+      api('PUT', '/api/user', {
+        token: trusted.token,
+        headers: { 'x-forwarded-for': address, ...(withDevice ? { cookie: `atoll_device=${device}` } : {}) },
+        body: { user: { password: 'a fresh horse', currentPassword: ada.password } },
+      });
+    const refusedChange = await changeFrom('198.51.100.15', false);
+    expect(refusedChange.status).toBe(429);
+    expect(refusedChange.body.code).toBe('AUTH_TOO_MANY_ATTEMPTS');
+    expect((await changeFrom('198.51.100.16', true)).status).toBe(200);
+    ada.password = 'a fresh horse';
 
     // A stolen device cookie is no master key: 5 wrong passwords with it, then the device is refused too.
     const stolen = [];

@@ -70,7 +70,11 @@ const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (
     { schema: { body: UpdateUserBody, response: { 200: UserResponse } } },
     async (request) => {
       const identity = requireIdentity(request);
-      const client = { token: tokenOf(request) ?? '', ip: request.clientIp };
+      const client = {
+        token: tokenOf(request) ?? '',
+        ip: request.clientIp,
+        deviceToken: devices.read(request),
+      };
       const { user, token } = await users.update(identity, client, request.body.user);
       return toUser(user, token);
     },

@@ -52,6 +52,8 @@ export interface UpdateClient {
   token: string;
   /** The client address, for the brute-force limiter when a current password is checked. */
   ip: string;
+  /** The device cookie the request carried, if any: a trusted browser is counted by it alone. */
+  deviceToken?: string | null;
 }
 
 export const DEFAULT_REAUTH_WINDOW_MS = 15 * 60_000;
@@ -306,10 +308,14 @@ export class UserService {
     identity: Identity,
     user: UserRow,
     currentPassword: string | undefined,
-    ip: string,
+    client: UpdateClient,
   ): Promise<void> {
+    const { ip } = client;
     if (currentPassword !== undefined) {
-      const attempt = await this.limiter.begin(accountOf('email', user.email), ip);
+      const account = accountOf('email', user.email);
+      // As at login: a browser that signed in to this account before is counted by its device alone.
+      const device = (await this.devices?.trusted(client.deviceToken ?? null, account)) ?? null;
+      const attempt = await this.limiter.begin(account, ip, device);
       if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
       const { valid } = await checkedUnlessBusy(attempt, () =>
         this.passwords.verify(currentPassword, user.password_hash, ip),
@@ -364,7 +370,7 @@ export class UserService {
     });
     throwIfAny(errors);
     if (password !== undefined || (email !== undefined && email !== before.email)) {
-      await this.reauthenticate(identity, before, patch.currentPassword, client.ip);
+      await this.reauthenticate(identity, before, patch.currentPassword, client);
     }
     // The current password, just proved, sent again as the new one: nothing changes, nothing is hashed.
     const samePassword = password !== undefined && password === patch.currentPassword;
