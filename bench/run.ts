@@ -14,7 +14,8 @@
  * peak RSS of every service. Results: bench/results/latest.{json,md,svg} (`--out DIR` elsewhere).
  *
  * Modes: full (BENCH_SECONDS per path, default 5), `--smoke` (about a second per path: the test suite
- * runs it so the harness cannot rot), `--soak` (see soak.ts).
+ * runs it so the harness cannot rot), `--soak` (see soak.ts), `--passwords` (login and sign-up
+ * latency, Argon2id beside the old scrypt, idle and under a login flood: passwords.ts, and nothing else).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -57,6 +58,7 @@ import {
   roundTripTarget,
   writeReport,
 } from './lib/report.ts';
+import { passwordsBench } from './passwords.ts';
 import { soak } from './soak.ts';
 
 const args = process.argv.slice(2);
@@ -237,6 +239,12 @@ async function drain(queue: Queue, count: number, fill: () => Promise<void>): Pr
     .sort((a, b) => a - b);
   const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? 0;
   return { rps: Math.round(count / elapsed), p50: at(0.5), p99: at(0.99), requests: count, errors: failed };
+}
+
+if (args.includes('--passwords')) {
+  // Only the password paths (their own stacks), then stop: see passwords.ts.
+  await passwordsBench({ outDir, seconds: mode === 'smoke' ? 1 : seconds, say });
+  process.exit(0);
 }
 
 try {

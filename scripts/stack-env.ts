@@ -92,6 +92,7 @@ export function serviceSettings(
 const LOCAL_NOTES: Record<string, string> = {
   PUBLIC_URL: "the gateway's URL unless set",
   SESSION_COOKIE_NAME: 'atoll_session unless set (no __Host- prefix, as it serves plain HTTP)',
+  DEVICE_COOKIE_NAME: 'atoll_device unless set (no __Host- prefix, as it serves plain HTTP)',
   SESSION_COOKIE_SECURE: 'false unless set, as it serves plain HTTP on loopback',
   PASSWORD_DENY_COMMON:
     'false unless set, so the public RealWorld conformance suites (password "password") run unchanged',

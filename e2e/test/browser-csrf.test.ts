@@ -123,6 +123,9 @@ describe('CSRF in a real browser (headless Chromium)', () => {
     expect(signup.status).toBe(201);
     const token = signup.body.user.token as string;
     expect((await context.cookies(gw)).map((c) => c.name)).toContain('atoll_session');
+    // And the device cookie, through the gateway into the browser's jar, HttpOnly like the session's.
+    const device = (await context.cookies(gw)).find((c) => c.name === 'atoll_device');
+    expect(device?.httpOnly).toBe(true);
 
     // The cookie alone authenticates a write from the allowed origin.
     const article = { article: { title: `Browser ${Date.now()}`, description: 'd', body: 'b' } };

@@ -48,6 +48,16 @@ export const ERROR_CATALOG = {
     field: 'login',
     message: 'too many failed attempts, try again later',
   },
+  AUTH_TOO_MANY_PASSWORD_CHANGES: {
+    status: 429,
+    field: 'password',
+    message: 'was changed too often, try again later',
+  },
+  AUTH_HASHING_BUSY: {
+    status: 503,
+    field: 'password',
+    message: 'checks are busy right now, try again shortly',
+  },
   OAUTH_NOT_CONFIGURED: { status: 404, field: 'google', message: 'sign-in is not configured' },
   OAUTH_STATE_INVALID: { status: 400, field: 'state', message: 'is invalid or has expired, start again' },
   OAUTH_PROVIDER_ERROR: { status: 400, field: 'google', message: 'sign-in could not be verified' },

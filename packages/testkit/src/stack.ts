@@ -74,6 +74,7 @@ type Wiring = Partial<Record<(typeof STACK_WIRED)[number], string>>;
 export const LOCAL_DEFAULTS: Record<string, string> = {
   // A cookie without the Secure flag, so without the __Host- prefix either.
   SESSION_COOKIE_NAME: 'atoll_session',
+  DEVICE_COOKIE_NAME: 'atoll_device',
   SESSION_COOKIE_SECURE: 'false',
   // The public RealWorld conformance suites sign up with `password` and `password123`.
   PASSWORD_DENY_COMMON: 'false',

@@ -34,6 +34,7 @@ import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import { COUNT_FAILURE, GIVE_BACK } from '../security/count-failure.lua.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
+import { checkedUnlessBusy } from '../users/hash-pool.ts';
 import { PasswordHasher } from '../users/password.ts';
 import { PasswordPolicy } from '../users/password-policy.ts';
 import { findUserByEmail, findUserById, type UserRow } from '../users/user.repository.ts';
@@ -275,10 +276,11 @@ export class VerificationService {
     // The account's own words: a refused password leaves the link usable for a better one.
     const problem = this.policy.problem(password, { username: user.username, email: user.email });
     if (problem) throw new AppError('VALIDATION_FAILED', { password: [problem] });
+    // Hashed before the token is taken: when hashing is busy (503) the link stays good for a retry.
+    const passwordHash = await checkedUnlessBusy(attempt, () => this.passwords.hash(password, address));
     // Single use: of two confirmations racing, only the one that takes the token goes on.
     if ((await this.redis.getdel(key)) === null) throw invalid();
     await attempt.succeeded();
-    const passwordHash = await this.passwords.hash(password);
     // Only if the account is still as the token knew it: of two links used at once, one wins.
     const updated = await this.db
       .updateTable('users')
