@@ -28,6 +28,7 @@ import {
   findUserByEmail,
   findUserById,
   insertUser,
+  newSecurityStamp,
   takenFields,
   type UserRow,
   uniqueViolation,
@@ -411,6 +412,10 @@ export class UserService {
         ? { email_verified_at: null }
         : {}),
       ...(passwordHash !== undefined ? { password_hash: passwordHash } : {}),
+      // New credentials: every reset link mailed before stops working (even if the email changes back).
+      ...(passwordHash !== undefined || (email !== undefined && email !== before.email)
+        ? { security_stamp: newSecurityStamp() }
+        : {}),
       ...(patch.bio !== undefined ? { bio: emptyToNull(patch.bio) ?? null } : {}),
       ...(patch.image !== undefined ? { image: emptyToNull(patch.image) ?? null } : {}),
     };
