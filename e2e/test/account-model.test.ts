@@ -566,7 +566,14 @@ const useReset = (party: Party, resetIndex: number | null) =>
         violation(m, `a reset link mailed to ${mail.to} worked after the address became ${row.email}`);
       }
       mail.used = true;
-      Object.assign(account, { pwBy: party, password, pwVersion: account.pwVersion + 1 });
+      // A reset is proof of the mailbox alone: the password, the sessions and a linked Google identity end.
+      Object.assign(account, {
+        pwBy: party,
+        password,
+        pwVersion: account.pwVersion + 1,
+        googleSub: null,
+        googleBy: null,
+      });
       endSessions(m, account.id);
       remember(m, party, row?.email ?? mail.to, password);
     },
@@ -751,6 +758,13 @@ const KNOWN_ORDERS: Record<string, Cmd[]> = {
     requestCode('attacker', 0),
     changeEmail('attacker', 0, 'boss'),
     confirmCode('attacker', 0, 0, false),
+  ],
+  "a Google-linked account moved to the victim's address keeps its Google link through her reset": [
+    google('attacker', false),
+    changeEmail('attacker', 0, 'v2'),
+    requestReset('victim', 'v2'),
+    useReset('victim', 0),
+    google('attacker', false),
   ],
   "N1: a pre-claimed address against the victim's later Google sign-in": [
     register('attacker', 'a1'),
