@@ -6,8 +6,8 @@
  * - references: a bare node:http and a bare Fastify hello-world, a Fastify proxy in front of the latter,
  *   redis-benchmark GET/SET/INCR (plain and pipelined), a raw BullMQ no-op worker, Queue.add and addBulk;
  * - atoll: cached article reads through the gateway (anonymous and signed in), a proxied pass-through,
- *   content direct with an L1 hit, an L2 hit and uncached, creating an article, an enqueue through the
- *   jobs contract, session resolution alone.
+ *   content direct (each request signed as the gateway signs it) with an L1 hit, an L2 hit and uncached,
+ *   creating an article, an enqueue through the jobs contract, session resolution alone.
  *
  * For each: requests (or jobs) per second, p50/p99, the ratio to its reference, Redis commands and round
  * trips per request (INFO deltas on the instance the path uses), and p99 at half the maximum rate. Then the
@@ -28,6 +28,8 @@ import { SessionStore } from '@atoll/session-store';
 import {
   createDatabase,
   freePort,
+  gatewayHeaders,
+  identityKeyPair,
   ownedTempDir,
   RedisServer,
   removeOwnedDir,
@@ -36,6 +38,7 @@ import {
   startEmbeddedPostgres,
   startStack,
 } from '@atoll/testkit/servers';
+import type autocannon from 'autocannon';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
@@ -244,7 +247,7 @@ try {
   // ---- atoll, as the local stack runs it, with warn-level logs as a busy production instance might.
   const dataDir = await ownedTempDir('bench');
   cleanups.push(async () => removeOwnedDir(dataDir));
-  const identitySecret = randomBytes(32).toString('hex');
+  const identity = identityKeyPair();
   const keyPrefix = `b${randomBytes(3).toString('hex')}`;
   let adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
@@ -260,7 +263,7 @@ try {
   cleanups.push(() => database.drop());
   const stack = await startStack({
     dataDir,
-    identitySecret,
+    identity,
     keyPrefix,
     databaseUrl: database.url,
     env: { LOG_LEVEL: 'warn', ...BENCH_ENV },
@@ -310,6 +313,21 @@ try {
       (await post('/api/articles', { article: { title, ...article } }, token)).article?.slug as string,
     );
   const read = (slug: string) => ({ path: `/api/articles/${slug}` });
+  /**
+   * Content answers only requests the gateway signed, each once: the load signs every request it sends
+   * straight to content, as the gateway would (which costs the load generator a signature per request).
+   */
+  const signedRead = (slug: string) => ({
+    ...read(slug),
+    setupRequest: (req: autocannon.Request) => {
+      const url = req.path ?? '/';
+      req.headers = {
+        ...req.headers,
+        ...gatewayHeaders(identity, 'content', { method: req.method ?? 'GET', url }),
+      };
+      return req;
+    },
+  });
   const auth = { authorization: `Token ${token}` };
 
   // Every path and its reference (the soak mode skips them and measures memory over time instead).
@@ -365,7 +383,7 @@ try {
     );
     await http(
       'content: L1 hit',
-      { url: contentL1.url, requests: [read(slugs[0] as string)] },
+      { url: contentL1.url, requests: [signedRead(slugs[0] as string)] },
       {
         reference: BARE,
         redis: { client: cacheRedis as Redis, instance: 'cache' },
@@ -373,7 +391,7 @@ try {
     );
     await http(
       'content: L2 hit',
-      { url: contentL2.url, requests: slugs.map(read) },
+      { url: contentL2.url, requests: slugs.map(signedRead) },
       {
         reference: BARE,
         redis: { client: cacheRedis as Redis, instance: 'cache' },
@@ -381,7 +399,7 @@ try {
     );
     await http(
       'content: uncached',
-      { url: contentUncached.url, requests: slugs.map(read) },
+      { url: contentUncached.url, requests: slugs.map(signedRead) },
       {
         reference: BARE,
       },

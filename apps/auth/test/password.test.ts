@@ -1,6 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { createDb, migrateDatabase } from '@atoll/db';
-import { RedisServer, type TestDatabase, testDatabase } from '@atoll/testkit';
+import {
+  gatewayHeaders,
+  identityKeyPair,
+  RedisServer,
+  type TestDatabase,
+  testDatabase,
+} from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
@@ -37,6 +42,7 @@ describe('a login replaces a hash made at a lower cost (buildApp on real Redis a
   let app: FastifyInstance;
   let db: ReturnType<typeof createDb<any>>;
 
+  const keys = identityKeyPair();
   beforeAll(async () => {
     [session, queue, database] = await Promise.all([
       RedisServer.start('session'),
@@ -48,7 +54,7 @@ describe('a login replaces a hash made at a lower cost (buildApp on real Redis a
     app = await buildApp(
       loadConfig({
         LOG_LEVEL: 'silent',
-        IDENTITY_SECRET: randomBytes(32).toString('hex'),
+        IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
         DATABASE_URL: database.url,
         REDIS_SESSION_URL: session.url,
         REDIS_QUEUE_URL: queue.url,
@@ -74,6 +80,7 @@ describe('a login replaces a hash made at a lower cost (buildApp on real Redis a
     app.inject({
       method: 'POST',
       url: '/api/users/login',
+      headers: gatewayHeaders(keys, 'auth', { method: 'POST', url: '/api/users/login' }),
       payload: { user: { email: 'old@example.com', password } },
     });
 
@@ -100,6 +107,7 @@ describe('a login replaces a hash made at a lower cost (buildApp on real Redis a
     const res = await app.inject({
       method: 'POST',
       url: '/api/users',
+      headers: gatewayHeaders(keys, 'auth', { method: 'POST', url: '/api/users' }),
       payload: { user: { username: 'new', email: 'new@example.com', password: 'correct horse' } },
     });
     expect(res.statusCode).toBe(201);
