@@ -7,20 +7,23 @@
  *   redis-benchmark GET/SET/INCR (plain and pipelined), a raw BullMQ no-op worker, Queue.add and addBulk;
  * - atoll: cached article reads through the gateway (anonymous and signed in), a proxied pass-through,
  *   content direct (each request signed as the gateway signs it) with an L1 hit, an L2 hit and uncached,
- *   creating an article, an enqueue through the jobs contract, session resolution alone.
+ *   creating an article, the identity assertion (Ed25519 sign + verify against an HMAC-SHA256), an
+ *   enqueue through the jobs contract, session resolution alone.
  *
  * For each: requests (or jobs) per second, p50/p99, the ratio to its reference, Redis commands and round
  * trips per request (INFO deltas on the instance the path uses), and p99 at half the maximum rate. Then the
  * peak RSS of every service. Results: bench/results/latest.{json,md,svg} (`--out DIR` elsewhere).
  *
  * Modes: full (BENCH_SECONDS per path, default 5), `--smoke` (about a second per path: the test suite
- * runs it so the harness cannot rot), `--soak` (see soak.ts).
+ * runs it so the harness cannot rot), `--soak` (see soak.ts), `--identity` (only the identity assertion's
+ * sign + verify against an HMAC, in process, no stack).
  */
 import { execFile } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, type KeyObject, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { IdentitySigner, IdentityVerifier } from '@atoll/identity';
 import { Producer, QUEUES } from '@atoll/jobs';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
@@ -171,6 +174,48 @@ async function ops(
   });
 }
 
+/**
+ * What the identity assertion costs per request: the gateway signs one (Ed25519), the service verifies
+ * it, against the same work done with a shared-secret HMAC-SHA256 (the former scheme, in which every
+ * service could mint identities). Both on the same payload; one op is one sign plus one verify.
+ */
+async function identityAssertionRows(privateKey: KeyObject, publicKey: KeyObject): Promise<void> {
+  const signer = new IdentitySigner(privateKey);
+  const verifier = new IdentityVerifier({ audience: 'content', publicKeys: [publicKey] });
+  const who = { userId: randomUUID(), username: 'bench', sessionId: 'x'.repeat(43), roles: ['user'] };
+  const secret = randomBytes(32);
+  let n = 0;
+  const hmacOp = async () => {
+    n += 1;
+    const body = `v1.${Buffer.from(JSON.stringify({ ...who, rid: `r${n}`, url: '/api/articles/x' })).toString('base64url')}`;
+    const mac = createHmac('sha256', secret).update(body).digest();
+    if (!timingSafeEqual(mac, createHmac('sha256', secret).update(body).digest())) throw new Error('hmac');
+  };
+  const edOp = async () => {
+    n += 1;
+    const requestId = `r${n}`;
+    const token = signer.sign({
+      audience: 'content',
+      method: 'GET',
+      url: '/api/articles/x',
+      requestId,
+      clientIp: '127.0.0.1',
+      identity: who,
+    });
+    if (!verifier.verify(token, { method: 'GET', url: '/api/articles/x', requestId }).ok)
+      throw new Error('verify');
+  };
+  const reference = await ops(IDENTITY_REFERENCE, hmacOp, { group: 'reference' });
+  const row = await ops(IDENTITY_ROW, edOp, { reference: IDENTITY_REFERENCE });
+  const micros = (r: Row) => Math.round(1e6 / Math.max(r.rps, 1));
+  say(
+    `${''.padEnd(44)} = ${micros(row)} µs of CPU per request (sign at the gateway + verify at the service; HMAC: ${micros(reference)} µs)`,
+  );
+}
+
+const IDENTITY_REFERENCE = 'identity assertion: HMAC-SHA256 sign + verify';
+const IDENTITY_ROW = 'identity assertion: Ed25519 sign + verify';
+
 const figures = ({ rps, p50, p99, requests, errors }: LoadResult) => ({ rps, p50, p99, requests, errors });
 
 function record(row: Row): Row {
@@ -240,6 +285,14 @@ async function drain(queue: Queue, count: number, fill: () => Promise<void>): Pr
     .sort((a, b) => a - b);
   const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? 0;
   return { rps: Math.round(count / elapsed), p50: at(0.5), p99: at(0.99), requests: count, errors: failed };
+}
+
+if (args.includes('--identity')) {
+  // Just the identity assertion's cost, in this process: no stack, a few seconds.
+  say(`atoll bench (identity): ${seconds} s per path, concurrency ${connections}, Node ${process.version}\n`);
+  const keys = identityKeyPair();
+  await identityAssertionRows(keys.privateKey, keys.publicKey);
+  process.exit(0);
 }
 
 try {
@@ -420,7 +473,8 @@ try {
       { reference: BARE },
     );
 
-    // ---- in this process: session resolution, enqueues, workers
+    // ---- in this process: the identity assertion, session resolution, enqueues, workers
+    await identityAssertionRows(identity.privateKey, identity.publicKey);
     const keys = createKeys(keyPrefix);
     await ops('redis GET (ioredis, one client)', () => (sessionRedis as Redis).get('bench:nothing'), {
       group: 'reference',
