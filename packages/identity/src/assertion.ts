@@ -10,8 +10,8 @@
  * The payload says who the caller is (nobody, for an anonymous request), whether the gateway could not
  * ask the session store (then "nobody" is "unknown"), from which client address the request came, and
  * binds the assertion to one request: the audience (the service it is for), the HTTP method, the request
- * target (path and query exactly as the service receives it, i.e. Fastify's `request.url`), the request
- * id, and a life of at most 10 seconds. A header captured inside the network therefore works nowhere
+ * target (path and query exactly as the service receives it, i.e. Fastify's `request.url`, by its
+ * SHA-256), the request id, and a life of at most 10 seconds. A header captured inside the network therefore works nowhere
  * else: not on another service, another route, another method or another request id; and each service
  * accepts it once only (plugin.ts), keyed on the signature's bytes.
  *
@@ -50,8 +50,11 @@ interface Payload {
   aud: string;
   /** The HTTP method, upper case. */
   mth: string;
-  /** The request target (path and query) as the service receives it. */
-  url: string;
+  /**
+   * SHA-256 of the request target (path and query) as the service receives it, base64url: a URL may be
+   * up to the services' 8 KB, the assertion stays small.
+   */
+  uh: string;
   rid: string;
   /** The client's address as the gateway determined it. */
   ip: string;
@@ -98,6 +101,11 @@ const SIGNATURE_CHARS = 86;
 const KID_CHARS = 11;
 /** An assertion longer than this is refused unread (a header is bounded anyway; this bounds the work). */
 const MAX_PAYLOAD_CHARS = 4096;
+
+/** What the payload holds for a request target: its SHA-256, base64url. */
+function urlHash(url: string): string {
+  return createHash('sha256').update(url).digest('base64url');
+}
 
 /** The key id of an Ed25519 public key: stable, derived, never configured. */
 export function keyIdOf(publicKey: KeyObject): string {
@@ -187,7 +195,7 @@ export class IdentitySigner {
     const payload: Payload = {
       aud: req.audience,
       mth: req.method.toUpperCase(),
-      url: req.url,
+      uh: urlHash(req.url),
       rid: req.requestId,
       ip: req.clientIp,
       iat,
@@ -253,7 +261,7 @@ export class IdentityVerifier {
     if (
       !p ||
       typeof p !== 'object' ||
-      ![p.aud, p.mth, p.url, p.rid, p.ip].every(isString) ||
+      ![p.aud, p.mth, p.uh, p.rid, p.ip].every(isString) ||
       typeof p.iat !== 'number' ||
       typeof p.exp !== 'number' ||
       (p.su !== undefined && p.su !== true)
@@ -279,7 +287,7 @@ export class IdentityVerifier {
       return { ok: false, reason: 'expired' };
     if (p.aud !== this.audience) return { ok: false, reason: 'wrong-audience' };
     if (p.mth !== req.method.toUpperCase()) return { ok: false, reason: 'wrong-method' };
-    if (p.url !== req.url) return { ok: false, reason: 'wrong-url' };
+    if (p.uh !== urlHash(req.url)) return { ok: false, reason: 'wrong-url' };
     if (p.rid !== req.requestId) return { ok: false, reason: 'wrong-request' };
     return {
       ok: true,

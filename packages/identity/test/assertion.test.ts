@@ -77,6 +77,18 @@ describe('identity assertion', () => {
     });
   });
 
+  it('stays small for a URL of 8 KB (it holds the URL by its hash), and still binds every byte of it', () => {
+    const url = `/api/articles?tag=${'t'.repeat(8 * 1024)}`;
+    const token = signer.sign(forContent({ url }));
+    expect(token.length).toBeLessThan(600);
+    const content = verifierFor('content');
+    expect(content.verify(token, { ...asSeen, url }).ok).toBe(true);
+    expect(content.verify(token, { ...asSeen, url: `${url.slice(0, -1)}u` })).toEqual({
+      ok: false,
+      reason: 'wrong-url',
+    });
+  });
+
   it('refuses an expired assertion, one from the future, and one that claims a long life', () => {
     const now = 1_000_000_000;
     const content = verifierFor('content');
