@@ -11,9 +11,9 @@
  * ask the session store (then "nobody" is "unknown"), from which client address the request came, and
  * binds the assertion to one request: the audience (the service it is for), the HTTP method, the request
  * target (path and query exactly as the service receives it, i.e. Fastify's `request.url`, by its
- * SHA-256), the request id, and a life of at most 10 seconds. A header captured inside the network therefore works nowhere
- * else: not on another service, another route, another method or another request id; and each service
- * accepts it once only (plugin.ts), keyed on the signature's bytes.
+ * SHA-256), the request id, and a life of at most 10 seconds. A header captured inside the network
+ * therefore works nowhere else: not on another service, another route, another method or another request
+ * id; and each service accepts it once only (plugin.ts), keyed on the signature's bytes.
  *
  * Decoding is strict: every part must be the one canonical base64url spelling of its bytes (Node decodes
  * leniently, so `abc` and `abd` can be the same bytes: we re-encode and compare) and the signature exactly

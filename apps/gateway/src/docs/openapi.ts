@@ -1,9 +1,10 @@
 /**
  * The public API reference, assembled from the services' own route schemas: `GET /api/openapi.json`
  * merges the OpenAPI 3.1 document each service describes itself with (`GET /internal/openapi.json`,
- * @atoll/service-kit, asked with an identity assertion like any request to a service) and the gateway's own routes, keeping only public paths (the route table's
- * prefixes, the health routes, the docs). `GET /api/docs` shows it with Scalar, served from the npm
- * package (no CDN at runtime: its script is `/api/docs/js/scalar.js`, its fonts the system's).
+ * @atoll/service-kit, asked with an identity assertion like any request to a service) and the gateway's
+ * own routes, keeping only public paths (the route table's prefixes, the health routes, the docs).
+ * `GET /api/docs` shows it with Scalar, served from the npm package (no CDN at runtime: its script is
+ * `/api/docs/js/scalar.js`, its fonts the system's).
  *
  * The merged document is kept for a short while once every service answered; while one does not, the
  * document is assembled from the others on each request and says which are missing

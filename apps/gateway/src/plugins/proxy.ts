@@ -3,13 +3,13 @@
  * connection pool per upstream. On the way in: the body is forwarded byte for byte (bounded by the body
  * limit), hop-by-hop headers and every client-sent internal header (`x-atoll-*`, `x-request-id`) are
  * dropped, and the gateway adds its request id and a short-lived signed assertion of who is calling (or
- * that nobody is, or that the session store could not say) and from which address, bound to the
- * upstream, the method, the request target and the request id (routes/assertion.ts). An upstream that is down answers 502, one that is too slow 504
- * (after UPSTREAM_TIMEOUT_MS, or the route's own timeout from UPSTREAM_ROUTE_TIMEOUTS), both in the
- * RealWorld shape and counted on /metrics. The proxied routes are hidden from the gateway's own OpenAPI
- * document: the services describe them. On the way out, a service's `Server-Timing` reaches the client
- * only when the gateway's SERVER_TIMING is set too (off by default: query counts are a hint for an
- * attacker), so one service configured for development cannot leak it.
+ * that nobody is, or that the session store could not say) and from which address, bound to the upstream,
+ * the method, the request target and the request id (routes/assertion.ts). An upstream that is down
+ * answers 502, one that is too slow 504 (after UPSTREAM_TIMEOUT_MS, or the route's own timeout from
+ * UPSTREAM_ROUTE_TIMEOUTS), both in the RealWorld shape and counted on /metrics. The proxied routes are
+ * hidden from the gateway's own OpenAPI document: the services describe them. On the way out, a service's
+ * `Server-Timing` reaches the client only when the gateway's SERVER_TIMING is set too (off by default:
+ * query counts are a hint for an attacker), so one service configured for development cannot leak it.
  */
 
 import type { IncomingHttpHeaders } from 'node:http';
