@@ -20,8 +20,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     /**
-     * `false`: this route answers without an assertion. Only for routes that serve what anyone may read
-     * through the public API anyway and that another service (which cannot make assertions) must call.
+     * `false`: this route answers without an assertion. Only for a read-only route that another service
+     * (which cannot make assertions) must call, and that answers nothing more than public data.
      */
     identity?: false;
   }

@@ -4,8 +4,9 @@
  * route table, so API consumers cannot reach it; it returns only what the public profile shows.
  *
  * The one route of a service that answers without an identity assertion (`config: { identity: false }`):
- * its caller is content, which cannot make assertions (only the gateway holds the signing key), and what
- * it answers anyone may read through the public API (`GET /api/profiles/:username`). docs/security.md.
+ * its caller is content, which cannot make assertions (only the gateway holds the signing key), and it
+ * changes nothing and answers a public profile (what `GET /api/profiles/:username` shows anyone) plus the
+ * account's id and last update. docs/security.md, "Trust behind the gateway: identity".
  */
 import { AppError } from '@atoll/service-kit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
