@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import {
   createDatabase,
   freePort,
+  identityKeyPair,
   ownedTempDir,
   removeOwnedDir,
   ServiceProcess,
@@ -238,7 +239,7 @@ export async function passwordsBench(opts: {
     cleanups.push(() => database.drop());
     const stack = await startStack({
       dataDir,
-      identitySecret: randomBytes(32).toString('hex'),
+      identity: identityKeyPair(),
       keyPrefix: `b${randomBytes(3).toString('hex')}`,
       databaseUrl: database.url,
       env: {

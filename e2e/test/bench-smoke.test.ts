@@ -42,6 +42,8 @@ describe('pnpm bench --smoke', () => {
       'content: uncached',
       'gateway: create article',
       'session resolution alone',
+      'identity assertion: HMAC-SHA256 sign + verify',
+      'identity assertion: Ed25519 sign + verify',
       'enqueue through the jobs contract',
       'BullMQ addBulk ×100 (raw), in jobs',
       'raw BullMQ no-op worker (concurrency 16)',

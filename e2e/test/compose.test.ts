@@ -6,6 +6,7 @@
  * image recipe (non-root, `node` as the command, pinned tool versions, ports).
  */
 import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, join } from 'node:path';
@@ -49,10 +50,12 @@ type App = (typeof APPS)[number];
 const MIGRATED = ['auth', 'content', 'notifier'] as const;
 const ROLES = ['cache', 'session', 'queue'] as const;
 
-const COMMON = ['HOST', 'PORT', 'LOG_LEVEL', 'SHUTDOWN_GRACE_MS', 'IDENTITY_SECRET', 'REDIS_KEY_PREFIX'];
+const COMMON = ['HOST', 'PORT', 'LOG_LEVEL', 'SHUTDOWN_GRACE_MS', 'REDIS_KEY_PREFIX'];
+const VERIFYING = [...COMMON, 'IDENTITY_PUBLIC_KEYS'];
 const REQUIRED: Record<App, string[]> = {
   gateway: [
     ...COMMON,
+    'IDENTITY_PRIVATE_KEY',
     'REDIS_SESSION_URL',
     'AUTH_URL',
     'CONTENT_URL',
@@ -63,19 +66,30 @@ const REQUIRED: Record<App, string[]> = {
     'SESSION_ABSOLUTE_TIMEOUT_S',
     'SESSION_REFRESH_INTERVAL_S',
   ],
-  auth: [...COMMON, 'DATABASE_URL', 'REDIS_SESSION_URL', 'REDIS_QUEUE_URL'],
-  content: [...COMMON, 'DATABASE_URL', 'REDIS_CACHE_URL', 'REDIS_QUEUE_URL'],
-  notifier: [...COMMON, 'DATABASE_URL', 'REDIS_QUEUE_URL', 'REDIS_SESSION_URL', 'SMTP_URL', 'PUBLIC_URL'],
+  auth: [...VERIFYING, 'DATABASE_URL', 'REDIS_SESSION_URL', 'REDIS_QUEUE_URL'],
+  content: [...VERIFYING, 'DATABASE_URL', 'REDIS_CACHE_URL', 'REDIS_QUEUE_URL'],
+  notifier: [...VERIFYING, 'DATABASE_URL', 'REDIS_QUEUE_URL', 'REDIS_SESSION_URL', 'SMTP_URL', 'PUBLIC_URL'],
 };
 
-/** Compose's `${VAR}`, `${VAR:-default}`, `${VAR-default}` and `$$`, resolved against `env`. */
-function interpolate(value: string, env: Record<string, string | undefined> = {}): string {
+/** A key pair of the deployment's own, as `pnpm identity-keys` prints it for `.env`. */
+const keyPair = generateKeyPairSync('ed25519');
+const DEPLOYMENT_KEYS = {
+  IDENTITY_PRIVATE_KEY: keyPair.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+  IDENTITY_PUBLIC_KEYS: keyPair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+};
+
+/**
+ * Compose's `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}` and `$$`, resolved against
+ * `env` (by default the deployment's own identity keys: the only variables without a default).
+ */
+function interpolate(value: string, env: Record<string, string | undefined> = DEPLOYMENT_KEYS): string {
   return value.replace(
-    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
     (match, name?: string, op?: string, fallback?: string, bare?: string) => {
       if (match === '$$') return '$';
       const key = (name ?? bare)!;
       const set = env[key];
+      if (op === ':?' && !set) throw new Error(`${key}: ${fallback}`);
       if (op === ':-') return set ? set : (fallback ?? '');
       if (op === '-') return set ?? fallback ?? '';
       return set ?? '';
@@ -223,15 +237,21 @@ describe('docker-compose config', () => {
     });
   };
 
-  it("refuses to start without an IDENTITY_SECRET of the deployment's own, naming it", () => {
+  it("refuses to start without identity keys of the deployment's own, naming them", () => {
     const result = config({});
     expect(result.status).not.toBe(0);
-    expect(result.stderr).toContain('set IDENTITY_SECRET to a secret of your own');
+    expect(result.stderr).toMatch(
+      /set IDENTITY_(PRIVATE_KEY|PUBLIC_KEYS) and IDENTITY_\w+ to a key pair of your own/,
+    );
+    for (const only of Object.keys(DEPLOYMENT_KEYS) as Array<keyof typeof DEPLOYMENT_KEYS>) {
+      const half = config({ [only]: DEPLOYMENT_KEYS[only] });
+      expect(half.status, `with ${only} alone`).not.toBe(0);
+    }
   });
 
-  it('accepts the file with IDENTITY_SECRET set and every other variable left at its default', () => {
+  it('accepts the file with the identity keys set and every other variable left at its default', () => {
     // No LOG_LEVEL, METRICS_TOKEN...: every other variable must resolve from its default.
-    const result = config({ IDENTITY_SECRET: 'a'.repeat(64) });
+    const result = config(DEPLOYMENT_KEYS);
     expect(result.error).toBeUndefined();
     expect(result.status, result.stderr).toBe(0);
     // Compose exits 0 on an unset variable ("The X variable is not set. Defaulting to a blank string.")
@@ -290,12 +310,15 @@ describe('docker-compose.yml semantics', () => {
   });
 
   it('gives every service every variable it requires, pointing at services that exist', () => {
-    const secrets = new Set<string>();
     for (const app of APPS) {
       const env = environmentOf(services[app]!);
       const missing = REQUIRED[app].filter((v) => !(v in env) || env[v] === '');
       expect(missing, `${app} lacks`).toEqual([]);
-      secrets.add(env.IDENTITY_SECRET!);
+      // The signing key is the gateway's alone; the others get the public key only.
+      if (app === 'gateway') expect(env).not.toHaveProperty('IDENTITY_PUBLIC_KEYS');
+      else expect(env, app).not.toHaveProperty('IDENTITY_PRIVATE_KEY');
+      // Inside the Compose network the services answer other containers (they still require assertions).
+      expect(env.HOST, app).toBe('0.0.0.0');
       for (const role of ROLES) {
         const url = env[`REDIS_${role.toUpperCase()}_URL`];
         if (url) expect(url, `${app} REDIS_${role.toUpperCase()}_URL`).toBe(`redis://redis-${role}:6379`);
@@ -306,9 +329,6 @@ describe('docker-compose.yml semantics', () => {
         expect(`${pg.POSTGRES_USER}:${pg.POSTGRES_PASSWORD}/${pg.POSTGRES_DB}`).toBe('atoll:atoll/atoll');
       }
     }
-    // One key for the whole deployment: the gateway signs, the others verify.
-    expect(secrets.size).toBe(1);
-    expect([...secrets][0]!.length).toBeGreaterThanOrEqual(32);
     const gateway = environmentOf(services.gateway!);
     for (const upstream of ['auth', 'content', 'notifier'] as const) {
       const port = environmentOf(services[upstream]!).PORT;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import {
+  identityKeyPair,
   ownedTempDir,
   removeOwnedDir,
   type Stack,
@@ -9,7 +10,8 @@ import {
   testDatabase,
 } from '@atoll/testkit';
 
-export const IDENTITY_SECRET = randomBytes(32).toString('hex');
+/** The gateway's identity key pair in every test stack of this process (tests sign as the gateway with it). */
+export const IDENTITY_KEYS = identityKeyPair();
 
 /**
  * Every test client calls from 127.0.0.1, so the gateway's per-address limits would make unrelated tests
@@ -42,7 +44,7 @@ export async function startTestStack(
   const stack = await startStack({
     dataDir,
     databaseUrl: database.url,
-    identitySecret: IDENTITY_SECRET,
+    identity: IDENTITY_KEYS,
     keyPrefix: `t${randomBytes(4).toString('hex')}`,
     retainLogs: true,
     env: { ...GENEROUS_LIMITS, ...TEST_PASSWORD_COST, ...env },

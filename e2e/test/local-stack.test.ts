@@ -6,7 +6,7 @@
  * TRUSTED_PROXIES), which the first start, without them, shows are not the defaults.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
@@ -126,6 +126,16 @@ describe('npm start (the local stack) from a clean copy', () => {
     expect(first.output).toContain('auth migrations: auth: 2026-11-22T00-00_create_users success');
     const health = await fetch(`${gatewayUrl}/health/services`);
     expect(health.status).toBe(200);
+    // The gateway's identity key pair, made once: the private key readable by this user only.
+    const dataDir = join(dir, '.atoll', 'data');
+    const keyFile = join(dataDir, 'identity', 'identity.key');
+    expect(statSync(join(dataDir, 'identity')).mode & 0o777).toBe(0o700);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const privateKey = readFileSync(keyFile, 'utf8');
+    expect(privateKey).toContain('-----BEGIN PRIVATE KEY-----');
+    expect(readFileSync(join(dataDir, 'identity', 'identity.pub'), 'utf8')).toContain(
+      '-----BEGIN PUBLIC KEY-----',
+    );
     // Without settings: no CORS for another origin, the default anonymous limit, and X-Forwarded-For is
     // not believed (two forwarded clients count against the one peer address).
     expect((await preflight(gatewayUrl, FRONTEND)).allowOrigin).toBeNull();
@@ -174,6 +184,7 @@ describe('npm start (the local stack) from a clean copy', () => {
     await second.waitFor(/atoll is up: /);
     expect(second.output).toContain('auth migrations: auth: up to date');
     expect(second.output).toContain('content migrations: content: up to date');
+    expect(readFileSync(keyFile, 'utf8')).toBe(privateKey);
     const again = await fetch(`${gatewayUrl}/api/auth/session`, {
       headers: { authorization: `Token ${token}` },
     });

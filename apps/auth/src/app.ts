@@ -52,7 +52,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     schema: SCHEMA,
     serverTiming: config.serverTiming,
   });
-  await app.register(identityPlugin, { secrets: config.identitySecrets });
+  await app.register(identityPlugin, { audience: 'auth', publicKeys: config.identityPublicKeys });
 
   // Domain
   const keys = createKeys(config.keyPrefix);

@@ -1,7 +1,10 @@
+import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import {
   ConfigError,
   Env,
+  identityPublicKeys,
+  identityVerifyingEnv,
   parseEnv,
   type ServiceConfig,
   serviceConfig,
@@ -17,6 +20,7 @@ import type { Argon2Cost } from './users/password.ts';
 
 export const EnvSchema = Type.Object({
   ...serviceEnv(3001),
+  ...identityVerifyingEnv(),
   ...sessionEnv(),
   DATABASE_URL: Env.postgresUrl(),
   REDIS_SESSION_URL: Env.redisUrl('session'),
@@ -165,6 +169,8 @@ export const EnvSchema = Type.Object({
 });
 
 export interface AuthConfig extends ServiceConfig {
+  /** The gateway’s public key(s): identity assertions are checked with them. */
+  identityPublicKeys: KeyObject[];
   databaseUrl: string;
   redis: { session: string; queue: string };
   session: ReturnType<typeof sessionConfig> & { cookieSecure: boolean; maxPerUser: number };
@@ -199,6 +205,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   return {
     ...serviceConfig(e),
+    identityPublicKeys: identityPublicKeys(e),
     databaseUrl: e.DATABASE_URL,
     redis: { session: e.REDIS_SESSION_URL, queue: e.REDIS_QUEUE_URL },
     session: {

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { identityKeyPair } from '@atoll/testkit';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 
 const env = {
-  IDENTITY_SECRET: randomBytes(32).toString('hex'),
+  IDENTITY_PUBLIC_KEYS: identityKeyPair().publicKeyText,
   DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
   REDIS_SESSION_URL: 'redis://127.0.0.1:1',
   REDIS_QUEUE_URL: 'redis://127.0.0.1:1',

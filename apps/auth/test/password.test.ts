@@ -1,6 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { createDb, migrateDatabase } from '@atoll/db';
-import { RedisServer, type TestDatabase, testDatabase } from '@atoll/testkit';
+import {
+  gatewayHeaders,
+  identityKeyPair,
+  RedisServer,
+  type TestDatabase,
+  testDatabase,
+} from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
@@ -60,6 +65,7 @@ describe('a login replaces a scrypt hash, or one made at a lower cost (buildApp 
   let app: FastifyInstance;
   let db: ReturnType<typeof createDb<any>>;
 
+  const keys = identityKeyPair();
   beforeAll(async () => {
     [session, queue, database] = await Promise.all([
       RedisServer.start('session'),
@@ -71,7 +77,7 @@ describe('a login replaces a scrypt hash, or one made at a lower cost (buildApp 
     app = await buildApp(
       loadConfig({
         LOG_LEVEL: 'silent',
-        IDENTITY_SECRET: randomBytes(32).toString('hex'),
+        IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
         DATABASE_URL: database.url,
         REDIS_SESSION_URL: session.url,
         REDIS_QUEUE_URL: queue.url,
@@ -98,6 +104,7 @@ describe('a login replaces a scrypt hash, or one made at a lower cost (buildApp 
     app.inject({
       method: 'POST',
       url: '/api/users/login',
+      headers: gatewayHeaders(keys, 'auth', { method: 'POST', url: '/api/users/login' }),
       payload: { user: { email: 'old@example.com', password } },
     });
 
@@ -124,6 +131,7 @@ describe('a login replaces a scrypt hash, or one made at a lower cost (buildApp 
     const res = await app.inject({
       method: 'POST',
       url: '/api/users',
+      headers: gatewayHeaders(keys, 'auth', { method: 'POST', url: '/api/users' }),
       payload: { user: { username: 'new', email: 'new@example.com', password: 'correct horse' } },
     });
     expect(res.statusCode).toBe(201);

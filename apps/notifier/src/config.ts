@@ -1,4 +1,14 @@
-import { Env, parseEnv, type ServiceConfig, serviceConfig, serviceEnv, Type } from '@atoll/config';
+import type { KeyObject } from 'node:crypto';
+import {
+  Env,
+  identityPublicKeys,
+  identityVerifyingEnv,
+  parseEnv,
+  type ServiceConfig,
+  serviceConfig,
+  serviceEnv,
+  Type,
+} from '@atoll/config';
 
 const Cron = (fallback: string, what: string) =>
   Type.String({
@@ -9,6 +19,7 @@ const Cron = (fallback: string, what: string) =>
 
 export const EnvSchema = Type.Object({
   ...serviceEnv(3003),
+  ...identityVerifyingEnv(),
   DATABASE_URL: Env.postgresUrl(),
   REDIS_QUEUE_URL: Env.redisUrl('queue'),
   REDIS_SESSION_URL: Env.redisUrl('session'),
@@ -74,6 +85,8 @@ export const EnvSchema = Type.Object({
 });
 
 export interface NotifierConfig extends ServiceConfig {
+  /** The gateway’s public key(s): identity assertions are checked with them. */
+  identityPublicKeys: KeyObject[];
   databaseUrl: string;
   redis: { queue: string; session: string };
   smtpUrl: string;
@@ -98,6 +111,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parseEnv(EnvSchema, env);
   return {
     ...serviceConfig(e),
+    identityPublicKeys: identityPublicKeys(e),
     databaseUrl: e.DATABASE_URL,
     redis: { queue: e.REDIS_QUEUE_URL, session: e.REDIS_SESSION_URL },
     smtpUrl: e.SMTP_URL,

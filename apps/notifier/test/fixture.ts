@@ -9,7 +9,13 @@ import { type JobPayloads, Producer } from '@atoll/jobs';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys, type Keys } from '@atoll/redis-keys';
 import { dbOf } from '@atoll/service-kit';
-import { RedisServer, SmtpTestServer, testDatabase } from '@atoll/testkit';
+import {
+  type IdentityKeys,
+  identityKeyPair,
+  RedisServer,
+  SmtpTestServer,
+  testDatabase,
+} from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { buildApp } from '../src/app.ts';
@@ -34,8 +40,8 @@ export interface NotifierFixture {
   queueRedis: RoleCheckedRedis;
   sessionRedis: RoleCheckedRedis;
   keys: Keys;
-  /** The key identity assertions are signed with (for requests to the API). */
-  identitySecret: string;
+  /** The gateway's key pair identity assertions are signed with (for requests to the API). */
+  identityKeys: IdentityKeys;
   /** The Redis servers' URLs (for a test's own clients, e.g. a subscriber). */
   urls: { queue: string; session: string };
   /** Closes the app (its workers finish their jobs) and starts a new one on the same servers. */
@@ -66,10 +72,10 @@ export async function startNotifier(
   await migrateDatabase(database.url, SCHEMA, migrations);
   const prefix = `n${randomBytes(4).toString('hex')}`;
   const keys = createKeys(prefix);
-  const identitySecret = randomBytes(32).toString('hex');
+  const identityKeys = identityKeyPair();
   const config = loadConfig({
     LOG_LEVEL: 'silent',
-    IDENTITY_SECRET: identitySecret,
+    IDENTITY_PUBLIC_KEYS: identityKeys.publicKeyText,
     REDIS_KEY_PREFIX: prefix,
     DATABASE_URL: database.url,
     REDIS_QUEUE_URL: queue.url,
@@ -104,7 +110,7 @@ export async function startNotifier(
     queueRedis,
     sessionRedis,
     keys,
-    identitySecret,
+    identityKeys,
     urls: { queue: queue.url, session: session.url },
     restart: async () => {
       await fixture.app.close();

@@ -24,6 +24,7 @@ export const ERROR_CATALOG = {
     message: 'are too large (the URL and the headers together must fit in 16 KB)',
   },
   TOKEN_MISSING: { status: 401, field: 'token', message: 'is missing' },
+  IDENTITY_MISSING: { status: 401, field: 'identity', message: 'is missing' },
   IDENTITY_INVALID: { status: 401, field: 'identity', message: 'is invalid' },
   NOT_FOUND: { status: 404, field: 'route', message: 'not found' },
   METHOD_NOT_ALLOWED: { status: 405, field: 'method', message: 'is not allowed here' },
