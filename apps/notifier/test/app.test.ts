@@ -71,7 +71,8 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       { jobId: id },
     );
   beforeAll(async () => {
-    n = await startNotifier();
+    // Every account here is verified and new: their actions are mailed (mail-rules.test.ts has the rule).
+    n = await startNotifier({ NOTIFY_MAIL_MIN_ACCOUNT_AGE_MS: '0' });
     ({ app, smtp, producer, sessionRedis, keys } = n);
     redis = n.queueRedis;
     subscriber = await connectRedis({
