@@ -257,6 +257,26 @@ describe('notification mail rules', () => {
       expect(`${mail.subject} ${mail.text}`).not.toContain('evil.test');
   });
 
+  it('puts no username into the mail that goes to addresses nobody proved: welcome, code, reset', async () => {
+    // A sign-up with someone else's address and a username that reads as a message of atoll's own.
+    const phish = 'Your account is suspended, log in at http://evil.test/login';
+    const victim = { ...n.user('victim'), username: phish };
+    await register(victim, { verified: false, ageMs: 0 });
+    const expiresAt = '2030-01-01T00:00:00Z';
+    const secure = { v: 2 as const, userId: victim.userId, to: victim.email, username: phish, expiresAt };
+    await n.sessionRedis.set(n.keys.mailSecret('phish-code'), '123456', 'PX', 60_000);
+    await n.producer.enqueue('security-email', 'verification-code', secure, { jobId: 'phish-code' });
+    await n.sessionRedis.set(n.keys.mailSecret('phish-reset'), 'reset-token', 'PX', 60_000);
+    await n.producer.enqueue('security-email', 'password-reset', secure, { jobId: 'phish-reset' });
+    const mails = await n.smtp.waitFor(victim.email, 3);
+    expect(mails.map((m) => m.subject).sort()).toEqual([
+      'Reset your atoll password',
+      'Welcome to atoll',
+      'Your atoll verification code: 123456',
+    ]);
+    for (const mail of mails) expect(`${mail.subject} ${mail.text} ${mail.html}`).not.toContain('evil.test');
+  });
+
   it('mails no notification and no digest to an unverified address, or one whose verification is unknown', async () => {
     const uma = n.user('uma');
     const vic = n.user('vic'); // described by a v1 event only: verification unknown
