@@ -14,6 +14,7 @@
  * | `{p}:mail-cap:{<kind>:<userId>}`      | session  | String | the cap's window (15 min)                      |
  * | `{p}:mail-secret:{<jobId>}`           | session  | String | the secret's life (15/30 min); deleted once sent |
  * | `{p}:pw-change:{<userId>}`            | session  | String | the change window (1 hour by default)          |
+ * | `{p}:signup:{<address|prefix>}`       | session  | String | the sign-up window (1 hour by default)         |
  * | `{p}:device:{<tokenHash>}`            | session  | String | the device cookie's life (180 days by default) |
  * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
  * | `{p}:rl:{<tier>:<id>}`                | session  | String | the tier's window, set by the counting script  |
@@ -108,6 +109,12 @@ export const KEY_SPECS = {
     instance: 'session',
     type: 'String',
     ttl: 'the password-change window (PASSWORD_CHANGE_WINDOW_S, 1 hour), set atomically with the first increment (count-failure.lua)',
+  },
+  signups: {
+    pattern: 'signup:{<address|prefix>}',
+    instance: 'session',
+    type: 'String',
+    ttl: 'the sign-up window (REGISTRATION_WINDOW_S, 1 hour), set atomically with the first increment (count-failure.lua)',
   },
   deviceCookie: {
     pattern: 'device:{<tokenHash>}',
@@ -270,6 +277,11 @@ export function createKeys(prefix = 'atoll') {
       `${prefix}:mail-cap:{${kind}:${tagPart(userId, 'userId')}}`,
     /** How many password changes an account made in the current window (each costs a password hash). */
     passwordChanges: (userId: string) => `${prefix}:pw-change:{${tagPart(userId, 'userId')}}`,
+    /**
+     * How many accounts were registered from one client address (IPv4 as it is, IPv6 per /64) or IPv6
+     * prefix (/56, /48) in the current window (each costs a password hash).
+     */
+    signups: (address: string) => `${prefix}:signup:{${tagPart(address, 'address')}}`,
     /**
      * A device cookie (a browser that signed in to an account before), keyed by the hash of its random
      * value; holds the account it was issued for (the limiter's hash of the email).

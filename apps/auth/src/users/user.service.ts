@@ -21,7 +21,8 @@ import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import type { DeviceCookies } from '../security/device-cookie.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import type { PasswordChangeLimiter } from '../security/password-change-limiter.ts';
-import { checkedUnlessBusy } from './hash-pool.ts';
+import type { RegistrationLimiter } from '../security/registration-limiter.ts';
+import { checkedUnlessBusy, isHashingBusy } from './hash-pool.ts';
 import { PasswordHasher } from './password.ts';
 import { type PasswordContext, PasswordPolicy } from './password-policy.ts';
 import {
@@ -140,6 +141,7 @@ export class UserService {
   private readonly relay: UserEventRelay;
   private readonly limiter: LoginLimiter;
   private readonly changes: PasswordChangeLimiter | null;
+  private readonly registrations: RegistrationLimiter | null;
   private readonly devices: DeviceCookies | null;
   private readonly adminEmails: Set<string>;
   private readonly producer: Producer;
@@ -155,6 +157,8 @@ export class UserService {
     limiter: LoginLimiter;
     /** Password changes per account; unlimited when not given. */
     changes?: PasswordChangeLimiter;
+    /** Sign-ups per client address; unlimited when not given. */
+    registrations?: RegistrationLimiter;
     /** Device cookies for browsers that signed in; none when not given. */
     devices?: DeviceCookies;
     adminEmails?: string[];
@@ -180,6 +184,7 @@ export class UserService {
     this.relay = deps.relay;
     this.limiter = deps.limiter;
     this.changes = deps.changes ?? null;
+    this.registrations = deps.registrations ?? null;
     this.devices = deps.devices ?? null;
   }
 
@@ -213,12 +218,18 @@ export class UserService {
     checkEmail(errors, input.email);
     checkPassword(errors, input.password, this.policy, input);
     throwIfAny(errors);
-    this.passwords.admit(client.ip);
+    this.passwords.admit(client.ip, 'new');
+    // Counted before anything else is looked at (a taken address is a sign-up too: no free probing).
+    const counted = await this.registrations?.count(client.ip);
     const username = normalUsername(input.username);
     const email = input.email.trim();
     const taken = await takenFields(this.db, { username, email });
     if (taken.length > 0) throw conflict(taken);
-    const passwordHash = await this.passwords.hash(input.password, client.ip);
+    const passwordHash = await this.passwords.hash(input.password, client.ip).catch(async (err: unknown) => {
+      // Refused by a busy pool: nothing was hashed, so this sign-up is given back.
+      if (isHashingBusy(err)) await counted?.giveBack();
+      throw err;
+    });
     try {
       // The session is created before the account commits: if redis-session is down the registration
       // fails as a whole (503) instead of leaving an account its owner got no token for.
@@ -284,8 +295,15 @@ export class UserService {
     }
   }
 
+  /** Best effort: with no room for a new hash now (busy), the login goes on and a later one rehashes. */
   private async rehash(user: UserRow, password: string, ip: string): Promise<UserRow | undefined> {
-    const passwordHash = await this.passwords.hash(password, ip);
+    let passwordHash: string;
+    try {
+      passwordHash = await this.passwords.hash(password, ip);
+    } catch (err) {
+      if (isHashingBusy(err)) return undefined;
+      throw err;
+    }
     return this.db
       .updateTable('users')
       .set({ password_hash: passwordHash })
