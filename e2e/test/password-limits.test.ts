@@ -34,6 +34,7 @@ describe('password hashing admission and lockout (N6, N5)', () => {
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '20',
       REAUTH_WINDOW_S: '1',
       REGISTRATION_MAX_PER_ADDRESS: '20',
+      DEVICE_COOKIE_MAX_PER_ACCOUNT: '3',
     }));
     api = apiClient(stack.gatewayUrl);
   }, 90_000);
@@ -193,13 +194,20 @@ describe('password hashing admission and lockout (N6, N5)', () => {
     const refusedChange = await changeFrom('198.51.100.15', false);
     expect(refusedChange.status).toBe(429);
     expect(refusedChange.body.code).toBe('AUTH_TOO_MANY_ATTEMPTS');
-    expect((await changeFrom('198.51.100.16', true)).status).toBe(200);
+    const changed = await changeFrom('198.51.100.16', true);
+    expect(changed.status).toBe(200);
     ada.password = 'a fresh horse';
+    // The new password ended the trust of every device cookie of the account; the browser that changed
+    // it gets a new one.
+    const renewed = changed.headers.getSetCookie().find((c) => c.startsWith('atoll_device='));
+    expect(renewed).toMatch(/^atoll_device=[\w-]{43}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
+    const newDevice = /^atoll_device=([^;]+)/.exec(renewed as string)?.[1] as string;
+    expect((await loginAs('198.51.100.17', ada.email, ada.password, { device })).status).toBe(429);
 
     // A stolen device cookie is no master key: 5 wrong passwords with it, then the device is refused too.
     const stolen = [];
     for (let i = 0; i < 6; i += 1)
-      stolen.push((await loginAs(`192.0.2.${i + 1}`, ada.email, 'guess', { device })).status);
+      stolen.push((await loginAs(`192.0.2.${i + 1}`, ada.email, 'guess', { device: newDevice })).status);
     expect(stolen).toEqual([401, 401, 401, 401, 401, 429]);
     // A device cookie of another account trusts nothing: the untrusted limits apply.
     const bob = await register();
@@ -228,6 +236,57 @@ describe('password hashing admission and lockout (N6, N5)', () => {
     // Another /48, and an IPv4 address, sign up as before.
     expect((await signUp('2001:db8:6:1::1')).status).toBe(201);
     expect((await signUp('192.0.2.77')).status).toBe(201);
+  }, 120_000);
+
+  it('binds a device cookie to the account and its password: cookies minted on an address before its owner registered it never count for her account (review finding B)', async () => {
+    // The attacker registers the victim's address and mints device cookies, one per browser login.
+    const victim = { username: 'victim', email: 'victim@example.com', password: 'quiet lantern 41' };
+    const squatter = { username: 'squatter', email: victim.email, password: 'brass kettle 77' };
+    const from = { 'x-forwarded-for': '203.0.113.200' };
+    const squatted = await api('POST', '/api/users', { headers: from, body: { user: squatter } });
+    expect(squatted.status).toBe(201);
+    const minted: string[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      const res = await loginAs('203.0.113.200', victim.email, squatter.password, {});
+      expect(res.status).toBe(200);
+      minted.push(res.device as string);
+    }
+    // The account keeps its 3 newest: the 2 oldest count for nothing even there.
+    expect(
+      (await loginAs('203.0.113.202', victim.email, squatter.password, { device: minted[0] })).device,
+    ).not.toBeNull();
+    expect(
+      (await loginAs('203.0.113.202', victim.email, squatter.password, { device: minted[4] })).device,
+    ).toBeNull();
+    // He moves his account to another address, and the victim registers hers.
+    const moved = await api('PUT', '/api/user', {
+      token: squatted.body.user.token,
+      headers: from,
+      body: { user: { email: 'elsewhere@example.com', currentPassword: squatter.password } },
+    });
+    expect(moved.status).toBe(200);
+    const mine = await api('POST', '/api/users', {
+      headers: { 'x-forwarded-for': '198.51.100.30' },
+      body: { user: victim },
+    });
+    expect(mine.status).toBe(201);
+    const owner = await loginAs('198.51.100.30', victim.email, victim.password, {});
+    expect(owner.status).toBe(200);
+    const ownDevice = owner.device as string;
+
+    // With the pre-minted cookies he guesses her password: counted as any stranger, per account and
+    // address (5), then refused.
+    const guesses = [];
+    for (let i = 0; i < 25; i += 1) {
+      const device = minted[i % minted.length] as string;
+      guesses.push((await loginAs('203.0.113.201', victim.email, `guess ${i}`, { device })).status);
+    }
+    expect(guesses).toEqual([...Array(5).fill(401), ...Array(20).fill(429)]);
+
+    // Her own device cookie still counts for her (no new one is set), from anywhere.
+    const again = await loginAs('198.51.100.31', victim.email, victim.password, { device: ownDevice });
+    expect(again.status).toBe(200);
+    expect(again.device).toBeNull();
   }, 120_000);
 
   it('counts IPv6 clients by /64, /56 and /48: addresses in one /64 are one place, and so are /64s in one /56', async () => {

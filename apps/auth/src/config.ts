@@ -87,6 +87,13 @@ export const EnvSchema = Type.Object({
       'the name of the device cookie a browser gets when it signs in (with the __Host- prefix only where SESSION_COOKIE_SECURE is true)',
   }),
   DEVICE_COOKIE_TTL_S: Env.seconds(180 * 24 * 3600, 'how long a device cookie stays valid'),
+  DEVICE_COOKIE_MAX_PER_ACCOUNT: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 10,
+    description:
+      'live device cookies one account keeps; a sign-in from a new browser beyond it ends the trust of the oldest',
+  }),
   PASSWORD_DENY_COMMON: Env.boolean(
     true,
     'refuse the 50,000 most common passwords of 8 characters or more as a new password (off only where conformance suites sign up with "password")',
@@ -188,7 +195,7 @@ export interface AuthConfig extends ServiceConfig {
   reauthWindowMs: number;
   login: LoginLimits;
   /** The device cookie's name and life (its Secure flag follows the session cookie's). */
-  deviceCookie: { name: string; ttlS: number };
+  deviceCookie: { name: string; ttlS: number; maxPerAccount: number };
   /** Argon2id cost of new password hashes. */
   passwordCost: Argon2Cost;
   /** Admission of password hashing: how many at once, how many may wait. */
@@ -252,7 +259,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perDevice: e.LOGIN_MAX_FAILURES_PER_DEVICE,
       windowMs: e.LOGIN_FAILURE_WINDOW_S * 1000,
     },
-    deviceCookie: { name: e.DEVICE_COOKIE_NAME, ttlS: e.DEVICE_COOKIE_TTL_S },
+    deviceCookie: {
+      name: e.DEVICE_COOKIE_NAME,
+      ttlS: e.DEVICE_COOKIE_TTL_S,
+      maxPerAccount: e.DEVICE_COOKIE_MAX_PER_ACCOUNT,
+    },
     passwordCost: { memoryKiB: e.PASSWORD_ARGON2_MEMORY_KIB, iterations: e.PASSWORD_ARGON2_ITERATIONS },
     passwordPool: passwordPool(e),
     passwordChanges: { max: e.PASSWORD_CHANGE_MAX, windowMs: e.PASSWORD_CHANGE_WINDOW_S * 1000 },

@@ -22,7 +22,11 @@ describe('auth configuration: passwords, the hashing pool and device cookies', (
       newHashes: Math.floor((Math.min(availableParallelism(), 4) + 8) / 2),
     });
     expect(config.passwordChanges).toEqual({ max: 5, windowMs: 3_600_000 });
-    expect(config.deviceCookie).toEqual({ name: '__Host-atoll_device', ttlS: 180 * 24 * 3600 });
+    expect(config.deviceCookie).toEqual({
+      name: '__Host-atoll_device',
+      ttlS: 180 * 24 * 3600,
+      maxPerAccount: 10,
+    });
     expect(config.login).toMatchObject({
       perAccountPrefix56: 10,
       perAccountPrefix48: 20,

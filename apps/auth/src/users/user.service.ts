@@ -246,7 +246,7 @@ export class UserService {
       });
       this.relay.kick();
       await this.endPrevious(client);
-      return { ...created, ...(await this.newDevice(accountOf('email', email), client, null)) };
+      return { ...created, ...(await this.newDevice(created.user, client, null)) };
     } catch (err) {
       const field = uniqueViolation(err);
       if (field) throw conflict([field]); // lost a race with another registration
@@ -258,11 +258,14 @@ export class UserService {
     // A full hashing pool answers 503 before any work (and before an attempt is counted).
     this.passwords.admit(client.ip);
     const account = accountOf('email', input.email);
-    // A browser that signed in to this account before is counted by its device cookie alone.
-    const device = (await this.devices?.trusted(client.deviceToken ?? null, account)) ?? null;
+    const lookUp = () => findUserByEmail(this.db, input.email.trim());
+    // A browser that signed in to this account before (this account: its id and credentials, not just
+    // its address) is counted by its device cookie alone. Only then is the account read first.
+    const known = this.devices && client.deviceToken ? await lookUp() : null;
+    const device = known ? await this.devices!.trusted(client.deviceToken ?? null, known) : null;
     const attempt = await this.limiter.begin(account, client.ip, device);
     if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
-    let user = await findUserByEmail(this.db, input.email.trim());
+    let user = known === null ? await lookUp() : known;
     // The same work whether or not the account exists: the answer and its timing reveal nothing.
     const stored = user?.password_hash ?? null;
     const { valid, outdated } = await checkedUnlessBusy(attempt, () =>
@@ -272,24 +275,26 @@ export class UserService {
     await attempt.succeeded();
     // A hash made at a lower cost than today's is replaced while the password is at hand; only if the
     // stored hash is still the one just checked (a concurrent change wins).
-    if (outdated) user = (await this.rehash(user, input.password, client.ip)) ?? user;
+    const rehashed = outdated ? await this.rehash(user, input.password, client.ip) : undefined;
+    user = rehashed ?? user;
     const token = await this.startSession(user, client);
-    return { user, token, ...(await this.newDevice(account, client, device)) };
+    // A new hash is new credentials: the device cookie this browser brought no longer counts, so it gets one.
+    return { user, token, ...(await this.newDevice(user, client, rehashed ? null : device)) };
   }
 
   /**
-   * A device cookie for a browser that signed in to `account` without a valid one already. Best effort:
+   * A device cookie for a browser that signed in to `user` without a valid one already. Best effort:
    * the sign-in has happened (the account and its session exist), so a failure here only means no
    * cookie this time.
    */
   private async newDevice(
-    account: string,
-    client: ClientInfo,
+    user: UserRow,
+    client: Pick<ClientInfo, 'browser'>,
     trusted: string | null,
   ): Promise<{ deviceToken?: string }> {
     if (!this.devices || !client.browser || trusted !== null) return {};
     try {
-      return { deviceToken: await this.devices.issue(account) };
+      return { deviceToken: await this.devices.issue(user) };
     } catch {
       return {};
     }
@@ -347,7 +352,7 @@ export class UserService {
     if (currentPassword !== undefined) {
       const account = accountOf('email', user.email);
       // As at login: a browser that signed in to this account before is counted by its device alone.
-      const device = (await this.devices?.trusted(client.deviceToken ?? null, account)) ?? null;
+      const device = (await this.devices?.trusted(client.deviceToken ?? null, user)) ?? null;
       const attempt = await this.limiter.begin(account, ip, device);
       if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
       const { valid } = await checkedUnlessBusy(attempt, () =>
@@ -419,6 +424,11 @@ export class UserService {
       before.id,
     );
     if (taken.length > 0) throw conflict(taken);
+    // A browser trusted before a new password is trusted after it (below): the owner just proved it.
+    const trustedDevice =
+      password === undefined || samePassword
+        ? null
+        : ((await this.devices?.trusted(client.deviceToken ?? null, before)) ?? null);
     const passwordHash =
       password === undefined || samePassword ? undefined : await this.passwords.hash(password, client.ip);
     const changes = {
@@ -481,6 +491,11 @@ export class UserService {
     if (user.username !== before.username || roles.join() !== this.rolesOf(before).join()) {
       await this.sessions.updateIdentity(user.id, { username: user.username, roles });
     }
-    return { user, token: client.token };
+    // The new password ended the trust of every device cookie; the one that made the change keeps it.
+    const device =
+      passwordHash !== undefined && trustedDevice !== null
+        ? await this.newDevice(user, { browser: true }, null)
+        : {};
+    return { user, token: client.token, ...device };
   }
 }
