@@ -28,6 +28,8 @@ export const GENEROUS_LIMITS = {
   // The same for auth's hashing pool: one address may fill it (password-limits.test.ts tests the pool).
   PASSWORD_HASH_PER_CLIENT: '1000',
   PASSWORD_HASH_QUEUE: '1000',
+  // And auth's sign-ups per address (password-limits.test.ts tests the limit).
+  REGISTRATION_MAX_PER_ADDRESS: '100000',
 };
 
 /**

@@ -18,6 +18,7 @@ import currentSession from './routes/session.ts';
 import { DeviceCookies } from './security/device-cookie.ts';
 import { LoginLimiter } from './security/login-limiter.ts';
 import { PasswordChangeLimiter } from './security/password-change-limiter.ts';
+import { RegistrationLimiter } from './security/registration-limiter.ts';
 import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
 import { reconcileRoles, TRACKED_ROLES } from './sessions/reconcile-roles.ts';
 import sessionRoutes from './sessions/session.routes.ts';
@@ -89,6 +90,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     relay,
     limiter,
     changes: new PasswordChangeLimiter(app.redis.session!, keys, config.passwordChanges),
+    registrations: new RegistrationLimiter(app.redis.session!, keys, config.registrations),
     devices,
     producer,
     adminEmails: config.adminEmails,

@@ -15,6 +15,7 @@ import {
 } from '@atoll/config';
 import type { LoginLimits } from './security/login-limiter.ts';
 import type { PasswordChangeLimits } from './security/password-change-limiter.ts';
+import type { RegistrationLimits } from './security/registration-limiter.ts';
 import type { HashPoolSettings } from './users/hash-pool.ts';
 import type { Argon2Cost } from './users/password.ts';
 
@@ -90,6 +91,13 @@ export const EnvSchema = Type.Object({
       'the name of the device cookie a browser gets when it signs in (with the __Host- prefix only where SESSION_COOKIE_SECURE is true)',
   }),
   DEVICE_COOKIE_TTL_S: Env.seconds(180 * 24 * 3600, 'how long a device cookie stays valid'),
+  DEVICE_COOKIE_MAX_PER_ACCOUNT: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 10,
+    description:
+      'live device cookies one account keeps; a sign-in from a new browser beyond it ends the trust of the oldest',
+  }),
   PASSWORD_DENY_COMMON: Env.boolean(
     true,
     'refuse the 50,000 most common passwords of 8 characters or more as a new password (off only where conformance suites sign up with "password")',
@@ -128,8 +136,16 @@ export const EnvSchema = Type.Object({
     maximum: 1000,
     default: 4,
     description:
-      'password hashes or checks one client address (IPv6 per /64) may have running or waiting at once; beyond it that client gets 503 AUTH_HASHING_BUSY, so one place cannot take the whole pool',
+      'password hashes or checks one client may have running or waiting at once, counted at its address and at each network around it (IPv4 /24; IPv6 /64, /56 and /48); beyond it that client gets 503 AUTH_HASHING_BUSY, so one place cannot take the whole pool',
   }),
+  PASSWORD_HASH_NEW_MAX: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      description:
+        'new password hashes (sign-up, password change, reset) running or waiting at once; the other places are kept for logins and re-authentication, which also go first; unset: half of PASSWORD_HASH_CONCURRENCY + PASSWORD_HASH_QUEUE, at least 1',
+    }),
+  ),
   PASSWORD_CHANGE_MAX: Type.Integer({
     minimum: 1,
     default: 5,
@@ -137,6 +153,13 @@ export const EnvSchema = Type.Object({
       'password changes (PUT /api/user with a password) per account in one window before 429 AUTH_TOO_MANY_PASSWORD_CHANGES',
   }),
   PASSWORD_CHANGE_WINDOW_S: Env.seconds(3600, 'the window password changes are counted in'),
+  REGISTRATION_MAX_PER_ADDRESS: Type.Integer({
+    minimum: 1,
+    default: 100,
+    description:
+      'sign-ups from one IPv4 address, and from one IPv6 /64, /56 and /48, in one window before 429 AUTH_TOO_MANY_REGISTRATIONS (each costs a password hash; room for a class behind one NAT)',
+  }),
+  REGISTRATION_WINDOW_S: Env.seconds(3600, 'the window sign-ups are counted in'),
   GOOGLE_ISSUER: Type.String({
     pattern: '^https?://[^\\s]+$',
     default: 'https://accounts.google.com',
@@ -178,17 +201,35 @@ export interface AuthConfig extends ServiceConfig {
   reauthWindowMs: number;
   login: LoginLimits;
   /** The device cookie's name and life (its Secure flag follows the session cookie's). */
-  deviceCookie: { name: string; ttlS: number };
+  deviceCookie: { name: string; ttlS: number; maxPerAccount: number };
   /** Argon2id cost of new password hashes. */
   passwordCost: Argon2Cost;
   /** Admission of password hashing: how many at once, how many may wait. */
   passwordPool: HashPoolSettings;
   passwordChanges: PasswordChangeLimits;
+  registrations: RegistrationLimits;
   passwordDenyCommon: boolean;
   google: { issuer: string; clientId: string; clientSecret: string; redirectUrl: string } | null;
   returnOrigins: string[];
   /** Lower-cased; an account gets the admin role when its verified email is one of these. */
   adminEmails: string[];
+}
+
+function passwordPool(e: {
+  PASSWORD_HASH_CONCURRENCY?: number | undefined;
+  PASSWORD_HASH_QUEUE: number;
+  PASSWORD_HASH_PER_CLIENT: number;
+  PASSWORD_HASH_NEW_MAX?: number | undefined;
+}): HashPoolSettings {
+  // libuv runs four threads by default: more hashes at once than that would only wait there.
+  const concurrency = e.PASSWORD_HASH_CONCURRENCY ?? Math.min(availableParallelism(), 4);
+  return {
+    concurrency,
+    queue: e.PASSWORD_HASH_QUEUE,
+    perClient: e.PASSWORD_HASH_PER_CLIENT,
+    // Half the places for new hashes: a flood of sign-ups leaves the other half to those signing in.
+    newHashes: e.PASSWORD_HASH_NEW_MAX ?? Math.max(1, Math.floor((concurrency + e.PASSWORD_HASH_QUEUE) / 2)),
+  };
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): AuthConfig {
@@ -225,15 +266,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perDevice: e.LOGIN_MAX_FAILURES_PER_DEVICE,
       windowMs: e.LOGIN_FAILURE_WINDOW_S * 1000,
     },
-    deviceCookie: { name: e.DEVICE_COOKIE_NAME, ttlS: e.DEVICE_COOKIE_TTL_S },
-    passwordCost: { memoryKiB: e.PASSWORD_ARGON2_MEMORY_KIB, iterations: e.PASSWORD_ARGON2_ITERATIONS },
-    passwordPool: {
-      // libuv runs four threads by default: more hashes at once than that would only wait there.
-      concurrency: e.PASSWORD_HASH_CONCURRENCY ?? Math.min(availableParallelism(), 4),
-      queue: e.PASSWORD_HASH_QUEUE,
-      perClient: e.PASSWORD_HASH_PER_CLIENT,
+    deviceCookie: {
+      name: e.DEVICE_COOKIE_NAME,
+      ttlS: e.DEVICE_COOKIE_TTL_S,
+      maxPerAccount: e.DEVICE_COOKIE_MAX_PER_ACCOUNT,
     },
+    passwordCost: { memoryKiB: e.PASSWORD_ARGON2_MEMORY_KIB, iterations: e.PASSWORD_ARGON2_ITERATIONS },
+    passwordPool: passwordPool(e),
     passwordChanges: { max: e.PASSWORD_CHANGE_MAX, windowMs: e.PASSWORD_CHANGE_WINDOW_S * 1000 },
+    registrations: {
+      maxPerAddress: e.REGISTRATION_MAX_PER_ADDRESS,
+      windowMs: e.REGISTRATION_WINDOW_S * 1000,
+    },
     passwordDenyCommon: e.PASSWORD_DENY_COMMON,
     google:
       e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET && e.GOOGLE_REDIRECT_URL

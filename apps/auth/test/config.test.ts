@@ -18,9 +18,15 @@ describe('auth configuration: passwords, the hashing pool and device cookies', (
       concurrency: Math.min(availableParallelism(), 4),
       queue: 8,
       perClient: 4,
+      // Half of the places may hold new hashes; the rest are kept for logins.
+      newHashes: Math.floor((Math.min(availableParallelism(), 4) + 8) / 2),
     });
     expect(config.passwordChanges).toEqual({ max: 5, windowMs: 3_600_000 });
-    expect(config.deviceCookie).toEqual({ name: '__Host-atoll_device', ttlS: 180 * 24 * 3600 });
+    expect(config.deviceCookie).toEqual({
+      name: '__Host-atoll_device',
+      ttlS: 180 * 24 * 3600,
+      maxPerAccount: 10,
+    });
     expect(config.login).toMatchObject({
       perAccountPrefix56: 10,
       perAccountPrefix48: 20,
@@ -43,5 +49,9 @@ describe('auth configuration: passwords, the hashing pool and device cookies', (
         .name,
     ).toBe('atoll_device');
     expect(loadConfig({ ...env, PASSWORD_HASH_CONCURRENCY: '3' }).passwordPool.concurrency).toBe(3);
+    expect(
+      loadConfig({ ...env, PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '0' }).passwordPool.newHashes,
+    ).toBe(1);
+    expect(loadConfig({ ...env, PASSWORD_HASH_NEW_MAX: '2' }).passwordPool.newHashes).toBe(2);
   });
 });

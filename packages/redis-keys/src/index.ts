@@ -14,7 +14,8 @@
  * | `{p}:mail-cap:{<kind>:<userId>}`      | session  | String | the cap's window (15 min)                      |
  * | `{p}:mail-secret:{<jobId>}`           | session  | String | the secret's life (15/30 min); deleted once sent |
  * | `{p}:pw-change:{<userId>}`            | session  | String | the change window (1 hour by default)          |
- * | `{p}:device:{<tokenHash>}`            | session  | String | the device cookie's life (180 days by default) |
+ * | `{p}:signup:{<address|prefix>}`       | session  | String | the sign-up window (1 hour by default)         |
+ * | `{p}:devices:{<userId>}`              | session  | Sorted Set | the newest device cookie's life (180 days) |
  * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
  * | `{p}:rl:{<tier>:<id>}`                | session  | String | the tier's window, set by the counting script  |
  * | `{p}:rank:{<name>}`                   | cache    | Sorted Set | 10 min ± jitter; rebuilt from PostgreSQL   |
@@ -109,11 +110,17 @@ export const KEY_SPECS = {
     type: 'String',
     ttl: 'the password-change window (PASSWORD_CHANGE_WINDOW_S, 1 hour), set atomically with the first increment (count-failure.lua)',
   },
-  deviceCookie: {
-    pattern: 'device:{<tokenHash>}',
+  signups: {
+    pattern: 'signup:{<address|prefix>}',
     instance: 'session',
     type: 'String',
-    ttl: "the device cookie's life (DEVICE_COOKIE_TTL_S, 180 days), set when it is issued",
+    ttl: 'the sign-up window (REGISTRATION_WINDOW_S, 1 hour), set atomically with the first increment (count-failure.lua)',
+  },
+  devices: {
+    pattern: 'devices:{<userId>}',
+    instance: 'session',
+    type: 'Sorted Set',
+    ttl: "the device cookie's life (DEVICE_COOKIE_TTL_S, 180 days), renewed whenever one is issued, in the script that adds it; each member's score is its own expiry, and at most DEVICE_COOKIE_MAX_PER_ACCOUNT members are kept",
   },
   oauthState: {
     pattern: 'oauth:{<stateHash>}',
@@ -271,10 +278,16 @@ export function createKeys(prefix = 'atoll') {
     /** How many password changes an account made in the current window (each costs a password hash). */
     passwordChanges: (userId: string) => `${prefix}:pw-change:{${tagPart(userId, 'userId')}}`,
     /**
-     * A device cookie (a browser that signed in to an account before), keyed by the hash of its random
-     * value; holds the account it was issued for (the limiter's hash of the email).
+     * How many accounts were registered from one client address (IPv4 as it is, IPv6 per /64) or IPv6
+     * prefix (/56, /48) in the current window (each costs a password hash).
      */
-    deviceCookie: (tokenHash: string) => `${prefix}:device:{${tagPart(tokenHash, 'tokenHash')}}`,
+    signups: (address: string) => `${prefix}:signup:{${tagPart(address, 'address')}}`,
+    /**
+     * An account's live device cookies (browsers that signed in to it before): members
+     * `<tokenHash>:<credentials>` (a fingerprint of the user id and password hash at issue), scored by
+     * their expiry in ms.
+     */
+    devices: (userId: string) => `${prefix}:devices:{${tagPart(userId, 'userId')}}`,
     /**
      * The secret a security email carries (a verification code, a reset token), for the email job
      * `jobId`: auth writes it before it enqueues the job, the notifier reads it to write the email and

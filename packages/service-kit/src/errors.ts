@@ -54,6 +54,11 @@ export const ERROR_CATALOG = {
     field: 'password',
     message: 'was changed too often, try again later',
   },
+  AUTH_TOO_MANY_REGISTRATIONS: {
+    status: 429,
+    field: 'user',
+    message: 'too many sign-ups from this address, try again later',
+  },
   AUTH_HASHING_BUSY: {
     status: 503,
     field: 'password',

@@ -90,6 +90,17 @@ export function addressPrefixes(ip: string): [string] | [string, string, string]
 /** The address a limit counts: IPv4 as it is (also when IPv4-mapped), IPv6 as its /64. */
 export const limitAddress = (ip: string): string => addressPrefixes(ip)[0];
 
+/**
+ * Every network a client's share of a common resource (the hashing pool) is counted at: IPv4 as it is
+ * and its /24 (a few neighbouring addresses are usually one holder), IPv6 as its /64, /56 and /48.
+ */
+export function clientNetworks(ip: string): string[] {
+  const places = addressPrefixes(ip);
+  if (places.length === 3) return places;
+  const v4 = /^(\d+\.\d+\.\d+)\.\d+$/.exec(places[0]);
+  return v4 ? [places[0], `${v4[1]}.0/24`] : [places[0]];
+}
+
 export const accountOf = (kind: 'email' | 'user', value: string) =>
   createHash('sha256')
     .update(`${kind}:${kind === 'email' ? value.trim().toLowerCase() : value}`)

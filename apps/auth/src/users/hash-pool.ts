@@ -5,6 +5,15 @@
  * run; unbounded, a burst of logins or password changes queues on libuv's four threads behind each other
  * and behind everything else that uses them (DNS, files), and every login waits seconds. Bounded, a
  * burst costs the requests beyond the queue a quick 503 and the service stays responsive.
+ *
+ * Two kinds of work share it. Checks of a password someone already has (login, re-authentication) may
+ * use every place; new hashes (sign-up, password change, reset, the rehash after a login) hold at most
+ * `newHashes` places, and a check waiting for a slot goes before any new hash. So no flood of sign-ups
+ * can take the pool from the people signing in: a login finds a place and the next free slot.
+ *
+ * A client's share is counted at every network it is in (`clientNetworks`: an IPv4 address and its /24,
+ * an IPv6 /64, /56 and /48), each with the same ceiling: a site that holds thousands of /64s, or a
+ * handful of neighbouring addresses, gets one share, not one per address.
  */
 import { AppError } from '@atoll/service-kit';
 
@@ -14,11 +23,20 @@ export interface HashPoolSettings {
   /** Operations that may wait for a turn; beyond it, 503. */
   queue: number;
   /**
-   * Operations one client (an IPv4 address or IPv6 /64) may have running or waiting at once; beyond it,
-   * 503 for that client only, so one place cannot take every slot and queue place from everyone else.
+   * Operations one client may have running or waiting at once, counted at each of its networks (an IPv4
+   * address and its /24, an IPv6 /64, /56 and /48); beyond it, 503 for that client only, so one place
+   * cannot take every slot and queue place from everyone else.
    */
   perClient: number;
+  /**
+   * New hashes (sign-up, password change, reset) running or waiting at once; the other places are kept
+   * for checks (login, re-authentication). At least 1.
+   */
+  newHashes: number;
 }
+
+/** A check of a password someone has (login, re-authentication), or a new hash (sign-up, change, reset). */
+export type HashKind = 'check' | 'new';
 
 export function hashingBusy(retryAfterS: number): AppError {
   return new AppError('AUTH_HASHING_BUSY', undefined, { 'retry-after': String(retryAfterS) });
@@ -46,7 +64,10 @@ export async function checkedUnlessBusy<T>(
 export class HashPool {
   private readonly settings: HashPoolSettings;
   private active = 0;
-  private readonly waiting: Array<() => void> = [];
+  /** Waiting for a slot: checks first, then new hashes. */
+  private readonly waiting: { check: Array<() => void>; new: Array<() => void> } = { check: [], new: [] };
+  /** New hashes running or waiting. */
+  private newCount = 0;
   /** A moving average of how long one operation takes, for Retry-After. */
   private averageMs = 50;
   /** Operations running or waiting, per client that has any. */
@@ -62,59 +83,76 @@ export class HashPool {
     if (!Number.isInteger(settings.perClient) || settings.perClient < 1) {
       throw new RangeError('the hashing pool needs at least 1 operation per client');
     }
+    if (!Number.isInteger(settings.newHashes) || settings.newHashes < 1) {
+      throw new RangeError('the hashing pool needs room for at least 1 new hash');
+    }
     this.settings = { ...settings };
   }
 
   /** Operations running and waiting now. */
   get load(): { active: number; waiting: number } {
-    return { active: this.active, waiting: this.waiting.length };
+    return { active: this.active, waiting: this.waitingCount() };
+  }
+
+  private waitingCount(): number {
+    return this.waiting.check.length + this.waiting.new.length;
   }
 
   /**
-   * Throws AUTH_HASHING_BUSY now when an operation asked for now would be refused: a request that will
-   * need a hash is turned away before it costs a database or Redis round trip. (`run` decides again.)
+   * Throws AUTH_HASHING_BUSY now when an operation of `kind` for a client in `networks` (its address
+   * and the networks around it, `clientNetworks`; none: no share, e.g. at start-up) asked for now would
+   * be refused: a request that will need a hash is turned away before it costs a database or Redis
+   * round trip. (`run` decides again.)
    */
-  admit(client: string | null = null): void {
-    const full = this.active >= this.settings.concurrency && this.waiting.length >= this.settings.queue;
-    const clientFull = client !== null && (this.byClient.get(client) ?? 0) >= this.settings.perClient;
-    if (full || clientFull) throw hashingBusy(this.retryAfterS());
+  admit(networks: readonly string[] = [], kind: HashKind = 'check'): void {
+    const full = this.active >= this.settings.concurrency && this.waitingCount() >= this.settings.queue;
+    const newFull = kind === 'new' && this.newCount >= this.settings.newHashes;
+    const clientFull = networks.some((n) => (this.byClient.get(n) ?? 0) >= this.settings.perClient);
+    if (full || newFull || clientFull) throw hashingBusy(this.retryAfterS());
   }
 
   /**
-   * Runs `work` for `client` (null: no per-client share, e.g. at start-up) when a slot is free; throws
-   * AUTH_HASHING_BUSY at once when the queue, or the client's share, is full.
+   * Runs `work` of `kind` for a client in `networks` when a slot is free; throws AUTH_HASHING_BUSY at
+   * once when the queue, the room for new hashes, or the client's share at any of its networks is full.
    */
-  async run<T>(work: () => Promise<T>, client: string | null = null): Promise<T> {
-    this.admit(client);
-    if (client !== null) this.byClient.set(client, (this.byClient.get(client) ?? 0) + 1);
+  async run<T>(
+    work: () => Promise<T>,
+    networks: readonly string[] = [],
+    kind: HashKind = 'check',
+  ): Promise<T> {
+    this.admit(networks, kind);
+    for (const n of networks) this.byClient.set(n, (this.byClient.get(n) ?? 0) + 1);
+    if (kind === 'new') this.newCount += 1;
     try {
       if (this.active < this.settings.concurrency) {
         this.active += 1;
       } else {
         // The slot is handed over by the operation that ends (`active` stays as it is).
-        await new Promise<void>((resolve) => this.waiting.push(resolve));
+        await new Promise<void>((resolve) => this.waiting[kind].push(resolve));
       }
       const started = performance.now();
       try {
         return await work();
       } finally {
         this.averageMs = 0.8 * this.averageMs + 0.2 * (performance.now() - started);
-        const next = this.waiting.shift();
+        // Checks first: a login waits for one running operation at most, never behind a flood of sign-ups.
+        const next = this.waiting.check.shift() ?? this.waiting.new.shift();
         if (next) next();
         else this.active -= 1;
       }
     } finally {
-      if (client !== null) {
-        const left = (this.byClient.get(client) ?? 1) - 1;
-        if (left > 0) this.byClient.set(client, left);
-        else this.byClient.delete(client);
+      if (kind === 'new') this.newCount -= 1;
+      for (const n of networks) {
+        const left = (this.byClient.get(n) ?? 1) - 1;
+        if (left > 0) this.byClient.set(n, left);
+        else this.byClient.delete(n);
       }
     }
   }
 
   /** Whole seconds until the queue has drained at the recent pace; at least 1. */
   private retryAfterS(): number {
-    const ahead = this.active + this.waiting.length;
+    const ahead = this.active + this.waitingCount();
     return Math.max(1, Math.ceil((ahead * this.averageMs) / this.settings.concurrency / 1000));
   }
 }

@@ -14,8 +14,8 @@
  */
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import { type Algorithm, hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
-import { limitAddress } from '../security/login-limiter.ts';
-import { HashPool } from './hash-pool.ts';
+import { clientNetworks } from '../security/login-limiter.ts';
+import { type HashKind, HashPool } from './hash-pool.ts';
 
 export interface Argon2Cost {
   /** Memory in KiB (`m`). */
@@ -115,7 +115,7 @@ export class PasswordHasher {
 
   constructor(
     cost: Argon2Cost = DEFAULT_COST,
-    pool: HashPool = new HashPool({ concurrency: 2, queue: 16, perClient: 16 }),
+    pool: HashPool = new HashPool({ concurrency: 2, queue: 16, perClient: 16, newHashes: 16 }),
   ) {
     checkCost(cost);
     this.cost = { ...cost };
@@ -124,14 +124,20 @@ export class PasswordHasher {
     this.dummy.catch(() => undefined);
   }
 
-  /** Throws AUTH_HASHING_BUSY now if a hash for a client at `ip` would be refused (HashPool.admit). */
-  admit(ip: string): void {
-    this.pool.admit(limitAddress(ip));
+  /**
+   * Throws AUTH_HASHING_BUSY now if a check (`check`) or a new hash (`new`) for a client at `ip` would be
+   * refused (HashPool.admit).
+   */
+  admit(ip: string, kind: HashKind = 'check'): void {
+    this.pool.admit(clientNetworks(ip), kind);
   }
 
-  /** `ip`: the client's address, for its share of the pool (IPv6 per /64). */
+  /**
+   * A new hash (sign-up, password change, reset, rehash): admitted only within the pool's room for new
+   * hashes, so they never take the places kept for logins. `ip`: the client's address, for its share.
+   */
   hash(password: string, ip: string | null = null): Promise<string> {
-    return this.pool.run(() => argon2(password, this.cost), ip === null ? null : limitAddress(ip));
+    return this.pool.run(() => argon2(password, this.cost), ip === null ? [] : clientNetworks(ip), 'new');
   }
 
   /**
@@ -144,7 +150,7 @@ export class PasswordHasher {
     stored: string | null,
     ip: string | null = null,
   ): Promise<{ valid: boolean; outdated: boolean }> {
-    return this.pool.run(() => this.check(password, stored), ip === null ? null : limitAddress(ip));
+    return this.pool.run(() => this.check(password, stored), ip === null ? [] : clientNetworks(ip), 'check');
   }
 
   private async check(

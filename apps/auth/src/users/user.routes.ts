@@ -73,14 +73,16 @@ const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (
   app.put(
     '/api/user',
     { schema: { body: UpdateUserBody, response: { 200: UserResponse } } },
-    async (request) => {
+    async (request, reply) => {
       const identity = requireIdentity(request);
       const client = {
         token: tokenOf(request) ?? '',
         ip: request.clientIp,
         deviceToken: devices.read(request),
       };
-      const { user } = await users.update(identity, client, request.body.user);
+      const { user, deviceToken } = await users.update(identity, client, request.body.user);
+      // A browser whose device cookie counted before a new password gets one for the new password.
+      if (deviceToken) devices.set(reply, deviceToken);
       return toUser(user, ownToken(request));
     },
   );

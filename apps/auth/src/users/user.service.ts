@@ -21,7 +21,8 @@ import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import type { DeviceCookies } from '../security/device-cookie.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import type { PasswordChangeLimiter } from '../security/password-change-limiter.ts';
-import { checkedUnlessBusy } from './hash-pool.ts';
+import type { RegistrationLimiter } from '../security/registration-limiter.ts';
+import { checkedUnlessBusy, isHashingBusy } from './hash-pool.ts';
 import { PasswordHasher } from './password.ts';
 import { type PasswordContext, PasswordPolicy } from './password-policy.ts';
 import {
@@ -141,6 +142,7 @@ export class UserService {
   private readonly relay: UserEventRelay;
   private readonly limiter: LoginLimiter;
   private readonly changes: PasswordChangeLimiter | null;
+  private readonly registrations: RegistrationLimiter | null;
   private readonly devices: DeviceCookies | null;
   private readonly adminEmails: Set<string>;
   private readonly producer: Producer;
@@ -156,6 +158,8 @@ export class UserService {
     limiter: LoginLimiter;
     /** Password changes per account; unlimited when not given. */
     changes?: PasswordChangeLimiter;
+    /** Sign-ups per client address; unlimited when not given. */
+    registrations?: RegistrationLimiter;
     /** Device cookies for browsers that signed in; none when not given. */
     devices?: DeviceCookies;
     adminEmails?: string[];
@@ -181,6 +185,7 @@ export class UserService {
     this.relay = deps.relay;
     this.limiter = deps.limiter;
     this.changes = deps.changes ?? null;
+    this.registrations = deps.registrations ?? null;
     this.devices = deps.devices ?? null;
   }
 
@@ -214,12 +219,18 @@ export class UserService {
     checkEmail(errors, input.email);
     checkPassword(errors, input.password, this.policy, input);
     throwIfAny(errors);
-    this.passwords.admit(client.ip);
+    this.passwords.admit(client.ip, 'new');
+    // Counted before anything else is looked at (a taken address is a sign-up too: no free probing).
+    const counted = await this.registrations?.count(client.ip);
     const username = normalUsername(input.username);
     const email = input.email.trim();
     const taken = await takenFields(this.db, { username, email });
     if (taken.length > 0) throw conflict(taken);
-    const passwordHash = await this.passwords.hash(input.password, client.ip);
+    const passwordHash = await this.passwords.hash(input.password, client.ip).catch(async (err: unknown) => {
+      // Refused by a busy pool: nothing was hashed, so this sign-up is given back.
+      if (isHashingBusy(err)) await counted?.giveBack();
+      throw err;
+    });
     try {
       // The session is created before the account commits: if redis-session is down the registration
       // fails as a whole (503) instead of leaving an account its owner got no token for.
@@ -236,7 +247,7 @@ export class UserService {
       });
       this.relay.kick();
       await this.endPrevious(client);
-      return { ...created, ...(await this.newDevice(accountOf('email', email), client, null)) };
+      return { ...created, ...(await this.newDevice(created.user, client, null)) };
     } catch (err) {
       const field = uniqueViolation(err);
       if (field) throw conflict([field]); // lost a race with another registration
@@ -248,11 +259,14 @@ export class UserService {
     // A full hashing pool answers 503 before any work (and before an attempt is counted).
     this.passwords.admit(client.ip);
     const account = accountOf('email', input.email);
-    // A browser that signed in to this account before is counted by its device cookie alone.
-    const device = (await this.devices?.trusted(client.deviceToken ?? null, account)) ?? null;
+    const lookUp = () => findUserByEmail(this.db, input.email.trim());
+    // A browser that signed in to this account before (this account: its id and credentials, not just
+    // its address) is counted by its device cookie alone. Only then is the account read first.
+    const known = this.devices && client.deviceToken ? await lookUp() : null;
+    const device = known ? await this.devices!.trusted(client.deviceToken ?? null, known) : null;
     const attempt = await this.limiter.begin(account, client.ip, device);
     if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
-    let user = await findUserByEmail(this.db, input.email.trim());
+    let user = known === null ? await lookUp() : known;
     // The same work whether or not the account exists: the answer and its timing reveal nothing.
     const stored = user?.password_hash ?? null;
     const { valid, outdated } = await checkedUnlessBusy(attempt, () =>
@@ -262,31 +276,40 @@ export class UserService {
     await attempt.succeeded();
     // A hash made at a lower cost than today's is replaced while the password is at hand; only if the
     // stored hash is still the one just checked (a concurrent change wins).
-    if (outdated) user = (await this.rehash(user, input.password, client.ip)) ?? user;
+    const rehashed = outdated ? await this.rehash(user, input.password, client.ip) : undefined;
+    user = rehashed ?? user;
     const token = await this.startSession(user, client);
-    return { user, token, ...(await this.newDevice(account, client, device)) };
+    // A new hash is new credentials: the device cookie this browser brought no longer counts, so it gets one.
+    return { user, token, ...(await this.newDevice(user, client, rehashed ? null : device)) };
   }
 
   /**
-   * A device cookie for a browser that signed in to `account` without a valid one already. Best effort:
+   * A device cookie for a browser that signed in to `user` without a valid one already. Best effort:
    * the sign-in has happened (the account and its session exist), so a failure here only means no
    * cookie this time.
    */
   private async newDevice(
-    account: string,
-    client: ClientInfo,
+    user: UserRow,
+    client: Pick<ClientInfo, 'browser'>,
     trusted: string | null,
   ): Promise<{ deviceToken?: string }> {
     if (!this.devices || !client.browser || trusted !== null) return {};
     try {
-      return { deviceToken: await this.devices.issue(account) };
+      return { deviceToken: await this.devices.issue(user) };
     } catch {
       return {};
     }
   }
 
+  /** Best effort: with no room for a new hash now (busy), the login goes on and a later one rehashes. */
   private async rehash(user: UserRow, password: string, ip: string): Promise<UserRow | undefined> {
-    const passwordHash = await this.passwords.hash(password, ip);
+    let passwordHash: string;
+    try {
+      passwordHash = await this.passwords.hash(password, ip);
+    } catch (err) {
+      if (isHashingBusy(err)) return undefined;
+      throw err;
+    }
     return this.db
       .updateTable('users')
       .set({ password_hash: passwordHash })
@@ -330,7 +353,7 @@ export class UserService {
     if (currentPassword !== undefined) {
       const account = accountOf('email', user.email);
       // As at login: a browser that signed in to this account before is counted by its device alone.
-      const device = (await this.devices?.trusted(client.deviceToken ?? null, account)) ?? null;
+      const device = (await this.devices?.trusted(client.deviceToken ?? null, user)) ?? null;
       const attempt = await this.limiter.begin(account, ip, device);
       if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
       const { valid } = await checkedUnlessBusy(attempt, () =>
@@ -402,6 +425,11 @@ export class UserService {
       before.id,
     );
     if (taken.length > 0) throw conflict(taken);
+    // A browser trusted before a new password is trusted after it (below): the owner just proved it.
+    const trustedDevice =
+      password === undefined || samePassword
+        ? null
+        : ((await this.devices?.trusted(client.deviceToken ?? null, before)) ?? null);
     const passwordHash =
       password === undefined || samePassword ? undefined : await this.passwords.hash(password, client.ip);
     const changes = {
@@ -468,6 +496,11 @@ export class UserService {
     if (user.username !== before.username || roles.join() !== this.rolesOf(before).join()) {
       await this.sessions.updateIdentity(user.id, { username: user.username, roles });
     }
-    return { user, token: client.token };
+    // The new password ended the trust of every device cookie; the one that made the change keeps it.
+    const device =
+      passwordHash !== undefined && trustedDevice !== null
+        ? await this.newDevice(user, { browser: true }, null)
+        : {};
+    return { user, token: client.token, ...device };
   }
 }
