@@ -2,7 +2,9 @@
  * The local stack: `npm start`. Brings the whole of atoll up on this machine (see
  * packages/testkit/src/stack.ts), prints a line per component as it becomes ready and the gateway URL,
  * and stops everything cleanly on Ctrl-C. Data (Redis files, the embedded PostgreSQL cluster, logs) stays
- * in .atoll/data, so the next start continues where this one stopped.
+ * in .atoll/data (mode 0700; 0711 as root, for the embedded PostgreSQL's own user), so the next start continues where this one stopped. Each service connects to
+ * Redis as its own ACL user and to PostgreSQL as its own role; their random passwords, and the Redis
+ * admin's, are made on the first start and kept in .atoll/data/credentials.json (mode 0600).
  *
  * Environment (each variable with its default and description: the root .env.example):
  * - the stack's own: PORT and HOST (the gateway's, default 3000 and 127.0.0.1), DATABASE_URL (this
@@ -20,20 +22,23 @@
  * gateway's URL), else the service's own.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type Stack, startStack } from '@atoll/testkit/servers';
+import { privateDirMode, type Stack, startStack } from '@atoll/testkit/servers';
 import { COMMAND_VARIABLES, type CommandVariable, commandSetting, serviceSettings } from './stack-env.ts';
 
 const setting = (name: CommandVariable) => commandSetting(process.env, name);
 const root = resolve(import.meta.dirname, '..');
 const dataDir = resolve(setting('ATOLL_DATA_DIR') ?? join(root, '.atoll', 'data'));
-mkdirSync(dataDir, { recursive: true });
+// Only this user may read the data: the keys, the passwords, the databases and the logs.
+mkdirSync(dataDir, { recursive: true, mode: privateDirMode() });
+chmodSync(dataDir, privateDirMode());
 
 // A development identity key, made once and kept with the data, unless one is given.
 const secretFile = join(dataDir, 'identity-secret');
 if (!setting('IDENTITY_SECRET') && !existsSync(secretFile))
-  writeFileSync(secretFile, randomBytes(32).toString('hex'));
+  writeFileSync(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+if (existsSync(secretFile)) chmodSync(secretFile, 0o600);
 const identitySecret = setting('IDENTITY_SECRET') ?? readFileSync(secretFile, 'utf8').trim();
 
 const log = (line: string) => console.log(`atoll: ${line}`);
@@ -62,6 +67,8 @@ try {
     gatewayPort: Number(setting('PORT') ?? COMMAND_VARIABLES.PORT.value),
     gatewayHost: setting('HOST') ?? COMMAND_VARIABLES.HOST.value,
     identitySecret,
+    // Each service's Redis and PostgreSQL password, made on the first start (mode 0600).
+    credentialsFile: join(dataDir, 'credentials.json'),
     serviceEnv: serviceSettings(process.env),
     onReady: log,
   });

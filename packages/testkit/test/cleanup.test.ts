@@ -32,7 +32,7 @@ async function startThenDie(body: string): Promise<{ pids: number[]; dirs: strin
     ${body}
     setInterval(() => {}, 1000);
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+  const child = spawn(process.execPath, ['--conditions=atoll-source', '--input-type=module', '-e', script], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const line = await new Promise<string>((resolve, reject) => {
