@@ -147,7 +147,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         });
         credentials.redis[role] = redis[role].passwords;
         cleanups.push(() => redis[role].stop());
-        say(`redis-${role} ready at ${redis[role].url} (deploy/redis/${role}.conf)`);
+        // The address only: the admin's password stays in the credentials file.
+        say(`redis-${role} ready at ${redis[role].address} (deploy/redis/${role}.conf)`);
       }),
     );
 
