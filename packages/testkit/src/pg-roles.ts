@@ -1,3 +1,4 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 /** The services with a PostgreSQL schema (the gateway has none). */
@@ -24,6 +25,55 @@ export function roleNames(database: string, service: SchemaService) {
 const id = (name: string) => `"${name.replaceAll('"', '""')}"`;
 const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
 const LIMITS = 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS';
+
+/**
+ * A password as PostgreSQL stores it for `scram-sha-256` (RFC 5802/7677, 4096 iterations): given in
+ * CREATE/ALTER ROLE, the password itself never reaches the server, its logs or an init script.
+ */
+export function scramVerifier(password: string): string {
+  const salt = randomBytes(16);
+  const salted = pbkdf2Sync(password, salt, 4096, 32, 'sha256');
+  const hmac = (key: Buffer, text: string) => createHmac('sha256', key).update(text).digest();
+  const storedKey = createHash('sha256').update(hmac(salted, 'Client Key')).digest();
+  const serverKey = hmac(salted, 'Server Key');
+  return `SCRAM-SHA-256$4096:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
+
+/** The rights of a service's two roles on its schema (after the schema belongs to the owner). */
+function grants(service: SchemaService, role: string, ownerRole: string): string[] {
+  const schema = id(service);
+  return [
+    `REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC`,
+    `GRANT USAGE ON SCHEMA ${schema} TO ${id(role)}`,
+    `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${id(role)}`,
+    `GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${id(role)}`,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${id(ownerRole)} IN SCHEMA ${schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${id(role)}`,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${id(ownerRole)} IN SCHEMA ${schema} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${id(role)}`,
+  ];
+}
+
+/**
+ * The same roles as `ensureServiceRoles`, as an SQL script for a fresh database (e.g. the PostgreSQL
+ * image's /docker-entrypoint-initdb.d). Passwords appear only as SCRAM verifiers.
+ */
+export function serviceRolesSql(database: string, passwords: Record<string, string>): string {
+  const lines = [
+    `REVOKE ALL ON DATABASE ${id(database)} FROM PUBLIC;`,
+    'REVOKE ALL ON SCHEMA public FROM PUBLIC;',
+  ];
+  for (const service of SCHEMA_SERVICES) {
+    const { role, ownerRole } = roleNames(database, service);
+    for (const name of [ownerRole, role]) {
+      const password = passwords[name];
+      if (!password) throw new Error(`no password for the PostgreSQL role ${name}`);
+      lines.push(`CREATE ROLE ${id(name)} WITH ${LIMITS} PASSWORD ${literal(scramVerifier(password))};`);
+      lines.push(`GRANT CONNECT ON DATABASE ${id(database)} TO ${id(name)};`);
+    }
+    lines.push(`CREATE SCHEMA ${id(service)} AUTHORIZATION ${id(ownerRole)};`);
+    lines.push(...grants(service, role, ownerRole).map((sql) => `${sql};`));
+  }
+  return `${lines.join('\n')}\n`;
+}
 
 /**
  * Makes (or brings up to date) each service's two roles in the database of `adminUrl` (a URL of a role
@@ -56,7 +106,7 @@ export async function ensureServiceRoles(
         if (!password) throw new Error(`no password for the PostgreSQL role ${name}`);
         const { rowCount } = await client.query('select 1 from pg_roles where rolname = $1', [name]);
         const verb = rowCount ? 'ALTER' : 'CREATE';
-        await exec(`${verb} ROLE ${id(name)} WITH ${LIMITS} PASSWORD ${literal(password)}`);
+        await exec(`${verb} ROLE ${id(name)} WITH ${LIMITS} PASSWORD ${literal(scramVerifier(password))}`);
         await exec(`GRANT CONNECT ON DATABASE ${id(database)} TO ${id(name)}`);
       }
       const { rowCount } = await client.query('select 1 from pg_namespace where nspname = $1', [service]);
@@ -79,18 +129,7 @@ export async function ensureServiceRoles(
         if (r.kind === 'S' && owned.rowCount) continue;
         await exec(`ALTER TABLE ${id(service)}.${id(r.name)} OWNER TO ${id(ownerRole)}`);
       }
-      await exec(`REVOKE ALL ON SCHEMA ${id(service)} FROM PUBLIC`);
-      await exec(`GRANT USAGE ON SCHEMA ${id(service)} TO ${id(role)}`);
-      await exec(
-        `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${id(service)} TO ${id(role)}`,
-      );
-      await exec(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${id(service)} TO ${id(role)}`);
-      await exec(
-        `ALTER DEFAULT PRIVILEGES FOR ROLE ${id(ownerRole)} IN SCHEMA ${id(service)} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${id(role)}`,
-      );
-      await exec(
-        `ALTER DEFAULT PRIVILEGES FOR ROLE ${id(ownerRole)} IN SCHEMA ${id(service)} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${id(role)}`,
-      );
+      for (const sql of grants(service, role, ownerRole)) await exec(sql);
       const as = (name: string) => {
         const u = new URL(adminUrl);
         u.username = encodeURIComponent(name);

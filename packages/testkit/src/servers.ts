@@ -7,6 +7,9 @@ export {
   SCHEMA_SERVICES,
   type SchemaService,
   type ServiceDatabase,
+  scramVerifier,
+  serviceRoleNames,
+  serviceRolesSql,
 } from './pg-roles.ts';
 export { freePort } from './ports.ts';
 export { createDatabase, type PostgresServer, startEmbeddedPostgres, type TestDatabase } from './postgres.ts';
