@@ -11,7 +11,7 @@
  *   commands (AUTH, HELLO, CLIENT SETNAME…) and INFO (ioredis's ready check, BullMQ's version check and
  *   the role check of @atoll/redis);
  * - never anything in `@dangerous` (FLUSHALL, FLUSHDB, CONFIG, KEYS, DEBUG, SHUTDOWN, ACL, MODULE,
- *   MONITOR, CLIENT KILL/LIST, REPLICAOF, SAVE, MIGRATE, RESTORE…), nor SCRIPT FLUSH/KILL, FUNCTION,
+ *   MONITOR, CLIENT KILL/LIST, REPLICAOF, SAVE, MIGRATE, RESTORE…), nor SCRIPT FLUSH/KILL/DEBUG, FUNCTION,
  *   SCAN (except the notifier on the queue instance: EXTRA_COMMANDS), RANDOMKEY or DBSIZE;
  * - pub/sub only on its channels, and only the side it uses (PUBLISH or SUBSCRIBE).
  * The `default` user is the admin: a long random password known to the operator (and the tests' admin
@@ -42,6 +42,7 @@ export const DENIED_COMMANDS = [
   'module|load',
   'script|flush',
   'script|kill',
+  'script|debug',
   'function|flush',
   'monitor',
   'replicaof',
@@ -66,6 +67,8 @@ const BASE_COMMANDS = [
   '-@dangerous',
   '-script|flush',
   '-script|kill',
+  // SCRIPT DEBUG SYNC would stop the whole server while a script is stepped through.
+  '-script|debug',
   '-function',
   '-fcall',
   '-fcall_ro',

@@ -28,6 +28,7 @@ const DENIED_LINES: Record<(typeof DENIED_COMMANDS)[number], string[]> = {
   'module|load': ['module', 'load', '/tmp/x.so'],
   'script|flush': ['script', 'flush'],
   'script|kill': ['script', 'kill'],
+  'script|debug': ['script', 'debug', 'sync'],
   'function|flush': ['function', 'flush'],
   monitor: ['monitor'],
   replicaof: ['replicaof', 'no', 'one'],
