@@ -125,7 +125,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   mkdirSync(logsDir, { recursive: true, mode: 0o700 });
   chmodSync(logsDir, 0o700); // a folder from before keeps its mode otherwise
   const credentials = readCredentials(opts.credentialsFile);
-  const keyPrefix = opts.keyPrefix ?? 'atoll';
+  // The Redis users are made for one key prefix, so every service must use it (`npm start` passes
+  // REDIS_KEY_PREFIX to every service alike).
+  const keyPrefix =
+    opts.keyPrefix ??
+    opts.env?.REDIS_KEY_PREFIX ??
+    Object.values(opts.serviceEnv ?? {}).find((env) => env?.REDIS_KEY_PREFIX)?.REDIS_KEY_PREFIX ??
+    'atoll';
   const cleanups: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
@@ -214,13 +220,20 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const authPort = String(await freePort());
 
     // Services: the stack's defaults, then the caller's settings, then the wiring, which always wins.
-    const settings = (name: ServiceName): Record<string, string> => ({
-      REDIS_KEY_PREFIX: keyPrefix,
-      ...LOCAL_DEFAULTS,
-      ...(name === 'notifier' ? { PUBLIC_URL: `http://${publicHost}:${gatewayPort}` } : {}),
-      ...opts.env,
-      ...opts.serviceEnv?.[name],
-    });
+    const settings = (name: ServiceName): Record<string, string> => {
+      const values: Record<string, string> = {
+        REDIS_KEY_PREFIX: keyPrefix,
+        ...LOCAL_DEFAULTS,
+        ...(name === 'notifier' ? { PUBLIC_URL: `http://${publicHost}:${gatewayPort}` } : {}),
+        ...opts.env,
+        ...opts.serviceEnv?.[name],
+      };
+      if (values.REDIS_KEY_PREFIX !== keyPrefix)
+        throw new Error(
+          `${name} would use the Redis key prefix ${values.REDIS_KEY_PREFIX}, the others ${keyPrefix}: the services' Redis users allow one prefix`,
+        );
+      return values;
+    };
     const common: Wiring = { HOST: '127.0.0.1', PORT: '0', IDENTITY_SECRET: opts.identitySecret };
     const wiring: Record<Exclude<ServiceName, 'gateway'>, Wiring> = {
       auth: {
