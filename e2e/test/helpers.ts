@@ -9,6 +9,8 @@ import {
   type TestDatabase,
   testDatabase,
 } from '@atoll/testkit';
+import pg from 'pg';
+import type { apiClient } from './api.ts';
 
 /** The gateway's identity key pair in every test stack of this process (tests sign as the gateway with it). */
 export const IDENTITY_KEYS = identityKeyPair();
@@ -78,4 +80,46 @@ export function redisOf(
   use: 'producer' | 'worker' = 'producer',
 ): Promise<RoleCheckedRedis> {
   return connectRedis({ url: stack.redis[role].url, role, use, name: `test:${role}`, log: silent });
+}
+
+const CODE_SUBJECT = 'Your atoll verification code: ';
+
+/**
+ * Verifies the address of the account `token` signs in to, as its owner would: asks for a code, reads
+ * it from the stack's mail sink, confirms it; then waits until the notifier knows the address is
+ * verified (notification mail goes only to verified addresses, and only verified accounts' actions are
+ * mailed), so that what the test does next is mailed.
+ */
+export async function verifyEmail(
+  api: ReturnType<typeof apiClient>,
+  stack: Stack,
+  token: string,
+  email: string,
+): Promise<void> {
+  const codes = () => (stack.smtp?.to(email) ?? []).filter((m) => m.subject.startsWith(CODE_SUBJECT));
+  const before = codes().length;
+  const asked = await api('POST', '/api/user/verification', { token });
+  if (asked.status !== 202) throw new Error(`asking for a code for ${email} answered ${asked.status}`);
+  if (!(await eventually(async () => codes().length > before, 15_000)))
+    throw new Error(`no code for ${email}`);
+  const code = codes().at(-1)?.subject.slice(CODE_SUBJECT.length);
+  const confirmed = await api('POST', '/api/user/verification/confirm', {
+    token,
+    body: { verification: { code } },
+  });
+  if (confirmed.status !== 200) throw new Error(`confirming ${email} answered ${confirmed.status}`);
+  const db = new pg.Client({ connectionString: stack.databaseUrl });
+  await db.connect();
+  try {
+    const known = await eventually(async () => {
+      const { rows } = await db.query(
+        'SELECT 1 FROM notifier.recipients WHERE lower(email) = lower($1) AND email_verified',
+        [email],
+      );
+      return rows.length > 0;
+    }, 15_000);
+    if (!known) throw new Error(`the notifier never heard that ${email} is verified`);
+  } finally {
+    await db.end();
+  }
 }

@@ -50,8 +50,13 @@ export interface NotifierFixture {
   user(name: string): TestUser;
   /** Appends a user event to the Stream the notifier reads. */
   event<T extends keyof EventPayloads>(type: T, payload: EventPayloads[T]): Promise<unknown>;
-  /** A notification job (the kind content enqueues) from `from` to `to`. */
-  notify(type: 'comment' | 'mention', from: TestUser, to: TestUser, excerpt: string): Promise<string>;
+  /** A notification job (the kind content enqueues) from `from` to `to` (a follow has no excerpt). */
+  notify(
+    type: 'comment' | 'mention' | 'follow',
+    from: TestUser,
+    to: TestUser,
+    excerpt: string,
+  ): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -123,18 +128,23 @@ export async function startNotifier(
     event: (type, payload) => queueRedis.xadd(keys.userEvents(), '*', ...encodeEvent(type, payload)),
     notify: (type, from, to, excerpt) => {
       jobs += 1;
-      const payload: JobPayloads['notifications']['comment'] = {
+      const follow: JobPayloads['notifications']['follow'] = {
         v: 1,
         actorId: from.userId,
         actorUsername: from.username,
         recipientId: to.userId,
         occurredAt: new Date().toISOString(),
+      };
+      const jobId = `${type}-${jobs}`;
+      if (type === 'follow') return producer.enqueue('notifications', type, follow, { jobId });
+      const payload: JobPayloads['notifications']['comment'] = {
+        ...follow,
         articleSlug: 'a-post',
         articleTitle: 'A post',
         commentId: jobs,
         excerpt,
       };
-      return producer.enqueue('notifications', type, payload, { jobId: `${type}-${jobs}` });
+      return producer.enqueue('notifications', type, payload, { jobId });
     },
     close: async () => {
       await fixture.app.close();
