@@ -6,21 +6,25 @@
  * - references: a bare node:http and a bare Fastify hello-world, a Fastify proxy in front of the latter,
  *   redis-benchmark GET/SET/INCR (plain and pipelined), a raw BullMQ no-op worker, Queue.add and addBulk;
  * - atoll: cached article reads through the gateway (anonymous and signed in), a proxied pass-through,
- *   content direct with an L1 hit, an L2 hit and uncached, creating an article, an enqueue through the
- *   jobs contract, session resolution alone.
+ *   content direct (each request signed as the gateway signs it) with an L1 hit, an L2 hit and uncached,
+ *   creating an article, the identity assertion (Ed25519 sign + verify against an HMAC-SHA256), an
+ *   enqueue through the jobs contract, session resolution alone.
  *
  * For each: requests (or jobs) per second, p50/p99, the ratio to its reference, Redis commands and round
  * trips per request (INFO deltas on the instance the path uses), and p99 at half the maximum rate. Then the
  * peak RSS of every service. Results: bench/results/latest.{json,md,svg} (`--out DIR` elsewhere).
  *
  * Modes: full (BENCH_SECONDS per path, default 5), `--smoke` (about a second per path: the test suite
- * runs it so the harness cannot rot), `--soak` (see soak.ts).
+ * runs it so the harness cannot rot), `--soak` (see soak.ts), `--passwords` (login and sign-up
+ * latency, Argon2id beside the old scrypt, idle and under a login flood: passwords.ts, and nothing else),
+ * `--identity` (only the identity assertion's sign + verify against an HMAC, in process, no stack).
  */
 import { execFile } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, type KeyObject, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { IdentitySigner, IdentityVerifier } from '@atoll/identity';
 import { Producer, QUEUES } from '@atoll/jobs';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
@@ -28,6 +32,8 @@ import { SessionStore } from '@atoll/session-store';
 import {
   createDatabase,
   freePort,
+  gatewayHeaders,
+  identityKeyPair,
   ownedTempDir,
   RedisServer,
   removeOwnedDir,
@@ -36,6 +42,7 @@ import {
   startEmbeddedPostgres,
   startStack,
 } from '@atoll/testkit/servers';
+import type autocannon from 'autocannon';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
@@ -57,6 +64,7 @@ import {
   roundTripTarget,
   writeReport,
 } from './lib/report.ts';
+import { passwordsBench } from './passwords.ts';
 import { soak } from './soak.ts';
 
 const args = process.argv.slice(2);
@@ -168,6 +176,48 @@ async function ops(
   });
 }
 
+/**
+ * What the identity assertion costs per request: the gateway signs one (Ed25519), the service verifies
+ * it, against the same work done with a shared-secret HMAC-SHA256 (the former scheme, in which every
+ * service could mint identities). Both on the same payload; one op is one sign plus one verify.
+ */
+async function identityAssertionRows(privateKey: KeyObject, publicKey: KeyObject): Promise<void> {
+  const signer = new IdentitySigner(privateKey);
+  const verifier = new IdentityVerifier({ audience: 'content', publicKeys: [publicKey] });
+  const who = { userId: randomUUID(), username: 'bench', sessionId: 'x'.repeat(43), roles: ['user'] };
+  const secret = randomBytes(32);
+  let n = 0;
+  const hmacOp = async () => {
+    n += 1;
+    const body = `v1.${Buffer.from(JSON.stringify({ ...who, rid: `r${n}`, url: '/api/articles/x' })).toString('base64url')}`;
+    const mac = createHmac('sha256', secret).update(body).digest();
+    if (!timingSafeEqual(mac, createHmac('sha256', secret).update(body).digest())) throw new Error('hmac');
+  };
+  const edOp = async () => {
+    n += 1;
+    const requestId = `r${n}`;
+    const token = signer.sign({
+      audience: 'content',
+      method: 'GET',
+      url: '/api/articles/x',
+      requestId,
+      clientIp: '127.0.0.1',
+      identity: who,
+    });
+    if (!verifier.verify(token, { method: 'GET', url: '/api/articles/x', requestId }).ok)
+      throw new Error('verify');
+  };
+  const reference = await ops(IDENTITY_REFERENCE, hmacOp, { group: 'reference' });
+  const row = await ops(IDENTITY_ROW, edOp, { reference: IDENTITY_REFERENCE });
+  const micros = (r: Row) => Math.round(1e6 / Math.max(r.rps, 1));
+  say(
+    `${''.padEnd(44)} = ${micros(row)} µs of CPU per request (sign at the gateway + verify at the service; HMAC: ${micros(reference)} µs)`,
+  );
+}
+
+const IDENTITY_REFERENCE = 'identity assertion: HMAC-SHA256 sign + verify';
+const IDENTITY_ROW = 'identity assertion: Ed25519 sign + verify';
+
 const figures = ({ rps, p50, p99, requests, errors }: LoadResult) => ({ rps, p50, p99, requests, errors });
 
 function record(row: Row): Row {
@@ -241,12 +291,26 @@ async function drain(queue: Queue, count: number, fill: () => Promise<void>): Pr
   return { rps: Math.round(count / elapsed), p50: at(0.5), p99: at(0.99), requests: count, errors: failed };
 }
 
+if (args.includes('--passwords')) {
+  // Only the password paths (their own stacks), then stop: see passwords.ts.
+  await passwordsBench({ outDir, seconds: mode === 'smoke' ? 1 : seconds, say });
+  process.exit(0);
+}
+
+if (args.includes('--identity')) {
+  // Just the identity assertion's cost, in this process: no stack, a few seconds.
+  say(`atoll bench (identity): ${seconds} s per path, concurrency ${connections}, Node ${process.version}\n`);
+  const keys = identityKeyPair();
+  await identityAssertionRows(keys.privateKey, keys.publicKey);
+  process.exit(0);
+}
+
 try {
   say(`atoll bench (${mode}): ${seconds} s per path, ${connections} connections, Node ${process.version}\n`);
   // ---- atoll, as the local stack runs it, with warn-level logs as a busy production instance might.
   const dataDir = await ownedTempDir('bench');
   cleanups.push(async () => removeOwnedDir(dataDir));
-  const identitySecret = randomBytes(32).toString('hex');
+  const identity = identityKeyPair();
   const keyPrefix = `b${randomBytes(3).toString('hex')}`;
   let adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
@@ -262,7 +326,7 @@ try {
   cleanups.push(() => database.drop());
   const stack = await startStack({
     dataDir,
-    identitySecret,
+    identity,
     keyPrefix,
     databaseUrl: database.url,
     env: { LOG_LEVEL: 'warn', ...BENCH_ENV },
@@ -312,6 +376,21 @@ try {
       (await post('/api/articles', { article: { title, ...article } }, token)).article?.slug as string,
     );
   const read = (slug: string) => ({ path: `/api/articles/${slug}` });
+  /**
+   * Content answers only requests the gateway signed, each once: the load signs every request it sends
+   * straight to content, as the gateway would (which costs the load generator a signature per request).
+   */
+  const signedRead = (slug: string) => ({
+    ...read(slug),
+    setupRequest: (req: autocannon.Request) => {
+      const url = req.path ?? '/';
+      req.headers = {
+        ...req.headers,
+        ...gatewayHeaders(identity, 'content', { method: req.method ?? 'GET', url }),
+      };
+      return req;
+    },
+  });
   const auth = { authorization: `Token ${token}` };
 
   // Every path and its reference (the soak mode skips them and measures memory over time instead).
@@ -367,7 +446,7 @@ try {
     );
     await http(
       'content: L1 hit',
-      { url: contentL1.url, requests: [read(slugs[0] as string)] },
+      { url: contentL1.url, requests: [signedRead(slugs[0] as string)] },
       {
         reference: BARE,
         redis: { client: cacheRedis as Redis, instance: 'cache' },
@@ -375,7 +454,7 @@ try {
     );
     await http(
       'content: L2 hit',
-      { url: contentL2.url, requests: slugs.map(read) },
+      { url: contentL2.url, requests: slugs.map(signedRead) },
       {
         reference: BARE,
         redis: { client: cacheRedis as Redis, instance: 'cache' },
@@ -383,7 +462,7 @@ try {
     );
     await http(
       'content: uncached',
-      { url: contentUncached.url, requests: slugs.map(read) },
+      { url: contentUncached.url, requests: slugs.map(signedRead) },
       {
         reference: BARE,
       },
@@ -404,7 +483,8 @@ try {
       { reference: BARE },
     );
 
-    // ---- in this process: session resolution, enqueues, workers
+    // ---- in this process: the identity assertion, session resolution, enqueues, workers
+    await identityAssertionRows(identity.privateKey, identity.publicKey);
     const keys = createKeys(keyPrefix);
     await ops('redis GET (ioredis, one client)', () => (sessionRedis as Redis).get('bench:nothing'), {
       group: 'reference',

@@ -1,16 +1,18 @@
 /**
  * The credentials of `docker compose`, made on this machine and never committed (.atoll/ is ignored):
  * `node --conditions=atoll-source scripts/compose-credentials.ts` writes to .atoll/compose/
- * - credentials.env (0600): IDENTITY_SECRET, the PostgreSQL superuser's and every role's password, the
- *   Redis admin's and every service user's password, for `docker compose --env-file
- *   .atoll/compose/credentials.env up --build`;
+ * - credentials.env (0600): the identity key pair (IDENTITY_PRIVATE_KEY for the gateway,
+ *   IDENTITY_PUBLIC_KEYS for the others, as `pnpm identity-keys` prints them), the PostgreSQL
+ *   superuser's and every role's password, the Redis admin's and every service user's password, for
+ *   `docker compose --env-file .atoll/compose/credentials.env up --build`;
  * - redis-<role>.acl: each Redis role's ACL users, generated from the key map (@atoll/redis-keys acl.ts;
  *   SHA-256 hashes only, readable by the container's redis user);
  * - postgres-roles.sql: each service's two roles and its schema (packages/testkit/src/pg-roles.ts), run
  *   by the PostgreSQL image on its first start (SCRAM verifiers only).
- * Run again, it keeps the passwords it made and rewrites the other files from them.
+ * Run again, it keeps the keys and passwords it made and rewrites the other files from them. To rotate the
+ * identity key pair, follow deploy/README.md with the lines `pnpm identity-keys` prints.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { aclFile, SERVICES, servicesOn } from '@atoll/redis-keys';
@@ -27,10 +29,22 @@ export const redisPasswordVar = (user: 'admin' | (typeof SERVICES)[number]) =>
 export const pgPasswordVar = (service: (typeof SCHEMA_SERVICES)[number], owner: boolean) =>
   `PG_${service.toUpperCase()}${owner ? '_OWNER' : ''}_PASSWORD`;
 
+/** The identity key pair's variables: the gateway's private key, the services' public key(s). */
+export const IDENTITY_VARIABLES = ['IDENTITY_PRIVATE_KEY', 'IDENTITY_PUBLIC_KEYS'] as const;
+
+/** A new identity key pair, each key the base64 of its DER on one line. */
+function identityKeyPair(): Record<(typeof IDENTITY_VARIABLES)[number], string> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return {
+    IDENTITY_PRIVATE_KEY: privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+    IDENTITY_PUBLIC_KEYS: publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+  };
+}
+
 /** Every variable credentials.env sets: what docker-compose.yml requires. */
 export function credentialVariables(): string[] {
   return [
-    'IDENTITY_SECRET',
+    ...IDENTITY_VARIABLES,
     'POSTGRES_PASSWORD',
     redisPasswordVar('admin'),
     ...SERVICES.map(redisPasswordVar),
@@ -40,8 +54,12 @@ export function credentialVariables(): string[] {
 
 /** The three kinds of file, from the variables (made where missing). */
 export function composeCredentials(kept: Record<string, string>) {
-  const env: Record<string, string> = {};
-  for (const name of credentialVariables()) env[name] = kept[name] || randomBytes(32).toString('hex');
+  // The key pair is kept only whole: half of one is no use.
+  const identity = IDENTITY_VARIABLES.every((name) => kept[name])
+    ? Object.fromEntries(IDENTITY_VARIABLES.map((name) => [name, kept[name] as string]))
+    : identityKeyPair();
+  const env: Record<string, string> = { ...identity };
+  for (const name of credentialVariables()) env[name] ??= kept[name] || randomBytes(32).toString('hex');
   const acl = Object.fromEntries(
     ROLES.map((role) => {
       const passwords = { admin: env[redisPasswordVar('admin')] as string } as Record<string, string>;

@@ -45,10 +45,10 @@ export const COMMAND_VARIABLES = {
     description:
       'send mail through this SMTP server, e.g. smtp://user:pass@smtp.example.com:587; unset: a local sink logs every email to ATOLL_DATA_DIR/logs/mail.log',
   },
-  IDENTITY_SECRET: {
+  IDENTITY_KEY_DIR: {
     value: '',
     description:
-      'the key the gateway signs identity assertions with (at least 32 random characters); unset: one made on the first start and kept in ATOLL_DATA_DIR/identity-secret',
+      "where the gateway's Ed25519 identity key pair lives (identity.key, mode 0600, read by the gateway only; identity.pub, read by the other services), made on the first start if missing; unset: ATOLL_DATA_DIR/identity",
   },
   ATOLL_DATA_DIR: {
     value: '',
@@ -92,6 +92,7 @@ export function serviceSettings(
 const LOCAL_NOTES: Record<string, string> = {
   PUBLIC_URL: "the gateway's URL unless set",
   SESSION_COOKIE_NAME: 'atoll_session unless set (no __Host- prefix, as it serves plain HTTP)',
+  DEVICE_COOKIE_NAME: 'atoll_device unless set (no __Host- prefix, as it serves plain HTTP)',
   SESSION_COOKIE_SECURE: 'false unless set, as it serves plain HTTP on loopback',
   PASSWORD_DENY_COMMON:
     'false unless set, so the public RealWorld conformance suites (password "password") run unchanged',

@@ -1,30 +1,30 @@
 /**
  * The local stack: `npm start`. Brings the whole of atoll up on this machine (see
  * packages/testkit/src/stack.ts), prints a line per component as it becomes ready and the gateway URL,
- * and stops everything cleanly on Ctrl-C. Data (Redis files, the embedded PostgreSQL cluster, logs) stays
- * in .atoll/data (mode 0700; 0711 as root, for the embedded PostgreSQL's own user), so the next start continues where this one stopped. Each service connects to
- * Redis as its own ACL user and to PostgreSQL as its own role; their random passwords, and the Redis
- * admin's, are made on the first start and kept in .atoll/data/credentials.json (mode 0600).
+ * and stops everything cleanly on Ctrl-C. Data (Redis files, the embedded PostgreSQL cluster, logs, the
+ * identity key pair) stays in .atoll/data (mode 0700; 0711 as root, for the embedded PostgreSQL's own
+ * user), so the next start continues where this one stopped. Each service connects to Redis as its own
+ * ACL user and to PostgreSQL as its own role; their random passwords, and the Redis admin's, are made on
+ * the first start and kept in .atoll/data/credentials.json (mode 0600).
  *
  * Environment (each variable with its default and description: the root .env.example):
  * - the stack's own: PORT and HOST (the gateway's, default 3000 and 127.0.0.1), DATABASE_URL (this
  *   PostgreSQL instead of the embedded one), SMTP_URL (this mail server instead of the local sink, which
- *   logs every email to .atoll/data/logs/mail.log), IDENTITY_SECRET (else one made once and kept with the
- *   data), ATOLL_DATA_DIR;
+ *   logs every email to .atoll/data/logs/mail.log), IDENTITY_KEY_DIR (the gateway's identity key pair:
+ *   made once, private key 0600 in a 0700 folder; default .atoll/data/identity), ATOLL_DATA_DIR;
  * - every other variable a service's config schema (`EnvSchema`) reads goes to the services that read
  *   it, e.g. CORS_ORIGINS, TRUSTED_PROXIES and RATE_LIMIT_* to the gateway, LOGIN_* to auth, LOG_LEVEL
  *   and METRICS_TOKEN to all four. scripts/stack-env.ts derives the list from the schemas;
  * - except the wiring, which the stack sets itself whatever the environment says (STACK_WIRED in
  *   packages/testkit/src/stack.ts): each service's PORT and HOST, the URLs of the stack's own Redis
  *   servers, AUTH_URL, CONTENT_URL and NOTIFIER_URL, GOOGLE_* (the local OpenID provider), and
- *   DATABASE_URL, SMTP_URL and IDENTITY_SECRET only as above.
+ *   DATABASE_URL, SMTP_URL and the identity keys only as above.
  * Unset or empty, a variable keeps the stack's default (a plain-HTTP session cookie; PUBLIC_URL, the
  * gateway's URL), else the service's own.
  */
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { privateDirMode, type Stack, startStack } from '@atoll/testkit/servers';
+import { ensureIdentityKeyFiles, privateDirMode, type Stack, startStack } from '@atoll/testkit/servers';
 import { COMMAND_VARIABLES, type CommandVariable, commandSetting, serviceSettings } from './stack-env.ts';
 
 const setting = (name: CommandVariable) => commandSetting(process.env, name);
@@ -34,12 +34,10 @@ const dataDir = resolve(setting('ATOLL_DATA_DIR') ?? join(root, '.atoll', 'data'
 mkdirSync(dataDir, { recursive: true, mode: privateDirMode() });
 chmodSync(dataDir, privateDirMode());
 
-// A development identity key, made once and kept with the data, unless one is given.
-const secretFile = join(dataDir, 'identity-secret');
-if (!setting('IDENTITY_SECRET') && !existsSync(secretFile))
-  writeFileSync(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-if (existsSync(secretFile)) chmodSync(secretFile, 0o600);
-const identitySecret = setting('IDENTITY_SECRET') ?? readFileSync(secretFile, 'utf8').trim();
+// The gateway's identity key pair, made once and kept with the data (or where IDENTITY_KEY_DIR says) in a
+// folder of its own (0700: the data folder itself must stay reachable by the `postgres` user when run as
+// root): the gateway reads the private key file (0600), the other services only the public one.
+const identity = ensureIdentityKeyFiles(resolve(setting('IDENTITY_KEY_DIR') ?? join(dataDir, 'identity')));
 
 const log = (line: string) => console.log(`atoll: ${line}`);
 let stack: Stack | undefined;
@@ -66,7 +64,7 @@ try {
     ...(smtpUrl ? { smtpUrl } : {}),
     gatewayPort: Number(setting('PORT') ?? COMMAND_VARIABLES.PORT.value),
     gatewayHost: setting('HOST') ?? COMMAND_VARIABLES.HOST.value,
-    identitySecret,
+    identity,
     // Each service's Redis and PostgreSQL password, made on the first start (mode 0600).
     credentialsFile: join(dataDir, 'credentials.json'),
     serviceEnv: serviceSettings(process.env),

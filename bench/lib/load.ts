@@ -13,6 +13,8 @@ export interface HttpTarget {
     method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
     headers?: Record<string, string>;
     body?: string;
+    /** Called before each request is sent, e.g. to sign it (autocannon's `setupRequest`). */
+    setupRequest?: (request: autocannon.Request) => autocannon.Request;
   }>;
 }
 

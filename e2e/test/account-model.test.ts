@@ -378,20 +378,25 @@ const register = (party: Party, address: AddressName) =>
 
 /** A login from the party's memory (an address and the password it set there), or a guess at an address. */
 const login = (party: Party, entry: number | null, guessAt: AddressName) =>
-  step(party, `login(${entry === null ? `guess at ${guessAt}` : `remembered#${entry}`})`, async (m, real) => {
-    const remembered = entry === null ? undefined : latest(m.book[party], entry);
-    const email = remembered?.email ?? m.addresses[guessAt];
-    const password = remembered?.password ?? `Not it ${randomBytes(4).toString('hex')}`;
-    const res = await call(m, real, 'POST', '/api/users/login', { body: { user: { email, password } } });
-    if (res.status !== 200) return;
-    const held = await adopt(m, real, party, res.body.user.token);
-    const account = m.accounts.get(held.userId);
-    if (!account) return violation(m, `a login reached an account the model never saw`);
-    if (account.pwBy !== party || account.password !== password) {
-      violation(m, `${party} logged in to ${account.username} with a password it never set there`);
-    }
-    if (account.disabled) violation(m, `${party} logged in to the disabled ${account.username}`);
-  });
+  step(
+    party,
+    `login(${entry === null ? `guess at ${guessAt}` : `remembered#${entry}`})`,
+    async (m, real) => {
+      const remembered = entry === null ? undefined : latest(m.book[party], entry);
+      const email = remembered?.email ?? m.addresses[guessAt];
+      const password = remembered?.password ?? `Not it ${randomBytes(4).toString('hex')}`;
+      const res = await call(m, real, 'POST', '/api/users/login', { body: { user: { email, password } } });
+      if (res.status !== 200) return;
+      const held = await adopt(m, real, party, res.body.user.token);
+      const account = m.accounts.get(held.userId);
+      if (!account) return violation(m, `a login reached an account the model never saw`);
+      if (account.pwBy !== party || account.password !== password) {
+        violation(m, `${party} logged in to ${account.username} with a password it never set there`);
+      }
+      if (account.disabled) violation(m, `${party} logged in to the disabled ${account.username}`);
+    },
+    (m) => entry === null || m.book[party].length > 0,
+  );
 
 const logout = (party: Party, tokenIndex: number, everywhere: boolean) =>
   withSession(
@@ -439,14 +444,23 @@ const requestCode = (party: Party, tokenIndex: number) =>
     });
   });
 
-const confirmCode = (party: Party, tokenIndex: number, codeIndex: number | null) =>
+/**
+ * Confirms a code the party received (or a wrong one). `withItsSession`: with a live session of the
+ * account the code was mailed for, where the party holds one (as its owner would); otherwise with the
+ * picked session.
+ */
+const confirmCode = (party: Party, tokenIndex: number, codeIndex: number | null, withItsSession: boolean) =>
   withSession(
     party,
     tokenIndex,
-    `confirmCode(t#${tokenIndex}, ${codeIndex === null ? 'wrong' : `code#${codeIndex}`})`,
-    async (m, real, held) => {
+    `confirmCode(t#${tokenIndex}${withItsSession ? " or the code's account" : ''}, ${codeIndex === null ? 'wrong' : `code#${codeIndex}`})`,
+    async (m, real, picked) => {
       const known = m.codes.filter((c) => c.receiver === party);
       const mail = codeIndex === null ? undefined : latest(known, codeIndex);
+      const its = withItsSession
+        ? m.tokens.find((t) => t.party === party && !t.dead && t.userId === mail?.accountId)
+        : undefined;
+      const held = its ?? picked;
       const code = mail?.code ?? String(100000 + (m.counter % 900000));
       const res = await call(m, real, 'POST', '/api/user/verification/confirm', {
         token: held.token,
@@ -524,31 +538,47 @@ const requestReset = (party: Party, address: AddressName) =>
     });
   });
 
-const useReset = (party: Party, resetIndex: number) =>
-  step(party, `useReset(#${resetIndex})`, async (m, real) => {
-    const mail = latest(
-      m.resets.filter((r) => r.receiver === party),
-      resetIndex,
-    );
-    const token = mail?.token ?? randomBytes(32).toString('base64url');
-    const password = newPassword(m, party);
-    const res = await call(m, real, 'POST', '/api/users/password-reset/confirm', {
-      body: { reset: { token, password } },
-    });
-    if (res.status !== 204) return;
-    if (!mail) return violation(m, `a reset token nobody was mailed worked`);
-    const account = m.accounts.get(mail.accountId) as Account;
-    const row = (await rowsOf(real, [account.id])).get(account.id);
-    if (mail.used) violation(m, `a reset link worked twice`);
-    if (mail.pwVersion !== account.pwVersion) violation(m, `a reset link outlived a password change`);
-    if (row && row.email.toLowerCase() !== mail.to) {
-      violation(m, `a reset link mailed to ${mail.to} worked after the address became ${row.email}`);
-    }
-    mail.used = true;
-    Object.assign(account, { pwBy: party, password, pwVersion: account.pwVersion + 1 });
-    endSessions(m, account.id);
-    remember(m, party, row?.email ?? mail.to, password);
-  });
+/** Uses a reset link the party received (`resetIndex`), or a made-up one (null). */
+const useReset = (party: Party, resetIndex: number | null) =>
+  step(
+    party,
+    `useReset(${resetIndex === null ? 'made up' : `#${resetIndex}`})`,
+    async (m, real) => {
+      const mail =
+        resetIndex === null
+          ? undefined
+          : latest(
+              m.resets.filter((r) => r.receiver === party),
+              resetIndex,
+            );
+      const token = mail?.token ?? randomBytes(32).toString('base64url');
+      const password = newPassword(m, party);
+      const res = await call(m, real, 'POST', '/api/users/password-reset/confirm', {
+        body: { reset: { token, password } },
+      });
+      if (res.status !== 204) return;
+      if (!mail) return violation(m, `a reset token nobody was mailed worked`);
+      const account = m.accounts.get(mail.accountId) as Account;
+      const row = (await rowsOf(real, [account.id])).get(account.id);
+      if (mail.used) violation(m, `a reset link worked twice`);
+      if (mail.pwVersion !== account.pwVersion) violation(m, `a reset link outlived a password change`);
+      if (row && row.email.toLowerCase() !== mail.to) {
+        violation(m, `a reset link mailed to ${mail.to} worked after the address became ${row.email}`);
+      }
+      mail.used = true;
+      // A reset is proof of the mailbox alone: the password, the sessions and a linked Google identity end.
+      Object.assign(account, {
+        pwBy: party,
+        password,
+        pwVersion: account.pwVersion + 1,
+        googleSub: null,
+        googleBy: null,
+      });
+      endSessions(m, account.id);
+      remember(m, party, row?.email ?? mail.to, password);
+    },
+    (m) => resetIndex === null || m.resets.some((r) => r.receiver === party),
+  );
 
 /** Google sign-in with the party's own identity, or (attacker) one claiming the victim's address unverified. */
 const google = (party: Party, claimsVictim: boolean) =>
@@ -654,16 +684,21 @@ function stepsOf(p: Party, w: Record<string, number>): fc.Arbitrary<Cmd> {
   const arbs: Array<[number, fc.Arbitrary<Cmd>]> = [
     [w.registerOwn ?? 0, own.map((a) => register(p, a))],
     [w.registerAny ?? 0, address.map((a) => register(p, a))],
-    [w.login ?? 0, fc.tuple(maybe(index), address).map(([i, a]) => login(p, i, a))],
+    [w.login ?? 0, index.map((i) => login(p, i, 'a1'))],
+    [w.guessLogin ?? 0, address.map((a) => login(p, null, a))],
     [w.logout ?? 0, fc.tuple(index, fc.boolean()).map(([t, all]) => logout(p, t, all))],
     [w.revoke ?? 0, fc.tuple(index, index).map(([t, x]) => revokeSession(p, t, x))],
     [w.requestCode ?? 0, index.map((t) => requestCode(p, t))],
-    [w.confirmCode ?? 0, fc.tuple(index, maybe(index)).map(([t, c]) => confirmCode(p, t, c))],
+    [
+      w.confirmCode ?? 0,
+      fc.tuple(index, maybe(index), fc.boolean()).map(([t, c, its]) => confirmCode(p, t, c, its)),
+    ],
     [w.changeEmail ?? 0, fc.tuple(index, address).map(([t, a]) => changeEmail(p, t, a))],
     [w.changePassword ?? 0, index.map((t) => changePassword(p, t))],
     [w.changeUsername ?? 0, index.map((t) => changeUsername(p, t))],
     [w.requestReset ?? 0, address.map((a) => requestReset(p, a))],
     [w.useReset ?? 0, index.map((i) => useReset(p, i))],
+    [w.guessReset ?? 0, fc.constant(useReset(p, null))],
     [w.google ?? 0, fc.constant(google(p, false))],
     [w.googleClaimingVictim ?? 0, fc.constant(google(p, true))],
     [w.admin ?? 0, fc.tuple(index, adminAction, index).map(([t, a, x]) => admin(p, t, a, x))],
@@ -674,9 +709,10 @@ function stepsOf(p: Party, w: Record<string, number>): fc.Arbitrary<Cmd> {
 }
 
 const attacker = stepsOf('attacker', {
-  registerOwn: 3,
-  registerAny: 2,
+  registerOwn: 2,
+  registerAny: 1,
   login: 2,
+  guessLogin: 1,
   logout: 1,
   revoke: 1,
   requestCode: 4,
@@ -686,13 +722,14 @@ const attacker = stepsOf('attacker', {
   changeUsername: 1,
   requestReset: 2,
   useReset: 2,
+  guessReset: 1,
   google: 1,
   googleClaimingVictim: 1,
   admin: 2,
 });
 const victim = stepsOf('victim', {
-  registerOwn: 3,
-  login: 2,
+  registerOwn: 2,
+  login: 3,
   logout: 1,
   revoke: 1,
   requestCode: 2,
@@ -720,13 +757,20 @@ const KNOWN_ORDERS: Record<string, Cmd[]> = {
     register('attacker', 'a1'),
     requestCode('attacker', 0),
     changeEmail('attacker', 0, 'boss'),
-    confirmCode('attacker', 0, 0),
+    confirmCode('attacker', 0, 0, false),
+  ],
+  "a Google-linked account moved to the victim's address keeps its Google link through her reset": [
+    google('attacker', false),
+    changeEmail('attacker', 0, 'v2'),
+    requestReset('victim', 'v2'),
+    useReset('victim', 0),
+    google('attacker', false),
   ],
   "N1: a pre-claimed address against the victim's later Google sign-in": [
     register('attacker', 'a1'),
     requestCode('attacker', 0),
     changeEmail('attacker', 0, 'v1'),
-    confirmCode('attacker', 0, 0),
+    confirmCode('attacker', 0, 0, false),
     google('victim', false),
   ],
 };

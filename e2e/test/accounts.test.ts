@@ -86,9 +86,13 @@ describe('accounts and sessions through the gateway', () => {
         headers: { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' },
       });
       const browserToken = browser.body.user.token as string;
-      expect(browser.headers.get('set-cookie')).toMatch(
+      // Beside it, a device cookie (password-limits.test.ts): this browser signed in to this account.
+      const [session, device, ...more] = browser.headers.getSetCookie();
+      expect(session).toMatch(
         new RegExp(`^atoll_session=${browserToken}; Path=/; Max-Age=\\d+; HttpOnly; SameSite=Lax$`),
       );
+      expect(device).toMatch(/^atoll_device=[\w-]{43}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
+      expect(more).toEqual([]);
     });
 
     it('answers 422 "can\'t be blank" for missing or empty fields, and writes nothing', async () => {

@@ -3,12 +3,11 @@
  * brute-force counters per account and address, per address and per account (and their TTLs), attempts
  * in parallel, idle and absolute session expiry, and redis-session going away.
  */
-import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
-import type { Stack } from '@atoll/testkit';
+import { gatewayHeaders, type Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { IDENTITY_SECRET, redisOf, startTestStack } from './helpers.ts';
+import { IDENTITY_KEYS, redisOf, startTestStack } from './helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -29,13 +28,11 @@ describe('auth limits and expiry', () => {
     api('POST', '/api/users/login', { body: { user: { email, password } } });
   /** Straight to auth, with the assertion the gateway would send for a client at `clientIp`. */
   const loginFrom = async (clientIp: string, email: string, password: string) => {
-    const requestId = `r-${Math.random()}`;
     const res = await fetch(`${stack.services.auth.url}/api/users/login`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
-        'x-request-id': requestId,
-        [IDENTITY_HEADER]: signIdentity(null, { secret: IDENTITY_SECRET, requestId, clientIp }),
+        ...gatewayHeaders(IDENTITY_KEYS, 'auth', { method: 'POST', url: '/api/users/login', clientIp }),
       },
       body: JSON.stringify({ user: { email, password } }),
     });

@@ -42,6 +42,8 @@ describe('pnpm bench --smoke', () => {
       'content: uncached',
       'gateway: create article',
       'session resolution alone',
+      'identity assertion: HMAC-SHA256 sign + verify',
+      'identity assertion: Ed25519 sign + verify',
       'enqueue through the jobs contract',
       'BullMQ addBulk ×100 (raw), in jobs',
       'raw BullMQ no-op worker (concurrency 16)',
@@ -61,5 +63,41 @@ describe('pnpm bench --smoke', () => {
       expect(report.memory[service].peakRssMiB).toBeGreaterThan(10);
     expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain('| target | measured | met |');
     expect(existsSync(join(out, 'latest.svg'))).toBe(true);
+  }, 360_000);
+
+  it('--passwords: login and sign-up, Argon2id and the old scrypt, idle and under flood, and writes them', async () => {
+    const dir = await ownedTempDir('bench-passwords');
+    try {
+      await run(
+        process.execPath,
+        ['--conditions=atoll-source', 'bench/run.ts', '--passwords', '--smoke', '--out', dir],
+        { cwd: repoRoot, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 },
+      );
+      const report = JSON.parse(readFileSync(join(dir, 'passwords.json'), 'utf8'));
+      const rows = report.rows as Array<{
+        hashing: string;
+        operation: string;
+        load: string;
+        requests: number;
+        refused: Record<string, number>;
+      }>;
+      expect(rows.map((r) => `${r.hashing.split(' ')[0]} ${r.operation} ${r.load}`).sort()).toEqual(
+        [
+          'Argon2id login idle',
+          'Argon2id login under flood',
+          'Argon2id sign-up idle',
+          'Argon2id sign-up under flood',
+          'scrypt login idle',
+          'scrypt login under flood',
+          'scrypt sign-up idle',
+          'scrypt sign-up under flood',
+        ].sort(),
+      );
+      for (const r of rows) expect(r.requests, `${r.hashing} ${r.operation} ${r.load}`).toBeGreaterThan(0);
+      for (const r of rows.filter((x) => x.load === 'idle')) expect(r.refused).toEqual({});
+      expect(readFileSync(join(dir, 'passwords.md'), 'utf8')).toContain('| hashing | operation | load |');
+    } finally {
+      removeOwnedDir(dir);
+    }
   }, 360_000);
 });

@@ -6,7 +6,7 @@
  * image recipe (non-root, `node` as the command, pinned tool versions, ports).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, join } from 'node:path';
@@ -15,7 +15,11 @@ import { repoRoot } from '@atoll/testkit';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { composeCredentials, credentialVariables } from '../../scripts/compose-credentials.ts';
+import {
+  composeCredentials,
+  credentialVariables,
+  IDENTITY_VARIABLES,
+} from '../../scripts/compose-credentials.ts';
 
 // ---- the files -------------------------------------------------------------------------------------
 
@@ -51,10 +55,12 @@ type App = (typeof APPS)[number];
 const MIGRATED = ['auth', 'content', 'notifier'] as const;
 const ROLES = ['cache', 'session', 'queue'] as const;
 
-const COMMON = ['HOST', 'PORT', 'LOG_LEVEL', 'SHUTDOWN_GRACE_MS', 'IDENTITY_SECRET', 'REDIS_KEY_PREFIX'];
+const COMMON = ['HOST', 'PORT', 'LOG_LEVEL', 'SHUTDOWN_GRACE_MS', 'REDIS_KEY_PREFIX'];
+const VERIFYING = [...COMMON, 'IDENTITY_PUBLIC_KEYS'];
 const REQUIRED: Record<App, string[]> = {
   gateway: [
     ...COMMON,
+    'IDENTITY_PRIVATE_KEY',
     'REDIS_SESSION_URL',
     'AUTH_URL',
     'CONTENT_URL',
@@ -65,9 +71,9 @@ const REQUIRED: Record<App, string[]> = {
     'SESSION_ABSOLUTE_TIMEOUT_S',
     'SESSION_REFRESH_INTERVAL_S',
   ],
-  auth: [...COMMON, 'DATABASE_URL', 'REDIS_SESSION_URL', 'REDIS_QUEUE_URL'],
-  content: [...COMMON, 'DATABASE_URL', 'REDIS_CACHE_URL', 'REDIS_QUEUE_URL'],
-  notifier: [...COMMON, 'DATABASE_URL', 'REDIS_QUEUE_URL', 'REDIS_SESSION_URL', 'SMTP_URL', 'PUBLIC_URL'],
+  auth: [...VERIFYING, 'DATABASE_URL', 'REDIS_SESSION_URL', 'REDIS_QUEUE_URL'],
+  content: [...VERIFYING, 'DATABASE_URL', 'REDIS_CACHE_URL', 'REDIS_QUEUE_URL'],
+  notifier: [...VERIFYING, 'DATABASE_URL', 'REDIS_QUEUE_URL', 'REDIS_SESSION_URL', 'SMTP_URL', 'PUBLIC_URL'],
 };
 
 /**
@@ -81,6 +87,7 @@ function interpolate(value: string, env: Record<string, string | undefined> = {}
       if (match === '$$') return '$';
       const key = (name ?? bare)!;
       const set = env[key];
+      if (op === ':?' && !set) throw new Error(`${key}: ${fallback}`);
       if (op === ':-') return set ? set : (fallback ?? '');
       if (op === '-') return set ?? fallback ?? '';
       return set ?? '';
@@ -236,15 +243,21 @@ describe('docker-compose config', () => {
     });
   };
 
-  it("refuses to start without an IDENTITY_SECRET of the deployment's own, naming it", () => {
-    const { IDENTITY_SECRET: _, ...others } = CREDENTIALS.env;
+  it("refuses to start without identity keys of the deployment's own, naming them", () => {
+    const { IDENTITY_PRIVATE_KEY: _private, IDENTITY_PUBLIC_KEYS: _public, ...others } = CREDENTIALS.env;
     const result = config(others);
     expect(result.status).not.toBe(0);
-    expect(result.stderr).toContain('set IDENTITY_SECRET to a secret of your own');
+    expect(result.stderr).toMatch(
+      /set IDENTITY_(PRIVATE_KEY|PUBLIC_KEYS) and IDENTITY_\w+ to a key pair of your own/,
+    );
+    for (const only of IDENTITY_VARIABLES) {
+      const half = config({ ...others, [only]: CREDENTIALS.env[only] as string });
+      expect(half.status, `with ${only} alone`).not.toBe(0);
+    }
   });
 
   // The Redis admin's password is the operator's (redis-cli): only its hash is in the ACL files.
-  it.each(credentialVariables().filter((v) => !['IDENTITY_SECRET', 'REDIS_ADMIN_PASSWORD'].includes(v)))(
+  it.each(credentialVariables().filter((v) => v !== 'REDIS_ADMIN_PASSWORD'))(
     'refuses to start without %s, saying how to make the credentials',
     (name) => {
       const { [name]: _, ...others } = CREDENTIALS.env;
@@ -326,12 +339,17 @@ describe('docker-compose.yml semantics', () => {
   });
 
   it('gives every service every variable it requires, pointing at services that exist', () => {
-    const secrets = new Set<string>();
     for (const app of APPS) {
       const env = environmentOf(services[app]!);
       const missing = REQUIRED[app].filter((v) => !(v in env) || env[v] === '');
       expect(missing, `${app} lacks`).toEqual([]);
-      secrets.add(env.IDENTITY_SECRET!);
+      // The signing key is the gateway's alone; the others get the public key only.
+      if (app === 'gateway') expect(env).not.toHaveProperty('IDENTITY_PUBLIC_KEYS');
+      else expect(env, app).not.toHaveProperty('IDENTITY_PRIVATE_KEY');
+      const key = app === 'gateway' ? 'IDENTITY_PRIVATE_KEY' : 'IDENTITY_PUBLIC_KEYS';
+      expect(env[key], `${app} ${key}`).toBe(CREDENTIALS.env[key]);
+      // Inside the Compose network the services answer other containers (they still require assertions).
+      expect(env.HOST, app).toBe('0.0.0.0');
       // Its own Redis user on each role, whose password's hash is in that role's generated ACL file.
       for (const role of ROLES) {
         const url = env[`REDIS_${role.toUpperCase()}_URL`];
@@ -357,14 +375,34 @@ describe('docker-compose.yml semantics', () => {
         );
       }
     }
-    // One key for the whole deployment: the gateway signs, the others verify.
-    expect(secrets.size).toBe(1);
-    expect([...secrets][0]!.length).toBeGreaterThanOrEqual(32);
     const gateway = environmentOf(services.gateway!);
     for (const upstream of ['auth', 'content', 'notifier'] as const) {
       const port = environmentOf(services[upstream]!).PORT;
       expect(gateway[`${upstream.toUpperCase()}_URL`]).toBe(`http://${upstream}:${port}`);
     }
+  });
+
+  it('makes the identity key pair with the credentials: an Ed25519 pair, kept only whole', () => {
+    const { IDENTITY_PRIVATE_KEY: privateText, IDENTITY_PUBLIC_KEYS: publicText } = CREDENTIALS.env;
+    const privateKey = createPrivateKey({
+      key: Buffer.from(privateText!, 'base64'),
+      format: 'der',
+      type: 'pkcs8',
+    });
+    const publicKey = createPublicKey({
+      key: Buffer.from(publicText!, 'base64'),
+      format: 'der',
+      type: 'spki',
+    });
+    expect(privateKey.asymmetricKeyType).toBe('ed25519');
+    const message = Buffer.from('assertion');
+    expect(verify(null, message, publicKey, sign(null, message, privateKey))).toBe(true);
+    // Run again, the script keeps the pair; half a pair is replaced by a new one.
+    expect(composeCredentials(CREDENTIALS.env).env).toEqual(CREDENTIALS.env);
+    const { IDENTITY_PUBLIC_KEYS: _, ...half } = CREDENTIALS.env;
+    const renewed = composeCredentials(half).env;
+    expect(renewed.IDENTITY_PRIVATE_KEY).not.toBe(privateText);
+    expect(renewed.POSTGRES_PASSWORD).toBe(CREDENTIALS.env.POSTGRES_PASSWORD);
   });
 
   it.each(APPS)('gives %s an environment its own config schema accepts', async (app) => {

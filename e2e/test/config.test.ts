@@ -2,13 +2,19 @@
  * Every service refuses to start on bad configuration: exit code 1 and one line on stderr that names the
  * variable (or the Redis setting) and what it should be.
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { LOCAL_DEFAULTS, RedisServer, repoRoot, ServiceProcess, STACK_WIRED } from '@atoll/testkit';
+import {
+  identityKeyPair,
+  LOCAL_DEFAULTS,
+  RedisServer,
+  repoRoot,
+  ServiceProcess,
+  STACK_WIRED,
+} from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMAND_VARIABLES, renderEnvExample, SCHEMAS, serviceSettings } from '../../scripts/stack-env.ts';
 
-const secret = randomBytes(32).toString('hex');
+const keys = identityKeyPair();
 
 async function exitOf(app: string, env: Record<string, string>) {
   const proc = ServiceProcess.spawn(app, env);
@@ -18,27 +24,27 @@ async function exitOf(app: string, env: Record<string, string>) {
 
 const valid: Record<string, Record<string, string>> = {
   gateway: {
-    IDENTITY_SECRET: secret,
+    IDENTITY_PRIVATE_KEY: keys.privateKeyText,
     REDIS_SESSION_URL: 'redis://127.0.0.1:1',
     AUTH_URL: 'http://127.0.0.1:1',
     CONTENT_URL: 'http://127.0.0.1:1',
     NOTIFIER_URL: 'http://127.0.0.1:1',
   },
   auth: {
-    IDENTITY_SECRET: secret,
+    IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
     DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
     REDIS_SESSION_URL: 'redis://127.0.0.1:1',
     REDIS_QUEUE_URL: 'redis://127.0.0.1:1',
   },
   content: {
-    IDENTITY_SECRET: secret,
+    IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
     DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
     REDIS_CACHE_URL: 'redis://127.0.0.1:1',
     REDIS_QUEUE_URL: 'redis://127.0.0.1:1',
     AUTH_URL: 'http://127.0.0.1:1',
   },
   notifier: {
-    IDENTITY_SECRET: secret,
+    IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
     DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
     REDIS_QUEUE_URL: 'redis://127.0.0.1:1',
     REDIS_SESSION_URL: 'redis://127.0.0.1:1',
@@ -50,13 +56,21 @@ const valid: Record<string, Record<string, string>> = {
 describe('bad configuration', () => {
   for (const app of ['gateway', 'auth', 'content', 'notifier']) {
     it(`${app}: a missing variable exits 1 with one line naming it`, async () => {
+      // The gateway needs the private key, every other service the public key(s), and none the other.
+      const [name, what] =
+        app === 'gateway'
+          ? ['IDENTITY_PRIVATE_KEY', 'the Ed25519 private key the gateway signs identity assertions with']
+          : [
+              'IDENTITY_PUBLIC_KEYS',
+              "the gateway's Ed25519 public key(s) identity assertions are checked with",
+            ];
       const env = { ...valid[app] };
-      delete env.IDENTITY_SECRET;
+      delete env[name];
       const { code, stderr } = await exitOf(app, env);
       expect(code).toBe(1);
       expect(stderr.split('\n')).toHaveLength(1);
       expect(stderr).toBe(
-        `${app}: Invalid configuration: IDENTITY_SECRET is missing: the key the gateway signs identity assertions with: at least 32 random characters (openssl rand -hex 32)`,
+        `${app}: Invalid configuration: ${name} is missing: ${what} (or ${name}_FILE, a file holding it; pnpm identity-keys makes a pair)`,
       );
     });
 

@@ -5,12 +5,12 @@
  * that is flushed or stopped changing no answer.
  */
 import { randomUUID } from 'node:crypto';
-import { IDENTITY_HEADER, type Identity, signIdentity } from '@atoll/identity';
+import type { Identity } from '@atoll/identity';
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
-import { ServiceProcess, type Stack } from '@atoll/testkit';
+import { gatewayHeaders, ServiceProcess, type Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { eventually, IDENTITY_SECRET, redisOf, startTestStack } from './helpers.ts';
+import { eventually, IDENTITY_KEYS, redisOf, startTestStack } from './helpers.ts';
 
 describe('content cache across two instances', () => {
   let stack: Stack;
@@ -29,16 +29,10 @@ describe('content cache across two instances', () => {
     body?: unknown,
     identity: Identity | null = null,
   ) => {
-    const requestId = randomUUID();
     const res = await fetch(`${base}${path}`, {
       method,
       headers: {
-        'x-request-id': requestId,
-        [IDENTITY_HEADER]: signIdentity(identity, {
-          secret: IDENTITY_SECRET,
-          requestId,
-          clientIp: '127.0.0.1',
-        }),
+        ...gatewayHeaders(IDENTITY_KEYS, 'content', { method, url: path, identity }),
         ...(body ? { 'content-type': 'application/json' } : {}),
       },
       body: body ? JSON.stringify(body) : undefined,

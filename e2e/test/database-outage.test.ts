@@ -14,7 +14,7 @@ import {
 } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { eventually, GENEROUS_LIMITS, IDENTITY_SECRET } from './helpers.ts';
+import { eventually, GENEROUS_LIMITS, IDENTITY_KEYS } from './helpers.ts';
 
 describe('PostgreSQL down', () => {
   let pgDir: string;
@@ -33,7 +33,7 @@ describe('PostgreSQL down', () => {
     stack = await startStack({
       dataDir,
       databaseUrl: database.url,
-      identitySecret: IDENTITY_SECRET,
+      identity: IDENTITY_KEYS,
       retainLogs: true,
       env: { ...GENEROUS_LIMITS, CACHE_TTL_S: '1', CACHE_GRACE_S: '60', RANKINGS_RECOMPUTE_S: '1' },
     });

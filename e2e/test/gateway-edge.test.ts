@@ -7,11 +7,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { verifyIdentity } from '@atoll/identity';
+import { IdentityVerifier } from '@atoll/identity';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { SessionStore } from '@atoll/session-store';
-import { freePort, RedisServer, ServiceProcess } from '@atoll/testkit';
+import { freePort, identityKeyPair, RedisServer, ServiceProcess } from '@atoll/testkit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -21,7 +21,7 @@ describe('gateway edge cases (gateway process, in-test upstreams)', () => {
   let upstreamUrl: string;
   const seen: Array<Record<string, string | string[] | undefined>> = [];
   let slowArrived: () => void = () => {};
-  const gatewaySecret = randomBytes(32).toString('hex');
+  const gatewayKeys = identityKeyPair();
 
   const startGateway = async (extra: Record<string, string> = {}) => {
     const deadPort = await freePort(); // nothing listens there
@@ -29,7 +29,7 @@ describe('gateway edge cases (gateway process, in-test upstreams)', () => {
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'info',
-      IDENTITY_SECRET: gatewaySecret,
+      IDENTITY_PRIVATE_KEY: gatewayKeys.privateKeyText,
       REDIS_SESSION_URL: redis.url,
       AUTH_URL: upstreamUrl,
       CONTENT_URL: `http://127.0.0.1:${deadPort}`,
@@ -112,12 +112,14 @@ describe('gateway edge cases (gateway process, in-test upstreams)', () => {
       expect(headers['x-request-id']).not.toBe('client-chosen');
       // The only internal header is the gateway's own assertion: anonymous, from the real client address.
       expect(Object.keys(headers).filter((h) => h.startsWith('x-atoll-'))).toEqual(['x-atoll-identity']);
+      const auth = new IdentityVerifier({ audience: 'auth', publicKeys: [gatewayKeys.publicKey] });
       expect(
-        verifyIdentity(String(headers['x-atoll-identity']), {
-          secrets: [gatewaySecret],
+        auth.verify(String(headers['x-atoll-identity']), {
+          method: 'GET',
+          url: '/api/user?x=1',
           requestId: String(headers['x-request-id']),
         }),
-      ).toEqual({ ok: true, identity: null, clientIp: '127.0.0.1' });
+      ).toMatchObject({ ok: true, identity: null, clientIp: '127.0.0.1', sessionUnavailable: false });
       expect(headers['x-secret-hop']).toBeUndefined();
       expect(headers['x-custom']).toBe('kept');
     } finally {
@@ -157,7 +159,7 @@ describe('the rate-limit store under failure (gateway process, its own redis-ses
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'info',
-      IDENTITY_SECRET: randomBytes(32).toString('hex'),
+      IDENTITY_PRIVATE_KEY: identityKeyPair().privateKeyText,
       REDIS_SESSION_URL: redis.url,
       REDIS_KEY_PREFIX: 'edge',
       AUTH_URL: upstreamUrl,

@@ -192,6 +192,48 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
     expect(login.status).toBe(200);
   });
 
+  it("a reset by the address's owner unlinks the Google identity of whoever had the account before", async () => {
+    // The attacker signs in with his Google identity, then moves the account to the victim's address.
+    const signIn = async (claims: Record<string, unknown>) => {
+      asUser(claims);
+      const started = await start();
+      return sessionCookie(await callback(await authorize(started), started.binding)) ?? '';
+    };
+    const mallory = { sub: 'g-mallory', email: 'mallory@example.com', email_verified: true, name: 'Mallory' };
+    const first = await signIn(mallory);
+    const moved = await api('PUT', '/api/user', {
+      token: first,
+      body: { user: { email: 'ceo@example.com' } },
+    });
+    expect(moved.status).toBe(200);
+    // The address's owner takes the account back with a reset link mailed to her.
+    expect(
+      (await api('POST', '/api/users/password-reset', { body: { user: { email: 'ceo@example.com' } } }))
+        .status,
+    ).toBe(202);
+    const subject = 'Reset your atoll password';
+    const mail = () => (stack.smtp?.to('ceo@example.com') ?? []).find((m) => m.subject.startsWith(subject));
+    expect(await eventually(async () => mail() !== undefined, 15_000)).toBe(true);
+    const link = decodeURIComponent(/reset-password\?token=([^\s"&]+)/.exec(mail()?.text ?? '')?.[1] ?? '');
+    const reset = await api('POST', '/api/users/password-reset/confirm', {
+      body: { reset: { token: link, password: 'the owner now' } },
+    });
+    expect(reset.status).toBe(204);
+    expect((await api('GET', '/api/user', { token: first })).status).toBe(401);
+    // Mallory's Google identity no longer opens it: his next sign-in makes an account of his own.
+    const again = await signIn(mallory);
+    const me = await api('GET', '/api/user', { token: again });
+    expect(me.status).toBe(200);
+    expect(me.body.user.email).toBe('mallory@example.com');
+    const owner = await api('POST', '/api/users/login', {
+      body: { user: { email: 'ceo@example.com', password: 'the owner now' } },
+    });
+    expect(owner.status).toBe(200);
+    expect((await api('GET', '/api/auth/session', { token: again })).body.session.userId).not.toBe(
+      (await api('GET', '/api/auth/session', { token: owner.body.user.token })).body.session.userId,
+    );
+  });
+
   it('refuses a replayed state', async () => {
     const started = await start();
     const callbackUrl = await authorize(started);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import {
+  identityKeyPair,
   ownedTempDir,
   removeOwnedDir,
   type Stack,
@@ -8,8 +9,11 @@ import {
   type TestDatabase,
   testDatabase,
 } from '@atoll/testkit';
+import pg from 'pg';
+import type { apiClient } from './api.ts';
 
-export const IDENTITY_SECRET = randomBytes(32).toString('hex');
+/** The gateway's identity key pair in every test stack of this process (tests sign as the gateway with it). */
+export const IDENTITY_KEYS = identityKeyPair();
 
 /**
  * Every test client calls from 127.0.0.1, so the gateway's per-address limits would make unrelated tests
@@ -21,13 +25,16 @@ export const GENEROUS_LIMITS = {
   RATE_LIMIT_ADDRESS_MAX: '100000',
   RATE_LIMIT_AUTH_MAX: '100000',
   RATE_LIMIT_MAIL_MAX: '100000',
+  // The same for auth's hashing pool: one address may fill it (password-limits.test.ts tests the pool).
+  PASSWORD_HASH_PER_CLIENT: '1000',
+  PASSWORD_HASH_QUEUE: '1000',
 };
 
 /**
- * Test stacks register many accounts on small machines: new password hashes at scrypt N = 2^15 (32 MiB,
- * a quarter of the default's time), the lowest cost auth accepts. Tests of the cost itself set their own.
+ * Test stacks register many accounts on small machines: new password hashes at Argon2id m = 19 MiB,
+ * t = 2 (OWASP's minimum, the lowest cost auth accepts). Tests of the cost itself set their own.
  */
-export const TEST_PASSWORD_COST = { PASSWORD_SCRYPT_LOG2_N: '15' };
+export const TEST_PASSWORD_COST = { PASSWORD_ARGON2_MEMORY_KIB: '19456', PASSWORD_ARGON2_ITERATIONS: '2' };
 
 /** The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders. */
 export async function startTestStack(
@@ -39,7 +46,7 @@ export async function startTestStack(
   const stack = await startStack({
     dataDir,
     databaseUrl: database.url,
-    identitySecret: IDENTITY_SECRET,
+    identity: IDENTITY_KEYS,
     keyPrefix: `t${randomBytes(4).toString('hex')}`,
     retainLogs: true,
     env: { ...GENEROUS_LIMITS, ...TEST_PASSWORD_COST, ...env },
@@ -100,4 +107,46 @@ export function redisOf(
   use: 'producer' | 'worker' = 'producer',
 ): Promise<RoleCheckedRedis> {
   return connectRedis({ url: stack.redis[role].url, role, use, name: `test:${role}`, log: silent });
+}
+
+const CODE_SUBJECT = 'Your atoll verification code: ';
+
+/**
+ * Verifies the address of the account `token` signs in to, as its owner would: asks for a code, reads
+ * it from the stack's mail sink, confirms it; then waits until the notifier knows the address is
+ * verified (notification mail goes only to verified addresses, and only verified accounts' actions are
+ * mailed), so that what the test does next is mailed.
+ */
+export async function verifyEmail(
+  api: ReturnType<typeof apiClient>,
+  stack: Stack,
+  token: string,
+  email: string,
+): Promise<void> {
+  const codes = () => (stack.smtp?.to(email) ?? []).filter((m) => m.subject.startsWith(CODE_SUBJECT));
+  const before = codes().length;
+  const asked = await api('POST', '/api/user/verification', { token });
+  if (asked.status !== 202) throw new Error(`asking for a code for ${email} answered ${asked.status}`);
+  if (!(await eventually(async () => codes().length > before, 15_000)))
+    throw new Error(`no code for ${email}`);
+  const code = codes().at(-1)?.subject.slice(CODE_SUBJECT.length);
+  const confirmed = await api('POST', '/api/user/verification/confirm', {
+    token,
+    body: { verification: { code } },
+  });
+  if (confirmed.status !== 200) throw new Error(`confirming ${email} answered ${confirmed.status}`);
+  const db = new pg.Client({ connectionString: stack.databaseUrl });
+  await db.connect();
+  try {
+    const known = await eventually(async () => {
+      const { rows } = await db.query(
+        'SELECT 1 FROM notifier.recipients WHERE lower(email) = lower($1) AND email_verified',
+        [email],
+      );
+      return rows.length > 0;
+    }, 15_000);
+    if (!known) throw new Error(`the notifier never heard that ${email} is verified`);
+  } finally {
+    await db.end();
+  }
 }

@@ -126,6 +126,16 @@ describe('npm start (the local stack) from a clean copy', () => {
     expect(first.output).toContain('auth migrations: auth: 2026-11-22T00-00_create_users success');
     const health = await fetch(`${gatewayUrl}/health/services`);
     expect(health.status).toBe(200);
+    // The gateway's identity key pair, made once: the private key readable by this user only.
+    const dataDir = join(dir, '.atoll', 'data');
+    const keyFile = join(dataDir, 'identity', 'identity.key');
+    expect(statSync(join(dataDir, 'identity')).mode & 0o777).toBe(0o700);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const privateKey = readFileSync(keyFile, 'utf8');
+    expect(privateKey).toContain('-----BEGIN PRIVATE KEY-----');
+    expect(readFileSync(join(dataDir, 'identity', 'identity.pub'), 'utf8')).toContain(
+      '-----BEGIN PUBLIC KEY-----',
+    );
     // Without settings: no CORS for another origin, the default anonymous limit, and X-Forwarded-For is
     // not believed (two forwarded clients count against the one peer address).
     expect((await preflight(gatewayUrl, FRONTEND)).allowOrigin).toBeNull();
@@ -140,14 +150,14 @@ describe('npm start (the local stack) from a clean copy', () => {
     const mode = (path: string) => statSync(join(data, path)).mode & 0o777;
     expect(mode('.')).toBe(process.getuid?.() === 0 ? 0o711 : 0o700);
     for (const file of [
-      'identity-secret',
+      'identity/identity.key',
       'credentials.json',
       'postgres/superuser-password',
       'redis-session/users.acl',
       'logs/gateway.log',
     ])
       expect(mode(file), file).toBe(0o600);
-    for (const folder of ['logs', 'redis-cache', 'redis-session', 'redis-queue'])
+    for (const folder of ['identity', 'logs', 'redis-cache', 'redis-session', 'redis-queue'])
       expect(mode(folder), folder).toBe(0o700);
     // The output names addresses, never a password; the admin's is in the credentials file.
     const credentials = JSON.parse(readFileSync(join(data, 'credentials.json'), 'utf8'));
@@ -204,6 +214,7 @@ describe('npm start (the local stack) from a clean copy', () => {
     await second.waitFor(/atoll is up: /);
     expect(second.output).toContain('auth migrations: auth: up to date');
     expect(second.output).toContain('content migrations: content: up to date');
+    expect(readFileSync(keyFile, 'utf8')).toBe(privateKey);
     const again = await fetch(`${gatewayUrl}/api/auth/session`, {
       headers: { authorization: `Token ${token}` },
     });

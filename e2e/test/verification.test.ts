@@ -248,6 +248,19 @@ describe('verification codes and password resets', () => {
     const old = await confirmReset(token, 'taken over!');
     expect(old.status).toBe(422);
     expect(old.body.errors).toEqual({ token: ['is invalid or has expired'] });
+
+    // Nor once the email is changed back: the link was bound to the credentials as they were.
+    const gus = await register();
+    expect((await askReset(gus.email)).status).toBe(202);
+    const before = tokenIn(await mailFor('reset', gus.email));
+    for (const email of [`away-${gus.email}`, gus.email]) {
+      expect((await api('PUT', '/api/user', { token: gus.token, body: { user: { email } } })).status).toBe(
+        200,
+      );
+    }
+    const back = await confirmReset(before, 'round trip pass');
+    expect(back.status).toBe(422);
+    expect(back.body.errors).toEqual({ token: ['is invalid or has expired'] });
   });
 
   it('mails one account at most 3 reset links and 3 codes in 15 minutes, however often someone asks', async () => {

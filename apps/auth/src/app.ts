@@ -15,10 +15,13 @@ import internalProfileRoutes from './internal/profile.routes.ts';
 import { SCHEMA } from './migrations/index.ts';
 import { userEventRelay } from './outbox/outbox.ts';
 import currentSession from './routes/session.ts';
+import { DeviceCookies } from './security/device-cookie.ts';
 import { LoginLimiter } from './security/login-limiter.ts';
+import { PasswordChangeLimiter } from './security/password-change-limiter.ts';
 import { clearSessionCookie, setSessionCookie } from './sessions/cookie.ts';
 import { reconcileRoles, TRACKED_ROLES } from './sessions/reconcile-roles.ts';
 import sessionRoutes from './sessions/session.routes.ts';
+import { HashPool } from './users/hash-pool.ts';
 import { PasswordHasher } from './users/password.ts';
 import { PasswordPolicy } from './users/password-policy.ts';
 import userRoutes, { clientOf } from './users/user.routes.ts';
@@ -49,7 +52,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     schema: SCHEMA,
     serverTiming: config.serverTiming,
   });
-  await app.register(identityPlugin, { secrets: config.identitySecrets });
+  await app.register(identityPlugin, { audience: 'auth', publicKeys: config.identityPublicKeys });
 
   // Domain
   const keys = createKeys(config.keyPrefix);
@@ -62,7 +65,11 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   const producer = new Producer(app.redis.queue!, keys);
   const relay = userEventRelay(db, app.redis.queue!, keys, app.log);
   const limiter = new LoginLimiter(app.redis.session!, keys, config.login);
-  const passwords = new PasswordHasher(config.passwordLog2N);
+  const devices = new DeviceCookies(app.redis.session!, keys, {
+    ...config.deviceCookie,
+    secure: config.session.cookieSecure,
+  });
+  const passwords = new PasswordHasher(config.passwordCost, new HashPool(config.passwordPool));
   const policy = new PasswordPolicy({ denyCommon: config.passwordDenyCommon });
   const verification = new VerificationService({
     db,
@@ -81,6 +88,8 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     sessions,
     relay,
     limiter,
+    changes: new PasswordChangeLimiter(app.redis.session!, keys, config.passwordChanges),
+    devices,
     producer,
     adminEmails: config.adminEmails,
     reauthWindowMs: config.reauthWindowMs,
@@ -114,6 +123,7 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
     tokenOf,
     ownToken,
     setSessionCookie: (reply, token) => setSessionCookie(reply, cookie, token),
+    devices,
   });
   await app.register(sessionRoutes, { sessions, clearCookie: (reply) => clearSessionCookie(reply, cookie) });
   await app.register(verificationRoutes, { verification, ownToken });

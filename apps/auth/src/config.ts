@@ -1,6 +1,10 @@
+import type { KeyObject } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import {
   ConfigError,
   Env,
+  identityPublicKeys,
+  identityVerifyingEnv,
   parseEnv,
   type ServiceConfig,
   serviceConfig,
@@ -10,9 +14,13 @@ import {
   Type,
 } from '@atoll/config';
 import type { LoginLimits } from './security/login-limiter.ts';
+import type { PasswordChangeLimits } from './security/password-change-limiter.ts';
+import type { HashPoolSettings } from './users/hash-pool.ts';
+import type { Argon2Cost } from './users/password.ts';
 
 export const EnvSchema = Type.Object({
   ...serviceEnv(3001),
+  ...identityVerifyingEnv(),
   ...sessionEnv(),
   DATABASE_URL: Env.postgresUrl(),
   REDIS_SESSION_URL: Env.redisUrl('session'),
@@ -48,18 +56,87 @@ export const EnvSchema = Type.Object({
     description:
       'failed attempts on one account from all addresses together in one window before 429 (a ceiling against guessing from many places)',
   }),
+  LOGIN_MAX_FAILURES_PER_ACCOUNT_IPV6_56: Type.Integer({
+    minimum: 1,
+    default: 10,
+    description: 'failed attempts on one account from one IPv6 /56 in one window before 429',
+  }),
+  LOGIN_MAX_FAILURES_PER_ACCOUNT_IPV6_48: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description: 'failed attempts on one account from one IPv6 /48 in one window before 429',
+  }),
+  LOGIN_MAX_FAILURES_PER_IPV6_56: Type.Integer({
+    minimum: 1,
+    default: 200,
+    description: 'failed attempts from one IPv6 /56 (across accounts) in one window before 429',
+  }),
+  LOGIN_MAX_FAILURES_PER_IPV6_48: Type.Integer({
+    minimum: 1,
+    default: 400,
+    description: 'failed attempts from one IPv6 /48 (across accounts) in one window before 429',
+  }),
+  LOGIN_MAX_FAILURES_PER_DEVICE: Type.Integer({
+    minimum: 1,
+    default: 5,
+    description:
+      'failed logins from a browser with a valid device cookie for the account, in one window before 429 (such a login counts against nothing else, so the per-account ceiling never locks the owner out)',
+  }),
   LOGIN_FAILURE_WINDOW_S: Env.seconds(900, 'the window failed attempts are counted in'),
+  DEVICE_COOKIE_NAME: Type.String({
+    pattern: '^[A-Za-z0-9_-]+$',
+    default: '__Host-atoll_device',
+    description:
+      'the name of the device cookie a browser gets when it signs in (with the __Host- prefix only where SESSION_COOKIE_SECURE is true)',
+  }),
+  DEVICE_COOKIE_TTL_S: Env.seconds(180 * 24 * 3600, 'how long a device cookie stays valid'),
   PASSWORD_DENY_COMMON: Env.boolean(
     true,
     'refuse the 50,000 most common passwords of 8 characters or more as a new password (off only where conformance suites sign up with "password")',
   ),
-  PASSWORD_SCRYPT_LOG2_N: Type.Integer({
-    minimum: 15,
-    maximum: 20,
-    default: 17,
+  PASSWORD_ARGON2_MEMORY_KIB: Type.Integer({
+    minimum: 19456,
+    maximum: 1048576,
+    default: 65536,
     description:
-      'the scrypt cost of new password hashes as log2(N), with r=8 and p=1 (17: 128 MiB per hash); a login replaces a hash made at a lower cost',
+      "the Argon2id memory cost of new password hashes in KiB (65536: 64 MiB per hash; 19456, OWASP's minimum, at least); a login replaces a hash made at a lower cost",
   }),
+  PASSWORD_ARGON2_ITERATIONS: Type.Integer({
+    minimum: 2,
+    maximum: 16,
+    default: 3,
+    description:
+      "the Argon2id time cost (passes over the memory) of new password hashes (2, OWASP's minimum, at least)",
+  }),
+  PASSWORD_HASH_CONCURRENCY: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 64,
+      description:
+        "password hashes or checks running at once (each holds its Argon2id memory and one of libuv's threads); unset: the number of cores, at most 4",
+    }),
+  ),
+  PASSWORD_HASH_QUEUE: Type.Integer({
+    minimum: 0,
+    maximum: 1000,
+    default: 8,
+    description:
+      'password hashes or checks that may wait for a turn; beyond it a sign-up, login or password change answers 503 AUTH_HASHING_BUSY with Retry-After',
+  }),
+  PASSWORD_HASH_PER_CLIENT: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 4,
+    description:
+      'password hashes or checks one client address (IPv6 per /64) may have running or waiting at once; beyond it that client gets 503 AUTH_HASHING_BUSY, so one place cannot take the whole pool',
+  }),
+  PASSWORD_CHANGE_MAX: Type.Integer({
+    minimum: 1,
+    default: 5,
+    description:
+      'password changes (PUT /api/user with a password) per account in one window before 429 AUTH_TOO_MANY_PASSWORD_CHANGES',
+  }),
+  PASSWORD_CHANGE_WINDOW_S: Env.seconds(3600, 'the window password changes are counted in'),
   GOOGLE_ISSUER: Type.String({
     pattern: '^https?://[^\\s]+$',
     default: 'https://accounts.google.com',
@@ -92,14 +169,21 @@ export const EnvSchema = Type.Object({
 });
 
 export interface AuthConfig extends ServiceConfig {
+  /** The gateway’s public key(s): identity assertions are checked with them. */
+  identityPublicKeys: KeyObject[];
   databaseUrl: string;
   redis: { session: string; queue: string };
   session: ReturnType<typeof sessionConfig> & { cookieSecure: boolean; maxPerUser: number };
   /** How long a session counts as a recent sign-in (re-authentication before email/password changes). */
   reauthWindowMs: number;
   login: LoginLimits;
-  /** scrypt cost of new password hashes, as log2(N). */
-  passwordLog2N: number;
+  /** The device cookie's name and life (its Secure flag follows the session cookie's). */
+  deviceCookie: { name: string; ttlS: number };
+  /** Argon2id cost of new password hashes. */
+  passwordCost: Argon2Cost;
+  /** Admission of password hashing: how many at once, how many may wait. */
+  passwordPool: HashPoolSettings;
+  passwordChanges: PasswordChangeLimits;
   passwordDenyCommon: boolean;
   google: { issuer: string; clientId: string; clientSecret: string; redirectUrl: string } | null;
   returnOrigins: string[];
@@ -114,8 +198,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'GOOGLE_CLIENT_ID is set but GOOGLE_CLIENT_SECRET or GOOGLE_REDIRECT_URL is missing: set all three, or none to turn Google sign-in off',
     ]);
   }
+  if (/^__(Host|Secure)-/.test(e.DEVICE_COOKIE_NAME) && !e.SESSION_COOKIE_SECURE) {
+    throw new ConfigError([
+      `DEVICE_COOKIE_NAME ${e.DEVICE_COOKIE_NAME} needs a Secure cookie, but SESSION_COOKIE_SECURE is false: browsers would refuse it; name it without the prefix for plain-HTTP development`,
+    ]);
+  }
   return {
     ...serviceConfig(e),
+    identityPublicKeys: identityPublicKeys(e),
     databaseUrl: e.DATABASE_URL,
     redis: { session: e.REDIS_SESSION_URL, queue: e.REDIS_QUEUE_URL },
     session: {
@@ -128,9 +218,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perAccountAddress: e.LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS,
       perAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
       perAddress: e.LOGIN_MAX_FAILURES_PER_ADDRESS,
+      perAccountPrefix56: e.LOGIN_MAX_FAILURES_PER_ACCOUNT_IPV6_56,
+      perAccountPrefix48: e.LOGIN_MAX_FAILURES_PER_ACCOUNT_IPV6_48,
+      perPrefix56: e.LOGIN_MAX_FAILURES_PER_IPV6_56,
+      perPrefix48: e.LOGIN_MAX_FAILURES_PER_IPV6_48,
+      perDevice: e.LOGIN_MAX_FAILURES_PER_DEVICE,
       windowMs: e.LOGIN_FAILURE_WINDOW_S * 1000,
     },
-    passwordLog2N: e.PASSWORD_SCRYPT_LOG2_N,
+    deviceCookie: { name: e.DEVICE_COOKIE_NAME, ttlS: e.DEVICE_COOKIE_TTL_S },
+    passwordCost: { memoryKiB: e.PASSWORD_ARGON2_MEMORY_KIB, iterations: e.PASSWORD_ARGON2_ITERATIONS },
+    passwordPool: {
+      // libuv runs four threads by default: more hashes at once than that would only wait there.
+      concurrency: e.PASSWORD_HASH_CONCURRENCY ?? Math.min(availableParallelism(), 4),
+      queue: e.PASSWORD_HASH_QUEUE,
+      perClient: e.PASSWORD_HASH_PER_CLIENT,
+    },
+    passwordChanges: { max: e.PASSWORD_CHANGE_MAX, windowMs: e.PASSWORD_CHANGE_WINDOW_S * 1000 },
     passwordDenyCommon: e.PASSWORD_DENY_COMMON,
     google:
       e.GOOGLE_CLIENT_ID && e.GOOGLE_CLIENT_SECRET && e.GOOGLE_REDIRECT_URL

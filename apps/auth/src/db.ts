@@ -12,6 +12,11 @@ export interface UsersTable {
   email_verified_at: Date | null;
   /** Set while an admin has the account disabled: no sign-in until it is cleared. */
   disabled_at: Date | null;
+  /**
+   * Replaced whenever the credentials change (email, password, reset, a Google link that takes the
+   * account over): what reset links are bound to.
+   */
+  security_stamp: ColumnType<string, string | undefined, string>;
   created_at: Generated<Date>;
   updated_at: ColumnType<Date, Date | undefined, Date>;
 }

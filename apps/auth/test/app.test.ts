@@ -1,14 +1,18 @@
-import { randomBytes } from 'node:crypto';
 import { createDb, migrateDatabase } from '@atoll/db';
-import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
-import { RedisServer, type TestDatabase, testDatabase } from '@atoll/testkit';
+import {
+  gatewayHeaders,
+  identityKeyPair,
+  RedisServer,
+  type TestDatabase,
+  testDatabase,
+} from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { migrations, SCHEMA } from '../src/migrations/index.ts';
 
-const secret = randomBytes(32).toString('hex');
+const keys = identityKeyPair();
 
 describe('auth buildApp on real Redis and PostgreSQL', () => {
   let session: RedisServer;
@@ -26,7 +30,7 @@ describe('auth buildApp on real Redis and PostgreSQL', () => {
     app = await buildApp(
       loadConfig({
         LOG_LEVEL: 'silent',
-        IDENTITY_SECRET: secret,
+        IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
         DATABASE_URL: database.url,
         REDIS_SESSION_URL: session.url,
         REDIS_QUEUE_URL: queue.url,
@@ -50,16 +54,19 @@ describe('auth buildApp on real Redis and PostgreSQL', () => {
     const identity = { userId: 'u1', username: 'ada', sessionId: 's1', roles: ['user'] };
     const res = await app.inject({
       url: '/api/auth/session',
-      headers: {
-        'x-request-id': 'r-1',
-        [IDENTITY_HEADER]: signIdentity(identity, { secret, requestId: 'r-1', clientIp: '127.0.0.1' }),
-      },
+      headers: gatewayHeaders(keys, 'auth', { url: '/api/auth/session', identity }),
     });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ session: { id: 's1', userId: 'u1', username: 'ada', roles: ['user'] } });
-    const anonymous = await app.inject({ url: '/api/auth/session' });
+    const anonymous = await app.inject({
+      url: '/api/auth/session',
+      headers: gatewayHeaders(keys, 'auth', { url: '/api/auth/session' }),
+    });
     expect(anonymous.statusCode).toBe(401);
     expect(anonymous.json()).toEqual({ errors: { token: ['is missing'] }, code: 'TOKEN_MISSING' });
+    const direct = await app.inject({ url: '/api/auth/session' });
+    expect(direct.statusCode).toBe(401);
+    expect(direct.json()).toEqual({ errors: { identity: ['is missing'] }, code: 'IDENTITY_MISSING' });
   });
 
   it('created the users table with case-insensitive unique usernames and emails', async () => {
@@ -81,7 +88,7 @@ describe('auth buildApp on real Redis and PostgreSQL', () => {
         buildApp(
           loadConfig({
             LOG_LEVEL: 'silent',
-            IDENTITY_SECRET: secret,
+            IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
             DATABASE_URL: database.url,
             REDIS_SESSION_URL: session.url,
             REDIS_QUEUE_URL: cache.url,

@@ -1,42 +1,71 @@
-import { randomBytes } from 'node:crypto';
 import { createDb, migrateDatabase } from '@atoll/db';
-import { RedisServer, type TestDatabase, testDatabase } from '@atoll/testkit';
+import {
+  gatewayHeaders,
+  identityKeyPair,
+  RedisServer,
+  type TestDatabase,
+  testDatabase,
+} from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { migrations, SCHEMA } from '../src/migrations/index.ts';
-import { PasswordHasher } from '../src/users/password.ts';
+import { legacyScryptHash, PasswordHasher } from '../src/users/password.ts';
+
+const LOW = { memoryKiB: 19_456, iterations: 2 };
+const HIGHER = { memoryKiB: 24_576, iterations: 2 };
 
 describe('PasswordHasher', () => {
-  const hasher = new PasswordHasher(15);
+  const hasher = new PasswordHasher(LOW);
 
-  it('stores the cost with the hash and verifies only the right password', async () => {
+  it('stores Argon2id with its cost as a PHC string and verifies only the right password', async () => {
     const stored = await hasher.hash('correct horse');
-    expect(stored).toMatch(/^scrypt\$32768\$8\$1\$[\w-]{22}\$[\w-]{43}$/);
+    expect(stored).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
     expect(await hasher.verify('correct horse', stored)).toEqual({ valid: true, outdated: false });
     expect(await hasher.verify('wrong horse', stored)).toEqual({ valid: false, outdated: false });
     expect(await hasher.verify('correct horse', null)).toEqual({ valid: false, outdated: false });
   });
 
-  it('refuses stored costs out of bounds instead of computing them, and configured costs below 2^15', async () => {
+  it('verifies the scrypt hashes of earlier versions and calls them outdated; a lower Argon2id cost too', async () => {
+    const old = await legacyScryptHash('correct horse', 15);
+    expect(await hasher.verify('correct horse', old)).toEqual({ valid: true, outdated: true });
+    expect(await hasher.verify('wrong horse', old)).toEqual({ valid: false, outdated: false });
+    const stronger = new PasswordHasher(HIGHER);
+    expect(await stronger.verify('correct horse', await hasher.hash('correct horse'))).toEqual({
+      valid: true,
+      outdated: true,
+    });
+  });
+
+  it('refuses stored costs out of bounds instead of computing them, and configured costs below OWASP minimum', async () => {
     const stored = await hasher.hash('correct horse');
-    for (const n of ['2097152', '1000', '0', 'x']) {
-      const bad = stored.replace('$32768$', `$${n}$`);
-      expect(await hasher.verify('correct horse', bad), n).toEqual({ valid: false, outdated: false });
+    for (const m of ['m=2097152', 'm=1', 'm=x']) {
+      const bad = stored.replace('m=19456', m);
+      expect(await hasher.verify('correct horse', bad), m).toEqual({ valid: false, outdated: false });
     }
-    expect(() => new PasswordHasher(14)).toThrow(RangeError);
-    expect(() => new PasswordHasher(21)).toThrow(RangeError);
+    expect(await hasher.verify('correct horse', stored.replace('t=2', 't=99'))).toEqual({
+      valid: false,
+      outdated: false,
+    });
+    const scrypt = await legacyScryptHash('correct horse', 15);
+    expect(await hasher.verify('correct horse', scrypt.replace('$32768$', '$2097152$'))).toEqual({
+      valid: false,
+      outdated: false,
+    });
+    expect(() => new PasswordHasher({ memoryKiB: 19_455, iterations: 2 })).toThrow(RangeError);
+    expect(() => new PasswordHasher({ memoryKiB: 65_536, iterations: 1 })).toThrow(RangeError);
   });
 });
 
-describe('a login replaces a hash made at a lower cost (buildApp on real Redis and PostgreSQL)', () => {
+describe('a login replaces a scrypt hash, or one made at a lower cost (buildApp on real Redis and PostgreSQL)', () => {
   let session: RedisServer;
   let queue: RedisServer;
   let database: TestDatabase;
   let app: FastifyInstance;
   let db: ReturnType<typeof createDb<any>>;
 
+  const keys = identityKeyPair();
   beforeAll(async () => {
     [session, queue, database] = await Promise.all([
       RedisServer.start('session'),
@@ -48,11 +77,12 @@ describe('a login replaces a hash made at a lower cost (buildApp on real Redis a
     app = await buildApp(
       loadConfig({
         LOG_LEVEL: 'silent',
-        IDENTITY_SECRET: randomBytes(32).toString('hex'),
+        IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
         DATABASE_URL: database.url,
         REDIS_SESSION_URL: session.url,
         REDIS_QUEUE_URL: queue.url,
-        PASSWORD_SCRYPT_LOG2_N: '16',
+        PASSWORD_ARGON2_MEMORY_KIB: String(HIGHER.memoryKiB),
+        PASSWORD_ARGON2_ITERATIONS: String(HIGHER.iterations),
       }),
     );
   }, 60_000);
@@ -74,11 +104,12 @@ describe('a login replaces a hash made at a lower cost (buildApp on real Redis a
     app.inject({
       method: 'POST',
       url: '/api/users/login',
+      headers: gatewayHeaders(keys, 'auth', { method: 'POST', url: '/api/users/login' }),
       payload: { user: { email: 'old@example.com', password } },
     });
 
-  it('rehashes an N=2^15 hash to the configured 2^16 on the next right password, and only then', async () => {
-    const old = await new PasswordHasher(15).hash('correct horse');
+  it('rehashes a scrypt hash to Argon2id at the configured cost on the next right password, and only then', async () => {
+    const old = await legacyScryptHash('correct horse', 15);
     await db
       .insertInto('users')
       .values({ username: 'old', email: 'old@example.com', password_hash: old })
@@ -89,7 +120,7 @@ describe('a login replaces a hash made at a lower cost (buildApp on real Redis a
 
     expect((await login('correct horse')).statusCode).toBe(200);
     const rehashed = await storedHash();
-    expect(rehashed).toMatch(/^scrypt\$65536\$8\$1\$/);
+    expect(rehashed).toMatch(/^\$argon2id\$v=19\$m=24576,t=2,p=1\$/);
 
     // The new hash holds the same password; it is at today's cost, so it stays.
     expect((await login('correct horse')).statusCode).toBe(200);
@@ -100,6 +131,7 @@ describe('a login replaces a hash made at a lower cost (buildApp on real Redis a
     const res = await app.inject({
       method: 'POST',
       url: '/api/users',
+      headers: gatewayHeaders(keys, 'auth', { method: 'POST', url: '/api/users' }),
       payload: { user: { username: 'new', email: 'new@example.com', password: 'correct horse' } },
     });
     expect(res.statusCode).toBe(201);
@@ -108,6 +140,6 @@ describe('a login replaces a hash made at a lower cost (buildApp on real Redis a
       .select('password_hash')
       .where('username', '=', 'new')
       .executeTakeFirstOrThrow();
-    expect(row.password_hash).toMatch(/^scrypt\$65536\$8\$1\$/);
+    expect(row.password_hash).toMatch(/^\$argon2id\$v=19\$m=24576,t=2,p=1\$/);
   }, 60_000);
 });

@@ -42,7 +42,7 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
     schema: SCHEMA,
     serverTiming: config.serverTiming,
   });
-  await app.register(identityPlugin, { secrets: config.identitySecrets });
+  await app.register(identityPlugin, { audience: 'content', publicKeys: config.identityPublicKeys });
   if (config.cache.enabled) {
     await app.register(contentCache, {
       keyPrefix: config.keyPrefix,

@@ -1,7 +1,18 @@
-import { Env, parseEnv, type ServiceConfig, serviceConfig, serviceEnv, Type } from '@atoll/config';
+import type { KeyObject } from 'node:crypto';
+import {
+  Env,
+  identityPublicKeys,
+  identityVerifyingEnv,
+  parseEnv,
+  type ServiceConfig,
+  serviceConfig,
+  serviceEnv,
+  Type,
+} from '@atoll/config';
 
 export const EnvSchema = Type.Object({
   ...serviceEnv(3002),
+  ...identityVerifyingEnv(),
   DATABASE_URL: Env.postgresUrl(),
   REDIS_CACHE_URL: Env.redisUrl('cache'),
   REDIS_QUEUE_URL: Env.redisUrl('queue'),
@@ -24,6 +35,8 @@ export const EnvSchema = Type.Object({
 });
 
 export interface ContentConfig extends ServiceConfig {
+  /** The gateway’s public key(s): identity assertions are checked with them. */
+  identityPublicKeys: KeyObject[];
   databaseUrl: string;
   authUrl: string;
   rankingsRecomputeMs: number;
@@ -35,6 +48,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parseEnv(EnvSchema, env);
   return {
     ...serviceConfig(e),
+    identityPublicKeys: identityPublicKeys(e),
     databaseUrl: e.DATABASE_URL,
     authUrl: e.AUTH_URL.replace(/\/+$/, ''),
     rankingsRecomputeMs: e.RANKINGS_RECOMPUTE_S * 1000,

@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { createDb, migrateDatabase } from '@atoll/db';
-import { RedisServer, type TestDatabase, testDatabase } from '@atoll/testkit';
+import { identityKeyPair, RedisServer, type TestDatabase, testDatabase } from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
@@ -8,13 +7,14 @@ import { loadConfig } from '../src/config.ts';
 import { migrations, SCHEMA } from '../src/migrations/index.ts';
 
 describe('content buildApp on real Redis and PostgreSQL', () => {
+  const keys = identityKeyPair();
   let cache: RedisServer;
   let queue: RedisServer;
   let database: TestDatabase;
   let app: FastifyInstance;
   const env = () => ({
     LOG_LEVEL: 'silent',
-    IDENTITY_SECRET: randomBytes(32).toString('hex'),
+    IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
     DATABASE_URL: database.url,
     REDIS_CACHE_URL: cache.url,
     REDIS_QUEUE_URL: queue.url,

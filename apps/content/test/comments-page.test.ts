@@ -2,9 +2,14 @@
  * `GET /api/articles/:slug/comments` is bounded: at most 500 comments, oldest first, with optional
  * `limit` (1–500) and `offset`; anything else is a 422 in the RealWorld shape.
  */
-import { randomBytes } from 'node:crypto';
 import { createDb, migrateDatabase } from '@atoll/db';
-import { RedisServer, type TestDatabase, testDatabase } from '@atoll/testkit';
+import {
+  gatewayHeaders,
+  identityKeyPair,
+  RedisServer,
+  type TestDatabase,
+  testDatabase,
+} from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +21,7 @@ const AUTHOR = '00000000-0000-0000-0000-00000000000a';
 const TOTAL = 520;
 
 describe('a page of comments', () => {
+  const keys = identityKeyPair();
   let cache: RedisServer;
   let queue: RedisServer;
   let database: TestDatabase;
@@ -45,7 +51,7 @@ describe('a page of comments', () => {
     app = await buildApp(
       loadConfig({
         LOG_LEVEL: 'silent',
-        IDENTITY_SECRET: randomBytes(32).toString('hex'),
+        IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
         DATABASE_URL: database.url,
         REDIS_CACHE_URL: cache.url,
         REDIS_QUEUE_URL: queue.url,
@@ -59,7 +65,8 @@ describe('a page of comments', () => {
   });
 
   const page = async (query = '') => {
-    const res = await app.inject({ url: `/api/articles/many/comments${query}` });
+    const url = `/api/articles/many/comments${query}`;
+    const res = await app.inject({ url, headers: gatewayHeaders(keys, 'content', { url }) });
     return { status: res.statusCode, body: res.json() };
   };
 

@@ -1,3 +1,4 @@
+import { IdentitySigner } from '@atoll/identity';
 import { createKeys } from '@atoll/redis-keys';
 import { base, fastifyOptions, redisRoles } from '@atoll/service-kit';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -53,7 +54,8 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
   });
   await app.register(csrf, { allowedOrigins: config.corsOrigins });
   await app.register(rateLimits, { counter, limits: config.rateLimits, registry: app.metrics.registry });
-  // Routes
+  // Routes. Every request to a service carries an assertion signed with the gateway's key.
+  const signer = new IdentitySigner(config.identityKey);
   await app.register(healthServices, {
     upstreams: config.upstreams,
     timeoutMs: Math.min(config.upstreamTimeoutMs, 2000),
@@ -62,7 +64,7 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     keyPrefix: config.keyPrefix,
     redisSessionUrl: config.redisSessionUrl,
     notifierUrl: config.upstreams.notifier,
-    identitySecret: config.identitySecrets[0] as string,
+    signer,
     heartbeatMs: config.sseHeartbeatMs,
     maxStreamsPerUser: config.sseMaxStreamsPerUser,
     maxStreamsPerAddress: config.sseMaxStreamsPerAddress,
@@ -70,6 +72,7 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     maxLifetimeMs: config.sseMaxLifetimeMs,
   });
   await app.register(docs, {
+    signer,
     upstreams: config.upstreams,
     timeoutMs: Math.min(config.upstreamTimeoutMs, 2000),
   });
@@ -77,7 +80,7 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     upstreams: config.upstreams,
     timeoutMs: config.upstreamTimeoutMs,
     routeTimeouts: config.upstreamRouteTimeouts,
-    identitySecret: config.identitySecrets[0] as string,
+    signer,
     registry: app.metrics.registry,
     serverTiming: config.serverTiming,
   });

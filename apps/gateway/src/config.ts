@@ -1,7 +1,10 @@
+import type { KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import {
   ConfigError,
   Env,
+  identityPrivateKey,
+  identitySigningEnv,
   parseEnv,
   type ServiceConfig,
   serviceConfig,
@@ -27,6 +30,7 @@ function tierEnv(name: string, max: number, windowS: number, who: string) {
 
 export const EnvSchema = Type.Object({
   ...serviceEnv(3000),
+  ...identitySigningEnv(),
   REDIS_SESSION_URL: Env.redisUrl('session'),
   REDIS_COMMAND_TIMEOUT_MS: Env.milliseconds(
     500,
@@ -115,6 +119,8 @@ export interface TierLimit {
 }
 
 export interface GatewayConfig extends ServiceConfig {
+  /** The Ed25519 key identity assertions are signed with. */
+  identityKey: KeyObject;
   redisSessionUrl: string;
   redisCommandTimeoutMs: number;
   upstreams: { auth: string; content: string; notifier: string };
@@ -189,6 +195,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   checkConnectionTimeout(e, upstreamRouteTimeouts);
   return {
     ...serviceConfig(e),
+    identityKey: identityPrivateKey(e),
     redisSessionUrl: e.REDIS_SESSION_URL,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     upstreams: { auth: e.AUTH_URL, content: e.CONTENT_URL, notifier: e.NOTIFIER_URL },

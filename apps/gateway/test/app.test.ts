@@ -1,16 +1,16 @@
-import { randomBytes } from 'node:crypto';
-import { IDENTITY_HEADER, verifyIdentity } from '@atoll/identity';
+import { IDENTITY_HEADER, IdentityVerifier } from '@atoll/identity';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { SessionStore } from '@atoll/session-store';
-import { RedisServer } from '@atoll/testkit';
+import { identityKeyPair, RedisServer } from '@atoll/testkit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
-const secret = randomBytes(32).toString('hex');
+const keys = identityKeyPair();
+const verifierOf = (audience: string) => new IdentityVerifier({ audience, publicKeys: [keys.publicKey] });
 
 describe('gateway buildApp on a real redis-session, with a real upstream', () => {
   let redis: RedisServer;
@@ -38,7 +38,7 @@ describe('gateway buildApp on a real redis-session, with a real upstream', () =>
     app = await buildApp(
       loadConfig({
         LOG_LEVEL: 'silent',
-        IDENTITY_SECRET: secret,
+        IDENTITY_PRIVATE_KEY: keys.privateKeyText,
         REDIS_SESSION_URL: redis.url,
         REDIS_KEY_PREFIX: 'gw',
         AUTH_URL: upstreamUrl,
@@ -70,26 +70,49 @@ describe('gateway buildApp on a real redis-session, with a real upstream', () =>
     expect(forwarded?.url).toBe('/api/articles/feed?limit=2');
     const requestId = String(forwarded?.headers['x-request-id']);
     expect(res.headers['x-request-id']).toBe(requestId);
-    const verified = verifyIdentity(String(forwarded?.headers[IDENTITY_HEADER]), {
-      secrets: [secret],
+    const assertion = String(forwarded?.headers[IDENTITY_HEADER]);
+    const verified = verifierOf('content').verify(assertion, {
+      method: 'GET',
+      url: '/api/articles/feed?limit=2',
       requestId,
     });
-    expect(verified).toEqual({
+    expect(verified).toMatchObject({
       ok: true,
       identity: { userId: 'u7', username: 'grace', sessionId: session.id, roles: ['user'] },
       clientIp: '127.0.0.1',
+      sessionUnavailable: false,
     });
+    // Made for content, that method, that URL and that request only.
+    expect(
+      verifierOf('auth').verify(assertion, { method: 'GET', url: '/api/articles/feed?limit=2', requestId }),
+    ).toEqual({ ok: false, reason: 'wrong-audience' });
     // Content never sees the token itself; only auth gets credentials.
     expect(forwarded?.headers.authorization).toBeUndefined();
 
     received.length = 0;
     await app.inject({ url: '/api/user', headers: { authorization: `Token ${'x'.repeat(43)}` } });
-    const anonymous = verifyIdentity(String(received[0]?.headers[IDENTITY_HEADER]), {
-      secrets: [secret],
+    const anonymous = verifierOf('auth').verify(String(received[0]?.headers[IDENTITY_HEADER]), {
+      method: 'GET',
+      url: '/api/user',
       requestId: String(received[0]?.headers['x-request-id']),
     });
     expect(anonymous).toMatchObject({ ok: true, identity: null });
     expect(received[0]?.headers.authorization).toBe(`Token ${'x'.repeat(43)}`);
+  });
+
+  it('binds the assertion to the URL the service receives, as the proxy encodes it (a quote in the query)', async () => {
+    received.length = 0;
+    const res = await app.inject({ url: "/api/articles?tag=it's&author=%C3%A9" });
+    expect(res.statusCode).toBe(200);
+    const forwarded = received[0];
+    expect(forwarded?.url).toBe('/api/articles?tag=it%27s&author=%C3%A9');
+    expect(
+      verifierOf('content').verify(String(forwarded?.headers[IDENTITY_HEADER]), {
+        method: 'GET',
+        url: String(forwarded?.url),
+        requestId: String(forwarded?.headers['x-request-id']),
+      }),
+    ).toMatchObject({ ok: true, identity: null });
   });
 
   it('forwards JSON bodies byte for byte; other bodies only where the route table allows them (415)', async () => {

@@ -3,12 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { SessionStore } from '@atoll/session-store';
-import { RedisServer } from '@atoll/testkit';
+import { identityKeyPair, RedisServer } from '@atoll/testkit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.ts';
 import { type GatewayConfig, loadConfig } from '../src/config.ts';
 
-export const secret = randomBytes(32).toString('hex');
+/** The gateway's identity key pair in these tests. */
+export const identityKeys = identityKeyPair();
 
 export interface Upstream {
   server: FastifyInstance;
@@ -49,7 +50,7 @@ export function testConfig(
 ): GatewayConfig {
   return loadConfig({
     LOG_LEVEL: 'silent',
-    IDENTITY_SECRET: secret,
+    IDENTITY_PRIVATE_KEY: identityKeys.privateKeyText,
     REDIS_SESSION_URL: redisUrl,
     REDIS_KEY_PREFIX: `gw${randomBytes(3).toString('hex')}`,
     AUTH_URL: upstreamUrl,

@@ -229,12 +229,14 @@ describe('rate limits (buildApp, real redis-session)', () => {
     // The client address forwarded to services in the identity assertion is the same one.
     upstream.received.length = 0;
     await login('198.51.100.9');
-    const { verifyIdentity } = await import('@atoll/identity');
+    const { IdentityVerifier } = await import('@atoll/identity');
     const headers = upstream.received[0]?.headers ?? {};
-    const { secret } = await import('./helpers.ts');
+    const { identityKeys } = await import('./helpers.ts');
+    const auth = new IdentityVerifier({ audience: 'auth', publicKeys: [identityKeys.publicKey] });
     expect(
-      verifyIdentity(String(headers['x-atoll-identity']), {
-        secrets: [secret],
+      auth.verify(String(headers['x-atoll-identity']), {
+        method: 'POST',
+        url: '/api/users/login',
         requestId: String(headers['x-request-id']),
       }),
     ).toMatchObject({ ok: true, clientIp: '198.51.100.9' });

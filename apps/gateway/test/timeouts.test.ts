@@ -6,7 +6,7 @@
 import { slowRequest } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
-import { secret, startGateway, type TestGateway } from './helpers.ts';
+import { identityKeys, startGateway, type TestGateway } from './helpers.ts';
 
 describe('request timeout at the gateway (buildApp listening, real redis-session)', () => {
   let gateway: TestGateway;
@@ -52,7 +52,7 @@ describe('request timeout at the gateway (buildApp listening, real redis-session
 
 describe('CONNECTION_TIMEOUT_MS against the waits it must outlast (loadConfig)', () => {
   const base = {
-    IDENTITY_SECRET: secret,
+    IDENTITY_PRIVATE_KEY: identityKeys.privateKeyText,
     REDIS_SESSION_URL: 'redis://127.0.0.1:1',
     AUTH_URL: 'http://127.0.0.1:1',
     CONTENT_URL: 'http://127.0.0.1:1',

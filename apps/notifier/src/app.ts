@@ -31,7 +31,7 @@ export async function buildApp(config: NotifierConfig): Promise<FastifyInstance>
     poolSize: config.workers.concurrency + config.securityEmail.concurrency + 10,
     serverTiming: config.serverTiming,
   });
-  await app.register(identityPlugin, { secrets: config.identitySecrets });
+  await app.register(identityPlugin, { audience: 'notifier', publicKeys: config.identityPublicKeys });
   // Domain: the workers, schedulers and the recipients consumer
   await app.register(workers, { config });
   exposeQueueCounts(app.metrics.registry, app.queues);

@@ -1,4 +1,14 @@
-import { Env, parseEnv, type ServiceConfig, serviceConfig, serviceEnv, Type } from '@atoll/config';
+import type { KeyObject } from 'node:crypto';
+import {
+  Env,
+  identityPublicKeys,
+  identityVerifyingEnv,
+  parseEnv,
+  type ServiceConfig,
+  serviceConfig,
+  serviceEnv,
+  Type,
+} from '@atoll/config';
 
 const Cron = (fallback: string, what: string) =>
   Type.String({
@@ -9,6 +19,7 @@ const Cron = (fallback: string, what: string) =>
 
 export const EnvSchema = Type.Object({
   ...serviceEnv(3003),
+  ...identityVerifyingEnv(),
   DATABASE_URL: Env.postgresUrl(),
   REDIS_QUEUE_URL: Env.redisUrl('queue'),
   REDIS_SESSION_URL: Env.redisUrl('session'),
@@ -65,15 +76,19 @@ export const EnvSchema = Type.Object({
       "instant notification emails one user's actions (comments, mentions, follows, favorites) cause per NOTIFY_MAIL_CAP_WINDOW_MS, to everyone together; beyond it they wait for the digests",
   }),
   NOTIFY_MAIL_CAP_WINDOW_MS: Env.milliseconds(3_600_000, 'the window of the notification mail caps'),
-  MENTION_MAIL_MIN_ACCOUNT_AGE_MS: Env.milliseconds(
-    86_400_000,
-    'how old an account must be (and its email verified) before its mentions are emailed; younger or unverified, a mention is in-app only',
-  ),
+  NOTIFY_MAIL_MIN_ACCOUNT_AGE_MS: Type.Integer({
+    minimum: 0,
+    default: 86_400_000,
+    description:
+      'how old an account must be (and its email verified) before what it does (comments, mentions, follows, favorites) is emailed to others, at once or in a digest; younger or unverified, its notifications are in-app only; in milliseconds, 0: verified is enough',
+  }),
   DIGEST_DAILY_CRON: Cron('0 7 * * *', 'daily'),
   DIGEST_WEEKLY_CRON: Cron('0 7 * * 1', 'weekly'),
 });
 
 export interface NotifierConfig extends ServiceConfig {
+  /** The gateway’s public key(s): identity assertions are checked with them. */
+  identityPublicKeys: KeyObject[];
   databaseUrl: string;
   redis: { queue: string; session: string };
   smtpUrl: string;
@@ -91,13 +106,15 @@ export interface MailCaps {
   perRecipient: number;
   perActor: number;
   windowMs: number;
-  mentionMinAccountAgeMs: number;
+  /** An actor younger than this (or unverified) causes no notification mail (mail-rules.ts). */
+  minActorAgeMs: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): NotifierConfig {
   const e = parseEnv(EnvSchema, env);
   return {
     ...serviceConfig(e),
+    identityPublicKeys: identityPublicKeys(e),
     databaseUrl: e.DATABASE_URL,
     redis: { queue: e.REDIS_QUEUE_URL, session: e.REDIS_SESSION_URL },
     smtpUrl: e.SMTP_URL,
@@ -118,7 +135,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perRecipient: e.NOTIFY_MAIL_CAP_PER_RECIPIENT,
       perActor: e.NOTIFY_MAIL_CAP_PER_ACTOR,
       windowMs: e.NOTIFY_MAIL_CAP_WINDOW_MS,
-      mentionMinAccountAgeMs: e.MENTION_MAIL_MIN_ACCOUNT_AGE_MS,
+      minActorAgeMs: e.NOTIFY_MAIL_MIN_ACCOUNT_AGE_MS,
     },
   };
 }

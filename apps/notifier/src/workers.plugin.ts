@@ -64,6 +64,8 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
     stalledIntervalMs: config.workers.stalledIntervalMs,
     autorun: false,
   };
+  // Whose actions may cause notification mail, at once and in the digest alike (mail-rules.ts).
+  const { minActorAgeMs } = config.mailCaps;
   const workers: Worker[] = [
     createWorker(
       'notifications',
@@ -72,7 +74,7 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
         producer,
         live,
         caps: new MailCaps(producerRedis, keys, config.mailCaps),
-        mentionMinAccountAgeMs: config.mailCaps.mentionMinAccountAgeMs,
+        minActorAgeMs,
         log: app.log.child({ component: 'fanout' }),
       }),
       common,
@@ -88,7 +90,7 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
       { ...common, concurrency: config.securityEmail.concurrency, limiter: config.securityEmail.rate },
     ),
     createWorker('email', emailHandlers(mailer, config.publicUrl), { ...common, limiter: config.emailRate }),
-    createWorker('digests', digestHandlers({ db, producer, locks, log: app.log }), {
+    createWorker('digests', digestHandlers({ db, producer, locks, log: app.log, minActorAgeMs }), {
       ...common,
       concurrency: 1,
     }),

@@ -6,12 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { encodeEvent } from '@atoll/events';
-import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
 import type { Producer } from '@atoll/jobs';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { SmtpTestServer } from '@atoll/testkit';
-import type { FastifyInstance } from 'fastify';
+import { gatewayHeaders, type SmtpTestServer } from '@atoll/testkit';
+import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type NotifierFixture, startNotifier, until } from './fixture.ts';
 
@@ -32,15 +31,28 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
   const user = (name: string) => ({ userId: randomUUID(), username: name, email: `${name}@example.com` });
   const amy = user('amy');
   const ben = user('ben');
-  const as = (who: { userId: string; username: string }, roles = ['user']) => {
-    const requestId = randomUUID();
-    return {
-      'x-request-id': requestId,
-      [IDENTITY_HEADER]: signIdentity(
-        { userId: who.userId, username: who.username, sessionId: 's', roles },
-        { secret: n.identitySecret, requestId, clientIp: '127.0.0.1' },
-      ),
-    };
+  const as = (who: { userId: string; username: string }, roles = ['user']) => ({
+    userId: who.userId,
+    username: who.username,
+    sessionId: 's',
+    roles,
+  });
+  /** A request as the gateway sends it: with an assertion for `caller` (or for nobody). */
+  const inject = (
+    opts: { url: string; method?: InjectOptions['method']; payload?: InjectOptions['payload'] } & {
+      caller?: ReturnType<typeof as>;
+    },
+  ) => {
+    const { caller, ...request } = opts;
+    const method = String(request.method ?? 'GET');
+    return app.inject({
+      ...request,
+      headers: gatewayHeaders(n.identityKeys, 'notifier', {
+        method,
+        url: request.url,
+        identity: caller ?? null,
+      }),
+    });
   };
   const register = (u: typeof amy) =>
     redis.xadd(
@@ -71,7 +83,8 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       { jobId: id },
     );
   beforeAll(async () => {
-    n = await startNotifier();
+    // Every account here is verified and new: their actions are mailed (mail-rules.test.ts has the rule).
+    n = await startNotifier({ NOTIFY_MAIL_MIN_ACCOUNT_AGE_MS: '0' });
     ({ app, smtp, producer, sessionRedis, keys } = n);
     redis = n.queueRedis;
     subscriber = await connectRedis({
@@ -102,7 +115,8 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     await register(ben);
     const [welcome] = await smtp.waitFor(amy.email);
     expect(welcome?.subject).toBe('Welcome to atoll');
-    expect(welcome?.text).toContain('Hi amy,');
+    expect(welcome?.text).toContain('Hello,\n\nwelcome to atoll.');
+    expect(welcome?.text).not.toContain('amy'); // no name: the address may be someone else's
     expect(welcome?.html).toContain('<a href="http://atoll.test">');
     await smtp.waitFor(ben.email);
     await sleep(300);
@@ -188,7 +202,7 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     );
     expect(events.map((e) => e.notification.type).sort()).toEqual(['comment', 'follow']);
 
-    const list = await app.inject({ url: '/api/notifications', headers: as(amy) });
+    const list = await inject({ url: '/api/notifications', caller: as(amy) });
     expect(list.statusCode).toBe(200);
     expect(list.json().unreadCount).toBe(2);
     expect(list.json().notifications.map((n: { type: string }) => n.type)).toEqual(['follow', 'comment']);
@@ -230,40 +244,40 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       (s) => s === 'completed',
     );
     await sleep(300);
-    const list = await app.inject({ url: '/api/notifications', headers: as(ben) });
+    const list = await inject({ url: '/api/notifications', caller: as(ben) });
     expect(list.json().notifications).toHaveLength(1);
     expect(smtp.to(ben.email)).toHaveLength(2); // welcome + one comment
   });
 
   it('pages newest first, catches up after an id, marks read, and refuses bad input with 422', async () => {
-    const page = await app.inject({ url: '/api/notifications?limit=1', headers: as(amy) });
+    const page = await inject({ url: '/api/notifications?limit=1', caller: as(amy) });
     const [newest] = page.json().notifications;
     expect(page.json().next).toBe(newest.id);
-    const older = await app.inject({
+    const older = await inject({
       url: `/api/notifications?limit=1&before=${newest.id}`,
-      headers: as(amy),
+      caller: as(amy),
     });
     expect(older.json().notifications[0].type).toBe('comment');
-    const after = await app.inject({ url: '/api/notifications?after=0', headers: as(amy) });
+    const after = await inject({ url: '/api/notifications?after=0', caller: as(amy) });
     expect(after.json().notifications.map((n: { type: string }) => n.type)).toEqual(['comment', 'follow']);
-    const since = await app.inject({ url: `/api/notifications?after=${newest.id}`, headers: as(amy) });
+    const since = await inject({ url: `/api/notifications?after=${newest.id}`, caller: as(amy) });
     expect(since.json().notifications).toEqual([]);
 
-    const one = await app.inject({
+    const one = await inject({
       method: 'POST',
       url: '/api/notifications/read',
-      headers: as(amy),
+      caller: as(amy),
       payload: { notifications: { ids: [newest.id] } },
     });
     expect(one.json()).toEqual({ updated: 1, unreadCount: 1 });
-    const notMine = await app.inject({
+    const notMine = await inject({
       method: 'POST',
       url: '/api/notifications/read',
-      headers: as(ben),
+      caller: as(ben),
       payload: { notifications: { all: true } },
     });
     expect(notMine.json()).toEqual({ updated: 1, unreadCount: 0 });
-    expect((await app.inject({ url: '/api/notifications', headers: as(amy) })).json().unreadCount).toBe(1);
+    expect((await inject({ url: '/api/notifications', caller: as(amy) })).json().unreadCount).toBe(1);
 
     for (const payload of [
       {},
@@ -271,41 +285,41 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       { notifications: { ids: ['x'] } },
       { notifications: { all: false } },
     ]) {
-      const bad = await app.inject({
+      const bad = await inject({
         method: 'POST',
         url: '/api/notifications/read',
-        headers: as(amy),
+        caller: as(amy),
         payload,
       });
       expect(bad.statusCode, JSON.stringify(payload)).toBe(422);
       expect(Object.keys(bad.json().errors).length).toBeGreaterThan(0);
     }
-    expect((await app.inject({ url: '/api/notifications?limit=0', headers: as(amy) })).statusCode).toBe(422);
-    expect((await app.inject({ url: '/api/notifications' })).statusCode).toBe(401);
+    expect((await inject({ url: '/api/notifications?limit=0', caller: as(amy) })).statusCode).toBe(422);
+    expect((await inject({ url: '/api/notifications' })).statusCode).toBe(401);
   });
 
   it('keeps preferences: partial updates, validated, and followed by the fan-out', async () => {
-    const initial = await app.inject({ url: '/api/notifications/preferences', headers: as(ben) });
+    const initial = await inject({ url: '/api/notifications/preferences', caller: as(ben) });
     expect(initial.json()).toEqual({
       preferences: {
         email: { follow: 'digest', favorite: 'digest', comment: 'instant', mention: 'instant' },
         digest: 'daily',
       },
     });
-    const put = await app.inject({
+    const put = await inject({
       method: 'PUT',
       url: '/api/notifications/preferences',
-      headers: as(ben),
+      caller: as(ben),
       payload: { preferences: { email: { follow: 'instant', comment: 'off' } } },
     });
     expect(put.json().preferences).toEqual({
       email: { follow: 'instant', favorite: 'digest', comment: 'off', mention: 'instant' },
       digest: 'daily',
     });
-    const bad = await app.inject({
+    const bad = await inject({
       method: 'PUT',
       url: '/api/notifications/preferences',
-      headers: as(ben),
+      caller: as(ben),
       payload: { preferences: { email: { follow: 'sometimes' } } },
     });
     expect(bad.statusCode).toBe(422);
@@ -348,7 +362,7 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     );
     expect(failed?.attemptsMade).toBe(1);
     expect(failed?.failedReason).toMatch(/userId|username|to/);
-    const counts = await app.inject({ url: '/api/admin/queues', headers: as(amy, ['user', 'admin']) });
+    const counts = await inject({ url: '/api/admin/queues', caller: as(amy, ['user', 'admin']) });
     expect(counts.statusCode).toBe(200);
     expect(counts.json().queues.email.failed).toBeGreaterThanOrEqual(1);
     expect(Object.keys(counts.json().queues).sort()).toEqual([
@@ -360,17 +374,17 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
   });
 
   it('keeps the queue dashboard to admins', async () => {
-    expect((await app.inject({ url: '/api/admin/queues' })).statusCode).toBe(401);
-    const user = await app.inject({ url: '/api/admin/queues', headers: as(amy) });
+    expect((await inject({ url: '/api/admin/queues' })).statusCode).toBe(401);
+    const user = await inject({ url: '/api/admin/queues', caller: as(amy) });
     expect(user.statusCode).toBe(403);
     expect(user.json()).toEqual({ errors: { user: ['is not an admin'] }, code: 'FORBIDDEN' });
-    expect((await app.inject({ url: '/api/admin/queues/board', headers: as(amy) })).statusCode).toBe(403);
-    const board = await app.inject({ url: '/api/admin/queues/board', headers: as(amy, ['user', 'admin']) });
+    expect((await inject({ url: '/api/admin/queues/board', caller: as(amy) })).statusCode).toBe(403);
+    const board = await inject({ url: '/api/admin/queues/board', caller: as(amy, ['user', 'admin']) });
     expect(board.statusCode).toBe(200);
     expect(board.headers['content-type']).toMatch(/text\/html/);
-    const api = await app.inject({
+    const api = await inject({
       url: '/api/admin/queues/board/api/queues',
-      headers: as(amy, ['user', 'admin']),
+      caller: as(amy, ['user', 'admin']),
     });
     expect(api.statusCode).toBe(200);
   });
@@ -399,10 +413,10 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
       ['PUT', `${board}/email/promote`],
     ];
     for (const [method, url, payload] of writes) {
-      const res = await app.inject({
+      const res = await inject({
         method: method as 'PUT',
         url,
-        headers: admin(),
+        caller: admin(),
         ...(payload ? { payload } : {}),
       });
       expect(res.statusCode, `${method} ${url}`).toBe(405);
@@ -411,9 +425,9 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     expect(await email.isPaused()).toBe(false);
 
     const read = async (queue: string, status: string) => {
-      const res = await app.inject({
+      const res = await inject({
         url: `${board}?activeQueue=${queue}&status=${status}&page=1&jobsPerPage=50`,
-        headers: admin(),
+        caller: admin(),
       });
       expect(res.statusCode).toBe(200);
       return res.json().queues.find((q: { name: string }) => q.name === queue);
@@ -429,7 +443,7 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     const security = JSON.stringify((await read('security-email', 'completed')).jobs);
     expect(security).toContain('"v":2');
     expect(security).not.toContain('code@example.com');
-    const one = await app.inject({ url: `${board}/security-email/vc-1`, headers: admin() });
+    const one = await inject({ url: `${board}/security-email/vc-1`, caller: admin() });
     expect(one.statusCode).toBe(200);
     expect(one.json().job.data).toEqual({
       v: 2,

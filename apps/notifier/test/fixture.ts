@@ -9,7 +9,13 @@ import { type JobPayloads, Producer } from '@atoll/jobs';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys, type Keys } from '@atoll/redis-keys';
 import { dbOf } from '@atoll/service-kit';
-import { RedisServer, SmtpTestServer, testDatabase } from '@atoll/testkit';
+import {
+  type IdentityKeys,
+  identityKeyPair,
+  RedisServer,
+  SmtpTestServer,
+  testDatabase,
+} from '@atoll/testkit';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { buildApp } from '../src/app.ts';
@@ -34,8 +40,8 @@ export interface NotifierFixture {
   queueRedis: RoleCheckedRedis;
   sessionRedis: RoleCheckedRedis;
   keys: Keys;
-  /** The key identity assertions are signed with (for requests to the API). */
-  identitySecret: string;
+  /** The gateway's key pair identity assertions are signed with (for requests to the API). */
+  identityKeys: IdentityKeys;
   /** The Redis servers' URLs (for a test's own clients, e.g. a subscriber). */
   urls: { queue: string; session: string };
   /** Closes the app (its workers finish their jobs) and starts a new one on the same servers. */
@@ -44,8 +50,13 @@ export interface NotifierFixture {
   user(name: string): TestUser;
   /** Appends a user event to the Stream the notifier reads. */
   event<T extends keyof EventPayloads>(type: T, payload: EventPayloads[T]): Promise<unknown>;
-  /** A notification job (the kind content enqueues) from `from` to `to`. */
-  notify(type: 'comment' | 'mention', from: TestUser, to: TestUser, excerpt: string): Promise<string>;
+  /** A notification job (the kind content enqueues) from `from` to `to` (a follow has no excerpt). */
+  notify(
+    type: 'comment' | 'mention' | 'follow',
+    from: TestUser,
+    to: TestUser,
+    excerpt: string,
+  ): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -66,10 +77,10 @@ export async function startNotifier(
   await migrateDatabase(database.url, SCHEMA, migrations);
   const prefix = `n${randomBytes(4).toString('hex')}`;
   const keys = createKeys(prefix);
-  const identitySecret = randomBytes(32).toString('hex');
+  const identityKeys = identityKeyPair();
   const config = loadConfig({
     LOG_LEVEL: 'silent',
-    IDENTITY_SECRET: identitySecret,
+    IDENTITY_PUBLIC_KEYS: identityKeys.publicKeyText,
     REDIS_KEY_PREFIX: prefix,
     DATABASE_URL: database.url,
     REDIS_QUEUE_URL: queue.url,
@@ -104,7 +115,7 @@ export async function startNotifier(
     queueRedis,
     sessionRedis,
     keys,
-    identitySecret,
+    identityKeys,
     urls: { queue: queue.url, session: session.url },
     restart: async () => {
       await fixture.app.close();
@@ -117,18 +128,23 @@ export async function startNotifier(
     event: (type, payload) => queueRedis.xadd(keys.userEvents(), '*', ...encodeEvent(type, payload)),
     notify: (type, from, to, excerpt) => {
       jobs += 1;
-      const payload: JobPayloads['notifications']['comment'] = {
+      const follow: JobPayloads['notifications']['follow'] = {
         v: 1,
         actorId: from.userId,
         actorUsername: from.username,
         recipientId: to.userId,
         occurredAt: new Date().toISOString(),
+      };
+      const jobId = `${type}-${jobs}`;
+      if (type === 'follow') return producer.enqueue('notifications', type, follow, { jobId });
+      const payload: JobPayloads['notifications']['comment'] = {
+        ...follow,
         articleSlug: 'a-post',
         articleTitle: 'A post',
         commentId: jobs,
         excerpt,
       };
-      return producer.enqueue('notifications', type, payload, { jobId: `${type}-${jobs}` });
+      return producer.enqueue('notifications', type, payload, { jobId });
     },
     close: async () => {
       await fixture.app.close();

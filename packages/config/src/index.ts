@@ -5,6 +5,9 @@
  * `ConfigError` whose message is one line naming every missing or malformed variable and what it
  * should look like (from the schema's `description`). `main.ts` prints that line and exits non-zero.
  */
+import type { KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parsePrivateKey, parsePublicKeys } from '@atoll/identity';
 import Type, { type Static, type TObject, type TSchema } from 'typebox';
 import Value from 'typebox/value';
 
@@ -56,7 +59,12 @@ function hint(schema: { description?: string } | undefined): string {
 export const Env = {
   port: (defaultPort: number) =>
     Type.Integer({ minimum: 0, maximum: 65535, default: defaultPort, description: 'a TCP port, 0-65535' }),
-  host: () => Type.String({ default: '0.0.0.0', description: 'the address to listen on' }),
+  host: () =>
+    Type.String({
+      default: '127.0.0.1',
+      description:
+        'the address to listen on: loopback unless the deployment says otherwise (0.0.0.0 in a container, where only the gateway is published)',
+    }),
   logLevel: () =>
     Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
@@ -106,10 +114,6 @@ export function serviceEnv(defaultPort: number) {
     PORT: Env.port(defaultPort),
     LOG_LEVEL: Env.logLevel(),
     SHUTDOWN_GRACE_MS: Env.milliseconds(10_000, 'how long shutdown may take before the process is killed'),
-    IDENTITY_SECRET: Env.secret('the key the gateway signs identity assertions with'),
-    IDENTITY_SECRET_PREVIOUS: Type.Optional(
-      Env.secret('the previous identity key, accepted during a rotation'),
-    ),
     REDIS_KEY_PREFIX: Env.keyPrefix(),
     METRICS_TOKEN: Type.Optional(
       Env.secret('the bearer token a Prometheus scrape must send to read GET /metrics (unset: not served)'),
@@ -186,7 +190,6 @@ export interface ServiceConfig {
   port: number;
   logLevel: string;
   shutdownGraceMs: number;
-  identitySecrets: string[];
   keyPrefix: string;
   /** The bearer token `GET /metrics` requires; null when metrics are not served. */
   metricsToken: string | null;
@@ -200,8 +203,6 @@ export function serviceConfig(env: {
   PORT: number;
   LOG_LEVEL: string;
   SHUTDOWN_GRACE_MS: number;
-  IDENTITY_SECRET: string;
-  IDENTITY_SECRET_PREVIOUS?: string | undefined;
   REDIS_KEY_PREFIX: string;
   METRICS_TOKEN?: string | undefined;
   REQUEST_TIMEOUT_MS: number;
@@ -214,10 +215,6 @@ export function serviceConfig(env: {
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
-    identitySecrets: [
-      env.IDENTITY_SECRET,
-      ...(env.IDENTITY_SECRET_PREVIOUS ? [env.IDENTITY_SECRET_PREVIOUS] : []),
-    ],
     keyPrefix: env.REDIS_KEY_PREFIX,
     metricsToken: env.METRICS_TOKEN ?? null,
     timeouts: {
@@ -227,4 +224,107 @@ export function serviceConfig(env: {
     },
     serverTiming: env.SERVER_TIMING,
   };
+}
+
+/**
+ * The gateway's identity key: the Ed25519 private key it signs assertions with, given inline
+ * (IDENTITY_PRIVATE_KEY) or as a file (IDENTITY_PRIVATE_KEY_FILE), one of the two. No service but the
+ * gateway reads it.
+ */
+export function identitySigningEnv() {
+  return {
+    IDENTITY_PRIVATE_KEY: Type.Optional(
+      Type.String({
+        'x-secret': true,
+        description:
+          'the Ed25519 private key the gateway signs identity assertions with: PEM (PKCS#8) or the base64 of its DER on one line (pnpm identity-keys makes a pair)',
+      }),
+    ),
+    IDENTITY_PRIVATE_KEY_FILE: Type.Optional(
+      Type.String({
+        description: 'a file holding IDENTITY_PRIVATE_KEY instead (readable by the gateway only, mode 0600)',
+      }),
+    ),
+  };
+}
+
+/**
+ * A service's identity keys: the gateway's Ed25519 public key, and during a rotation the other one (two
+ * at most), inline (IDENTITY_PUBLIC_KEYS) or as a file (IDENTITY_PUBLIC_KEYS_FILE), one of the two.
+ */
+export function identityVerifyingEnv() {
+  return {
+    IDENTITY_PUBLIC_KEYS: Type.Optional(
+      Type.String({
+        description:
+          "the gateway's Ed25519 public key(s) identity assertions are checked with, one or two (during a rotation): PEM (SPKI) blocks, or the base64 of their DER, comma-separated",
+      }),
+    ),
+    IDENTITY_PUBLIC_KEYS_FILE: Type.Optional(
+      Type.String({ description: 'a file holding IDENTITY_PUBLIC_KEYS instead' }),
+    ),
+  };
+}
+
+/** The text of a key setting: the variable, or the file the `_FILE` variable names; exactly one. */
+function keySetting(
+  env: Record<string, string | undefined>,
+  name: string,
+  what: string,
+): { text: string; from: string } {
+  const inline = env[name];
+  const file = env[`${name}_FILE`];
+  if (inline && file) throw new ConfigError([`set ${name} or ${name}_FILE, not both`]);
+  if (inline) return { text: inline, from: name };
+  if (!file)
+    throw new ConfigError([
+      `${name} is missing: ${what} (or ${name}_FILE, a file holding it; pnpm identity-keys makes a pair)`,
+    ]);
+  try {
+    return { text: readFileSync(file, 'utf8'), from: `${name}_FILE (${file})` };
+  } catch (err) {
+    throw new ConfigError([`${name}_FILE cannot be read (${file}): ${(err as Error).message}`]);
+  }
+}
+
+export function identityPrivateKey(env: {
+  IDENTITY_PRIVATE_KEY?: string | undefined;
+  IDENTITY_PRIVATE_KEY_FILE?: string | undefined;
+}): KeyObject {
+  const { text, from } = keySetting(
+    env,
+    'IDENTITY_PRIVATE_KEY',
+    'the Ed25519 private key the gateway signs identity assertions with',
+  );
+  try {
+    return parsePrivateKey(text);
+  } catch (err) {
+    throw new ConfigError([
+      `${from} is not an Ed25519 private key (PEM or base64 DER): ${(err as Error).message}`,
+    ]);
+  }
+}
+
+export function identityPublicKeys(env: {
+  IDENTITY_PUBLIC_KEYS?: string | undefined;
+  IDENTITY_PUBLIC_KEYS_FILE?: string | undefined;
+}): KeyObject[] {
+  const { text, from } = keySetting(
+    env,
+    'IDENTITY_PUBLIC_KEYS',
+    "the gateway's Ed25519 public key(s) identity assertions are checked with",
+  );
+  let keys: KeyObject[];
+  try {
+    keys = parsePublicKeys(text);
+  } catch (err) {
+    throw new ConfigError([
+      `${from} is not one or two Ed25519 public keys (PEM or base64 DER): ${(err as Error).message}`,
+    ]);
+  }
+  if (keys.length > 2)
+    throw new ConfigError([
+      `${from} has ${keys.length} keys: at most two (the current and, during a rotation, the other)`,
+    ]);
+  return keys;
 }

@@ -1,11 +1,23 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, Env, parseEnv, Type } from '../src/index.ts';
+import {
+  ConfigError,
+  Env,
+  identityPrivateKey,
+  identityPublicKeys,
+  parseEnv,
+  serviceEnv,
+  Type,
+} from '../src/index.ts';
 
 const Schema = Type.Object({
   PORT: Env.port(3000),
   LOG_LEVEL: Env.logLevel(),
   REDIS_URL: Env.redisUrl('cache'),
-  SECRET: Env.secret('IDENTITY_SECRET'),
+  SECRET: Env.secret('METRICS_TOKEN'),
   GRACE_MS: Env.milliseconds(10_000, 'the shutdown grace'),
   SECURE: Env.boolean(true, 'secure cookies'),
 });
@@ -54,10 +66,75 @@ describe('parseEnv', () => {
     expect(message).toContain('REDIS_URL is malformed (got "localhost:6379"): the redis-cache URL');
     expect(message).toContain('SECRET must not have fewer than 32 characters (got 5 characters)');
     expect(message).not.toContain('short');
-    expect(message).toContain('IDENTITY_SECRET: at least 32 random characters');
+    expect(message).toContain('METRICS_TOKEN: at least 32 random characters');
   });
 
   it('rejects an unknown log level', () => {
     expect(() => parseEnv(Schema, { ...good, LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL .*one of fatal/);
+  });
+});
+
+describe('serviceEnv', () => {
+  it('listens on loopback unless the deployment says otherwise', () => {
+    const schema = Type.Object(serviceEnv(3000));
+    expect(parseEnv(schema, {}).HOST).toBe('127.0.0.1');
+    expect(parseEnv(schema, { HOST: '0.0.0.0' }).HOST).toBe('0.0.0.0');
+  });
+});
+
+describe('identity keys', () => {
+  const pair = () => generateKeyPairSync('ed25519');
+  const der = (k: ReturnType<typeof pair>['publicKey']) =>
+    k.export({ format: 'der', type: k.type === 'private' ? 'pkcs8' : 'spki' }).toString('base64');
+  const errorOf = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (e) {
+      return e as Error;
+    }
+    throw new Error('did not throw');
+  };
+
+  it('reads the private key inline or from a file, one of the two, and names what is missing', () => {
+    const { privateKey } = pair();
+    expect(identityPrivateKey({ IDENTITY_PRIVATE_KEY: der(privateKey) }).type).toBe('private');
+    const dir = mkdtempSync(join(tmpdir(), 'atoll-config-'));
+    try {
+      const file = join(dir, 'identity.key');
+      writeFileSync(file, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+      expect(identityPrivateKey({ IDENTITY_PRIVATE_KEY_FILE: file }).type).toBe('private');
+      const both = errorOf(() =>
+        identityPrivateKey({ IDENTITY_PRIVATE_KEY: der(privateKey), IDENTITY_PRIVATE_KEY_FILE: file }),
+      );
+      expect(both.message).toContain('not both');
+      expect(
+        errorOf(() => identityPrivateKey({ IDENTITY_PRIVATE_KEY_FILE: join(dir, 'nope') })).message,
+      ).toMatch(/IDENTITY_PRIVATE_KEY_FILE cannot be read/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+    const missing = errorOf(() => identityPrivateKey({}));
+    expect(missing).toBeInstanceOf(ConfigError);
+    expect(missing.message).toContain('IDENTITY_PRIVATE_KEY is missing');
+    // A public key is no signing key; the message never shows the value.
+    const wrong = errorOf(() => identityPrivateKey({ IDENTITY_PRIVATE_KEY: der(pair().publicKey) }));
+    expect(wrong.message).toContain('is not an Ed25519 private key');
+  });
+
+  it('takes one or two public keys (a rotation), never a private one, never three', () => {
+    const [a, b, c] = [pair(), pair(), pair()];
+    expect(identityPublicKeys({ IDENTITY_PUBLIC_KEYS: der(a.publicKey) })).toHaveLength(1);
+    expect(
+      identityPublicKeys({ IDENTITY_PUBLIC_KEYS: `${der(a.publicKey)},${der(b.publicKey)}` }),
+    ).toHaveLength(2);
+    expect(
+      errorOf(() =>
+        identityPublicKeys({ IDENTITY_PUBLIC_KEYS: [a, b, c].map((p) => der(p.publicKey)).join(',') }),
+      ).message,
+    ).toContain('at most two');
+    expect(errorOf(() => identityPublicKeys({ IDENTITY_PUBLIC_KEYS: der(a.privateKey) })).message).toContain(
+      'is not one or two Ed25519 public keys',
+    );
+    expect(errorOf(() => identityPublicKeys({})).message).toContain('IDENTITY_PUBLIC_KEYS is missing');
   });
 });

@@ -1,12 +1,12 @@
+import type { KeyObject } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import {
-  ASSERTION_TTL_SECONDS,
   CLOCK_SKEW_SECONDS,
   IDENTITY_HEADER,
   type Identity,
-  SESSION_UNAVAILABLE_HEADER,
-  verifyIdentity,
+  IdentityVerifier,
+  MAX_ASSERTION_LIFE_SECONDS,
 } from './assertion.ts';
 
 declare module 'fastify' {
@@ -15,13 +15,23 @@ declare module 'fastify' {
     identity: Identity | null;
     /** The gateway could not reach the session store, so an anonymous request may not really be one. */
     identityUnavailable: boolean;
-    /** The client's address: from the gateway's assertion, or the socket's when called directly. */
+    /** The client's address, from the gateway's assertion. */
     clientIp: string;
+  }
+  interface FastifyContextConfig {
+    /**
+     * `false`: this route answers without an assertion. Only for a read-only route that another service
+     * (which cannot make assertions) must call, and that answers nothing more than public data.
+     */
+    identity?: false;
   }
 }
 
 export interface IdentityPluginOptions {
-  secrets: readonly string[];
+  /** This service's name: the audience an assertion must be for. */
+  audience: string;
+  /** The gateway's public key, and during a rotation the other one. */
+  publicKeys: readonly KeyObject[];
 }
 
 /**
@@ -58,35 +68,51 @@ export class ReplayGuard {
   }
 }
 
+/** Routes every service answers without an assertion: probes, and metrics behind their own token. */
+export function isOpenRoute(routeUrl: string | undefined): boolean {
+  return routeUrl === '/metrics' || (routeUrl?.startsWith('/health/') ?? false);
+}
+
 /**
- * Verifies the gateway's identity assertion on every request. A request without one (a direct call inside
- * the network) is anonymous with its socket's address; one with an invalid or expired assertion, one
- * issued for another request, or one this process has already accepted is rejected with 401 before any
- * handler runs.
+ * Verifies the gateway's identity assertion on every request but health and metrics (and a route that
+ * says `config: { identity: false }`). A request without one (a direct call from inside the network) is
+ * refused with 401 `identity: is missing`; one with an invalid or expired assertion, one made for another
+ * service, method, URL or request id, or one this process has already accepted is refused with 401
+ * `identity: is invalid`, before any handler runs. No header but the assertion says anything about the
+ * caller.
  */
 const identityPlugin: FastifyPluginAsync<IdentityPluginOptions> = async (app, opts) => {
   app.decorateRequest('identity', null);
   app.decorateRequest('identityUnavailable', false);
   app.decorateRequest('clientIp', '');
-  const seen = new ReplayGuard((ASSERTION_TTL_SECONDS + 2 * CLOCK_SKEW_SECONDS) * 1000);
+  const verifier = new IdentityVerifier({ audience: opts.audience, publicKeys: opts.publicKeys });
+  // Everything a service accepts is remembered until it could not be accepted any more.
+  const seen = new ReplayGuard((MAX_ASSERTION_LIFE_SECONDS + 2 * CLOCK_SKEW_SECONDS) * 1000);
   // A callback hook (no promise per request): it runs on every request of every service.
   app.addHook('onRequest', (request, reply, done) => {
-    request.identityUnavailable = request.headers[SESSION_UNAVAILABLE_HEADER] === '1';
-    request.clientIp = request.ip;
     const header = request.headers[IDENTITY_HEADER];
-    if (header === undefined) return done();
+    if (header === undefined) {
+      if (isOpenRoute(request.routeOptions.url) || request.routeOptions.config.identity === false) {
+        request.clientIp = request.ip;
+        return done();
+      }
+      request.log.warn({ reason: 'missing' }, 'refused a request without an identity assertion');
+      reply.code(401).send({ errors: { identity: ['is missing'] }, code: 'IDENTITY_MISSING' });
+      return;
+    }
     const result =
       typeof header === 'string'
-        ? verifyIdentity(header, { secrets: opts.secrets, requestId: request.id })
+        ? verifier.verify(header, { method: request.method, url: request.url, requestId: request.id })
         : ({ ok: false, reason: 'malformed' } as const);
-    // The MAC names the assertion: a replay is the very same string.
-    const replayed = result.ok && !seen.firstUse((header as string).slice(-43));
+    // The signature's bytes name the assertion: strict decoding gives each exactly one spelling.
+    const replayed = result.ok && !seen.firstUse(result.signature.toString('latin1'));
     if (!result.ok || replayed) {
       request.log.warn({ reason: result.ok ? 'replayed' : result.reason }, 'rejected identity assertion');
       reply.code(401).send({ errors: { identity: ['is invalid'] }, code: 'IDENTITY_INVALID' });
       return;
     }
     request.identity = result.identity;
+    request.identityUnavailable = result.sessionUnavailable;
     request.clientIp = result.clientIp;
     done();
   });

@@ -13,6 +13,8 @@
  * | `{p}:pw-reset:{<tokenHash>}`          | session  | String | 30 minutes (the reset link's life)             |
  * | `{p}:mail-cap:{<kind>:<userId>}`      | session  | String | the cap's window (15 min)                      |
  * | `{p}:mail-secret:{<jobId>}`           | session  | String | the secret's life (15/30 min); deleted once sent |
+ * | `{p}:pw-change:{<userId>}`            | session  | String | the change window (1 hour by default)          |
+ * | `{p}:device:{<tokenHash>}`            | session  | String | the device cookie's life (180 days by default) |
  * | `{p}:oauth:{<stateHash>}`             | session  | String | 10 minutes; consumed with GETDEL               |
  * | `{p}:rl:{<tier>:<id>}`                | session  | String | the tier's window, set by the counting script  |
  * | `{p}:rank:{<name>}`                   | cache    | Sorted Set | 10 min ± jitter; rebuilt from PostgreSQL   |
@@ -92,7 +94,7 @@ export const KEY_SPECS = {
     users: { auth: 'readwrite' },
   },
   loginFailures: {
-    pattern: 'login-fail:{<account|account-address|address>:<id>}',
+    pattern: 'login-fail:{<account|account-address|address|device>:<id>}',
     instance: 'session',
     type: 'String',
     ttl: 'the failure window, set atomically with the first increment (count-failure.lua)',
@@ -125,6 +127,18 @@ export const KEY_SPECS = {
     type: 'String',
     ttl: "the secret's life (code 15 min, reset link 30 min); written by auth before it enqueues the email, deleted by the notifier once the email is sent",
     users: { auth: 'write', notifier: 'readwrite' },
+  },
+  passwordChanges: {
+    pattern: 'pw-change:{<userId>}',
+    instance: 'session',
+    type: 'String',
+    ttl: 'the password-change window (PASSWORD_CHANGE_WINDOW_S, 1 hour), set atomically with the first increment (count-failure.lua)',
+  },
+  deviceCookie: {
+    pattern: 'device:{<tokenHash>}',
+    instance: 'session',
+    type: 'String',
+    ttl: "the device cookie's life (DEVICE_COOKIE_TTL_S, 180 days), set when it is issued",
   },
   oauthState: {
     pattern: 'oauth:{<stateHash>}',
@@ -306,9 +320,9 @@ export function createKeys(prefix = 'atoll') {
     /**
      * Failed sign-in attempts (passwords, codes, reset tokens) in the current window: per account (a
      * hash of the email or the user id: Redis holds no address book), per account and client address
-     * together, or per client address.
+     * (or IPv6 prefix) together, per client address or IPv6 prefix, or per device cookie (its hash).
      */
-    loginFailures: (kind: 'account' | 'account-address' | 'address', id: string) =>
+    loginFailures: (kind: 'account' | 'account-address' | 'address' | 'device', id: string) =>
       `${prefix}:login-fail:{${kind}:${tagPart(id, 'id')}}`,
     /** A user's pending email verification code: its hash and the attempts made. */
     verificationCode: (userId: string) => `${prefix}:verify:{${tagPart(userId, 'userId')}}`,
@@ -317,6 +331,13 @@ export function createKeys(prefix = 'atoll') {
     /** How many reset or verification emails an account was sent in the current window (the cap). */
     mailCap: (kind: 'reset' | 'code', userId: string) =>
       `${prefix}:mail-cap:{${kind}:${tagPart(userId, 'userId')}}`,
+    /** How many password changes an account made in the current window (each costs a password hash). */
+    passwordChanges: (userId: string) => `${prefix}:pw-change:{${tagPart(userId, 'userId')}}`,
+    /**
+     * A device cookie (a browser that signed in to an account before), keyed by the hash of its random
+     * value; holds the account it was issued for (the limiter's hash of the email).
+     */
+    deviceCookie: (tokenHash: string) => `${prefix}:device:{${tagPart(tokenHash, 'tokenHash')}}`,
     /**
      * The secret a security email carries (a verification code, a reset token), for the email job
      * `jobId`: auth writes it before it enqueues the job, the notifier reads it to write the email and

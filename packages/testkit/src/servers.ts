@@ -1,4 +1,13 @@
 // The real-component starters without any test-runner imports, for scripts such as the local stack.
+
+export {
+  type AssertedRequest,
+  ensureIdentityKeyFiles,
+  gatewayHeaders,
+  type IdentityKeyFiles,
+  type IdentityKeys,
+  identityKeyPair,
+} from './identity-keys.ts';
 export { ownedTempDir, ownProcess, removeOwnedDir } from './owned.ts';
 export { privateDirMode, redisConf, repoRoot } from './paths.ts';
 export {

@@ -8,6 +8,7 @@ import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFi
 import { join } from 'node:path';
 import { Events, OAuth2Server } from 'oauth2-mock-server';
 import pg from 'pg';
+import type { IdentityKeyFiles, IdentityKeys } from './identity-keys.ts';
 import { privateDirMode } from './paths.ts';
 import {
   ensureServiceRoles,
@@ -29,7 +30,11 @@ export interface StackOptions {
   databaseUrl?: string;
   gatewayPort?: number;
   gatewayHost?: string;
-  identitySecret: string;
+  /**
+   * The identity keys: the gateway gets the private key, the other services the public one, each as a
+   * file path (`npm start`) or inline text (tests).
+   */
+  identity: IdentityKeyFiles | Pick<IdentityKeys, 'privateKeyText' | 'publicKeyText'>;
   keyPrefix?: string;
   /** Extra environment for every service, e.g. LOG_LEVEL. */
   env?: Record<string, string>;
@@ -61,14 +66,18 @@ export type ServiceName = (typeof SERVICES)[number];
  * The variables the stack always sets itself, whatever `env` or `serviceEnv` say: each service's address
  * (PORT, HOST: the stack picks the ports; the gateway's come from `gatewayPort` and `gatewayHost`), the
  * addresses of the stack's own Redis servers, PostgreSQL (`databaseUrl`), SMTP (`smtpUrl`) and OpenID
- * provider (Google sign-in goes to the local one), the services' URLs of each other, and the identity key
- * (`identitySecret`). Everything else is a setting, where `env` and `serviceEnv` win over the stack's
- * defaults (LOCAL_DEFAULTS, REDIS_KEY_PREFIX from `keyPrefix`, PUBLIC_URL from the gateway's address).
+ * provider (Google sign-in goes to the local one), the services' URLs of each other, and the identity keys
+ * (`identity`: the private key to the gateway only, the public key to the others). Everything else is a
+ * setting, where `env` and `serviceEnv` win over the stack's defaults (LOCAL_DEFAULTS, REDIS_KEY_PREFIX
+ * from `keyPrefix`, PUBLIC_URL from the gateway's address).
  */
 export const STACK_WIRED = [
   'HOST',
   'PORT',
-  'IDENTITY_SECRET',
+  'IDENTITY_PRIVATE_KEY',
+  'IDENTITY_PRIVATE_KEY_FILE',
+  'IDENTITY_PUBLIC_KEYS',
+  'IDENTITY_PUBLIC_KEYS_FILE',
   'DATABASE_URL',
   'REDIS_CACHE_URL',
   'REDIS_SESSION_URL',
@@ -93,6 +102,7 @@ type Wiring = Partial<Record<(typeof STACK_WIRED)[number], string>>;
 export const LOCAL_DEFAULTS: Record<string, string> = {
   // A cookie without the Secure flag, so without the __Host- prefix either.
   SESSION_COOKIE_NAME: 'atoll_session',
+  DEVICE_COOKIE_NAME: 'atoll_device',
   SESSION_COOKIE_SECURE: 'false',
   // The public RealWorld conformance suites sign up with `password` and `password123`.
   PASSWORD_DENY_COMMON: 'false',
@@ -234,7 +244,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         );
       return values;
     };
-    const common: Wiring = { HOST: '127.0.0.1', PORT: '0', IDENTITY_SECRET: opts.identitySecret };
+    const id = opts.identity;
+    const verifying: Wiring =
+      'publicKeysFile' in id
+        ? { IDENTITY_PUBLIC_KEYS_FILE: id.publicKeysFile }
+        : { IDENTITY_PUBLIC_KEYS: id.publicKeyText };
+    const signing: Wiring =
+      'privateKeyFile' in id
+        ? { IDENTITY_PRIVATE_KEY_FILE: id.privateKeyFile }
+        : { IDENTITY_PRIVATE_KEY: id.privateKeyText };
+    const common: Wiring = { HOST: '127.0.0.1', PORT: '0', ...verifying };
     const wiring: Record<Exclude<ServiceName, 'gateway'>, Wiring> = {
       auth: {
         ...common,
@@ -278,7 +297,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     };
     await Promise.all((['auth', 'content', 'notifier'] as const).map(startService));
     const gatewayWiring: Wiring = {
-      ...common,
+      ...signing,
       PORT: String(gatewayPort),
       HOST: gatewayHost,
       REDIS_SESSION_URL: redis.session.urlFor('gateway'),

@@ -29,7 +29,7 @@ import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
-import type { UserRow } from '../users/user.repository.ts';
+import { newSecurityStamp, type UserRow } from '../users/user.repository.ts';
 import { accountEvent, publicProfile } from '../users/user.service.ts';
 
 export const STATE_TTL_MS = 10 * 60_000;
@@ -212,6 +212,7 @@ export class GoogleSignIn {
             google_subject: subject,
             email_verified_at: new Date(),
             password_hash: null,
+            security_stamp: newSecurityStamp(),
             updated_at: new Date(),
           })
           .where('id', '=', byEmail.id)

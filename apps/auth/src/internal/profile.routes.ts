@@ -2,6 +2,11 @@
  * `GET /internal/profiles/:username` — a user's public profile, for services whose projection of the
  * user events has not caught up yet (content asks once, then caches the answer). Not in the gateway's
  * route table, so API consumers cannot reach it; it returns only what the public profile shows.
+ *
+ * The one route of a service that answers without an identity assertion (`config: { identity: false }`):
+ * its caller is content, which cannot make assertions (only the gateway holds the signing key), and it
+ * changes nothing and answers a public profile (what `GET /api/profiles/:username` shows anyone) plus the
+ * account's id and last update. docs/security.md, "Trust behind the gateway: identity".
  */
 import { AppError } from '@atoll/service-kit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -27,7 +32,7 @@ const internalProfileRoutes: FastifyPluginAsyncTypebox<{ db: Kysely<AuthDatabase
 ) => {
   app.get(
     '/internal/profiles/:username',
-    { schema: { params: Params, response: { 200: InternalProfile } } },
+    { config: { identity: false }, schema: { params: Params, response: { 200: InternalProfile } } },
     async (request) => {
       const user = await db
         .selectFrom('users')

@@ -1,4 +1,5 @@
-import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import { type Kysely, type Selectable, sql, type Transaction, type Updateable } from 'kysely';
 import type { AuthDatabase, UsersTable } from '../db.ts';
 
 /** Repository functions take the executor first, so they work inside a transaction too. */
@@ -51,8 +52,9 @@ export function insertUser(
 export function updateUser(
   db: Executor,
   id: string,
-  patch: Partial<
-    Pick<UsersTable, 'username' | 'email' | 'email_verified_at' | 'password_hash' | 'bio' | 'image'>
+  patch: Pick<
+    Updateable<UsersTable>,
+    'username' | 'email' | 'email_verified_at' | 'password_hash' | 'bio' | 'image' | 'security_stamp'
   >,
 ): Promise<UserRow> {
   return db
@@ -62,6 +64,9 @@ export function updateUser(
     .returningAll()
     .executeTakeFirstOrThrow();
 }
+
+/** A new security stamp: whatever was bound to the account's credentials until now stops working. */
+export const newSecurityStamp = () => randomUUID();
 
 /** The name of the unique index a PostgreSQL error violated, if it is a unique violation. */
 export function uniqueViolation(err: unknown): 'username' | 'email' | null {

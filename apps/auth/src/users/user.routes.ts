@@ -1,6 +1,8 @@
 import { requireIdentity } from '@atoll/identity';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { DeviceCookies } from '../security/device-cookie.ts';
+import { fromBrowser } from '../sessions/cookie.ts';
 import type { UserRow } from './user.repository.ts';
 import { LoginBody, NewUserBody, UpdateUserBody, UserResponse } from './user.schemas.ts';
 import type { ClientInfo, UserService } from './user.service.ts';
@@ -16,6 +18,8 @@ export interface UserRoutesOptions {
   ownToken: (request: FastifyRequest) => string;
   /** Sets the browser session cookie (API clients ignore it and use the token in the body). */
   setSessionCookie: (reply: FastifyReply, token: string) => void;
+  /** Reads and sets the device cookie (security/device-cookie.ts). */
+  devices: DeviceCookies;
 }
 
 const toUser = (user: UserRow, token: string) => ({
@@ -31,14 +35,21 @@ export const clientOf = (request: FastifyRequest, previousToken: string | null =
 /** The RealWorld user routes: register, login, current user, update. */
 const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (
   app,
-  { users, tokenOf, ownToken, setSessionCookie },
+  { users, tokenOf, ownToken, setSessionCookie, devices },
 ) => {
+  /** Who is signing in: the client, the device cookie it brought and whether it is a browser. */
+  const signingIn = (request: FastifyRequest): ClientInfo => ({
+    ...clientOf(request, tokenOf(request)),
+    deviceToken: devices.read(request),
+    browser: fromBrowser(request),
+  });
   app.post(
     '/api/users',
     { schema: { body: NewUserBody, response: { 201: UserResponse } } },
     async (request, reply) => {
-      const { user, token } = await users.register(request.body.user, clientOf(request, tokenOf(request)));
+      const { user, token, deviceToken } = await users.register(request.body.user, signingIn(request));
       setSessionCookie(reply, token);
+      if (deviceToken) devices.set(reply, deviceToken);
       return reply.code(201).send(toUser(user, token));
     },
   );
@@ -47,8 +58,9 @@ const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (
     '/api/users/login',
     { schema: { body: LoginBody, response: { 200: UserResponse } } },
     async (request, reply) => {
-      const { user, token } = await users.login(request.body.user, clientOf(request, tokenOf(request)));
+      const { user, token, deviceToken } = await users.login(request.body.user, signingIn(request));
       setSessionCookie(reply, token);
+      if (deviceToken) devices.set(reply, deviceToken);
       return toUser(user, token);
     },
   );
@@ -63,7 +75,11 @@ const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (
     { schema: { body: UpdateUserBody, response: { 200: UserResponse } } },
     async (request) => {
       const identity = requireIdentity(request);
-      const client = { token: tokenOf(request) ?? '', ip: request.clientIp };
+      const client = {
+        token: tokenOf(request) ?? '',
+        ip: request.clientIp,
+        deviceToken: devices.read(request),
+      };
       const { user } = await users.update(identity, client, request.body.user);
       return toUser(user, ownToken(request));
     },

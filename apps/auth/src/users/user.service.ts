@@ -18,13 +18,17 @@ import type { Session, SessionStore } from '@atoll/session-store';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
+import type { DeviceCookies } from '../security/device-cookie.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
+import type { PasswordChangeLimiter } from '../security/password-change-limiter.ts';
+import { checkedUnlessBusy } from './hash-pool.ts';
 import { PasswordHasher } from './password.ts';
 import { type PasswordContext, PasswordPolicy } from './password-policy.ts';
 import {
   findUserByEmail,
   findUserById,
   insertUser,
+  newSecurityStamp,
   takenFields,
   type UserRow,
   uniqueViolation,
@@ -37,6 +41,10 @@ export interface ClientInfo {
   ip: string;
   /** The session token the request already carried, if any: ended when a new session starts. */
   previousToken?: string | null;
+  /** The device cookie the request carried, if any (security/device-cookie.ts). */
+  deviceToken?: string | null;
+  /** A browser, which keeps cookies: only browsers are given a device cookie. */
+  browser?: boolean;
 }
 
 /** What an update knows of the request besides the identity. */
@@ -45,6 +53,8 @@ export interface UpdateClient {
   token: string;
   /** The client address, for the brute-force limiter when a current password is checked. */
   ip: string;
+  /** The device cookie the request carried, if any: a trusted browser is counted by it alone. */
+  deviceToken?: string | null;
 }
 
 export const DEFAULT_REAUTH_WINDOW_MS = 15 * 60_000;
@@ -52,6 +62,8 @@ export const DEFAULT_REAUTH_WINDOW_MS = 15 * 60_000;
 export interface UserWithToken {
   user: UserRow;
   token: string;
+  /** A new device cookie to set (a browser that signed in without a valid one). */
+  deviceToken?: string;
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -128,6 +140,8 @@ export class UserService {
   private readonly sessions: SessionStore;
   private readonly relay: UserEventRelay;
   private readonly limiter: LoginLimiter;
+  private readonly changes: PasswordChangeLimiter | null;
+  private readonly devices: DeviceCookies | null;
   private readonly adminEmails: Set<string>;
   private readonly producer: Producer;
   private readonly reauthWindowMs: number;
@@ -140,6 +154,10 @@ export class UserService {
     sessions: SessionStore;
     relay: UserEventRelay;
     limiter: LoginLimiter;
+    /** Password changes per account; unlimited when not given. */
+    changes?: PasswordChangeLimiter;
+    /** Device cookies for browsers that signed in; none when not given. */
+    devices?: DeviceCookies;
     adminEmails?: string[];
     /** Enqueues the `email-changed` mail to the old address. */
     producer: Producer;
@@ -162,6 +180,8 @@ export class UserService {
     this.sessions = deps.sessions;
     this.relay = deps.relay;
     this.limiter = deps.limiter;
+    this.changes = deps.changes ?? null;
+    this.devices = deps.devices ?? null;
   }
 
   /**
@@ -194,11 +214,12 @@ export class UserService {
     checkEmail(errors, input.email);
     checkPassword(errors, input.password, this.policy, input);
     throwIfAny(errors);
+    this.passwords.admit(client.ip);
     const username = normalUsername(input.username);
     const email = input.email.trim();
     const taken = await takenFields(this.db, { username, email });
     if (taken.length > 0) throw conflict(taken);
-    const passwordHash = await this.passwords.hash(input.password);
+    const passwordHash = await this.passwords.hash(input.password, client.ip);
     try {
       // The session is created before the account commits: if redis-session is down the registration
       // fails as a whole (503) instead of leaving an account its owner got no token for.
@@ -215,7 +236,7 @@ export class UserService {
       });
       this.relay.kick();
       await this.endPrevious(client);
-      return created;
+      return { ...created, ...(await this.newDevice(accountOf('email', email), client, null)) };
     } catch (err) {
       const field = uniqueViolation(err);
       if (field) throw conflict([field]); // lost a race with another registration
@@ -224,21 +245,48 @@ export class UserService {
   }
 
   async login(input: { email: string; password: string }, client: ClientInfo): Promise<UserWithToken> {
-    const attempt = await this.limiter.begin(accountOf('email', input.email), client.ip);
+    // A full hashing pool answers 503 before any work (and before an attempt is counted).
+    this.passwords.admit(client.ip);
+    const account = accountOf('email', input.email);
+    // A browser that signed in to this account before is counted by its device cookie alone.
+    const device = (await this.devices?.trusted(client.deviceToken ?? null, account)) ?? null;
+    const attempt = await this.limiter.begin(account, client.ip, device);
     if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
     let user = await findUserByEmail(this.db, input.email.trim());
     // The same work whether or not the account exists: the answer and its timing reveal nothing.
-    const { valid, outdated } = await this.passwords.verify(input.password, user?.password_hash ?? null);
+    const stored = user?.password_hash ?? null;
+    const { valid, outdated } = await checkedUnlessBusy(attempt, () =>
+      this.passwords.verify(input.password, stored, client.ip),
+    );
     if (!user?.password_hash || !valid) throw new AppError('AUTH_INVALID_CREDENTIALS');
     await attempt.succeeded();
     // A hash made at a lower cost than today's is replaced while the password is at hand; only if the
     // stored hash is still the one just checked (a concurrent change wins).
-    if (outdated) user = (await this.rehash(user, input.password)) ?? user;
-    return { user, token: await this.startSession(user, client) };
+    if (outdated) user = (await this.rehash(user, input.password, client.ip)) ?? user;
+    const token = await this.startSession(user, client);
+    return { user, token, ...(await this.newDevice(account, client, device)) };
   }
 
-  private async rehash(user: UserRow, password: string): Promise<UserRow | undefined> {
-    const passwordHash = await this.passwords.hash(password);
+  /**
+   * A device cookie for a browser that signed in to `account` without a valid one already. Best effort:
+   * the sign-in has happened (the account and its session exist), so a failure here only means no
+   * cookie this time.
+   */
+  private async newDevice(
+    account: string,
+    client: ClientInfo,
+    trusted: string | null,
+  ): Promise<{ deviceToken?: string }> {
+    if (!this.devices || !client.browser || trusted !== null) return {};
+    try {
+      return { deviceToken: await this.devices.issue(account) };
+    } catch {
+      return {};
+    }
+  }
+
+  private async rehash(user: UserRow, password: string, ip: string): Promise<UserRow | undefined> {
+    const passwordHash = await this.passwords.hash(password, ip);
     return this.db
       .updateTable('users')
       .set({ password_hash: passwordHash })
@@ -276,12 +324,18 @@ export class UserService {
     identity: Identity,
     user: UserRow,
     currentPassword: string | undefined,
-    ip: string,
+    client: UpdateClient,
   ): Promise<void> {
+    const { ip } = client;
     if (currentPassword !== undefined) {
-      const attempt = await this.limiter.begin(accountOf('email', user.email), ip);
+      const account = accountOf('email', user.email);
+      // As at login: a browser that signed in to this account before is counted by its device alone.
+      const device = (await this.devices?.trusted(client.deviceToken ?? null, account)) ?? null;
+      const attempt = await this.limiter.begin(account, ip, device);
       if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
-      const { valid } = await this.passwords.verify(currentPassword, user.password_hash);
+      const { valid } = await checkedUnlessBusy(attempt, () =>
+        this.passwords.verify(currentPassword, user.password_hash, ip),
+      );
       if (!user.password_hash || !valid) {
         throw new AppError('VALIDATION_FAILED', { currentPassword: ['is invalid'] });
       }
@@ -332,8 +386,13 @@ export class UserService {
     });
     throwIfAny(errors);
     if (password !== undefined || (email !== undefined && email !== before.email)) {
-      await this.reauthenticate(identity, before, patch.currentPassword, client.ip);
+      await this.reauthenticate(identity, before, patch.currentPassword, client);
     }
+    // The current password, just proved, sent again as the new one: nothing changes, nothing is hashed.
+    const samePassword = password !== undefined && password === patch.currentPassword;
+    // Every real change costs a hash: counted per account before it. (A wrong current password is a
+    // failed attempt for the guessing limiter instead, and costs no new hash.)
+    if (password !== undefined && !samePassword) await this.changes?.count(before.id);
     const taken = await takenFields(
       this.db,
       {
@@ -343,7 +402,8 @@ export class UserService {
       before.id,
     );
     if (taken.length > 0) throw conflict(taken);
-    const passwordHash = password === undefined ? undefined : await this.passwords.hash(password);
+    const passwordHash =
+      password === undefined || samePassword ? undefined : await this.passwords.hash(password, client.ip);
     const changes = {
       ...(username !== undefined ? { username } : {}),
       // A new address is not verified yet (and whatever role it would give waits until it is).
@@ -352,6 +412,10 @@ export class UserService {
         ? { email_verified_at: null }
         : {}),
       ...(passwordHash !== undefined ? { password_hash: passwordHash } : {}),
+      // New credentials: every reset link mailed before stops working (even if the email changes back).
+      ...(passwordHash !== undefined || (email !== undefined && email !== before.email)
+        ? { security_stamp: newSecurityStamp() }
+        : {}),
       ...(patch.bio !== undefined ? { bio: emptyToNull(patch.bio) ?? null } : {}),
       ...(patch.image !== undefined ? { image: emptyToNull(patch.image) ?? null } : {}),
     };

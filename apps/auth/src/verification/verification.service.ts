@@ -12,8 +12,9 @@
  *   reaches the account's live sessions at once.
  * - A reset token (32 random bytes) lives 30 minutes and is consumed with GETDEL: a link works once.
  *   It is good only for the account as it was when it was issued: the record holds a fingerprint of the
- *   account's email and password hash, so a reset (with this link or another), a new password or a new
- *   email makes every earlier link useless.
+ *   account's email, password hash and security stamp, so a reset (with this link or another), a new
+ *   password or a new email makes every earlier link useless, even once the email is changed back. A
+ *   reset ends every other credential: the sessions and a linked Google identity.
  * - Asking for a reset answers 202 whether or not the email has an account, and not before
  *   RESET_ANSWER_FLOOR_MS, so the time it takes does not tell either.
  * - One account gets at most MAIL_CAP reset emails and MAIL_CAP codes per MAIL_CAP_WINDOW_MS, however
@@ -34,9 +35,10 @@ import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import { COUNT_FAILURE, GIVE_BACK } from '../security/count-failure.lua.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
+import { checkedUnlessBusy } from '../users/hash-pool.ts';
 import { PasswordHasher } from '../users/password.ts';
 import { PasswordPolicy } from '../users/password-policy.ts';
-import { findUserByEmail, findUserById, type UserRow } from '../users/user.repository.ts';
+import { findUserByEmail, findUserById, newSecurityStamp, type UserRow } from '../users/user.repository.ts';
 import { accountEvent, tooManyAttempts } from '../users/user.service.ts';
 import { CHECK_CODE, CODE_RESULT } from './check-code.lua.ts';
 
@@ -51,9 +53,13 @@ export const RESET_ANSWER_FLOOR_MS = 60;
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
-/** What a reset token is bound to: the account's email and password hash when it was issued. */
-const accountState = (user: Pick<UserRow, 'email' | 'password_hash'>) =>
-  sha256(`${user.email.toLowerCase()}|${user.password_hash ?? ''}`);
+/**
+ * What a reset token is bound to: the account's email, password hash and security stamp when it was
+ * issued (the stamp changes with every new email or password, so an email changed and changed back
+ * does not bring an old link back).
+ */
+const accountState = (user: Pick<UserRow, 'email' | 'password_hash' | 'security_stamp'>) =>
+  sha256(`${user.email.toLowerCase()}|${user.password_hash ?? ''}|${user.security_stamp}`);
 
 /** What a code's record holds: bound to the account and to the address the code was mailed to. */
 const codeHash = (userId: string, email: string, code: string) =>
@@ -275,17 +281,26 @@ export class VerificationService {
     // The account's own words: a refused password leaves the link usable for a better one.
     const problem = this.policy.problem(password, { username: user.username, email: user.email });
     if (problem) throw new AppError('VALIDATION_FAILED', { password: [problem] });
+    // Hashed before the token is taken: when hashing is busy (503) the link stays good for a retry.
+    const passwordHash = await checkedUnlessBusy(attempt, () => this.passwords.hash(password, address));
     // Single use: of two confirmations racing, only the one that takes the token goes on.
     if ((await this.redis.getdel(key)) === null) throw invalid();
     await attempt.succeeded();
-    const passwordHash = await this.passwords.hash(password);
-    // Only if the account is still as the token knew it: of two links used at once, one wins.
+    // Only if the account is still as the token knew it: of two links used at once, one wins. The reset
+    // is proof of the mailbox alone, so every other credential ends with it: the sessions, and a Google
+    // identity linked before (it may be whoever had the account before the address's owner took it).
     const updated = await this.db
       .updateTable('users')
-      .set({ password_hash: passwordHash, updated_at: new Date() })
+      .set({
+        password_hash: passwordHash,
+        google_subject: null,
+        security_stamp: newSecurityStamp(),
+        updated_at: new Date(),
+      })
       .where('id', '=', user.id)
       .where('email', '=', user.email)
       .where('password_hash', user.password_hash === null ? 'is' : '=', user.password_hash)
+      .where('security_stamp', '=', user.security_stamp)
       .returningAll()
       .executeTakeFirst();
     if (!updated) throw invalid();

@@ -1,18 +1,21 @@
 /**
  * The public API reference, assembled from the services' own route schemas: `GET /api/openapi.json`
  * merges the OpenAPI 3.1 document each service describes itself with (`GET /internal/openapi.json`,
- * @atoll/service-kit) and the gateway's own routes, keeping only public paths (the route table's
- * prefixes, the health routes, the docs). `GET /api/docs` shows it with Scalar, served from the npm
- * package (no CDN at runtime: its script is `/api/docs/js/scalar.js`, its fonts the system's).
+ * @atoll/service-kit, asked with an identity assertion like any request to a service) and the gateway's
+ * own routes, keeping only public paths (the route table's prefixes, the health routes, the docs).
+ * `GET /api/docs` shows it with Scalar, served from the npm package (no CDN at runtime: its script is
+ * `/api/docs/js/scalar.js`, its fonts the system's).
  *
  * The merged document is kept for a short while once every service answered; while one does not, the
  * document is assembled from the others on each request and says which are missing
  * (`x-atoll-missing`), so the reference never fails as a whole.
  */
-import { INTERNAL_OPENAPI_PATH } from '@atoll/service-kit';
+import { IDENTITY_HEADER, type IdentitySigner } from '@atoll/identity';
+import { INTERNAL_OPENAPI_PATH, REQUEST_ID_HEADER } from '@atoll/service-kit';
 import scalar from '@scalar/fastify-api-reference';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { request as undiciRequest } from 'undici';
+import { assertionFor } from '../routes/assertion.ts';
 import { ROUTE_TABLE, type Upstream } from '../routes/table.ts';
 
 interface OpenApiDocument {
@@ -73,6 +76,7 @@ export function mergeDocuments(parts: OpenApiDocument[], missing: string[]): Ope
 }
 
 export interface DocsOptions {
+  signer: IdentitySigner;
   upstreams: Record<Upstream, string>;
   timeoutMs: number;
 }
@@ -80,9 +84,13 @@ export interface DocsOptions {
 const docs: FastifyPluginAsync<DocsOptions> = async (app, opts) => {
   let cached: { doc: OpenApiDocument; until: number } | null = null;
 
-  const fetchDocument = async (name: Upstream): Promise<OpenApiDocument | null> => {
+  const fetchDocument = async (request: FastifyRequest, name: Upstream): Promise<OpenApiDocument | null> => {
     try {
       const res = await undiciRequest(`${opts.upstreams[name]}${INTERNAL_OPENAPI_PATH}`, {
+        headers: {
+          [REQUEST_ID_HEADER]: request.id,
+          [IDENTITY_HEADER]: assertionFor(opts.signer, request, name, 'GET', INTERNAL_OPENAPI_PATH),
+        },
         headersTimeout: opts.timeoutMs,
         bodyTimeout: opts.timeoutMs,
       });
@@ -99,10 +107,10 @@ const docs: FastifyPluginAsync<DocsOptions> = async (app, opts) => {
   app.get(
     OPENAPI_PATH,
     { schema: { summary: 'This API reference as OpenAPI 3.1', tags: ['docs'] } },
-    async () => {
+    async (request) => {
       if (cached && cached.until > Date.now()) return cached.doc;
       const names = Object.keys(opts.upstreams) as Upstream[];
-      const answers = await Promise.all(names.map(fetchDocument));
+      const answers = await Promise.all(names.map((name) => fetchDocument(request, name)));
       const missing = names.filter((_, i) => !answers[i]);
       const parts = answers.filter((a): a is OpenApiDocument => a !== null);
       const doc = mergeDocuments([app.swagger() as unknown as OpenApiDocument, ...parts], missing);

@@ -3,25 +3,22 @@
  * connection pool per upstream. On the way in: the body is forwarded byte for byte (bounded by the body
  * limit), hop-by-hop headers and every client-sent internal header (`x-atoll-*`, `x-request-id`) are
  * dropped, and the gateway adds its request id and a short-lived signed assertion of who is calling (or
- * that nobody is) and from which address. An upstream that is down answers 502, one that is too slow 504
- * (after UPSTREAM_TIMEOUT_MS, or the route's own timeout from UPSTREAM_ROUTE_TIMEOUTS), both in the
- * RealWorld shape and counted on /metrics. The proxied routes are hidden from the gateway's own OpenAPI
- * document: the services describe them. On the way out, a service's `Server-Timing` reaches the client
- * only when the gateway's SERVER_TIMING is set too (off by default: query counts are a hint for an
- * attacker), so one service configured for development cannot leak it.
+ * that nobody is, or that the session store could not say) and from which address, bound to the upstream,
+ * the method, the request target and the request id (routes/assertion.ts). An upstream that is down
+ * answers 502, one that is too slow 504 (after UPSTREAM_TIMEOUT_MS, or the route's own timeout from
+ * UPSTREAM_ROUTE_TIMEOUTS), both in the RealWorld shape and counted on /metrics. The proxied routes are
+ * hidden from the gateway's own OpenAPI document: the services describe them. On the way out, a service's
+ * `Server-Timing` reaches the client only when the gateway's SERVER_TIMING is set too (off by default:
+ * query counts are a hint for an attacker), so one service configured for development cannot leak it.
  */
 
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
-import {
-  IDENTITY_HEADER,
-  INTERNAL_HEADER_PREFIX,
-  SESSION_UNAVAILABLE_HEADER,
-  signIdentity,
-} from '@atoll/identity';
+import { IDENTITY_HEADER, type IdentitySigner, INTERNAL_HEADER_PREFIX } from '@atoll/identity';
 import { Counter, errorBody, REQUEST_ID_HEADER, type Registry } from '@atoll/service-kit';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { assertionFor, upstreamTarget } from '../routes/assertion.ts';
 import { pathOf, ROUTE_TABLE, type Upstream } from '../routes/table.ts';
 
 export interface ProxyOptions {
@@ -29,7 +26,7 @@ export interface ProxyOptions {
   timeoutMs: number;
   /** Per-prefix timeouts, longest prefix first; the first that matches a path wins. */
   routeTimeouts: ReadonlyArray<{ prefix: string; timeoutMs: number }>;
-  identitySecret: string;
+  signer: IdentitySigner;
   registry: Registry;
   /** Let the services' Server-Timing through (SERVER_TIMING); else it is dropped. */
   serverTiming: boolean;
@@ -49,9 +46,10 @@ export function timeoutFor(
 export function forwardedHeaders(
   request: FastifyRequest,
   headers: Record<string, string | string[] | undefined>,
-  identitySecret: string,
-  keepCredentials: boolean,
+  signer: IdentitySigner,
+  upstream: Upstream,
 ): Record<string, string | string[] | undefined> {
+  const keepCredentials = upstream === 'auth';
   const out: Record<string, string | string[] | undefined> = {};
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
@@ -62,14 +60,7 @@ export function forwardedHeaders(
     out[name] = value;
   }
   out[REQUEST_ID_HEADER] = request.id;
-  const caller = request.caller;
-  const identity = caller.kind === 'user' ? caller.identity : null;
-  out[IDENTITY_HEADER] = signIdentity(identity, {
-    secret: identitySecret,
-    requestId: request.id,
-    clientIp: request.ip,
-  });
-  if (caller.kind === 'unknown') out[SESSION_UNAVAILABLE_HEADER] = '1';
+  out[IDENTITY_HEADER] = assertionFor(signer, request, upstream, request.method, upstreamTarget(request.url));
   return out;
 }
 
@@ -134,8 +125,8 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
             forwardedHeaders(
               req as FastifyRequest,
               headers as Record<string, string | string[] | undefined>,
-              opts.identitySecret,
-              upstream === 'auth',
+              opts.signer,
+              upstream,
             ),
           onError: (rep, { error }) => onUpstreamError(upstream, rep as FastifyReply, error, errors),
           ...responseHeaders,

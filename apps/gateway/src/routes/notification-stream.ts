@@ -32,7 +32,7 @@
  *   Last-Event-ID and gets what it missed in between from the catch-up above. So no stream holds a
  *   session check, a slot and its memory forever, and a long-lived client moves between instances.
  */
-import { IDENTITY_HEADER, signIdentity } from '@atoll/identity';
+import { IDENTITY_HEADER, type IdentitySigner } from '@atoll/identity';
 import type { RoleCheckedRedis } from '@atoll/redis';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
@@ -40,12 +40,13 @@ import { type ErrorCode, errorBody, REQUEST_ID_HEADER } from '@atoll/service-kit
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { request as httpRequest } from 'undici';
 import { limitAddress } from '../rate-limit/plugin.ts';
+import { assertionFor } from './assertion.ts';
 
 export interface StreamOptions {
   keyPrefix: string;
   redisSessionUrl: string;
   notifierUrl: string;
-  identitySecret: string;
+  signer: IdentitySigner;
   heartbeatMs: number;
   maxStreamsPerUser: number;
   maxStreamsPerAddress: number;
@@ -165,24 +166,17 @@ const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
 
   /** What came after `lastId`, from the notifier (PostgreSQL), oldest first. */
   async function missedSince(request: FastifyRequest, lastId: number): Promise<LiveNotification[]> {
-    const identity = request.caller.kind === 'user' ? request.caller.identity : null;
     const missed: LiveNotification[] = [];
     for (let after = lastId, page = 0; page < REPLAY_MAX_PAGES; page += 1) {
-      const res = await httpRequest(
-        `${opts.notifierUrl}/api/notifications?after=${after}&limit=${REPLAY_PAGE}`,
-        {
-          headers: {
-            [REQUEST_ID_HEADER]: request.id,
-            [IDENTITY_HEADER]: signIdentity(identity, {
-              secret: opts.identitySecret,
-              requestId: request.id,
-              clientIp: request.ip,
-            }),
-          },
-          headersTimeout: 5000,
-          bodyTimeout: 5000,
+      const target = `/api/notifications?after=${after}&limit=${REPLAY_PAGE}`;
+      const res = await httpRequest(`${opts.notifierUrl}${target}`, {
+        headers: {
+          [REQUEST_ID_HEADER]: request.id,
+          [IDENTITY_HEADER]: assertionFor(opts.signer, request, 'notifier', 'GET', target),
         },
-      );
+        headersTimeout: 5000,
+        bodyTimeout: 5000,
+      });
       if (res.statusCode !== 200) {
         await res.body.dump();
         throw new Error(`notifier answered ${res.statusCode}`);

@@ -2,7 +2,8 @@
  * Digest runs. A BullMQ job scheduler adds a `digests/run` job per period (daily, weekly; cron in
  * UTC, see `scheduleDigests`). A run mails every user whose digest comes at that period what is unread
  * and was not in their last digest, for the notification types they get by digest, and every
- * notification whose instant email was held back by a mail cap (`email_deferred`).
+ * notification whose instant email was held back by a mail cap (`email_deferred`). Only to a verified
+ * address, and only lines whose actor is trusted when the run reads them (notifications/mail-rules.ts).
  *
  * A run holds the lock `digest-<period>` (@atoll/lock) for its whole length, so two runs of one period
  * never overlap (a run retried from the dashboard, or taken for stalled while its first worker still
@@ -18,12 +19,14 @@ import { advanceFence, type LockClient } from '@atoll/lock';
 import type { Queue } from 'bullmq';
 import { type Kysely, sql } from 'kysely';
 import type { NotifierDatabase } from '../db.ts';
+import { mailableRecipient, trustedActor } from '../notifications/mail-rules.ts';
 import { DEFAULT_PREFERENCES } from '../preferences/preferences.repository.ts';
 
 type Period = 'daily' | 'weekly';
 type DigestItem = JobPayloads['email']['digest']['items'][number];
 
 const BATCH = 500;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_ITEMS = 50;
 
 export function scheduleDigests(queue: Queue, cron: Record<Period, string>): Promise<unknown> {
@@ -43,6 +46,8 @@ export function digestHandlers(deps: {
   producer: Producer;
   locks: LockClient;
   log: { info(obj: object, msg: string): void };
+  /** NOTIFY_MAIL_MIN_ACCOUNT_AGE_MS: lines of younger (or unverified) actors are left out. */
+  minActorAgeMs: number;
 }): Handlers<'digests'> {
   return {
     run: async ({ period }, meta) => {
@@ -69,7 +74,7 @@ export function digestHandlers(deps: {
 
 /** One batch of users (by id, after `afterUser`): enqueue their digests, then move their marks. */
 async function runBatch(
-  deps: { db: Kysely<NotifierDatabase>; producer: Producer },
+  deps: { db: Kysely<NotifierDatabase>; producer: Producer; minActorAgeMs: number },
   period: Period,
   windowEnd: Date,
   afterUser: string,
@@ -80,7 +85,7 @@ async function runBatch(
   const users = await db
     .selectFrom('recipients as r')
     .leftJoin('preferences as p', 'p.user_id', 'r.user_id')
-    .select(['r.user_id', 'r.username', 'r.email', `r.${mark} as since`, 'p.email as prefs'])
+    .select(['r.user_id', 'r.username', 'r.email', 'r.email_verified', 'p.email as prefs'])
     .where(sql<string>`coalesce(p.digest, ${DEFAULT_PREFERENCES.digest})`, '=', period)
     .$if(afterUser !== '', (q) => q.where('r.user_id', '>', afterUser))
     .orderBy('r.user_id')
@@ -101,10 +106,26 @@ async function runBatch(
     .where(sql<boolean>`n.created_at > coalesce(${sql.ref(`r.${mark}`)}, '-infinity')`)
     .orderBy('n.id', 'desc')
     .execute();
+  // The actors' standing now: only a trusted actor's lines are mailed (mail-rules.ts), the others are
+  // in-app only. Judged at the run, so a line from an actor who has since become trusted is mailed.
+  // (An id that is no UUID names no account: not trusted, and never sent to the uuid column.)
+  const actorIds = [...new Set(rows.map((row) => String(row.payload.actorId)))].filter((id) => UUID.test(id));
+  const actors = new Map(
+    actorIds.length === 0
+      ? []
+      : (
+          await db
+            .selectFrom('recipients')
+            .select(['user_id', 'email_verified', 'registered_at'])
+            .where('user_id', 'in', actorIds)
+            .execute()
+        ).map((a) => [a.user_id, { emailVerified: a.email_verified, registeredAt: a.registered_at }]),
+  );
   const byUser = new Map<string, Array<{ item: DigestItem; deferred: boolean }>>();
   for (const row of rows) {
-    const list = byUser.get(row.recipient_id) ?? [];
     const p = row.payload as Record<string, string | null | undefined>;
+    if (!trustedActor(actors.get(String(p.actorId)), deps.minActorAgeMs, windowEnd)) continue;
+    const list = byUser.get(row.recipient_id) ?? [];
     list.push({
       item: {
         type: row.type,
@@ -118,6 +139,9 @@ async function runBatch(
     byUser.set(row.recipient_id, list);
   }
   const jobs = users.flatMap((user) => {
+    // An unverified address gets no digest; its mark moves all the same, so verifying later does not
+    // bring every older line at once (they are in-app).
+    if (!mailableRecipient({ emailVerified: user.email_verified })) return [];
     const prefs = { ...DEFAULT_PREFERENCES.email, ...user.prefs };
     const items = (byUser.get(user.user_id) ?? [])
       .filter((i) => i.deferred || prefs[i.item.type] === 'digest')

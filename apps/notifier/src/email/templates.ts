@@ -1,6 +1,12 @@
 /**
  * The text and HTML of every email, one function per job of the email queue. Plain template strings:
  * few emails, no layout engine needed. Everything that comes from users is HTML-escaped.
+ *
+ * The welcome and the security emails (code, reset link, email changed) go to addresses nobody may have
+ * proved: anyone can sign up with someone else's address. They greet nobody by name, because a username
+ * is whatever the account chose, up to 64 characters of any text ("Your account is suspended, log in
+ * at …"), and must not reach a stranger's mailbox in atoll's name. Notification and digest emails go only
+ * to verified addresses (notifications/mail-rules.ts), so there the name is the owner's own.
  */
 import type { JobPayloads } from '@atoll/jobs';
 
@@ -49,13 +55,10 @@ const articleLink = (publicUrl: string, item: Item) =>
     : { href: `${publicUrl}/profile/${encodeURIComponent(item.actorUsername)}`, label: 'See their profile' };
 
 export const templates = {
-  welcome: (p: Email['welcome'], publicUrl: string) =>
+  welcome: (_p: Email['welcome'], publicUrl: string) =>
     render(
       'Welcome to atoll',
-      [
-        `Hi ${p.username},`,
-        'welcome to atoll. Write your first article, or follow people whose work you like.',
-      ],
+      ['Hello,', 'welcome to atoll. Write your first article, or follow people whose work you like.'],
       { href: publicUrl, label: 'Start here' },
     ),
   'email-changed': (p: Email['email-changed']) => emailChanged(p),
@@ -77,7 +80,7 @@ export const templates = {
 
 function emailChanged(p: Security['email-changed']): Rendered {
   return render('Your atoll email address was changed', [
-    `Hi ${p.username},`,
+    'Hello,',
     `the email address of your atoll account was changed to ${p.newEmailMasked} on ${p.changedAt}. This address will get no more email about the account.`,
     'If you made this change, there is nothing to do.',
     'If you did not, someone else may be using your account: contact atoll support from this address at once.',
@@ -91,7 +94,7 @@ function emailChanged(p: Security['email-changed']): Rendered {
 export const securityTemplates = {
   'verification-code': (p: Security['verification-code'], _publicUrl: string, code: string) =>
     render(`Your atoll verification code: ${code}`, [
-      `Hi ${p.username},`,
+      'Hello,',
       `your verification code is ${code}. It is valid until ${p.expiresAt}.`,
       'If you did not ask for it, you can ignore this email.',
     ]),
@@ -99,8 +102,8 @@ export const securityTemplates = {
     render(
       'Reset your atoll password',
       [
-        `Hi ${p.username},`,
-        `someone asked to reset your password. The link is valid until ${p.expiresAt}.`,
+        'Hello,',
+        `someone asked to reset your atoll password. The link is valid until ${p.expiresAt}.`,
         'If it was not you, ignore this email: your password stays as it is.',
       ],
       {

@@ -5,16 +5,18 @@
  * row it wrote before; the email job's id is derived from the row, so it is never enqueued twice
  * either, and the live event carries the row's id, which clients use to drop a repeat.
  *
- * An instant email obeys the mail rules (mail-caps.ts): a mention by an unverified or too new account is
- * not mailed, and over a cap per recipient or per actor the email is folded into the next digest (the
- * row is marked `email_deferred` and stays unread).
+ * An instant email obeys the mail rules (mail-rules.ts, mail-caps.ts): nothing is mailed to an
+ * unverified address, nothing an unverified or too new account did is mailed (in-app only), and over a
+ * cap per recipient or per actor the email is folded into the next digest (the row is marked
+ * `email_deferred` and stays unread).
  */
 import type { Handlers, JobPayloads, Producer } from '@atoll/jobs';
 import type { Kysely } from 'kysely';
 import type { NotificationType, NotifierDatabase } from '../db.ts';
 import type { LivePublisher } from '../live/publisher.ts';
 import { DEFAULT_PREFERENCES } from '../preferences/preferences.repository.ts';
-import { type MailCaps, mentionMailAllowed } from './mail-caps.ts';
+import type { MailCaps } from './mail-caps.ts';
+import { mailableRecipient, trustedActor } from './mail-rules.ts';
 import { toApi } from './notification.repository.ts';
 import { NotificationWriter } from './notification.writer.ts';
 
@@ -32,7 +34,8 @@ export function fanOutHandlers(deps: {
   producer: Producer;
   live: LivePublisher;
   caps: MailCaps;
-  mentionMinAccountAgeMs: number;
+  /** NOTIFY_MAIL_MIN_ACCOUNT_AGE_MS: how old an actor's account must be for its actions to be mailed. */
+  minActorAgeMs: number;
   log?: { info(obj: object, msg: string): void };
 }): Handlers<'notifications'> {
   const { db, producer, live, caps } = deps;
@@ -49,8 +52,8 @@ export function fanOutHandlers(deps: {
     const notification = toApi(row);
     await live.publish({ userId: recipientId, notification });
 
-    // One query for where and whether to mail: the recipient, their preferences, and the actor's
-    // standing (verified, account age) for the mention rule.
+    // One query for where and whether to mail: the recipient (and whether the address is verified),
+    // their preferences, and the actor's standing (verified, account age).
     const target = await db
       .selectFrom('recipients as r')
       .leftJoin('preferences as p', 'p.user_id', 'r.user_id')
@@ -58,6 +61,7 @@ export function fanOutHandlers(deps: {
       .select([
         'r.email as to',
         'r.username',
+        'r.email_verified as recipientVerified',
         'p.email as prefs',
         'a.email_verified as actorVerified',
         'a.registered_at as actorRegisteredAt',
@@ -67,10 +71,9 @@ export function fanOutHandlers(deps: {
     const choice = (target?.prefs ?? DEFAULT_PREFERENCES.email)[type] ?? DEFAULT_PREFERENCES.email[type];
     if (choice !== 'instant') return; // the digest reads the row later; or no email at all
     if (!target) throw new RecipientUnknownError(recipientId); // retried with backoff until it is known
-    if (type === 'mention') {
-      const actor = { emailVerified: target.actorVerified, registeredAt: target.actorRegisteredAt };
-      if (!mentionMailAllowed(actor, deps.mentionMinAccountAgeMs, new Date())) return; // in-app only
-    }
+    if (!mailableRecipient({ emailVerified: target.recipientVerified })) return; // in-app only
+    const actor = { emailVerified: target.actorVerified, registeredAt: target.actorRegisteredAt };
+    if (!trustedActor(actor, deps.minActorAgeMs, new Date())) return; // in-app only
     const verdict = await caps.take(recipientId, payload.actorId);
     if (verdict !== 'send') {
       await db.updateTable('notifications').set({ email_deferred: true }).where('id', '=', row.id).execute();

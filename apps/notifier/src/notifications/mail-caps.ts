@@ -1,10 +1,8 @@
 /**
- * What keeps instant notification mail from becoming a tool against its recipients (N7: a flood of
- * mentions or comments mails someone's inbox full of the attacker's words, through atoll's own sender):
+ * The caps on instant notification mail (N7: a flood of mentions or comments mails someone's inbox
+ * full of the attacker's words, through atoll's own sender; who may be mailed at all, and whose actions
+ * may cause mail, is mail-rules.ts):
  *
- * - `mentionMailAllowed`: a mention is mailed only when its author's address is verified and the account
- *   is older than MENTION_MAIL_MIN_ACCOUNT_AGE_MS; otherwise the mention is in-app only. (A throwaway
- *   account cannot use atoll to mail anyone.)
  * - `MailCaps.take`: at most NOTIFY_MAIL_CAP_PER_RECIPIENT instant emails per recipient and
  *   NOTIFY_MAIL_CAP_PER_ACTOR caused by one actor per NOTIFY_MAIL_CAP_WINDOW_MS; beyond either, the email
  *   is not sent and the notification waits, unread, for the recipient's next digest.
@@ -70,13 +68,3 @@ type CountingPipeline = {
   notifyCount(key: string, windowMs: number): CountingPipeline;
   exec(): Promise<Array<[Error | null, unknown]> | null>;
 };
-
-/** Whether a mention by this actor may be emailed (verified, and old enough). */
-export function mentionMailAllowed(
-  actor: { emailVerified: boolean | null; registeredAt: Date | null } | undefined,
-  minAgeMs: number,
-  now: Date,
-): boolean {
-  if (actor?.emailVerified !== true || actor.registeredAt === null) return false;
-  return now.getTime() - actor.registeredAt.getTime() >= minAgeMs;
-}

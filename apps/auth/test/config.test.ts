@@ -1,0 +1,47 @@
+import { availableParallelism } from 'node:os';
+import { identityKeyPair } from '@atoll/testkit';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+
+const env = {
+  IDENTITY_PUBLIC_KEYS: identityKeyPair().publicKeyText,
+  DATABASE_URL: 'postgres://a@127.0.0.1:1/a',
+  REDIS_SESSION_URL: 'redis://127.0.0.1:1',
+  REDIS_QUEUE_URL: 'redis://127.0.0.1:1',
+};
+
+describe('auth configuration: passwords, the hashing pool and device cookies', () => {
+  it('defaults: Argon2id m=64 MiB t=3, a pool of the core count (at most 4), device cookies with __Host-', () => {
+    const config = loadConfig(env);
+    expect(config.passwordCost).toEqual({ memoryKiB: 65_536, iterations: 3 });
+    expect(config.passwordPool).toEqual({
+      concurrency: Math.min(availableParallelism(), 4),
+      queue: 8,
+      perClient: 4,
+    });
+    expect(config.passwordChanges).toEqual({ max: 5, windowMs: 3_600_000 });
+    expect(config.deviceCookie).toEqual({ name: '__Host-atoll_device', ttlS: 180 * 24 * 3600 });
+    expect(config.login).toMatchObject({
+      perAccountPrefix56: 10,
+      perAccountPrefix48: 20,
+      perPrefix56: 200,
+      perPrefix48: 400,
+      perDevice: 5,
+    });
+  });
+
+  it("refuses a cost below OWASP's minimum, and a __Host- device cookie without Secure", () => {
+    expect(() => loadConfig({ ...env, PASSWORD_ARGON2_MEMORY_KIB: '19455' })).toThrow(
+      /PASSWORD_ARGON2_MEMORY_KIB/,
+    );
+    expect(() => loadConfig({ ...env, PASSWORD_ARGON2_ITERATIONS: '1' })).toThrow(
+      /PASSWORD_ARGON2_ITERATIONS/,
+    );
+    expect(() => loadConfig({ ...env, SESSION_COOKIE_SECURE: 'false' })).toThrow(/DEVICE_COOKIE_NAME/);
+    expect(
+      loadConfig({ ...env, SESSION_COOKIE_SECURE: 'false', DEVICE_COOKIE_NAME: 'atoll_device' }).deviceCookie
+        .name,
+    ).toBe('atoll_device');
+    expect(loadConfig({ ...env, PASSWORD_HASH_CONCURRENCY: '3' }).passwordPool.concurrency).toBe(3);
+  });
+});
