@@ -175,7 +175,7 @@ describe('least privilege behind the gateway', () => {
       }
     });
 
-    it('the gateway reads and refreshes sessions and counts rates, but cannot touch codes, resets, mail secrets, session indexes, or publish', async () => {
+    it('the gateway reads and refreshes sessions and counts rates, but cannot touch codes, resets, mail secrets, session indexes, device cookies, or publish', async () => {
       const replies = await asService('gateway', 'session', [
         ['HGET', sessionKey, 'userId'],
         ['INCR', keys.rateLimit('address', '192.0.2.1')],
@@ -184,6 +184,8 @@ describe('least privilege behind the gateway', () => {
         ['GET', keys.mailSecret('x')],
         ['SMEMBERS', keys.userSessions('1')],
         ['SET', keys.oauthState('x'), '{}'],
+        ['SET', keys.deviceCookie('x'), 'account'],
+        ['DEL', keys.passwordChanges('1')],
         ['PUBLISH', keys.liveNotifications(), '{}'],
       ]);
       expect(replies.slice(0, 2)).toEqual([expect.stringMatching(/^\$/), ':1']);
@@ -214,6 +216,8 @@ describe('least privilege behind the gateway', () => {
         ['HSET', keys.session('forged'), 'userId', '1'],
         ['HGETALL', keys.verificationCode('1')],
         ['DEL', keys.rateLimit('address', '192.0.2.1')],
+        ['GET', keys.deviceCookie('x')],
+        ['DEL', keys.passwordChanges('1')],
         ['SUBSCRIBE', keys.liveNotifications()],
       ]);
       expect(replies).toEqual(replies.map(() => noperm));

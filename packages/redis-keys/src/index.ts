@@ -133,12 +133,14 @@ export const KEY_SPECS = {
     instance: 'session',
     type: 'String',
     ttl: 'the password-change window (PASSWORD_CHANGE_WINDOW_S, 1 hour), set atomically with the first increment (count-failure.lua)',
+    users: { auth: 'readwrite' },
   },
   deviceCookie: {
     pattern: 'device:{<tokenHash>}',
     instance: 'session',
     type: 'String',
     ttl: "the device cookie's life (DEVICE_COOKIE_TTL_S, 180 days), set when it is issued",
+    users: { auth: 'readwrite' },
   },
   oauthState: {
     pattern: 'oauth:{<stateHash>}',
