@@ -237,9 +237,11 @@ function record(row: Row): Row {
 
 /** redis-benchmark against a server: requests per second and latencies for GET, SET, INCR. */
 async function redisBenchmark(url: string, pipeline: number): Promise<void> {
-  const { hostname, port } = new URL(url);
+  const { hostname, port, username, password } = new URL(url);
   const n = mode === 'smoke' ? 20_000 : 200_000;
   const argv = ['-h', hostname, '-p', port, '-c', String(connections), '-n', String(n)];
+  // Every server requires a password (deploy/redis): the test kit's admin user here.
+  if (password) argv.push('--user', decodeURIComponent(username), '-a', decodeURIComponent(password));
   const { stdout } = await execFileAsync('redis-benchmark', [
     ...argv,
     '-P',

@@ -38,7 +38,7 @@ export const COMMAND_VARIABLES = {
   DATABASE_URL: {
     value: '',
     description:
-      'a PostgreSQL to use, e.g. postgres://user:pass@127.0.0.1:5432/atoll (each service keeps to its own schema); unset: an embedded PostgreSQL with its data in ATOLL_DATA_DIR',
+      'a PostgreSQL to use, as a role that may create roles, e.g. postgres://admin:pass@127.0.0.1:5432/atoll: the stack makes each service its own role there (<database>_<service>, data rights in its own schema) and a schema owner for its migrations, passwords in ATOLL_DATA_DIR/credentials.json; unset: an embedded PostgreSQL with its data in ATOLL_DATA_DIR',
   },
   SMTP_URL: {
     value: '',

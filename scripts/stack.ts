@@ -1,8 +1,11 @@
 /**
  * The local stack: `npm start`. Brings the whole of atoll up on this machine (see
  * packages/testkit/src/stack.ts), prints a line per component as it becomes ready and the gateway URL,
- * and stops everything cleanly on Ctrl-C. Data (Redis files, the embedded PostgreSQL cluster, logs) stays
- * in .atoll/data, so the next start continues where this one stopped.
+ * and stops everything cleanly on Ctrl-C. Data (Redis files, the embedded PostgreSQL cluster, logs, the
+ * identity key pair) stays in .atoll/data (mode 0700; 0711 as root, for the embedded PostgreSQL's own
+ * user), so the next start continues where this one stopped. Each service connects to Redis as its own
+ * ACL user and to PostgreSQL as its own role; their random passwords, and the Redis admin's, are made on
+ * the first start and kept in .atoll/data/credentials.json (mode 0600).
  *
  * Environment (each variable with its default and description: the root .env.example):
  * - the stack's own: PORT and HOST (the gateway's, default 3000 and 127.0.0.1), DATABASE_URL (this
@@ -19,15 +22,17 @@
  * Unset or empty, a variable keeps the stack's default (a plain-HTTP session cookie; PUBLIC_URL, the
  * gateway's URL), else the service's own.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ensureIdentityKeyFiles, type Stack, startStack } from '@atoll/testkit/servers';
+import { ensureIdentityKeyFiles, privateDirMode, type Stack, startStack } from '@atoll/testkit/servers';
 import { COMMAND_VARIABLES, type CommandVariable, commandSetting, serviceSettings } from './stack-env.ts';
 
 const setting = (name: CommandVariable) => commandSetting(process.env, name);
 const root = resolve(import.meta.dirname, '..');
 const dataDir = resolve(setting('ATOLL_DATA_DIR') ?? join(root, '.atoll', 'data'));
-mkdirSync(dataDir, { recursive: true });
+// Only this user may read the data: the keys, the passwords, the databases and the logs.
+mkdirSync(dataDir, { recursive: true, mode: privateDirMode() });
+chmodSync(dataDir, privateDirMode());
 
 // The gateway's identity key pair, made once and kept with the data (or where IDENTITY_KEY_DIR says) in a
 // folder of its own (0700: the data folder itself must stay reachable by the `postgres` user when run as
@@ -60,6 +65,8 @@ try {
     gatewayPort: Number(setting('PORT') ?? COMMAND_VARIABLES.PORT.value),
     gatewayHost: setting('HOST') ?? COMMAND_VARIABLES.HOST.value,
     identity,
+    // Each service's Redis and PostgreSQL password, made on the first start (mode 0600).
+    credentialsFile: join(dataDir, 'credentials.json'),
     serviceEnv: serviceSettings(process.env),
     onReady: log,
   });

@@ -6,7 +6,7 @@
  * image recipe (non-root, `node` as the command, pinned tool versions, ports).
  */
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, join } from 'node:path';
@@ -15,6 +15,11 @@ import { repoRoot } from '@atoll/testkit';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import {
+  composeCredentials,
+  credentialVariables,
+  IDENTITY_VARIABLES,
+} from '../../scripts/compose-credentials.ts';
 
 // ---- the files -------------------------------------------------------------------------------------
 
@@ -71,18 +76,11 @@ const REQUIRED: Record<App, string[]> = {
   notifier: [...VERIFYING, 'DATABASE_URL', 'REDIS_QUEUE_URL', 'REDIS_SESSION_URL', 'SMTP_URL', 'PUBLIC_URL'],
 };
 
-/** A key pair of the deployment's own, as `pnpm identity-keys` prints it for `.env`. */
-const keyPair = generateKeyPairSync('ed25519');
-const DEPLOYMENT_KEYS = {
-  IDENTITY_PRIVATE_KEY: keyPair.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
-  IDENTITY_PUBLIC_KEYS: keyPair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
-};
-
 /**
  * Compose's `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}` and `$$`, resolved against
- * `env` (by default the deployment's own identity keys: the only variables without a default).
+ * `env` (a required variable that is missing resolves to '', where Compose would stop).
  */
-function interpolate(value: string, env: Record<string, string | undefined> = DEPLOYMENT_KEYS): string {
+function interpolate(value: string, env: Record<string, string | undefined> = {}): string {
   return value.replace(
     /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
     (match, name?: string, op?: string, fallback?: string, bare?: string) => {
@@ -97,13 +95,21 @@ function interpolate(value: string, env: Record<string, string | undefined> = DE
   );
 }
 
-/** A service's environment as Compose hands it to the process (defaults of `${...}` applied). */
+/**
+ * The deployment's own credentials, as scripts/compose-credentials.ts makes them (with the ACL files and
+ * the roles' SQL made from the same passwords).
+ */
+const CREDENTIALS = composeCredentials({});
+
+/** A service's environment as Compose hands it to the process (with CREDENTIALS, defaults applied). */
 function environmentOf(service: Service): Record<string, string> {
   const raw = service.environment ?? {};
   const entries: Array<[string, unknown]> = Array.isArray(raw)
     ? raw.map((line) => [line.split('=')[0]!, line.slice(line.indexOf('=') + 1)])
     : Object.entries(raw);
-  return Object.fromEntries(entries.map(([k, v]) => [k, interpolate(v == null ? '' : String(v))]));
+  return Object.fromEntries(
+    entries.map(([k, v]) => [k, interpolate(v == null ? '' : String(v), CREDENTIALS.env)]),
+  );
 }
 
 function dependsOn(service: Service): Record<string, string> {
@@ -238,20 +244,32 @@ describe('docker-compose config', () => {
   };
 
   it("refuses to start without identity keys of the deployment's own, naming them", () => {
-    const result = config({});
+    const { IDENTITY_PRIVATE_KEY: _private, IDENTITY_PUBLIC_KEYS: _public, ...others } = CREDENTIALS.env;
+    const result = config(others);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(
       /set IDENTITY_(PRIVATE_KEY|PUBLIC_KEYS) and IDENTITY_\w+ to a key pair of your own/,
     );
-    for (const only of Object.keys(DEPLOYMENT_KEYS) as Array<keyof typeof DEPLOYMENT_KEYS>) {
-      const half = config({ [only]: DEPLOYMENT_KEYS[only] });
+    for (const only of IDENTITY_VARIABLES) {
+      const half = config({ ...others, [only]: CREDENTIALS.env[only] as string });
       expect(half.status, `with ${only} alone`).not.toBe(0);
     }
   });
 
-  it('accepts the file with the identity keys set and every other variable left at its default', () => {
+  // The Redis admin's password is the operator's (redis-cli): only its hash is in the ACL files.
+  it.each(credentialVariables().filter((v) => v !== 'REDIS_ADMIN_PASSWORD'))(
+    'refuses to start without %s, saying how to make the credentials',
+    (name) => {
+      const { [name]: _, ...others } = CREDENTIALS.env;
+      const result = config(others);
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain('run scripts/compose-credentials.ts');
+    },
+  );
+
+  it('accepts the file with the credentials set and every other variable left at its default', () => {
     // No LOG_LEVEL, METRICS_TOKEN...: every other variable must resolve from its default.
-    const result = config(DEPLOYMENT_KEYS);
+    const result = config(CREDENTIALS.env);
     expect(result.error).toBeUndefined();
     expect(result.status, result.stderr).toBe(0);
     // Compose exits 0 on an unset variable ("The X variable is not set. Defaulting to a blank string.")
@@ -287,6 +305,10 @@ describe('docker-compose.yml semantics', () => {
       expect(existsSync(join(repoRoot, 'deploy/redis', `${role}.conf`))).toBe(true);
       expect(service!.image).toBe('redis:7.0');
       expect(service!.volumes).toContain(`./deploy/redis/${role}.conf:${conf}:ro`);
+      // The users, generated from the key map by scripts/compose-credentials.ts, never committed.
+      expect(service!.volumes).toContain(
+        `./.atoll/compose/redis-${role}.acl:/usr/local/etc/redis/users.acl:ro`,
+      );
       const command = service!.command as string[];
       expect(command.slice(0, 2)).toEqual(['redis-server', conf]);
       const flags = Object.fromEntries(
@@ -295,10 +317,17 @@ describe('docker-compose.yml semantics', () => {
       expect(flags).toEqual({
         '--bind': '0.0.0.0',
         '--port': '6379',
-        '--protected-mode': 'no',
         '--dir': '/data',
+        '--aclfile': '/usr/local/etc/redis/users.acl',
       });
-      expect(service!.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+      // protected-mode stays as the role file sets it: yes.
+      expect(readFileSync(join(repoRoot, 'deploy/redis', `${role}.conf`), 'utf8')).toMatch(
+        /^protected-mode yes$/m,
+      );
+      expect(service!.healthcheck?.test).toEqual([
+        'CMD-SHELL',
+        "redis-cli ping 2>&1 | grep -qE 'PONG|NOAUTH'",
+      ]);
     }
     // Sessions and jobs persist; the cache is rebuildable and keeps nothing.
     for (const role of ['session', 'queue'] as const) {
@@ -317,16 +346,33 @@ describe('docker-compose.yml semantics', () => {
       // The signing key is the gateway's alone; the others get the public key only.
       if (app === 'gateway') expect(env).not.toHaveProperty('IDENTITY_PUBLIC_KEYS');
       else expect(env, app).not.toHaveProperty('IDENTITY_PRIVATE_KEY');
+      const key = app === 'gateway' ? 'IDENTITY_PRIVATE_KEY' : 'IDENTITY_PUBLIC_KEYS';
+      expect(env[key], `${app} ${key}`).toBe(CREDENTIALS.env[key]);
       // Inside the Compose network the services answer other containers (they still require assertions).
       expect(env.HOST, app).toBe('0.0.0.0');
+      // Its own Redis user on each role, whose password's hash is in that role's generated ACL file.
       for (const role of ROLES) {
         const url = env[`REDIS_${role.toUpperCase()}_URL`];
-        if (url) expect(url, `${app} REDIS_${role.toUpperCase()}_URL`).toBe(`redis://redis-${role}:6379`);
+        if (!url) continue;
+        const password = CREDENTIALS.env[`REDIS_${app.toUpperCase()}_PASSWORD`] as string;
+        expect(url, `${app} REDIS_${role.toUpperCase()}_URL`).toBe(
+          `redis://${app}:${password}@redis-${role}:6379`,
+        );
+        const hash = createHash('sha256').update(password).digest('hex');
+        expect(CREDENTIALS.acl[role]).toContain(`user ${app} on #${hash} `);
       }
+      // Its own PostgreSQL role, made by the roles' SQL, never the superuser.
       if (env.DATABASE_URL) {
-        expect(env.DATABASE_URL).toBe('postgres://atoll:atoll@postgres:5432/atoll');
+        const password = CREDENTIALS.env[`PG_${app.toUpperCase()}_PASSWORD`] as string;
+        expect(env.DATABASE_URL).toBe(`postgres://atoll_${app}:${password}@postgres:5432/atoll`);
+        expect(CREDENTIALS.sql).toContain(`CREATE ROLE "atoll_${app}" WITH LOGIN NOSUPERUSER`);
         const pg = environmentOf(services.postgres!);
-        expect(`${pg.POSTGRES_USER}:${pg.POSTGRES_PASSWORD}/${pg.POSTGRES_DB}`).toBe('atoll:atoll/atoll');
+        expect(pg.POSTGRES_USER).not.toBe(`atoll_${app}`);
+        expect(pg.POSTGRES_PASSWORD).toBe(CREDENTIALS.env.POSTGRES_PASSWORD);
+        expect(pg.POSTGRES_HOST_AUTH_METHOD).toBe('scram-sha-256');
+        expect(services.postgres!.volumes).toContain(
+          './.atoll/compose/postgres-roles.sql:/docker-entrypoint-initdb.d/roles.sql:ro',
+        );
       }
     }
     const gateway = environmentOf(services.gateway!);
@@ -334,6 +380,29 @@ describe('docker-compose.yml semantics', () => {
       const port = environmentOf(services[upstream]!).PORT;
       expect(gateway[`${upstream.toUpperCase()}_URL`]).toBe(`http://${upstream}:${port}`);
     }
+  });
+
+  it('makes the identity key pair with the credentials: an Ed25519 pair, kept only whole', () => {
+    const { IDENTITY_PRIVATE_KEY: privateText, IDENTITY_PUBLIC_KEYS: publicText } = CREDENTIALS.env;
+    const privateKey = createPrivateKey({
+      key: Buffer.from(privateText!, 'base64'),
+      format: 'der',
+      type: 'pkcs8',
+    });
+    const publicKey = createPublicKey({
+      key: Buffer.from(publicText!, 'base64'),
+      format: 'der',
+      type: 'spki',
+    });
+    expect(privateKey.asymmetricKeyType).toBe('ed25519');
+    const message = Buffer.from('assertion');
+    expect(verify(null, message, publicKey, sign(null, message, privateKey))).toBe(true);
+    // Run again, the script keeps the pair; half a pair is replaced by a new one.
+    expect(composeCredentials(CREDENTIALS.env).env).toEqual(CREDENTIALS.env);
+    const { IDENTITY_PUBLIC_KEYS: _, ...half } = CREDENTIALS.env;
+    const renewed = composeCredentials(half).env;
+    expect(renewed.IDENTITY_PRIVATE_KEY).not.toBe(privateText);
+    expect(renewed.POSTGRES_PASSWORD).toBe(CREDENTIALS.env.POSTGRES_PASSWORD);
   });
 
   it.each(APPS)('gives %s an environment its own config schema accepts', async (app) => {
@@ -352,7 +421,11 @@ describe('docker-compose.yml semantics', () => {
       expect(job!.build).toEqual(services[app]!.build);
       expect(job!.command).toEqual(['node', 'dist/migrate.js']);
       expect(job!.restart).toBe('no');
-      expect(environmentOf(job!).DATABASE_URL).toBe(environmentOf(services[app]!).DATABASE_URL);
+      // As the schema's owner: the service itself has data rights only.
+      const owner = CREDENTIALS.env[`PG_${app.toUpperCase()}_OWNER_PASSWORD`] as string;
+      expect(environmentOf(job!).DATABASE_URL).toBe(
+        `postgres://atoll_${app}_owner:${owner}@postgres:5432/atoll`,
+      );
       expect(dependsOn(job!)).toMatchObject({ postgres: 'service_healthy' });
       expect(dependsOn(services[app]!)).toMatchObject({
         [`migrate-${app}`]: 'service_completed_successfully',

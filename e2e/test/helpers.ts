@@ -56,11 +56,38 @@ export async function startTestStack(
   return {
     stack,
     dispose: async () => {
+      // Every command a service was refused by its Redis ACL user is a permission missing from the key
+      // map (@atoll/redis-keys): a test that refuses on purpose clears the log itself.
+      const refused = await aclRefusals(stack);
       await stack.stop();
       await database.drop();
       removeOwnedDir(dataDir);
+      if (refused.length > 0) throw new Error(`Redis refused the services: ${refused.join('; ')}`);
     },
   };
+}
+
+/** What the stack's Redis servers refused a service user (ACL LOG), as `role user: command object`. */
+export async function aclRefusals(stack: Stack): Promise<string[]> {
+  const refused: string[] = [];
+  for (const role of ['cache', 'session', 'queue'] as const) {
+    if (!stack.redis[role].running) continue;
+    const admin = await redisOf(stack, role).catch(() => null);
+    if (!admin) continue;
+    try {
+      const entries = (await admin.call('ACL', 'LOG', '128')) as unknown[][];
+      for (const entry of entries) {
+        const fields = new Map<string, unknown>();
+        for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
+        refused.push(
+          `${role} ${fields.get('username')}: ${fields.get('reason')} ${fields.get('object')} (${fields.get('context')})`,
+        );
+      }
+    } finally {
+      admin.disconnect();
+    }
+  }
+  return refused;
 }
 
 /** Polls until `check` is true or the time is up; returns the last result. */

@@ -144,8 +144,38 @@ describe('npm start (the local stack) from a clean copy', () => {
     expect(before.policy).not.toBe('"anonymous";q=3;w=60');
     expect((await anonymousRead(gatewayUrl, '203.0.113.2')).remaining).toBe(before.remaining - 1);
 
+    // Its data is its user's alone: the folder, the keys, the passwords, the logs (as root the folder
+    // lets the embedded PostgreSQL's user through, without listing it).
+    const data = join(dir, '.atoll', 'data');
+    const mode = (path: string) => statSync(join(data, path)).mode & 0o777;
+    expect(mode('.')).toBe(process.getuid?.() === 0 ? 0o711 : 0o700);
+    for (const file of [
+      'identity/identity.key',
+      'credentials.json',
+      'postgres/superuser-password',
+      'redis-session/users.acl',
+      'logs/gateway.log',
+    ])
+      expect(mode(file), file).toBe(0o600);
+    for (const folder of ['identity', 'logs', 'redis-cache', 'redis-session', 'redis-queue'])
+      expect(mode(folder), folder).toBe(0o700);
+    // The output names addresses, never a password; the admin's is in the credentials file.
+    const credentials = JSON.parse(readFileSync(join(data, 'credentials.json'), 'utf8'));
+    const admin = credentials.redis.session.admin as string;
+    expect(admin).toMatch(/^[0-9a-f]{64}$/);
+    expect(first.output).not.toContain(admin);
+    expect(Object.keys(credentials.postgres).sort()).toEqual([
+      'atoll_auth',
+      'atoll_auth_owner',
+      'atoll_content',
+      'atoll_content_owner',
+      'atoll_notifier',
+      'atoll_notifier_owner',
+    ]);
+
     // A session written now must still work after a restart.
-    const [, sessionUrl] = first.output.match(/redis-session ready at (redis:\/\/\S+)/) ?? [];
+    const [, sessionAddress = ''] = first.output.match(/redis-session ready at (redis:\/\/\S+)/) ?? [];
+    const sessionUrl = sessionAddress.replace('//', `//default:${admin}@`);
     const redis = await connectRedis({
       url: sessionUrl ?? '',
       role: 'session',

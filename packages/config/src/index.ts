@@ -73,7 +73,7 @@ export const Env = {
   redisUrl: (role: string) =>
     Type.String({
       pattern: '^rediss?://[^\\s]+$',
-      description: `the redis-${role} URL, e.g. redis://127.0.0.1:6379 (see deploy/redis/${role}.conf)`,
+      description: `the redis-${role} URL with the service's own ACL user, e.g. redis://<user>:<password>@127.0.0.1:6379 (see deploy/redis/${role}.conf)`,
     }),
   postgresUrl: () =>
     Type.String({

@@ -50,7 +50,7 @@ describe('parseEnv', () => {
     })();
     expect(err).toBeInstanceOf(ConfigError);
     expect(err?.message).toBe(
-      'Invalid configuration: REDIS_URL is missing: the redis-cache URL, e.g. redis://127.0.0.1:6379 (see deploy/redis/cache.conf)',
+      "Invalid configuration: REDIS_URL is missing: the redis-cache URL with the service's own ACL user, e.g. redis://<user>:<password>@127.0.0.1:6379 (see deploy/redis/cache.conf)",
     );
   });
 

@@ -57,7 +57,10 @@ export async function migrateToLatest(
   migrations: Record<string, Migration>,
 ): Promise<MigrationResultSet> {
   if (!SCHEMA_PATTERN.test(schema)) throw new TypeError(`invalid schema name ${schema}`);
-  await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
+  // Only when missing: `create schema if not exists` asks for CREATE on the database even when the schema
+  // exists, a right the migration role (the schema's owner, nothing more) does not have.
+  const { rows } = await sql`select 1 from pg_namespace where nspname = ${schema}`.execute(db);
+  if (rows.length === 0) await sql`create schema ${sql.id(schema)}`.execute(db);
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => migrations },

@@ -1,5 +1,5 @@
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
-import { createKeys } from '@atoll/redis-keys';
+import { createKeys, QUEUE_USERS } from '@atoll/redis-keys';
 import { RedisServer } from '@atoll/testkit';
 import { Queue, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +40,10 @@ describe('job catalog', () => {
       expect(payloadProblem('security-email', job, { v: 1, ...rest, code: '012345' })).toMatch(/version 1/);
       expect(payloadProblem('email', job, { ...code, v: 1, code: '012345' })).toMatch(/unknown job/);
     }
+  });
+
+  it("names the same queues as the key map, whose users get each queue's Redis keys", () => {
+    expect(Object.keys(QUEUES).sort()).toEqual(Object.keys(QUEUE_USERS).sort());
   });
 
   it('gives every queue bounded retention and exponential backoff with jitter', () => {

@@ -45,6 +45,17 @@
 
 export type RedisRole = 'cache' | 'session' | 'queue';
 
+/** The services that connect to Redis, each as its own ACL user (see acl.ts). */
+export const SERVICES = ['gateway', 'auth', 'content', 'notifier'] as const;
+export type Service = (typeof SERVICES)[number];
+
+/**
+ * What a service may do with a key: read it, write it, or both (Redis's `%R~`, `%W~` and `~`). A
+ * channel is published on, subscribed to, or both.
+ */
+export type KeyAccess = 'read' | 'write' | 'readwrite';
+export type ChannelAccess = 'publish' | 'subscribe' | 'publish-subscribe';
+
 export interface KeySpec {
   /** The key pattern, with `<placeholders>`, as it appears under the prefix. */
   readonly pattern: string;
@@ -52,6 +63,12 @@ export interface KeySpec {
   readonly type: 'String' | 'Hash' | 'Set' | 'Sorted Set' | 'List' | 'Stream' | 'Channel' | 'Key prefix';
   /** How long the key lives, in words; `none` only on the queue instance. */
   readonly ttl: string;
+  /**
+   * The services that use the key and how: the only ones whose Redis users may touch it (acl.ts turns
+   * this into each service's ACL rules). Empty only for `bullPrefix`, whose users are per queue
+   * (QUEUE_USERS).
+   */
+  readonly users: Partial<Record<Service, KeyAccess | ChannelAccess>>;
 }
 
 /** Metadata for every key: used by the docs, the TTL audit in the tests, and `describeKey`. */
@@ -61,178 +78,227 @@ export const KEY_SPECS = {
     instance: 'session',
     type: 'Hash',
     ttl: 'idle timeout, refreshed at most every refresh interval, never past the absolute timeout',
+    users: { gateway: 'readwrite', auth: 'readwrite' },
   },
   userSessions: {
     pattern: 'user-sess:{<userId>}',
     instance: 'session',
     type: 'Set',
     ttl: 'absolute session timeout, renewed whenever a session is added',
+    users: { auth: 'readwrite' },
   },
   roleHolders: {
     pattern: 'role-holders:{<role>}',
     instance: 'session',
     type: 'Set',
     ttl: 'absolute session timeout, renewed whenever a session with the role is added: once it runs out, every session it could name has ended',
+    users: { auth: 'readwrite' },
   },
   loginFailures: {
     pattern: 'login-fail:{<account|account-address|address|device>:<id>}',
     instance: 'session',
     type: 'String',
     ttl: 'the failure window, set atomically with the first increment (count-failure.lua)',
+    users: { auth: 'readwrite' },
   },
   verificationCode: {
     pattern: 'verify:{<userId>}',
     instance: 'session',
     type: 'Hash',
     ttl: "the code's life (15 min); attempts are counted in the same hash, which keeps its TTL",
+    users: { auth: 'readwrite' },
   },
   passwordReset: {
     pattern: 'pw-reset:{<tokenHash>}',
     instance: 'session',
     type: 'String',
     ttl: "the reset link's life (30 min); consumed with GETDEL",
+    users: { auth: 'readwrite' },
   },
   mailCap: {
     pattern: 'mail-cap:{<reset|code>:<userId>}',
     instance: 'session',
     type: 'String',
     ttl: "the cap's window (15 min), set atomically with the first increment (count-failure.lua)",
+    users: { auth: 'readwrite' },
   },
   mailSecret: {
     pattern: 'mail-secret:{<jobId>}',
     instance: 'session',
     type: 'String',
     ttl: "the secret's life (code 15 min, reset link 30 min); written by auth before it enqueues the email, deleted by the notifier once the email is sent",
+    users: { auth: 'write', notifier: 'readwrite' },
   },
   passwordChanges: {
     pattern: 'pw-change:{<userId>}',
     instance: 'session',
     type: 'String',
     ttl: 'the password-change window (PASSWORD_CHANGE_WINDOW_S, 1 hour), set atomically with the first increment (count-failure.lua)',
+    users: { auth: 'readwrite' },
   },
   signups: {
     pattern: 'signup:{<address|prefix>}',
     instance: 'session',
     type: 'String',
     ttl: 'the sign-up window (REGISTRATION_WINDOW_S, 1 hour), set atomically with the first increment (count-failure.lua)',
+    users: { auth: 'readwrite' },
   },
   devices: {
     pattern: 'devices:{<userId>}',
     instance: 'session',
     type: 'Sorted Set',
     ttl: "the device cookie's life (DEVICE_COOKIE_TTL_S, 180 days), renewed whenever one is issued, in the script that adds it; each member's score is its own expiry, and at most DEVICE_COOKIE_MAX_PER_ACCOUNT members are kept",
+    users: { auth: 'readwrite' },
   },
   oauthState: {
     pattern: 'oauth:{<stateHash>}',
     instance: 'session',
     type: 'String',
     ttl: '10 minutes; consumed with GETDEL (single use)',
+    users: { auth: 'readwrite' },
   },
   rateLimit: {
     pattern: 'rl:{<anonymous|user|address|auth|mail>:<address|userId>}',
     instance: 'session',
     type: 'String',
     ttl: "the tier's window, given by the same script that increments the counter (gateway count.lua)",
+    users: { gateway: 'readwrite' },
   },
   ranking: {
     pattern: 'rank:{<trending|leaderboard>}',
     instance: 'cache',
     type: 'Sorted Set',
     ttl: '10 minutes with jitter; rebuilt from PostgreSQL when missing (evicted, expired, flushed)',
+    users: { content: 'readwrite' },
   },
   rebuildLease: {
     pattern: 'rebuild:{<name>}',
     instance: 'cache',
     type: 'String',
     ttl: '5 seconds: whoever holds it rebuilds, the others wait or read PostgreSQL',
+    users: { content: 'readwrite' },
   },
   favoritesOf: {
     pattern: 'rel:{<userId>}:fav',
     instance: 'cache',
     type: 'Set',
     ttl: '1 hour with jitter; rebuilt from PostgreSQL when missing (a "" member marks it complete)',
+    users: { content: 'readwrite' },
   },
   followingOf: {
     pattern: 'rel:{<userId>}:fol',
     instance: 'cache',
     type: 'Set',
     ttl: '1 hour with jitter; rebuilt from PostgreSQL when missing (a "" member marks it complete)',
+    users: { content: 'readwrite' },
   },
   activityOf: {
     pattern: 'rel:{<userId>}:act',
     instance: 'cache',
     type: 'List',
     ttl: '1 hour with jitter; rebuilt from PostgreSQL when missing; trimmed to the most recent N',
+    users: { content: 'readwrite' },
   },
   relationsVersion: {
     pattern: 'rel:{<userId>}:ver',
     instance: 'cache',
     type: 'String',
     ttl: '1 hour, renewed on every change: a rebuild that raced a change is not stored',
+    users: { content: 'readwrite' },
   },
   cacheEntry: {
     pattern: 'c:{<namespace>:<id>}',
     instance: 'cache',
     type: 'String',
     ttl: "the entry's TTL plus its grace period, with jitter",
+    users: { content: 'readwrite' },
   },
   cacheLease: {
     pattern: 'c-lease:{<namespace>:<id>}',
     instance: 'cache',
     type: 'String',
     ttl: 'the load lease (2 s by default): one loader per key across instances',
+    users: { content: 'readwrite' },
   },
   cacheTag: {
     pattern: 'c-tag:{<tag>}',
     instance: 'cache',
     type: 'Set',
     ttl: 'renewed to the longest TTL plus grace of the entries it lists',
+    users: { content: 'readwrite' },
   },
   cacheBus: {
     pattern: 'c-bus',
     instance: 'cache',
     type: 'Channel',
     ttl: 'none: a pub/sub channel holds no data',
+    users: { content: 'publish-subscribe' },
   },
   userEvents: {
     pattern: 'events:{users}',
     instance: 'queue',
     type: 'Stream',
     ttl: 'none: durable event log, trimmed to about 100 000 entries on every append (XADD MAXLEN ~)',
+    users: { auth: 'write', content: 'readwrite', notifier: 'readwrite' },
   },
   bullPrefix: {
     pattern: '{bull}',
     instance: 'queue',
     type: 'Key prefix',
     ttl: "none here: BullMQ's keys under this prefix, bounded by each job's removeOnComplete/removeOnFail",
+    // Per queue: QUEUE_USERS.
+    users: {},
   },
   notifyMailCap: {
     pattern: 'notify-cap:{<recipient|actor>:<userId>}',
     instance: 'queue',
     type: 'String',
     ttl: "the cap's window (NOTIFY_MAIL_CAP_WINDOW_MS, 1 hour by default), set atomically with the first increment; the notifier's",
+    users: { notifier: 'readwrite' },
   },
   lock: {
     pattern: 'lock:{<name>}',
     instance: 'queue',
     type: 'String',
     ttl: 'the lease (SET NX PX), extended while its holder works; on the queue instance so it is never evicted',
+    users: { notifier: 'readwrite' },
   },
   lockFence: {
     pattern: 'lock-fence:{<name>}',
     instance: 'queue',
     type: 'String',
     ttl: 'none: the fencing counter (INCR on every acquire) must only ever grow; kept by AOF',
+    users: { notifier: 'readwrite' },
   },
   liveNotifications: {
     pattern: 'live-notifications',
     instance: 'session',
     type: 'Channel',
     ttl: 'none: a pub/sub channel holds no data (missed events are replayed from PostgreSQL)',
+    users: { gateway: 'subscribe', notifier: 'publish' },
   },
 } as const satisfies Record<string, KeySpec>;
 
 export type KeyName = keyof typeof KEY_SPECS;
+
+/**
+ * The BullMQ queues (`<bullPrefix>:<queue>:*`) and the services that use each: producers and workers
+ * alike need to read and write the queue's keys (BullMQ's scripts do both). @atoll/jobs's catalog must
+ * name the same queues (its tests check).
+ */
+export const QUEUE_USERS = {
+  /** auth adds verification codes, resets and email-change notices; the notifier sends them. */
+  'security-email': ['auth', 'notifier'],
+  /** auth adds welcomes; the notifier adds notification and digest emails and sends them all. */
+  email: ['auth', 'notifier'],
+  /** content adds follow, favorite, comment and mention jobs; the notifier fans them out. */
+  notifications: ['content', 'notifier'],
+  /** content schedules and runs its ranking recomputes. */
+  rankings: ['content'],
+  /** The notifier schedules and runs the digests. */
+  digests: ['notifier'],
+} as const satisfies Record<string, readonly Service[]>;
+export type QueueName = keyof typeof QUEUE_USERS;
 
 const PREFIX_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,63}$/i;
 
@@ -360,3 +426,13 @@ export function hashTag(key: string): string {
   if (close === -1 || close === open + 1) return key;
   return key.slice(open + 1, close);
 }
+
+export {
+  type AclUsers,
+  aclFile,
+  aclRules,
+  DENIED_COMMANDS,
+  type KeyPattern,
+  keyPatterns,
+  servicesOn,
+} from './acl.ts';

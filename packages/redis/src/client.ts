@@ -78,25 +78,22 @@ export function createRedisClient(opts: RedisClientOptions): Redis {
   return client;
 }
 
-/** Reads the settings the role check needs. CONFIG GET is used because INFO lacks `save`/`appendfsync`. */
+/**
+ * Reads the settings the role check needs from INFO (memory and persistence), which every service's ACL
+ * user may run; CONFIG GET is the admin's alone (see @atoll/redis-keys acl.ts).
+ */
 export async function readSettings(client: Redis): Promise<ServerSettings> {
-  const pairs = (await client.config(
-    'GET',
-    'maxmemory',
-    'maxmemory-policy',
-    'appendonly',
-    'appendfsync',
-    'save',
-  )) as string[] | Record<string, string>;
-  const map: Record<string, string> = Array.isArray(pairs)
-    ? Object.fromEntries(pairs.flatMap((v, i, a) => (i % 2 === 0 ? [[v, a[i + 1] ?? '']] : [])))
-    : pairs;
+  // Two sections in one INFO: Redis 7 and later.
+  const text = String(await client.call('INFO', 'memory', 'persistence'));
+  const map: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const colon = line.indexOf(':');
+    if (colon > 0 && !line.startsWith('#')) map[line.slice(0, colon)] = line.slice(colon + 1).trim();
+  }
   return {
     maxmemory: Number(map.maxmemory ?? 0),
-    maxmemoryPolicy: map['maxmemory-policy'] ?? 'unknown',
-    appendonly: map.appendonly === 'yes',
-    appendfsync: map.appendfsync ?? 'unknown',
-    save: map.save ?? '',
+    maxmemoryPolicy: map.maxmemory_policy ?? 'unknown',
+    appendonly: map.aof_enabled === '1',
   };
 }
 

@@ -5,9 +5,13 @@ export interface ServerSettings {
   maxmemory: number;
   maxmemoryPolicy: string;
   appendonly: boolean;
-  appendfsync: string;
-  /** The RDB `save` schedule; empty when snapshots are off. */
-  save: string;
+  /**
+   * `appendfsync` and the RDB `save` schedule (empty when snapshots are off), when known. INFO, all a
+   * service's Redis user may read, has neither (only CONFIG GET has, which no service user may run): the
+   * services leave them out and these checks are skipped; the role files set both (their test reads them).
+   */
+  appendfsync?: string;
+  save?: string;
 }
 
 export interface RoleProblem {
@@ -70,7 +74,7 @@ export function checkRole(role: RedisRole, s: ServerSettings): RoleProblem[] {
         why: 'the append-only file must reach the disk at least every second',
       });
     }
-    if (role === 'session' && s.save.trim() === '' && !s.appendonly) {
+    if (role === 'session' && s.save !== undefined && s.save.trim() === '' && !s.appendonly) {
       problems.push({
         setting: 'save',
         actual: '"" (no snapshots)',

@@ -1,4 +1,5 @@
-import { RedisServer } from '@atoll/testkit';
+import { readFileSync } from 'node:fs';
+import { RedisServer, redisConf } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeRedis, connectRedis, RedisRoleError, type RoleCheckedRedis } from '../src/index.ts';
 
@@ -104,5 +105,13 @@ describe('role checks against real redis-server processes', () => {
     expect(await until(() => c.status === 'ready' && !c.roleOk())).toBe(true);
     await s.restart([]);
     expect(await until(() => c.status === 'ready' && c.roleOk())).toBe(true);
+  });
+
+  it('keeps in the role files what INFO cannot show a service user: save, appendfsync, protected mode', () => {
+    const conf = (role: 'cache' | 'session' | 'queue') => readFileSync(redisConf(role), 'utf8');
+    for (const role of ['cache', 'session', 'queue'] as const)
+      expect(conf(role), role).toMatch(/^protected-mode yes$/m);
+    expect(conf('session')).toMatch(/^save \d+ \d+/m);
+    expect(conf('queue')).toMatch(/^appendfsync (everysec|always)$/m);
   });
 });

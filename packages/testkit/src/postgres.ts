@@ -1,16 +1,21 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, realpathSync, statSync } from 'node:fs';
-import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { arch, platform, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { ownProcess } from './owned.ts';
+import { dropServiceRoles } from './pg-roles.ts';
 import { freePort } from './ports.ts';
 
 export interface PostgresServer {
-  /** A superuser URL to the `postgres` database, for creating and dropping databases. */
+  /**
+   * A superuser URL to the `postgres` database, for creating and dropping databases and the services'
+   * roles. Its password is random (`<dir>/superuser-password`, mode 0600), never a well-known one.
+   */
   adminUrl: string;
   stop(): Promise<void>;
 }
@@ -35,13 +40,29 @@ export async function startEmbeddedPostgres(opts: {
   const bin = postgresBinDir();
   const ids = userInfo().uid === 0 ? postgresUser(bin) : {};
   const dataDir = join(opts.dir, 'pgdata');
-  if (!existsSync(join(dataDir, 'PG_VERSION'))) await initdb(bin, dataDir, opts.dir, ids);
+  // The superuser's password: random, kept beside the cluster (mode 0600) for the next start.
+  const passwordFile = join(opts.dir, 'superuser-password');
+  let password = existsSync(passwordFile) ? (await readFile(passwordFile, 'utf8')).trim() : '';
+  let replaceLegacy = false;
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+    password = randomBytes(32).toString('hex');
+    await initdb(bin, dataDir, opts.dir, ids, password);
+    await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+  } else {
+    await scramOnly(dataDir);
+    // A cluster from before the random password still has the well-known one: replaced once started.
+    if (!password) {
+      password = 'postgres';
+      replaceLegacy = true;
+    }
+  }
 
   const child = spawn(
     join(bin, 'postgres'),
     [
       ...['-D', dataDir, '-p', String(port)],
       ...['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+      ...['-c', 'password_encryption=scram-sha-256'],
       ...(opts.persistent
         ? []
         : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
@@ -63,8 +84,18 @@ export async function startEmbeddedPostgres(opts: {
       reject(new Error(`postgres exited with ${code} before it was ready: ${log}`)),
     );
   });
+  if (replaceLegacy) {
+    const fresh = randomBytes(32).toString('hex');
+    const client = new pg.Client({
+      connectionString: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    });
+    await client.connect();
+    await client.query(`ALTER ROLE postgres PASSWORD '${fresh}'`).finally(() => client.end());
+    await writeFile(passwordFile, `${fresh}\n`, { mode: 0o600 });
+    password = fresh;
+  }
   return {
-    adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    adminUrl: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
@@ -113,10 +144,16 @@ function postgresUser(bin: string): Ids {
   return ids;
 }
 
-async function initdb(bin: string, dataDir: string, parent: string, ids: Ids): Promise<void> {
+async function initdb(
+  bin: string,
+  dataDir: string,
+  parent: string,
+  ids: Ids,
+  password: string,
+): Promise<void> {
   await mkdir(dataDir, { recursive: true });
   const pwfile = join(parent, '.pg-initial-password');
-  await writeFile(pwfile, 'postgres\n', { mode: 0o600 });
+  await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
   if (ids.uid !== undefined && ids.gid !== undefined) {
     await chmod(parent, 0o755);
     await chown(dataDir, ids.uid, ids.gid);
@@ -127,7 +164,8 @@ async function initdb(bin: string, dataDir: string, parent: string, ids: Ids): P
       join(bin, 'initdb'),
       [
         `--pgdata=${dataDir}`,
-        '--auth=password',
+        // Passwords never cross the connection in clear, and are stored as SCRAM verifiers.
+        '--auth=scram-sha-256',
         '--username=postgres',
         `--pwfile=${pwfile}`,
         '--encoding=UTF8',
@@ -141,6 +179,18 @@ async function initdb(bin: string, dataDir: string, parent: string, ids: Ids): P
   } finally {
     await rm(pwfile, { force: true });
   }
+}
+
+/**
+ * A cluster made before initdb used SCRAM asked for cleartext passwords (`password` in pg_hba.conf):
+ * from now on it asks for SCRAM too. Its passwords were already stored as SCRAM verifiers (the default of
+ * `password_encryption` since PostgreSQL 14), so every role can still sign in.
+ */
+async function scramOnly(dataDir: string): Promise<void> {
+  const file = join(dataDir, 'pg_hba.conf');
+  const before = await readFile(file, 'utf8');
+  const after = before.replace(/^(host\S*\s.*\s)(password|md5)\s*$/gm, '$1scram-sha-256');
+  if (after !== before) await writeFile(file, after);
 }
 
 /**
@@ -167,14 +217,19 @@ export interface TestDatabase {
 
 /** Creates a fresh, empty database on the admin connection's server; `drop()` removes it. */
 export async function createDatabase(adminUrl: string, label = 'test'): Promise<TestDatabase> {
-  const name = `atoll_${label}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  // Short enough for the service roles named after it (`<name>_notifier_owner`, 63 bytes at most).
+  const name = `atoll_${label.slice(0, 20)}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
   await adminQuery(adminUrl, `CREATE DATABASE "${name}"`);
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
     name,
-    drop: () => adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+    drop: async () => {
+      await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      // The roles a stack made for its services on this database (see pg-roles.ts) go with it.
+      await dropServiceRoles(adminUrl, name);
+    },
   };
 }
 

@@ -1,5 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type AclUsers, aclFile, type Service, servicesOn } from '@atoll/redis-keys';
 import { ownedTempDir, ownProcess, removeOwnedDir } from './owned.ts';
 import { redisConf } from './paths.ts';
 import { freePort } from './ports.ts';
@@ -14,11 +18,26 @@ export interface RedisServerOptions {
   /** Keep data in this folder (and do not remove it on stop). */
   dir?: string;
   port?: number;
+  /**
+   * The key prefix the services use: with it, each service that uses the role gets its own ACL user
+   * (@atoll/redis-keys acl.ts); without it, only the admin exists.
+   */
+  keyPrefix?: string;
+  /** Passwords to keep (the local stack's, across starts); any missing one is made at random. */
+  passwords?: Partial<AclUsers>;
 }
+
+/** Every user's password on one server: `admin` is the `default` user's. */
+export type RedisPasswords = AclUsers;
+
+/** A random password, 256 bits as hex. */
+export const randomPassword = () => randomBytes(32).toString('hex');
 
 /**
  * A real `redis-server` process started with atoll's configuration for a role, on a free port, with its
- * persistence files in its own temporary folder.
+ * persistence files in its own temporary folder, and its ACL users in `users.acl` there (mode 0600): the
+ * admin (`default`, for tests and operators: `url`) and, given a key prefix, each service that uses the
+ * role (`urlFor(service)`). Nobody connects without a password (`address` has none).
  */
 export class RedisServer {
   readonly role: Role;
@@ -27,6 +46,8 @@ export class RedisServer {
   private readonly conf: string;
   private args: string[];
   private readonly ownsDir: boolean;
+  /** Every user's password: `admin` is the `default` user's. */
+  readonly passwords: AclUsers;
   private child: ChildProcess | undefined;
   log = '';
 
@@ -37,6 +58,14 @@ export class RedisServer {
     this.ownsDir = ownsDir;
     this.conf = opts.conf ?? redisConf(role);
     this.args = opts.args ?? [];
+    const services = opts.keyPrefix === undefined ? [] : servicesOn(role, opts.keyPrefix);
+    this.passwords = { admin: opts.passwords?.admin ?? randomPassword() };
+    for (const s of services) this.passwords[s] = opts.passwords?.[s] ?? randomPassword();
+    writeFileSync(this.aclFile, aclFile(role, opts.keyPrefix ?? 'atoll', this.passwords), { mode: 0o600 });
+  }
+
+  private get aclFile(): string {
+    return join(this.dir, 'users.acl');
   }
 
   static async start(role: Role, opts: RedisServerOptions = {}): Promise<RedisServer> {
@@ -47,8 +76,21 @@ export class RedisServer {
     return server;
   }
 
+  /** The admin's URL (the `default` user): tests and operators only, never a service. */
   get url(): string {
+    return `redis://default:${this.passwords.admin}@127.0.0.1:${this.port}`;
+  }
+
+  /** The address without any credential. */
+  get address(): string {
     return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** The URL a service connects with: its own ACL user. */
+  urlFor(service: Service): string {
+    const password = this.passwords[service];
+    if (!password) throw new Error(`${service} has no user on redis-${this.role}: it uses no key there`);
+    return `redis://${service}:${password}@127.0.0.1:${this.port}`;
   }
 
   get pid(): number | undefined {
@@ -72,6 +114,8 @@ export class RedisServer {
         this.dir,
         '--daemonize',
         'no',
+        '--aclfile',
+        this.aclFile,
         ...this.args,
       ],
       // Its own process group: a terminal's Ctrl-C reaches only whoever started it, which stops it in

@@ -9,13 +9,31 @@ export {
   identityKeyPair,
 } from './identity-keys.ts';
 export { ownedTempDir, ownProcess, removeOwnedDir } from './owned.ts';
-export { redisConf, repoRoot } from './paths.ts';
+export { privateDirMode, redisConf, repoRoot } from './paths.ts';
+export {
+  ensureServiceRoles,
+  roleNames,
+  SCHEMA_SERVICES,
+  type SchemaService,
+  type ServiceDatabase,
+  scramVerifier,
+  serviceRoleNames,
+  serviceRolesSql,
+} from './pg-roles.ts';
 export { freePort } from './ports.ts';
 export { createDatabase, type PostgresServer, startEmbeddedPostgres, type TestDatabase } from './postgres.ts';
-export { RedisServer, type RedisServerOptions, type Role } from './redis-server.ts';
+export { rawRedis } from './raw-redis.ts';
+export {
+  type RedisPasswords,
+  RedisServer,
+  type RedisServerOptions,
+  type Role,
+  randomPassword,
+} from './redis-server.ts';
 export { type Exit, type LogLine, ServiceProcess, type SpawnOptions } from './service-process.ts';
 export { type ReceivedMail, type SmtpServerOptions, SmtpTestServer } from './smtp.ts';
 export {
+  type Credentials,
   LOCAL_DEFAULTS,
   SERVICES,
   type ServiceName,

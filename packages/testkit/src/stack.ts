@@ -4,14 +4,22 @@
  * content and notifier, then the gateway in front of them; a local SMTP sink receives the mail. Used by the local stack command
  * (`npm start`, scripts/stack.ts) and by the end-to-end tests, so what a developer runs is what is tested.
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Events, OAuth2Server } from 'oauth2-mock-server';
 import pg from 'pg';
 import type { IdentityKeyFiles, IdentityKeys } from './identity-keys.ts';
+import { privateDirMode } from './paths.ts';
+import {
+  ensureServiceRoles,
+  SCHEMA_SERVICES,
+  type SchemaService,
+  type ServiceDatabase,
+  serviceRoleNames,
+} from './pg-roles.ts';
 import { freePort } from './ports.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
-import { RedisServer, type Role } from './redis-server.ts';
+import { type RedisPasswords, RedisServer, type Role, randomPassword } from './redis-server.ts';
 import { ServiceProcess } from './service-process.ts';
 import { SmtpTestServer } from './smtp.ts';
 
@@ -38,6 +46,17 @@ export interface StackOptions {
   retainLogs?: boolean;
   /** Send mail through this SMTP server; otherwise a local sink receives it (logged to `logs/mail.log`). */
   smtpUrl?: string;
+  /**
+   * Keep the Redis and PostgreSQL passwords in this JSON file (mode 0600) and reuse them on the next
+   * start (`npm start`); otherwise every start makes new ones.
+   */
+  credentialsFile?: string;
+}
+
+/** Every password the stack made: Redis's per role and user, PostgreSQL's per role name. */
+export interface Credentials {
+  redis: Partial<Record<Role, RedisPasswords>>;
+  postgres: Record<string, string>;
 }
 
 export const SERVICES = ['auth', 'content', 'notifier', 'gateway'] as const;
@@ -96,7 +115,10 @@ export interface Stack {
   oidc: OAuth2Server;
   /** The local mail sink (null when `smtpUrl` was given): every email the notifier sent, parsed. */
   smtp: SmtpTestServer | null;
+  /** The admin URL of the database (a superuser's, or whoever `databaseUrl` named): never a service's. */
   databaseUrl: string;
+  /** Each service's own PostgreSQL role and its schema owner's (migrations). */
+  databases: Record<SchemaService, ServiceDatabase>;
   redis: Record<Role, RedisServer>;
   services: Record<ServiceName, ServiceProcess>;
   /** The environment a service was started with (to restart one the same way). */
@@ -108,7 +130,18 @@ export interface Stack {
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const say = opts.onReady ?? (() => {});
   const logsDir = join(opts.dataDir, 'logs');
-  mkdirSync(logsDir, { recursive: true });
+  // Only this user may read the data, the logs and the password files.
+  mkdirSync(opts.dataDir, { recursive: true, mode: privateDirMode() });
+  mkdirSync(logsDir, { recursive: true, mode: 0o700 });
+  chmodSync(logsDir, 0o700); // a folder from before keeps its mode otherwise
+  const credentials = readCredentials(opts.credentialsFile);
+  // The Redis users are made for one key prefix, so every service must use it (`npm start` passes
+  // REDIS_KEY_PREFIX to every service alike).
+  const keyPrefix =
+    opts.keyPrefix ??
+    opts.env?.REDIS_KEY_PREFIX ??
+    Object.values(opts.serviceEnv ?? {}).find((env) => env?.REDIS_KEY_PREFIX)?.REDIS_KEY_PREFIX ??
+    'atoll';
   const cleanups: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
@@ -121,10 +154,17 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await Promise.all(
       (['cache', 'session', 'queue'] as const).map(async (role) => {
         const dir = join(opts.dataDir, `redis-${role}`);
-        mkdirSync(dir, { recursive: true });
-        redis[role] = await RedisServer.start(role, { dir });
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        chmodSync(dir, 0o700);
+        redis[role] = await RedisServer.start(role, {
+          dir,
+          keyPrefix,
+          ...(credentials.redis[role] ? { passwords: credentials.redis[role] } : {}),
+        });
+        credentials.redis[role] = redis[role].passwords;
         cleanups.push(() => redis[role].stop());
-        say(`redis-${role} ready at ${redis[role].url} (deploy/redis/${role}.conf)`);
+        // The address only: the admin's password stays in the credentials file.
+        say(`redis-${role} ready at ${redis[role].address} (deploy/redis/${role}.conf)`);
       }),
     );
 
@@ -134,16 +174,30 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       say(`postgres: using DATABASE_URL (${new URL(databaseUrl).host})`);
     } else {
       const dir = join(opts.dataDir, 'postgres');
-      mkdirSync(dir, { recursive: true });
+      // As root, initdb opens it to the `postgres` user (the cluster inside stays 0700, theirs).
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
       const server = await startEmbeddedPostgres({ dir, persistent: true });
       cleanups.push(() => server.stop());
       databaseUrl = await ensureDatabase(server.adminUrl, 'atoll');
       say(`postgres ready at ${new URL(databaseUrl).host} (embedded, data in ${dir})`);
     }
 
+    // Each service's roles: the schema owner runs its migrations, the service runs with data rights only.
+    const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+    for (const name of serviceRoleNames(database)) credentials.postgres[name] ??= randomPassword();
+    writeCredentials(opts.credentialsFile, credentials);
+    const databases = await ensureServiceRoles(databaseUrl, credentials.postgres);
+    say(
+      `postgres roles: ${SCHEMA_SERVICES.map((s) => `${databases[s].role}, ${databases[s].ownerRole}`).join(', ')}`,
+    );
+
     // Migrations: each service's own migrate command, exactly as in production.
     for (const app of MIGRATED) {
-      const migrate = ServiceProcess.spawn(app, { DATABASE_URL: databaseUrl }, { entry: 'src/migrate.ts' });
+      const migrate = ServiceProcess.spawn(
+        app,
+        { DATABASE_URL: databases[app].migrateUrl },
+        { entry: 'src/migrate.ts' },
+      );
       const { code } = await migrate.exited;
       if (code !== 0) throw new Error(`${app} migrations failed: ${migrate.stderr.trim()}`);
       say(`${app} migrations: ${migrate.stdout.trim().split('\n').join(', ')}`);
@@ -160,7 +214,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       const mailLog = join(logsDir, 'mail.log');
       const sink = await SmtpTestServer.start({
         onMessage: (mail) =>
-          appendFileSync(mailLog, `--- to ${mail.to.join(', ')}: ${mail.subject}\n${mail.text}\n`),
+          appendFileSync(mailLog, `--- to ${mail.to.join(', ')}: ${mail.subject}\n${mail.text}\n`, {
+            mode: 0o600,
+          }),
       });
       cleanups.push(() => sink.stop());
       smtp = sink;
@@ -174,13 +230,20 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const authPort = String(await freePort());
 
     // Services: the stack's defaults, then the caller's settings, then the wiring, which always wins.
-    const settings = (name: ServiceName): Record<string, string> => ({
-      REDIS_KEY_PREFIX: opts.keyPrefix ?? 'atoll',
-      ...LOCAL_DEFAULTS,
-      ...(name === 'notifier' ? { PUBLIC_URL: `http://${publicHost}:${gatewayPort}` } : {}),
-      ...opts.env,
-      ...opts.serviceEnv?.[name],
-    });
+    const settings = (name: ServiceName): Record<string, string> => {
+      const values: Record<string, string> = {
+        REDIS_KEY_PREFIX: keyPrefix,
+        ...LOCAL_DEFAULTS,
+        ...(name === 'notifier' ? { PUBLIC_URL: `http://${publicHost}:${gatewayPort}` } : {}),
+        ...opts.env,
+        ...opts.serviceEnv?.[name],
+      };
+      if (values.REDIS_KEY_PREFIX !== keyPrefix)
+        throw new Error(
+          `${name} would use the Redis key prefix ${values.REDIS_KEY_PREFIX}, the others ${keyPrefix}: the services' Redis users allow one prefix`,
+        );
+      return values;
+    };
     const id = opts.identity;
     const verifying: Wiring =
       'publicKeysFile' in id
@@ -195,9 +258,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       auth: {
         ...common,
         PORT: authPort,
-        DATABASE_URL: databaseUrl,
-        REDIS_SESSION_URL: redis.session.url,
-        REDIS_QUEUE_URL: redis.queue.url,
+        DATABASE_URL: databases.auth.url,
+        REDIS_SESSION_URL: redis.session.urlFor('auth'),
+        REDIS_QUEUE_URL: redis.queue.urlFor('auth'),
         GOOGLE_ISSUER: oidc.issuer.url ?? '',
         GOOGLE_CLIENT_ID: 'atoll-local',
         GOOGLE_CLIENT_SECRET: 'atoll-local-secret',
@@ -205,16 +268,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       },
       content: {
         ...common,
-        DATABASE_URL: databaseUrl,
-        REDIS_CACHE_URL: redis.cache.url,
-        REDIS_QUEUE_URL: redis.queue.url,
+        DATABASE_URL: databases.content.url,
+        REDIS_CACHE_URL: redis.cache.urlFor('content'),
+        REDIS_QUEUE_URL: redis.queue.urlFor('content'),
         AUTH_URL: `http://127.0.0.1:${authPort}`,
       },
       notifier: {
         ...common,
-        DATABASE_URL: databaseUrl,
-        REDIS_QUEUE_URL: redis.queue.url,
-        REDIS_SESSION_URL: redis.session.url,
+        DATABASE_URL: databases.notifier.url,
+        REDIS_QUEUE_URL: redis.queue.urlFor('notifier'),
+        REDIS_SESSION_URL: redis.session.urlFor('notifier'),
         SMTP_URL: smtpUrl,
       },
     };
@@ -225,7 +288,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const startService = async (name: ServiceName) => {
       const logFile = join(logsDir, `${name}.log`);
       const proc = await ServiceProcess.start(name, envs[name], {
-        onOutput: (chunk) => appendFileSync(logFile, chunk),
+        onOutput: (chunk) => appendFileSync(logFile, chunk, { mode: 0o600 }),
       });
       if (!opts.retainLogs) proc.stopRetaining();
       services[name] = proc;
@@ -237,7 +300,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       ...signing,
       PORT: String(gatewayPort),
       HOST: gatewayHost,
-      REDIS_SESSION_URL: redis.session.url,
+      REDIS_SESSION_URL: redis.session.urlFor('gateway'),
       AUTH_URL: services.auth.url,
       CONTENT_URL: services.content.url,
       NOTIFIER_URL: services.notifier.url,
@@ -250,6 +313,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       oidc,
       smtp,
       databaseUrl,
+      databases,
       redis,
       services,
       envOf: (name) => ({ ...envs[name] }),
@@ -279,6 +343,18 @@ async function startOpenIdProvider(): Promise<OAuth2Server> {
   });
   await server.start(await freePort(), '127.0.0.1');
   return server;
+}
+
+function readCredentials(file: string | undefined): Credentials {
+  if (!file || !existsSync(file)) return { redis: {}, postgres: {} };
+  const kept = JSON.parse(readFileSync(file, 'utf8')) as Partial<Credentials>;
+  return { redis: kept.redis ?? {}, postgres: kept.postgres ?? {} };
+}
+
+function writeCredentials(file: string | undefined, credentials: Credentials): void {
+  if (!file) return;
+  writeFileSync(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600); // a file from before keeps its mode otherwise
 }
 
 /** Creates `name` on the server if it does not exist yet; returns its URL. */

@@ -1,0 +1,184 @@
+/**
+ * Redis ACL users, generated from the key map: each service connects to each Redis role as its own user,
+ * allowed only the keys and channels whose spec names it (KEY_SPECS[...].users, QUEUE_USERS) and only
+ * the commands a client of atoll's kind needs. A key added to the map without users is reachable by
+ * nobody but the admin; a service that starts using a key must be named in its spec first, so the map
+ * and the permissions cannot drift apart (the tests of this package and of @atoll/redis check both).
+ *
+ * What every service user gets:
+ * - data commands (`@read`, `@write`), transactions, Lua scripts (`EVAL`/`EVALSHA`: BullMQ, the rate
+ *   limiter, the locks; Redis checks every key a script touches against the same patterns), connection
+ *   commands (AUTH, HELLO, CLIENT SETNAME…) and INFO (ioredis's ready check, BullMQ's version check and
+ *   the role check of @atoll/redis);
+ * - never anything in `@dangerous` (FLUSHALL, FLUSHDB, CONFIG, KEYS, DEBUG, SHUTDOWN, ACL, MODULE,
+ *   MONITOR, CLIENT KILL/LIST, REPLICAOF, SAVE, MIGRATE, RESTORE…), nor SCRIPT FLUSH/KILL/DEBUG, FUNCTION,
+ *   SCAN (except the notifier on the queue instance: EXTRA_COMMANDS), RANDOMKEY or DBSIZE;
+ * - pub/sub only on its channels, and only the side it uses (PUBLISH or SUBSCRIBE).
+ * The `default` user is the admin: a long random password known to the operator (and the tests' admin
+ * client), never to a service.
+ */
+import { createHash } from 'node:crypto';
+import {
+  type ChannelAccess,
+  KEY_SPECS,
+  type KeyAccess,
+  QUEUE_USERS,
+  type RedisRole,
+  SERVICES,
+  type Service,
+} from './index.ts';
+
+/** Commands that no service user may run (each in a test of @atoll/redis against a real server). */
+export const DENIED_COMMANDS = [
+  'flushall',
+  'flushdb',
+  'config|get',
+  'config|set',
+  'keys',
+  'debug',
+  'shutdown',
+  'acl|list',
+  'acl|setuser',
+  'module|load',
+  'script|flush',
+  'script|kill',
+  'script|debug',
+  'function|flush',
+  'monitor',
+  'replicaof',
+  'save',
+  'bgsave',
+  'client|kill',
+  'client|list',
+  'swapdb',
+  'migrate',
+  'restore',
+  'randomkey',
+  'dbsize',
+] as const;
+
+const BASE_COMMANDS = [
+  '-@all',
+  '+@read',
+  '+@write',
+  '+@transaction',
+  '+@scripting',
+  '+@connection',
+  '-@dangerous',
+  '-script|flush',
+  '-script|kill',
+  // SCRIPT DEBUG SYNC would stop the whole server while a script is stepped through.
+  '-script|debug',
+  '-function',
+  '-fcall',
+  '-fcall_ro',
+  '-scan',
+  '-randomkey',
+  '-dbsize',
+  '+info',
+];
+
+/** Commands beyond the base that one service needs on one role, with the reason. */
+const EXTRA_COMMANDS: Partial<Record<Service, Partial<Record<RedisRole, string[]>>>> = {
+  // removeRetiredJobs (@atoll/jobs) finds jobs of retired versions by id with SCAN MATCH over its own
+  // queues' keys; SCAN returns only names, and the notifier may read every key it could find.
+  notifier: { queue: ['+scan'] },
+};
+
+const KEY_RULE: Record<KeyAccess, string> = { read: '%R~', write: '%W~', readwrite: '~' };
+const CHANNEL_COMMANDS: Record<ChannelAccess, string[]> = {
+  publish: ['+publish'],
+  subscribe: ['+subscribe', '+unsubscribe'],
+  'publish-subscribe': ['+publish', '+subscribe', '+unsubscribe'],
+};
+
+/** A spec pattern as an ACL glob: placeholders become `*` (braces are literal in Redis globs). */
+function glob(prefix: string, pattern: string): string {
+  return `${prefix}:${pattern.replace(/<[^>]*>/g, '*')}`;
+}
+
+export interface KeyPattern {
+  /** A KEY_SPECS name, or `queue:<name>` for a BullMQ queue. */
+  key: string;
+  instance: RedisRole;
+  kind: 'key' | 'channel';
+  glob: string;
+  users: Partial<Record<Service, KeyAccess | ChannelAccess>>;
+}
+
+/** Every key and channel pattern under `prefix`, with the services that may use it and how. */
+export function keyPatterns(prefix: string): KeyPattern[] {
+  const patterns: KeyPattern[] = [];
+  for (const [key, spec] of Object.entries(KEY_SPECS)) {
+    if (key === 'bullPrefix') continue;
+    patterns.push({
+      key,
+      instance: spec.instance,
+      kind: spec.type === 'Channel' ? 'channel' : 'key',
+      glob: glob(prefix, spec.pattern),
+      users: spec.users,
+    });
+  }
+  for (const [queue, users] of Object.entries(QUEUE_USERS)) {
+    patterns.push({
+      key: `queue:${queue}`,
+      instance: KEY_SPECS.bullPrefix.instance,
+      kind: 'key',
+      // BullMQ's keys are `<bullPrefix>:<queue>:<suffix>`, the base key `<bullPrefix>:<queue>:` included.
+      glob: `${glob(prefix, KEY_SPECS.bullPrefix.pattern)}:${queue}:*`,
+      users: Object.fromEntries(users.map((s) => [s, 'readwrite'])),
+    });
+  }
+  return patterns;
+}
+
+/**
+ * The ACL rules (after the password) of `service` on `instance`, or null when it uses nothing there
+ * (and so gets no user on that server).
+ */
+export function aclRules(service: Service, instance: RedisRole, prefix: string): string[] | null {
+  const mine = keyPatterns(prefix).filter((p) => p.instance === instance && p.users[service]);
+  if (mine.length === 0) return null;
+  const keys = mine
+    .filter((p) => p.kind === 'key')
+    .map((p) => `${KEY_RULE[p.users[service] as KeyAccess]}${p.glob}`);
+  const channels = mine.filter((p) => p.kind === 'channel');
+  const channelCommands = new Set(
+    channels.flatMap((p) => CHANNEL_COMMANDS[p.users[service] as ChannelAccess]),
+  );
+  return [
+    'resetkeys',
+    'resetchannels',
+    ...keys,
+    ...channels.map((p) => `&${p.glob}`),
+    ...BASE_COMMANDS,
+    ...channelCommands,
+    ...(EXTRA_COMMANDS[service]?.[instance] ?? []),
+  ];
+}
+
+/** The services that have a user on `instance`. */
+export function servicesOn(instance: RedisRole, prefix = 'atoll'): Service[] {
+  return SERVICES.filter((s) => aclRules(s, instance, prefix) !== null);
+}
+
+export type AclUsers = { admin: string } & Partial<Record<Service, string>>;
+
+const sha256 = (password: string) => createHash('sha256').update(password).digest('hex');
+
+/**
+ * The ACL file of one Redis role (`aclfile` in its conf): the admin as `default`, then each service that
+ * uses the role and has a password in `passwords`. Only SHA-256 hashes of the passwords are written.
+ */
+export function aclFile(instance: RedisRole, prefix: string, passwords: AclUsers): string {
+  if (passwords.admin.length < 32) throw new TypeError('the admin password must be at least 32 characters');
+  const lines = [`user default on #${sha256(passwords.admin)} ~* &* +@all`];
+  for (const service of SERVICES) {
+    const rules = aclRules(service, instance, prefix);
+    const password = passwords[service];
+    if (!rules || !password) continue;
+    if (password.length < 32) throw new TypeError(`the ${service} password must be at least 32 characters`);
+    lines.push(`user ${service} on #${sha256(password)} ${rules.join(' ')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

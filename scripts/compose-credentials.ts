@@ -1,0 +1,108 @@
+/**
+ * The credentials of `docker compose`, made on this machine and never committed (.atoll/ is ignored):
+ * `node --conditions=atoll-source scripts/compose-credentials.ts` writes to .atoll/compose/
+ * - credentials.env (0600): the identity key pair (IDENTITY_PRIVATE_KEY for the gateway,
+ *   IDENTITY_PUBLIC_KEYS for the others, as `pnpm identity-keys` prints them), the PostgreSQL
+ *   superuser's and every role's password, the Redis admin's and every service user's password, for
+ *   `docker compose --env-file .atoll/compose/credentials.env up --build`;
+ * - redis-<role>.acl: each Redis role's ACL users, generated from the key map (@atoll/redis-keys acl.ts;
+ *   SHA-256 hashes only, readable by the container's redis user);
+ * - postgres-roles.sql: each service's two roles and its schema (packages/testkit/src/pg-roles.ts), run
+ *   by the PostgreSQL image on its first start (SCRAM verifiers only).
+ * Run again, it keeps the keys and passwords it made and rewrites the other files from them. To rotate the
+ * identity key pair, follow deploy/README.md with the lines `pnpm identity-keys` prints.
+ */
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { aclFile, SERVICES, servicesOn } from '@atoll/redis-keys';
+import { roleNames, SCHEMA_SERVICES, serviceRolesSql } from '@atoll/testkit/servers';
+
+/** The database and key prefix docker-compose.yml uses. */
+export const COMPOSE_DATABASE = 'atoll';
+export const COMPOSE_KEY_PREFIX = 'atoll';
+const ROLES = ['cache', 'session', 'queue'] as const;
+
+/** The variable that carries one password in credentials.env and docker-compose.yml. */
+export const redisPasswordVar = (user: 'admin' | (typeof SERVICES)[number]) =>
+  `REDIS_${user.toUpperCase()}_PASSWORD`;
+export const pgPasswordVar = (service: (typeof SCHEMA_SERVICES)[number], owner: boolean) =>
+  `PG_${service.toUpperCase()}${owner ? '_OWNER' : ''}_PASSWORD`;
+
+/** The identity key pair's variables: the gateway's private key, the services' public key(s). */
+export const IDENTITY_VARIABLES = ['IDENTITY_PRIVATE_KEY', 'IDENTITY_PUBLIC_KEYS'] as const;
+
+/** A new identity key pair, each key the base64 of its DER on one line. */
+function identityKeyPair(): Record<(typeof IDENTITY_VARIABLES)[number], string> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return {
+    IDENTITY_PRIVATE_KEY: privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+    IDENTITY_PUBLIC_KEYS: publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+  };
+}
+
+/** Every variable credentials.env sets: what docker-compose.yml requires. */
+export function credentialVariables(): string[] {
+  return [
+    ...IDENTITY_VARIABLES,
+    'POSTGRES_PASSWORD',
+    redisPasswordVar('admin'),
+    ...SERVICES.map(redisPasswordVar),
+    ...SCHEMA_SERVICES.flatMap((s) => [pgPasswordVar(s, false), pgPasswordVar(s, true)]),
+  ];
+}
+
+/** The three kinds of file, from the variables (made where missing). */
+export function composeCredentials(kept: Record<string, string>) {
+  // The key pair is kept only whole: half of one is no use.
+  const identity = IDENTITY_VARIABLES.every((name) => kept[name])
+    ? Object.fromEntries(IDENTITY_VARIABLES.map((name) => [name, kept[name] as string]))
+    : identityKeyPair();
+  const env: Record<string, string> = { ...identity };
+  for (const name of credentialVariables()) env[name] ??= kept[name] || randomBytes(32).toString('hex');
+  const acl = Object.fromEntries(
+    ROLES.map((role) => {
+      const passwords = { admin: env[redisPasswordVar('admin')] as string } as Record<string, string>;
+      for (const service of servicesOn(role, COMPOSE_KEY_PREFIX))
+        passwords[service] = env[redisPasswordVar(service)] as string;
+      return [role, aclFile(role, COMPOSE_KEY_PREFIX, passwords as { admin: string })];
+    }),
+  ) as Record<(typeof ROLES)[number], string>;
+  const pgPasswords: Record<string, string> = {};
+  for (const service of SCHEMA_SERVICES) {
+    const { role, ownerRole } = roleNames(COMPOSE_DATABASE, service);
+    pgPasswords[role] = env[pgPasswordVar(service, false)] as string;
+    pgPasswords[ownerRole] = env[pgPasswordVar(service, true)] as string;
+  }
+  return { env, acl, sql: serviceRolesSql(COMPOSE_DATABASE, pgPasswords) };
+}
+
+function readEnvFile(file: string): Record<string, string> {
+  if (!existsSync(file)) return {};
+  return Object.fromEntries(
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => /^[A-Z_]+=/.test(line))
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  );
+}
+
+if (import.meta.main) {
+  const dir = resolve(import.meta.dirname, '..', '.atoll', 'compose');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const envFile = join(dir, 'credentials.env');
+  const { env, acl, sql } = composeCredentials(readEnvFile(envFile));
+  writeFileSync(
+    envFile,
+    `${Object.entries(env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n')}\n`,
+    { mode: 0o600 },
+  );
+  chmodSync(envFile, 0o600);
+  // Hashes and verifiers only: the containers' own users (redis, postgres) must read them.
+  for (const role of ROLES) writeFileSync(join(dir, `redis-${role}.acl`), acl[role], { mode: 0o644 });
+  writeFileSync(join(dir, 'postgres-roles.sql'), sql, { mode: 0o644 });
+  console.log(`wrote ${dir}: docker compose --env-file .atoll/compose/credentials.env up --build`);
+}
