@@ -482,6 +482,8 @@ const confirmCode = (party: Party, tokenIndex: number, codeIndex: number | null,
       }
       m.legitVerified.add(`${row.id}|${row.email.toLowerCase()}`);
     },
+    // A party tries a code it received (a wrong one only when asked to).
+    (m) => codeIndex === null || m.codes.some((c) => c.receiver === party),
   );
 
 const changeEmail = (party: Party, tokenIndex: number, address: AddressName) =>
