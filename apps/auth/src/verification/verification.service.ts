@@ -4,7 +4,7 @@
  * notifier sends them). If the job cannot be enqueued, nothing is left behind and the caller gets 503:
  * never "202 and the email is silently lost".
  *
- * - Neither secret is in the email job (see enqueueOrUndo).
+ * - Neither secret is in the email job (see mailSecurely).
  * - A 6-digit code lives 15 minutes, allows 5 attempts (check-code.lua), and a new one replaces the old.
  *   It verifies only the address it was mailed to: its hash binds the account and that address, an
  *   email change drops the pending code (`dropPendingCode`), and the confirmation marks the account
@@ -143,25 +143,13 @@ export class VerificationService {
       .hset(key, { h: codeHash(user.id, user.email, code), attempts: '0' })
       .pexpire(key, CODE_TTL_MS)
       .exec();
-    const jobId = `verification-code-${user.id}-${expiresAt.getTime()}`;
-    await this.enqueueOrUndo(
-      key,
-      this.keys.mailCap('code', user.id),
-      { jobId, secret: code, ttlMs: CODE_TTL_MS },
-      () =>
-        this.producer.enqueue(
-          'security-email',
-          'verification-code',
-          {
-            v: 2,
-            userId: user.id,
-            to: user.email,
-            username: user.username,
-            expiresAt: expiresAt.toISOString(),
-          },
-          { jobId },
-        ),
-    );
+    await this.mailSecurely('verification-code', user, {
+      jobId: `verification-code-${user.id}-${expiresAt.getTime()}`,
+      secret: code,
+      expiresAt,
+      record: key,
+      cap: 'code',
+    });
     return { expiresAt };
   }
 
@@ -237,25 +225,14 @@ export class VerificationService {
     const key = this.keys.passwordReset(sha256(token));
     const expiresAt = new Date(Date.now() + RESET_TTL_MS);
     await this.redis.set(key, resetRecord(user), 'PX', RESET_TTL_MS);
-    const jobId = `password-reset-${sha256(token).slice(0, 24)}`;
-    await this.enqueueOrUndo(
-      key,
-      this.keys.mailCap('reset', user.id),
-      { jobId, secret: token, ttlMs: RESET_TTL_MS },
-      () =>
-        this.producer.enqueue(
-          'security-email',
-          'password-reset',
-          {
-            v: 2,
-            userId: user.id,
-            to: user.email,
-            username: user.username,
-            expiresAt: expiresAt.toISOString(),
-          },
-          { jobId },
-        ),
-    );
+    // The job's id says nothing of the token (not even of its hash, which names the reset record).
+    await this.mailSecurely('password-reset', user, {
+      jobId: `password-reset-${randomBytes(12).toString('hex')}`,
+      secret: token,
+      expiresAt,
+      record: key,
+      cap: 'reset',
+    });
   }
 
   /**
@@ -314,20 +291,26 @@ export class VerificationService {
    * jobs never hold a secret; the record exists only between the request and the send. If the enqueue
    * fails, the secret, its mail record and the count against the cap are undone.
    */
-  private async enqueueOrUndo(
-    key: string,
-    capKey: string,
-    mail: { jobId: string; secret: string; ttlMs: number },
-    enqueue: () => Promise<unknown>,
+  private async mailSecurely(
+    job: 'verification-code' | 'password-reset',
+    user: UserRow,
+    mail: { jobId: string; secret: string; expiresAt: Date; record: string; cap: 'code' | 'reset' },
   ): Promise<void> {
     const secretKey = this.keys.mailSecret(mail.jobId);
+    const payload = {
+      v: 2 as const,
+      userId: user.id,
+      to: user.email,
+      username: user.username,
+      expiresAt: mail.expiresAt.toISOString(),
+    };
     try {
-      await this.redis.set(secretKey, mail.secret, 'PX', mail.ttlMs);
-      await enqueue();
+      await this.redis.set(secretKey, mail.secret, 'PX', Math.max(1, mail.expiresAt.getTime() - Date.now()));
+      await this.producer.enqueue('security-email', job, payload, { jobId: mail.jobId });
     } catch (err) {
       await this.redis.del(secretKey).catch(() => undefined);
-      await this.redis.del(key).catch(() => undefined);
-      await this.redis.giveBackMail(capKey).catch(() => undefined);
+      await this.redis.del(mail.record).catch(() => undefined);
+      await this.redis.giveBackMail(this.keys.mailCap(mail.cap, user.id)).catch(() => undefined);
       throw isRedisUnavailable(err) ? new AppError('QUEUE_UNAVAILABLE') : err;
     }
   }
