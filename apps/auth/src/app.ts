@@ -142,6 +142,6 @@ export async function buildApp(config: AuthConfig): Promise<FastifyInstance> {
   });
   await app.register(adminRoutes, { admin });
   await app.register(currentSession);
-  await app.register(internalProfileRoutes, { db });
+  await app.register(internalProfileRoutes, { db, token: config.internalToken });
   return app;
 }

@@ -183,6 +183,11 @@ export const EnvSchema = Type.Object({
     description:
       'comma-separated email addresses whose accounts get the admin role (the queue dashboard) once the address is verified',
   }),
+  INTERNAL_TOKEN: Type.Optional(
+    Env.secret(
+      'the bearer token content sends to GET /internal/profiles/:username (the same value as its AUTH_INTERNAL_TOKEN; unset: that route refuses everyone)',
+    ),
+  ),
   OAUTH_RETURN_ORIGINS: Type.String({
     default: '',
     pattern: '^(https?://[^\\s,/]+)?(,https?://[^\\s,/]+)*$',
@@ -195,6 +200,8 @@ export interface AuthConfig extends ServiceConfig {
   /** The gateway’s public key(s): identity assertions are checked with them. */
   identityPublicKeys: KeyObject[];
   databaseUrl: string;
+  /** The bearer token `GET /internal/profiles/:username` asks for; null: that route refuses everyone. */
+  internalToken: string | null;
   redis: { session: string; queue: string };
   session: ReturnType<typeof sessionConfig> & { cookieSecure: boolean; maxPerUser: number };
   /** How long a session counts as a recent sign-in (re-authentication before email/password changes). */
@@ -248,6 +255,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...serviceConfig(e),
     identityPublicKeys: identityPublicKeys(e),
     databaseUrl: e.DATABASE_URL,
+    internalToken: e.INTERNAL_TOKEN ?? null,
     redis: { session: e.REDIS_SESSION_URL, queue: e.REDIS_QUEUE_URL },
     session: {
       ...sessionConfig(e),

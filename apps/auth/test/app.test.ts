@@ -13,6 +13,7 @@ import { loadConfig } from '../src/config.ts';
 import { migrations, SCHEMA } from '../src/migrations/index.ts';
 
 const keys = identityKeyPair();
+const INTERNAL_TOKEN = 'i'.repeat(40);
 
 describe('auth buildApp on real Redis and PostgreSQL', () => {
   let session: RedisServer;
@@ -34,6 +35,7 @@ describe('auth buildApp on real Redis and PostgreSQL', () => {
         DATABASE_URL: database.url,
         REDIS_SESSION_URL: session.url,
         REDIS_QUEUE_URL: queue.url,
+        INTERNAL_TOKEN,
       }),
     );
   });
@@ -67,6 +69,27 @@ describe('auth buildApp on real Redis and PostgreSQL', () => {
     const direct = await app.inject({ url: '/api/auth/session' });
     expect(direct.statusCode).toBe(401);
     expect(direct.json()).toEqual({ errors: { identity: ['is missing'] }, code: 'IDENTITY_MISSING' });
+  });
+
+  it('serves /internal/profiles/:username only to the internal token, never to an identity assertion', async () => {
+    const url = '/internal/profiles/nobody-here';
+    const refused = {
+      errors: { internal: ['need the internal bearer token'] },
+      code: 'INTERNAL_UNAUTHORIZED',
+    };
+    for (const headers of [
+      {},
+      { authorization: `Bearer ${'x'.repeat(40)}` },
+      { authorization: INTERNAL_TOKEN },
+      gatewayHeaders(keys, 'auth', { url }),
+    ]) {
+      const res = await app.inject({ url, headers });
+      expect(res.statusCode).toBe(401);
+      expect(res.json()).toEqual(refused);
+    }
+    const asked = await app.inject({ url, headers: { authorization: `Bearer ${INTERNAL_TOKEN}` } });
+    expect(asked.statusCode).toBe(404);
+    expect(asked.json()).toMatchObject({ errors: { profile: ['not found'] } });
   });
 
   it('created the users table with case-insensitive unique usernames and emails', async () => {

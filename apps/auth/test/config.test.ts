@@ -54,4 +54,10 @@ describe('auth configuration: passwords, the hashing pool and device cookies', (
     ).toBe(1);
     expect(loadConfig({ ...env, PASSWORD_HASH_NEW_MAX: '2' }).passwordPool.newHashes).toBe(2);
   });
+
+  it('takes an internal token of 32 characters or more, none by default', () => {
+    expect(loadConfig(env).internalToken).toBeNull();
+    expect(loadConfig({ ...env, INTERNAL_TOKEN: 'a'.repeat(32) }).internalToken).toBe('a'.repeat(32));
+    expect(() => loadConfig({ ...env, INTERNAL_TOKEN: 'a'.repeat(31) })).toThrow(/INTERNAL_TOKEN/);
+  });
 });

@@ -83,7 +83,13 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   });
   const cache = config.cache.enabled ? app.cache : null;
   const relations = new Relations({ db, redis: cache ? app.redis.cache! : null, keys, log: app.log });
-  const profiles = new ProfileDirectory({ db, cache, authUrl: config.authUrl, log: app.log });
+  const profiles = new ProfileDirectory({
+    db,
+    cache,
+    authUrl: config.authUrl,
+    authToken: config.authInternalToken,
+    log: app.log,
+  });
   const articles = new ArticleService({ db, relations, notifications, rankings, cache });
   // Routes
   await app.register(profileRoutes, { db, profiles, relations, articles, notifications });

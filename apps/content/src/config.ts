@@ -17,6 +17,11 @@ export const EnvSchema = Type.Object({
   REDIS_CACHE_URL: Env.redisUrl('cache'),
   REDIS_QUEUE_URL: Env.redisUrl('queue'),
   AUTH_URL: Env.httpUrl('auth service (asked for a profile whose user event has not arrived yet)'),
+  AUTH_INTERNAL_TOKEN: Type.Optional(
+    Env.secret(
+      "the bearer token sent to auth's GET /internal/profiles/:username (the same value as auth's INTERNAL_TOKEN; unset: auth is not asked, and a name not yet projected answers 503)",
+    ),
+  ),
   CACHE_ENABLED: Env.boolean(
     true,
     'cache article, list, profile and tag reads and the relation keys (turn off only to measure or debug)',
@@ -39,6 +44,8 @@ export interface ContentConfig extends ServiceConfig {
   identityPublicKeys: KeyObject[];
   databaseUrl: string;
   authUrl: string;
+  /** Sent to auth's `GET /internal/profiles/:username`; null: auth is not asked. */
+  authInternalToken: string | null;
   rankingsRecomputeMs: number;
   redis: { cache: string; queue: string };
   cache: { enabled: boolean; ttlMs: number; graceMs: number; l1MaxEntries: number };
@@ -51,6 +58,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     identityPublicKeys: identityPublicKeys(e),
     databaseUrl: e.DATABASE_URL,
     authUrl: e.AUTH_URL.replace(/\/+$/, ''),
+    authInternalToken: e.AUTH_INTERNAL_TOKEN ?? null,
     rankingsRecomputeMs: e.RANKINGS_RECOMPUTE_S * 1000,
     redis: { cache: e.REDIS_CACHE_URL, queue: e.REDIS_QUEUE_URL },
     cache: {

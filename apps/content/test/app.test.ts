@@ -19,6 +19,7 @@ describe('content buildApp on real Redis and PostgreSQL', () => {
     REDIS_CACHE_URL: cache.url,
     REDIS_QUEUE_URL: queue.url,
     AUTH_URL: 'http://127.0.0.1:9',
+    AUTH_INTERNAL_TOKEN: 'i'.repeat(40),
   });
 
   beforeAll(async () => {

@@ -56,6 +56,7 @@ describe('a page of comments', () => {
         REDIS_CACHE_URL: cache.url,
         REDIS_QUEUE_URL: queue.url,
         AUTH_URL: 'http://127.0.0.1:9',
+        AUTH_INTERNAL_TOKEN: 'i'.repeat(40),
       }),
     );
   });

@@ -77,6 +77,7 @@ export const ERROR_CATALOG = {
     message: 'cannot be checked right now, try again shortly',
   },
   METRICS_UNAUTHORIZED: { status: 401, field: 'metrics', message: 'need the metrics bearer token' },
+  INTERNAL_UNAUTHORIZED: { status: 401, field: 'internal', message: 'need the internal bearer token' },
   RATE_LIMITED: { status: 429, field: 'rate', message: 'too many requests, try again later' },
   STREAMS_TOO_MANY: {
     status: 429,

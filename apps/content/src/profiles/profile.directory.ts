@@ -6,7 +6,9 @@
  * (`GET /internal/profiles/:username`), writes the answer into the projection (as of auth's
  * `updated_at`, so the event, when it arrives, still applies if newer) and caches it like any profile.
  * "Nobody has that name" is cached too, until a user takes the name (tag `list:name:<name>`).
- * With auth unreachable, a name the projection does not know answers 503, not a false 404.
+ * Auth serves that route only to `Authorization: Bearer <AUTH_INTERNAL_TOKEN>` (its INTERNAL_TOKEN).
+ * With auth unreachable, or no token configured, a name the projection does not know answers 503, not
+ * a false 404.
  */
 import type { LayeredCache } from '@atoll/cache';
 import { AppError } from '@atoll/service-kit';
@@ -30,6 +32,8 @@ export interface ProfileDirectoryOptions {
   db: Kysely<ContentDatabase>;
   cache: LayeredCache | null;
   authUrl: string;
+  /** The bearer token auth's internal route asks for; null: auth is not asked (as if unreachable). */
+  authToken: string | null;
   log: { warn(obj: object, msg?: string): void };
 }
 
@@ -64,9 +68,18 @@ export class ProfileDirectory {
   }
 
   private async askAuth(username: string): Promise<PublicProfile | null> {
+    const { authToken } = this.opts;
+    if (!authToken) {
+      this.opts.log.warn(
+        { username },
+        'AUTH_INTERNAL_TOKEN unset: cannot look up a profile not yet projected',
+      );
+      throw new AppError('SERVICE_UNAVAILABLE', { auth: ['is unavailable, try again shortly'] });
+    }
     let response: Response;
     try {
       response = await fetch(`${this.opts.authUrl}/internal/profiles/${encodeURIComponent(username)}`, {
+        headers: { authorization: `Bearer ${authToken}` },
         signal: AbortSignal.timeout(2000),
       });
     } catch (err) {
@@ -74,6 +87,11 @@ export class ProfileDirectory {
       throw new AppError('SERVICE_UNAVAILABLE', { auth: ['is unavailable, try again shortly'] });
     }
     if (response.status === 404) return null;
+    if (response.status === 401)
+      this.opts.log.warn(
+        { username },
+        "auth refused AUTH_INTERNAL_TOKEN: is it the same as auth's INTERNAL_TOKEN?",
+      );
     if (!response.ok)
       throw new AppError('SERVICE_UNAVAILABLE', { auth: ['is unavailable, try again shortly'] });
     const { profile } = (await response.json()) as { profile: PublicProfile & { updatedAt: string } };
