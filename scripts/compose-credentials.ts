@@ -3,8 +3,9 @@
  * `node --conditions=atoll-source scripts/compose-credentials.ts` writes to .atoll/compose/
  * - credentials.env (0600): the identity key pair (IDENTITY_PRIVATE_KEY for the gateway,
  *   IDENTITY_PUBLIC_KEYS for the others, as `pnpm identity-keys` prints them), the PostgreSQL
- *   superuser's and every role's password, the Redis admin's and every service user's password, for
- *   `docker compose --env-file .atoll/compose/credentials.env up --build`;
+ *   superuser's and every role's password, the Redis admin's and every service user's password, and
+ *   INTERNAL_TOKEN (auth's internal route asks content for it: INTERNAL_TOKEN to auth,
+ *   AUTH_INTERNAL_TOKEN to content, one value), for `docker compose --env-file .atoll/compose/credentials.env up --build`;
  * - redis-<role>.acl: each Redis role's ACL users, generated from the key map (@atoll/redis-keys acl.ts;
  *   SHA-256 hashes only, readable by the container's redis user);
  * - postgres-roles.sql: each service's two roles and its schema (packages/testkit/src/pg-roles.ts), run
@@ -45,6 +46,7 @@ function identityKeyPair(): Record<(typeof IDENTITY_VARIABLES)[number], string> 
 export function credentialVariables(): string[] {
   return [
     ...IDENTITY_VARIABLES,
+    'INTERNAL_TOKEN',
     'POSTGRES_PASSWORD',
     redisPasswordVar('admin'),
     ...SERVICES.map(redisPasswordVar),

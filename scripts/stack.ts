@@ -4,8 +4,9 @@
  * and stops everything cleanly on Ctrl-C. Data (Redis files, the embedded PostgreSQL cluster, logs, the
  * identity key pair) stays in .atoll/data (mode 0700; 0711 as root, for the embedded PostgreSQL's own
  * user), so the next start continues where this one stopped. Each service connects to Redis as its own
- * ACL user and to PostgreSQL as its own role; their random passwords, and the Redis admin's, are made on
- * the first start and kept in .atoll/data/credentials.json (mode 0600).
+ * ACL user and to PostgreSQL as its own role; their random passwords, and the Redis admin's, and the
+ * token content sends to auth's internal route (INTERNAL_TOKEN, AUTH_INTERNAL_TOKEN) are made on the
+ * first start and kept in .atoll/data/credentials.json (mode 0600).
  *
  * Environment (each variable with its default and description: the root .env.example):
  * - the stack's own: PORT and HOST (the gateway's, default 3000 and 127.0.0.1), DATABASE_URL (this
@@ -17,8 +18,8 @@
  *   and METRICS_TOKEN to all four. scripts/stack-env.ts derives the list from the schemas;
  * - except the wiring, which the stack sets itself whatever the environment says (STACK_WIRED in
  *   packages/testkit/src/stack.ts): each service's PORT and HOST, the URLs of the stack's own Redis
- *   servers, AUTH_URL, CONTENT_URL and NOTIFIER_URL, GOOGLE_* (the local OpenID provider), and
- *   DATABASE_URL, SMTP_URL and the identity keys only as above.
+ *   servers, AUTH_URL, CONTENT_URL and NOTIFIER_URL, GOOGLE_* (the local OpenID provider), the
+ *   internal token, and DATABASE_URL, SMTP_URL and the identity keys only as above.
  * Unset or empty, a variable keeps the stack's default (a plain-HTTP session cookie; PUBLIC_URL, the
  * gateway's URL), else the service's own.
  */

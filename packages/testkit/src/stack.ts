@@ -47,16 +47,20 @@ export interface StackOptions {
   /** Send mail through this SMTP server; otherwise a local sink receives it (logged to `logs/mail.log`). */
   smtpUrl?: string;
   /**
-   * Keep the Redis and PostgreSQL passwords in this JSON file (mode 0600) and reuse them on the next
-   * start (`npm start`); otherwise every start makes new ones.
+   * Keep the Redis and PostgreSQL passwords and the internal token in this JSON file (mode 0600) and
+   * reuse them on the next start (`npm start`); otherwise every start makes new ones.
    */
   credentialsFile?: string;
 }
 
-/** Every password the stack made: Redis's per role and user, PostgreSQL's per role name. */
+/**
+ * Every password the stack made: Redis's per role and user, PostgreSQL's per role name, and the token
+ * content sends to auth's internal route.
+ */
 export interface Credentials {
   redis: Partial<Record<Role, RedisPasswords>>;
   postgres: Record<string, string>;
+  internal?: string;
 }
 
 export const SERVICES = ['auth', 'content', 'notifier', 'gateway'] as const;
@@ -66,8 +70,9 @@ export type ServiceName = (typeof SERVICES)[number];
  * The variables the stack always sets itself, whatever `env` or `serviceEnv` say: each service's address
  * (PORT, HOST: the stack picks the ports; the gateway's come from `gatewayPort` and `gatewayHost`), the
  * addresses of the stack's own Redis servers, PostgreSQL (`databaseUrl`), SMTP (`smtpUrl`) and OpenID
- * provider (Google sign-in goes to the local one), the services' URLs of each other, and the identity keys
- * (`identity`: the private key to the gateway only, the public key to the others). Everything else is a
+ * provider (Google sign-in goes to the local one), the services' URLs of each other, the identity keys
+ * (`identity`: the private key to the gateway only, the public key to the others) and the internal token
+ * (a random one per stack, to auth and content only). Everything else is a
  * setting, where `env` and `serviceEnv` win over the stack's defaults (LOCAL_DEFAULTS, REDIS_KEY_PREFIX
  * from `keyPrefix`, PUBLIC_URL from the gateway's address).
  */
@@ -90,6 +95,8 @@ export const STACK_WIRED = [
   'GOOGLE_CLIENT_ID',
   'GOOGLE_CLIENT_SECRET',
   'GOOGLE_REDIRECT_URL',
+  'INTERNAL_TOKEN',
+  'AUTH_INTERNAL_TOKEN',
 ] as const;
 /** A service's wiring: only STACK_WIRED names (the compiler refuses any other). */
 type Wiring = Partial<Record<(typeof STACK_WIRED)[number], string>>;
@@ -185,6 +192,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     // Each service's roles: the schema owner runs its migrations, the service runs with data rights only.
     const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
     for (const name of serviceRoleNames(database)) credentials.postgres[name] ??= randomPassword();
+    // What content proves itself with to auth's internal route (GET /internal/profiles/:username).
+    credentials.internal ??= randomPassword();
+    const internalToken = credentials.internal;
     writeCredentials(opts.credentialsFile, credentials);
     const databases = await ensureServiceRoles(databaseUrl, credentials.postgres);
     say(
@@ -265,6 +275,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         GOOGLE_CLIENT_ID: 'atoll-local',
         GOOGLE_CLIENT_SECRET: 'atoll-local-secret',
         GOOGLE_REDIRECT_URL: `http://${publicHost}:${gatewayPort}/api/auth/google/callback`,
+        INTERNAL_TOKEN: internalToken,
       },
       content: {
         ...common,
@@ -272,6 +283,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         REDIS_CACHE_URL: redis.cache.urlFor('content'),
         REDIS_QUEUE_URL: redis.queue.urlFor('content'),
         AUTH_URL: `http://127.0.0.1:${authPort}`,
+        AUTH_INTERNAL_TOKEN: internalToken,
       },
       notifier: {
         ...common,
@@ -348,7 +360,11 @@ async function startOpenIdProvider(): Promise<OAuth2Server> {
 function readCredentials(file: string | undefined): Credentials {
   if (!file || !existsSync(file)) return { redis: {}, postgres: {} };
   const kept = JSON.parse(readFileSync(file, 'utf8')) as Partial<Credentials>;
-  return { redis: kept.redis ?? {}, postgres: kept.postgres ?? {} };
+  return {
+    redis: kept.redis ?? {},
+    postgres: kept.postgres ?? {},
+    ...(kept.internal ? { internal: kept.internal } : {}),
+  };
 }
 
 function writeCredentials(file: string | undefined, credentials: Credentials): void {
