@@ -2,7 +2,8 @@
  * Behind the gateway, nothing trusts the network: a process on this machine that calls a service on its
  * real port is refused on every route but health and metrics, whether it sends no assertion, one the
  * gateway made for another service or route, one signed with a key of its own, or an internal header
- * such as `x-atoll-session-unavailable`. And a service left to its defaults listens on loopback only.
+ * such as `x-atoll-session-unavailable`. Auth's one internal route answers content's internal token only.
+ * And a service left to its defaults listens on loopback only.
  * (docs/security.md, "Trust behind the gateway: identity".)
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -165,6 +166,37 @@ describe('services answer only the gateway', () => {
     const own = { privateKey: generateKeyPairSync('ed25519').privateKey };
     const forged = gatewayHeaders(own, 'notifier', { url: '/api/admin/queues', identity: admin });
     expect((await direct('notifier', '/api/admin/queues', { headers: forged })).status).toBe(401);
+  });
+
+  it("serves auth's internal profile route to content's token only, not to the gateway's assertion", async () => {
+    const url = '/internal/profiles/alice';
+    const REFUSED = {
+      errors: { internal: ['need the internal bearer token'] },
+      code: 'INTERNAL_UNAUTHORIZED',
+    };
+    const token = stack.envOf('content').AUTH_INTERNAL_TOKEN as string;
+    expect(token.length).toBeGreaterThanOrEqual(32);
+    expect(stack.envOf('auth').INTERNAL_TOKEN).toBe(token);
+    // Neither the gateway nor the notifier is given it.
+    expect(stack.envOf('notifier')).not.toHaveProperty('INTERNAL_TOKEN');
+    expect(stack.envOf('notifier')).not.toHaveProperty('AUTH_INTERNAL_TOKEN');
+    expect(stack.envOf('gateway')).not.toHaveProperty('INTERNAL_TOKEN');
+    expect(stack.envOf('gateway')).not.toHaveProperty('AUTH_INTERNAL_TOKEN');
+    const attempts: Record<string, Record<string, string>> = {
+      'no token': {},
+      'a wrong token': { authorization: `Bearer ${randomBytes(32).toString('hex')}` },
+      'the token without Bearer': { authorization: token },
+      'the metrics token': { authorization: `Bearer ${METRICS_TOKEN}` },
+      "the gateway's assertion alone": gatewayHeaders(IDENTITY_KEYS, 'auth', { url, identity: admin }),
+    };
+    for (const [what, headers] of Object.entries(attempts)) {
+      const res = await direct('auth', url, { headers });
+      expect(res.status, what).toBe(401);
+      expect(await res.json(), what).toEqual(REFUSED);
+    }
+    const asked = await direct('auth', url, { headers: { authorization: `Bearer ${token}` } });
+    expect(asked.status).toBe(200);
+    expect(((await asked.json()) as { profile: { username: string } }).profile.username).toBe('alice');
   });
 
   it('still serves health to anyone and metrics to its token, and everything through the gateway', async () => {
