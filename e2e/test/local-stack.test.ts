@@ -172,6 +172,10 @@ describe('npm start (the local stack) from a clean copy', () => {
       'atoll_notifier',
       'atoll_notifier_owner',
     ]);
+    // The token content sends to auth's internal profile route: made once, kept with the passwords.
+    const internalToken = credentials.internal as string;
+    expect(internalToken).toMatch(/^[0-9a-f]{64}$/);
+    expect(first.output).not.toContain(internalToken);
 
     // A session written now must still work after a restart.
     const [, sessionAddress = ''] = first.output.match(/redis-session ready at (redis:\/\/\S+)/) ?? [];
@@ -215,6 +219,7 @@ describe('npm start (the local stack) from a clean copy', () => {
     expect(second.output).toContain('auth migrations: auth: up to date');
     expect(second.output).toContain('content migrations: content: up to date');
     expect(readFileSync(keyFile, 'utf8')).toBe(privateKey);
+    expect(JSON.parse(readFileSync(join(data, 'credentials.json'), 'utf8')).internal).toBe(internalToken);
     const again = await fetch(`${gatewayUrl}/api/auth/session`, {
       headers: { authorization: `Token ${token}` },
     });
