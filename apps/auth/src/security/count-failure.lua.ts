@@ -1,3 +1,5 @@
+import type { Redis } from 'ioredis';
+
 /**
  * count-failure.lua — counts one failed attempt in a fixed window and returns the count and the time left.
  *
@@ -33,3 +35,17 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 0
 `;
+
+/** A client with the two counter scripts as commands. */
+export type CounterRedis = Redis & {
+  countFailure(key: string, windowMs: number): Promise<[number, number]>;
+  giveBack(key: string): Promise<number>;
+};
+
+/** Registers the counter scripts on a client (once); every counter of auth counts with them. */
+export function withCounterScripts(redis: Redis): CounterRedis {
+  if (!('countFailure' in redis))
+    redis.defineCommand('countFailure', { numberOfKeys: 1, lua: COUNT_FAILURE });
+  if (!('giveBack' in redis)) redis.defineCommand('giveBack', { numberOfKeys: 1, lua: GIVE_BACK });
+  return redis as CounterRedis;
+}

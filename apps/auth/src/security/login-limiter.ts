@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
-import { COUNT_FAILURE, GIVE_BACK } from './count-failure.lua.ts';
+import { type CounterRedis, withCounterScripts } from './count-failure.lua.ts';
 
 export interface LoginLimits {
   /** Per account and IPv4 address or IPv6 /64. */
@@ -55,11 +55,6 @@ export type Attempt =
       /** The secret was never checked (hashing busy): the attempt is given back everywhere. */
       abandoned(): Promise<void>;
     };
-
-type ScriptedRedis = Redis & {
-  countFailure(key: string, windowMs: number): Promise<[number, number]>;
-  giveBack(key: string): Promise<number>;
-};
 
 /** The eight 16-bit groups of an IPv6 address. */
 function ipv6Groups(ip: string): number[] {
@@ -108,15 +103,12 @@ export const accountOf = (kind: 'email' | 'user', value: string) =>
     .slice(0, 32);
 
 export class LoginLimiter {
-  private readonly redis: ScriptedRedis;
+  private readonly redis: CounterRedis;
   private readonly keys: Keys;
   private readonly limits: LoginLimits;
 
   constructor(redis: Redis, keys: Keys, limits: LoginLimits) {
-    if (!('countFailure' in redis))
-      redis.defineCommand('countFailure', { numberOfKeys: 1, lua: COUNT_FAILURE });
-    if (!('giveBack' in redis)) redis.defineCommand('giveBack', { numberOfKeys: 1, lua: GIVE_BACK });
-    this.redis = redis as ScriptedRedis;
+    this.redis = withCounterScripts(redis);
     this.keys = keys;
     this.limits = limits;
   }

@@ -9,24 +9,20 @@
 import type { Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { Redis } from 'ioredis';
-import { COUNT_FAILURE } from './count-failure.lua.ts';
+import { type CounterRedis, withCounterScripts } from './count-failure.lua.ts';
 
 export interface PasswordChangeLimits {
   max: number;
   windowMs: number;
 }
 
-type ScriptedRedis = Redis & { countFailure(key: string, windowMs: number): Promise<[number, number]> };
-
 export class PasswordChangeLimiter {
-  private readonly redis: ScriptedRedis;
+  private readonly redis: CounterRedis;
   private readonly keys: Keys;
   private readonly limits: PasswordChangeLimits;
 
   constructor(redis: Redis, keys: Keys, limits: PasswordChangeLimits) {
-    if (!('countFailure' in redis))
-      redis.defineCommand('countFailure', { numberOfKeys: 1, lua: COUNT_FAILURE });
-    this.redis = redis as ScriptedRedis;
+    this.redis = withCounterScripts(redis);
     this.keys = keys;
     this.limits = limits;
   }

@@ -11,7 +11,7 @@
 import type { Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { Redis } from 'ioredis';
-import { COUNT_FAILURE, GIVE_BACK } from './count-failure.lua.ts';
+import { type CounterRedis, withCounterScripts } from './count-failure.lua.ts';
 import { addressPrefixes } from './login-limiter.ts';
 
 export interface RegistrationLimits {
@@ -20,21 +20,13 @@ export interface RegistrationLimits {
   windowMs: number;
 }
 
-type ScriptedRedis = Redis & {
-  countFailure(key: string, windowMs: number): Promise<[number, number]>;
-  giveBack(key: string): Promise<number>;
-};
-
 export class RegistrationLimiter {
-  private readonly redis: ScriptedRedis;
+  private readonly redis: CounterRedis;
   private readonly keys: Keys;
   private readonly limits: RegistrationLimits;
 
   constructor(redis: Redis, keys: Keys, limits: RegistrationLimits) {
-    if (!('countFailure' in redis))
-      redis.defineCommand('countFailure', { numberOfKeys: 1, lua: COUNT_FAILURE });
-    if (!('giveBack' in redis)) redis.defineCommand('giveBack', { numberOfKeys: 1, lua: GIVE_BACK });
-    this.redis = redis as ScriptedRedis;
+    this.redis = withCounterScripts(redis);
     this.keys = keys;
     this.limits = limits;
   }

@@ -33,7 +33,7 @@ import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
-import { COUNT_FAILURE, GIVE_BACK } from '../security/count-failure.lua.ts';
+import { type CounterRedis, withCounterScripts } from '../security/count-failure.lua.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import { checkedUnlessBusy } from '../users/hash-pool.ts';
 import { PasswordHasher } from '../users/password.ts';
@@ -68,10 +68,8 @@ const codeHash = (userId: string, email: string, code: string) =>
 /** The reset record: `<userId> <account state>`. */
 const resetRecord = (user: UserRow) => `${user.id} ${accountState(user)}`;
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = CounterRedis & {
   checkCode(key: string, hash: string, attempts: number): Promise<number>;
-  countMail(key: string, windowMs: number): Promise<[number, number]>;
-  giveBackMail(key: string): Promise<number>;
 };
 
 export class VerificationService {
@@ -105,12 +103,8 @@ export class VerificationService {
     this.rolesOf = deps.rolesOf;
     if (!('checkCode' in deps.redis))
       deps.redis.defineCommand('checkCode', { numberOfKeys: 1, lua: CHECK_CODE });
-    if (!('countMail' in deps.redis))
-      deps.redis.defineCommand('countMail', { numberOfKeys: 1, lua: COUNT_FAILURE });
-    if (!('giveBackMail' in deps.redis))
-      deps.redis.defineCommand('giveBackMail', { numberOfKeys: 1, lua: GIVE_BACK });
     this.db = deps.db;
-    this.redis = deps.redis as ScriptedRedis;
+    this.redis = withCounterScripts(deps.redis) as ScriptedRedis;
     this.keys = deps.keys;
     this.producer = deps.producer;
     this.sessions = deps.sessions;
@@ -123,7 +117,7 @@ export class VerificationService {
    * null when it may go, else how long until it may.
    */
   private async capMail(kind: 'reset' | 'code', userId: string): Promise<number | null> {
-    const [count, ttl] = await this.redis.countMail(this.keys.mailCap(kind, userId), MAIL_CAP_WINDOW_MS);
+    const [count, ttl] = await this.redis.countFailure(this.keys.mailCap(kind, userId), MAIL_CAP_WINDOW_MS);
     return count <= MAIL_CAP ? null : Math.max(1000, ttl);
   }
 
@@ -310,7 +304,7 @@ export class VerificationService {
     } catch (err) {
       await this.redis.del(secretKey).catch(() => undefined);
       await this.redis.del(mail.record).catch(() => undefined);
-      await this.redis.giveBackMail(this.keys.mailCap(mail.cap, user.id)).catch(() => undefined);
+      await this.redis.giveBack(this.keys.mailCap(mail.cap, user.id)).catch(() => undefined);
       throw isRedisUnavailable(err) ? new AppError('QUEUE_UNAVAILABLE') : err;
     }
   }
