@@ -10,7 +10,7 @@
 import { gatewayHeaders, type Stack, slowRequest } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { eventually, IDENTITY_KEYS, startTestStack } from './helpers.ts';
+import { eventually, IDENTITY_KEYS, signUpAll, startTestStack } from './helpers.ts';
 import { openStream, type SseClient } from './sse.ts';
 
 const PASSWORD = 'correct horse';
@@ -29,13 +29,7 @@ describe('slow clients and long-lived streams (whole stack)', () => {
       SSE_MAX_LIFETIME_S: '2',
     }));
     api = apiClient(stack.gatewayUrl);
-    for (const name of ['amy', 'ben', 'cat', 'dan', 'eve']) {
-      const res = await api('POST', '/api/users', {
-        body: { user: { username: name, email: `${name}@example.com`, password: PASSWORD } },
-      });
-      tokens[name] = res.body.user.token as string;
-      await eventually(async () => (await api('GET', `/api/profiles/${name}`)).status === 200);
-    }
+    Object.assign(tokens, await signUpAll(api, ['amy', 'ben', 'cat', 'dan', 'eve'], PASSWORD));
   }, 90_000);
   afterAll(async () => {
     for (const s of streams) s.close();

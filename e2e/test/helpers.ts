@@ -152,3 +152,23 @@ export async function verifyEmail(
     await db.end();
   }
 }
+
+/**
+ * Signs up one account per name (`<name>@example.com`) and waits until content knows each profile (its
+ * projection follows auth's events); returns their tokens by name.
+ */
+export async function signUpAll(
+  api: ReturnType<typeof apiClient>,
+  names: string[],
+  password: string,
+): Promise<Record<string, string>> {
+  const tokens: Record<string, string> = {};
+  for (const name of names) {
+    const res = await api('POST', '/api/users', {
+      body: { user: { username: name, email: `${name}@example.com`, password } },
+    });
+    tokens[name] = res.body.user.token as string;
+    await eventually(async () => (await api('GET', `/api/profiles/${name}`)).status === 200);
+  }
+  return tokens;
+}

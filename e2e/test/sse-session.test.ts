@@ -6,7 +6,7 @@
 import type { Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { eventually, startTestStack } from './helpers.ts';
+import { eventually, signUpAll, startTestStack } from './helpers.ts';
 import { openStream, type SseClient } from './sse.ts';
 
 const PASSWORD = 'correct horse';
@@ -42,13 +42,7 @@ describe('live streams end with their session (whole stack)', () => {
       SSE_MAX_STREAMS_PER_USER: '2',
     }));
     api = apiClient(stack.gatewayUrl);
-    for (const name of ['amy', 'ben', 'cat', 'dan']) {
-      const res = await api('POST', '/api/users', {
-        body: { user: { username: name, email: `${name}@example.com`, password: PASSWORD } },
-      });
-      tokens[name] = res.body.user.token as string;
-      await eventually(async () => (await api('GET', `/api/profiles/${name}`)).status === 200);
-    }
+    Object.assign(tokens, await signUpAll(api, ['amy', 'ben', 'cat', 'dan'], PASSWORD));
   }, 90_000);
   afterAll(async () => {
     for (const s of streams) s.close();
