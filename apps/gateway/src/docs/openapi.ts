@@ -12,6 +12,8 @@
  */
 import { IDENTITY_HEADER, type IdentitySigner } from '@atoll/identity';
 import { INTERNAL_OPENAPI_PATH, REQUEST_ID_HEADER } from '@atoll/service-kit';
+// `schema.summary`/`tags` and `app.swagger()` (registered by @atoll/service-kit) are typed by its augmentation.
+import type {} from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { request as undiciRequest } from 'undici';

@@ -17,6 +17,8 @@ import { Readable } from 'node:stream';
 import { IDENTITY_HEADER, type IdentitySigner, INTERNAL_HEADER_PREFIX } from '@atoll/identity';
 import { Counter, errorBody, REQUEST_ID_HEADER, type Registry } from '@atoll/service-kit';
 import replyFrom from '@fastify/reply-from';
+// `schema.hide` is typed by @fastify/swagger's augmentation (the plugin is registered by @atoll/service-kit).
+import type {} from '@fastify/swagger';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { assertionFor, upstreamTarget } from '../routes/assertion.ts';
 import { pathOf, ROUTE_TABLE, type Upstream } from '../routes/table.ts';
