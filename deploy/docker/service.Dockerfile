@@ -2,7 +2,8 @@
 #
 #   docker build -f deploy/docker/service.Dockerfile --build-arg APP=content -t atoll/content .
 #
-# APP is gateway, auth, content or notifier. Stages:
+# APP is gateway, auth, content or notifier, or dev-tools (the local stack's mail inbox and OpenID
+# provider, apps/dev-tools: never part of a deployment). Stages:
 #   base     node:24-slim with the pnpm version of package.json "packageManager"
 #   prune    `turbo prune --docker`: APP and the workspace packages it uses, nothing else
 #   build    install from the pruned lockfile, build APP and its dependencies with turbo, then
@@ -33,8 +34,8 @@ RUN npm i -g turbo@${TURBO_VERSION}
 WORKDIR /repo
 COPY . .
 RUN case "${APP}" in \
-      gateway|auth|content|notifier) ;; \
-      *) echo "build with --build-arg APP=gateway|auth|content|notifier (got '${APP}')" >&2; exit 1 ;; \
+      gateway|auth|content|notifier|dev-tools) ;; \
+      *) echo "build with --build-arg APP=gateway|auth|content|notifier|dev-tools (got '${APP}')" >&2; exit 1 ;; \
     esac \
  && turbo prune "@atoll/${APP}" --docker
 
@@ -87,5 +88,10 @@ EXPOSE 3002
 FROM runtime AS notifier
 ENV PORT=3003
 EXPOSE 3003
+
+# No health routes: compose asks each tool its own way.
+FROM runtime AS dev-tools
+HEALTHCHECK NONE
+CMD ["node", "dist/mail.js"]
 
 FROM ${APP}
