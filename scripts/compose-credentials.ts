@@ -5,7 +5,9 @@
  *   IDENTITY_PUBLIC_KEYS for the others, as `pnpm identity-keys` prints them), the PostgreSQL
  *   superuser's and every role's password, the Redis admin's and every service user's password, and
  *   INTERNAL_TOKEN (auth's internal route asks content for it: INTERNAL_TOKEN to auth,
- *   AUTH_INTERNAL_TOKEN to content, one value), for `docker compose --env-file .atoll/compose/credentials.env up --build`;
+ *   AUTH_INTERNAL_TOKEN to content, one value), METRICS_TOKEN;
+ * - dev.env (0600): the same plus DEV_SETTINGS (the dev profile and the dev tools' addresses), what
+ *   `npm run compose` passes as `docker compose --env-file .atoll/compose/dev.env`;
  * - redis-<role>.acl: each Redis role's ACL users, generated from the key map (@atoll/redis-keys acl.ts;
  *   SHA-256 hashes only, readable by the container's redis user);
  * - postgres-roles.sql: each service's two roles and its schema (packages/testkit/src/pg-roles.ts), run
@@ -47,6 +49,7 @@ export function credentialVariables(): string[] {
   return [
     ...IDENTITY_VARIABLES,
     'INTERNAL_TOKEN',
+    'METRICS_TOKEN',
     'POSTGRES_PASSWORD',
     redisPasswordVar('admin'),
     ...SERVICES.map(redisPasswordVar),
@@ -79,6 +82,25 @@ export function composeCredentials(kept: Record<string, string>) {
   return { env, acl, sql: serviceRolesSql(COMPOSE_DATABASE, pgPasswords) };
 }
 
+/**
+ * What the local stack adds to the credentials: the dev profile (mail inbox, OpenID provider) and the
+ * settings that point at it. A deployment sets these itself (deploy/production.env.example).
+ */
+export const DEV_SETTINGS: Record<string, string> = {
+  COMPOSE_PROFILES: 'dev',
+  SMTP_URL: 'smtp://mail:1025',
+  PUBLIC_URL: 'http://localhost:3000',
+  GOOGLE_ISSUER: 'http://oidc:8080',
+  GOOGLE_CLIENT_ID: 'atoll-local',
+  GOOGLE_CLIENT_SECRET: 'atoll-local-secret',
+  GOOGLE_REDIRECT_URL: 'http://localhost:3000/api/auth/google/callback',
+};
+
+const envLines = (env: Record<string, string>) =>
+  `${Object.entries(env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n')}\n`;
+
 function readEnvFile(file: string): Record<string, string> {
   if (!existsSync(file)) return {};
   return Object.fromEntries(
@@ -95,16 +117,13 @@ if (import.meta.main) {
   chmodSync(dir, 0o700);
   const envFile = join(dir, 'credentials.env');
   const { env, acl, sql } = composeCredentials(readEnvFile(envFile));
-  writeFileSync(
-    envFile,
-    `${Object.entries(env)
-      .map(([k, v]) => `${k}=${v}`)
-      .join('\n')}\n`,
-    { mode: 0o600 },
-  );
+  writeFileSync(envFile, envLines(env), { mode: 0o600 });
   chmodSync(envFile, 0o600);
+  const devFile = join(dir, 'dev.env');
+  writeFileSync(devFile, envLines({ ...env, ...DEV_SETTINGS }), { mode: 0o600 });
+  chmodSync(devFile, 0o600);
   // Hashes and verifiers only: the containers' own users (redis, postgres) must read them.
   for (const role of ROLES) writeFileSync(join(dir, `redis-${role}.acl`), acl[role], { mode: 0o644 });
   writeFileSync(join(dir, 'postgres-roles.sql'), sql, { mode: 0o644 });
-  console.log(`wrote ${dir}: docker compose --env-file .atoll/compose/credentials.env up --build`);
+  console.log(`wrote ${dir}: docker compose --env-file .atoll/compose/dev.env up --build`);
 }
