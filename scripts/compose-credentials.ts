@@ -79,7 +79,8 @@ export function composeCredentials(kept: Record<string, string>) {
   return { env, acl, sql: serviceRolesSql(COMPOSE_DATABASE, pgPasswords) };
 }
 
-function readEnvFile(file: string): Record<string, string> {
+/** The variables of an env file (`NAME=value` lines) as written here; none when it is missing. */
+export function readEnvFile(file: string): Record<string, string> {
   if (!existsSync(file)) return {};
   return Object.fromEntries(
     readFileSync(file, 'utf8')
