@@ -101,7 +101,8 @@ const envLines = (env: Record<string, string>) =>
     .map(([k, v]) => `${k}=${v}`)
     .join('\n')}\n`;
 
-function readEnvFile(file: string): Record<string, string> {
+/** The variables of an env file (`NAME=value` lines) as written here; none when it is missing. */
+export function readEnvFile(file: string): Record<string, string> {
   if (!existsSync(file)) return {};
   return Object.fromEntries(
     readFileSync(file, 'utf8')
