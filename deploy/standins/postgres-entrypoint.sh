@@ -16,6 +16,12 @@ if [ "$1" = 'postgres' ] && [ "$(id -u)" = '0' ]; then
   exec setpriv --reuid=postgres --regid=postgres --init-groups "$BASH_SOURCE" "$@"
 fi
 
+if [ "$1" = 'postgres' ]; then
+  # As the official entrypoint does for a non-root start: the socket directory may be a fresh tmpfs.
+  mkdir -p /var/run/postgresql 2>/dev/null || :
+  chmod 3777 /var/run/postgresql 2>/dev/null || :
+fi
+
 if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   : "${POSTGRES_USER:=postgres}"
   : "${POSTGRES_DB:=$POSTGRES_USER}"
@@ -28,7 +34,9 @@ if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "${POSTGRES_PASSWORD:-}") \
     --encoding=UTF8 --locale=C.UTF-8 $POSTGRES_INITDB_ARGS
   printf '\nhost all all all %s\n' "$POSTGRES_HOST_AUTH_METHOD" >>"$PGDATA/pg_hba.conf"
-  printf "\nlisten_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
+  # As Debian's and the official image's builds: the socket in /var/run/postgresql (this build's own
+  # default is /tmp), where psql and pg_isready look.
+  printf "\nlisten_addresses = '*'\nunix_socket_directories = '/var/run/postgresql'\n" >>"$PGDATA/postgresql.conf"
 
   export PGPASSWORD="${PGPASSWORD:-${POSTGRES_PASSWORD:-}}"
   pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w start

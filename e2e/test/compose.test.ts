@@ -18,7 +18,9 @@ import { parse } from 'yaml';
 import {
   composeCredentials,
   credentialVariables,
+  DEV_SETTINGS,
   IDENTITY_VARIABLES,
+  readEnvFile,
 } from '../../scripts/compose-credentials.ts';
 
 // ---- the files -------------------------------------------------------------------------------------
@@ -38,10 +40,22 @@ interface Service {
   ports?: string[];
   restart?: string;
   stop_grace_period?: string;
+  profiles?: string[];
+  networks?: string[];
+  read_only?: boolean;
+  cap_drop?: string[];
+  cap_add?: string[];
+  security_opt?: string[];
+  mem_limit?: string;
+  pids_limit?: number;
+  privileged?: boolean;
+  user?: string;
+  tmpfs?: string[];
 }
 interface Compose {
   services: Record<string, Service>;
   volumes?: Record<string, unknown>;
+  networks?: Record<string, { internal?: boolean } | null>;
 }
 
 const composeFile = join(repoRoot, 'docker-compose.yml');
@@ -100,6 +114,15 @@ function interpolate(value: string, env: Record<string, string | undefined> = {}
  * the roles' SQL made from the same passwords).
  */
 const CREDENTIALS = composeCredentials({});
+/** What `npm run compose` passes: the credentials and the dev tools' settings (.atoll/compose/dev.env). */
+const DEV_ENV = { ...CREDENTIALS.env, ...DEV_SETTINGS };
+/** What a deployment fills in (deploy/production.env.example). */
+const PRODUCTION_EXAMPLE = readEnvFile(join(repoRoot, 'deploy/production.env.example'));
+/** Set in every deployment, secret or not: Compose refuses to start without them. */
+const DEPLOYMENT_SETTINGS = {
+  SMTP_URL: 'smtps://atoll:secret@smtp.example.com:465',
+  PUBLIC_URL: 'https://atoll.example.com',
+};
 
 /** A service's environment as Compose hands it to the process (with CREDENTIALS, defaults applied). */
 function environmentOf(service: Service): Record<string, string> {
@@ -107,9 +130,7 @@ function environmentOf(service: Service): Record<string, string> {
   const entries: Array<[string, unknown]> = Array.isArray(raw)
     ? raw.map((line) => [line.split('=')[0]!, line.slice(line.indexOf('=') + 1)])
     : Object.entries(raw);
-  return Object.fromEntries(
-    entries.map(([k, v]) => [k, interpolate(v == null ? '' : String(v), CREDENTIALS.env)]),
-  );
+  return Object.fromEntries(entries.map(([k, v]) => [k, interpolate(v == null ? '' : String(v), DEV_ENV)]));
 }
 
 function dependsOn(service: Service): Record<string, string> {
@@ -256,20 +277,51 @@ describe('docker-compose config', () => {
     }
   });
 
-  // The Redis admin's password is the operator's (redis-cli): only its hash is in the ACL files.
-  it.each(credentialVariables().filter((v) => v !== 'REDIS_ADMIN_PASSWORD'))(
+  // The Redis admin's password is the operator's (redis-cli): only its hash is in the ACL files. Without
+  // METRICS_TOKEN /metrics is not served.
+  const OPTIONAL = ['REDIS_ADMIN_PASSWORD', 'METRICS_TOKEN'];
+  it.each(credentialVariables().filter((v) => !OPTIONAL.includes(v)))(
     'refuses to start without %s, saying how to make the credentials',
     (name) => {
-      const { [name]: _, ...others } = CREDENTIALS.env;
+      const { [name]: _, ...others } = { ...CREDENTIALS.env, ...DEPLOYMENT_SETTINGS };
       const result = config(others);
       expect(result.status).not.toBe(0);
-      expect(result.stderr).toContain('run scripts/compose-credentials.ts');
+      expect(result.stderr).toContain('npm run compose');
     },
   );
 
-  it('accepts the file with the credentials set and every other variable left at its default', () => {
-    // No LOG_LEVEL, METRICS_TOKEN...: every other variable must resolve from its default.
-    const result = config(CREDENTIALS.env);
+  it.each(Object.keys(DEPLOYMENT_SETTINGS))('refuses to start without %s, naming it', (name) => {
+    const { [name]: _, ...others } = { ...CREDENTIALS.env, ...DEPLOYMENT_SETTINGS };
+    const result = config(others);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(`set ${name}`);
+  });
+
+  it('accepts what `npm run compose` passes (dev.env), with the dev profile on', () => {
+    const result = config(DEV_ENV);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr.trim()).toBe('');
+    expect(DEV_SETTINGS.COMPOSE_PROFILES).toBe('dev');
+  });
+
+  it('lists in deploy/production.env.example every variable the file reads, with no local-only value', () => {
+    const read = new Set([...composeText.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!));
+    expect(
+      [...read].filter(
+        (name) =>
+          !(name in PRODUCTION_EXAMPLE) && !['MAIL_UI_PORT', 'OIDC_PORT', 'GOOGLE_ISSUER'].includes(name),
+      ),
+    ).toEqual([]);
+    for (const name of credentialVariables()) expect(PRODUCTION_EXAMPLE[name], name).toBe('');
+    for (const [name, value] of Object.entries(PRODUCTION_EXAMPLE)) {
+      expect(value, name).not.toMatch(/localhost|127\.0\.0\.1(?!:3000$)|oidc:|mail:1025|atoll-local/);
+    }
+    expect(PRODUCTION_EXAMPLE).not.toHaveProperty('COMPOSE_PROFILES');
+  });
+
+  it('accepts the file with the credentials and the deployment settings set, every other variable at its default', () => {
+    // No LOG_LEVEL, METRICS_TOKEN, GOOGLE_*...: every other variable must resolve from its default.
+    const result = config({ ...CREDENTIALS.env, ...DEPLOYMENT_SETTINGS });
     expect(result.error).toBeUndefined();
     expect(result.status, result.stderr).toBe(0);
     // Compose exits 0 on an unset variable ("The X variable is not set. Defaulting to a blank string.")
@@ -433,13 +485,61 @@ describe('docker-compose.yml semantics', () => {
     }
   });
 
-  it('publishes only the gateway, the mail UI and the OpenID provider', () => {
+  it('publishes only the gateway, and in the dev profile the mail inbox and the OpenID provider, on 127.0.0.1', () => {
     const published = Object.entries(services)
       .filter(([, s]) => (s.ports ?? []).length > 0)
       .map(([name]) => name)
       .sort();
-    expect(published).toEqual(['gateway', 'mailpit', 'oidc']);
-    expect(services.gateway!.ports!.map((p) => p.split(':').slice(-2).join(':'))).toEqual(['3000:3000']);
+    expect(published).toEqual(['gateway', 'mail', 'oidc']);
+    const ports = (name: string) => services[name]!.ports!.map((p) => interpolate(p, {}));
+    expect(ports('gateway')).toEqual(['127.0.0.1:3000:3000']);
+    expect(ports('mail')).toEqual(['127.0.0.1:8025:8025']);
+    expect(ports('oidc')).toEqual(['127.0.0.1:8080:8080']);
+    for (const tool of ['mail', 'oidc']) expect(services[tool]!.profiles, tool).toEqual(['dev']);
+    const profiled = Object.entries(services).filter(([, s]) => s.profiles);
+    expect(profiled.map(([name]) => name).sort()).toEqual(['mail', 'oidc']);
+    // Nothing of the stack waits for a dev tool: without the dev profile it still starts.
+    for (const [name, service] of Object.entries(services)) {
+      if (service.profiles) continue;
+      expect(
+        Object.keys(dependsOn(service)).filter((d) => services[d]!.profiles),
+        name,
+      ).toEqual([]);
+    }
+  });
+
+  it('hardens every container: read-only root, no capabilities, no privilege gain, limits, not root', () => {
+    for (const [name, service] of Object.entries(services)) {
+      expect(service.read_only, name).toBe(true);
+      expect(service.cap_drop, name).toEqual(['ALL']);
+      expect(service.cap_add, name).toBeUndefined();
+      expect(service.security_opt, name).toContain('no-new-privileges:true');
+      expect(service.mem_limit, name).toMatch(/^\d+m$/);
+      expect(service.pids_limit, name).toBeGreaterThan(0);
+      expect(service.privileged, name).toBeUndefined();
+      // Built images run as node (the Dockerfile's USER); the data stores as their image's own user.
+      if (!service.build && service.image !== 'atoll/dev-tools:dev')
+        expect(service.user, name).toBe('999:999');
+      expect(service.tmpfs, name).toContain('/tmp');
+    }
+  });
+
+  it('keeps the data stores and the services on an internal network, only the gateway on the public one', () => {
+    expect(compose.networks?.backend?.internal).toBe(true);
+    const on = (net: string) =>
+      Object.entries(services)
+        .filter(([, s]) => (s.networks ?? []).includes(net))
+        .map(([name]) => name)
+        .sort();
+    expect(on('public')).toEqual(['gateway']);
+    // Out of the backend: auth (Google) and notifier (SMTP) only; the dev tools are never on it.
+    expect(on('egress')).toEqual(['auth', 'mail', 'notifier', 'oidc']);
+    expect(on('backend')).not.toContain('mail');
+    expect(on('backend')).not.toContain('oidc');
+    for (const [name, service] of Object.entries(services)) {
+      expect(service.networks?.length, `${name} names its networks`).toBeGreaterThan(0);
+      if (!['mail', 'oidc'].includes(name)) expect(service.networks, name).toContain('backend');
+    }
   });
 
   it('lets each service finish its graceful shutdown before Docker kills it', () => {
@@ -460,7 +560,9 @@ describe('deploy/docker/service.Dockerfile', () => {
   it('is the one Dockerfile every built service uses, with APP naming the service', () => {
     expect([...dockerfiles]).toEqual([join(repoRoot, 'deploy/docker/service.Dockerfile')]);
     for (const [name, service] of built) {
-      expect(service.build!.args?.APP, name).toBe(name.replace(/^migrate-/, ''));
+      expect(service.build!.args?.APP, name).toBe(
+        name === 'mail' ? 'dev-tools' : name.replace(/^migrate-/, ''),
+      );
     }
   });
 
