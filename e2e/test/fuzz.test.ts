@@ -1,24 +1,26 @@
 /**
- * Bad input through the gateway of the whole stack, generated: every operation of the RealWorld contract
- * (../shared/realworld/openapi.yml) and every route of atoll's own document (`/api/openapi.json`) gets
- * bounded bodies, queries and path values from fast-check with a fixed seed — control characters, NUL,
- * lone surrogates, huge numbers, deep nesting, wrong types, duplicated JSON keys, long strings within the
- * body limit, odd Content-Types — sent as an anonymous client and as a signed-in one, against a stack
- * that holds real rows (two users, an article, a comment), so that some requests hit them.
+ * Bad input through the gateway of the whole stack, generated: every operation of the public RealWorld
+ * contract (api/openapi.yml of https://github.com/realworld-apps/realworld) and every route of atoll's
+ * own document (`/api/openapi.json`) gets bounded bodies, queries and path values from fast-check with a
+ * fixed seed — control characters, NUL, lone surrogates, huge numbers, deep nesting, wrong types,
+ * duplicated JSON keys, long strings within the body limit, odd Content-Types — sent as an anonymous
+ * client and as a signed-in one, against a stack that holds real rows (two users, an article, a
+ * comment), so that some requests hit them. Where contract.ts does not find the contract, atoll's own
+ * document alone is used (it has the contract's routes too, with atoll's schemas rather than the
+ * contract's), and the test's title and output say so.
  *
  * It fails on any 5xx, and on any row changed by a refused request: the rows of every table of the auth,
  * content and notifier schemas (count and md5, db-state.ts) are read before and after each batch. A batch
  * of reads, or of writes that were all refused (4xx), must leave them exactly as they were; the refused
  * writes of a batch in which some write succeeded are sent again one at a time, each checked alone.
  */
-import { readFileSync } from 'node:fs';
 import type { Stack } from '@atoll/testkit';
 import fc from 'fast-check';
 import pg from 'pg';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { apiClient } from './api.ts';
+import { MISSING, readContract } from './contract.ts';
 import { changedTables, type DbState, dbState, settledState } from './db-state.ts';
 import { startTestStack } from './helpers.ts';
 
@@ -27,8 +29,6 @@ const SEED = 20_261_202;
 const RUNS = 70;
 const BATCH = 32;
 const CONCURRENCY = 8;
-
-const SPEC = new URL('../../../shared/realworld/openapi.yml', import.meta.url);
 
 type Schema = Record<string, any>;
 interface Operation {
@@ -441,9 +441,12 @@ describe('generated bad input through the gateway (whole stack)', () => {
     return out;
   }
 
-  it('answers no generated request with a 5xx, and a refused one changes no row', async () => {
+  const title = 'answers no generated request with a 5xx, and a refused one changes no row';
+  const contractLeftOut = "the RealWorld contract's own operations and body schemas left out";
+  if (MISSING) console.warn(`"${title}": ${contractLeftOut}: ${MISSING}`);
+  it(MISSING ? `${title} (${contractLeftOut}: ${MISSING})` : title, async () => {
     const started = Date.now();
-    const contract = operationsOf(parse(readFileSync(SPEC, 'utf8')), '/api');
+    const contract = MISSING ? [] : operationsOf(readContract(), '/api');
     const published = await (await fetch(`${stack.gatewayUrl}/api/openapi.json`)).json();
     const own = operationsOf(published as Schema, '');
     const seen = new Set<string>();
@@ -453,7 +456,7 @@ describe('generated bad input through the gateway (whole stack)', () => {
       seen.add(key);
       return true;
     });
-    expect(contract.length).toBeGreaterThanOrEqual(19);
+    if (!MISSING) expect(contract.length).toBeGreaterThanOrEqual(19);
     expect(operations.length).toBeGreaterThan(contract.length);
 
     const valid: Record<string, string[]> = {

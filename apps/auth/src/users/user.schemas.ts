@@ -1,7 +1,8 @@
 /**
- * Request and response schemas of the RealWorld user routes (../shared/realworld/openapi.yml). Types only
- * and lengths here; rules a schema cannot say in RealWorld words (blank after trimming, email shape,
- * password length) are checked by the service with the contract's messages.
+ * Request and response schemas of the RealWorld user routes (the public RealWorld contract,
+ * api/openapi.yml of https://github.com/realworld-apps/realworld). Types only and lengths here; rules a
+ * schema cannot say in RealWorld words (blank after trimming, email shape, password length) are checked
+ * by the service with the contract's messages.
  */
 import Type from 'typebox';
 

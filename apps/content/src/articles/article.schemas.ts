@@ -1,4 +1,7 @@
-/** Schemas of the RealWorld article, comment, profile and tag routes (../shared/realworld/openapi.yml). */
+/**
+ * Schemas of the RealWorld article, comment, profile and tag routes (the public RealWorld contract,
+ * api/openapi.yml of https://github.com/realworld-apps/realworld).
+ */
 import Type from 'typebox';
 
 const Nullable = (schema: ReturnType<typeof Type.String>) => Type.Union([schema, Type.Null()]);
