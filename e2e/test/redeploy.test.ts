@@ -141,7 +141,13 @@ describe('redeploying one service drops nothing (native stack, two instances of 
   let tokens: string[];
   const slugs: string[] = [];
   beforeAll(async () => {
-    ({ stack, dispose } = await startTestStack('redeploy', {}, { instances: { auth: 2, content: 2 } }));
+    // Half a second of drain: the gateway learns from the first responses that an instance drains and
+    // sends it nothing new, so no request meets its closing connections.
+    ({ stack, dispose } = await startTestStack(
+      'redeploy',
+      { SHUTDOWN_DRAIN_MS: '500' },
+      { instances: { auth: 2, content: 2 } },
+    ));
     const api = apiClient(stack.gatewayUrl);
     tokens = Object.values(await signUpAll(api, ['swap1', 'swap2', 'swap3'], 'redeploy-password-1'));
     for (let i = 0; i < 6; i += 1) {

@@ -118,7 +118,7 @@ export function serviceEnv(defaultPort: number) {
       minimum: 0,
       default: 0,
       description:
-        'how long a service keeps serving after SIGTERM with /health/ready answering 503 before it stops accepting connections, in milliseconds (for a load balancer that polls readiness; Kubernetes: 0 and a preStop sleep instead)',
+        'how long a service keeps serving after SIGTERM, not ready and telling the gateway it drains, before it stops accepting connections, in milliseconds (500 with several instances behind the gateway; for a load balancer that polls readiness, a few of its intervals; Kubernetes: 0 and a preStop sleep instead)',
     }),
     REDIS_KEY_PREFIX: Env.keyPrefix(),
     METRICS_TOKEN: Type.Optional(

@@ -29,6 +29,9 @@ export interface BasePluginOptions extends ErrorHandlingOptions {
  */
 export const MAX_URL_LENGTH = 8 * 1024;
 
+/** On every response of an instance that drains: the gateway sends it no new request for a while. */
+export const DRAINING_HEADER = 'x-atoll-draining';
+
 /**
  * What every service registers first: validation (strict bodies), the error handler and 404 in the
  * RealWorld shape, a JSON parser for which an empty body is no body (body.ts), URLs over MAX_URL_LENGTH
@@ -61,8 +64,9 @@ const basePlugin: FastifyPluginAsync<BasePluginOptions> = async (app, opts) => {
   // Graceful shutdown: once draining has begun (health.drain(), or closing), every response carries
   // `Connection: close`, so each keep-alive connection ends with its current response instead of being
   // reused for a request the server would have to refuse or cut.
+  // `x-atoll-draining` tells the gateway to send this instance nothing new (it never reaches clients).
   app.addHook('onSend', (_request, reply, payload, done) => {
-    if (app.health.draining) reply.header('connection', 'close');
+    if (app.health.draining) reply.header('connection', 'close').header(DRAINING_HEADER, '1');
     done(null, payload);
   });
 };

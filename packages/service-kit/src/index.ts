@@ -1,4 +1,4 @@
-export { type BasePluginOptions, default as base, MAX_URL_LENGTH } from './base.ts';
+export { type BasePluginOptions, DRAINING_HEADER, default as base, MAX_URL_LENGTH } from './base.ts';
 export {
   AppError,
   ERROR_CATALOG,

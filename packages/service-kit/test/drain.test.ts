@@ -89,6 +89,7 @@ describe('graceful drain', () => {
     const during = await fetch(`${h.url}/fast`);
     expect(during.status).toBe(200);
     expect(during.headers.get('connection')).toBe('close');
+    expect(during.headers.get('x-atoll-draining')).toBe('1');
   });
 
   it('serves through the drain delay, then refuses new connections, closes idle ones and finishes the one in flight before closing resources', async () => {

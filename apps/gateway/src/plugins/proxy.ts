@@ -20,7 +20,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { IDENTITY_HEADER, type IdentitySigner, INTERNAL_HEADER_PREFIX } from '@atoll/identity';
-import { Counter, errorBody, REQUEST_ID_HEADER, type Registry } from '@atoll/service-kit';
+import { Counter, DRAINING_HEADER, errorBody, REQUEST_ID_HEADER, type Registry } from '@atoll/service-kit';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { assertionFor, upstreamTarget } from '../routes/assertion.ts';
@@ -126,14 +126,6 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
     labelNames: ['upstream', 'kind'] as const,
     registers: [opts.registry],
   });
-  const responseHeaders = opts.serverTiming
-    ? {}
-    : {
-        rewriteHeaders: (headers: IncomingHttpHeaders) => {
-          delete headers['server-timing'];
-          return headers;
-        },
-      };
   for (const upstream of Object.keys(opts.pools) as Upstream[]) {
     const prefixes = ROUTE_TABLE.filter((r) => r.upstream === upstream).map((r) => r.prefix);
     const pool = opts.pools[upstream];
@@ -195,7 +187,16 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
               }
               return onUpstreamError(upstream, rep as FastifyReply, failure, errors);
             },
-            ...responseHeaders,
+            // A draining instance says so on every response: send it nothing new for a while, so it
+            // has no traffic left when it closes its connections (no keep-alive race to retry).
+            rewriteHeaders: (headers: IncomingHttpHeaders) => {
+              if (headers[DRAINING_HEADER] !== undefined) {
+                pool.markUnreachable(instance);
+                delete headers[DRAINING_HEADER];
+              }
+              if (!opts.serverTiming) delete headers['server-timing'];
+              return headers;
+            },
           });
         };
         return attempt();
