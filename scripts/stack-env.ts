@@ -14,7 +14,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { LOCAL_DEFAULTS, type ServiceName, STACK_WIRED } from '@atoll/testkit/servers';
+import { type Backend, LOCAL_DEFAULTS, type ServiceName, STACK_WIRED } from '@atoll/testkit/servers';
 import { EnvSchema as auth } from '../apps/auth/src/config.ts';
 import { EnvSchema as content } from '../apps/content/src/config.ts';
 import { EnvSchema as gateway } from '../apps/gateway/src/config.ts';
@@ -50,6 +50,11 @@ export const COMMAND_VARIABLES = {
     description:
       "where the gateway's Ed25519 identity key pair lives (identity.key, mode 0600, read by the gateway only; identity.pub, read by the other services), made on the first start if missing; unset: ATOLL_DATA_DIR/identity",
   },
+  ATOLL_INSTANCES: {
+    value: '',
+    description:
+      'more than one instance of a service behind the gateway, e.g. auth=2,content=2 (at most 3 each): each on a port of its own, the gateway gets every URL in AUTH_URL, CONTENT_URL or NOTIFIER_URL',
+  },
   ATOLL_DATA_DIR: {
     value: '',
     description:
@@ -57,6 +62,20 @@ export const COMMAND_VARIABLES = {
   },
 } as const;
 export type CommandVariable = keyof typeof COMMAND_VARIABLES;
+
+/** ATOLL_INSTANCES (`auth=2,content=2`) as counts per service; throws naming what is wrong. */
+export function parseInstances(value: string | undefined): Partial<Record<Backend, number>> {
+  const counts: Partial<Record<Backend, number>> = {};
+  for (const entry of value ? value.split(',') : []) {
+    const [name = '', count = ''] = entry.split('=');
+    if (!['auth', 'content', 'notifier'].includes(name) || !/^[1-3]$/.test(count))
+      throw new Error(
+        `ATOLL_INSTANCES has ${JSON.stringify(entry)}: give <service>=<1 to 3> for auth, content or notifier`,
+      );
+    counts[name as Backend] = Number(count);
+  }
+  return counts;
+}
 
 /** A variable the stack command reads; empty counts as unset, as in the services' own parsing. */
 export function commandSetting(env: Record<string, string | undefined>, name: CommandVariable) {

@@ -26,7 +26,13 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureIdentityKeyFiles, privateDirMode, type Stack, startStack } from '@atoll/testkit/servers';
-import { COMMAND_VARIABLES, type CommandVariable, commandSetting, serviceSettings } from './stack-env.ts';
+import {
+  COMMAND_VARIABLES,
+  type CommandVariable,
+  commandSetting,
+  parseInstances,
+  serviceSettings,
+} from './stack-env.ts';
 
 const setting = (name: CommandVariable) => commandSetting(process.env, name);
 const root = resolve(import.meta.dirname, '..');
@@ -69,11 +75,12 @@ try {
     // Each service's Redis and PostgreSQL password, made on the first start (mode 0600).
     credentialsFile: join(dataDir, 'credentials.json'),
     serviceEnv: serviceSettings(process.env),
+    instances: parseInstances(setting('ATOLL_INSTANCES')),
     onReady: log,
   });
   log(`atoll is up: ${stack.gatewayUrl} (Ctrl-C stops everything)`);
   // A service that dies takes the stack down with it, loudly: nothing half-running.
-  for (const proc of Object.values(stack.services)) {
+  for (const proc of [...Object.values(stack.instances).flat(), stack.services.gateway]) {
     proc.exited.then(({ code, signal }) => {
       if (stopping) return;
       log(`${proc.name} exited (${signal ?? code}): ${proc.stderr.trim().split('\n').slice(-5).join(' | ')}`);

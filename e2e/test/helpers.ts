@@ -5,6 +5,7 @@ import {
   ownedTempDir,
   removeOwnedDir,
   type Stack,
+  type StackOptions,
   startStack,
   type TestDatabase,
   testDatabase,
@@ -38,10 +39,14 @@ export const GENEROUS_LIMITS = {
  */
 export const TEST_PASSWORD_COST = { PASSWORD_ARGON2_MEMORY_KIB: '19456', PASSWORD_ARGON2_ITERATIONS: '2' };
 
-/** The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders. */
+/**
+ * The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders;
+ * `instances` runs more than one instance of a service behind the gateway.
+ */
 export async function startTestStack(
   label: string,
   env: Record<string, string> = {},
+  opts: Pick<StackOptions, 'instances'> = {},
 ): Promise<{ stack: Stack; dispose: () => Promise<void> }> {
   const database: TestDatabase = await testDatabase(label);
   const dataDir = await ownedTempDir(`stack-${label}`);
@@ -52,6 +57,7 @@ export async function startTestStack(
     keyPrefix: `t${randomBytes(4).toString('hex')}`,
     retainLogs: true,
     env: { ...GENEROUS_LIMITS, ...TEST_PASSWORD_COST, ...env },
+    ...opts,
   });
   return {
     stack,

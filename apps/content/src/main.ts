@@ -8,4 +8,5 @@ await runService({
   buildApp,
   listen: (c) => ({ host: c.host, port: c.port }),
   graceMs: (c) => c.shutdownGraceMs,
+  drainMs: (c) => c.shutdownDrainMs,
 });

@@ -8,6 +8,7 @@ import csrf from './plugins/csrf.ts';
 import door from './plugins/door.ts';
 import proxy from './plugins/proxy.ts';
 import session from './plugins/session.ts';
+import { UpstreamPool } from './plugins/upstream-pool.ts';
 import { RateCounter } from './rate-limit/counter.ts';
 import rateLimits from './rate-limit/plugin.ts';
 import healthServices from './routes/health-services.ts';
@@ -56,6 +57,12 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
   await app.register(rateLimits, { counter, limits: config.rateLimits, registry: app.metrics.registry });
   // Routes. Every request to a service carries an assertion signed with the gateway's key.
   const signer = new IdentitySigner(config.identityKey);
+  // Each service's instances, shared by everything that sends it requests.
+  const pools = {
+    auth: new UpstreamPool(config.upstreams.auth),
+    content: new UpstreamPool(config.upstreams.content),
+    notifier: new UpstreamPool(config.upstreams.notifier),
+  };
   await app.register(healthServices, {
     upstreams: config.upstreams,
     timeoutMs: Math.min(config.upstreamTimeoutMs, 2000),
@@ -63,7 +70,7 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
   await app.register(notificationStream, {
     keyPrefix: config.keyPrefix,
     redisSessionUrl: config.redisSessionUrl,
-    notifierUrl: config.upstreams.notifier,
+    notifier: pools.notifier,
     signer,
     heartbeatMs: config.sseHeartbeatMs,
     maxStreamsPerUser: config.sseMaxStreamsPerUser,
@@ -73,11 +80,11 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
   });
   await app.register(docs, {
     signer,
-    upstreams: config.upstreams,
+    pools,
     timeoutMs: Math.min(config.upstreamTimeoutMs, 2000),
   });
   await app.register(proxy, {
-    upstreams: config.upstreams,
+    pools,
     timeoutMs: config.upstreamTimeoutMs,
     routeTimeouts: config.upstreamRouteTimeouts,
     signer,

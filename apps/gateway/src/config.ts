@@ -13,8 +13,17 @@ import {
   sessionEnv,
   Type,
 } from '@atoll/config';
+import type { Upstream } from './routes/table.ts';
 
 const ORIGIN_LIST = '^(https?://[^\\s,/]+)?(,https?://[^\\s,/]+)*$';
+
+/** An upstream service's instances: one base URL, or several separated by commas. */
+function upstreamEnv(what: string, example: string) {
+  return Type.String({
+    pattern: '^https?://[^\\s,]+(,https?://[^\\s,]+)*$',
+    description: `the ${what}'s base URL, e.g. ${example}, or its instances' URLs separated by commas (each request goes to the next in turn; one that refuses connections is skipped for a moment, and a request it could not have received goes to another)`,
+  });
+}
 
 /** A rate-limit tier's two variables: how many requests per window, and the window. */
 function tierEnv(name: string, max: number, windowS: number, who: string) {
@@ -36,9 +45,9 @@ export const EnvSchema = Type.Object({
     500,
     'how long a redis-session command (session lookup, rate-limit count) may take before the gateway gives up on it',
   ),
-  AUTH_URL: Env.httpUrl('auth service'),
-  CONTENT_URL: Env.httpUrl('content service'),
-  NOTIFIER_URL: Env.httpUrl('notifier service'),
+  AUTH_URL: upstreamEnv('auth service', 'http://127.0.0.1:3001'),
+  CONTENT_URL: upstreamEnv('content service', 'http://127.0.0.1:3002'),
+  NOTIFIER_URL: upstreamEnv('notifier service', 'http://127.0.0.1:3003'),
   UPSTREAM_TIMEOUT_MS: Env.milliseconds(10_000, 'how long an upstream may take to answer before a 504'),
   UPSTREAM_ROUTE_TIMEOUTS: Type.String({
     default: '',
@@ -123,7 +132,8 @@ export interface GatewayConfig extends ServiceConfig {
   identityKey: KeyObject;
   redisSessionUrl: string;
   redisCommandTimeoutMs: number;
-  upstreams: { auth: string; content: string; notifier: string };
+  /** Each service's instances: base URLs (scheme, host and port), one or more. */
+  upstreams: Record<Upstream, string[]>;
   upstreamTimeoutMs: number;
   /** Per-prefix timeouts, longest prefix first. */
   upstreamRouteTimeouts: Array<{ prefix: string; timeoutMs: number }>;
@@ -152,6 +162,42 @@ function parseProxies(value: string): string[] {
     }
   }
   return proxies;
+}
+
+/**
+ * An upstream variable's instances, each an origin (a path would be dropped by the proxy) and none twice:
+ * every problem in one error.
+ */
+function parseUpstreams(
+  env: Record<'AUTH_URL' | 'CONTENT_URL' | 'NOTIFIER_URL', string>,
+): Record<Upstream, string[]> {
+  const problems: string[] = [];
+  const parse = (name: keyof typeof env): string[] => {
+    const urls = env[name].split(',').map((entry) => {
+      let url: URL;
+      try {
+        url = new URL(entry);
+      } catch {
+        problems.push(`${name} has ${JSON.stringify(entry)}, not a URL`);
+        return entry;
+      }
+      if (url.pathname !== '/' || url.search || url.hash || url.username || url.password)
+        problems.push(
+          `${name} has ${JSON.stringify(entry)}: give scheme, host and port only (e.g. ${url.origin})`,
+        );
+      return url.origin;
+    });
+    const repeated = urls.filter((u, i) => urls.indexOf(u) !== i);
+    if (repeated.length > 0) problems.push(`${name} lists ${repeated[0]} more than once`);
+    return urls;
+  };
+  const upstreams = {
+    auth: parse('AUTH_URL'),
+    content: parse('CONTENT_URL'),
+    notifier: parse('NOTIFIER_URL'),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return upstreams;
 }
 
 /**
@@ -198,7 +244,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     identityKey: identityPrivateKey(e),
     redisSessionUrl: e.REDIS_SESSION_URL,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
-    upstreams: { auth: e.AUTH_URL, content: e.CONTENT_URL, notifier: e.NOTIFIER_URL },
+    upstreams: parseUpstreams(e),
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
     upstreamRouteTimeouts,
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,

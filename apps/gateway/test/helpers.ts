@@ -80,7 +80,11 @@ const silent = { info() {}, warn() {}, error() {} };
 /** Starts redis-session and the upstream, builds the gateway with `env`, and listens on loopback if asked. */
 export async function startGateway(
   env: Record<string, string> = {},
-  opts: { listen?: boolean } = {},
+  opts: {
+    listen?: boolean;
+    /** More environment that names the recording upstream (e.g. a list of instances with it). */
+    envWith?: (upstreamUrl: string) => Record<string, string>;
+  } = {},
 ): Promise<TestGateway> {
   const redis = await RedisServer.start('session');
   const client = await connectRedis({
@@ -91,7 +95,7 @@ export async function startGateway(
     log: silent,
   });
   const upstream = await startUpstream();
-  const config = testConfig(redis.url, upstream.url, env);
+  const config = testConfig(redis.url, upstream.url, { ...env, ...opts.envWith?.(upstream.url) });
   const app = await buildApp(config);
   const url = opts.listen ? await app.listen({ host: '127.0.0.1', port: 0 }) : '';
   return {

@@ -114,6 +114,12 @@ export function serviceEnv(defaultPort: number) {
     PORT: Env.port(defaultPort),
     LOG_LEVEL: Env.logLevel(),
     SHUTDOWN_GRACE_MS: Env.milliseconds(10_000, 'how long shutdown may take before the process is killed'),
+    SHUTDOWN_DRAIN_MS: Type.Integer({
+      minimum: 0,
+      default: 0,
+      description:
+        'how long a service keeps serving after SIGTERM, not ready and telling the gateway it drains, before it stops accepting connections, in milliseconds (500 with several instances behind the gateway; for a load balancer that polls readiness, a few of its intervals; Kubernetes: 0 and a preStop sleep instead)',
+    }),
     REDIS_KEY_PREFIX: Env.keyPrefix(),
     METRICS_TOKEN: Type.Optional(
       Env.secret('the bearer token a Prometheus scrape must send to read GET /metrics (unset: not served)'),
@@ -190,6 +196,8 @@ export interface ServiceConfig {
   port: number;
   logLevel: string;
   shutdownGraceMs: number;
+  /** How long to keep serving, not ready, after SIGTERM before the server closes (below the grace). */
+  shutdownDrainMs: number;
   keyPrefix: string;
   /** The bearer token `GET /metrics` requires; null when metrics are not served. */
   metricsToken: string | null;
@@ -203,6 +211,7 @@ export function serviceConfig(env: {
   PORT: number;
   LOG_LEVEL: string;
   SHUTDOWN_GRACE_MS: number;
+  SHUTDOWN_DRAIN_MS: number;
   REDIS_KEY_PREFIX: string;
   METRICS_TOKEN?: string | undefined;
   REQUEST_TIMEOUT_MS: number;
@@ -210,11 +219,16 @@ export function serviceConfig(env: {
   KEEP_ALIVE_TIMEOUT_MS: number;
   SERVER_TIMING: boolean;
 }): ServiceConfig {
+  if (env.SHUTDOWN_DRAIN_MS >= env.SHUTDOWN_GRACE_MS)
+    throw new ConfigError([
+      `SHUTDOWN_DRAIN_MS (${env.SHUTDOWN_DRAIN_MS}) must be below SHUTDOWN_GRACE_MS (${env.SHUTDOWN_GRACE_MS}): the drain is part of the grace period, and in-flight requests need time after it`,
+    ]);
   return {
     host: env.HOST,
     port: env.PORT,
     logLevel: env.LOG_LEVEL,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
     keyPrefix: env.REDIS_KEY_PREFIX,
     metricsToken: env.METRICS_TOKEN ?? null,
     timeouts: {

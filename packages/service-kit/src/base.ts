@@ -29,6 +29,9 @@ export interface BasePluginOptions extends ErrorHandlingOptions {
  */
 export const MAX_URL_LENGTH = 8 * 1024;
 
+/** On every response of an instance that drains: the gateway sends it no new request for a while. */
+export const DRAINING_HEADER = 'x-atoll-draining';
+
 /**
  * What every service registers first: validation (strict bodies), the error handler and 404 in the
  * RealWorld shape, a JSON parser for which an empty body is no body (body.ts), URLs over MAX_URL_LENGTH
@@ -36,7 +39,7 @@ export const MAX_URL_LENGTH = 8 * 1024;
  * (400) refused (unsafe-text.ts), the OpenAPI document of its routes (internal), request metrics and
  * `GET /metrics`,
  * the health routes, the request id echoed on every response (so a client can quote it in a bug
- * report), and connections that end with their last response once shutdown has begun.
+ * report), and connections that end with their last response once shutdown (draining) has begun.
  */
 const basePlugin: FastifyPluginAsync<BasePluginOptions> = async (app, opts) => {
   const service = opts.service ?? 'service';
@@ -58,14 +61,12 @@ const basePlugin: FastifyPluginAsync<BasePluginOptions> = async (app, opts) => {
     dropEmptyBodyType(request.raw.headers);
     done();
   });
-  // Graceful shutdown: a request still in flight when closing starts gets `Connection: close`, so its
-  // keep-alive connection ends with the response instead of holding the server open until it times out.
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
+  // Graceful shutdown: once draining has begun (health.drain(), or closing), every response carries
+  // `Connection: close`, so each keep-alive connection ends with its current response instead of being
+  // reused for a request the server would have to refuse or cut.
+  // `x-atoll-draining` tells the gateway to send this instance nothing new (it never reaches clients).
   app.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) reply.header('connection', 'close');
+    if (app.health.draining) reply.header('connection', 'close').header(DRAINING_HEADER, '1');
     done(null, payload);
   });
 };

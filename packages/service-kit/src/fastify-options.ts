@@ -137,10 +137,14 @@ export function fastifyOptions(opts: BaseOptions): FastifyHttpOptions<Server> {
     genReqId: () => randomUUID(),
     bodyLimit: opts.bodyLimit ?? 256 * 1024,
     trustProxy: opts.trustedProxies?.length ? [...opts.trustedProxies] : false,
-    return503OnClosing: true,
+    // A request that arrives while the server closes (on a keep-alive connection that was busy when
+    // closing began) is served, with `Connection: close`: Fastify's 503 would reach the client through
+    // the gateway as a failure, and nothing is closed yet (Redis and PostgreSQL close after the server).
+    return503OnClosing: false,
     // Boot waits for each Redis role (5 s at most, see @atoll/redis); leave room above that.
     pluginTimeout: 30_000,
-    // Keep-alive connections that are idle are closed at shutdown; busy ones finish their request.
+    // Keep-alive connections that are idle are closed at shutdown; busy ones finish their request and
+    // close with its response.
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     // Errors before any route runs, in the RealWorld shape like every other.

@@ -5,22 +5,45 @@ export type HealthCheck = () => Promise<boolean>;
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Registers a readiness check, e.g. `health.add('redis-session', () => pingRedis(client))`. */
-    health: { add(name: string, check: HealthCheck): void };
+    health: {
+      /** Registers a readiness check, e.g. `health.add('redis-session', () => pingRedis(client))`. */
+      add(name: string, check: HealthCheck): void;
+      /**
+       * Starts draining (shutdown has begun): from now on `/health/ready` answers 503 `draining`, so load
+       * balancers and orchestrators stop sending, and every response closes its connection (base.ts).
+       */
+      drain(): void;
+      /** True once `drain()` was called or the app began closing. */
+      readonly draining: boolean;
+    };
   }
 }
 
 /**
  * `GET /health/live`: the process runs (never touches a dependency; logged only at warn, probes are many).
  * `GET /health/ready`: every registered dependency answers; 503 naming each one that does not. Checks run
- * in parallel and each is bounded by its own timeout, so readiness never hangs.
+ * in parallel and each is bounded by its own timeout, so readiness never hangs. Once shutdown has begun
+ * (`health.drain()`, or the app closing) it answers 503 `draining` at once, without asking anything.
  */
 const healthPlugin: FastifyPluginAsync = async (app) => {
   const checks = new Map<string, HealthCheck>();
-  app.decorate('health', { add: (name: string, check: HealthCheck) => void checks.set(name, check) });
+  let draining = false;
+  app.decorate('health', {
+    add: (name: string, check: HealthCheck) => void checks.set(name, check),
+    drain: () => {
+      draining = true;
+    },
+    get draining() {
+      return draining;
+    },
+  });
+  app.addHook('preClose', async () => {
+    draining = true;
+  });
 
   app.get('/health/live', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {
+    if (draining) return reply.code(503).send({ status: 'draining' });
     const names = [...checks.keys()];
     const results = await Promise.all(
       names.map(

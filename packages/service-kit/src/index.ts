@@ -1,4 +1,4 @@
-export { type BasePluginOptions, default as base, MAX_URL_LENGTH } from './base.ts';
+export { type BasePluginOptions, DRAINING_HEADER, default as base, MAX_URL_LENGTH } from './base.ts';
 export {
   AppError,
   ERROR_CATALOG,
@@ -19,4 +19,4 @@ export {
 } from './infra.ts';
 export { Counter, Gauge, Histogram, type MetricsOptions, metrics, type Registry } from './metrics.ts';
 export { INTERNAL_OPENAPI_PATH, openApi } from './openapi.ts';
-export { type RunOptions, runService } from './run.ts';
+export { drainAndClose, type RunOptions, runService } from './run.ts';

@@ -33,6 +33,7 @@ export {
 export { type Exit, type LogLine, ServiceProcess, type SpawnOptions } from './service-process.ts';
 export { type ReceivedMail, type SmtpServerOptions, SmtpTestServer } from './smtp.ts';
 export {
+  type Backend,
   type Credentials,
   LOCAL_DEFAULTS,
   SERVICES,

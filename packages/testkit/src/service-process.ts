@@ -119,6 +119,24 @@ export class ServiceProcess {
     }
   }
 
+  /** Waits until the service answers `GET /health/ready` with 200 (every dependency up). */
+  async waitReady(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ready = await fetch(`${this.url}/health/ready`).then(
+        async (r) => {
+          await r.body?.cancel();
+          return r.ok;
+        },
+        () => false,
+      );
+      if (ready) return;
+      if (!this.running) throw new Error(`${this.name} exited before it was ready: ${this.stderr.trim()}`);
+      if (Date.now() > deadline) throw new Error(`${this.name} was not ready on ${this.url} in time`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   waitForLog(match: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> {
     return new Promise((resolve, reject) => {
       const started = Date.now();

@@ -51,7 +51,15 @@ export interface StackOptions {
    * reuse them on the next start (`npm start`); otherwise every start makes new ones.
    */
   credentialsFile?: string;
+  /**
+   * How many instances of auth, content and notifier to run (default one each), each on its own port;
+   * the gateway gets all their URLs (AUTH_URL etc. as lists), content asks the first auth instance.
+   */
+  instances?: Partial<Record<Backend, number>>;
 }
+
+/** The services behind the gateway. */
+export type Backend = 'auth' | 'content' | 'notifier';
 
 /**
  * Every password the stack made: Redis's per role and user, PostgreSQL's per role name, and the token
@@ -127,9 +135,22 @@ export interface Stack {
   /** Each service's own PostgreSQL role and its schema owner's (migrations). */
   databases: Record<SchemaService, ServiceDatabase>;
   redis: Record<Role, RedisServer>;
+  /** Each service's first (or only) instance. */
   services: Record<ServiceName, ServiceProcess>;
+  /** Every instance of each service behind the gateway, in the order of the gateway's lists. */
+  instances: Record<Backend, ServiceProcess[]>;
   /** The environment a service was started with (to restart one the same way). */
   envOf(name: ServiceName): Record<string, string>;
+  /**
+   * Replaces one instance the way a redeploy does: stops it with `signal` (SIGTERM: a graceful drain),
+   * starts a new process with the same environment on the same port (the gateway's list does not
+   * change) and waits until it is ready. Returns how the old one exited.
+   */
+  replaceInstance(
+    name: Backend,
+    index: number,
+    opts?: { signal?: NodeJS.Signals },
+  ): Promise<{ exit: Awaited<ServiceProcess['exited']>; process: ServiceProcess }>;
   /** Stops everything in reverse order: gateway, services, Redis (which saves), PostgreSQL. */
   stop(): Promise<void>;
 }
@@ -297,28 +318,58 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     for (const name of ['auth', 'content', 'notifier'] as const)
       envs[name] = { ...settings(name), ...wiring[name] };
     const services = {} as Record<ServiceName, ServiceProcess>;
-    const startService = async (name: ServiceName) => {
-      const logFile = join(logsDir, `${name}.log`);
-      const proc = await ServiceProcess.start(name, envs[name], {
+    const instances: Record<Backend, ServiceProcess[]> = { auth: [], content: [], notifier: [] };
+    const logFileOf = (name: ServiceName, index: number) =>
+      join(logsDir, index === 0 ? `${name}.log` : `${name}-${index + 1}.log`);
+    const spawnInstance = async (name: ServiceName, index: number, env: Record<string, string>) => {
+      const logFile = logFileOf(name, index);
+      const proc = await ServiceProcess.start(name, env, {
         onOutput: (chunk) => appendFileSync(logFile, chunk, { mode: 0o600 }),
       });
       if (!opts.retainLogs) proc.stopRetaining();
-      services[name] = proc;
-      cleanups.push(async () => void (await proc.stop()));
-      say(`${name} ready at ${proc.url} (logs: ${logFile})`);
+      say(`${name}${index === 0 ? '' : ` #${index + 1}`} ready at ${proc.url} (logs: ${logFile})`);
+      return proc;
     };
-    await Promise.all((['auth', 'content', 'notifier'] as const).map(startService));
+    const startInstance = async (name: Backend, index: number) => {
+      // Every instance after the first on a port of its own.
+      const env = index === 0 ? envs[name] : { ...envs[name], PORT: String(await freePort()) };
+      const proc = await spawnInstance(name, index, env);
+      instances[name][index] = proc;
+      if (index === 0) services[name] = proc;
+      // Whatever process holds the slot when the stack stops.
+      cleanups.push(async () => void (await instances[name][index]?.stop()));
+    };
+    await Promise.all(
+      (['auth', 'content', 'notifier'] as const).flatMap((name) =>
+        Array.from({ length: Math.max(1, opts.instances?.[name] ?? 1) }, (_, i) => startInstance(name, i)),
+      ),
+    );
+    const urls = (name: Backend) => instances[name].map((p) => p.url).join(',');
     const gatewayWiring: Wiring = {
       ...signing,
       PORT: String(gatewayPort),
       HOST: gatewayHost,
       REDIS_SESSION_URL: redis.session.urlFor('gateway'),
-      AUTH_URL: services.auth.url,
-      CONTENT_URL: services.content.url,
-      NOTIFIER_URL: services.notifier.url,
+      AUTH_URL: urls('auth'),
+      CONTENT_URL: urls('content'),
+      NOTIFIER_URL: urls('notifier'),
     };
     envs.gateway = { ...settings('gateway'), ...gatewayWiring };
-    await startService('gateway');
+    const gateway = await spawnInstance('gateway', 0, envs.gateway);
+    services.gateway = gateway;
+    cleanups.push(async () => void (await gateway.stop()));
+
+    const replaceInstance: Stack['replaceInstance'] = async (name, index, { signal = 'SIGTERM' } = {}) => {
+      const old = instances[name][index];
+      if (!old) throw new Error(`${name} has no instance ${index}`);
+      const exit = await old.stop(signal);
+      const port = new URL(old.url).port;
+      const proc = await spawnInstance(name, index, { ...envs[name], PORT: port });
+      instances[name][index] = proc;
+      if (index === 0) services[name] = proc;
+      await proc.waitReady();
+      return { exit, process: proc };
+    };
 
     return {
       gatewayUrl: services.gateway.url,
@@ -328,7 +379,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       databases,
       redis,
       services,
+      instances,
       envOf: (name) => ({ ...envs[name] }),
+      replaceInstance,
       stop,
     };
   } catch (err) {

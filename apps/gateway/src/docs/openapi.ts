@@ -17,6 +17,7 @@ import type {} from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { request as undiciRequest } from 'undici';
+import { type UpstreamPool, withInstances } from '../plugins/upstream-pool.ts';
 import { assertionFor } from '../routes/assertion.ts';
 import { ROUTE_TABLE, type Upstream } from '../routes/table.ts';
 
@@ -79,7 +80,7 @@ export function mergeDocuments(parts: OpenApiDocument[], missing: string[]): Ope
 
 export interface DocsOptions {
   signer: IdentitySigner;
-  upstreams: Record<Upstream, string>;
+  pools: Record<Upstream, UpstreamPool>;
   timeoutMs: number;
 }
 
@@ -88,14 +89,16 @@ const docs: FastifyPluginAsync<DocsOptions> = async (app, opts) => {
 
   const fetchDocument = async (request: FastifyRequest, name: Upstream): Promise<OpenApiDocument | null> => {
     try {
-      const res = await undiciRequest(`${opts.upstreams[name]}${INTERNAL_OPENAPI_PATH}`, {
-        headers: {
-          [REQUEST_ID_HEADER]: request.id,
-          [IDENTITY_HEADER]: assertionFor(opts.signer, request, name, 'GET', INTERNAL_OPENAPI_PATH),
-        },
-        headersTimeout: opts.timeoutMs,
-        bodyTimeout: opts.timeoutMs,
-      });
+      const res = await withInstances(opts.pools[name], 'GET', (instance) =>
+        undiciRequest(`${instance}${INTERNAL_OPENAPI_PATH}`, {
+          headers: {
+            [REQUEST_ID_HEADER]: request.id,
+            [IDENTITY_HEADER]: assertionFor(opts.signer, request, name, 'GET', INTERNAL_OPENAPI_PATH),
+          },
+          headersTimeout: opts.timeoutMs,
+          bodyTimeout: opts.timeoutMs,
+        }),
+      );
       if (res.statusCode !== 200) {
         await res.body.dump();
         return null;
@@ -111,7 +114,7 @@ const docs: FastifyPluginAsync<DocsOptions> = async (app, opts) => {
     { schema: { summary: 'This API reference as OpenAPI 3.1', tags: ['docs'] } },
     async (request) => {
       if (cached && cached.until > Date.now()) return cached.doc;
-      const names = Object.keys(opts.upstreams) as Upstream[];
+      const names = Object.keys(opts.pools) as Upstream[];
       const answers = await Promise.all(names.map((name) => fetchDocument(request, name)));
       const missing = names.filter((_, i) => !answers[i]);
       const parts = answers.filter((a): a is OpenApiDocument => a !== null);

@@ -1,6 +1,11 @@
 /**
  * Proxies every prefix of the route table to its service over undici (@fastify/reply-from), one
- * connection pool per upstream. On the way in: the body is forwarded byte for byte (bounded by the body
+ * connection pool per instance. A service may run as several instances (AUTH_URL, CONTENT_URL and
+ * NOTIFIER_URL list them): each request goes to the next in turn, and an attempt that fails before any
+ * response came back goes to another instance when the service cannot have seen it (any method) or when
+ * seeing it twice does no harm (GET, HEAD, OPTIONS), within the request's one time budget
+ * (upstream-pool.ts has the rules); so a service instance that drains and restarts costs no request. On
+ * the way in: the body is forwarded byte for byte (bounded by the body
  * limit), hop-by-hop headers and every client-sent internal header (`x-atoll-*`, `x-request-id`) are
  * dropped, and the gateway adds its request id and a short-lived signed assertion of who is calling (or
  * that nobody is, or that the session store could not say) and from which address, bound to the upstream,
@@ -15,16 +20,25 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { IDENTITY_HEADER, type IdentitySigner, INTERNAL_HEADER_PREFIX } from '@atoll/identity';
-import { Counter, errorBody, REQUEST_ID_HEADER, type Registry } from '@atoll/service-kit';
+import { Counter, DRAINING_HEADER, errorBody, REQUEST_ID_HEADER, type Registry } from '@atoll/service-kit';
 import replyFrom from '@fastify/reply-from';
 // `schema.hide` is typed by @fastify/swagger's augmentation (the plugin is registered by @atoll/service-kit).
 import type {} from '@fastify/swagger';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { assertionFor, upstreamTarget } from '../routes/assertion.ts';
 import { pathOf, ROUTE_TABLE, type Upstream } from '../routes/table.ts';
+import {
+  failureKind,
+  isUnreachable,
+  mayRetry,
+  rootCause,
+  type UpstreamError,
+  type UpstreamPool,
+} from './upstream-pool.ts';
 
 export interface ProxyOptions {
-  upstreams: Record<Upstream, string>;
+  /** Each service's instances (upstream-pool.ts). */
+  pools: Record<Upstream, UpstreamPool>;
   timeoutMs: number;
   /** Per-prefix timeouts, longest prefix first; the first that matches a path wins. */
   routeTimeouts: ReadonlyArray<{ prefix: string; timeoutMs: number }>;
@@ -86,6 +100,21 @@ function onUpstreamError(
     .send(errorBody('GATEWAY_UPSTREAM_UNAVAILABLE', { upstream: [`${upstream} is unavailable`] }));
 }
 
+/** The request's body bytes, kept beside the stream that forwards them, to send them again. */
+const BODY_BYTES = Symbol('bodyBytes');
+type ForwardedBody = Readable & { [BODY_BYTES]: Buffer };
+
+function forwardedBody(bytes: Buffer): ForwardedBody {
+  return Object.assign(Readable.from([bytes]), { [BODY_BYTES]: bytes });
+}
+
+/** A fresh stream of the same bytes for another attempt (the last one consumed its stream). */
+function rewindBody(request: FastifyRequest): void {
+  const body = request.body as Partial<ForwardedBody> | undefined;
+  const bytes = body?.[BODY_BYTES];
+  if (bytes) request.body = forwardedBody(bytes);
+}
+
 const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
   const errors = new Counter({
     name: 'gateway_upstream_errors_total',
@@ -93,46 +122,87 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
     labelNames: ['upstream', 'kind'] as const,
     registers: [opts.registry],
   });
-  const responseHeaders = opts.serverTiming
-    ? {}
-    : {
-        rewriteHeaders: (headers: IncomingHttpHeaders) => {
-          delete headers['server-timing'];
-          return headers;
-        },
-      };
-  for (const upstream of Object.keys(opts.upstreams) as Upstream[]) {
+  const retries = new Counter({
+    name: 'gateway_upstream_retries_total',
+    help: 'Proxied requests sent again to another instance after an attempt failed, by upstream and by whether the failed instance could have seen the request (unsent, sent)',
+    labelNames: ['upstream', 'kind'] as const,
+    registers: [opts.registry],
+  });
+  for (const upstream of Object.keys(opts.pools) as Upstream[]) {
     const prefixes = ROUTE_TABLE.filter((r) => r.upstream === upstream).map((r) => r.prefix);
+    const pool = opts.pools[upstream];
     await app.register(async (scope) => {
+      // No base: each attempt names its instance (getUpstream), and undici keeps a pool of connections
+      // per instance.
       await scope.register(replyFrom, {
-        base: opts.upstreams[upstream],
         undici: { connections: 128, pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: 2000 } },
         // One access log line per request is enough.
         disableRequestLogging: true,
-        // No retries: reply-from otherwise repeats a GET that got a 503 up to 10 times with random
-        // delays, turning a service's deliberate, immediate 503 into a second of waiting.
+        // No retries of its own: reply-from otherwise repeats a GET that got a 503 up to 10 times with
+        // random delays, turning a service's deliberate, immediate 503 into a second of waiting. The
+        // handler below sends a failed attempt to another instance instead (upstream-pool.ts).
         retryMethods: [],
       });
       // Forward the raw bytes: the service parses and validates its own input. The body is read in full
       // first (so the body limit holds), then handed over as a stream, which reply-from sends as it is
-      // with the client's own Content-Type and Content-Length (a Buffer or object would be re-encoded).
+      // with the client's own Content-Type and Content-Length (a Buffer or object would be re-encoded);
+      // the bytes stay beside it for another attempt.
       scope.removeAllContentTypeParsers();
       scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) =>
-        done(null, Readable.from([body])),
+        done(null, forwardedBody(body as Buffer)),
       );
-      const handler = (request: FastifyRequest, reply: FastifyReply) =>
-        reply.from(request.url, {
-          timeout: timeoutFor(request.url, opts.routeTimeouts, opts.timeoutMs),
-          rewriteRequestHeaders: (req, headers) =>
-            forwardedHeaders(
-              req as FastifyRequest,
-              headers as Record<string, string | string[] | undefined>,
-              opts.signer,
-              upstream,
-            ),
-          onError: (rep, { error }) => onUpstreamError(upstream, rep as FastifyReply, error, errors),
-          ...responseHeaders,
-        });
+      const handler = (request: FastifyRequest, reply: FastifyReply) => {
+        // One time budget for all attempts.
+        const deadline = Date.now() + timeoutFor(request.url, opts.routeTimeouts, opts.timeoutMs);
+        const tried = new Set<string>();
+        const attempt = (): FastifyReply => {
+          const instance = pool.pick(tried) as string;
+          if (tried.size > 0) rewindBody(request);
+          tried.add(instance);
+          return reply.from(request.url, {
+            getUpstream: () => instance,
+            timeout: Math.max(1, deadline - Date.now()),
+            // Runs for each attempt: every attempt carries an assertion of its own.
+            rewriteRequestHeaders: (req, headers) =>
+              forwardedHeaders(
+                req as FastifyRequest,
+                headers as Record<string, string | string[] | undefined>,
+                opts.signer,
+                upstream,
+              ),
+            onError: (rep, { error }) => {
+              const failure = error as Error & UpstreamError & { statusCode?: number };
+              if (isUnreachable(failure)) pool.markUnreachable(instance);
+              const kind = failureKind(failure);
+              const again =
+                !rep.sent &&
+                !request.socket.destroyed &&
+                tried.size < pool.maxAttempts &&
+                mayRetry(kind, request.method);
+              if (again) {
+                retries.inc({ upstream, kind });
+                rep.request.log.info(
+                  { upstream, kind, err: { message: failure.message, code: rootCause(failure).code } },
+                  'upstream attempt failed, sending to another instance',
+                );
+                return attempt();
+              }
+              return onUpstreamError(upstream, rep as FastifyReply, failure, errors);
+            },
+            // A draining instance says so on every response: send it nothing new for a while, so it
+            // has no traffic left when it closes its connections (no keep-alive race to retry).
+            rewriteHeaders: (headers: IncomingHttpHeaders) => {
+              if (headers[DRAINING_HEADER] !== undefined) {
+                pool.markUnreachable(instance);
+                delete headers[DRAINING_HEADER];
+              }
+              if (!opts.serverTiming) delete headers['server-timing'];
+              return headers;
+            },
+          });
+        };
+        return attempt();
+      };
       const hidden = { schema: { hide: true } };
       for (const prefix of prefixes) {
         scope.all(prefix, hidden, handler);

@@ -39,13 +39,15 @@ import { createKeys } from '@atoll/redis-keys';
 import { type ErrorCode, errorBody, REQUEST_ID_HEADER } from '@atoll/service-kit';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { request as httpRequest } from 'undici';
+import { type UpstreamPool, withInstances } from '../plugins/upstream-pool.ts';
 import { limitAddress } from '../rate-limit/plugin.ts';
 import { assertionFor } from './assertion.ts';
 
 export interface StreamOptions {
   keyPrefix: string;
   redisSessionUrl: string;
-  notifierUrl: string;
+  /** The notifier's instances: the catch-up asks them in turn. */
+  notifier: UpstreamPool;
   signer: IdentitySigner;
   heartbeatMs: number;
   maxStreamsPerUser: number;
@@ -169,14 +171,16 @@ const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
     const missed: LiveNotification[] = [];
     for (let after = lastId, page = 0; page < REPLAY_MAX_PAGES; page += 1) {
       const target = `/api/notifications?after=${after}&limit=${REPLAY_PAGE}`;
-      const res = await httpRequest(`${opts.notifierUrl}${target}`, {
-        headers: {
-          [REQUEST_ID_HEADER]: request.id,
-          [IDENTITY_HEADER]: assertionFor(opts.signer, request, 'notifier', 'GET', target),
-        },
-        headersTimeout: 5000,
-        bodyTimeout: 5000,
-      });
+      const res = await withInstances(opts.notifier, 'GET', (instance) =>
+        httpRequest(`${instance}${target}`, {
+          headers: {
+            [REQUEST_ID_HEADER]: request.id,
+            [IDENTITY_HEADER]: assertionFor(opts.signer, request, 'notifier', 'GET', target),
+          },
+          headersTimeout: 5000,
+          bodyTimeout: 5000,
+        }),
+      );
       if (res.statusCode !== 200) {
         await res.body.dump();
         throw new Error(`notifier answered ${res.statusCode}`);

@@ -1,0 +1,230 @@
+/**
+ * Redeploying one service drops nothing. The native stack with two instances of content and of auth
+ * behind the gateway (CONTENT_URL and AUTH_URL list both) carries a steady load of reads and writes from
+ * a few concurrent clients, while each instance in turn is replaced as a redeploy does it: SIGTERM (the
+ * instance drains: readiness 503, in-flight requests finish, its keep-alive connections close), a new
+ * process on the same port, wait until it is ready. Every request must succeed; the figures (requests
+ * sent, failed, p99 latency) of each swap are printed.
+ *
+ * The control: the notifier runs as a single instance, and the same graceful restart of it, under the
+ * same kind of load, does fail requests (nothing else could take them), so the measurement can fail.
+ */
+import type { Backend, Stack } from '@atoll/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiClient } from './api.ts';
+import { signUpAll, startTestStack } from './helpers.ts';
+
+interface Sample {
+  start: number;
+  ms: number;
+  ok: boolean;
+  what: string;
+}
+
+const LOOPS = 6;
+const MIN_PER_SWAP = 200;
+
+/** p99 of the latencies, in ms. */
+function p99(samples: Sample[]): number {
+  const sorted = samples.map((s) => s.ms).sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] ?? 0;
+}
+
+/** One request through the gateway, timed; ok when the status is the one expected. */
+async function timed(
+  samples: Sample[],
+  url: string,
+  what: string,
+  expected: number,
+  init: RequestInit = {},
+): Promise<unknown> {
+  const start = performance.now();
+  let ok = false;
+  let body: unknown = null;
+  let status = 0;
+  try {
+    const res = await fetch(url, init);
+    status = res.status;
+    const text = await res.text();
+    body = text ? JSON.parse(text) : null;
+    ok = status === expected;
+  } catch (err) {
+    body = { network: (err as Error & { cause?: { code?: string } }).cause?.code ?? (err as Error).message };
+  }
+  samples.push({
+    start,
+    ms: performance.now() - start,
+    ok,
+    what: ok ? what : `${what} -> ${status} ${JSON.stringify(body).slice(0, 200)}`,
+  });
+  return body;
+}
+
+/** Steady load until `stop()`: reads and writes of articles, comments, favorites and the current user. */
+function load(gatewayUrl: string, tokens: string[], slugs: string[]) {
+  const samples: Sample[] = [];
+  let running = true;
+  const json = (token: string, body?: unknown): RequestInit => ({
+    headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const loop = async (n: number) => {
+    const token = tokens[n % tokens.length] as string;
+    for (let i = 0; running; i += 1) {
+      const slug = slugs[(n * 7 + i) % slugs.length] as string;
+      switch (i % 8) {
+        case 0:
+        case 4:
+          await timed(samples, `${gatewayUrl}/api/articles?limit=5`, 'list articles', 200);
+          break;
+        case 1:
+        case 5:
+          await timed(samples, `${gatewayUrl}/api/articles/${slug}`, 'get article', 200);
+          break;
+        case 2:
+          await timed(samples, `${gatewayUrl}/api/user`, 'get user', 200, json(token));
+          break;
+        case 3: {
+          const created = (await timed(samples, `${gatewayUrl}/api/articles`, 'create article', 201, {
+            method: 'POST',
+            ...json(token, { article: { title: `Load ${n}-${i}`, description: 'd', body: 'b' } }),
+          })) as { article?: { slug: string } } | null;
+          if (created?.article) slugs.push(created.article.slug);
+          break;
+        }
+        case 6:
+          await timed(samples, `${gatewayUrl}/api/articles/${slug}/comments`, 'comment', 201, {
+            method: 'POST',
+            ...json(token, { comment: { body: `comment ${n}-${i}` } }),
+          });
+          break;
+        default:
+          await timed(samples, `${gatewayUrl}/api/articles/${slug}/favorite`, 'favorite', 200, {
+            method: 'POST',
+            ...json(token),
+          });
+      }
+    }
+  };
+  const loops = Array.from({ length: LOOPS }, (_, n) => loop(n));
+  return {
+    samples,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+interface Window {
+  label: string;
+  from: number;
+  to: number;
+}
+
+function figures(samples: Sample[], w: Window) {
+  const inside = samples.filter((s) => s.start >= w.from && s.start <= w.to);
+  const failed = inside.filter((s) => !s.ok);
+  return {
+    swap: w.label,
+    sent: inside.length,
+    failed: failed.length,
+    p99Ms: Math.round(p99(inside)),
+    seconds: Number(((w.to - w.from) / 1000).toFixed(1)),
+    firstFailures: failed.slice(0, 3).map((s) => s.what),
+  };
+}
+
+describe('redeploying one service drops nothing (native stack, two instances of auth and content)', () => {
+  let stack: Stack;
+  let dispose: () => Promise<void>;
+  let tokens: string[];
+  const slugs: string[] = [];
+  beforeAll(async () => {
+    // Half a second of drain: the gateway learns from the first responses that an instance drains and
+    // sends it nothing new, so no request meets its closing connections.
+    ({ stack, dispose } = await startTestStack(
+      'redeploy',
+      { SHUTDOWN_DRAIN_MS: '500' },
+      { instances: { auth: 2, content: 2 } },
+    ));
+    const api = apiClient(stack.gatewayUrl);
+    tokens = Object.values(await signUpAll(api, ['swap1', 'swap2', 'swap3'], 'redeploy-password-1'));
+    for (let i = 0; i < 6; i += 1) {
+      const res = await api('POST', '/api/articles', {
+        token: tokens[i % tokens.length] as string,
+        body: { article: { title: `Seed ${i}`, description: 'd', body: 'b' } },
+      });
+      slugs.push(res.body.article.slug as string);
+    }
+  }, 90_000);
+  afterAll(async () => {
+    await dispose?.();
+  });
+
+  it('replacing each instance of content, then of auth, under load: no request fails', async () => {
+    const running = load(stack.gatewayUrl, tokens, slugs);
+    const windows: Window[] = [];
+    const exits: unknown[] = [];
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      for (const name of ['content', 'auth'] as Backend[]) {
+        for (const index of [0, 1]) {
+          const from = performance.now();
+          const { exit } = await stack.replaceInstance(name, index);
+          exits.push(exit);
+          // A moment after the new instance is ready, so its first requests count too.
+          await new Promise((r) => setTimeout(r, 300));
+          windows.push({ label: `${name} #${index + 1}`, from, to: performance.now() });
+        }
+      }
+    } finally {
+      await running.stop();
+    }
+    const results = windows.map((w) => figures(running.samples, w));
+    const all = running.samples;
+    const total = { sent: all.length, failed: all.filter((s) => !s.ok).length, p99Ms: Math.round(p99(all)) };
+    for (const r of results)
+      console.log(
+        `redeploy ${r.swap}: ${r.sent} requests in ${r.seconds} s, ${r.failed} failed, p99 ${r.p99Ms} ms`,
+      );
+    console.log(`redeploy overall: ${total.sent} requests, ${total.failed} failed, p99 ${total.p99Ms} ms`);
+    // Every old instance drained and exited by itself, within its grace period.
+    expect(exits).toEqual(Array(4).fill({ code: 0, signal: null }));
+    for (const r of results) {
+      expect(r.failed, `${r.swap}: ${r.firstFailures.join(' | ')}`).toBe(0);
+      expect(r.sent, r.swap).toBeGreaterThanOrEqual(MIN_PER_SWAP);
+    }
+    expect(total.failed).toBe(0);
+  }, 60_000);
+
+  it('control: the same graceful restart of a service with one instance (the notifier) does fail requests', async () => {
+    const samples: Sample[] = [];
+    let running = true;
+    const token = tokens[0] as string;
+    const loops = Array.from({ length: LOOPS }, async () => {
+      while (running) {
+        await timed(samples, `${stack.gatewayUrl}/api/notifications`, 'notifications', 200, {
+          headers: { authorization: `Token ${token}` },
+        });
+      }
+    });
+    const from = performance.now();
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const { exit } = await stack.replaceInstance('notifier', 0);
+      expect(exit).toEqual({ code: 0, signal: null });
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      running = false;
+      await Promise.all(loops);
+    }
+    const r = figures(samples, { label: 'notifier (one instance)', from, to: performance.now() });
+    console.log(
+      `redeploy control, ${r.swap}: ${r.sent} requests in ${r.seconds} s, ${r.failed} failed, p99 ${r.p99Ms} ms`,
+    );
+    expect(r.failed).toBeGreaterThan(0);
+    // They fail as the gateway says an upstream is down: 502 in the RealWorld shape, never a 500.
+    expect(samples.filter((s) => !s.ok).every((s) => s.what.includes('-> 502'))).toBe(true);
+  }, 30_000);
+});
