@@ -119,7 +119,7 @@ const DEV_ENV = { ...CREDENTIALS.env, ...DEV_SETTINGS };
 /** What a deployment fills in (deploy/production.env.example). */
 const PRODUCTION_EXAMPLE = readEnvFile(join(repoRoot, 'deploy/production.env.example'));
 /** Set in every deployment, secret or not: Compose refuses to start without them. */
-const DEPLOYMENT_SETTINGS = {
+const DEPLOYMENT_SETTINGS: Record<string, string> = {
   SMTP_URL: 'smtps://atoll:secret@smtp.example.com:465',
   PUBLIC_URL: 'https://atoll.example.com',
 };

@@ -1,0 +1,339 @@
+/**
+ * `docker compose up --build` for real, as a user runs it (`npm run compose -- up --build`), under Podman
+ * with Debian's docker-compose where there is no Docker engine: the compose file users run, with no
+ * override; only the public base images are local stand-ins where no registry is reachable
+ * (deploy/standins/build, cached by content hash). Every image is built from this checkout, each service
+ * on its own (a pruned build). Against the containerized gateway: the RealWorld client flow, a
+ * notification email in the dev inbox, Google sign-in through the dev OpenID provider, /metrics with its
+ * token; then restarts of redis-session, redis-queue and PostgreSQL keep sessions, queued jobs and rows;
+ * SIGTERM to content with requests in flight lets them finish; `down -v` leaves nothing behind.
+ *
+ * The project gets its own name and free ports, so it never meets a stack the developer runs.
+ */
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, repoRoot } from '@atoll/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiClient } from './api.ts';
+import { eventually } from './helpers.ts';
+
+const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const missing = ['podman', 'docker-compose', 'debootstrap'].filter((cmd) => !which(cmd));
+const skipReason =
+  process.getuid?.() !== 0
+    ? 'the container test runs Podman as root (npm test installs it from Debian where it can)'
+    : missing.length
+      ? `not installed: ${missing.join(', ')} (Debian: apt-get install podman docker-compose debootstrap)`
+      : '';
+if (skipReason) console.warn(`containers.test.ts skipped: ${skipReason}`);
+
+const project = `atollct${process.pid}`;
+const envFile = join(repoRoot, '.atoll/compose/dev.env');
+const CODE_SUBJECT = 'Your atoll verification code: ';
+
+interface Ports {
+  gateway: number;
+  mail: number;
+  oidc: number;
+}
+
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 120_000,
+): SpawnSyncReturns<string> {
+  return spawnSync(cmd, args, {
+    cwd: repoRoot,
+    env,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    maxBuffer: 64 << 20,
+  });
+}
+
+function must(result: SpawnSyncReturns<string>, what: string): string {
+  if (result.status !== 0)
+    throw new Error(`${what} failed (${result.status}):\n${result.stderr}\n${result.stdout}`.slice(-6000));
+  return result.stdout;
+}
+
+function readEnv(file: string): Record<string, string> {
+  const text = spawnSync('cat', [file], { encoding: 'utf8' }).stdout;
+  return Object.fromEntries(
+    text
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+}
+
+describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', () => {
+  let ports: Ports;
+  let env: NodeJS.ProcessEnv;
+  let gateway: string;
+  let inbox: string;
+  const api = (method: string, path: string, opts?: Parameters<ReturnType<typeof apiClient>>[2]) =>
+    apiClient(gateway)(method, path, opts);
+  const compose = (args: string[], timeoutMs?: number) =>
+    must(
+      run('docker-compose', ['--env-file', envFile, '-p', project, ...args], env, timeoutMs),
+      `compose ${args.join(' ')}`,
+    );
+  const container = (service: string) => `${project}_${service}_1`;
+  const podman = (args: string[]) => must(run('podman', args, env), `podman ${args.join(' ')}`);
+  const figures: string[] = [];
+
+  const messages = async (): Promise<{ to: string[]; subject: string }[]> => {
+    const res = await fetch(`${inbox}/api/messages`).catch(() => null);
+    return res?.ok ? ((await res.json()) as { to: string[]; subject: string }[]) : [];
+  };
+  const codeFor = async (email: string, after = 0): Promise<string | undefined> => {
+    const codes = (await messages()).filter(
+      (m) => m.to.includes(email) && m.subject.startsWith(CODE_SUBJECT),
+    );
+    return codes.length > after ? codes.at(-1)?.subject.slice(CODE_SUBJECT.length) : undefined;
+  };
+  const codesFor = async (email: string) =>
+    (await messages()).filter((m) => m.to.includes(email) && m.subject.startsWith(CODE_SUBJECT)).length;
+  const healthy = (service: string) =>
+    eventually(async () => {
+      const r = run('podman', ['inspect', '--format', '{{.State.Health.Status}}', container(service)], env);
+      return r.stdout.trim() === 'healthy';
+    }, 120_000);
+  const gatewayReady = () =>
+    eventually(async () => (await fetch(`${gateway}/health/ready`).catch(() => null))?.ok === true, 120_000);
+
+  beforeAll(async () => {
+    ports = { gateway: await freePort(), mail: await freePort(), oidc: await freePort() };
+    gateway = `http://127.0.0.1:${ports.gateway}`;
+    inbox = `http://127.0.0.1:${ports.mail}`;
+    const base = { ...process.env };
+    delete base.DOCKER_HOST;
+    // Stand-ins for node, postgres and redis (seconds when cached, about 3 min cold).
+    let started = Date.now();
+    must(run('bash', ['deploy/standins/build'], base, 600_000), 'deploy/standins/build');
+    figures.push(`stand-ins ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    env = {
+      ...base,
+      GATEWAY_PUBLISH: `127.0.0.1:${ports.gateway}`,
+      MAIL_UI_PORT: String(ports.mail),
+      OIDC_PORT: String(ports.oidc),
+    };
+    // The README's command, with this test's project name.
+    started = Date.now();
+    const up = run(
+      'bash',
+      ['scripts/atoll', 'compose', '-p', project, 'up', '--build', '-d'],
+      env,
+      1_500_000,
+    );
+    env.DOCKER_HOST = must(run('bash', ['scripts/podman-engine'], base), 'podman-engine').trim();
+    if (up.status !== 0) {
+      const logs = run('docker-compose', ['--env-file', envFile, '-p', project, 'logs', '--tail', '40'], env);
+      throw new Error(`compose up failed:\n${up.stderr.slice(-4000)}\n${logs.stdout.slice(-8000)}`);
+    }
+    if (!(await gatewayReady()))
+      throw new Error(`the gateway never became ready:\n${compose(['logs', '--tail', '40'])}`);
+    figures.push(`up --build ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    for (const image of ['gateway', 'auth', 'content', 'notifier', 'dev-tools']) {
+      const size = Number(podman(['image', 'inspect', '--format', '{{.Size}}', `atoll/${image}:dev`]).trim());
+      figures.push(`atoll/${image} ${(size / 1e6).toFixed(0)} MB`);
+    }
+  }, 1_800_000);
+
+  afterAll(() => {
+    if (!env) return;
+    console.log(`containers: ${figures.join(', ')}`);
+    if (existsSync(envFile))
+      run('docker-compose', ['--env-file', envFile, '-p', project, 'down', '-v', '-t', '20'], env);
+  }, 180_000);
+
+  let token = '';
+  let slug = '';
+
+  it('serves the RealWorld client flow through the containerized gateway', async () => {
+    const email = `ct-${process.pid}@example.com`;
+    const reg = await api('POST', '/api/users', {
+      body: { user: { username: `ct${process.pid}`, email, password: 'a long enough password' } },
+    });
+    expect(reg.status).toBe(201);
+    const other = await api('POST', '/api/users', {
+      body: {
+        user: {
+          username: `ct${process.pid}b`,
+          email: `ctb-${process.pid}@example.com`,
+          password: 'another long password',
+        },
+      },
+    });
+    expect(other.status).toBe(201);
+    const login = await api('POST', '/api/users/login', {
+      body: { user: { email, password: 'a long enough password' } },
+    });
+    expect(login.status).toBe(200);
+    token = login.body.user.token;
+    const otherToken = other.body.user.token as string;
+    expect((await api('GET', '/api/user', { token })).body.user.email).toBe(email);
+
+    const created = await api('POST', '/api/articles', {
+      token: otherToken,
+      body: {
+        article: { title: `Containers ${process.pid}`, description: 'd', body: 'b', tagList: ['podman'] },
+      },
+    });
+    expect(created.status).toBe(201);
+    slug = created.body.article.slug;
+    expect((await api('POST', `/api/articles/${slug}/favorite`, { token })).body.article.favoritesCount).toBe(
+      1,
+    );
+    const comment = await api('POST', `/api/articles/${slug}/comments`, {
+      token,
+      body: { comment: { body: 'hi' } },
+    });
+    expect(comment.status).toBe(201);
+    expect((await api('GET', `/api/articles/${slug}/comments`)).body.comments).toHaveLength(1);
+    expect(
+      (await api('POST', `/api/profiles/ct${process.pid}b/follow`, { token })).body.profile.following,
+    ).toBe(true);
+    expect(
+      await eventually(
+        async () => (await api('GET', '/api/articles/feed', { token })).body.articles?.[0]?.slug === slug,
+      ),
+    ).toBe(true);
+    expect(await eventually(async () => (await api('GET', '/api/tags')).body.tags?.includes('podman'))).toBe(
+      true,
+    );
+    expect(
+      (await api('DELETE', `/api/articles/${slug}/comments/${comment.body.comment.id}`, { token })).status,
+    ).toBe(200);
+    const extra = await api('POST', '/api/articles', {
+      token: otherToken,
+      body: { article: { title: `Gone ${process.pid}`, description: 'd', body: 'b' } },
+    });
+    expect(
+      (await api('DELETE', `/api/articles/${extra.body.article.slug}`, { token: otherToken })).status,
+    ).toBe(200);
+    expect((await api('GET', `/api/articles/${extra.body.article.slug}`)).status).toBe(404);
+  });
+
+  it('mails a verification code to the dev inbox, and the code verifies the address', async () => {
+    const email = `ct-${process.pid}@example.com`;
+    expect((await api('POST', '/api/user/verification', { token })).status).toBe(202);
+    expect(await eventually(async () => (await codeFor(email)) !== undefined, 30_000)).toBe(true);
+    const confirmed = await api('POST', '/api/user/verification/confirm', {
+      token,
+      body: { verification: { code: await codeFor(email) } },
+    });
+    expect(confirmed.status).toBe(200);
+  });
+
+  it('signs in with Google through the dev OpenID provider', async () => {
+    const get = (url: string, cookie?: string) =>
+      fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+    const started = await get(`${gateway}/api/auth/google?returnTo=%2F`);
+    expect(started.status).toBe(302);
+    const binding = /atoll_oauth_binding=([^;]+)/.exec(started.headers.get('set-cookie') ?? '')?.[1] ?? '';
+    // The browser reaches the provider at http://oidc:8080 (an /etc/hosts line), here its published port.
+    const authorize = new URL(started.headers.get('location') ?? '');
+    expect(authorize.origin).toBe('http://oidc:8080');
+    const authorized = await get(`http://127.0.0.1:${ports.oidc}${authorize.pathname}${authorize.search}`);
+    const callback = new URL(authorized.headers.get('location') ?? '');
+    expect(callback.pathname).toBe('/api/auth/google/callback');
+    const res = await get(
+      `${gateway}${callback.pathname}${callback.search}`,
+      `atoll_oauth_binding=${binding}`,
+    );
+    expect(res.status).toBe(302);
+    const session = /atoll_session=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
+    expect(session).toBeTruthy();
+    const me = await api('GET', '/api/user', { token: session });
+    expect(me.body.user.email).toBe('google.user@example.com');
+  });
+
+  it('serves /metrics to its token only', async () => {
+    const { METRICS_TOKEN } = readEnv(envFile);
+    expect((await fetch(`${gateway}/metrics`)).status).toBeGreaterThanOrEqual(400);
+    const res = await fetch(`${gateway}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toMatch(/^# HELP /m);
+  });
+
+  it('keeps sessions, queued jobs and rows across restarts of redis-session, redis-queue and PostgreSQL', async () => {
+    const email = `ctb-${process.pid}@example.com`;
+    const login = await api('POST', '/api/users/login', {
+      body: { user: { email, password: 'another long password' } },
+    });
+    const queuedToken = login.body.user.token as string;
+    // With the notifier stopped, the code's mail job waits in redis-queue.
+    compose(['stop', 'notifier']);
+    const before = await codesFor(email);
+    expect((await api('POST', '/api/user/verification', { token: queuedToken })).status).toBe(202);
+    compose(['restart', '-t', '20', 'redis-session', 'redis-queue', 'postgres'], 180_000);
+    for (const service of ['redis-session', 'redis-queue', 'postgres'])
+      expect(await healthy(service)).toBe(true);
+    // Sessions: both tokens still sign in; rows: the article is still there.
+    expect(
+      await eventually(async () => (await api('GET', '/api/user', { token })).status === 200, 60_000),
+    ).toBe(true);
+    expect((await api('GET', '/api/user', { token: queuedToken })).status).toBe(200);
+    expect(
+      await eventually(async () => (await api('GET', `/api/articles/${slug}`)).status === 200, 60_000),
+    ).toBe(true);
+    // The queued job: delivered once the notifier is back.
+    expect(await codesFor(email)).toBe(before);
+    compose(['start', 'notifier']);
+    expect(await eventually(async () => (await codesFor(email)) > before, 90_000)).toBe(true);
+  }, 400_000);
+
+  it('lets requests in flight finish when content gets SIGTERM', async () => {
+    // Writes held in flight: PostgreSQL is paused, so content is inside each request when it is told to stop.
+    podman(['pause', container('postgres')]);
+    let unpaused = false;
+    try {
+      const writes = Array.from({ length: 6 }, (_, i) =>
+        api('POST', '/api/articles', {
+          token,
+          body: { article: { title: `In flight ${process.pid} ${i}`, description: 'd', body: 'b' } },
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 400));
+      podman(['kill', '--signal', 'TERM', container('content')]);
+      await new Promise((r) => setTimeout(r, 600));
+      const state = podman(['inspect', '--format', '{{.State.Status}}', container('content')]).trim();
+      podman(['unpause', container('postgres')]);
+      unpaused = true;
+      const answers = await Promise.all(writes);
+      expect(state).toBe('running'); // still draining, not gone
+      expect(answers.map((a) => a.status)).toEqual(answers.map(() => 201));
+    } finally {
+      if (!unpaused) run('podman', ['unpause', container('postgres')], env);
+    }
+    // It stopped by itself once drained (exit 0), and its restart policy brings it back.
+    expect(
+      await eventually(async () => {
+        const exits = run(
+          'podman',
+          ['inspect', '--format', '{{.State.ExitCode}} {{.RestartCount}}', container('content')],
+          env,
+        );
+        return /^0 [1-9]/.test(exits.stdout.trim());
+      }, 60_000),
+    ).toBe(true);
+    expect(await healthy('content')).toBe(true);
+  }, 240_000);
+
+  it('compose down -v leaves nothing running and nothing behind', () => {
+    compose(['down', '-v', '-t', '20'], 180_000);
+    const left = [
+      run('podman', ['ps', '-a', '--format', '{{.Names}}'], env).stdout,
+      run('podman', ['network', 'ls', '--format', '{{.Name}}'], env).stdout,
+      run('podman', ['volume', 'ls', '--format', '{{.Name}}'], env).stdout,
+    ]
+      .join('\n')
+      .split('\n')
+      .filter((name) => name.startsWith(`${project}_`));
+    expect(left).toEqual([]);
+  }, 200_000);
+});
