@@ -158,7 +158,7 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     const reg = await api('POST', '/api/users', {
       body: { user: { username: `ct${process.pid}`, email, password: 'a long enough password' } },
     });
-    expect(reg.status).toBe(201);
+    expect(reg.status, JSON.stringify(reg.body)).toBe(201);
     const other = await api('POST', '/api/users', {
       body: {
         user: {
@@ -183,7 +183,7 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
         article: { title: `Containers ${process.pid}`, description: 'd', body: 'b', tagList: ['podman'] },
       },
     });
-    expect(created.status).toBe(201);
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
     slug = created.body.article.slug;
     expect((await api('POST', `/api/articles/${slug}/favorite`, { token })).body.article.favoritesCount).toBe(
       1,
