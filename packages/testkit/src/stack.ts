@@ -4,7 +4,15 @@
  * content and notifier, then the gateway in front of them; a local SMTP sink receives the mail. Used by the local stack command
  * (`npm start`, scripts/stack.ts) and by the end-to-end tests, so what a developer runs is what is tested.
  */
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Events, OAuth2Server } from 'oauth2-mock-server';
 import pg from 'pg';
@@ -123,6 +131,7 @@ export const LOCAL_DEFAULTS: Record<string, string> = {
   PASSWORD_DENY_COMMON: 'false',
 };
 const MIGRATED = ['auth', 'content', 'notifier'] as const;
+const ROLES = ['cache', 'session', 'queue'] as const;
 
 export interface Stack {
   gatewayUrl: string;
@@ -180,7 +189,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     // Redis, one process per role.
     const redis = {} as Record<Role, RedisServer>;
     await Promise.all(
-      (['cache', 'session', 'queue'] as const).map(async (role) => {
+      ROLES.map(async (role) => {
         const dir = join(opts.dataDir, `redis-${role}`);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         chmodSync(dir, 0o700);
@@ -195,6 +204,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         say(`redis-${role} ready at ${redis[role].address} (deploy/redis/${role}.conf)`);
       }),
     );
+    // Where the Redis servers listen (their ports change with every start), for tools run beside the
+    // stack (`pnpm redis:audit`); the passwords stay in the credentials file. Gone once the stack stops.
+    const addressesFile = join(opts.dataDir, 'stack.json');
+    const addresses = { keyPrefix, redis: Object.fromEntries(ROLES.map((r) => [r, redis[r].address])) };
+    writeFileSync(addressesFile, `${JSON.stringify(addresses, null, 2)}\n`, { mode: 0o600 });
+    cleanups.push(async () => rmSync(addressesFile, { force: true }));
 
     // PostgreSQL.
     let databaseUrl = opts.databaseUrl;
