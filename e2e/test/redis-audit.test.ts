@@ -14,6 +14,7 @@ import { apiClient } from './api.ts';
 import { eventually, redisOf, signUpAll, startTestStack, verifyEmail } from './helpers.ts';
 
 const PASSWORD = 'correct horse battery';
+const METRICS_TOKEN = 'metrics-'.repeat(5);
 
 /** Runs the command as `pnpm redis:audit` does, with only the given Redis settings in its environment. */
 function audit(env: Record<string, string>, args: string[] = []) {
@@ -36,7 +37,12 @@ describe('key-space audit of a stack after real traffic', () => {
   let api: ReturnType<typeof apiClient>;
 
   beforeAll(async () => {
-    ({ stack, dataDir, dispose } = await startTestStack('audit', {}, { keepCredentials: true }));
+    ({ stack, dataDir, dispose } = await startTestStack(
+      'audit',
+      // The notifier's audit for /metrics: first run after 2 s, then every 20 s.
+      { REDIS_AUDIT_INTERVAL_MS: '20000', METRICS_TOKEN },
+      { keepCredentials: true },
+    ));
     api = apiClient(stack.gatewayUrl);
     cache = await redisOf(stack, 'cache');
     const token = await signUpAll(api, ['ann', 'bo'], PASSWORD);
@@ -96,6 +102,22 @@ describe('key-space audit of a stack after real traffic', () => {
     expect(run.code).toBe(0);
     for (const family of ['session', 'userSessions', 'rateLimit', 'cacheEntry', 'favoritesOf', 'queue:'])
       expect(run.stdout, family).toMatch(new RegExp(`^ {2}${family}\\S* +\\d+ `, 'm'));
+  });
+
+  it("shows the notifier's latest audit in its /metrics", { timeout: 60_000 }, async () => {
+    const metrics = async () =>
+      (
+        await fetch(`${stack.services.notifier.url}/metrics`, {
+          headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+        })
+      ).text();
+    // A run after the traffic: the sessions are there (an earlier run saw an empty key space).
+    const sessions = /^redis_audit_keys\{role="session",family="session",service="notifier"\} [1-9]/m;
+    expect(await eventually(async () => sessions.test(await metrics()), 45_000)).toBe(true);
+    const text = await metrics();
+    expect(text).toMatch(/^redis_audit_keys\{role="queue",family="queue:email",service="notifier"\} [1-9]/m);
+    expect(text).toMatch(/^redis_audit_violations\{kind="unknown-key",service="notifier"\} 0$/m);
+    expect(text).toMatch(/^redis_audit_violations\{kind="no-ttl",service="notifier"\} 0$/m);
   });
 
   it('reports a stray key as unknown and exits 1; --json carries the same', async () => {

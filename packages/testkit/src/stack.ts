@@ -103,6 +103,9 @@ export const STACK_WIRED = [
   'REDIS_CACHE_URL',
   'REDIS_SESSION_URL',
   'REDIS_QUEUE_URL',
+  'REDIS_AUDIT_CACHE_URL',
+  'REDIS_AUDIT_SESSION_URL',
+  'REDIS_AUDIT_QUEUE_URL',
   'AUTH_URL',
   'CONTENT_URL',
   'NOTIFIER_URL',
@@ -326,6 +329,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         DATABASE_URL: databases.notifier.url,
         REDIS_QUEUE_URL: redis.queue.urlFor('notifier'),
         REDIS_SESSION_URL: redis.session.urlFor('notifier'),
+        // The key-space audit's user, for REDIS_AUDIT_INTERVAL_MS (off unless set).
+        REDIS_AUDIT_CACHE_URL: redis.cache.urlFor('audit'),
+        REDIS_AUDIT_SESSION_URL: redis.session.urlFor('audit'),
+        REDIS_AUDIT_QUEUE_URL: redis.queue.urlFor('audit'),
         SMTP_URL: smtpUrl,
       },
     };
