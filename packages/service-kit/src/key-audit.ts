@@ -17,12 +17,12 @@ import {
   auditKeySpace,
   closeRedis,
   createRedisClient,
-  type RoleCheckedRedis,
   VIOLATION_KINDS,
 } from '@atoll/redis';
 import type { RedisRole } from '@atoll/redis-keys';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
+import type { Redis } from 'ioredis';
 import { Gauge } from 'prom-client';
 
 export interface KeyAuditOptions extends Omit<AuditOptions, 'clients'> {
@@ -43,18 +43,17 @@ declare module 'fastify' {
 const keyAuditPlugin: FastifyPluginAsync<KeyAuditOptions> = async (app, opts) => {
   const { urls, intervalMs, firstRunMs, ...auditOptions } = opts;
   const registry = app.metrics.registry;
-  const clients: Partial<Record<RedisRole, RoleCheckedRedis>> = {};
-  for (const [role, url] of Object.entries(urls) as Array<[RedisRole, string]>) {
-    const client = createRedisClient({
+  const clients: Partial<Record<RedisRole, Redis>> = {};
+  // Connected at the first run: an instance that is away then is a failed run, not a failed boot.
+  for (const [role, url] of Object.entries(urls) as Array<[RedisRole, string]>)
+    clients[role] = createRedisClient({
       url,
       role,
       use: 'producer',
       name: `audit:${role}`,
       log: app.log,
       commandTimeoutMs: 10_000,
-    }) as RoleCheckedRedis;
-    clients[role] = client;
-  }
+    });
 
   let last: AuditReport | null = null;
   let lastSuccess = 0;
