@@ -3,11 +3,21 @@
  * the gateway) and on enqueues of notification jobs (which the notifier processes), sampling every 10 s:
  * each service's RSS and V8 heap, and the cache instance's memory against its maxmemory with evictions.
  * Growth is measured from the end of the warm-up (the first fifth) to the end, each as the lowest of
- * three samples (the floor under the GC's sawtooth); the target is under 10%.
+ * three samples (the floor under the GC's sawtooth); the target is under 10%. At the end, the key-space
+ * audit (`pnpm redis:audit`) of the three instances as the `audit` user: what the soak left in Redis, by
+ * family, and any violation.
  */
 import { randomUUID } from 'node:crypto';
 import { Producer } from '@atoll/jobs';
-import { closeRedis, connectRedis } from '@atoll/redis';
+import {
+  type AuditReport,
+  auditKeySpace,
+  closeRedis,
+  connectRedis,
+  formatAuditReport,
+  type RoleCheckedRedis,
+  violationTotal,
+} from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import type { Stack } from '@atoll/testkit/servers';
 import { atRate, measure, measureOps } from './lib/load.ts';
@@ -27,6 +37,32 @@ export interface SoakResult {
   growth: Record<string, { rssPercent: number | null; heapPercent: number | null }>;
   cacheStayedUnderMaxmemory: boolean;
   met: boolean;
+  /** The key-space audit after the soak, without the lists of biggest keys. */
+  audit: {
+    durationMs: number;
+    violations: number;
+    counts: AuditReport['counts'];
+    instances: Array<{ role: string; keys: number; truncated: boolean; families: Record<string, number> }>;
+  };
+}
+
+/** The key-space audit of the stack's three instances, as the `audit` ACL user. */
+async function auditStack(stack: Stack, keyPrefix: string): Promise<AuditReport> {
+  const clients: Partial<Record<'cache' | 'session' | 'queue', RoleCheckedRedis>> = {};
+  try {
+    for (const role of ['cache', 'session', 'queue'] as const)
+      clients[role] = await connectRedis({
+        url: stack.redis[role].urlFor('audit'),
+        role,
+        use: 'producer',
+        name: 'soak:audit',
+        log,
+        commandTimeoutMs: 10_000,
+      });
+    return await auditKeySpace({ prefix: keyPrefix, clients });
+  } finally {
+    await Promise.all(Object.values(clients).map(closeRedis));
+  }
 }
 
 /** The V8 heap in use, from the service's Prometheus metrics when it serves them. */
@@ -171,5 +207,18 @@ export async function soak(opts: {
     Object.values(growth).every((g) => (g.rssPercent ?? 0) < 10 && (g.heapPercent ?? 0) < 10);
   for (const [name, g] of Object.entries(growth))
     say(`soak: ${name} RSS ${g.rssPercent ?? 'n/a'}%, heap ${g.heapPercent ?? 'n/a'}% after warm-up`);
-  return { minutes, readRate, enqueueRate, samples, growth, cacheStayedUnderMaxmemory, met };
+  const report = await auditStack(stack, opts.keyPrefix);
+  say(`soak: ${formatAuditReport(report).replaceAll('\n', '\nsoak: ')}`);
+  const audit = {
+    durationMs: report.durationMs,
+    violations: violationTotal(report),
+    counts: report.counts,
+    instances: report.instances.map((i) => ({
+      role: i.role,
+      keys: i.keys,
+      truncated: i.truncated,
+      families: Object.fromEntries(i.families.map((f) => [f.family, f.count])),
+    })),
+  };
+  return { minutes, readRate, enqueueRate, samples, growth, cacheStayedUnderMaxmemory, met, audit };
 }

@@ -137,6 +137,11 @@ export function markdown(report: Report): string {
         growth: Record<string, { rssPercent: number | null; heapPercent: number | null }>;
         samples: Array<{ cache: { usedMiB: number; maxMiB: number; evictedKeys: number } }>;
         met: boolean;
+        audit?: {
+          violations: number;
+          counts: Record<string, number>;
+          instances: Array<{ role: string; keys: number; truncated: boolean }>;
+        };
       }
     | undefined;
   if (soak) {
@@ -153,6 +158,19 @@ export function markdown(report: Report): string {
         ([name, g]) => `| ${name} | ${g.rssPercent ?? 'n/a'}% | ${g.heapPercent ?? 'n/a'}% |`,
       ),
     );
+    if (soak.audit) {
+      const keys = soak.audit.instances
+        .map((i) => `${i.role} ${i.keys}${i.truncated ? '+ (capped)' : ''}`)
+        .join(', ');
+      const found = Object.entries(soak.audit.counts)
+        .filter(([, n]) => n > 0)
+        .map(([kind, n]) => `${kind} ${n}`)
+        .join(', ');
+      lines.push(
+        '',
+        `Key-space audit after the soak: keys ${keys}; violations: ${soak.audit.violations === 0 ? 'none' : `**${found}**`}.`,
+      );
+    }
   }
   lines.push('', '| service | peak RSS (MiB) |', '|---|---:|');
   for (const [name, m] of Object.entries(report.memory)) lines.push(`| ${name} | ${m.peakRssMiB ?? 'n/a'} |`);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import {
   identityKeyPair,
@@ -41,15 +42,17 @@ export const TEST_PASSWORD_COST = { PASSWORD_ARGON2_MEMORY_KIB: '19456', PASSWOR
 
 /**
  * The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders;
- * `instances` runs more than one instance of a service behind the gateway.
+ * `instances` runs more than one instance of a service behind the gateway; `keepCredentials` keeps the
+ * passwords in `<dataDir>/credentials.json`, as `npm start` does.
  */
 export async function startTestStack(
   label: string,
   env: Record<string, string> = {},
-  opts: Pick<StackOptions, 'instances'> = {},
-): Promise<{ stack: Stack; dispose: () => Promise<void> }> {
+  opts: Pick<StackOptions, 'instances'> & { keepCredentials?: boolean } = {},
+): Promise<{ stack: Stack; dataDir: string; dispose: () => Promise<void> }> {
   const database: TestDatabase = await testDatabase(label);
   const dataDir = await ownedTempDir(`stack-${label}`);
+  const { keepCredentials, ...stackOpts } = opts;
   const stack = await startStack({
     dataDir,
     databaseUrl: database.url,
@@ -57,10 +60,13 @@ export async function startTestStack(
     keyPrefix: `t${randomBytes(4).toString('hex')}`,
     retainLogs: true,
     env: { ...GENEROUS_LIMITS, ...TEST_PASSWORD_COST, ...env },
-    ...opts,
+    // As npm start keeps them (credentials.json in the data folder), for tools that read them.
+    ...(keepCredentials ? { credentialsFile: join(dataDir, 'credentials.json') } : {}),
+    ...stackOpts,
   });
   return {
     stack,
+    dataDir,
     dispose: async () => {
       // Every command a service was refused by its Redis ACL user is a permission missing from the key
       // map (@atoll/redis-keys): a test that refuses on purpose clears the log itself.

@@ -1,5 +1,5 @@
 import { identityPlugin } from '@atoll/identity';
-import { base, database, dbOf, fastifyOptions, redisRoles } from '@atoll/service-kit';
+import { base, database, dbOf, fastifyOptions, keyAudit, redisRoles } from '@atoll/service-kit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import adminRoutes from './admin/admin.routes.ts';
@@ -35,6 +35,8 @@ export async function buildApp(config: NotifierConfig): Promise<FastifyInstance>
   // Domain: the workers, schedulers and the recipients consumer
   await app.register(workers, { config });
   exposeQueueCounts(app.metrics.registry, app.queues);
+  // The key-space audit in /metrics, on the notifier: the background service, off the request path.
+  if (config.keyAudit) await app.register(keyAudit, { prefix: config.keyPrefix, ...config.keyAudit });
   // Routes
   const db = dbOf<NotifierDatabase>(app);
   await app.register(notificationRoutes, { db });

@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import {
+  ConfigError,
   Env,
   identityPublicKeys,
   identityVerifyingEnv,
@@ -82,6 +83,33 @@ export const EnvSchema = Type.Object({
     description:
       'how old an account must be (and its email verified) before what it does (comments, mentions, follows, favorites) is emailed to others, at once or in a digest; younger or unverified, its notifications are in-app only; in milliseconds, 0: verified is enough',
   }),
+  REDIS_AUDIT_INTERVAL_MS: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description:
+      'how often this notifier audits the Redis key space for its /metrics (redis_audit_*: keys and memory per key family, violations; the checks of pnpm redis:audit), in milliseconds, e.g. 300000; 0: never. Audits the instances whose REDIS_AUDIT_*_URL is set',
+  }),
+  REDIS_AUDIT_CACHE_URL: Type.Optional(
+    Type.String({
+      pattern: '^rediss?://[^\\s]+$',
+      description:
+        "the redis-cache URL with the key-space audit's own ACL user (`audit`, read-only: SCAN, TYPE, PTTL, MEMORY USAGE), for REDIS_AUDIT_INTERVAL_MS; unset: redis-cache is not audited",
+    }),
+  ),
+  REDIS_AUDIT_SESSION_URL: Type.Optional(
+    Type.String({
+      pattern: '^rediss?://[^\\s]+$',
+      description:
+        "the redis-session URL with the key-space audit's own ACL user (`audit`, read-only: SCAN, TYPE, PTTL, MEMORY USAGE), for REDIS_AUDIT_INTERVAL_MS; unset: redis-session is not audited",
+    }),
+  ),
+  REDIS_AUDIT_QUEUE_URL: Type.Optional(
+    Type.String({
+      pattern: '^rediss?://[^\\s]+$',
+      description:
+        "the redis-queue URL with the key-space audit's own ACL user (`audit`, read-only: SCAN, TYPE, PTTL, MEMORY USAGE), for REDIS_AUDIT_INTERVAL_MS; unset: redis-queue is not audited",
+    }),
+  ),
   DIGEST_DAILY_CRON: Cron('0 7 * * *', 'daily'),
   DIGEST_WEEKLY_CRON: Cron('0 7 * * 1', 'weekly'),
 });
@@ -99,6 +127,8 @@ export interface NotifierConfig extends ServiceConfig {
   workers: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
   digestCron: { daily: string; weekly: string };
   mailCaps: MailCaps;
+  /** The key-space audit for /metrics (service-kit key-audit.ts); null: off. */
+  keyAudit: { intervalMs: number; urls: Partial<Record<'cache' | 'session' | 'queue', string>> } | null;
 }
 
 /** The limits on instant notification mail (see notifications/mail-caps.ts). */
@@ -112,6 +142,18 @@ export interface MailCaps {
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): NotifierConfig {
   const e = parseEnv(EnvSchema, env);
+  const auditUrls = Object.fromEntries(
+    Object.entries({
+      cache: e.REDIS_AUDIT_CACHE_URL,
+      session: e.REDIS_AUDIT_SESSION_URL,
+      queue: e.REDIS_AUDIT_QUEUE_URL,
+    }).filter(([, url]) => url),
+  );
+  if (e.REDIS_AUDIT_INTERVAL_MS > 0 && Object.keys(auditUrls).length === 0) {
+    throw new ConfigError([
+      "REDIS_AUDIT_INTERVAL_MS is set but no REDIS_AUDIT_CACHE_URL, REDIS_AUDIT_SESSION_URL or REDIS_AUDIT_QUEUE_URL: give the audit user's URL of each instance to audit, or set REDIS_AUDIT_INTERVAL_MS=0",
+    ]);
+  }
   return {
     ...serviceConfig(e),
     identityPublicKeys: identityPublicKeys(e),
@@ -137,5 +179,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       windowMs: e.NOTIFY_MAIL_CAP_WINDOW_MS,
       minActorAgeMs: e.NOTIFY_MAIL_MIN_ACCOUNT_AGE_MS,
     },
+    keyAudit:
+      e.REDIS_AUDIT_INTERVAL_MS > 0 ? { intervalMs: e.REDIS_AUDIT_INTERVAL_MS, urls: auditUrls } : null,
   };
 }

@@ -15,7 +15,8 @@
  *   SCAN (except the notifier on the queue instance: EXTRA_COMMANDS), RANDOMKEY or DBSIZE;
  * - pub/sub only on its channels, and only the side it uses (PUBLISH or SUBSCRIBE).
  * The `default` user is the admin: a long random password known to the operator (and the tests' admin
- * client), never to a service.
+ * client), never to a service. The `audit` user (given a password) is the key-space audit's on every role:
+ * it lists and sizes the prefix's keys and reads nothing else (AUDIT_RULES).
  */
 import { createHash } from 'node:crypto';
 import {
@@ -162,13 +163,37 @@ export function servicesOn(instance: RedisRole, prefix = 'atoll'): Service[] {
   return SERVICES.filter((s) => aclRules(s, instance, prefix) !== null);
 }
 
-export type AclUsers = { admin: string } & Partial<Record<Service, string>>;
+/**
+ * The key-space audit's user (`pnpm redis:audit`, @atoll/redis audit.ts), the same on every role: SCAN
+ * (names only, MATCH `<prefix>:*`), TYPE, PTTL, MEMORY USAGE and INFO, with read access to the prefix's
+ * keys (which TYPE, PTTL and MEMORY USAGE need) but none of the commands that read a value (GET,
+ * HGETALL…), write, run scripts or administer the server. An operator can run it without the admin
+ * password, and a leaked audit password shows key names and sizes, never a session.
+ */
+export function auditRules(prefix: string): string[] {
+  return [
+    'resetkeys',
+    'resetchannels',
+    `%R~${prefix}:*`,
+    '-@all',
+    '+@connection',
+    '-@dangerous',
+    '+info',
+    '+scan',
+    '+type',
+    '+pttl',
+    '+memory|usage',
+  ];
+}
+
+export type AclUsers = { admin: string; audit?: string } & Partial<Record<Service, string>>;
 
 const sha256 = (password: string) => createHash('sha256').update(password).digest('hex');
 
 /**
  * The ACL file of one Redis role (`aclfile` in its conf): the admin as `default`, then each service that
- * uses the role and has a password in `passwords`. Only SHA-256 hashes of the passwords are written.
+ * uses the role and has a password in `passwords`, then `audit` if it has one. Only SHA-256 hashes of the
+ * passwords are written.
  */
 export function aclFile(instance: RedisRole, prefix: string, passwords: AclUsers): string {
   if (passwords.admin.length < 32) throw new TypeError('the admin password must be at least 32 characters');
@@ -179,6 +204,10 @@ export function aclFile(instance: RedisRole, prefix: string, passwords: AclUsers
     if (!rules || !password) continue;
     if (password.length < 32) throw new TypeError(`the ${service} password must be at least 32 characters`);
     lines.push(`user ${service} on #${sha256(password)} ${rules.join(' ')}`);
+  }
+  if (passwords.audit) {
+    if (passwords.audit.length < 32) throw new TypeError('the audit password must be at least 32 characters');
+    lines.push(`user audit on #${sha256(passwords.audit)} ${auditRules(prefix).join(' ')}`);
   }
   return `${lines.join('\n')}\n`;
 }

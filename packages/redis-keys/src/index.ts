@@ -431,8 +431,10 @@ export {
   type AclUsers,
   aclFile,
   aclRules,
+  auditRules,
   DENIED_COMMANDS,
   type KeyPattern,
   keyPatterns,
   servicesOn,
 } from './acl.ts';
+export { familyOf, type KeyFamily, keyFamilies, mustExpire } from './families.ts';

@@ -2,9 +2,12 @@ import { describe, expect, it } from 'vitest';
 import {
   aclFile,
   aclRules,
+  auditRules,
   createKeys,
+  familyOf,
   hashTag,
   KEY_SPECS,
+  keyFamilies,
   keyPatterns,
   QUEUE_USERS,
   SERVICES,
@@ -46,6 +49,47 @@ describe('redis-keys', () => {
     expect(hashTag('plain')).toBe('plain');
     expect(hashTag('a{}b{c}')).toBe('a{}b{c}');
     expect(hashTag('a{b}{c}')).toBe('b');
+  });
+});
+
+describe("key families (the audit's matchers)", () => {
+  const prefix = 't1';
+  const families = keyFamilies(prefix);
+  const keys = createKeys(prefix);
+
+  it('puts every key a builder makes in its own family, and in no other', () => {
+    for (const [name, build] of Object.entries(keys)) {
+      if (name === 'prefix' || name === 'bullPrefix') continue;
+      if ((KEY_SPECS[name as keyof typeof KEY_SPECS].type as string) === 'Channel') continue;
+      // Every argument as one text: the builders take ids and kinds, and the matchers any of them.
+      for (const arg of ['a', '2001:db8::/64']) {
+        const key = (build as (...args: string[]) => string)(arg, arg);
+        expect(
+          families.filter((f) => f.regex.test(key)).map((f) => f.name),
+          key,
+        ).toEqual([name]);
+      }
+    }
+  });
+
+  it('makes one family per BullMQ queue and none for keys outside the map', () => {
+    expect(familyOf(families, `${keys.bullPrefix()}:email:42`)?.name).toBe('queue:email');
+    expect(familyOf(families, `${keys.bullPrefix()}:email:`)?.name).toBe('queue:email');
+    expect(familyOf(families, `${keys.bullPrefix()}:retired:wait`)).toBeNull();
+    expect(familyOf(families, 't1:sess:{a}:extra')).toBeNull();
+    expect(familyOf(families, 't1:stray')).toBeNull();
+    expect(familyOf(families, 't2:sess:{a}')).toBeNull();
+    expect(families.filter((f) => f.name.startsWith('queue:')).length).toBe(Object.keys(QUEUE_USERS).length);
+  });
+
+  it('takes the instance, type and TTL rule from the specs', () => {
+    const byName = Object.fromEntries(families.map((f) => [f.name, f]));
+    expect(byName.session).toMatchObject({ instance: 'session', redisType: 'hash', expires: true });
+    expect(byName.ranking).toMatchObject({ instance: 'cache', redisType: 'zset', expires: true });
+    expect(byName.lockFence).toMatchObject({ instance: 'queue', redisType: 'string', expires: false });
+    expect(byName.userEvents).toMatchObject({ redisType: 'stream', expires: false });
+    expect(byName['queue:email']).toMatchObject({ instance: 'queue', redisType: null, expires: false });
+    for (const f of families) if (f.instance !== 'queue') expect(f.expires, f.name).toBe(true);
   });
 });
 
@@ -126,5 +170,10 @@ describe('ACL users generated from the key map', () => {
     expect(users('queue')).toEqual(['default', 'auth', 'content', 'notifier']);
     expect(aclFile('session', prefix, passwords)).not.toContain('g'.repeat(40));
     expect(() => aclFile('cache', prefix, { admin: 'short' })).toThrow(/32 characters/);
+    const withAudit = aclFile('cache', prefix, { ...passwords, audit: 'x'.repeat(40) });
+    const auditLine = withAudit.trim().split('\n').at(-1) ?? '';
+    expect(auditLine).toMatch(/^user audit on #[0-9a-f]{64} /);
+    expect(auditLine.endsWith(` ${auditRules(prefix).join(' ')}`)).toBe(true);
+    expect(auditRules(prefix)).toContain('%R~t1:*');
   });
 });

@@ -78,18 +78,23 @@ export function createRedisClient(opts: RedisClientOptions): Redis {
   return client;
 }
 
+/** The `field:value` lines of an INFO reply. */
+export function infoFields(text: string): Record<string, string> {
+  const map: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const colon = line.indexOf(':');
+    if (colon > 0 && !line.startsWith('#')) map[line.slice(0, colon)] = line.slice(colon + 1).trim();
+  }
+  return map;
+}
+
 /**
  * Reads the settings the role check needs from INFO (memory and persistence), which every service's ACL
  * user may run; CONFIG GET is the admin's alone (see @atoll/redis-keys acl.ts).
  */
 export async function readSettings(client: Redis): Promise<ServerSettings> {
   // Two sections in one INFO: Redis 7 and later.
-  const text = String(await client.call('INFO', 'memory', 'persistence'));
-  const map: Record<string, string> = {};
-  for (const line of text.split(/\r?\n/)) {
-    const colon = line.indexOf(':');
-    if (colon > 0 && !line.startsWith('#')) map[line.slice(0, colon)] = line.slice(colon + 1).trim();
-  }
+  const map = infoFields(String(await client.call('INFO', 'memory', 'persistence')));
   return {
     maxmemory: Number(map.maxmemory ?? 0),
     maxmemoryPolicy: map.maxmemory_policy ?? 'unknown',

@@ -1,9 +1,25 @@
 export {
+  AUDIT_DEFAULTS,
+  type AuditOptions,
+  type AuditReport,
+  auditKeySpace,
+  checkKey,
+  type FamilyReport,
+  type InstanceReport,
+  UNKNOWN_FAMILY,
+  VIOLATION_KINDS,
+  type Violation,
+  type ViolationKind,
+  violationTotal,
+} from './audit.ts';
+export { formatAuditReport, formatBytes } from './audit-format.ts';
+export {
   addressOf,
   type ClientUse,
   closeRedis,
   connectRedis,
   createRedisClient,
+  infoFields,
   isRedisUnavailable,
   type Log,
   pingRedis,

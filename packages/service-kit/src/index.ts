@@ -17,6 +17,7 @@ export {
   type RedisPluginOptions,
   redisRoles,
 } from './infra.ts';
+export { type KeyAuditOptions, keyAudit } from './key-audit.ts';
 export { Counter, Gauge, Histogram, type MetricsOptions, metrics, type Registry } from './metrics.ts';
 export { INTERNAL_OPENAPI_PATH, openApi } from './openapi.ts';
 export { drainAndClose, type RunOptions, runService } from './run.ts';

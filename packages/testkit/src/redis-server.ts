@@ -20,7 +20,8 @@ export interface RedisServerOptions {
   port?: number;
   /**
    * The key prefix the services use: with it, each service that uses the role gets its own ACL user
-   * (@atoll/redis-keys acl.ts); without it, only the admin exists.
+   * (@atoll/redis-keys acl.ts), and the key-space audit its `audit` user; without it, only the admin
+   * exists.
    */
   keyPrefix?: string;
   /** Passwords to keep (the local stack's, across starts); any missing one is made at random. */
@@ -61,6 +62,8 @@ export class RedisServer {
     const services = opts.keyPrefix === undefined ? [] : servicesOn(role, opts.keyPrefix);
     this.passwords = { admin: opts.passwords?.admin ?? randomPassword() };
     for (const s of services) this.passwords[s] = opts.passwords?.[s] ?? randomPassword();
+    // The key-space audit's read-only user (@atoll/redis-keys auditRules), on every role.
+    if (opts.keyPrefix !== undefined) this.passwords.audit = opts.passwords?.audit ?? randomPassword();
     writeFileSync(this.aclFile, aclFile(role, opts.keyPrefix ?? 'atoll', this.passwords), { mode: 0o600 });
   }
 
@@ -86,8 +89,8 @@ export class RedisServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  /** The URL a service connects with: its own ACL user. */
-  urlFor(service: Service): string {
+  /** The URL a service (or the key-space audit) connects with: its own ACL user. */
+  urlFor(service: Service | 'audit'): string {
     const password = this.passwords[service];
     if (!password) throw new Error(`${service} has no user on redis-${this.role}: it uses no key there`);
     return `redis://${service}:${password}@127.0.0.1:${this.port}`;

@@ -4,7 +4,15 @@
  * content and notifier, then the gateway in front of them; a local SMTP sink receives the mail. Used by the local stack command
  * (`npm start`, scripts/stack.ts) and by the end-to-end tests, so what a developer runs is what is tested.
  */
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Events, OAuth2Server } from 'oauth2-mock-server';
 import pg from 'pg';
@@ -95,6 +103,9 @@ export const STACK_WIRED = [
   'REDIS_CACHE_URL',
   'REDIS_SESSION_URL',
   'REDIS_QUEUE_URL',
+  'REDIS_AUDIT_CACHE_URL',
+  'REDIS_AUDIT_SESSION_URL',
+  'REDIS_AUDIT_QUEUE_URL',
   'AUTH_URL',
   'CONTENT_URL',
   'NOTIFIER_URL',
@@ -123,6 +134,7 @@ export const LOCAL_DEFAULTS: Record<string, string> = {
   PASSWORD_DENY_COMMON: 'false',
 };
 const MIGRATED = ['auth', 'content', 'notifier'] as const;
+const ROLES = ['cache', 'session', 'queue'] as const;
 
 export interface Stack {
   gatewayUrl: string;
@@ -180,7 +192,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     // Redis, one process per role.
     const redis = {} as Record<Role, RedisServer>;
     await Promise.all(
-      (['cache', 'session', 'queue'] as const).map(async (role) => {
+      ROLES.map(async (role) => {
         const dir = join(opts.dataDir, `redis-${role}`);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         chmodSync(dir, 0o700);
@@ -195,6 +207,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         say(`redis-${role} ready at ${redis[role].address} (deploy/redis/${role}.conf)`);
       }),
     );
+    // Where the Redis servers listen (their ports change with every start), for tools run beside the
+    // stack (`pnpm redis:audit`); the passwords stay in the credentials file. Gone once the stack stops.
+    const addressesFile = join(opts.dataDir, 'stack.json');
+    const addresses = { keyPrefix, redis: Object.fromEntries(ROLES.map((r) => [r, redis[r].address])) };
+    writeFileSync(addressesFile, `${JSON.stringify(addresses, null, 2)}\n`, { mode: 0o600 });
+    cleanups.push(async () => rmSync(addressesFile, { force: true }));
 
     // PostgreSQL.
     let databaseUrl = opts.databaseUrl;
@@ -311,6 +329,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         DATABASE_URL: databases.notifier.url,
         REDIS_QUEUE_URL: redis.queue.urlFor('notifier'),
         REDIS_SESSION_URL: redis.session.urlFor('notifier'),
+        // The key-space audit's user, for REDIS_AUDIT_INTERVAL_MS (off unless set).
+        REDIS_AUDIT_CACHE_URL: redis.cache.urlFor('audit'),
+        REDIS_AUDIT_SESSION_URL: redis.session.urlFor('audit'),
+        REDIS_AUDIT_QUEUE_URL: redis.queue.urlFor('audit'),
         SMTP_URL: smtpUrl,
       },
     };
