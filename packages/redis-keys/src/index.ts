@@ -434,5 +434,9 @@ export {
   DENIED_COMMANDS,
   type KeyPattern,
   keyPatterns,
+  REPLICATION_USER,
+  SENTINEL_CLIENT_RULES,
+  SENTINEL_USER,
+  sentinelAclLines,
   servicesOn,
 } from './acl.ts';
