@@ -61,6 +61,11 @@ export class RedisServer {
     const services = opts.keyPrefix === undefined ? [] : servicesOn(role, opts.keyPrefix);
     this.passwords = { admin: opts.passwords?.admin ?? randomPassword() };
     for (const s of services) this.passwords[s] = opts.passwords?.[s] ?? randomPassword();
+    // The users of a Sentinel group (sentinel.ts), when it gives their passwords.
+    for (const user of ['replica', 'sentinel'] as const) {
+      const password = opts.passwords?.[user];
+      if (password) this.passwords[user] = password;
+    }
     writeFileSync(this.aclFile, aclFile(role, opts.keyPrefix ?? 'atoll', this.passwords), { mode: 0o600 });
   }
 
