@@ -51,7 +51,16 @@ const retryStrategy = (attempt: number) => Math.min(50 * 2 ** attempt, 2000);
  * is a replica: reconnect, which asks the sentinels for the new primary, and send the command again
  * (a worker's waits in the offline queue; a producer's fails fast as "unavailable", a 503).
  */
-const reconnectOnReadonly = (err: Error) => (err.message.startsWith('READONLY') ? 2 : false);
+function reconnectOnReadonly(opts: RedisClientOptions) {
+  return (err: Error): 2 | false => {
+    if (!err.message.startsWith('READONLY')) return false;
+    opts.log.warn(
+      { redis: opts.name },
+      `redis-${opts.role} primary is now a replica (READONLY): reconnecting`,
+    );
+    return 2;
+  };
+}
 
 /**
  * Builds a client for one role. It does not connect: call `connectRedis` to connect and verify the role.
@@ -73,7 +82,7 @@ export function createRedisClient(opts: RedisClientOptions): Redis {
   // asks the sentinels where the primary is on each (re)connect.
   const client =
     target.kind === 'sentinel'
-      ? new Redis({ ...sentinelOptions(target), ...options, reconnectOnError: reconnectOnReadonly })
+      ? new Redis({ ...sentinelOptions(target), ...options, reconnectOnError: reconnectOnReadonly(opts) })
       : new Redis(target.url, options);
   let down = false;
   client.on('error', (err: Error) => {

@@ -260,6 +260,18 @@ export class SentinelGroup {
     }
   }
 
+  /** What the sentinels refused anyone (ACL LOG of each running sentinel). */
+  async sentinelAclLog(): Promise<unknown[][]> {
+    const entries: unknown[][] = [];
+    for (const s of this.sentinels) {
+      if (!s.running) continue;
+      entries.push(
+        ...(await this.askSentinel(s.port, (c) => c.call('ACL', 'LOG', '128') as Promise<unknown[][]>)),
+      );
+    }
+    return entries;
+  }
+
   /** The node the sentinels currently name as primary (the first sentinel that answers). */
   async primary(): Promise<RedisServer> {
     for (const port of this.sentinelPorts) {
@@ -297,17 +309,35 @@ export class SentinelGroup {
   }
 
   /**
+   * A planned switch-over (SENTINEL FAILOVER): the primary turns replica while its clients are still
+   * connected, so their next write is answered READONLY. Resolves with the new primary once the old
+   * one is in sync with it.
+   */
+  async switchover(timeoutMs = 30_000): Promise<RedisServer> {
+    const old = await this.primary();
+    const port = this.sentinelPorts[0] as number;
+    await this.askSentinel(port, (s) => s.call('SENTINEL', 'FAILOVER', this.name));
+    const next = await this.waitForFailover(old, timeoutMs);
+    await this.waitForSync(1, timeoutMs);
+    return next;
+  }
+
+  /** Resolves once the current primary counts `replicas` replicas online (in sync). */
+  async waitForSync(replicas = 1, timeoutMs = 30_000): Promise<void> {
+    await waitUntil(
+      async () => (await connectedReplicas(await this.primary())) >= replicas,
+      timeoutMs,
+      `${replicas} replica(s) of ${this.name} in sync`,
+    );
+  }
+
+  /**
    * Starts a stopped node again with its data; the sentinels make it a replica of the current primary.
    * Resolves once the primary counts `replicas` synced replicas.
    */
   async restart(node: RedisServer, replicas = 1, timeoutMs = 30_000): Promise<void> {
     await node.restart();
-    const primary = await this.primary();
-    await waitUntil(
-      async () => (await connectedReplicas(primary)) >= replicas,
-      timeoutMs,
-      `${replicas} replica(s) of ${this.name} in sync`,
-    );
+    await this.waitForSync(replicas, timeoutMs);
   }
 
   /** Stops the sentinels first (no failover while the nodes stop), then the nodes. */
