@@ -48,7 +48,7 @@ export const TEST_PASSWORD_COST = { PASSWORD_ARGON2_MEMORY_KIB: '19456', PASSWOR
 export async function startTestStack(
   label: string,
   env: Record<string, string> = {},
-  opts: Pick<StackOptions, 'instances'> & { keepCredentials?: boolean } = {},
+  opts: Pick<StackOptions, 'instances' | 'sentinel'> & { keepCredentials?: boolean } = {},
 ): Promise<{ stack: Stack; dataDir: string; dispose: () => Promise<void> }> {
   const database: TestDatabase = await testDatabase(label);
   const dataDir = await ownedTempDir(`stack-${label}`);
@@ -82,19 +82,36 @@ export async function startTestStack(
 /** What the stack's Redis servers refused a service user (ACL LOG), as `role user: command object`. */
 export async function aclRefusals(stack: Stack): Promise<string[]> {
   const refused: string[] = [];
-  for (const role of ['cache', 'session', 'queue'] as const) {
-    if (!stack.redis[role].running) continue;
-    const admin = await redisOf(stack, role).catch(() => null);
+  // Each server of a role: its one server, or every node and sentinel of its Sentinel group.
+  const servers = (['cache', 'session', 'queue'] as const).flatMap((role) => {
+    const group = role === 'cache' ? undefined : stack.sentinels[role];
+    return (group?.nodes ?? [stack.redis[role]]).map((server) => ({ role, server }));
+  });
+  const record = (role: string, entries: unknown[][]) => {
+    for (const entry of entries) {
+      const fields = new Map<string, unknown>();
+      for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
+      refused.push(
+        `${role} ${fields.get('username')}: ${fields.get('reason')} ${fields.get('object')} (${fields.get('context')})`,
+      );
+    }
+  };
+  for (const role of ['session', 'queue'] as const) {
+    const group = stack.sentinels[role];
+    if (group) record(`${role} sentinel`, await group.sentinelAclLog());
+  }
+  for (const { role, server } of servers) {
+    if (!server.running) continue;
+    const admin = await connectRedis({
+      url: server.url,
+      role,
+      use: 'producer',
+      name: `test:${role}`,
+      log: silent,
+    }).catch(() => null);
     if (!admin) continue;
     try {
-      const entries = (await admin.call('ACL', 'LOG', '128')) as unknown[][];
-      for (const entry of entries) {
-        const fields = new Map<string, unknown>();
-        for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
-        refused.push(
-          `${role} ${fields.get('username')}: ${fields.get('reason')} ${fields.get('object')} (${fields.get('context')})`,
-        );
-      }
+      record(role, (await admin.call('ACL', 'LOG', '128')) as unknown[][]);
     } finally {
       admin.disconnect();
     }
@@ -120,7 +137,8 @@ export function redisOf(
   role: 'cache' | 'session' | 'queue',
   use: 'producer' | 'worker' = 'producer',
 ): Promise<RoleCheckedRedis> {
-  return connectRedis({ url: stack.redis[role].url, role, use, name: `test:${role}`, log: silent });
+  const url = (role === 'cache' ? undefined : stack.sentinels[role])?.url ?? stack.redis[role].url;
+  return connectRedis({ url, role, use, name: `test:${role}`, log: silent });
 }
 
 const CODE_SUBJECT = 'Your atoll verification code: ';

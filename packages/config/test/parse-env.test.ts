@@ -36,6 +36,14 @@ describe('parseEnv', () => {
     });
   });
 
+  it('accepts a Sentinel group URL and refuses one without its master name', () => {
+    const url = 'redis+sentinel://gateway:pw@10.0.0.1:26379,10.0.0.2:26379/atoll-session';
+    expect(parseEnv(Schema, { ...good, REDIS_URL: url }).REDIS_URL).toBe(url);
+    expect(() =>
+      parseEnv(Schema, { ...good, REDIS_URL: 'redis+sentinel://gateway:pw@10.0.0.1:26379' }),
+    ).toThrow(/REDIS_URL is malformed .*redis\+sentinel:\/\/<user>:<password>@<sentinel>:26379/);
+  });
+
   it('treats an empty variable as unset', () => {
     expect(parseEnv(Schema, { ...good, PORT: '' }).PORT).toBe(3000);
   });
@@ -50,7 +58,7 @@ describe('parseEnv', () => {
     })();
     expect(err).toBeInstanceOf(ConfigError);
     expect(err?.message).toBe(
-      "Invalid configuration: REDIS_URL is missing: the redis-cache URL with the service's own ACL user, e.g. redis://<user>:<password>@127.0.0.1:6379 (see deploy/redis/cache.conf)",
+      "Invalid configuration: REDIS_URL is missing: the redis-cache URL with the service's own ACL user: one server, redis://<user>:<password>@127.0.0.1:6379, or a Sentinel group, redis+sentinel://<user>:<password>@<sentinel>:26379,<sentinel>:26379,…/<master name> (see deploy/redis/cache.conf and docs/redis.md)",
     );
   });
 

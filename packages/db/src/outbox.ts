@@ -24,6 +24,11 @@ export interface OutboxRelayOptions<Row> {
   /** Delivers one row; or, with `deliverMany`, the whole batch at once (e.g. one BullMQ addBulk). */
   deliver?: (row: Row & { id: string }) => Promise<void>;
   deliverMany?: (rows: Array<Row & { id: string }>) => Promise<void>;
+  /**
+   * Runs once a batch is delivered, before its rows are marked published; rejecting leaves them pending
+   * (e.g. waiting for a replica to have the writes, @atoll/redis `waitForReplicas`).
+   */
+  confirm?: () => Promise<void>;
   log: RelayLog;
   batch?: number;
 }
@@ -63,6 +68,7 @@ export class OutboxRelay<Row extends Record<string, unknown>> {
             for (const row of rows) await deliver?.(row);
           }
           if (rows.length > 0) {
+            await this.opts.confirm?.();
             const ids = rows.map((r) => r.id);
             await sql`update ${sql.table(table)} set published_at = now() where id = any(${ids}::bigint[])`.execute(
               trx,

@@ -1,3 +1,4 @@
+import { waitForReplicas } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -28,6 +29,12 @@ export function payloadProblem(queue: QueueName, job: string, payload: unknown):
  * The producer side of the catalog: one BullMQ Queue per catalog queue, on the queue role's producer
  * connection (fail fast: a caller whose enqueue fails answers 503 rather than losing the job), with the
  * hash-tagged prefix from the key schema.
+ *
+ * On a Sentinel group an enqueue resolves only once a replica has the job (`WAIT 1`, @atoll/redis
+ * `waitForReplicas`, on the connection that wrote it): a primary that dies right after answering cannot
+ * take an acknowledged job with it. When no replica acknowledges in time the enqueue rejects
+ * (`ReplicaAckError`, "unavailable"): the caller answers 503 or its outbox tries again; the job may then
+ * be in the queue twice over, which the job id (set by every outbox) makes one.
  */
 export class Producer {
   private readonly queues = new Map<QueueName, Queue>();
@@ -70,6 +77,7 @@ export class Producer {
       ...(opts.jobId ? { jobId: opts.jobId } : {}),
       ...(opts.delayMs ? { delay: opts.delayMs } : {}),
     });
+    await waitForReplicas(this.connection);
     return added.id ?? '';
   }
 
@@ -89,6 +97,7 @@ export class Producer {
     await this.queue(queue).addBulk(
       jobs.map((job) => ({ name: job.name, data: job.payload, opts: job.jobId ? { jobId: job.jobId } : {} })),
     );
+    await waitForReplicas(this.connection);
   }
 
   /** The BullMQ Queue of a catalog queue (counts, the dashboard, job schedulers). */

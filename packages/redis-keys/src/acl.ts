@@ -186,7 +186,66 @@ export function auditRules(prefix: string): string[] {
   ];
 }
 
-export type AclUsers = { admin: string; audit?: string } & Partial<Record<Service, string>>;
+/**
+ * Every user's password on one role's servers: `admin` is the `default` user's; `replica` and
+ * `sentinel`, when given, add the users of a Sentinel group (REPLICATION_USER, SENTINEL_USER); `audit`
+ * the key-space audit's (auditRules).
+ */
+export type AclUsers = { admin: string; audit?: string; replica?: string; sentinel?: string } & Partial<
+  Record<Service, string>
+>;
+
+/**
+ * The user a replica authenticates to its primary with (`masteruser` / `masterauth`): only the
+ * replication handshake and stream. Every node of a group has it, since any may become the primary.
+ */
+export const REPLICATION_USER = { name: 'replica', rules: ['-@all', '+psync', '+replconf', '+ping'] };
+
+/**
+ * The user the sentinels monitor and reconfigure the data nodes with (`sentinel auth-user`), as the
+ * Redis documentation ("Sentinel ACL") lists its commands; on the sentinels the same name is their
+ * peers' user (`sentinel sentinel-user`), allowed everything a sentinel may ask another.
+ */
+export const SENTINEL_USER = {
+  name: 'sentinel',
+  rules: [
+    'allchannels',
+    '-@all',
+    '+multi',
+    '+exec',
+    '+slaveof',
+    '+replicaof',
+    '+ping',
+    '+subscribe',
+    '+publish',
+    '+config|rewrite',
+    '+role',
+    '+info',
+    '+client|setname',
+    '+client|kill',
+    '+script|kill',
+  ],
+  peerRules: ['allchannels', '+@all'],
+};
+
+/**
+ * What a service may ask a sentinel: where the primary is (ioredis on every connect), the other
+ * sentinels (ioredis keeps its list current) and the replicas (the role check of @atoll/redis).
+ * Nothing that changes the group (SENTINEL SET, FAILOVER, RESET, MONITOR…), no keys.
+ */
+export const SENTINEL_CLIENT_RULES = [
+  'resetkeys',
+  'resetchannels',
+  '-@all',
+  '+auth',
+  '+hello',
+  '+ping',
+  '+client|setname',
+  '+sentinel|get-master-addr-by-name',
+  '+sentinel|sentinels',
+  '+sentinel|replicas',
+  '+sentinel|slaves',
+];
 
 const sha256 = (password: string) => createHash('sha256').update(password).digest('hex');
 
@@ -209,5 +268,33 @@ export function aclFile(instance: RedisRole, prefix: string, passwords: AclUsers
     if (passwords.audit.length < 32) throw new TypeError('the audit password must be at least 32 characters');
     lines.push(`user audit on #${sha256(passwords.audit)} ${auditRules(prefix).join(' ')}`);
   }
+  if (passwords.replica)
+    lines.push(userLine(REPLICATION_USER.name, passwords.replica, REPLICATION_USER.rules));
+  if (passwords.sentinel) lines.push(userLine(SENTINEL_USER.name, passwords.sentinel, SENTINEL_USER.rules));
   return `${lines.join('\n')}\n`;
+}
+
+function userLine(name: string, password: string, rules: string[]): string {
+  if (password.length < 32) throw new TypeError(`the ${name} password must be at least 32 characters`);
+  return `user ${name} on #${sha256(password)} ${rules.join(' ')}`;
+}
+
+/**
+ * The ACL users of the sentinels of one role's group (`user` lines of sentinel.conf): the admin as
+ * `default`, the peer sentinels' user, and each service that uses the role with the same password as
+ * on the data nodes (so one URL carries both), allowed only SENTINEL_CLIENT_RULES.
+ */
+export function sentinelAclLines(instance: RedisRole, prefix: string, passwords: AclUsers): string[] {
+  if (passwords.admin.length < 32) throw new TypeError('the admin password must be at least 32 characters');
+  if (!passwords.sentinel) throw new TypeError('a Sentinel group needs the sentinel user password');
+  const lines = [
+    `user default on #${sha256(passwords.admin)} ~* &* +@all`,
+    userLine(SENTINEL_USER.name, passwords.sentinel, SENTINEL_USER.peerRules),
+  ];
+  for (const service of SERVICES) {
+    const password = passwords[service];
+    if (!password || aclRules(service, instance, prefix) === null) continue;
+    lines.push(userLine(service, password, SENTINEL_CLIENT_RULES));
+  }
+  return lines;
 }

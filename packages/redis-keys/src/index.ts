@@ -435,6 +435,10 @@ export {
   DENIED_COMMANDS,
   type KeyPattern,
   keyPatterns,
+  REPLICATION_USER,
+  SENTINEL_CLIENT_RULES,
+  SENTINEL_USER,
+  sentinelAclLines,
   servicesOn,
 } from './acl.ts';
 export { familyOf, type KeyFamily, keyFamilies, mustExpire } from './families.ts';

@@ -1,6 +1,7 @@
 import type { RedisRole } from '@atoll/redis-keys';
 import { Redis, type RedisOptions } from 'ioredis';
 import { checkRole, RedisRoleError, type ServerSettings } from './roles.ts';
+import { addressOf, parseRedisUrl, type SentinelTarget, sentinelOptions } from './url.ts';
 
 /** The part of a pino logger the clients use. */
 export interface Log {
@@ -45,9 +46,20 @@ const settingsByUse: Record<ClientUse, RedisOptions> = {
 /** Reconnect quickly at first, then every 2 s at most, forever: readiness reports the outage meanwhile. */
 const retryStrategy = (attempt: number) => Math.min(50 * 2 ** attempt, 2000);
 
-export function addressOf(url: string): string {
-  const u = new URL(url);
-  return `${u.hostname}:${u.port || '6379'}`;
+/**
+ * After a failover the old primary, if it is still up, answers writes with READONLY until it is told it
+ * is a replica: reconnect, which asks the sentinels for the new primary, and send the command again
+ * (a worker's waits in the offline queue; a producer's fails fast as "unavailable", a 503).
+ */
+function reconnectOnReadonly(opts: RedisClientOptions) {
+  return (err: Error): 2 | false => {
+    if (!err.message.startsWith('READONLY')) return false;
+    opts.log.warn(
+      { redis: opts.name },
+      `redis-${opts.role} primary is now a replica (READONLY): reconnecting`,
+    );
+    return 2;
+  };
 }
 
 /**
@@ -55,7 +67,8 @@ export function addressOf(url: string): string {
  * Every client has an error listener that logs once per outage (not once per reconnect attempt).
  */
 export function createRedisClient(opts: RedisClientOptions): Redis {
-  const client = new Redis(opts.url, {
+  const target = parseRedisUrl(opts.url);
+  const options: RedisOptions = {
     ...settingsByUse[opts.use],
     lazyConnect: true,
     connectionName: opts.name,
@@ -64,7 +77,13 @@ export function createRedisClient(opts: RedisClientOptions): Redis {
     // BullMQ connections must never auto-pipeline; a producer may ask for it.
     enableAutoPipelining: opts.use === 'producer' && opts.autoPipelining === true,
     ...(opts.use === 'producer' ? { commandTimeout: opts.commandTimeoutMs ?? 2000 } : {}),
-  });
+  };
+  // Every client of a Sentinel group, and every duplicate() of one (BullMQ's blocking connections),
+  // asks the sentinels where the primary is on each (re)connect.
+  const client =
+    target.kind === 'sentinel'
+      ? new Redis({ ...sentinelOptions(target), ...options, reconnectOnError: reconnectOnReadonly(opts) })
+      : new Redis(target.url, options);
   let down = false;
   client.on('error', (err: Error) => {
     if (down) return;
@@ -135,6 +154,8 @@ export async function connectRedis(
   try {
     await Promise.race([waitReady(client), deadline]);
     await verifyRole(client, opts.role, address);
+    const target = parseRedisUrl(opts.url);
+    if (target.kind === 'sentinel') await verifySentinelGroup(target, opts.role, opts.name, opts.log);
   } catch (err) {
     client.disconnect();
     throw err;
@@ -153,6 +174,107 @@ export async function connectRedis(
     );
   });
   return client;
+}
+
+/** A data node of a Sentinel group as the sentinels see it. */
+export interface GroupNode {
+  host: string;
+  port: number;
+  kind: 'primary' | 'replica';
+  /** Subjectively or objectively down, or disconnected, in the sentinel's view. */
+  down: boolean;
+}
+
+/** A short-lived connection that does not retry: for one question to one node or sentinel. */
+function oneShot(opts: RedisOptions): Redis {
+  const client = new Redis({
+    lazyConnect: true,
+    connectTimeout: 2000,
+    commandTimeout: 2000,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: true,
+    ...opts,
+  });
+  client.on('error', () => undefined);
+  return client;
+}
+
+/**
+ * The primary and the replicas of a Sentinel group, from the first sentinel that answers
+ * (SENTINEL GET-MASTER-ADDR-BY-NAME and SENTINEL REPLICAS, under the sentinel user of the URL).
+ */
+export async function sentinelGroupNodes(target: SentinelTarget): Promise<GroupNode[]> {
+  const problems: string[] = [];
+  for (const sentinel of target.sentinels) {
+    const client = oneShot({
+      ...sentinel,
+      ...(target.sentinelUsername ? { username: target.sentinelUsername } : {}),
+      ...(target.sentinelPassword ? { password: target.sentinelPassword } : {}),
+      enableReadyCheck: false,
+    });
+    try {
+      await client.connect();
+      const primary = (await client.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', target.name)) as
+        | [string, string]
+        | null;
+      if (!primary) throw new Error(`it monitors no master named ${target.name}`);
+      const replicas = (await client.call('SENTINEL', 'REPLICAS', target.name)) as string[][];
+      return [
+        { host: primary[0], port: Number(primary[1]), kind: 'primary', down: false },
+        ...replicas.map((flat) => {
+          const f = new Map<string, string>();
+          for (let i = 0; i + 1 < flat.length; i += 2) f.set(String(flat[i]), String(flat[i + 1]));
+          const flags = (f.get('flags') ?? '').split(',');
+          return {
+            host: f.get('ip') ?? '',
+            port: Number(f.get('port')),
+            kind: 'replica' as const,
+            down: flags.some((x) => x === 's_down' || x === 'o_down' || x === 'disconnected'),
+          };
+        }),
+      ];
+    } catch (err) {
+      problems.push(`${sentinel.host}:${sentinel.port}: ${(err as Error).message}`);
+    } finally {
+      client.disconnect();
+    }
+  }
+  throw new Error(`no sentinel of ${target.name} answered: ${problems.join('; ')}`);
+}
+
+/**
+ * Checks the settings of every node of a Sentinel group, the primary and each replica, under the
+ * service's own ACL user (INFO): a replica becomes the primary on failover, so it must be fit for the
+ * role before that. A replica the sentinels report down is skipped with a warning (it is checked when
+ * the service next starts; a node that becomes primary is checked on reconnect like any other).
+ */
+export async function verifySentinelGroup(
+  target: SentinelTarget,
+  role: RedisRole,
+  name: string,
+  log: Log,
+): Promise<void> {
+  for (const node of await sentinelGroupNodes(target)) {
+    const address = `${node.host}:${node.port} (${node.kind} of ${target.name})`;
+    if (node.down) {
+      log.warn({ redis: name, node: address }, `redis-${role} replica down, not checked`);
+      continue;
+    }
+    const client = oneShot({
+      host: node.host,
+      port: node.port,
+      connectionName: `${name}:check`,
+      ...(target.username ? { username: target.username } : {}),
+      ...(target.password ? { password: target.password } : {}),
+    });
+    try {
+      await client.connect();
+      await verifyRole(client, role, address);
+    } finally {
+      client.disconnect();
+    }
+  }
 }
 
 export type RoleCheckedRedis = Redis & { roleOk(): boolean; redisRole: RedisRole };
@@ -181,6 +303,40 @@ export async function pingRedis(client: Redis, timeoutMs = 1000): Promise<boolea
   }
 }
 
+/** How long a write waits for a replica to acknowledge it (WAIT), below the producer command timeout. */
+export const REPLICA_ACK_TIMEOUT_MS = 1000;
+
+/** A write that no replica acknowledged in time: it may still be on the primary, but it was not kept. */
+export class ReplicaAckError extends Error {
+  constructor(timeoutMs: number) {
+    super(`no replica acknowledged the write within ${timeoutMs} ms`);
+    this.name = 'ReplicaAckError';
+  }
+}
+
+/**
+ * The replicas a write must reach before it is acknowledged: one for a client of a Sentinel group (its
+ * URL says so), none for a single server (nothing to wait for). Read from the client's own options, so
+ * it holds for a duplicate() too.
+ */
+export function replicasToAck(client: Redis): number {
+  return (client.options.sentinels?.length ?? 0) > 0 ? 1 : 0;
+}
+
+/**
+ * Resolves once the writes this connection has sent so far reached a replica (`WAIT 1 <timeout>`);
+ * rejects with `ReplicaAckError` when none acknowledges within the timeout. Used where losing an
+ * acknowledged write is not acceptable (an enqueue, a sign-in): without it a primary that dies right
+ * after answering takes the write with it, and the promoted replica never had it. A no-op on a single
+ * server. WAIT blocks this connection (only) until the acknowledgement: one round trip to the replica.
+ */
+export async function waitForReplicas(client: Redis, timeoutMs = REPLICA_ACK_TIMEOUT_MS): Promise<void> {
+  const replicas = replicasToAck(client);
+  if (replicas === 0) return;
+  const acked = Number(await client.call('WAIT', replicas, timeoutMs));
+  if (acked < replicas) throw new ReplicaAckError(timeoutMs);
+}
+
 /** Closes gracefully (QUIT), falling back to a hard disconnect when the server is away. */
 export async function closeRedis(client: Redis): Promise<void> {
   if (client.status === 'end') return;
@@ -204,6 +360,9 @@ export function isRedisUnavailable(err: unknown): boolean {
   const name = (err as Error | undefined)?.name ?? '';
   return (
     name === 'MaxRetriesPerRequestError' ||
+    name === 'ReplicaAckError' ||
+    // A write that reached a primary turned replica: the client reconnects to the new one.
+    message.startsWith('READONLY') ||
     // ioredis's own wording: a fail-fast client never surfaces a socket error (ECONNREFUSED…) to a
     // command, and matching those would mistake a PostgreSQL outage for a Redis one.
     /Stream isn't writeable|Connection is closed|Command timed out/.test(message)

@@ -14,18 +14,34 @@ export {
 } from './audit.ts';
 export { formatAuditReport, formatBytes } from './audit-format.ts';
 export {
-  addressOf,
   type ClientUse,
   closeRedis,
   connectRedis,
   createRedisClient,
+  type GroupNode,
   infoFields,
   isRedisUnavailable,
   type Log,
   pingRedis,
+  REPLICA_ACK_TIMEOUT_MS,
   type RedisClientOptions,
+  ReplicaAckError,
   type RoleCheckedRedis,
   readSettings,
+  replicasToAck,
+  sentinelGroupNodes,
   verifyRole,
+  verifySentinelGroup,
+  waitForReplicas,
 } from './client.ts';
 export { checkRole, RedisRoleError, type RoleProblem, type ServerSettings } from './roles.ts';
+export {
+  addressOf,
+  isSentinelUrl,
+  parseRedisUrl,
+  type RedisTarget,
+  RedisUrlError,
+  SENTINEL_URL_FORM,
+  type SentinelTarget,
+  sentinelOptions,
+} from './url.ts';

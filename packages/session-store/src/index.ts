@@ -15,6 +15,7 @@
  * the role rules can recompute those sessions' roles when the rules change (`roleHolders`).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { waitForReplicas } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
 
@@ -132,6 +133,9 @@ export class SessionStore {
       .hset(key, toHash(session, verifier))
       .pexpire(key, Math.min(this.timeouts.idleMs, this.timeouts.absoluteMs))
       .exec();
+    // On a Sentinel group a sign-in is answered only once a replica has its session: a failover right
+    // after cannot sign the user out again (a no-op on a single server; rejects as unavailable: 503).
+    await waitForReplicas(this.redis);
     const count = Number(indexed?.[2]?.[1] ?? 0);
     const max = this.limits.maxPerUser;
     // Only listed when the index is over the cap (it may hold a few expired ids, which `list` prunes).

@@ -64,6 +64,11 @@ export class RedisServer {
     for (const s of services) this.passwords[s] = opts.passwords?.[s] ?? randomPassword();
     // The key-space audit's read-only user (@atoll/redis-keys auditRules), on every role.
     if (opts.keyPrefix !== undefined) this.passwords.audit = opts.passwords?.audit ?? randomPassword();
+    // The users of a Sentinel group (sentinel.ts), when it gives their passwords.
+    for (const user of ['replica', 'sentinel'] as const) {
+      const password = opts.passwords?.[user];
+      if (password) this.passwords[user] = password;
+    }
     writeFileSync(this.aclFile, aclFile(role, opts.keyPrefix ?? 'atoll', this.passwords), { mode: 0o600 });
   }
 

@@ -30,6 +30,7 @@ export {
   type Role,
   randomPassword,
 } from './redis-server.ts';
+export { SentinelGroup, type SentinelGroupOptions, type SentinelRole } from './sentinel.ts';
 export { type Exit, type LogLine, ServiceProcess, type SpawnOptions } from './service-process.ts';
 export { type ReceivedMail, type SmtpServerOptions, SmtpTestServer } from './smtp.ts';
 export {

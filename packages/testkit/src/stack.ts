@@ -28,6 +28,7 @@ import {
 import { freePort } from './ports.ts';
 import { startEmbeddedPostgres } from './postgres.ts';
 import { type RedisPasswords, RedisServer, type Role, randomPassword } from './redis-server.ts';
+import { SentinelGroup, type SentinelRole } from './sentinel.ts';
 import { ServiceProcess } from './service-process.ts';
 import { SmtpTestServer } from './smtp.ts';
 
@@ -64,6 +65,11 @@ export interface StackOptions {
    * the gateway gets all their URLs (AUTH_URL etc. as lists), content asks the first auth instance.
    */
   instances?: Partial<Record<Backend, number>>;
+  /**
+   * Roles to run as a Sentinel group (a primary, a replica, three sentinels: sentinel.ts) instead of one
+   * server; the services get `redis+sentinel://` URLs for them.
+   */
+  sentinel?: SentinelRole[];
 }
 
 /** The services behind the gateway. */
@@ -146,7 +152,13 @@ export interface Stack {
   databaseUrl: string;
   /** Each service's own PostgreSQL role and its schema owner's (migrations). */
   databases: Record<SchemaService, ServiceDatabase>;
+  /**
+   * Each role's server; for a role run as a Sentinel group, the node that was its primary at start
+   * (`sentinels[role]` knows the current one).
+   */
   redis: Record<Role, RedisServer>;
+  /** The roles run as Sentinel groups (`sentinel` option). */
+  sentinels: Partial<Record<SentinelRole, SentinelGroup>>;
   /** Each service's first (or only) instance. */
   services: Record<ServiceName, ServiceProcess>;
   /** Every instance of each service behind the gateway, in the order of the gateway's lists. */
@@ -189,13 +201,28 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   };
 
   try {
-    // Redis, one process per role.
+    // Redis, one process per role, or a Sentinel group.
     const redis = {} as Record<Role, RedisServer>;
+    const sentinels: Stack['sentinels'] = {};
     await Promise.all(
       ROLES.map(async (role) => {
         const dir = join(opts.dataDir, `redis-${role}`);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         chmodSync(dir, 0o700);
+        if (role !== 'cache' && opts.sentinel?.includes(role)) {
+          const group = await SentinelGroup.start({
+            role,
+            dir,
+            keyPrefix,
+            ...(credentials.redis[role] ? { passwords: credentials.redis[role] } : {}),
+          });
+          sentinels[role] = group;
+          redis[role] = group.nodes[0] as RedisServer;
+          credentials.redis[role] = group.passwords;
+          cleanups.push(() => group.stop());
+          say(`redis-${role} ready: a Sentinel group at ${group.address} (deploy/redis/${role}.conf)`);
+          return;
+        }
         redis[role] = await RedisServer.start(role, {
           dir,
           keyPrefix,
@@ -303,13 +330,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         ? { IDENTITY_PRIVATE_KEY_FILE: id.privateKeyFile }
         : { IDENTITY_PRIVATE_KEY: id.privateKeyText };
     const common: Wiring = { HOST: '127.0.0.1', PORT: '0', ...verifying };
+    // A service's URL of a role: its own user on the server, or on the Sentinel group.
+    const redisUrl = (role: Role, service: ServiceName) =>
+      (role !== 'cache' ? sentinels[role] : undefined)?.urlFor(service) ?? redis[role].urlFor(service);
     const wiring: Record<Exclude<ServiceName, 'gateway'>, Wiring> = {
       auth: {
         ...common,
         PORT: authPort,
         DATABASE_URL: databases.auth.url,
-        REDIS_SESSION_URL: redis.session.urlFor('auth'),
-        REDIS_QUEUE_URL: redis.queue.urlFor('auth'),
+        REDIS_SESSION_URL: redisUrl('session', 'auth'),
+        REDIS_QUEUE_URL: redisUrl('queue', 'auth'),
         GOOGLE_ISSUER: oidc.issuer.url ?? '',
         GOOGLE_CLIENT_ID: 'atoll-local',
         GOOGLE_CLIENT_SECRET: 'atoll-local-secret',
@@ -319,16 +349,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       content: {
         ...common,
         DATABASE_URL: databases.content.url,
-        REDIS_CACHE_URL: redis.cache.urlFor('content'),
-        REDIS_QUEUE_URL: redis.queue.urlFor('content'),
+        REDIS_CACHE_URL: redisUrl('cache', 'content'),
+        REDIS_QUEUE_URL: redisUrl('queue', 'content'),
         AUTH_URL: `http://127.0.0.1:${authPort}`,
         AUTH_INTERNAL_TOKEN: internalToken,
       },
       notifier: {
         ...common,
         DATABASE_URL: databases.notifier.url,
-        REDIS_QUEUE_URL: redis.queue.urlFor('notifier'),
-        REDIS_SESSION_URL: redis.session.urlFor('notifier'),
+        REDIS_QUEUE_URL: redisUrl('queue', 'notifier'),
+        REDIS_SESSION_URL: redisUrl('session', 'notifier'),
         // The key-space audit's user, for REDIS_AUDIT_INTERVAL_MS (off unless set).
         REDIS_AUDIT_CACHE_URL: redis.cache.urlFor('audit'),
         REDIS_AUDIT_SESSION_URL: redis.session.urlFor('audit'),
@@ -371,7 +401,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       ...signing,
       PORT: String(gatewayPort),
       HOST: gatewayHost,
-      REDIS_SESSION_URL: redis.session.urlFor('gateway'),
+      REDIS_SESSION_URL: redisUrl('session', 'gateway'),
       AUTH_URL: urls('auth'),
       CONTENT_URL: urls('content'),
       NOTIFIER_URL: urls('notifier'),
@@ -400,6 +430,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       databaseUrl,
       databases,
       redis,
+      sentinels,
       services,
       instances,
       envOf: (name) => ({ ...envs[name] }),

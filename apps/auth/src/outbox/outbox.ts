@@ -5,6 +5,7 @@
  */
 import { OutboxRelay, type RelayLog } from '@atoll/db';
 import { type EventPayload, type EventType, publishUserEvent } from '@atoll/events';
+import { waitForReplicas } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
@@ -37,6 +38,9 @@ export function userEventRelay(
     deliver: async (row) => {
       await publishUserEvent(redis, keys, row.type as EventType, row.payload as EventPayload<EventType>);
     },
+    // On a Sentinel group a batch counts as published once a replica has it; else it is sent again
+    // (consumers are idempotent).
+    confirm: () => waitForReplicas(redis),
     log,
   });
 }
