@@ -220,7 +220,7 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     );
     expect(
       (await api('DELETE', `/api/articles/${slug}/comments/${comment.body.comment.id}`, { token })).status,
-    ).toBe(200);
+    ).toBe(204);
     const extra = await api('POST', '/api/articles', {
       token: otherToken,
       body: { article: { title: `Gone ${process.pid}`, description: 'd', body: 'b' } },
