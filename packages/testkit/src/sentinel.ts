@@ -239,25 +239,8 @@ export class SentinelGroup {
     return this.nodes.some((n) => n.running) || this.sentinels.some((s) => s.running);
   }
 
-  private async askSentinel<T>(port: number, ask: (s: Redis) => Promise<T>): Promise<T> {
-    const client = new Redis({
-      port,
-      host: '127.0.0.1',
-      password: this.passwords.admin,
-      lazyConnect: true,
-      retryStrategy: () => null,
-      enableReadyCheck: false,
-      maxRetriesPerRequest: 0,
-      connectTimeout: 1000,
-      commandTimeout: 1000,
-    });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      return await ask(client);
-    } finally {
-      client.disconnect();
-    }
+  private askSentinel<T>(port: number, ask: (s: Redis) => Promise<T>): Promise<T> {
+    return oneShot(new Redis({ port, host: '127.0.0.1', password: this.passwords.admin, ...ONE_SHOT }), ask);
   }
 
   /** What the sentinels refused anyone (ACL LOG of each running sentinel). */
@@ -352,14 +335,17 @@ export class SentinelGroup {
   }
 }
 
-async function adminClient<T>(node: RedisServer, ask: (c: Redis) => Promise<T>): Promise<T> {
-  const client = new Redis(node.url, {
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 1000,
-    commandTimeout: 1000,
-  });
+/** A client that tries once, answers within a second, and is gone after `ask`. */
+const ONE_SHOT = {
+  lazyConnect: true,
+  retryStrategy: () => null,
+  enableReadyCheck: false,
+  maxRetriesPerRequest: 0,
+  connectTimeout: 1000,
+  commandTimeout: 1000,
+} as const;
+
+async function oneShot<T>(client: Redis, ask: (c: Redis) => Promise<T>): Promise<T> {
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -367,6 +353,10 @@ async function adminClient<T>(node: RedisServer, ask: (c: Redis) => Promise<T>):
   } finally {
     client.disconnect();
   }
+}
+
+function adminClient<T>(node: RedisServer, ask: (c: Redis) => Promise<T>): Promise<T> {
+  return oneShot(new Redis(node.url, ONE_SHOT), ask);
 }
 
 function infoField(info: string, field: string): string | undefined {
