@@ -1,19 +1,18 @@
 import { identityPlugin } from '@atoll/identity';
 import { Producer } from '@atoll/jobs';
-import { createKeys } from '@atoll/redis-keys';
+import { cacheIds, cacheTags, createKeys } from '@atoll/redis-keys';
 import { base, database, dbOf, fastifyOptions, redisRoles } from '@atoll/service-kit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import articleRoutes from './articles/article.routes.ts';
 import { ArticleService } from './articles/article.service.ts';
-import { listTag } from './articles/list-cache.ts';
 import { contentCache } from './cache.plugin.ts';
 import commentRoutes from './comments/comment.routes.ts';
 import type { ContentConfig } from './config.ts';
 import type { ContentDatabase } from './db.ts';
 import { SCHEMA } from './migrations/index.ts';
 import { notificationRelay } from './notifications/notifications.ts';
-import { ProfileDirectory, profileCacheId } from './profiles/profile.directory.ts';
+import { ProfileDirectory } from './profiles/profile.directory.ts';
 import profileRoutes from './profiles/profile.routes.ts';
 import { profileProjection } from './profiles/projection.plugin.ts';
 import rankingRoutes from './rankings/ranking.routes.ts';
@@ -61,8 +60,8 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
       // then meets a tombstone and is not kept, even if it had not joined its tag yet.
       if (config.cache.enabled)
         await app.cache.invalidate({
-          ids: [profileCacheId(username)],
-          tags: [`profile:${userId}`, listTag.name(username)],
+          ids: [cacheIds.profile(username)],
+          tags: [cacheTags.profile(userId), cacheTags.listName(username)],
         });
     },
   });

@@ -1,6 +1,6 @@
 /**
  * Redis ACL users, generated from the key map: each service connects to each Redis role as its own user,
- * allowed only the keys and channels whose spec names it (KEY_SPECS[...].users, QUEUE_USERS) and only
+ * allowed only the keys and channels whose definition names it (key-map.ts `users`, QUEUE_USERS) and only
  * the commands a client of atoll's kind needs. A key added to the map without users is reachable by
  * nobody but the admin; a service that starts using a key must be named in its spec first, so the map
  * and the permissions cannot drift apart (the tests of this package and of @atoll/redis check both).
@@ -19,15 +19,8 @@
  * it lists and sizes the prefix's keys and reads nothing else (AUDIT_RULES).
  */
 import { createHash } from 'node:crypto';
-import {
-  type ChannelAccess,
-  KEY_SPECS,
-  type KeyAccess,
-  QUEUE_USERS,
-  type RedisRole,
-  SERVICES,
-  type Service,
-} from './index.ts';
+import { type ChannelAccess, type KeyAccess, type RedisRole, SERVICES, type Service } from './define.ts';
+import { KEY_DEFINITIONS as KEY_SPECS, QUEUE_USERS } from './key-map.ts';
 
 /** Commands that no service user may run (each in a test of @atoll/redis against a real server). */
 export const DENIED_COMMANDS = [

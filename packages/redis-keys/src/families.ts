@@ -4,7 +4,8 @@
  * each BullMQ queue (QUEUE_USERS) is one family of its own, `<prefix>:{bull}:<queue>:*`. Nothing here is
  * written twice: the patterns, instances, types and TTL rules are the specs' own.
  */
-import { KEY_SPECS, type KeySpec, QUEUE_USERS, type RedisRole } from './index.ts';
+import type { KeySpec, RedisRole } from './define.ts';
+import { KEY_DEFINITIONS as KEY_SPECS, QUEUE_USERS } from './key-map.ts';
 
 /** The name Redis's TYPE command gives each spec type (null: any, or not a key). */
 const REDIS_TYPE: Record<KeySpec['type'], string | null> = {

@@ -1,6 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   aclFile,
+  assertOneSlot,
+  cacheIds,
+  cacheTags,
+  CrossSlotError,
+  defineKey,
+  hashSlot,
   aclRules,
   auditRules,
   createKeys,
@@ -8,10 +15,16 @@ import {
   hashTag,
   KEY_SPECS,
   keyFamilies,
+  type KeyDefinition,
   keyPatterns,
   QUEUE_USERS,
   SERVICES,
 } from '../src/index.ts';
+import { withKeyMap } from '../src/readme.ts';
+
+/** Arguments for a definition's builder: the first literal of each choice, `id` for every id. */
+const sampleArgs = (name: string, id: string): string[] =>
+  (KEY_SPECS[name as keyof typeof KEY_SPECS] as KeyDefinition).placeholders.map((p) => p.choices?.[0] ?? id);
 
 describe('redis-keys', () => {
   const keys = createKeys('t1');
@@ -43,12 +56,72 @@ describe('redis-keys', () => {
     expect(() => createKeys('')).toThrow(/prefix/);
     expect(() => keys.session('a}b')).toThrow(/braces/);
     expect(() => keys.userSessions('')).toThrow(/non-empty/);
+    // A choice takes only its literals, at run time too (callers outside TypeScript's reach).
+    expect(() => (keys.ranking as (name: string) => string)('other')).toThrow(/trending, leaderboard/);
+  });
+
+  it('derives the builder, its arguments and the slot tag from the pattern alone', () => {
+    const key = defineKey({
+      pattern: 'x:{<a|b>:<id>}:tail',
+      holds: 'a test key',
+      instance: 'cache',
+      type: 'String',
+      ttl: '1 s',
+      users: { content: 'readwrite' },
+    });
+    expect(key.build('p', 'b', '7')).toBe('p:x:{b:7}:tail');
+    expect(key.slotTag).toBe('<a|b>:<id>');
+    expect(key.placeholders).toEqual([
+      { name: 'a|b', choices: ['a', 'b'] },
+      { name: 'id', choices: null },
+    ]);
+    expect(() => key.build('p', 'b', '{')).toThrow(/braces/);
+    expect(() => (key.build as (...args: string[]) => string)('p', 'b')).toThrow(/takes 2 arguments/);
+    expect(KEY_SPECS.cacheBus.slotTag).toBeNull();
+    expect(KEY_SPECS.userEvents.slotTag).toBe('users');
+  });
+
+  it('keeps the key map of the README as the definitions render it', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    // On failure: pnpm --filter @atoll/redis-keys readme
+    expect(readme).toBe(withKeyMap(readme));
+    for (const name of Object.keys(KEY_SPECS)) expect(readme).toContain(`| \`${name}\` |`);
   });
 
   it('computes the cluster hash tag like Redis does', () => {
     expect(hashTag('plain')).toBe('plain');
     expect(hashTag('a{}b{c}')).toBe('a{}b{c}');
     expect(hashTag('a{b}{c}')).toBe('b');
+  });
+
+  it('computes cluster slots like CLUSTER KEYSLOT', () => {
+    // Values from the Redis Cluster specification and CLUSTER KEYSLOT on a cluster node.
+    expect(hashSlot('123456789')).toBe(12739);
+    expect(hashSlot('foo')).toBe(12182);
+    expect(hashSlot('somekey')).toBe(11058);
+    expect(hashSlot('{user1000}.following')).toBe(hashSlot('{user1000}.followers'));
+    expect(hashSlot('{user1000}.following')).toBe(hashSlot('user1000'));
+  });
+
+  it('accepts keys of one slot and names the slots of keys that are not', () => {
+    expect(assertOneSlot('a script', [keys.lock('x'), keys.lockFence('x')])).toHaveLength(2);
+    expect(assertOneSlot('nothing', [])).toEqual([]);
+    const apart = [keys.session('a'), keys.rateLimit('user', 'a')];
+    expect(() => assertOneSlot('resolve', apart)).toThrow(CrossSlotError);
+    expect(() => assertOneSlot('resolve', apart)).toThrow(/resolve touches keys in different cluster slots/);
+  });
+
+  it("builds content's cache ids and tags, each a valid hash-tag part", () => {
+    expect(cacheIds.article('a b')).toBe('article:a%20b');
+    expect(cacheIds.profile('Jake')).toBe('profile:jake');
+    expect(cacheIds.list({ tag: 't', author: 'Jake' }, { limit: 10, offset: 0 })).toBe('list:=t:=jake::10:0');
+    expect(cacheTags.listName('Jake')).toBe('list:name:jake');
+    expect(cacheTags.listTag('{x}')).toBe('list:tag:%7Bx%7D');
+    // Every id and tag goes into a hash tag: it must be one the key builders accept.
+    for (const id of [cacheIds.article('{'), cacheIds.profile('}'), cacheIds.popularTags, cacheIds.summary('1')])
+      expect(() => keys.cacheEntry('content', id)).not.toThrow();
+    for (const tag of [cacheTags.listTag('}{'), cacheTags.listName('{'), cacheTags.listAll, cacheTags.tags])
+      expect(() => keys.cacheTag(tag)).not.toThrow();
   });
 });
 
@@ -63,7 +136,7 @@ describe("key families (the audit's matchers)", () => {
       if ((KEY_SPECS[name as keyof typeof KEY_SPECS].type as string) === 'Channel') continue;
       // Every argument as one text: the builders take ids and kinds, and the matchers any of them.
       for (const arg of ['a', '2001:db8::/64']) {
-        const key = (build as (...args: string[]) => string)(arg, arg);
+        const key = (build as (...args: string[]) => string)(...sampleArgs(name, arg));
         expect(
           families.filter((f) => f.regex.test(key)).map((f) => f.name),
           key,

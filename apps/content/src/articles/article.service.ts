@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { LayeredCache } from '@atoll/cache';
 import type { Identity } from '@atoll/identity';
+import { cacheIds, cacheTags, type ListQuery } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { Kysely } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
@@ -26,7 +27,7 @@ import {
   replaceTags,
   tagsOf,
 } from './article.repository.ts';
-import { type ListQuery, listId, listTag, listTagsOf } from './list-cache.ts';
+import { listTagsOf } from './list-cache.ts';
 
 /** What every reader of a list item sees alike: cacheable. */
 interface SharedSummary {
@@ -62,7 +63,7 @@ function shareable(row: ArticleRow, tags: string[]): SharedArticle {
 }
 
 /** A cached article or summary depends on the article and on its author's profile. */
-const dependencies = (a: SharedSummary) => [`article:${a.id}`, `profile:${a.authorId}`];
+const dependencies = (a: SharedSummary) => [cacheTags.article(a.id), cacheTags.profile(a.authorId)];
 
 export interface ArticleInput {
   title?: string | undefined;
@@ -133,7 +134,7 @@ export class ArticleService {
       return shareable(row, (await tagsOf(this.db, [row.id])).get(row.id) ?? []);
     };
     if (!this.cache) return load();
-    return this.cache.get(`article:${encodeURIComponent(slug)}`, load, dependencies);
+    return this.cache.get(cacheIds.article(slug), load, dependencies);
   }
 
   /**
@@ -162,22 +163,23 @@ export class ArticleService {
       const loaded = await load(ids);
       return ids.flatMap((id) => loaded.get(id) ?? []);
     }
+    const articleOf = new Map(ids.map((id) => [cacheIds.summary(id), id]));
     const found = await this.cache.getMany(
-      ids.map((id) => `summary:${id}`),
+      [...articleOf.keys()],
       async (missing) => {
-        const loaded = await load(missing.map((m) => m.slice('summary:'.length)));
-        return new Map([...loaded].map(([id, s]) => [`summary:${id}`, s]));
+        const loaded = await load(missing.map((m) => articleOf.get(m) as string));
+        return new Map([...loaded].map(([id, s]) => [cacheIds.summary(id), s]));
       },
       dependencies,
     );
-    return ids.flatMap((id) => found.get(`summary:${id}`) ?? []);
+    return ids.flatMap((id) => found.get(cacheIds.summary(id)) ?? []);
   }
 
   /** Forgets every cached read of an article and the lists it is in (after the write has committed). */
   private async forget(article: { id: string; slug: string }, lists: string[] = []): Promise<void> {
     await this.cache?.invalidate({
-      ids: [`article:${encodeURIComponent(article.slug)}`],
-      tags: [`article:${article.id}`, ...lists],
+      ids: [cacheIds.article(article.slug)],
+      tags: [cacheTags.article(article.id), ...lists],
     });
   }
 
@@ -217,27 +219,27 @@ export class ArticleService {
 
   /**
    * `GET /api/articles`: the page's ids and total come from the cache (a list entry, invalidated by
-   * what changes the list: see list-cache.ts), the items from the per-article summaries.
+   * what changes the list: see @atoll/redis-keys cache-ids.ts), the items from the per-article summaries.
    */
   async list(query: ListQuery, page: { limit: number; offset: number }, viewer: Identity | null) {
     const load = async () => {
       const filter: ListFilter = { tag: query.tag };
-      const deps = query.tag === undefined ? [] : [listTag.tag(query.tag)];
+      const deps = query.tag === undefined ? [] : [cacheTags.listTag(query.tag)];
       for (const [field, name] of [
         ['authorId', query.author],
         ['favoritedBy', query.favorited],
       ] as const) {
         if (name === undefined) continue;
         const profile = await findProfileByUsername(this.db, name);
-        if (!profile) return { ids: [], total: 0, deps: [listTag.name(name)] };
+        if (!profile) return { ids: [], total: 0, deps: [cacheTags.listName(name)] };
         filter[field] = profile.user_id;
-        const tag = field === 'authorId' ? listTag.by : listTag.favoritedBy;
-        deps.push(tag(profile.user_id), `profile:${profile.user_id}`);
+        const tag = field === 'authorId' ? cacheTags.listBy : cacheTags.listFavoritedBy;
+        deps.push(tag(profile.user_id), cacheTags.profile(profile.user_id));
       }
-      return { ...(await listArticleIds(this.db, filter, page)), deps: deps.length ? deps : [listTag.all] };
+      return { ...(await listArticleIds(this.db, filter, page)), deps: deps.length ? deps : [cacheTags.listAll] };
     };
     const index = this.cache
-      ? await this.cache.get(listId(query, page), load, (found) => found.deps)
+      ? await this.cache.get(cacheIds.list(query, page), load, (found) => found.deps)
       : await load();
     return this.page(index.ids, index.total, viewer);
   }
@@ -324,7 +326,7 @@ export class ArticleService {
     });
     this.notifications.kick();
     await this.cache?.invalidate({
-      tags: [...listTagsOf({ all: true, authorId: author.userId, tags }), 'tags'],
+      tags: [...listTagsOf({ all: true, authorId: author.userId, tags }), cacheTags.tags],
     });
     await this.relations.recordActivity(author.userId, {
       type: 'article',
@@ -360,7 +362,7 @@ export class ArticleService {
     });
     // A tag change moves the article between tag lists; other edits change only the article itself.
     const retagged = input.tagList === undefined ? [] : [...before, ...cleanTags(input.tagList)];
-    await this.forget(current, retagged.length > 0 ? [...listTagsOf({ tags: retagged }), 'tags'] : []);
+    await this.forget(current, retagged.length > 0 ? [...listTagsOf({ tags: retagged }), cacheTags.tags] : []);
     return this.get(newSlug, editor);
   }
 
@@ -379,7 +381,7 @@ export class ArticleService {
         tags: tags.get(current.id) ?? [],
         favoritedBy: favoriters,
       }),
-      'tags',
+      cacheTags.tags,
     ]);
     await this.rankings?.trending.remove(current.id);
     if (current.favorites_count > 0)

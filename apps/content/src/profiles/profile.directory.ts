@@ -11,15 +11,14 @@
  * a false 404.
  */
 import type { LayeredCache } from '@atoll/cache';
+import { cacheIds, cacheTags } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { Kysely } from 'kysely';
-import { listTag } from '../articles/list-cache.ts';
 import type { ContentDatabase } from '../db.ts';
 import { applyUserEvent } from './profile.projection.ts';
 import { findProfileByUsername } from './profile.repository.ts';
 
 /** The cache id of the profile that has (or would have) this username. */
-export const profileCacheId = (username: string) => `profile:${encodeURIComponent(username.toLowerCase())}`;
 
 export interface PublicProfile {
   userId: string;
@@ -49,8 +48,8 @@ export class ProfileDirectory {
     const { cache } = this.opts;
     const load = () => this.load(username);
     if (!cache) return load();
-    return cache.get(profileCacheId(username), load, (p) =>
-      p ? [`profile:${p.userId}`] : [listTag.name(username)],
+    return cache.get(cacheIds.profile(username), load, (p) =>
+      p ? [cacheTags.profile(p.userId)] : [cacheTags.listName(username)],
     );
   }
 

@@ -1,4 +1,5 @@
 import type { LayeredCache } from '@atoll/cache';
+import { cacheIds, cacheTags } from '@atoll/redis-keys';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Kysely } from 'kysely';
 import { popularTags } from '../articles/article.repository.ts';
@@ -15,7 +16,7 @@ const tagRoutes: FastifyPluginAsyncTypebox<{
 }> = async (app, { db, cache }) => {
   const load = () => popularTags(db);
   app.get('/api/tags', { schema: { response: { 200: TagsResponse } } }, async () => ({
-    tags: cache ? await cache.get('tags:popular', load, ['tags']) : await load(),
+    tags: cache ? await cache.get(cacheIds.popularTags, load, [cacheTags.tags]) : await load(),
   }));
 };
 

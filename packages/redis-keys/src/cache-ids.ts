@@ -1,0 +1,76 @@
+/**
+ * The ids and tags of content's three-layer cache (@atoll/cache, namespace `content`): each entry is the
+ * key `cacheEntry('content', <id>)`, each tag the key `cacheTag(<tag>)`. Every id and tag content uses is
+ * built here, once, next to the keys they end up in.
+ *
+ * Entries, and the tags they depend on:
+ *
+ * | entry                       | id                                   | tagged                              |
+ * |-----------------------------|--------------------------------------|-------------------------------------|
+ * | an article by slug          | `article:<slug>`                     | `article:<id>`, `profile:<author>`  |
+ * | a list item (no body)       | `summary:<id>`                       | `article:<id>`, `profile:<author>`  |
+ * | a profile by name           | `profile:<name>`                     | `profile:<id>` or `list:name:<name>`|
+ * | a page of a list            | `list:=<tag>:=<author>:=<fav>:<limit>:<offset>` | see below                |
+ * | the popular tags            | `tags:popular`                       | `tags`                              |
+ *
+ * A cached list page holds only the ids of its articles and the total (the items come from the
+ * summaries), so editing an article invalidates no list; a list is invalidated only by what changes
+ * which articles it holds:
+ *
+ * | list                       | tagged                                   | invalidated by                      |
+ * |----------------------------|------------------------------------------|-------------------------------------|
+ * | all articles               | `list:all`                               | create, delete                      |
+ * | `?tag=T`                   | `list:tag:T`                             | create, delete, a tag change (T)    |
+ * | `?author=name`             | `list:by:<id>`, `profile:<id>`           | create, delete, that user's rename  |
+ * | `?favorited=name`          | `list:favorited-by:<id>`, `profile:<id>` | their (un)favorite, a delete        |
+ * | a name nobody has (yet)    | `list:name:<name>`                       | a user taking that name             |
+ *
+ * Feeds are personal (one per reader) and are not cached as pages; their items are. Names are compared
+ * in lower case and free text is URI-encoded, so no id or tag holds a brace or a colon of its own.
+ */
+
+/** The filters of an article list, as the list routes take them. */
+export interface ListQuery {
+  tag?: string | undefined;
+  author?: string | undefined;
+  favorited?: string | undefined;
+}
+
+const encoded = (text: string) => encodeURIComponent(text);
+const name = (username: string) => encoded(username.toLowerCase());
+const filter = (value: string | undefined) => (value === undefined ? '' : `=${encoded(value)}`);
+
+/** The ids of content's cache entries. */
+export const cacheIds = {
+  /** An article, by its slug. */
+  article: (slug: string) => `article:${encoded(slug)}`,
+  /** An article without its body, as list items show it, by its id. */
+  summary: (articleId: string) => `summary:${articleId}`,
+  /** A profile, by its username (any case). */
+  profile: (username: string) => `profile:${name(username)}`,
+  /** One page of one list. */
+  list: (q: ListQuery, page: { limit: number; offset: number }) =>
+    `list:${filter(q.tag)}:${filter(q.author?.toLowerCase())}:${filter(q.favorited?.toLowerCase())}:${page.limit}:${page.offset}`,
+  /** The tags in use, most used first (GET /api/tags). */
+  popularTags: 'tags:popular',
+} as const;
+
+/** The tags content's cache entries depend on. */
+export const cacheTags = {
+  /** Everything that shows an article (its id). */
+  article: (articleId: string) => `article:${articleId}`,
+  /** Everything that shows a user's profile or depends on their name (their id). */
+  profile: (userId: string) => `profile:${userId}`,
+  /** The list of all articles. */
+  listAll: 'list:all',
+  /** The lists filtered by one article tag. */
+  listTag: (tag: string) => `list:tag:${encoded(tag)}`,
+  /** The lists of one author's articles. */
+  listBy: (userId: string) => `list:by:${userId}`,
+  /** The lists of the articles one user favorited. */
+  listFavoritedBy: (userId: string) => `list:favorited-by:${userId}`,
+  /** What was cached as "nobody has that name" (a user taking it invalidates it). */
+  listName: (username: string) => `list:name:${name(username)}`,
+  /** The popular tags. */
+  tags: 'tags',
+} as const;
