@@ -5,7 +5,7 @@
  * - Every entry has a TTL with jitter and a grace period after it: within the grace a stale value is
  *   served when the loader fails (PostgreSQL slow or down), never after.
  * - One loader per key at a time: in-process by single-flight, across instances by a short Redis lease
- *   (SET NX PX); an instance that finds the lease taken waits for the value to appear in L2.
+ *   (@atoll/lock `tryLease`: SET NX PX, one round trip); an instance that finds the lease taken waits for the value to appear in L2.
  * - Invalidation by dependency: an entry lists the tags it depends on (`article:42`, `articles`);
  *   `invalidate({ tags })` deletes every L2 entry of those tags and tells every instance over pub/sub to
  *   drop them from L1. L1 is dropped whole whenever the bus (re)connects, since messages may have been
@@ -18,6 +18,7 @@
  * rules), and its stampede protection is per process, where atoll also needs a lease across instances.
  */
 import { randomUUID } from 'node:crypto';
+import { type ShortLease, tryLease } from '@atoll/lock';
 import { isRedisUnavailable } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
@@ -44,15 +45,6 @@ export interface LayeredCacheOptions {
   staleOn?: (err: unknown) => boolean;
   log: { warn(obj: object, msg?: string): void };
 }
-
-type ScriptedRedis = Redis & {
-  storeUnlessInvalidated(
-    key: string,
-    json: string,
-    lifetimeMs: number,
-    seenTombstone: string,
-  ): Promise<number>;
-};
 
 interface Entry {
   value: unknown;
@@ -96,9 +88,6 @@ export class LayeredCache {
       ...opts,
     };
     this.l1 = new Lru(this.opts.l1MaxEntries);
-    if (!('storeUnlessInvalidated' in opts.redis)) {
-      opts.redis.defineCommand('storeUnlessInvalidated', { numberOfKeys: 1, lua: STORE_UNLESS_INVALIDATED });
-    }
     // Invalidations that could not reach Redis are sent again as soon as it is back.
     opts.redis.on('ready', () => void this.retryPending());
   }
@@ -166,7 +155,7 @@ export class LayeredCache {
     let stale: Entry | undefined = local;
     let redisUp = true;
     let seenTombstone = '';
-    let leased = false;
+    let lease: ShortLease | null = null;
     try {
       const { entry: stored, tombstone } = await this.readL2(key);
       seenTombstone = tombstone;
@@ -177,9 +166,8 @@ export class LayeredCache {
       }
       if (stored && (!stale || stored.staleUntil > stale.staleUntil)) stale = stored;
       // One loader across instances: whoever takes the lease loads; the others wait for its result.
-      leased =
-        (await redis.set(keys.cacheLease(namespace, id), this.instanceId, 'PX', leaseMs, 'NX')) === 'OK';
-      if (!leased) {
+      lease = await tryLease(redis, keys.cacheLease(namespace, id), leaseMs);
+      if (!lease) {
         for (let waited = 0; waited < leaseMs; waited += 25) {
           await sleep(25);
           const { entry: arrived } = await this.readL2(key);
@@ -211,7 +199,7 @@ export class LayeredCache {
       return value;
     } finally {
       // Whatever happened, the next loader need not wait for the lease to run out.
-      if (leased) await redis.del(keys.cacheLease(namespace, id)).catch(() => undefined);
+      await lease?.release().catch(() => undefined);
     }
   }
 
@@ -356,12 +344,7 @@ export class LayeredCache {
           .pexpire(tagKey, lifetime, 'NX')
           .exec();
       }
-      const stored = await (redis as ScriptedRedis).storeUnlessInvalidated(
-        key,
-        json,
-        lifetime,
-        seenTombstone,
-      );
+      const stored = await STORE_UNLESS_INVALIDATED.run(redis, [key], json, lifetime, seenTombstone);
       if (stored === 0) this.l1.delete(id); // invalidated while loading: do not keep it here either
     } catch (err) {
       if (!isRedisUnavailable(err)) throw err;

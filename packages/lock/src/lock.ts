@@ -62,9 +62,7 @@ export class LockClient {
     const deadline = Date.now() + (opts.waitMs ?? 0);
     const meanDelay = opts.retryDelayMs ?? 100;
     for (;;) {
-      const fence = Number(
-        await this.redis.eval(ACQUIRE, 2, lease, this.keys.lockFence(name), token, opts.ttlMs),
-      );
+      const fence = Number(await ACQUIRE.run(this.redis, [lease, this.keys.lockFence(name)], token, opts.ttlMs));
       if (fence !== NOT_HELD) return this.held(name, lease, token, fence, opts);
       const left = deadline - Date.now();
       if (left <= 0) return null;
@@ -99,7 +97,7 @@ export class LockClient {
       if (controller.signal.aborted) return false;
       let ok = false;
       try {
-        ok = Number(await redis.eval(EXTEND, 1, key, token, ttlMs)) !== NOT_HELD;
+        ok = Number(await EXTEND.run(redis, [key], token, ttlMs)) !== NOT_HELD;
       } catch {
         ok = false; // Redis away: the lease may run out meanwhile, so it counts as lost.
       }
@@ -120,7 +118,7 @@ export class LockClient {
       extend,
       async release() {
         clearInterval(timer);
-        const released = Number(await redis.eval(RELEASE, 1, key, token)) !== NOT_HELD;
+        const released = Number(await RELEASE.run(redis, [key], token)) !== NOT_HELD;
         if (!controller.signal.aborted) controller.abort(new Error(`lock ${name} released`));
         return released;
       },

@@ -1,3 +1,5 @@
+import { defineScript } from '@atoll/redis';
+
 /**
  * The lock's Lua scripts. Each runs atomically on the server, so no other client can act between its
  * check and its write (a GET followed by a DEL from the client could delete a lock that changed hands in
@@ -13,7 +15,7 @@
  * ARGV[2]  the lease time in milliseconds
  * Returns  the fencing token (>= 1) when acquired, 0 when someone else holds the lease
  */
-export const ACQUIRE = `
+const ACQUIRE_LUA = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return redis.call('INCR', KEYS[2])
 end
@@ -27,7 +29,7 @@ return 0
  * ARGV[1]  our token
  * Returns  1 when released, 0 when the lease had expired or belongs to someone else (left untouched)
  */
-export const RELEASE = `
+const RELEASE_LUA = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -42,7 +44,7 @@ return 0
  * ARGV[2]  the new lease time in milliseconds, from now
  * Returns  1 when extended, 0 when the lease is no longer ours
  */
-export const EXTEND = `
+const EXTEND_LUA = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
@@ -51,3 +53,22 @@ return 0
 
 /** What ACQUIRE, RELEASE and EXTEND return when the lease is not ours. */
 export const NOT_HELD = 0;
+
+export const ACQUIRE = defineScript<[token: string, ttlMs: number], number>({
+  name: 'lockAcquire',
+  lua: ACQUIRE_LUA,
+  keys: ['lock', 'lockFence'],
+});
+
+/** Every lease in atoll is released with it: the locks', the cache's loads' and the rankings' rebuilds'. */
+export const RELEASE = defineScript<[token: string], number>({
+  name: 'leaseRelease',
+  lua: RELEASE_LUA,
+  keys: [['lock', 'cacheLease', 'rebuildLease']],
+});
+
+export const EXTEND = defineScript<[token: string, ttlMs: number], number>({
+  name: 'lockExtend',
+  lua: EXTEND_LUA,
+  keys: ['lock'],
+});

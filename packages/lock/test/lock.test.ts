@@ -11,7 +11,7 @@ import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { ownProcess, RedisServer, type TestDatabase, testDatabase } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { advanceFence, LockClient } from '../src/index.ts';
+import { advanceFence, LockClient, tryLease } from '../src/index.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -140,6 +140,21 @@ describe('@atoll/lock', () => {
     expect(await redis.exists(keys.lock('safe'))).toBe(1);
     expect(await successor?.release()).toBe(true);
     expect(await redis.exists(keys.lock('safe'))).toBe(0);
+  });
+
+  it('gives a short lease to one taker at a time, and releases only its own', async () => {
+    const key = keys.cacheLease('test', 'entry');
+    const first = await tryLease(redis, key, 60_000);
+    expect(first).not.toBeNull();
+    expect(await tryLease(redis, key, 60_000)).toBeNull();
+    expect(await redis.pttl(key)).toBeGreaterThan(0);
+    // The first lease runs out (deleted here, as expiry would), and a second taker gets it.
+    await redis.del(key);
+    const second = await tryLease(redis, key, 60_000);
+    expect(await first?.release()).toBe(false);
+    expect(await redis.exists(key)).toBe(1);
+    expect(await second?.release()).toBe(true);
+    expect(await redis.exists(key)).toBe(0);
   });
 
   it('aborts the signal of a holder whose lease was taken over', async () => {

@@ -98,7 +98,8 @@ function filled(value: string, placeholder: Placeholder): string {
 }
 
 /** Defines one key: its spec, and a builder that fills the pattern's placeholders in order. */
-export function defineKey<const P extends string>(spec: KeySpec & { pattern: P }): KeyDefinition<P> {
+export function defineKey<const S extends KeySpec>(spec: S): S & KeyDefinition<S['pattern']> {
+  type P = S['pattern'];
   const placeholders = placeholdersOf(spec.pattern);
   const literals = spec.pattern.split(PLACEHOLDER).filter((_, i) => i % 2 === 0);
   if (/[<>]/.test(literals.join(''))) throw new TypeError(`unbalanced placeholder in ${spec.pattern}`);

@@ -45,3 +45,10 @@ export {
   type SentinelTarget,
   sentinelOptions,
 } from './url.ts';
+export {
+  defineScript,
+  registeredScripts,
+  type Script,
+  type ScriptArg,
+  type ScriptDefinition,
+} from './script.ts';

@@ -15,7 +15,7 @@
  * the role rules can recompute those sessions' roles when the rules change (`roleHolders`).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { waitForReplicas } from '@atoll/redis';
+import { defineScript, waitForReplicas } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
 
@@ -73,13 +73,17 @@ export function hashToken(token: string): { id: string; verifier: string } {
  * TTL. KEYS[1] the session record; ARGV[1] the user id; ARGV[2] the username; ARGV[3] the roles
  * (comma-separated). Returns 1 if updated.
  */
-const UPDATE_IF_OWNED = `
+const UPDATE_IF_OWNED = defineScript<[userId: string, username: string, roles: string], number>({
+  name: 'sessionUpdateIfOwned',
+  keys: ['session'],
+  lua: `
 if redis.call('HGET', KEYS[1], 'userId') == ARGV[1] then
   redis.call('HSET', KEYS[1], 'username', ARGV[2], 'roles', ARGV[3])
   return 1
 end
 return 0
-`;
+`,
+});
 
 /** A well-formed token: 43 base64url characters. Anything else is rejected without touching Redis. */
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
@@ -262,14 +266,7 @@ export class SessionStore {
     const ids = await this.redis.smembers(this.keys.userSessions(userId));
     await Promise.all(
       ids.map((id) =>
-        this.redis.eval(
-          UPDATE_IF_OWNED,
-          1,
-          this.keys.session(id),
-          userId,
-          identity.username,
-          identity.roles.join(','),
-        ),
+        UPDATE_IF_OWNED.run(this.redis, [this.keys.session(id)], userId, identity.username, identity.roles.join(',')),
       ),
     );
   }

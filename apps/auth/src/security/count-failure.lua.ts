@@ -1,3 +1,4 @@
+import { defineScript } from '@atoll/redis';
 import type { Redis } from 'ioredis';
 
 /**
@@ -11,7 +12,7 @@ import type { Redis } from 'ioredis';
  * INCR and an EXPIRE can leave a counter that never expires; a counter found without a TTL (written by
  * anything else) gets one too.
  */
-export const COUNT_FAILURE = `
+const COUNT_FAILURE_LUA = `
 local count = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
@@ -29,23 +30,27 @@ return { count, ttl }
  * KEYS[1]  the counter (a String)
  * Returns  the new count, or 0 when the counter had expired
  */
-export const GIVE_BACK = `
+const GIVE_BACK_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.call('DECR', KEYS[1])
 end
 return 0
 `;
 
-/** A client with the two counter scripts as commands. */
-export type CounterRedis = Redis & {
-  countFailure(key: string, windowMs: number): Promise<[number, number]>;
-  giveBack(key: string): Promise<number>;
-};
+/** Every counter of auth: failed sign-ins, mail caps, password changes, sign-ups. */
+const COUNTERS = ['loginFailures', 'mailCap', 'passwordChanges', 'signups'] as const;
 
-/** Registers the counter scripts on a client (once); every counter of auth counts with them. */
-export function withCounterScripts(redis: Redis): CounterRedis {
-  if (!('countFailure' in redis))
-    redis.defineCommand('countFailure', { numberOfKeys: 1, lua: COUNT_FAILURE });
-  if (!('giveBack' in redis)) redis.defineCommand('giveBack', { numberOfKeys: 1, lua: GIVE_BACK });
-  return redis as CounterRedis;
-}
+const COUNT_FAILURE = defineScript<[windowMs: number], [number, number]>({
+  name: 'countFailure',
+  lua: COUNT_FAILURE_LUA,
+  keys: [COUNTERS],
+});
+
+const GIVE_BACK = defineScript<[], number>({ name: 'giveBack', lua: GIVE_BACK_LUA, keys: [COUNTERS] });
+
+/** Counts one attempt on `key` in a window of `windowMs`: the count and the time left, in ms. */
+export const countFailure = (redis: Redis, key: string, windowMs: number) =>
+  COUNT_FAILURE.run(redis, [key], windowMs);
+
+/** Takes one attempt back from `key`, if it still exists; the new count (0 when it had expired). */
+export const giveBack = (redis: Redis, key: string) => GIVE_BACK.run(redis, [key]);

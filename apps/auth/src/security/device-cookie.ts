@@ -36,17 +36,6 @@ export interface DeviceCookieSettings {
 /** What a device cookie is bound to: the account and its credentials now. */
 export type DeviceAccount = Pick<UserRow, 'id' | 'password_hash'>;
 
-type ScriptedRedis = Redis & {
-  issueDevice(
-    key: string,
-    tokenHash: string,
-    credentials: string,
-    nowMs: number,
-    lifeMs: number,
-    max: number,
-  ): Promise<number>;
-};
-
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
 /**
@@ -67,14 +56,13 @@ export function cookieValue(header: string | undefined, name: string): string | 
 }
 
 export class DeviceCookies {
-  private readonly redis: ScriptedRedis;
+  private readonly redis: Redis;
   private readonly keys: Keys;
   readonly settings: DeviceCookieSettings;
   private readonly now: () => number;
 
   constructor(redis: Redis, keys: Keys, settings: DeviceCookieSettings, now: () => number = Date.now) {
-    if (!('issueDevice' in redis)) redis.defineCommand('issueDevice', { numberOfKeys: 1, lua: ISSUE_DEVICE });
-    this.redis = redis as ScriptedRedis;
+    this.redis = redis;
     this.keys = keys;
     this.settings = settings;
     this.now = now;
@@ -103,8 +91,9 @@ export class DeviceCookies {
    */
   async issue(user: DeviceAccount): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    await this.redis.issueDevice(
-      this.keys.devices(user.id),
+    await ISSUE_DEVICE.run(
+      this.redis,
+      [this.keys.devices(user.id)],
       sha256(token),
       credentialsOf(user),
       this.now(),

@@ -1,3 +1,5 @@
+import { defineScript } from '@atoll/redis';
+
 /**
  * issue-device.lua — records a new device cookie of an account, and keeps only the account's newest
  * live ones that were issued under its present credentials.
@@ -14,7 +16,7 @@
  * One script, so two sign-ins at once cannot both keep more than the cap, and the Set always gets its
  * TTL (the life of its newest cookie) with the write that adds to it.
  */
-export const ISSUE_DEVICE = `
+const ISSUE_DEVICE_LUA = `
 local now = tonumber(ARGV[3])
 local life = tonumber(ARGV[4])
 local dropped = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -29,3 +31,8 @@ dropped = dropped + redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[5]
 redis.call('PEXPIRE', KEYS[1], life)
 return dropped
 `;
+
+export const ISSUE_DEVICE = defineScript<
+  [tokenHash: string, credentials: string, nowMs: number, lifeMs: number, max: number],
+  number
+>({ name: 'issueDevice', lua: ISSUE_DEVICE_LUA, keys: ['devices'] });

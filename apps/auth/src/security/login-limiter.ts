@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
-import { type CounterRedis, withCounterScripts } from './count-failure.lua.ts';
+import { countFailure, giveBack } from './count-failure.lua.ts';
 
 export interface LoginLimits {
   /** Per account and IPv4 address or IPv6 /64. */
@@ -103,12 +103,12 @@ export const accountOf = (kind: 'email' | 'user', value: string) =>
     .slice(0, 32);
 
 export class LoginLimiter {
-  private readonly redis: CounterRedis;
+  private readonly redis: Redis;
   private readonly keys: Keys;
   private readonly limits: LoginLimits;
 
   constructor(redis: Redis, keys: Keys, limits: LoginLimits) {
-    this.redis = withCounterScripts(redis);
+    this.redis = redis;
     this.keys = keys;
     this.limits = limits;
   }
@@ -146,10 +146,10 @@ export class LoginLimiter {
   async begin(account: string | null, address: string, device: string | null = null): Promise<Attempt> {
     const counters = this.countersOf(account, address, device);
     const giveBackAll = async () => {
-      await Promise.all(counters.map(([key]) => this.redis.giveBack(key)));
+      await Promise.all(counters.map(([key]) => giveBack(this.redis, key)));
     };
     const counts = await Promise.all(
-      counters.map(([key]) => this.redis.countFailure(key, this.limits.windowMs)),
+      counters.map(([key]) => countFailure(this.redis, key, this.limits.windowMs)),
     );
     const over = counts.filter(([count], i) => count > (counters[i]?.[1] ?? 0));
     if (over.length > 0) {
@@ -169,8 +169,8 @@ export class LoginLimiter {
         await Promise.all([
           account !== null && narrowest
             ? this.redis.del(narrowest)
-            : this.redis.giveBack(narrowest as string),
-          ...rest.map((key) => this.redis.giveBack(key)),
+            : giveBack(this.redis, narrowest as string),
+          ...rest.map((key) => giveBack(this.redis, key)),
         ]);
       },
     };

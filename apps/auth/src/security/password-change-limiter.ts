@@ -9,7 +9,7 @@
 import type { Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { Redis } from 'ioredis';
-import { type CounterRedis, withCounterScripts } from './count-failure.lua.ts';
+import { countFailure } from './count-failure.lua.ts';
 
 export interface PasswordChangeLimits {
   max: number;
@@ -17,19 +17,19 @@ export interface PasswordChangeLimits {
 }
 
 export class PasswordChangeLimiter {
-  private readonly redis: CounterRedis;
+  private readonly redis: Redis;
   private readonly keys: Keys;
   private readonly limits: PasswordChangeLimits;
 
   constructor(redis: Redis, keys: Keys, limits: PasswordChangeLimits) {
-    this.redis = withCounterScripts(redis);
+    this.redis = redis;
     this.keys = keys;
     this.limits = limits;
   }
 
   /** Counts one change of `userId`'s password; throws 429 when it is over the limit. */
   async count(userId: string): Promise<void> {
-    const [count, ttl] = await this.redis.countFailure(
+    const [count, ttl] = await countFailure(this.redis, 
       this.keys.passwordChanges(userId),
       this.limits.windowMs,
     );

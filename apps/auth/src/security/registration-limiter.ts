@@ -11,7 +11,7 @@
 import type { Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { Redis } from 'ioredis';
-import { type CounterRedis, withCounterScripts } from './count-failure.lua.ts';
+import { countFailure, giveBack } from './count-failure.lua.ts';
 import { addressPrefixes } from './login-limiter.ts';
 
 export interface RegistrationLimits {
@@ -21,12 +21,12 @@ export interface RegistrationLimits {
 }
 
 export class RegistrationLimiter {
-  private readonly redis: CounterRedis;
+  private readonly redis: Redis;
   private readonly keys: Keys;
   private readonly limits: RegistrationLimits;
 
   constructor(redis: Redis, keys: Keys, limits: RegistrationLimits) {
-    this.redis = withCounterScripts(redis);
+    this.redis = redis;
     this.keys = keys;
     this.limits = limits;
   }
@@ -38,18 +38,18 @@ export class RegistrationLimiter {
    */
   async count(ip: string): Promise<{ giveBack(): Promise<void> }> {
     const keys = addressPrefixes(ip).map((place) => this.keys.signups(place));
-    const giveBack = async () => {
-      await Promise.all(keys.map((key) => this.redis.giveBack(key)));
+    const giveBackAll = async () => {
+      await Promise.all(keys.map((key) => giveBack(this.redis, key)));
     };
-    const counts = await Promise.all(keys.map((key) => this.redis.countFailure(key, this.limits.windowMs)));
+    const counts = await Promise.all(keys.map((key) => countFailure(this.redis, key, this.limits.windowMs)));
     const over = counts.filter(([count]) => count > this.limits.maxPerAddress);
     if (over.length > 0) {
-      await giveBack();
+      await giveBackAll();
       const retryAfterMs = Math.max(1000, ...over.map(([, ttl]) => ttl));
       throw new AppError('AUTH_TOO_MANY_REGISTRATIONS', undefined, {
         'retry-after': String(Math.ceil(retryAfterMs / 1000)),
       });
     }
-    return { giveBack };
+    return { giveBack: giveBackAll };
   }
 }

@@ -1,3 +1,5 @@
+import { defineScript } from '@atoll/redis';
+
 /**
  * check-code.lua — checks a submitted verification code against the stored hash, counting attempts.
  *
@@ -9,7 +11,7 @@
  *          -1  no code pending (never sent, expired, or already used)
  *          -2  wrong code and no attempts left: the record is deleted
  */
-export const CHECK_CODE = `
+const CHECK_CODE_LUA = `
 local stored = redis.call('HGET', KEYS[1], 'h')
 if not stored then return -1 end
 if stored == ARGV[1] then
@@ -23,5 +25,11 @@ if attempts >= tonumber(ARGV[2]) then
 end
 return 0
 `;
+
+export const CHECK_CODE = defineScript<[codeHash: string, attemptsAllowed: number], number>({
+  name: 'checkCode',
+  lua: CHECK_CODE_LUA,
+  keys: ['verificationCode'],
+});
 
 export const CODE_RESULT = { RIGHT: 1, WRONG: 0, NONE: -1, USED_UP: -2 } as const;

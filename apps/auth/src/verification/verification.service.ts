@@ -33,7 +33,7 @@ import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
-import { type CounterRedis, withCounterScripts } from '../security/count-failure.lua.ts';
+import { countFailure, giveBack } from '../security/count-failure.lua.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import { checkedUnlessBusy } from '../users/hash-pool.ts';
 import { PasswordHasher } from '../users/password.ts';
@@ -68,13 +68,10 @@ const codeHash = (userId: string, email: string, code: string) =>
 /** The reset record: `<userId> <account state>`. */
 const resetRecord = (user: UserRow) => `${user.id} ${accountState(user)}`;
 
-type ScriptedRedis = CounterRedis & {
-  checkCode(key: string, hash: string, attempts: number): Promise<number>;
-};
 
 export class VerificationService {
   private readonly db: Kysely<AuthDatabase>;
-  private readonly redis: ScriptedRedis;
+  private readonly redis: Redis;
   private readonly keys: Keys;
   private readonly producer: Producer;
   private readonly sessions: SessionStore;
@@ -101,10 +98,8 @@ export class VerificationService {
     this.relay = deps.relay;
     this.policy = deps.policy ?? new PasswordPolicy({ denyCommon: true });
     this.rolesOf = deps.rolesOf;
-    if (!('checkCode' in deps.redis))
-      deps.redis.defineCommand('checkCode', { numberOfKeys: 1, lua: CHECK_CODE });
     this.db = deps.db;
-    this.redis = withCounterScripts(deps.redis) as ScriptedRedis;
+    this.redis = deps.redis;
     this.keys = deps.keys;
     this.producer = deps.producer;
     this.sessions = deps.sessions;
@@ -117,7 +112,7 @@ export class VerificationService {
    * null when it may go, else how long until it may.
    */
   private async capMail(kind: 'reset' | 'code', userId: string): Promise<number | null> {
-    const [count, ttl] = await this.redis.countFailure(this.keys.mailCap(kind, userId), MAIL_CAP_WINDOW_MS);
+    const [count, ttl] = await countFailure(this.redis, this.keys.mailCap(kind, userId), MAIL_CAP_WINDOW_MS);
     return count <= MAIL_CAP ? null : Math.max(1000, ttl);
   }
 
@@ -156,8 +151,9 @@ export class VerificationService {
     if (!attempt.allowed) throw tooManyAttempts(attempt.retryAfterMs);
     const user = await findUserById(this.db, identity.userId);
     if (!user) throw new AppError('TOKEN_MISSING');
-    const result = await this.redis.checkCode(
-      this.keys.verificationCode(user.id),
+    const result = await CHECK_CODE.run(
+      this.redis,
+      [this.keys.verificationCode(user.id)],
       codeHash(user.id, user.email, code),
       CODE_ATTEMPTS,
     );
@@ -304,7 +300,7 @@ export class VerificationService {
     } catch (err) {
       await this.redis.del(secretKey).catch(() => undefined);
       await this.redis.del(mail.record).catch(() => undefined);
-      await this.redis.giveBack(this.keys.mailCap(mail.cap, user.id)).catch(() => undefined);
+      await giveBack(this.redis, this.keys.mailCap(mail.cap, user.id)).catch(() => undefined);
       throw isRedisUnavailable(err) ? new AppError('QUEUE_UNAVAILABLE') : err;
     }
   }

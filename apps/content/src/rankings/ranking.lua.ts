@@ -1,3 +1,5 @@
+import { defineScript } from '@atoll/redis';
+
 /**
  * update-if-present.lua — changes a member's score only while the ranking exists.
  *
@@ -10,7 +12,7 @@
  * A ranking that was evicted or expired must not come back as a one-member set without a TTL: it is
  * rebuilt whole from PostgreSQL on the next read instead.
  */
-export const UPDATE_IF_PRESENT = `
+const UPDATE_IF_PRESENT_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[1] == 'incr' then
   redis.call('ZINCRBY', KEYS[1], ARGV[3], ARGV[2])
@@ -19,3 +21,9 @@ else
 end
 return 1
 `;
+
+export const UPDATE_IF_PRESENT = defineScript<[op: 'incr' | 'set', member: string, value: string], number>({
+  name: 'updateIfPresent',
+  lua: UPDATE_IF_PRESENT_LUA,
+  keys: ['ranking'],
+});

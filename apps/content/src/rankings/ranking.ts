@@ -2,27 +2,25 @@
  * A ranking kept as a Sorted Set on redis-cache, rebuildable from PostgreSQL at any time (the cache
  * instance evicts, and losing it must change no answer):
  * - reads take a page with ZREVRANGE; a missing set is rebuilt from `load()` by one instance at a time
- *   (a 5-second lease), written with MULTI (DEL, ZADD, PEXPIRE with jitter) so it never exists without
+ *   (a short lease, @atoll/lock `tryLease`, left to run out), written with MULTI (DEL, ZADD, PEXPIRE with jitter) so it never exists without
  *   its TTL; the others wait briefly for it, then answer from PostgreSQL directly;
  * - writes adjust one member only while the set exists (update-if-present.lua);
  * - with redis-cache unreachable, every read answers from PostgreSQL and writes are skipped.
  * A member's score can lag by a write that raced a rebuild; the TTL bounds that to one period.
  */
-import { randomBytes } from 'node:crypto';
+import { tryLease } from '@atoll/lock';
 import { isRedisUnavailable } from '@atoll/redis';
 import type { Redis } from 'ioredis';
 import { UPDATE_IF_PRESENT } from './ranking.lua.ts';
 
 export type Entry = { member: string; score: number };
 
-type ScriptedRedis = Redis & {
-  updateIfPresent(key: string, op: 'incr' | 'set', member: string, value: string): Promise<number>;
-};
-
 export interface RankingOptions {
   redis: Redis;
   key: string;
   leaseKey: string;
+  /** How long the rebuild lease lives. */
+  leaseMs: number;
   ttlMs: number;
   /** The whole ranking from PostgreSQL, best first. */
   load: () => Promise<Entry[]>;
@@ -30,14 +28,11 @@ export interface RankingOptions {
 }
 
 export class Ranking {
-  private readonly redis: ScriptedRedis;
+  private readonly redis: Redis;
   private readonly opts: RankingOptions;
 
   constructor(opts: RankingOptions) {
-    if (!('updateIfPresent' in opts.redis)) {
-      opts.redis.defineCommand('updateIfPresent', { numberOfKeys: 1, lua: UPDATE_IF_PRESENT });
-    }
-    this.redis = opts.redis as ScriptedRedis;
+    this.redis = opts.redis;
     this.opts = opts;
   }
 
@@ -75,10 +70,13 @@ export class Ranking {
     return { entries, total: count };
   }
 
-  /** Rebuilds the set if this instance gets the lease and returns what it loaded; null otherwise. */
+  /**
+   * Rebuilds the set if this instance gets the lease and returns what it loaded; null otherwise. The
+   * lease is not released: while it lives, the others read PostgreSQL rather than rebuild again (an
+   * empty ranking leaves no set behind).
+   */
   private async rebuild(): Promise<Entry[] | null> {
-    const token = randomBytes(8).toString('hex');
-    if ((await this.redis.set(this.opts.leaseKey, token, 'PX', 5000, 'NX')) !== 'OK') return null;
+    if (!(await tryLease(this.redis, this.opts.leaseKey, this.opts.leaseMs))) return null;
     return this.refresh();
   }
 
@@ -111,7 +109,7 @@ export class Ranking {
   /** Changes one member's score while the set exists; skipped when redis-cache is unreachable. */
   async adjust(member: string, op: 'incr' | 'set', value: number): Promise<void> {
     try {
-      await this.redis.updateIfPresent(this.opts.key, op, member, String(value));
+      await UPDATE_IF_PRESENT.run(this.redis, [this.opts.key], op, member, String(value));
     } catch (err) {
       if (!isRedisUnavailable(err)) throw err;
     }

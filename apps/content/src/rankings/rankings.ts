@@ -6,13 +6,12 @@
  * - the author leaderboard: favorites received across all of an author's articles.
  * Both are rebuilt from PostgreSQL whenever missing (see ranking.ts).
  */
-import type { Keys } from '@atoll/redis-keys';
+import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
 import { type Kysely, sql } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
 import { Ranking } from './ranking.ts';
 
-const TTL_MS = 10 * 60_000;
 const SIZE = 1000;
 
 export function trendingScore(favorites: number, createdAt: Date): number {
@@ -35,7 +34,8 @@ export function createRankings(
       redis,
       key: keys.ranking('trending'),
       leaseKey: keys.rebuildLease('trending'),
-      ttlMs: TTL_MS,
+      leaseMs: KEY_SPECS.rebuildLease.ttlMs,
+      ttlMs: KEY_SPECS.ranking.ttlMs,
       log,
       load: async () => {
         const { rows } = await sql<{ member: string; score: number }>`
@@ -49,7 +49,8 @@ export function createRankings(
       redis,
       key: keys.ranking('leaderboard'),
       leaseKey: keys.rebuildLease('leaderboard'),
-      ttlMs: TTL_MS,
+      leaseMs: KEY_SPECS.rebuildLease.ttlMs,
+      ttlMs: KEY_SPECS.ranking.ttlMs,
       log,
       load: async () => {
         const { rows } = await sql<{ member: string; score: string }>`

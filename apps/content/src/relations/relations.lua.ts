@@ -1,3 +1,5 @@
+import { defineScript } from '@atoll/redis';
+
 /**
  * The scripts behind the relation keys (relations.ts). Every key of one user shares the hash tag
  * `{<userId>}`, so each script touches one slot.
@@ -8,10 +10,16 @@
  *
  * KEYS[1]  the set;  ARGV  the members asked about
  */
-export const READ_SET = `
+const READ_SET_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 return redis.call('SMISMEMBER', KEYS[1], unpack(ARGV))
 `;
+
+export const READ_SET = defineScript<string[], number[] | null>({
+  name: 'relReadSet',
+  lua: READ_SET_LUA,
+  keys: [['favoritesOf', 'followingOf']],
+});
 
 /**
  * rebuild.lua — stores what was loaded from PostgreSQL, unless a change happened since the load began.
@@ -22,7 +30,7 @@ return redis.call('SMISMEMBER', KEYS[1], unpack(ARGV))
  *          so that "follows nobody" is cached too)
  * Returns  1 stored, 0 skipped (a change raced the load: the next read rebuilds again)
  */
-export const REBUILD = `
+const REBUILD_LUA = `
 local current = redis.call('GET', KEYS[2]) or ''
 if current ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
@@ -37,6 +45,12 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
 
+export const REBUILD = defineScript<[seen: string, ttlMs: number, kind: 'set' | 'list', ...members: string[]], number>({
+  name: 'relRebuild',
+  lua: REBUILD_LUA,
+  keys: [['favoritesOf', 'followingOf', 'activityOf'], 'relationsVersion'],
+});
+
 /**
  * change.lua — applies a committed change to a relation key, only while the key exists, and bumps
  * the version so that a rebuild which loaded before the change is not stored.
@@ -46,7 +60,7 @@ return 1
  *          ms;  ARGV[4]  for 'lpush', the list's length bound
  * Returns  1 if the key existed (or was deleted), 0 if absent (nothing written but the version)
  */
-export const CHANGE = `
+const CHANGE_LUA = `
 redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 if ARGV[1] == 'del' then redis.call('DEL', KEYS[1]) return 1 end
@@ -61,3 +75,9 @@ else
 end
 return 1
 `;
+
+export const CHANGE = defineScript<[op: string, member: string, ttlMs: number, bound: number], number>({
+  name: 'relChange',
+  lua: CHANGE_LUA,
+  keys: [['favoritesOf', 'followingOf', 'activityOf'], 'relationsVersion'],
+});

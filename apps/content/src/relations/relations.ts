@@ -19,7 +19,7 @@
  * behind by one change until their TTL (an hour) runs out.
  */
 import { isRedisUnavailable } from '@atoll/redis';
-import type { Keys } from '@atoll/redis-keys';
+import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
@@ -31,26 +31,6 @@ export interface Activity {
   commentId?: string;
   at: string;
 }
-
-type ScriptedRedis = Redis & {
-  relReadSet(key: string, ...members: string[]): Promise<number[] | null>;
-  relRebuild(
-    key: string,
-    version: string,
-    seen: string,
-    ttlMs: number,
-    kind: string,
-    ...members: string[]
-  ): Promise<number>;
-  relChange(
-    key: string,
-    version: string,
-    op: string,
-    member: string,
-    ttlMs: number,
-    bound: number,
-  ): Promise<number>;
-};
 
 export interface RelationsOptions {
   db: Kysely<ContentDatabase>;
@@ -66,7 +46,7 @@ export interface RelationsOptions {
 export class Relations {
   readonly activityLength: number;
   private readonly db: Kysely<ContentDatabase>;
-  private readonly redis: ScriptedRedis | null;
+  private readonly redis: Redis | null;
   private readonly keys: Keys;
   private readonly ttlMs: number;
   private readonly maxMembers: number;
@@ -77,17 +57,11 @@ export class Relations {
   constructor(opts: RelationsOptions) {
     this.db = opts.db;
     this.keys = opts.keys;
-    this.ttlMs = opts.ttlMs ?? 3_600_000;
+    this.ttlMs = opts.ttlMs ?? KEY_SPECS.favoritesOf.ttlMs;
     this.maxMembers = opts.maxMembers ?? 5000;
     this.activityLength = opts.activityLength ?? 50;
     this.log = opts.log;
-    const redis = opts.redis;
-    if (redis && !('relReadSet' in redis)) {
-      redis.defineCommand('relReadSet', { numberOfKeys: 1, lua: READ_SET });
-      redis.defineCommand('relRebuild', { numberOfKeys: 2, lua: REBUILD });
-      redis.defineCommand('relChange', { numberOfKeys: 2, lua: CHANGE });
-    }
-    this.redis = redis as ScriptedRedis | null;
+    this.redis = opts.redis;
     this.redis?.on('ready', () => void this.replayMissed());
   }
 
@@ -119,9 +93,9 @@ export class Relations {
         const seen = (await this.redis.get(this.keys.relationsVersion(userId))) ?? '';
         const all = await this.loadActivity(userId);
         const json = all.map((a) => JSON.stringify(a));
-        await this.redis.relRebuild(
-          key,
-          this.keys.relationsVersion(userId),
+        await REBUILD.run(
+          this.redis,
+          [key, this.keys.relationsVersion(userId)],
           seen,
           this.lifetime(),
           'list',
@@ -166,14 +140,14 @@ export class Relations {
     const key = this.keys[keyName](viewerId);
     try {
       if (this.redis) {
-        const answer = await this.redis.relReadSet(key, ...unique);
+        const answer = await READ_SET.run(this.redis, [key], ...unique);
         if (answer) return new Set(unique.filter((_, i) => answer[i] === 1));
         const seen = (await this.redis.get(this.keys.relationsVersion(viewerId))) ?? '';
         const all = await load(viewerId);
         if (all.length <= this.maxMembers) {
-          await this.redis.relRebuild(
-            key,
-            this.keys.relationsVersion(viewerId),
+          await REBUILD.run(
+            this.redis,
+            [key, this.keys.relationsVersion(viewerId)],
             seen,
             this.lifetime(),
             'set',
@@ -192,9 +166,9 @@ export class Relations {
   private async change(userId: string, key: string, op: string, member: string): Promise<void> {
     if (!this.redis) return;
     try {
-      await this.redis.relChange(
-        key,
-        this.keys.relationsVersion(userId),
+      await CHANGE.run(
+        this.redis,
+        [key, this.keys.relationsVersion(userId)],
         op,
         member,
         this.lifetime() + 60_000,

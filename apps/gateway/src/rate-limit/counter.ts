@@ -14,6 +14,7 @@
  * request is refused with 503 instead.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { defineScript } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { AppError, Counter, type Registry } from '@atoll/service-kit';
 import type { LocatedSession } from '@atoll/session-store';
@@ -23,20 +24,31 @@ import type { Tier, TierLimit } from '../config.ts';
 import { COUNT, COUNT_MANY, RESOLVE_AND_COUNT } from './count.lua.ts';
 import { type Count, memoryStore } from './memory-store.ts';
 
-type ScriptedRedis = Redis & {
-  rateLimitCount(key: string, windowMs: number): Promise<[number, number]>;
-  rateLimitCountMany(keysCount: number, ...keysThenWindows: Array<string | number>): Promise<number[]>;
-  resolveAndCount(
-    sessionKey: string,
-    anonymousKey: string,
-    addressKey: string,
-    userKeyBefore: string,
-    userKeyAfter: string,
-    userWindowMs: number,
-    anonymousWindowMs: number,
-    addressWindowMs: number,
-  ): Promise<[string[], 'user' | 'anonymous', number, number, number, number]>;
-};
+const COUNT_SCRIPT = defineScript<[windowMs: number], [number, number]>({
+  name: 'rateLimitCount',
+  lua: COUNT,
+  keys: ['rateLimit'],
+});
+
+/** Known to cross slots (count-many.lua says why): the rate-limit tiers of one request. */
+const COUNT_MANY_SCRIPT = defineScript<number[], number[]>({
+  name: 'rateLimitCountMany',
+  lua: COUNT_MANY,
+  keys: ['rateLimit'],
+  repeatKeys: true,
+  crossSlot: 'counts the tiers of one request, whose counters have tags of their own (count.lua.ts)',
+});
+
+/** Known to cross slots, and to build a key in Lua (resolve-and-count.lua says why). */
+const RESOLVE_AND_COUNT_SCRIPT = defineScript<
+  [userKeyBefore: string, userKeyAfter: string, userWindowMs: number, anonymousWindowMs: number, addressWindowMs: number],
+  [string[], 'user' | 'anonymous', number, number, number, number]
+>({
+  name: 'resolveAndCount',
+  lua: RESOLVE_AND_COUNT,
+  keys: ['session', 'rateLimit', 'rateLimit'],
+  crossSlot: 'reads the session and counts its caller in one round trip, and builds the user counter in Lua (count.lua.ts)',
+});
 
 /** Counts made ahead of the rate-limit hook, by the key they were made on. */
 export type Precount = Map<string, Count>;
@@ -53,7 +65,7 @@ export interface RateCounterOptions {
 export class RateCounter {
   /** The count `readSessionAndCount` made for the request being limited, if any. */
   readonly precounted = new AsyncLocalStorage<Precount | undefined>();
-  private readonly redis: ScriptedRedis;
+  private readonly redis: Redis;
   private readonly opts: RateCounterOptions;
   private readonly memory = memoryStore();
   private readonly userKey: [string, string];
@@ -61,12 +73,7 @@ export class RateCounter {
   private outage = false;
 
   constructor(opts: RateCounterOptions) {
-    const redis = opts.redis;
-    if (!('rateLimitCount' in redis)) redis.defineCommand('rateLimitCount', { numberOfKeys: 1, lua: COUNT });
-    if (!('rateLimitCountMany' in redis)) redis.defineCommand('rateLimitCountMany', { lua: COUNT_MANY });
-    if (!('resolveAndCount' in redis))
-      redis.defineCommand('resolveAndCount', { numberOfKeys: 3, lua: RESOLVE_AND_COUNT });
-    this.redis = redis as ScriptedRedis;
+    this.redis = opts.redis;
     this.opts = opts;
     // The user counter's key around the id, from the one place keys are built.
     const [before = '', after = ''] = opts.keys.rateLimit('user', '*').split('*');
@@ -96,10 +103,9 @@ export class RateCounter {
   ): Promise<{ record: Record<string, string>; precount: Precount }> {
     const anonymousKey = this.keyOf('anonymous', clientAddress);
     const addressKey = this.keyOf('address', clientAddress);
-    const [flat, tier, current, ttl, addressCurrent, addressTtl] = await this.redis.resolveAndCount(
-      located.key,
-      anonymousKey,
-      addressKey,
+    const [flat, tier, current, ttl, addressCurrent, addressTtl] = await RESOLVE_AND_COUNT_SCRIPT.run(
+      this.redis,
+      [located.key, anonymousKey, addressKey],
       this.userKey[0],
       this.userKey[1],
       this.opts.limits.user.windowMs,
@@ -126,9 +132,9 @@ export class RateCounter {
   async countAll(counters: ReadonlyArray<{ key: string; windowMs: number; max: number }>): Promise<Precount> {
     const out: Precount = new Map();
     try {
-      const flat = await this.redis.rateLimitCountMany(
-        counters.length,
-        ...counters.map((c) => c.key),
+      const flat = await COUNT_MANY_SCRIPT.run(
+        this.redis,
+        counters.map((c) => c.key),
         ...counters.map((c) => c.windowMs),
       );
       this.recovered();
@@ -155,7 +161,7 @@ export class RateCounter {
       cb(null, pre);
       return;
     }
-    this.redis.rateLimitCount(key, windowMs).then(
+    COUNT_SCRIPT.run(this.redis, [key], windowMs).then(
       ([current, ttl]) => {
         this.recovered();
         cb(null, { current, ttl });

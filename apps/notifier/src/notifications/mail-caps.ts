@@ -11,6 +11,7 @@
  * both in one round trip (a pipeline: they have different hash tags). A retried job counts again: the
  * caps err on the side of fewer emails.
  */
+import { defineScript } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
 import type { MailCaps as Settings } from '../config.ts';
@@ -23,7 +24,7 @@ import type { MailCaps as Settings } from '../config.ts';
  *
  * INCR and its PEXPIRE in one atomic step: no counter is ever left without a TTL.
  */
-const COUNT_WINDOW = `
+const COUNT_WINDOW_LUA = `
 local count = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -31,18 +32,23 @@ end
 return count
 `;
 
-type Counting = Redis & { notifyCount(key: string, windowMs: number): Promise<number> };
+const COUNT_WINDOW = defineScript<[windowMs: number], number>({
+  name: 'notifyCount',
+  lua: COUNT_WINDOW_LUA,
+  keys: ['notifyMailCap'],
+});
 
 export type CapVerdict = 'send' | 'over-recipient-cap' | 'over-actor-cap';
 
 export class MailCaps {
-  private readonly redis: Counting;
+  private readonly redis: Redis;
   private readonly keys: Keys;
   private readonly settings: Settings;
 
   constructor(redis: Redis, keys: Keys, settings: Settings) {
-    if (!('notifyCount' in redis)) redis.defineCommand('notifyCount', { numberOfKeys: 1, lua: COUNT_WINDOW });
-    this.redis = redis as Counting;
+    // Registered up front: the pipelines `take` creates carry the script only if their client has it.
+    COUNT_WINDOW.register(redis);
+    this.redis = redis;
     this.keys = keys;
     this.settings = settings;
   }
@@ -50,9 +56,9 @@ export class MailCaps {
   /** Counts one instant email to `recipientId` caused by `actorId`; whether it may go. */
   async take(recipientId: string, actorId: string): Promise<CapVerdict> {
     const { windowMs, perRecipient, perActor } = this.settings;
-    const pipeline = this.redis.pipeline() as unknown as CountingPipeline;
-    pipeline.notifyCount(this.keys.notifyMailCap('recipient', recipientId), windowMs);
-    pipeline.notifyCount(this.keys.notifyMailCap('actor', actorId), windowMs);
+    const pipeline = this.redis.pipeline();
+    COUNT_WINDOW.queue(pipeline, [this.keys.notifyMailCap('recipient', recipientId)], windowMs);
+    COUNT_WINDOW.queue(pipeline, [this.keys.notifyMailCap('actor', actorId)], windowMs);
     const results = (await pipeline.exec()) ?? [];
     const [toRecipient, byActor] = results.map(([err, count]) => {
       if (err) throw err;
@@ -63,8 +69,3 @@ export class MailCaps {
     return 'send';
   }
 }
-
-type CountingPipeline = {
-  notifyCount(key: string, windowMs: number): CountingPipeline;
-  exec(): Promise<Array<[Error | null, unknown]> | null>;
-};

@@ -1,0 +1,100 @@
+/**
+ * `defineScript`: the one way atoll runs a Lua script. A script is defined once, at module level, with
+ * its Lua source, the key-map names of its KEYS and the types of its arguments and result; then
+ * `script.run(redis, keys, ...args)` runs it on any client:
+ *
+ * - it is registered on each client once (ioredis `defineCommand`: EVALSHA, falling back to EVAL when
+ *   the server does not know the script yet, e.g. after a restart or a failover);
+ * - before every call, the keys are checked to hash to one cluster slot (`assertOneSlot`), so a script
+ *   that could not run on Redis Cluster fails in the first test that calls it, not on the day atoll
+ *   moves to a cluster. A script known to break that rule says why in `crossSlot` and is not checked;
+ *   the registry test lists those exceptions by name;
+ * - every script defined is kept in a registry (`registeredScripts`), which the tests walk to check each
+ *   one's keys, as the real builders make them, against that rule.
+ */
+import { assertOneSlot, type KeyName } from '@atoll/redis-keys';
+import type { ChainableCommander, Redis } from 'ioredis';
+
+export type ScriptArg = string | number;
+
+export interface ScriptDefinition {
+  /** The command it becomes on each client; unique across atoll. */
+  readonly name: string;
+  readonly lua: string;
+  /**
+   * What KEYS[1], KEYS[2]… are, as key-map names: one entry per key, each the one key it may be or the
+   * list of those it may be. With `repeatKeys`, KEYS holds any number (at least one) of the first entry.
+   */
+  readonly keys: readonly (KeyName | readonly KeyName[])[];
+  readonly repeatKeys?: true;
+  /** Only for a script known to touch keys of several slots: why, and what is to fix it. */
+  readonly crossSlot?: string;
+}
+
+/** A defined script: run it on a client, or queue it on a pipeline of a client it is registered on. */
+export interface Script<Args extends readonly ScriptArg[], Result> extends ScriptDefinition {
+  run(redis: Redis, keys: readonly string[], ...args: Args): Promise<Result>;
+  /** Registers the script on `redis`, so that pipelines created from it afterwards can `queue` it. */
+  register(redis: Redis): void;
+  queue(pipeline: ChainableCommander, keys: readonly string[], ...args: Args): void;
+}
+
+type Command = (numberOfKeys: number, ...keysThenArgs: ScriptArg[]) => unknown;
+
+const registry = new Map<string, ScriptDefinition>();
+
+/** Every script defined so far (each module defines its scripts when it is loaded). */
+export function registeredScripts(): ScriptDefinition[] {
+  return [...registry.values()];
+}
+
+/** Thrown when a script is called with a number of keys its definition does not allow. */
+function checkKeyCount(def: ScriptDefinition, keys: readonly string[]): void {
+  const ok = def.repeatKeys ? keys.length >= 1 : keys.length === def.keys.length;
+  if (!ok) {
+    const wanted = def.repeatKeys ? 'at least 1' : String(def.keys.length);
+    throw new TypeError(`script ${def.name} takes ${wanted} keys, got ${keys.length}`);
+  }
+}
+
+/** The keys a call passes, checked: how many, and (unless it is a known exception) one slot. */
+function checkedKeys(def: ScriptDefinition, keys: readonly string[]): readonly string[] {
+  checkKeyCount(def, keys);
+  return def.crossSlot ? keys : assertOneSlot(`script ${def.name}`, keys);
+}
+
+/** The script's command on a client or pipeline, if it is registered there. */
+function commandOn(target: Redis | ChainableCommander, name: string): Command | undefined {
+  const command = (target as unknown as Record<string, unknown>)[name];
+  return typeof command === 'function' ? (command as Command).bind(target) : undefined;
+}
+
+export function defineScript<Args extends readonly ScriptArg[], Result>(
+  def: ScriptDefinition,
+): Script<Args, Result> {
+  const known = registry.get(def.name);
+  if (known && known.lua !== def.lua) throw new Error(`two different scripts are named ${def.name}`);
+  registry.set(def.name, def);
+  const register = (redis: Redis) => {
+    // Without numberOfKeys, the command takes the key count first: one definition fits every call.
+    if (!commandOn(redis, def.name)) redis.defineCommand(def.name, { lua: def.lua });
+  };
+  return {
+    ...def,
+    register,
+    async run(redis, keys, ...args) {
+      const checked = checkedKeys(def, keys);
+      register(redis);
+      const command = commandOn(redis, def.name) as Command;
+      return (await command(checked.length, ...checked, ...args)) as Result;
+    },
+    queue(pipeline, keys, ...args) {
+      const checked = checkedKeys(def, keys);
+      const command = commandOn(pipeline, def.name);
+      if (!command) {
+        throw new Error(`script ${def.name} is not registered on the pipeline's client: call register() first`);
+      }
+      command(checked.length, ...checked, ...args);
+    },
+  };
+}
