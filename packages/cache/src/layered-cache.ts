@@ -19,8 +19,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type ShortLease, tryLease } from '@atoll/lock';
-import { isRedisUnavailable } from '@atoll/redis';
-import type { Keys } from '@atoll/redis-keys';
+import { isRedisUnavailable, mgetAcrossSlots, oneSlotMulti } from '@atoll/redis';
+import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
 import { Lru } from './lru.ts';
 import { isTombstone, STORE_UNLESS_INVALIDATED } from './scripts.lua.ts';
@@ -81,7 +81,7 @@ export class LayeredCache {
     this.opts = {
       l1MaxEntries: 1000,
       l1TtlMs: 60_000,
-      leaseMs: 2000,
+      leaseMs: KEY_SPECS.cacheLease.ttlMs,
       maxValueBytes: 64 * 1024,
       tombstoneMs: 10_000,
       staleOn: () => true,
@@ -204,7 +204,7 @@ export class LayeredCache {
   }
 
   /**
-   * Many values at once (a list page): L1, then one MGET on L2, then one call of `loadMany` for the
+   * Many values at once (a list page): L1, then one round trip of MGETs on L2 (one per slot), then one call of `loadMany` for the
    * rest — so a page costs the same number of queries whatever its size. Ids `loadMany` does not
    * return are absent from the result (and not cached). Unlike `get`, there is no lease across
    * instances: a batch is loaded by whoever misses it, and pages overlap too little for a stampede.
@@ -232,7 +232,10 @@ export class LayeredCache {
     if (missing.length === 0) return found;
     let tombstones: Map<string, string> | null = new Map();
     try {
-      const raws = await redis.mget(missing.map((id) => keys.cacheEntry(namespace, id)));
+      const raws = await mgetAcrossSlots(
+        redis,
+        missing.map((id) => keys.cacheEntry(namespace, id)),
+      );
       const stillMissing: string[] = [];
       missing.forEach((id, i) => {
         const { entry, tombstone } = this.parseL2(raws[i] ?? null);
@@ -337,8 +340,7 @@ export class LayeredCache {
       // could be missed by an invalidation that ran before the tags were added, and outlive it.)
       for (const tag of tags) {
         const tagKey = keys.cacheTag(tag);
-        await redis
-          .multi()
+        await oneSlotMulti(redis, 'cache tag', [tagKey])
           .sadd(tagKey, id)
           .pexpire(tagKey, lifetime, 'GT')
           .pexpire(tagKey, lifetime, 'NX')

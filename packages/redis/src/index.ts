@@ -52,3 +52,4 @@ export {
   type ScriptArg,
   type ScriptDefinition,
 } from './script.ts';
+export { mgetAcrossSlots, oneSlotMulti } from './multi-key.ts';

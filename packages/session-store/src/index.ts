@@ -15,7 +15,7 @@
  * the role rules can recompute those sessions' roles when the rules change (`roleHolders`).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { defineScript, waitForReplicas } from '@atoll/redis';
+import { defineScript, oneSlotMulti, waitForReplicas } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import type { Redis } from 'ioredis';
 
@@ -125,15 +125,13 @@ export class SessionStore {
     const index = this.keys.userSessions(data.userId);
     // The index is written first: a crash in between leaves an index entry without a record, which
     // `list` prunes, never a session that "log out everywhere" cannot find.
-    const indexed = await this.redis
-      .multi()
+    const indexed = await oneSlotMulti(this.redis, 'session index', [index])
       .sadd(index, id)
       .pexpire(index, this.timeouts.absoluteMs)
       .scard(index)
       .exec();
     await this.trackRoles(data.userId, data.roles);
-    await this.redis
-      .multi()
+    await oneSlotMulti(this.redis, 'session record', [key])
       .hset(key, toHash(session, verifier))
       .pexpire(key, Math.min(this.timeouts.idleMs, this.timeouts.absoluteMs))
       .exec();
@@ -154,12 +152,17 @@ export class SessionStore {
   private async trackRoles(userId: string, roles: readonly string[]): Promise<void> {
     const tracked = roles.filter((role) => this.limits.trackedRoles?.includes(role));
     if (tracked.length === 0) return;
-    const multi = this.redis.multi();
-    for (const role of tracked) {
-      const set = this.keys.roleHolders(role);
-      multi.sadd(set, userId).pexpire(set, this.timeouts.absoluteMs);
-    }
-    await multi.exec();
+    // One transaction per role: each Set has a hash tag of its own, and only its SADD and PEXPIRE must
+    // go together.
+    await Promise.all(
+      tracked.map((role) => {
+        const set = this.keys.roleHolders(role);
+        return oneSlotMulti(this.redis, 'role holders', [set])
+          .sadd(set, userId)
+          .pexpire(set, this.timeouts.absoluteMs)
+          .exec();
+      }),
+    );
   }
 
   /** The user ids indexed as holding a session with a tracked role (a superset: see `forgetRoleHolder`). */
@@ -215,7 +218,7 @@ export class SessionStore {
     if (now - session.lastSeenAt >= this.timeouts.refreshMs) {
       session.lastSeenAt = now;
       const ttl = Math.min(this.timeouts.idleMs, session.expiresAt - now);
-      await this.redis.multi().hset(key, 'lastSeenAt', String(now)).pexpire(key, ttl).exec();
+      await oneSlotMulti(this.redis, 'session refresh', [key]).hset(key, 'lastSeenAt', String(now)).pexpire(key, ttl).exec();
     }
     return session;
   }

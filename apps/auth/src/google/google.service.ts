@@ -19,7 +19,7 @@
  * the state, and the ID token checked. openid-client does discovery, PKCE and ID token validation.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Keys } from '@atoll/redis-keys';
+import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { SessionStore } from '@atoll/session-store';
 import type { Redis } from 'ioredis';
@@ -32,7 +32,7 @@ import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import { newSecurityStamp, type UserRow } from '../users/user.repository.ts';
 import { accountEvent, publicProfile } from '../users/user.service.ts';
 
-export const STATE_TTL_MS = 10 * 60_000;
+export const STATE_TTL_MS = KEY_SPECS.oauthState.ttlMs;
 
 export interface GoogleSettings {
   issuer: string;

@@ -25,8 +25,8 @@ import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Identity } from '@atoll/identity';
 import type { Producer } from '@atoll/jobs';
-import { isRedisUnavailable } from '@atoll/redis';
-import type { Keys } from '@atoll/redis-keys';
+import { isRedisUnavailable, oneSlotMulti } from '@atoll/redis';
+import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { SessionStore } from '@atoll/session-store';
 import type { Redis } from 'ioredis';
@@ -42,12 +42,12 @@ import { findUserByEmail, findUserById, newSecurityStamp, type UserRow } from '.
 import { accountEvent, tooManyAttempts } from '../users/user.service.ts';
 import { CHECK_CODE, CODE_RESULT } from './check-code.lua.ts';
 
-export const CODE_TTL_MS = 15 * 60_000;
+export const CODE_TTL_MS = KEY_SPECS.verificationCode.ttlMs;
 export const CODE_ATTEMPTS = 5;
-export const RESET_TTL_MS = 30 * 60_000;
+export const RESET_TTL_MS = KEY_SPECS.passwordReset.ttlMs;
 /** Emails of one kind (reset, code) one account may be sent per window. */
 export const MAIL_CAP = 3;
-export const MAIL_CAP_WINDOW_MS = 15 * 60_000;
+export const MAIL_CAP_WINDOW_MS = KEY_SPECS.mailCap.ttlMs;
 /** A reset request never answers sooner, known account or not (the work takes far less). */
 export const RESET_ANSWER_FLOOR_MS = 60;
 
@@ -126,8 +126,7 @@ export class VerificationService {
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
     const expiresAt = new Date(Date.now() + CODE_TTL_MS);
     const key = this.keys.verificationCode(user.id);
-    await this.redis
-      .multi()
+    await oneSlotMulti(this.redis, 'verification code', [key])
       .del(key)
       .hset(key, { h: codeHash(user.id, user.email, code), attempts: '0' })
       .pexpire(key, CODE_TTL_MS)

@@ -9,7 +9,7 @@
  * A member's score can lag by a write that raced a rebuild; the TTL bounds that to one period.
  */
 import { tryLease } from '@atoll/lock';
-import { isRedisUnavailable } from '@atoll/redis';
+import { isRedisUnavailable, oneSlotMulti } from '@atoll/redis';
 import type { Redis } from 'ioredis';
 import { UPDATE_IF_PRESENT } from './ranking.lua.ts';
 
@@ -56,8 +56,7 @@ export class Ranking {
   }
 
   private async readPage(offset: number, limit: number): Promise<{ entries: Entry[]; total: number } | null> {
-    const [range, total] = ((await this.redis
-      .multi()
+    const [range, total] = ((await oneSlotMulti(this.redis, 'ranking page', [this.opts.key])
       .zrevrange(this.opts.key, offset, offset + limit - 1, 'WITHSCORES')
       .zcard(this.opts.key)
       .exec()) ?? []) as Array<[Error | null, unknown]>;
@@ -88,7 +87,7 @@ export class Ranking {
   async refresh(): Promise<Entry[]> {
     const entries = await this.opts.load();
     const jitter = Math.floor(Math.random() * this.opts.ttlMs * 0.1);
-    const tx = this.redis.multi().del(this.opts.key);
+    const tx = oneSlotMulti(this.redis, 'ranking refresh', [this.opts.key]).del(this.opts.key);
     if (entries.length > 0) {
       tx.zadd(this.opts.key, ...entries.flatMap((e) => [String(e.score), e.member]));
       tx.pexpire(this.opts.key, this.opts.ttlMs + jitter);
