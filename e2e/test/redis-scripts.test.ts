@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { registeredScripts, type ScriptDefinition } from '@atoll/redis';
-import { createKeys, hashSlot, type KeyDefinition, KEY_SPECS, type KeyName } from '@atoll/redis-keys';
+import { createKeys, hashSlot, KEY_SPECS, type KeyDefinition, type KeyName } from '@atoll/redis-keys';
 import { repoRoot } from '@atoll/testkit';
 import { describe, expect, it } from 'vitest';
 // Every module that defines scripts, so that the registry holds them all (the last test checks that).
@@ -52,9 +52,14 @@ const alternatives = (position: KeyName | readonly KeyName[]): readonly KeyName[
  * With `repeatKeys`, one call holds every key its position may be (a request's tiers, all at once).
  */
 function callsOf(script: ScriptDefinition): string[][] {
-  const options = script.keys.map((position) => alternatives(position).flatMap((name) => samples(name, 'u1')));
+  const options = script.keys.map((position) =>
+    alternatives(position).flatMap((name) => samples(name, 'u1')),
+  );
   if (script.repeatKeys) return [options[0] ?? []];
-  return options.reduce<string[][]>((calls, keysHere) => calls.flatMap((c) => keysHere.map((k) => [...c, k])), [[]]);
+  return options.reduce<string[][]>(
+    (calls, keysHere) => calls.flatMap((c) => keysHere.map((k) => [...c, k])),
+    [[]],
+  );
 }
 
 const oneSlot = (call: string[]) => new Set(call.map(hashSlot)).size <= 1;
@@ -66,7 +71,8 @@ function sources(): Array<{ path: string; text: string }> {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith('.ts')) files.push({ path: relative(repoRoot, path), text: readFileSync(path, 'utf8') });
+      else if (entry.name.endsWith('.ts'))
+        files.push({ path: relative(repoRoot, path), text: readFileSync(path, 'utf8') });
     }
   };
   for (const group of ['apps', 'packages']) {
@@ -92,9 +98,15 @@ describe('Lua scripts and multi-key commands (the cluster slot rule)', () => {
       if (KNOWN_CROSS_SLOT.includes(script.name)) {
         expect(script.crossSlot, `${script.name} is a known exception: it says why`).toBeTruthy();
         // Still an exception: if it stops being one, take it off the list and drop its `crossSlot`.
-        expect(calls.some((call) => !oneSlot(call)), script.name).toBe(true);
+        expect(
+          calls.some((call) => !oneSlot(call)),
+          script.name,
+        ).toBe(true);
       } else {
-        expect(script.crossSlot, `${script.name} claims an exception that is not listed here`).toBeUndefined();
+        expect(
+          script.crossSlot,
+          `${script.name} claims an exception that is not listed here`,
+        ).toBeUndefined();
         for (const call of calls) expect(oneSlot(call), `${script.name}: ${call.join(' ')}`).toBe(true);
       }
     }

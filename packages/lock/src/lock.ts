@@ -62,7 +62,9 @@ export class LockClient {
     const deadline = Date.now() + (opts.waitMs ?? 0);
     const meanDelay = opts.retryDelayMs ?? 100;
     for (;;) {
-      const fence = Number(await ACQUIRE.run(this.redis, [lease, this.keys.lockFence(name)], token, opts.ttlMs));
+      const fence = Number(
+        await ACQUIRE.run(this.redis, [lease, this.keys.lockFence(name)], token, opts.ttlMs),
+      );
       if (fence !== NOT_HELD) return this.held(name, lease, token, fence, opts);
       const left = deadline - Date.now();
       if (left <= 0) return null;

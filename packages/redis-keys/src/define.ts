@@ -85,7 +85,9 @@ function slotTagOf(pattern: string): string | null {
 function filled(value: string, placeholder: Placeholder): string {
   if (placeholder.choices) {
     if (!placeholder.choices.includes(value)) {
-      throw new TypeError(`<${placeholder.name}> takes one of ${placeholder.choices.join(', ')}, got ${JSON.stringify(value)}`);
+      throw new TypeError(
+        `<${placeholder.name}> takes one of ${placeholder.choices.join(', ')}, got ${JSON.stringify(value)}`,
+      );
     }
     return value;
   }

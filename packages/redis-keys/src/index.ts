@@ -13,9 +13,7 @@ export const KEY_SPECS = KEY_DEFINITIONS;
 
 /** One builder per key: its pattern's placeholders, filled in order, under the prefix. */
 export type KeyBuilders = {
-  readonly [N in KeyName]: (
-    ...args: PatternArgs<(typeof KEY_DEFINITIONS)[N]['pattern']>
-  ) => string;
+  readonly [N in KeyName]: (...args: PatternArgs<(typeof KEY_DEFINITIONS)[N]['pattern']>) => string;
 };
 
 const PREFIX_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,63}$/i;

@@ -34,7 +34,7 @@ export const KEY_DEFINITIONS = {
   roleHolders: defineKey({
     pattern: 'role-holders:{<role>}',
     holds:
-      'The user ids that hold (or held) a session with a privileged role (`admin`), so that auth can recompute those sessions\' roles when the rules change; a superset until the next reconcile.',
+      "The user ids that hold (or held) a session with a privileged role (`admin`), so that auth can recompute those sessions' roles when the rules change; a superset until the next reconcile.",
     instance: 'session',
     type: 'Set',
     ttl: 'absolute session timeout, renewed whenever a session with the role is added: once it runs out, every session it could name has ended',
@@ -146,7 +146,8 @@ export const KEY_DEFINITIONS = {
   }),
   rebuildLease: defineKey({
     pattern: 'rebuild:{<name>}',
-    holds: 'The lease (`@atoll/lock` `tryLease`) that lets one instance rebuild a missing ranking while the others wait.',
+    holds:
+      'The lease (`@atoll/lock` `tryLease`) that lets one instance rebuild a missing ranking while the others wait.',
     instance: 'cache',
     type: 'String',
     ttl: '5 seconds: whoever holds it rebuilds, the others wait or read PostgreSQL',

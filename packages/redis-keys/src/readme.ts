@@ -6,7 +6,8 @@
 import type { KeySpec } from './define.ts';
 import { KEY_DEFINITIONS } from './key-map.ts';
 
-export const KEY_MAP_START = '<!-- key-map:start (generated from src/key-map.ts: pnpm --filter @atoll/redis-keys readme) -->';
+export const KEY_MAP_START =
+  '<!-- key-map:start (generated from src/key-map.ts: pnpm --filter @atoll/redis-keys readme) -->';
 export const KEY_MAP_END = '<!-- key-map:end -->';
 
 /** Markdown inline code that survives the table: a pipe inside a cell must be escaped. */

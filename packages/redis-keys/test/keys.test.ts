@@ -2,20 +2,20 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   aclFile,
+  aclRules,
   assertOneSlot,
+  auditRules,
+  CrossSlotError,
   cacheIds,
   cacheTags,
-  CrossSlotError,
-  defineKey,
-  hashSlot,
-  aclRules,
-  auditRules,
   createKeys,
+  defineKey,
   familyOf,
+  hashSlot,
   hashTag,
   KEY_SPECS,
-  keyFamilies,
   type KeyDefinition,
+  keyFamilies,
   keyPatterns,
   QUEUE_USERS,
   SERVICES,
@@ -118,7 +118,12 @@ describe('redis-keys', () => {
     expect(cacheTags.listName('Jake')).toBe('list:name:jake');
     expect(cacheTags.listTag('{x}')).toBe('list:tag:%7Bx%7D');
     // Every id and tag goes into a hash tag: it must be one the key builders accept.
-    for (const id of [cacheIds.article('{'), cacheIds.profile('}'), cacheIds.popularTags, cacheIds.summary('1')])
+    for (const id of [
+      cacheIds.article('{'),
+      cacheIds.profile('}'),
+      cacheIds.popularTags,
+      cacheIds.summary('1'),
+    ])
       expect(() => keys.cacheEntry('content', id)).not.toThrow();
     for (const tag of [cacheTags.listTag('}{'), cacheTags.listName('{'), cacheTags.listAll, cacheTags.tags])
       expect(() => keys.cacheTag(tag)).not.toThrow();

@@ -34,7 +34,15 @@ export {
   verifySentinelGroup,
   waitForReplicas,
 } from './client.ts';
+export { mgetAcrossSlots, oneSlotMulti } from './multi-key.ts';
 export { checkRole, RedisRoleError, type RoleProblem, type ServerSettings } from './roles.ts';
+export {
+  defineScript,
+  registeredScripts,
+  type Script,
+  type ScriptArg,
+  type ScriptDefinition,
+} from './script.ts';
 export {
   addressOf,
   isSentinelUrl,
@@ -45,11 +53,3 @@ export {
   type SentinelTarget,
   sentinelOptions,
 } from './url.ts';
-export {
-  defineScript,
-  registeredScripts,
-  type Script,
-  type ScriptArg,
-  type ScriptDefinition,
-} from './script.ts';
-export { mgetAcrossSlots, oneSlotMulti } from './multi-key.ts';

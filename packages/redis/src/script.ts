@@ -92,7 +92,9 @@ export function defineScript<Args extends readonly ScriptArg[], Result>(
       const checked = checkedKeys(def, keys);
       const command = commandOn(pipeline, def.name);
       if (!command) {
-        throw new Error(`script ${def.name} is not registered on the pipeline's client: call register() first`);
+        throw new Error(
+          `script ${def.name} is not registered on the pipeline's client: call register() first`,
+        );
       }
       command(checked.length, ...checked, ...args);
     },

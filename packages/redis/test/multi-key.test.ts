@@ -3,7 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { CrossSlotError, createKeys, hashSlot } from '@atoll/redis-keys';
 import { RedisServer } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeRedis, connectRedis, mgetAcrossSlots, oneSlotMulti, type RoleCheckedRedis } from '../src/index.ts';
+import {
+  closeRedis,
+  connectRedis,
+  mgetAcrossSlots,
+  oneSlotMulti,
+  type RoleCheckedRedis,
+} from '../src/index.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 
@@ -14,7 +20,13 @@ describe('multi-key commands', () => {
 
   beforeAll(async () => {
     server = await RedisServer.start('cache');
-    redis = await connectRedis({ url: server.url, role: 'cache', use: 'producer', name: 'multi', log: silent });
+    redis = await connectRedis({
+      url: server.url,
+      role: 'cache',
+      use: 'producer',
+      name: 'multi',
+      log: silent,
+    });
   });
   afterAll(async () => {
     await closeRedis(redis);
@@ -27,7 +39,9 @@ describe('multi-key commands', () => {
       [null, 1],
       [null, 1],
     ]);
-    expect(() => oneSlotMulti(redis, 'relations', [fav, keys.relationsVersion('u2')])).toThrow(CrossSlotError);
+    expect(() => oneSlotMulti(redis, 'relations', [fav, keys.relationsVersion('u2')])).toThrow(
+      CrossSlotError,
+    );
     expect(() => oneSlotMulti(redis, 'relations', [fav, keys.relationsVersion('u2')])).toThrow(
       /MULTI relations touches keys in different cluster slots/,
     );

@@ -3,7 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { CrossSlotError, createKeys } from '@atoll/redis-keys';
 import { RedisServer } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeRedis, connectRedis, defineScript, type RoleCheckedRedis, registeredScripts } from '../src/index.ts';
+import {
+  closeRedis,
+  connectRedis,
+  defineScript,
+  type RoleCheckedRedis,
+  registeredScripts,
+} from '../src/index.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 
@@ -29,7 +35,13 @@ describe('defineScript', () => {
 
   beforeAll(async () => {
     server = await RedisServer.start('queue');
-    redis = await connectRedis({ url: server.url, role: 'queue', use: 'producer', name: 'script', log: silent });
+    redis = await connectRedis({
+      url: server.url,
+      role: 'queue',
+      use: 'producer',
+      name: 'script',
+      log: silent,
+    });
   });
   afterAll(async () => {
     await closeRedis(redis);
@@ -73,7 +85,11 @@ describe('defineScript', () => {
   });
 
   it('keeps every script in the registry, and refuses two scripts of one name', () => {
-    expect(registeredScripts().map((s) => s.name)).toEqual(expect.arrayContaining(['testSetBoth', 'testCountAll']));
-    expect(() => defineScript({ name: 'testSetBoth', lua: 'return 0', keys: ['lock'] })).toThrow(/two different/);
+    expect(registeredScripts().map((s) => s.name)).toEqual(
+      expect.arrayContaining(['testSetBoth', 'testCountAll']),
+    );
+    expect(() => defineScript({ name: 'testSetBoth', lua: 'return 0', keys: ['lock'] })).toThrow(
+      /two different/,
+    );
   });
 });

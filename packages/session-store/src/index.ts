@@ -218,7 +218,10 @@ export class SessionStore {
     if (now - session.lastSeenAt >= this.timeouts.refreshMs) {
       session.lastSeenAt = now;
       const ttl = Math.min(this.timeouts.idleMs, session.expiresAt - now);
-      await oneSlotMulti(this.redis, 'session refresh', [key]).hset(key, 'lastSeenAt', String(now)).pexpire(key, ttl).exec();
+      await oneSlotMulti(this.redis, 'session refresh', [key])
+        .hset(key, 'lastSeenAt', String(now))
+        .pexpire(key, ttl)
+        .exec();
     }
     return session;
   }
@@ -269,7 +272,13 @@ export class SessionStore {
     const ids = await this.redis.smembers(this.keys.userSessions(userId));
     await Promise.all(
       ids.map((id) =>
-        UPDATE_IF_OWNED.run(this.redis, [this.keys.session(id)], userId, identity.username, identity.roles.join(',')),
+        UPDATE_IF_OWNED.run(
+          this.redis,
+          [this.keys.session(id)],
+          userId,
+          identity.username,
+          identity.roles.join(','),
+        ),
       ),
     );
   }

@@ -29,7 +29,8 @@ export class PasswordChangeLimiter {
 
   /** Counts one change of `userId`'s password; throws 429 when it is over the limit. */
   async count(userId: string): Promise<void> {
-    const [count, ttl] = await countFailure(this.redis, 
+    const [count, ttl] = await countFailure(
+      this.redis,
       this.keys.passwordChanges(userId),
       this.limits.windowMs,
     );

@@ -68,7 +68,6 @@ const codeHash = (userId: string, email: string, code: string) =>
 /** The reset record: `<userId> <account state>`. */
 const resetRecord = (user: UserRow) => `${user.id} ${accountState(user)}`;
 
-
 export class VerificationService {
   private readonly db: Kysely<AuthDatabase>;
   private readonly redis: Redis;

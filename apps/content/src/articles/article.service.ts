@@ -236,7 +236,10 @@ export class ArticleService {
         const tag = field === 'authorId' ? cacheTags.listBy : cacheTags.listFavoritedBy;
         deps.push(tag(profile.user_id), cacheTags.profile(profile.user_id));
       }
-      return { ...(await listArticleIds(this.db, filter, page)), deps: deps.length ? deps : [cacheTags.listAll] };
+      return {
+        ...(await listArticleIds(this.db, filter, page)),
+        deps: deps.length ? deps : [cacheTags.listAll],
+      };
     };
     const index = this.cache
       ? await this.cache.get(cacheIds.list(query, page), load, (found) => found.deps)
@@ -362,7 +365,10 @@ export class ArticleService {
     });
     // A tag change moves the article between tag lists; other edits change only the article itself.
     const retagged = input.tagList === undefined ? [] : [...before, ...cleanTags(input.tagList)];
-    await this.forget(current, retagged.length > 0 ? [...listTagsOf({ tags: retagged }), cacheTags.tags] : []);
+    await this.forget(
+      current,
+      retagged.length > 0 ? [...listTagsOf({ tags: retagged }), cacheTags.tags] : [],
+    );
     return this.get(newSlug, editor);
   }
 

@@ -45,7 +45,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
 
-export const REBUILD = defineScript<[seen: string, ttlMs: number, kind: 'set' | 'list', ...members: string[]], number>({
+export const REBUILD = defineScript<
+  [seen: string, ttlMs: number, kind: 'set' | 'list', ...members: string[]],
+  number
+>({
   name: 'relRebuild',
   lua: REBUILD_LUA,
   keys: [['favoritesOf', 'followingOf', 'activityOf'], 'relationsVersion'],

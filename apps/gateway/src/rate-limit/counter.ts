@@ -41,13 +41,20 @@ const COUNT_MANY_SCRIPT = defineScript<number[], number[]>({
 
 /** Known to cross slots, and to build a key in Lua (resolve-and-count.lua says why). */
 const RESOLVE_AND_COUNT_SCRIPT = defineScript<
-  [userKeyBefore: string, userKeyAfter: string, userWindowMs: number, anonymousWindowMs: number, addressWindowMs: number],
+  [
+    userKeyBefore: string,
+    userKeyAfter: string,
+    userWindowMs: number,
+    anonymousWindowMs: number,
+    addressWindowMs: number,
+  ],
   [string[], 'user' | 'anonymous', number, number, number, number]
 >({
   name: 'resolveAndCount',
   lua: RESOLVE_AND_COUNT,
   keys: ['session', 'rateLimit', 'rateLimit'],
-  crossSlot: 'reads the session and counts its caller in one round trip, and builds the user counter in Lua (count.lua.ts)',
+  crossSlot:
+    'reads the session and counts its caller in one round trip, and builds the user counter in Lua (count.lua.ts)',
 });
 
 /** Counts made ahead of the rate-limit hook, by the key they were made on. */
