@@ -1,12 +1,17 @@
-/** defineScript on a real redis-server: registration, EVALSHA after a SCRIPT FLUSH, and the slot check. */
+/**
+ * The cluster slot rule on a real redis-server: defineScript (registration, EVALSHA after a SCRIPT FLUSH,
+ * the slot check before each call) and the multi-key commands (MULTI checked, MGET split by slot).
+ */
 import { randomUUID } from 'node:crypto';
-import { CrossSlotError, createKeys } from '@atoll/redis-keys';
+import { CrossSlotError, createKeys, hashSlot } from '@atoll/redis-keys';
 import { RedisServer } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   closeRedis,
   connectRedis,
   defineScript,
+  mgetAcrossSlots,
+  oneSlotMulti,
   type RoleCheckedRedis,
   registeredScripts,
 } from '../src/index.ts';
@@ -28,7 +33,7 @@ const countAll = defineScript<[], number>({
   crossSlot: 'a test of the exception: counts keys of any slot',
 });
 
-describe('defineScript', () => {
+describe('defineScript and multi-key commands', () => {
   let server: RedisServer;
   let redis: RoleCheckedRedis;
   const keys = createKeys(`s${randomUUID().slice(0, 6)}`);
@@ -91,5 +96,29 @@ describe('defineScript', () => {
     expect(() => defineScript({ name: 'testSetBoth', lua: 'return 0', keys: ['lock'] })).toThrow(
       /two different/,
     );
+  });
+
+  it('runs a MULTI over keys of one slot, and refuses one across slots before queueing anything', async () => {
+    const [fav, ver] = [keys.favoritesOf('u1'), keys.relationsVersion('u1')];
+    expect(await oneSlotMulti(redis, 'relations', [fav, ver]).sadd(fav, 'a').incr(ver).exec()).toEqual([
+      [null, 1],
+      [null, 1],
+    ]);
+    expect(() => oneSlotMulti(redis, 'relations', [fav, keys.relationsVersion('u2')])).toThrow(
+      CrossSlotError,
+    );
+    expect(() => oneSlotMulti(redis, 'relations', [fav, keys.relationsVersion('u2')])).toThrow(
+      /MULTI relations touches keys in different cluster slots/,
+    );
+  });
+
+  it('reads keys of many slots in order, missing ones as null, with one MGET per slot', async () => {
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    const entries = ids.map((id) => keys.cacheEntry('test', id));
+    expect(new Set(entries.map(hashSlot)).size).toBeGreaterThan(1);
+    await Promise.all(entries.slice(0, 4).map((key, i) => redis.set(key, `v${i}`, 'PX', 60_000)));
+    expect(await mgetAcrossSlots(redis, entries)).toEqual(['v0', 'v1', 'v2', 'v3', null]);
+    expect(await mgetAcrossSlots(redis, [entries[2] as string, entries[2] as string])).toEqual(['v2', 'v2']);
+    expect(await mgetAcrossSlots(redis, [])).toEqual([]);
   });
 });
