@@ -13,7 +13,7 @@
  *   one's keys, as the real builders make them, against that rule.
  */
 import { assertOneSlot, type KeyName } from '@atoll/redis-keys';
-import type { ChainableCommander, Redis } from 'ioredis';
+import { type ChainableCommander, Redis } from 'ioredis';
 
 export type ScriptArg = string | number;
 
@@ -72,6 +72,8 @@ function commandOn(target: Redis | ChainableCommander, name: string): Command | 
 export function defineScript<Args extends readonly ScriptArg[], Result>(
   def: ScriptDefinition,
 ): Script<Args, Result> {
+  // The script becomes a method of the client: it must not shadow one of ioredis's (`get`, `set`…).
+  if (def.name in Redis.prototype) throw new Error(`script name ${def.name} is taken by an ioredis method`);
   const known = registry.get(def.name);
   if (known && known.lua !== def.lua) throw new Error(`two different scripts are named ${def.name}`);
   registry.set(def.name, def);

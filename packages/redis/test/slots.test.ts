@@ -96,6 +96,7 @@ describe('defineScript and multi-key commands', () => {
     expect(() => defineScript({ name: 'testSetBoth', lua: 'return 0', keys: ['lock'] })).toThrow(
       /two different/,
     );
+    expect(() => defineScript({ name: 'get', lua: 'return 0', keys: ['lock'] })).toThrow(/ioredis method/);
   });
 
   it('runs a MULTI over keys of one slot, and refuses one across slots before queueing anything', async () => {
