@@ -5,7 +5,8 @@
  * - Every entry has a TTL with jitter and a grace period after it: within the grace a stale value is
  *   served when the loader fails (PostgreSQL slow or down), never after.
  * - One loader per key at a time: in-process by single-flight, across instances by a short Redis lease
- *   (@atoll/lock `tryLease`: SET NX PX, one round trip); an instance that finds the lease taken waits for the value to appear in L2.
+ *   (@atoll/lock `tryLease`: SET NX PX, one round trip); an instance that finds the lease taken waits
+ *   for the value to appear in L2.
  * - Invalidation by dependency: an entry lists the tags it depends on (`article:42`, `articles`);
  *   `invalidate({ tags })` deletes every L2 entry of those tags and tells every instance over pub/sub to
  *   drop them from L1. L1 is dropped whole whenever the bus (re)connects, since messages may have been
@@ -204,10 +205,11 @@ export class LayeredCache {
   }
 
   /**
-   * Many values at once (a list page): L1, then one round trip of MGETs on L2 (one per slot), then one call of `loadMany` for the
-   * rest — so a page costs the same number of queries whatever its size. Ids `loadMany` does not
-   * return are absent from the result (and not cached). Unlike `get`, there is no lease across
-   * instances: a batch is loaded by whoever misses it, and pages overlap too little for a stampede.
+   * Many values at once (a list page): L1, then one round trip of MGETs on L2 (one per cluster slot),
+   * then one call of `loadMany` for the rest — so a page costs the same number of queries whatever its
+   * size. Ids `loadMany` does not return are absent from the result (and not cached). Unlike `get`,
+   * there is no lease across instances: a batch is loaded by whoever misses it, and pages overlap too
+   * little for a stampede.
    */
   async getMany<T>(
     ids: string[],
