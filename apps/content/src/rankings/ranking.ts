@@ -1,9 +1,10 @@
 /**
  * A ranking kept as a Sorted Set on redis-cache, rebuildable from PostgreSQL at any time (the cache
  * instance evicts, and losing it must change no answer):
- * - reads take a page with ZREVRANGE; a missing set is rebuilt from `load()` by one instance at a time
- *   (a short lease, @atoll/lock `tryLease`, left to run out), written with MULTI (DEL, ZADD, PEXPIRE
- *   with jitter) so it never exists without its TTL; the others wait briefly for it, then answer from PostgreSQL directly;
+ * - reads take a page with ZREVRANGE; a missing set is rebuilt from `load()` by one instance at a time (a
+ *   short lease, @atoll/lock `tryLease`, left to run out), written with MULTI (DEL, ZADD, PEXPIRE with
+ *   jitter) so it never exists without its TTL; the others wait briefly for it, then answer from PostgreSQL
+ *   directly;
  * - writes adjust one member only while the set exists (update-if-present.lua);
  * - with redis-cache unreachable, every read answers from PostgreSQL and writes are skipped.
  * A member's score can lag by a write that raced a rebuild; the TTL bounds that to one period.
