@@ -4,21 +4,11 @@
  * writes (every pg client's queries, through pg's Client) and checks that the lists still match, so that
  * the reference cannot drift from the code it stands for.
  */
-import { createDb, migrateDatabase } from '@atoll/db';
-import {
-  gatewayHeaders,
-  identityKeyPair,
-  RedisServer,
-  type TestDatabase,
-  testDatabase,
-} from '@atoll/testkit';
-import type { FastifyInstance } from 'fastify';
+import { gatewayHeaders } from '@atoll/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIND_ARTICLE, WRITE_TRANSACTIONS } from '../../../bench/refs/write-sql.ts';
-import { buildApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { migrations, SCHEMA } from '../src/migrations/index.ts';
+import { type ContentFixture, startContentApp } from './content-fixture.ts';
 
 const AUTHOR = '00000000-0000-0000-0000-00000000000a';
 const identity = { userId: AUTHOR, username: 'ada', sessionId: 'x'.repeat(43), roles: ['user'] };
@@ -50,36 +40,12 @@ function transactions(sent: Sent[]): string[][] {
 }
 
 describe('the same-SQL reference of the bench', () => {
-  const keys = identityKeyPair();
-  let cache: RedisServer;
-  let queue: RedisServer;
-  let database: TestDatabase;
-  let app: FastifyInstance;
+  let content: ContentFixture;
   const sent: Sent[] = [];
   const query = pg.Client.prototype.query;
 
   beforeAll(async () => {
-    [cache, queue, database] = await Promise.all([
-      RedisServer.start('cache'),
-      RedisServer.start('queue'),
-      testDatabase('content-write-sql'),
-    ]);
-    await migrateDatabase(database.url, SCHEMA, migrations);
-    const db = createDb<any>({ url: database.url, schema: SCHEMA });
-    await db.insertInto('profiles').values({ user_id: AUTHOR, username: 'ada' }).execute();
-    await db.destroy();
-    app = await buildApp(
-      loadConfig({
-        LOG_LEVEL: 'silent',
-        IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
-        DATABASE_URL: database.url,
-        REDIS_CACHE_URL: cache.url,
-        REDIS_QUEUE_URL: queue.url,
-        AUTH_URL: 'http://127.0.0.1:9',
-        AUTH_INTERNAL_TOKEN: 'i'.repeat(40),
-      }),
-    );
-    await app.ready();
+    content = await startContentApp('content-write-sql', [{ user_id: AUTHOR, username: 'ada' }]);
     // Every statement any pg client of this process sends, as text with whitespace collapsed.
     pg.Client.prototype.query = function (this: object, ...args: unknown[]) {
       const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string })?.text;
@@ -89,18 +55,17 @@ describe('the same-SQL reference of the bench', () => {
   });
   afterAll(async () => {
     pg.Client.prototype.query = query;
-    await app?.close();
-    await Promise.all([cache.dispose(), queue.dispose(), database.drop()]);
+    await content?.close();
   });
 
   /** Sends one write as the gateway would, and returns the statements pg received while it ran. */
   const write = async (method: 'POST' | 'DELETE', url: string, payload?: object) => {
     sent.length = 0;
-    const res = await app.inject({
+    const res = await content.app.inject({
       method,
       url,
       ...(payload ? { payload } : {}),
-      headers: gatewayHeaders(keys, 'content', { method, url, identity }),
+      headers: gatewayHeaders(content.keys, 'content', { method, url, identity }),
     });
     expect(res.statusCode, `${method} ${url}: ${res.body}`).toBeLessThan(300);
     return { body: res.json(), sent: [...sent] };
