@@ -70,7 +70,7 @@ import { type FanOutResult, fanOut } from './lib/sse.ts';
 import { type Judged, judge, type Measured } from './lib/verdict.ts';
 import { passwordsBench } from './passwords.ts';
 import { soak } from './soak.ts';
-import { COMPARISONS, type Comparison, NAMES } from './targets.ts';
+import { COMPARISONS, type Comparison, NAMES, WORKER_CONCURRENCY } from './targets.ts';
 
 const args = process.argv.slice(2);
 /** The value given after `--name`, if any. */
@@ -96,19 +96,20 @@ const jobs = mode === 'smoke' ? 300 : 5000;
 const sse = mode === 'smoke' ? { streams: 50, events: 3 } : { streams: 2000, events: 20 };
 const log = { info() {}, warn() {}, error() {} };
 const say = (line: string) => console.log(line);
+/** Seconds since the start, to show where a run spends its time. */
+const elapsed = () => `[${Math.round((Date.now() - started) / 1000)} s]`;
 const execFileAsync = promisify(execFile);
 /**
  * Settings for the stack under load: rate limits that do not turn the load away (every request comes from
  * 127.0.0.1), the notifier's workers at the raw reference's concurrency, metrics for the soak's heap.
  */
-const workerConcurrency = 16;
 const METRICS_TOKEN = randomBytes(16).toString('hex');
 const BENCH_ENV: Record<string, string> = {
   RATE_LIMIT_ANONYMOUS_MAX: '100000000',
   RATE_LIMIT_USER_MAX: '100000000',
   RATE_LIMIT_ADDRESS_MAX: '100000000',
   RATE_LIMIT_AUTH_MAX: '100000000',
-  WORKER_CONCURRENCY: String(workerConcurrency),
+  WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
   METRICS_TOKEN,
   ...(profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {}),
 };
@@ -196,7 +197,7 @@ async function measureSubject(name: string): Promise<LoadResult> {
 async function compareAll(picked: Comparison[]): Promise<Measured[]> {
   const results: Measured[] = [];
   for (const comparison of picked) {
-    say(`${comparison.path} vs ${comparison.reference}`);
+    say(`${elapsed()} ${comparison.path} vs ${comparison.reference}`);
     const r = await interleave(
       () => measureSubject(comparison.reference),
       () => measureSubject(comparison.path),
@@ -623,7 +624,7 @@ try {
         REDIS_URL: refQueue.url,
         QUEUE: 'bench-drain',
         PREFIX: '{benchraw}',
-        CONCURRENCY: String(workerConcurrency),
+        CONCURRENCY: String(WORKER_CONCURRENCY),
       },
       { entry: '../../bench/refs/bullmq-worker.ts' },
     );
@@ -677,6 +678,7 @@ try {
         COMPARISONS.filter((c) => !only || c.path.includes(only) || c.reference.includes(only)),
       ),
     );
+    say(`${elapsed()} half-load p99 and Redis costs`);
     for (const [name, subject] of subjects) {
       const results = measured.get(name);
       if (results) await subjectRow(name, subject, results);
@@ -685,6 +687,7 @@ try {
 
     // ---- measured once, beside the comparisons
     if (!only) {
+      say(`${elapsed()} redis-benchmark, addBulk, SSE fan-out`);
       await redisBenchmark(refRedis.url, 1);
       await redisBenchmark(refRedis.url, 16);
       // Jobs per second through addBulk of 100 (p50/p99 are per addBulk call).
@@ -707,7 +710,9 @@ try {
     return comparisons;
   };
   let fanOutResult: FanOutResult | undefined;
+  say(`${elapsed()} stack up`);
   const comparisons = mode === 'soak' ? [] : await measureAll();
+  say(`${elapsed()} measured`);
 
   // ---- memory: the peak resident set of every service over the run
   const memory = Object.fromEntries(

@@ -7,6 +7,9 @@
  *
  * Entries without a target are shown; entries with only a bound are there to catch impossible results.
  */
+/** The notifier's workers and the raw BullMQ reference run at the same concurrency. */
+export const WORKER_CONCURRENCY = 16;
+
 export const NAMES = {
   nodeHttp: 'node:http hello-world',
   bare: 'Fastify hello-world',
@@ -30,8 +33,8 @@ export const NAMES = {
   session: 'session resolution alone',
   queueAdd: 'BullMQ Queue.add (raw)',
   enqueue: 'enqueue through the jobs contract',
-  rawWorker: 'raw BullMQ no-op worker (concurrency 16)',
-  notifier: 'notifier processing (concurrency 16)',
+  rawWorker: `raw BullMQ no-op worker (concurrency ${WORKER_CONCURRENCY})`,
+  notifier: `notifier processing (concurrency ${WORKER_CONCURRENCY})`,
 } as const;
 
 export interface Comparison {

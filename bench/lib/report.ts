@@ -99,12 +99,12 @@ const verdictCell = (c: Judged) =>
 function comparisonLines(report: Report): string[] {
   const f = formatRatio;
   return [
-    '| path | reference | target | median | spread (min–max) | IQR | rates, median (path / reference) | verdict |',
-    '|---|---|---:|---:|---|---|---|---|',
+    '| path | reference | target | bound | median | spread (min–max) | IQR | rates, median (path / reference) | verdict |',
+    '|---|---|---:|---:|---:|---|---|---|---|',
     ...report.comparisons.map(
       (c) =>
-        `| ${c.path} | ${c.reference} | ${c.target === undefined ? '' : `≥ ${f(c.target, c)}`}` +
-        `${c.upperBound === undefined ? '' : ` (bound ${f(c.upperBound, c)})`} | ${f(c.ratio.median, c)} | ` +
+        `| ${c.path} | ${c.reference} | ${c.target === undefined ? '' : `≥ ${f(c.target, c)}`} | ` +
+        `${c.upperBound === undefined ? '' : `≤ ${f(c.upperBound, c)}`} | ${f(c.ratio.median, c)} | ` +
         `${f(c.ratio.min, c)}–${f(c.ratio.max, c)} | ${f(c.ratio.q1, c)}–${f(c.ratio.q3, c)} | ` +
         `${c.pathRate} / ${c.referenceRate} | ${verdictCell(c)}${c.suspectBecause ? `: ${c.suspectBecause}` : ''} |`,
     ),

@@ -27,7 +27,8 @@ describe('pnpm bench --smoke', () => {
     out = await ownedTempDir('bench-smoke');
     await run(process.execPath, ['--conditions=atoll-source', 'bench/run.ts', '--smoke', '--out', out], {
       cwd: repoRoot,
-      timeout: 300_000,
+      // About three minutes on a busy 2-core machine: 20 comparisons × 6 runs, and the stack.
+      timeout: 480_000,
       maxBuffer: 16 * 1024 * 1024,
     });
     const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
@@ -40,7 +41,8 @@ describe('pnpm bench --smoke', () => {
     ])
       expect(names).toContain(expected);
     for (const row of report.rows) {
-      expect(row.rps, row.name).toBeGreaterThan(0);
+      // Good answers over all rounds: a slow write may complete none in one 0.4 s round on a busy machine.
+      expect(row.requests, row.name).toBeGreaterThan(0);
       expect(row.errors, row.name).toBe(0);
       if (row.unit === 'req/s') expect(row.rejected, row.name).toEqual({ status: 0, size: 0, failed: 0 });
     }
@@ -68,10 +70,10 @@ describe('pnpm bench --smoke', () => {
     for (const service of ['gateway', 'auth', 'content', 'notifier'])
       expect(report.memory[service].peakRssMiB).toBeGreaterThan(10);
     expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain(
-      '| path | reference | target | median | spread (min–max) |',
+      '| path | reference | target | bound | median | spread (min–max) |',
     );
     expect(existsSync(join(out, 'latest.svg'))).toBe(true);
-  }, 360_000);
+  }, 540_000);
 
   it('--passwords: login and sign-up, Argon2id and the old scrypt, idle and under flood, and writes them', async () => {
     const dir = await ownedTempDir('bench-passwords');
