@@ -1,5 +1,5 @@
 /**
- * The benchmark harness in smoke mode (three rounds of 0.4 s per side), so that it cannot rot: every
+ * The benchmark harness in smoke mode (three rounds of 0.4 s per side, 4 connections), so that it cannot rot: every
  * comparison of bench/targets.ts runs against the real stack and its references, and the results are
  * written as JSON, Markdown and SVG. No speed is asserted here (speed is claimed only from a full
  * `pnpm bench` run); what is checked is that each comparison ran its rounds, that every HTTP answer was
