@@ -98,6 +98,7 @@ const verdictCell = (c: Judged) =>
 
 function comparisonLines(report: Report): string[] {
   const f = formatRatio;
+  if (report.comparisons.length === 0) return [];
   return [
     '| path | reference | target | bound | median | spread (min–max) | IQR | rates, median (path / reference) | verdict |',
     '|---|---|---:|---:|---:|---|---|---|---|',
