@@ -2,29 +2,53 @@
  * HTTP load with autocannon, from this process, against a server in another process on loopback.
  * `measure` runs a short warm-up, then the timed run at full speed; `atRate` runs at a fixed request
  * rate (half the measured maximum) to see the latency under normal load.
+ *
+ * Only good answers count as throughput: a 2xx whose body has the size a good answer has. That size is
+ * learnt once per request from a probe sent before the first run (which must answer 2xx), so a path that
+ * starts answering 404s, 500s or empty bodies under load shows as errors, never as speed.
  */
 import autocannon from 'autocannon';
+
+export interface HttpRequest {
+  path: string;
+  method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  headers?: Record<string, string>;
+  body?: string;
+  /** Called before each request is sent, e.g. to sign it (autocannon's `setupRequest`). */
+  setupRequest?: (request: autocannon.Request) => autocannon.Request;
+  /**
+   * Bytes a good body may differ from the probe's (default 0): writes answer with ids and counts whose
+   * digits grow, or `favorited` true or false. Keep it far below the size of an error body.
+   */
+  bodySlack?: number;
+}
 
 export interface HttpTarget {
   url: string;
   /** Requests taken in turn; each may have its own path, method, headers and body. */
-  requests: Array<{
-    path: string;
-    method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
-    headers?: Record<string, string>;
-    body?: string;
-    /** Called before each request is sent, e.g. to sign it (autocannon's `setupRequest`). */
-    setupRequest?: (request: autocannon.Request) => autocannon.Request;
-  }>;
+  requests: HttpRequest[];
+}
+
+/** Answers that did not count as throughput, by why. */
+export interface Rejected {
+  /** Answered, but not 2xx. */
+  status: number;
+  /** 2xx, but a body of another size than a good one. */
+  size: number;
+  /** No answer: socket errors and timeouts. */
+  failed: number;
 }
 
 export interface LoadResult {
-  /** Requests per second (the mean of autocannon's per-second samples). */
+  /** Good answers (or operations) per second over the run. */
   rps: number;
   p50: number;
   p99: number;
+  /** Good answers (or operations) in all. */
   requests: number;
+  /** Everything that was not a good answer: the sum of `rejected`. */
   errors: number;
+  rejected?: Rejected;
 }
 
 export interface LoadOptions {
@@ -32,24 +56,72 @@ export interface LoadOptions {
   connections: number;
 }
 
+/** The body size of a good answer to each request of a target, probed once per target. */
+const goodSizes = new WeakMap<HttpTarget, number[]>();
+
+/** Sends each request once (as autocannon would, `setupRequest` included) and keeps its body's size. */
+export async function probeBodySizes(target: HttpTarget): Promise<number[]> {
+  const known = goodSizes.get(target);
+  if (known) return known;
+  const sizes: number[] = [];
+  for (const request of target.requests) {
+    const base = { method: request.method ?? 'GET', path: request.path, headers: request.headers ?? {} };
+    const sent = request.setupRequest ? request.setupRequest({ ...base } as autocannon.Request) : base;
+    const res = await fetch(`${target.url}${sent.path ?? request.path}`, {
+      method: sent.method ?? base.method,
+      headers: (sent.headers ?? {}) as Record<string, string>,
+      ...(request.body ? { body: request.body } : {}),
+    });
+    const body = Buffer.from(await res.arrayBuffer());
+    if (!res.ok)
+      throw new Error(`probe ${base.method} ${target.url}${request.path}: ${res.status} ${body.toString()}`);
+    sizes.push(body.length);
+  }
+  goodSizes.set(target, sizes);
+  return sizes;
+}
+
+/** The target's requests, each counting its answers into `rejected` or `good`. */
+function counted(target: HttpTarget, sizes: number[], tally: Rejected & { good: number }) {
+  return target.requests.map((request, i) => {
+    const { bodySlack = 0, ...rest } = request;
+    const size = sizes[i] as number;
+    return {
+      ...rest,
+      onResponse: (status: number, body: string) => {
+        if (status < 200 || status > 299) tally.status += 1;
+        else if (Math.abs(Buffer.byteLength(body) - size) > bodySlack) tally.size += 1;
+        else tally.good += 1;
+      },
+    };
+  });
+}
+
 async function run(
   target: HttpTarget,
-  opts: LoadOptions & { warmupSeconds?: number; rate?: number },
+  opts: LoadOptions & { rate?: number; amount?: number },
 ): Promise<LoadResult> {
+  const sizes = await probeBodySizes(target);
+  const tally = { good: 0, status: 0, size: 0, failed: 0 };
   const r = await autocannon({
     url: target.url,
     connections: opts.connections,
-    duration: opts.seconds,
-    requests: target.requests,
+    ...(opts.amount ? { amount: opts.amount } : { duration: opts.seconds }),
+    requests: counted(target, sizes, tally),
+    // autocannon checks its end at each sample: at its default of one per second, a 0.4 s run would
+    // last a second (the rate stays right, being divided by the real duration, but the time is lost).
+    sampleInt: 100,
     ...(opts.rate ? { overallRate: opts.rate } : {}),
   });
+  tally.failed = r.errors + r.timeouts;
+  const rejected = { status: tally.status, size: tally.size, failed: tally.failed };
   return {
-    rps: Math.round(r.requests.average),
+    rps: Math.round(tally.good / Math.max(r.duration, 0.001)),
     p50: r.latency.p50,
     p99: r.latency.p99,
-    // Every response counted (requests.total is built from per-second samples and can miss the tail).
-    requests: r['2xx'] + r.non2xx,
-    errors: r.errors + r.timeouts + r.non2xx,
+    requests: tally.good,
+    errors: rejected.status + rejected.size + rejected.failed,
+    rejected,
   };
 }
 
@@ -58,7 +130,7 @@ export async function measure(
   target: HttpTarget,
   opts: LoadOptions & { warmupSeconds: number },
 ): Promise<LoadResult> {
-  await run(target, { ...opts, seconds: opts.warmupSeconds });
+  if (opts.warmupSeconds > 0) await run(target, { ...opts, seconds: opts.warmupSeconds });
   return run(target, opts);
 }
 
@@ -66,15 +138,8 @@ export async function measure(
  * Exactly `amount` requests over one connection, one at a time: for counting what each request costs
  * elsewhere (autocannon's duration-based totals are built from per-second samples and drift).
  */
-export async function exactly(target: HttpTarget, amount: number): Promise<LoadResult> {
-  const r = await autocannon({ url: target.url, connections: 1, amount, requests: target.requests });
-  return {
-    rps: Math.round(r.requests.average),
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    requests: amount,
-    errors: r.errors + r.timeouts + r.non2xx,
-  };
+export function exactly(target: HttpTarget, amount: number): Promise<LoadResult> {
+  return run(target, { connections: 1, seconds: 0, amount });
 }
 
 /** The same requests at a fixed overall rate (requests per second). */
@@ -161,7 +226,7 @@ export async function opsAtRate(
 }
 
 /** p50 and p99 of latencies in milliseconds (sorts them in place). */
-function percentiles(latencies: number[]): { p50: number; p99: number } {
+export function percentiles(latencies: number[]): { p50: number; p99: number } {
   latencies.sort((a, b) => a - b);
   const at = (q: number) =>
     Number((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0).toFixed(2));

@@ -4,130 +4,155 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Rejected } from './load.ts';
+import type { FanOutResult } from './sse.ts';
+import type { Judged, Verdict } from './verdict.ts';
 
 export interface Row {
   group: 'reference' | 'atoll';
   name: string;
   unit: 'req/s' | 'ops/s' | 'jobs/s';
+  /** Good answers per second: the median over its rounds. */
   rps: number;
+  /** The rate of each round it ran in (every comparison it takes part in), in order. */
+  rounds: number[];
+  /** Medians over the rounds. */
   p50: number;
   p99: number;
   /** p99 at half the maximum rate (HTTP paths). */
   p99Half?: number;
+  /** Good answers over all rounds. */
   requests: number;
+  /** Answers that did not count, over all rounds (the sum of `rejected` for HTTP). */
   errors: number;
-  /** The row this one is compared with. */
-  reference?: string;
+  rejected?: Rejected;
   /** Per request, on the Redis instance the path uses. */
   redis?: { instance: string; commands: number; roundTrips: number; byCommand?: Record<string, number> };
 }
 
-export interface Target {
+/** A bound that is not a ratio: Redis round trips per request, p99 at half load. */
+export interface Check {
   what: string;
   value: number;
   bound: number;
-  op: '≥' | '≤';
-  /** How to show value and bound: a percentage, a multiple, or a count. */
-  as: 'percent' | 'times' | 'count';
-  met: boolean;
+  op: '≤';
+  verdict: Extract<Verdict, 'met' | 'not met'>;
 }
 
 export interface Report {
   when: string;
   mode: string;
+  rounds: number;
   seconds: number;
   connections: number;
   node: string;
   cpus: number;
   durationSeconds: number;
   rows: Row[];
-  targets?: Target[];
+  comparisons: Judged[];
+  checks: Check[];
+  sse?: FanOutResult;
   memory: Record<string, { pid: number | null; peakRssMiB: number | null }>;
   soak?: unknown;
 }
 
 const byName = (rows: Row[], name: string) => rows.find((r) => r.name === name);
 
-/** `a` against `b` (requests per second), as a target. Missing rows make no target. */
-export function ratioTarget(rows: Row[], a: string, b: string, op: Target['op'], bound: number): Target[] {
-  const x = byName(rows, a);
-  const y = byName(rows, b);
-  if (!x || !y || y.rps === 0) return [];
-  const value = x.rps / y.rps;
-  const as = bound >= 1 ? 'times' : 'percent';
-  return [
-    { what: `${a} ${op} ${format(bound, as)} of ${b}`, value, bound, op, as, met: compare(value, op, bound) },
-  ];
-}
-
-export function roundTripTarget(rows: Row[], a: string, bound: number): Target[] {
+export function roundTripCheck(rows: Row[], a: string, bound: number): Check[] {
   const x = byName(rows, a);
   if (!x?.redis) return [];
-  const value = x.redis.roundTrips;
   return [
-    {
-      what: `${a}: ≤ ${bound} Redis round trip${bound === 1 ? '' : 's'} (${x.redis.instance})`,
-      value,
+    check(
+      `${a}: ≤ ${bound} Redis round trip${bound === 1 ? '' : 's'} (${x.redis.instance})`,
+      x.redis.roundTrips,
       bound,
-      op: '≤',
-      as: 'count',
-      met: compare(value, '≤', bound),
-    },
+    ),
   ];
 }
 
 /** p99 at half load of an HTTP path, at most `factor` times the reference's p99 at half load. */
-export function halfLoadTarget(rows: Row[], a: string, reference: string, factor: number): Target[] {
+export function halfLoadCheck(rows: Row[], a: string, reference: string, factor: number): Check[] {
   const x = byName(rows, a);
   const y = byName(rows, reference);
   if (x?.p99Half === undefined || y?.p99Half === undefined) return [];
   // autocannon reports whole milliseconds; a reference at 0 ms is taken as 1 ms.
   const bound = factor * Math.max(y.p99Half, 1);
+  return [check(`${a}: p99 at half load ≤ ${factor}× ${reference}'s (ms)`, x.p99Half, bound)];
+}
+
+const check = (what: string, value: number, bound: number): Check => ({
+  what,
+  value,
+  bound,
+  op: '≤',
+  verdict: value <= bound ? 'met' : 'not met',
+});
+
+/** A ratio as a percentage, or as a multiple where the comparison is about multiples (a 2× target). */
+export function formatRatio(x: number, c: { target?: number; upperBound?: number }): string {
+  return (c.target ?? c.upperBound ?? 0) > 1 ? `${x.toFixed(2)}×` : `${Math.round(x * 100)}%`;
+}
+
+const verdictCell = (c: Judged) =>
+  c.verdict === 'met' ? 'met' : c.verdict === 'shown' ? 'shown' : `**${c.verdict}**`;
+
+function comparisonLines(report: Report): string[] {
+  const f = formatRatio;
+  if (report.comparisons.length === 0) return [];
   return [
-    {
-      what: `${a}: p99 at half load ≤ ${factor}× ${reference}'s (ms)`,
-      value: x.p99Half,
-      bound,
-      op: '≤',
-      as: 'count',
-      met: compare(x.p99Half, '≤', bound),
-    },
+    '| path | reference | target | bound | median | spread (min–max) | IQR | rates, median (path / reference) | verdict |',
+    '|---|---|---:|---:|---:|---|---|---|---|',
+    ...report.comparisons.map(
+      (c) =>
+        `| ${c.path} | ${c.reference} | ${c.target === undefined ? '' : `≥ ${f(c.target, c)}`} | ` +
+        `${c.upperBound === undefined ? '' : `≤ ${f(c.upperBound, c)}`} | ${f(c.ratio.median, c)} | ` +
+        `${f(c.ratio.min, c)}–${f(c.ratio.max, c)} | ${f(c.ratio.q1, c)}–${f(c.ratio.q3, c)} | ` +
+        `${c.pathRate} / ${c.referenceRate} | ${verdictCell(c)}${c.suspectBecause ? `: ${c.suspectBecause}` : ''} |`,
+    ),
   ];
 }
 
-const compare = (value: number, op: Target['op'], bound: number) =>
-  op === '≥' ? value >= bound : value <= bound;
+const errorCell = (r: Row) =>
+  r.rejected
+    ? `${r.errors} (status ${r.rejected.status}, size ${r.rejected.size}, failed ${r.rejected.failed})`
+    : String(r.errors);
 
-function format(x: number, as: Target['as']): string {
-  if (as === 'percent') return `${Math.round(x * 100)}%`;
-  if (as === 'times') return `${x.toFixed(2)}×`;
-  return String(Math.round(x * 100) / 100);
-}
+const round2 = (x: number) => Math.round(x * 100) / 100;
 
 export function markdown(report: Report): string {
-  const ref = (r: Row) => {
-    const base = r.reference ? byName(report.rows, r.reference) : undefined;
-    return base && base.rps > 0 ? `${Math.round((r.rps / base.rps) * 100)}% of ${r.reference}` : '';
-  };
   const lines = [
     `# atoll benchmark (${report.when}, ${report.mode})`,
     '',
-    `${report.seconds} s per path, ${report.connections} connections, Node ${report.node}, ${report.cpus} CPUs, ` +
-      `${report.durationSeconds} s in all. Load generator and servers share this machine.`,
+    `${report.rounds} interleaved rounds of ${report.seconds} s per side, ${report.connections} connections, ` +
+      `Node ${report.node}, ${report.cpus} CPUs, ${report.durationSeconds} s in all. Load generator and ` +
+      'servers share this machine. Rates count only 2xx answers of the expected body size.',
     '',
-    '| group | path | rate | p50 ms | p99 ms | p99 ms at ½ rate | vs reference | Redis cmd / round trips per request |',
-    '|---|---|---:|---:|---:|---:|---|---|',
+    ...comparisonLines(report),
+    '',
+    '| group | path | rate (median) | each round | p50 ms | p99 ms | p99 ms at ½ rate | Redis cmd / round trips per request | errors |',
+    '|---|---|---:|---|---:|---:|---:|---|---|',
     ...report.rows.map(
       (r) =>
-        `| ${r.group} | ${r.name} | ${r.rps} ${r.unit} | ${r.p50} | ${r.p99} | ${r.p99Half ?? ''} | ${ref(r)} | ${
-          r.redis ? `${r.redis.commands} / ${r.redis.roundTrips} (${r.redis.instance})` : ''
-        } |${r.errors ? ` ${r.errors} errors` : ''}`,
+        `| ${r.group} | ${r.name} | ${r.rps} ${r.unit} | ${r.rounds.join(', ')} | ${r.p50} | ${r.p99} | ` +
+        `${r.p99Half ?? ''} | ${r.redis ? `${r.redis.commands} / ${r.redis.roundTrips} (${r.redis.instance})` : ''} | ${errorCell(r)} |`,
     ),
   ];
-  if (report.targets?.length) {
-    lines.push('', '| target | measured | met |', '|---|---:|---|');
-    for (const t of report.targets)
-      lines.push(`| ${t.what} | ${format(t.value, t.as)} | ${t.met ? 'yes' : '**no**'} |`);
+  if (report.checks.length) {
+    lines.push('', '| check | measured | bound | verdict |', '|---|---:|---:|---|');
+    for (const c of report.checks)
+      lines.push(
+        `| ${c.what} | ${round2(c.value)} | ${round2(c.bound)} | ${c.verdict === 'met' ? 'met' : '**not met**'} |`,
+      );
+  }
+  if (report.sse) {
+    const s = report.sse;
+    lines.push(
+      '',
+      `Raw SSE fan-out (node:http, reference): ${s.streams} streams, ${s.events} events; until one client has an ` +
+        `event p50 ${s.delivery.p50} ms / p99 ${s.delivery.p99} ms; until every client has it p50 ` +
+        `${s.allDelivered.p50} ms / p99 ${s.allDelivered.p99} ms; per stream held ${s.perStreamKiB.rss} KiB RSS, ` +
+        `${s.perStreamKiB.heap} KiB heap.`,
+    );
   }
   const soak = report.soak as
     | {
@@ -177,31 +202,41 @@ export function markdown(report: Report): string {
   return lines.join('\n');
 }
 
-/** One bar per target: its measured value as a share of its bound, green when met, red when not. */
+const COLOURS: Record<Verdict, string> = {
+  met: '#2e8b57',
+  'not met': '#c0392b',
+  suspect: '#e67e22',
+  shown: '#7f8c8d',
+};
+
+/**
+ * One bar per comparison with a target: its median as a share of the target (the dashed line), a
+ * whisker from the lowest to the highest round; green met, red not met, orange suspect.
+ */
 export function chart(report: Report): string {
-  const targets = report.targets ?? [];
-  const width = 900;
+  const judged = report.comparisons.filter((c) => c.target !== undefined);
+  const width = 1000;
   const rowHeight = 26;
-  const left = 430;
-  const scale = 300; // pixels for "exactly at the bound"
-  const height = 50 + targets.length * rowHeight;
+  const left = 520;
+  const scale = 300; // pixels for "exactly at the target"
+  const height = 50 + judged.length * rowHeight;
   const esc = (s: string) => s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
-  const bars = targets.map((t, i) => {
+  const x = (ratio: number, target: number) => left + Math.min(ratio / target, 1.6) * scale;
+  const bars = judged.map((c, i) => {
     const y = 40 + i * rowHeight;
-    // For "≥" a longer bar is better; for "≤" the bar shows the bound's share of the value, so longer is
-    // better there too, and the line at `scale` is always the target.
-    const share = t.op === '≥' ? t.value / t.bound : t.value === 0 ? 2 : t.bound / t.value;
-    const w = Math.max(2, Math.min(share, 1.6) * scale);
+    const target = c.target as number;
+    const end = Math.max(left + 2, x(c.ratio.median, target));
     return [
-      `<text x="${left - 8}" y="${y + 14}" text-anchor="end" font-size="12">${esc(t.what)}</text>`,
-      `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="18" fill="${t.met ? '#2e8b57' : '#c0392b'}"/>`,
-      `<text x="${left + w + 6}" y="${y + 14}" font-size="12">${esc(format(t.value, t.as))}</text>`,
+      `<text x="${left - 8}" y="${y + 14}" text-anchor="end" font-size="12">${esc(`${c.path} vs ${c.reference}`)}</text>`,
+      `<rect x="${left}" y="${y}" width="${(end - left).toFixed(1)}" height="18" fill="${COLOURS[c.verdict]}"/>`,
+      `<line x1="${x(c.ratio.min, target).toFixed(1)}" y1="${y + 9}" x2="${x(c.ratio.max, target).toFixed(1)}" y2="${y + 9}" stroke="#222" stroke-width="2"/>`,
+      `<text x="${end + 6}" y="${y + 14}" font-size="12">${esc(`${formatRatio(c.ratio.median, c)} (${c.verdict})`)}</text>`,
     ].join('');
   });
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="10" y="22" font-size="14" font-weight="bold">${esc(`atoll benchmark targets (${report.when}): bar length against the target line`)}</text>`,
+    `<text x="10" y="22" font-size="14" font-weight="bold">${esc(`atoll benchmark targets (${report.when}): median of the rounds against the target line, whisker min–max`)}</text>`,
     `<line x1="${left + scale}" y1="32" x2="${left + scale}" y2="${height - 6}" stroke="#333" stroke-dasharray="4 3"/>`,
     ...bars,
     '</svg>',

@@ -2,41 +2,23 @@
  * `GET /api/articles/:slug/comments` is bounded: at most 500 comments, oldest first, with optional
  * `limit` (1–500) and `offset`; anything else is a 422 in the RealWorld shape.
  */
-import { createDb, migrateDatabase } from '@atoll/db';
-import {
-  gatewayHeaders,
-  identityKeyPair,
-  RedisServer,
-  type TestDatabase,
-  testDatabase,
-} from '@atoll/testkit';
-import type { FastifyInstance } from 'fastify';
+import { createDb } from '@atoll/db';
+import { gatewayHeaders } from '@atoll/testkit';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { migrations, SCHEMA } from '../src/migrations/index.ts';
+import { SCHEMA } from '../src/migrations/index.ts';
+import { type ContentFixture, startContentApp } from './content-fixture.ts';
 
 const AUTHOR = '00000000-0000-0000-0000-00000000000a';
 const TOTAL = 520;
 
 describe('a page of comments', () => {
-  const keys = identityKeyPair();
-  let cache: RedisServer;
-  let queue: RedisServer;
-  let database: TestDatabase;
-  let app: FastifyInstance;
+  let content: ContentFixture;
   let ids: number[] = [];
 
   beforeAll(async () => {
-    [cache, queue, database] = await Promise.all([
-      RedisServer.start('cache'),
-      RedisServer.start('queue'),
-      testDatabase('content-comments'),
-    ]);
-    await migrateDatabase(database.url, SCHEMA, migrations);
-    const db = createDb<any>({ url: database.url, schema: SCHEMA });
-    await db.insertInto('profiles').values({ user_id: AUTHOR, username: 'ada' }).execute();
+    content = await startContentApp('content-comments', [{ user_id: AUTHOR, username: 'ada' }]);
+    const db = createDb<any>({ url: content.database.url, schema: SCHEMA });
     const article = await db
       .insertInto('articles')
       .values({ slug: 'many', title: 'Many', description: 'comments', body: 'b', author_id: AUTHOR })
@@ -48,26 +30,14 @@ describe('a page of comments', () => {
       RETURNING id`.execute(db);
     ids = rows.rows.map((r) => Number(r.id)).sort((a, b) => a - b);
     await db.destroy();
-    app = await buildApp(
-      loadConfig({
-        LOG_LEVEL: 'silent',
-        IDENTITY_PUBLIC_KEYS: keys.publicKeyText,
-        DATABASE_URL: database.url,
-        REDIS_CACHE_URL: cache.url,
-        REDIS_QUEUE_URL: queue.url,
-        AUTH_URL: 'http://127.0.0.1:9',
-        AUTH_INTERNAL_TOKEN: 'i'.repeat(40),
-      }),
-    );
   });
   afterAll(async () => {
-    await app?.close();
-    await Promise.all([cache.dispose(), queue.dispose(), database.drop()]);
+    await content?.close();
   });
 
   const page = async (query = '') => {
     const url = `/api/articles/many/comments${query}`;
-    const res = await app.inject({ url, headers: gatewayHeaders(keys, 'content', { url }) });
+    const res = await content.app.inject({ url, headers: gatewayHeaders(content.keys, 'content', { url }) });
     return { status: res.statusCode, body: res.json() };
   };
 

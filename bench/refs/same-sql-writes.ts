@@ -1,0 +1,87 @@
+// Reference: a bare Fastify + pg answering atoll's write URLs with exactly the SQL content runs for them
+// (write-sql.ts), each write in one transaction as content does, for the user USER_ID / USERNAME: the
+// database work a write cannot avoid, without validation, identity, cache invalidation or outbox relay.
+import { randomBytes } from 'node:crypto';
+import Fastify from 'fastify';
+import pg from 'pg';
+import { FIND_ARTICLE, WRITE_TRANSACTIONS, type Write } from './write-sql.ts';
+
+const pool = new pg.Pool({
+  connectionString: process.env.DATABASE_URL,
+  max: 10, // content's pool size (@atoll/db's default)
+  options: `-c search_path=${process.env.SCHEMA ?? 'content'},public`,
+});
+const userId = process.env.USER_ID as string;
+const username = process.env.USERNAME as string;
+const profile = [userId, username, null, null, new Date(0)];
+
+/**
+ * Each statement's parameters: fixed, or worked out from the results of the statements before it (by
+ * index); `null` skips the statement, as content skips the count when the favorite did not change.
+ */
+type Params = unknown[] | ((results: pg.QueryResult[]) => unknown[] | null);
+
+/** Runs one write's transaction, statement by statement, on one client; returns each one's result. */
+async function transaction(write: Write, params: Params[]): Promise<pg.QueryResult[]> {
+  const client = await pool.connect();
+  const results: pg.QueryResult[] = [];
+  try {
+    for (const [index, sql] of WRITE_TRANSACTIONS[write].entries()) {
+      const given = params[index] ?? [];
+      const values = typeof given === 'function' ? given(results) : given;
+      if (values) results[index] = await client.query(sql, values);
+    }
+    return results;
+  } catch (err) {
+    await client.query('rollback');
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+const findArticle = async (slug: string) => (await pool.query(FIND_ARTICLE, [slug])).rows[0];
+const firstRow = (result: pg.QueryResult | undefined) => result?.rows[0];
+
+const app = Fastify({ logger: false });
+app.post<{ Body: { article: { title: string; description: string; body: string; tagList: string[] } } }>(
+  '/api/articles',
+  async (request, reply) => {
+    const { title, description, body, tagList } = request.body.article;
+    const slug = `${title.toLowerCase().replace(/[^a-z0-9]+/g, '-')}-${randomBytes(5).toString('hex')}`;
+    const id = (results: pg.QueryResult[]) => firstRow(results[2]).id;
+    const results = await transaction('createArticle', [
+      [],
+      profile,
+      [slug, title, description, body, userId],
+      (r) => [id(r)],
+      (r) => tagList.flatMap((tag, position) => [id(r), tag, position]),
+    ]);
+    return reply.code(201).send({ article: { ...firstRow(results[2]), description, body, tagList } });
+  },
+);
+app.post<{ Params: { slug: string }; Body: { comment: { body: string } } }>(
+  '/api/articles/:slug/comments',
+  async (request, reply) => {
+    const article = await findArticle(request.params.slug);
+    const { body } = request.body.comment;
+    const results = await transaction('addComment', [[], profile, [article.id, userId, body]]);
+    return reply.code(201).send({ comment: { ...firstRow(results[2]), body } });
+  },
+);
+/** Favorite and unfavorite: the row, then the count only when the row changed. */
+const favorite = (write: 'favorite' | 'unfavorite') => async (request: { params: { slug: string } }) => {
+  const article = await findArticle(request.params.slug);
+  await transaction(write, [
+    [],
+    profile,
+    [userId, article.id],
+    (r) => (r[2]?.rowCount ? [article.id] : null),
+  ]);
+  return { article };
+};
+app.post<{ Params: { slug: string } }>('/api/articles/:slug/favorite', favorite('favorite'));
+app.delete<{ Params: { slug: string } }>('/api/articles/:slug/favorite', favorite('unfavorite'));
+app.addHook('onClose', () => pool.end());
+await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT) });
+console.log(JSON.stringify({ msg: 'listening' }));

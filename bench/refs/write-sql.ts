@@ -1,0 +1,55 @@
+/**
+ * The SQL that content runs for each write, statement for statement, as kysely builds it in
+ * apps/content/src (captured from content's own queries: apps/content/test/write-sql.test.ts checks that
+ * these lists still match what content sends). `same-sql-writes.ts` runs them on a bare Fastify + pg, so
+ * that a write through atoll is compared with the database work it cannot avoid.
+ *
+ * Left out, on both sides of the comparison's meaning: the reads that build the response (content serves
+ * them from its cache when it can) and the outbox relay that runs after the commit on its own schedule.
+ */
+
+/** Every write first makes sure the writer has a profile row (profile.repository: `ensureProfile`). */
+const ENSURE_PROFILE =
+  'insert into "profiles" ("user_id", "username", "bio", "image", "updated_at") values ($1, $2, $3, $4, $5) on conflict do nothing';
+
+/** Comments and favorites find the article by its slug first, outside the transaction (article.repository: `findArticleBySlug`). */
+export const FIND_ARTICLE =
+  'select "a".*, "p"."username" as "author_username", "p"."bio" as "author_bio", "p"."image" as "author_image" from "articles" as "a" inner join "profiles" as "p" on "p"."user_id" = "a"."author_id" where "a"."slug" = $1';
+
+/** Each write's transaction, in order (`begin` and `commit` included, as pg receives them). */
+export const WRITE_TRANSACTIONS = {
+  /** POST /api/articles with two tags (article.service: `create`, then article.repository: `replaceTags`). */
+  createArticle: [
+    'begin',
+    ENSURE_PROFILE,
+    'insert into "articles" ("slug", "title", "description", "body", "author_id") values ($1, $2, $3, $4, $5) returning "id", "slug", "title", "created_at"',
+    'delete from "article_tags" where "article_id" = $1',
+    'insert into "article_tags" ("article_id", "tag", "position") values ($1, $2, $3), ($4, $5, $6)',
+    'commit',
+  ],
+  /** POST /api/articles/:slug/comments (comments/comment.routes.ts). */
+  addComment: [
+    'begin',
+    ENSURE_PROFILE,
+    'insert into "comments" ("article_id", "author_id", "body") values ($1, $2, $3) returning "id", "created_at"',
+    'commit',
+  ],
+  /** POST /api/articles/:slug/favorite (article.repository: addFavorite; the count only when the row is new). */
+  favorite: [
+    'begin',
+    ENSURE_PROFILE,
+    'insert into "favorites" ("user_id", "article_id") values ($1, $2) on conflict do nothing',
+    'update "articles" set "favorites_count" = favorites_count + 1 where "id" = $1',
+    'commit',
+  ],
+  /** DELETE /api/articles/:slug/favorite (article.repository: removeFavorite; the count only when a row went). */
+  unfavorite: [
+    'begin',
+    ENSURE_PROFILE,
+    'delete from "favorites" where "user_id" = $1 and "article_id" = $2',
+    'update "articles" set "favorites_count" = greatest(favorites_count - 1, 0) where "id" = $1',
+    'commit',
+  ],
+} as const;
+
+export type Write = keyof typeof WRITE_TRANSACTIONS;

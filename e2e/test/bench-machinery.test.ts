@@ -1,0 +1,102 @@
+/**
+ * The bench's own machinery, against real servers on loopback, in a few seconds: only 2xx answers of the
+ * expected body size count as throughput (the rest are errors by kind), comparisons run in interleaved
+ * rounds, and a result above its physical bound is suspect — with every other target of that path —
+ * never met. No speed is asserted: the servers here are made fast or slow on purpose.
+ */
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { exactly, measure } from '../../bench/lib/load.ts';
+import { interleave, spread } from '../../bench/lib/rounds.ts';
+import { judge } from '../../bench/lib/verdict.ts';
+
+const servers: Server[] = [];
+afterAll(async () => {
+  for (const server of servers) server.close();
+});
+
+/** A server on a free loopback port; `answer` is given the request's number (0 for the first). */
+async function serve(answer: (n: number) => { status: number; body: string; delayMs?: number }) {
+  let n = 0;
+  const server = createServer((_req, res) => {
+    const { status, body, delayMs = 0 } = answer(n++);
+    setTimeout(() => res.writeHead(status, { 'content-type': 'text/plain' }).end(body), delayMs);
+  });
+  servers.push(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+const GOOD = 'x'.repeat(100);
+
+describe('bench machinery', () => {
+  it('counts only 2xx answers of the good body size as throughput; the rest as errors, by kind', async () => {
+    // The probe (request 0) is good; then, in turn: a 500, a 200 with a short body, a good answer.
+    const url = await serve((n) =>
+      n === 0 || n % 3 === 0
+        ? { status: 200, body: GOOD }
+        : n % 3 === 1
+          ? { status: 500, body: GOOD }
+          : { status: 200, body: 'short' },
+    );
+    const result = await exactly({ url, requests: [{ path: '/' }] }, 30);
+    expect(result.requests).toBe(10);
+    expect(result.rejected).toEqual({ status: 10, size: 10, failed: 0 });
+    expect(result.errors).toBe(20);
+  });
+
+  it('lets a body differ by its declared slack, and no more', async () => {
+    const url = await serve((n) => ({ status: 200, body: n % 2 === 0 ? GOOD : `${GOOD}1234` }));
+    const within = await exactly({ url, requests: [{ path: '/', bodySlack: 4 }] }, 10);
+    expect(within).toMatchObject({ requests: 10, errors: 0 });
+    const url2 = await serve((n) => ({ status: 200, body: n % 2 === 0 ? GOOD : `${GOOD}12345` }));
+    const beyond = await exactly({ url: url2, requests: [{ path: '/', bodySlack: 4 }] }, 10);
+    expect(beyond.rejected).toEqual({ status: 0, size: 5, failed: 0 });
+  });
+
+  it('refuses to measure a path whose probe does not answer 2xx', async () => {
+    const url = await serve(() => ({ status: 404, body: 'gone' }));
+    await expect(exactly({ url, requests: [{ path: '/' }] }, 5)).rejects.toThrow(/probe GET .* 404/);
+  });
+
+  it('interleaves rounds, and marks a path above its physical bound suspect in all its comparisons', async () => {
+    // The "path" answers at once; its "reference" takes 20 ms per answer: the path comes out faster than
+    // the reference, which a bound of 1× says cannot be.
+    const fast = await serve(() => ({ status: 200, body: GOOD }));
+    const slow = await serve(() => ({ status: 200, body: GOOD, delayMs: 20 }));
+    const order: string[] = [];
+    const run = (name: string, url: string) => async () => {
+      order.push(name);
+      return measure({ url, requests: [{ path: '/' }] }, { seconds: 0.3, connections: 4, warmupSeconds: 0 });
+    };
+    const rounds = await interleave(run('reference', slow), run('path', fast), 3);
+    expect(order).toEqual(['reference', 'path', 'reference', 'path', 'reference', 'path']);
+    expect(rounds.ratios).toHaveLength(3);
+    for (const ratio of rounds.ratios) expect(ratio).toBeGreaterThan(1);
+
+    const rate = (xs: { rps: number }[]) => spread(xs.map((x) => x.rps)).median;
+    const common = {
+      ratios: rounds.ratios,
+      pathRate: rate(rounds.path),
+      referenceRate: rate(rounds.reference),
+    };
+    const [bounded, other, unrelated] = judge([
+      { path: 'fast', reference: 'slow', target: 0.5, upperBound: 1, ...common },
+      { path: 'fast', reference: 'something else', target: 0.5, ...common },
+      { path: 'another', reference: 'slow', target: 0.5, upperBound: 1, ...common, ratios: [0.6, 0.7, 0.4] },
+    ]);
+    expect(bounded?.verdict).toBe('suspect');
+    expect(bounded?.suspectBecause).toMatch(/slow, above its bound of 1×/);
+    // Met on its own, but the same path's other figure is impossible: suspect too.
+    expect(other?.verdict).toBe('suspect');
+    expect(unrelated?.verdict).toBe('met');
+    expect(unrelated?.ratio).toMatchObject({ median: 0.6, min: 0.4, max: 0.7 });
+  });
+
+  it('takes quartiles between the closest ranks', () => {
+    expect(spread([4, 1, 3, 2])).toEqual({ median: 2.5, min: 1, max: 4, q1: 1.75, q3: 3.25 });
+  });
+});
