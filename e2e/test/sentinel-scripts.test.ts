@@ -29,11 +29,15 @@ const silent = { info() {}, warn() {}, error() {} };
 class Scripted {
   child: ChildProcess | undefined;
   log = '';
-  constructor(
-    readonly script: string,
-    readonly port: number,
-    readonly env: Record<string, string>,
-  ) {}
+  readonly script: string;
+  readonly port: number;
+  readonly env: Record<string, string>;
+
+  constructor(script: string, port: number, env: Record<string, string>) {
+    this.script = script;
+    this.port = port;
+    this.env = env;
+  }
 
   async start(ready: RegExp): Promise<void> {
     this.log = '';
