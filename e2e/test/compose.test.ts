@@ -713,8 +713,11 @@ describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Se
       expect(service.tmpfs, name).toContain('/tmp');
       expect(Object.keys(service.networks ?? {}), name).toEqual(['backend']);
       expect(service.ports, name).toBeUndefined();
-      for (const arg of (service.healthcheck?.test as string[]).slice(1))
-        if (service.healthcheck?.test?.[0] === 'CMD') expect(arg, name).not.toContain(' ');
+      // A health check, with no spaces inside a CMD argument (Podman's Docker API splits on them).
+      const test = service.healthcheck?.test;
+      expect(Array.isArray(test), `${name} has a health check`).toBe(true);
+      const [kind, ...args] = test as string[];
+      if (kind === 'CMD') for (const arg of args) expect(arg, name).not.toContain(' ');
     }
     for (const [name, service] of Object.entries(all))
       for (const [dep, condition] of Object.entries(dependsOn(service))) {
