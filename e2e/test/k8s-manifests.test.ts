@@ -660,19 +660,20 @@ describe('deploy/k8s', () => {
 
   // ---- kustomize -----------------------------------------------------------------------------------
 
+  /** The files and directories a kustomization names: resources, components, patches. */
+  const referencedBy = (k: K8sObject): string[] => [
+    ...(k.resources ?? []),
+    ...(k.components ?? []),
+    ...(k.patches ?? []).map((p: K8sObject) => p.path),
+  ];
+
   /**
    * Every file a kustomization applies, following directories to their own kustomization, and its
    * components' files and patches.
    */
   function resourcesOf(dir: string): Set<string> {
     const files = new Set<string>();
-    const k = kustomizationAt(dir);
-    const entries = [
-      ...(k.resources ?? []),
-      ...(k.components ?? []),
-      ...(k.patches ?? []).map((p: K8sObject) => p.path),
-    ];
-    for (const entry of entries) {
+    for (const entry of referencedBy(kustomizationAt(dir))) {
       const target = relative(repoRoot, resolve(repoRoot, dir, entry));
       if (statSync(join(repoRoot, target)).isDirectory()) for (const f of resourcesOf(target)) files.add(f);
       else files.add(target);
@@ -686,12 +687,7 @@ describe('deploy/k8s', () => {
         object.kind === 'Component' ? 'kustomize.config.k8s.io/v1alpha1' : 'kustomize.config.k8s.io/v1beta1',
       );
       const dir = dirname(file);
-      const entries = [
-        ...(object.resources ?? []),
-        ...(object.components ?? []),
-        ...(object.patches ?? []).map((p: K8sObject) => p.path),
-      ];
-      for (const entry of entries) {
+      for (const entry of referencedBy(object)) {
         const target = resolve(repoRoot, dir, entry);
         expect(() => statSync(target), `${file}: ${entry}`).not.toThrow();
         // kustomize loads files only from its own directory tree; other directories need a kustomization.

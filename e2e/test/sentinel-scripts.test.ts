@@ -8,12 +8,12 @@
  * started again by its script comes back as a replica, and a sentinel started again remembers the new
  * primary.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { closeRedis, connectRedis, type RoleCheckedRedis, waitForReplicas } from '@atoll/redis';
-import { freePort, ownedTempDir, ownProcess, redisConf, removeOwnedDir, repoRoot } from '@atoll/testkit';
+import { freePort, ownedTempDir, redisConf, removeOwnedDir, repoRoot, spawnUntilReady } from '@atoll/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeCredentials, redisPasswordVar } from '../../scripts/compose-credentials.ts';
@@ -28,7 +28,7 @@ const silent = { info() {}, warn() {}, error() {} };
 /** One process of the group, started by its script with the environment its container gets. */
 class Scripted {
   child: ChildProcess | undefined;
-  log = '';
+  output = () => '';
   readonly script: string;
   readonly port: number;
   readonly env: Record<string, string>;
@@ -40,23 +40,15 @@ class Scripted {
   }
 
   async start(ready: RegExp): Promise<void> {
-    this.log = '';
-    const child = spawn('sh', [join(repoRoot, 'deploy/redis', this.script)], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...this.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    this.child = child;
-    ownProcess(child);
-    await new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer) => {
-        this.log += chunk.toString();
-        if (ready.test(this.log)) resolve();
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      child.once('exit', (code) => reject(new Error(`${this.script} exited with ${code}:\n${this.log}`)));
-    });
+    const started = await spawnUntilReady(
+      this.script,
+      'sh',
+      [join(repoRoot, 'deploy/redis', this.script)],
+      ready,
+      { PATH: process.env.PATH ?? '/usr/bin:/bin', ...this.env },
+    );
+    this.child = started.child;
+    this.output = started.output;
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -184,7 +176,7 @@ describe('the Sentinel scripts of compose and Kubernetes, run natively', () => {
   }, 60_000);
 
   afterAll(async () => {
-    if (process.env.DEBUG_SCRIPTS) for (const p of [...nodes, ...sentinels]) console.log(p.port, p.log);
+    if (process.env.DEBUG_SCRIPTS) for (const p of [...nodes, ...sentinels]) console.log(p.port, p.output());
     for (const s of sentinels) await s.stop();
     for (const n of nodes) await n.stop();
     if (dir) removeOwnedDir(dir);
