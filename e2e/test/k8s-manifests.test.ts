@@ -196,6 +196,16 @@ function podsOf(list: K8sObject[]): Pod[] {
   });
 }
 
+/** Who may reach whom inside the namespace, from the trust model and the key map. */
+const TRUST_MODEL_PATHS = [
+  'gateway->auth:3001',
+  'gateway->content:3002',
+  'gateway->notifier:3003',
+  // auth's internal profile route, with content's token.
+  'content->auth:3001',
+  ...ROLES.flatMap((role) => servicesOn(role, 'atoll').map((s) => `${s}->redis-${role}:6379`)),
+];
+
 const OUTSIDE = ['203.0.113.7', '2001:db8::7'];
 const PRIVATE = ['10.1.2.3', '192.168.1.1', '172.20.0.1', 'fd00::1'];
 
@@ -568,15 +578,7 @@ describe('deploy/k8s', () => {
     const pods = podsOf(objects.map((l) => l.object));
     const pod = (name: string): Peer => ({ pod: pods.find((p) => p.name === name) as Labelled });
 
-    /** Who may reach whom inside the namespace, from the trust model and the key map. */
-    const expected = new Set([
-      'gateway->auth:3001',
-      'gateway->content:3002',
-      'gateway->notifier:3003',
-      // auth's internal profile route, with content's token.
-      'content->auth:3001',
-      ...ROLES.flatMap((role) => servicesOn(role, 'atoll').map((s) => `${s}->redis-${role}:6379`)),
-    ]);
+    const expected = new Set(TRUST_MODEL_PATHS);
 
     it('admits exactly the expected connections between the namespace’s pods', () => {
       const actual = new Set<string>();
@@ -883,11 +885,7 @@ describe('deploy/k8s/overlays/stack-sentinel: redis-session and redis-queue as S
     const pod = (name: string): Peer => ({ pod: pods.find((p) => p.name === name) as Labelled });
     const users = (role: 'session' | 'queue') => servicesOn(role, 'atoll');
     const expected = new Set([
-      'gateway->auth:3001',
-      'gateway->content:3002',
-      'gateway->notifier:3003',
-      'content->auth:3001',
-      ...ROLES.flatMap((role) => servicesOn(role, 'atoll').map((s) => `${s}->redis-${role}:6379`)),
+      ...TRUST_MODEL_PATHS,
       // A service asks the sentinels where the primary is, then talks to it.
       ...new Set([...users('session'), ...users('queue')].map((s) => `${s}->redis-sentinel:26379`)),
       'redis-sentinel->redis-sentinel:26379',
