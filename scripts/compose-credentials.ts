@@ -3,7 +3,8 @@
  * `node --conditions=atoll-source scripts/compose-credentials.ts` writes to .atoll/compose/
  * - credentials.env (0600): the identity key pair (IDENTITY_PRIVATE_KEY for the gateway,
  *   IDENTITY_PUBLIC_KEYS for the others, as `pnpm identity-keys` prints them), the PostgreSQL
- *   superuser's and every role's password, the Redis admin's and every service user's password, and
+ *   superuser's and every role's password, the Redis admin's, the audit's, a Sentinel group's replica and
+ *   sentinel users' and every service user's password, and
  *   INTERNAL_TOKEN (auth's internal route asks content for it: INTERNAL_TOKEN to auth,
  *   AUTH_INTERNAL_TOKEN to content, one value), METRICS_TOKEN;
  * - dev.env (0600): the same plus DEV_SETTINGS (the dev profile and the dev tools' addresses), what
@@ -54,7 +55,7 @@ function identityKeyPair(): Record<(typeof IDENTITY_VARIABLES)[number], string> 
   };
 }
 
-/** Every variable credentials.env sets: what docker-compose.yml requires. */
+/** Every variable credentials.env sets: what docker-compose.yml and deploy/compose/*.yml require. */
 export function credentialVariables(): string[] {
   return [
     ...IDENTITY_VARIABLES,
