@@ -7,22 +7,15 @@
  * address), make it a replica of the new one. The audit user reaches a node from the host as
  * deploy/README.md says. `down -v` leaves nothing behind.
  */
-import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEnvFile } from '../../scripts/compose-credentials.ts';
 import { runAudit } from '../../scripts/redis-audit.ts';
 import { eventually } from './helpers.ts';
+import { must, podmanSkipReason, run } from './podman.ts';
 
-const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const missing = ['podman', 'docker-compose', 'debootstrap'].filter((cmd) => !which(cmd));
-const skipReason =
-  process.getuid?.() !== 0
-    ? 'the Podman tests run as root (npm test installs Podman from Debian where it can)'
-    : missing.length
-      ? `not installed: ${missing.join(', ')} (Debian: apt-get install podman docker-compose debootstrap)`
-      : '';
+const skipReason = podmanSkipReason();
 if (skipReason) console.warn(`compose-sentinel.test.ts skipped: ${skipReason}`);
 
 const project = `atollsn${process.pid}`;
@@ -36,22 +29,6 @@ const REDIS = [
   'redis-sentinel-2',
   'redis-sentinel-3',
 ];
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000) {
-  return spawnSync(cmd, args, {
-    cwd: repoRoot,
-    env,
-    encoding: 'utf8',
-    timeout: timeoutMs,
-    maxBuffer: 16 << 20,
-  });
-}
-
-function must(result: SpawnSyncReturns<string>, what: string): string {
-  if (result.status !== 0)
-    throw new Error(`${what} failed (${result.status}):\n${result.stderr}\n${result.stdout}`.slice(-6000));
-  return result.stdout;
-}
 
 describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podman', () => {
   const base = { ...process.env };
