@@ -130,20 +130,25 @@ export function readEnvFile(file: string): Record<string, string> {
   );
 }
 
+/**
+ * Writes `text` unless the file already holds it: `npm run compose` runs this script every time, and a
+ * running container that mounts one of these files must never see it half written.
+ */
+function writeIfChanged(file: string, text: string, mode: number): void {
+  if (!existsSync(file) || readFileSync(file, 'utf8') !== text) writeFileSync(file, text, { mode });
+  chmodSync(file, mode);
+}
+
 if (import.meta.main) {
   const dir = resolve(import.meta.dirname, '..', '.atoll', 'compose');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   const envFile = join(dir, 'credentials.env');
   const { env, acl, sql } = composeCredentials(readEnvFile(envFile));
-  writeFileSync(envFile, envLines(env), { mode: 0o600 });
-  chmodSync(envFile, 0o600);
-  const devFile = join(dir, 'dev.env');
-  writeFileSync(devFile, envLines({ ...env, ...DEV_SETTINGS }), { mode: 0o600 });
-  chmodSync(devFile, 0o600);
+  writeIfChanged(envFile, envLines(env), 0o600);
+  writeIfChanged(join(dir, 'dev.env'), envLines({ ...env, ...DEV_SETTINGS }), 0o600);
   // Hashes and verifiers only: the containers' own users (redis, postgres) must read them.
-  for (const [name, text] of Object.entries(acl))
-    writeFileSync(join(dir, `redis-${name}.acl`), text, { mode: 0o644 });
-  writeFileSync(join(dir, 'postgres-roles.sql'), sql, { mode: 0o644 });
+  for (const [name, text] of Object.entries(acl)) writeIfChanged(join(dir, `redis-${name}.acl`), text, 0o644);
+  writeIfChanged(join(dir, 'postgres-roles.sql'), sql, 0o644);
   console.log(`wrote ${dir}: docker compose --env-file .atoll/compose/dev.env up --build`);
 }
