@@ -8,6 +8,8 @@
 #   REDIS_ANNOUNCE          this node's host name as the other nodes and the sentinels reach it
 #   REDIS_FIRST_PRIMARY     host[:port] of the node that is the primary on the group's very first start
 #   REDIS_REPLICA_PASSWORD  the `replica` user's password, which every node replicates with
+#   REDIS_PRIMARY_RESTART_DELAY_S  how long a node that was the primary waits before it starts again
+#                           (default 15: above the sentinels' down-after of 5 s plus a failover)
 #   REDIS_ETC, REDIS_DATA, REDIS_BIND, REDIS_PORT  default /usr/local/etc/redis, /data, 0.0.0.0, 6379
 # The users: $REDIS_ETC/users.acl (aclFile with the `replica` and `sentinel` users).
 #
@@ -30,6 +32,13 @@ elif [ "$REDIS_ANNOUNCE:$port" != "$first_host:$first_port" ]; then
   replication="replicaof $first_host $first_port"
 else
   replication=""
+fi
+# A primary that crashed and is restarted at once (Compose's restart policy, the kubelet) would be back
+# before the sentinels saw it down, still the primary but holding only its last snapshot, and its replica
+# would copy that loss. So it waits until they have promoted the replica; it then starts as a primary and
+# they turn it into a replica of the new one. (On the group's very first start there is no file: no wait.)
+if [ -f "$conf" ] && [ -z "$replication" ]; then
+  sleep "${REDIS_PRIMARY_RESTART_DELAY_S:-15}"
 fi
 printf 'include %s/%s.conf\n%s\n' "$etc" "$REDIS_ROLE" "$replication" >"$conf.new"
 mv "$conf.new" "$conf"

@@ -625,6 +625,8 @@ describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Se
       });
       if (name.endsWith('-replica'))
         expect(dependsOn(node)).toEqual({ [`redis-${role}`]: 'service_healthy' });
+      // It comes back by itself; the script makes a former primary wait for the failover first.
+      expect(node.restart, name).toBe('unless-stopped');
     }
     const dataVolumes = NODES.map((n) => all[n]!.volumes!.find((v) => /:\/data/.test(String(v))));
     expect(new Set(dataVolumes).size).toBe(NODES.length);
@@ -643,6 +645,7 @@ describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Se
       const sentinel = all[name]!;
       expect(sentinel.image).toBe('redis:7.0');
       expect(sentinel.command).toEqual(['sh', '/usr/local/etc/redis/sentinel.sh']);
+      expect(sentinel.restart, name).toBe('unless-stopped');
       expect(env(name)).toEqual({
         SENTINEL_ANNOUNCE: name,
         SENTINEL_MASTERS: 'atoll-session=redis-session atoll-queue=redis-queue',
