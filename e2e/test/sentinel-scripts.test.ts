@@ -13,7 +13,16 @@ import { once } from 'node:events';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { closeRedis, connectRedis, type RoleCheckedRedis, waitForReplicas } from '@atoll/redis';
-import { freePort, ownedTempDir, redisConf, removeOwnedDir, repoRoot, spawnUntilReady } from '@atoll/testkit';
+import {
+  freePort,
+  ONE_SHOT,
+  oneShot,
+  ownedTempDir,
+  redisConf,
+  removeOwnedDir,
+  repoRoot,
+  spawnUntilReady,
+} from '@atoll/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeCredentials, redisPasswordVar } from '../../scripts/compose-credentials.ts';
@@ -71,25 +80,11 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
 }
 
 /** One question to one server as the admin, on a connection that tries once. */
-async function ask<T>(port: number, question: (c: Redis) => Promise<T>): Promise<T> {
-  const client = new Redis({
-    port,
-    host: '127.0.0.1',
-    username: 'default',
-    password: password('admin'),
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    enableReadyCheck: false,
-  });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return await question(client);
-  } finally {
-    client.disconnect();
-  }
-}
+const ask = <T>(port: number, question: (c: Redis) => Promise<T>): Promise<T> =>
+  oneShot(
+    new Redis({ port, host: '127.0.0.1', username: 'default', password: password('admin'), ...ONE_SHOT }),
+    question,
+  );
 
 const replication = async (port: number) => {
   const info = await ask(port, (c) => c.info('replication'));

@@ -325,7 +325,7 @@ export class SentinelGroup {
 }
 
 /** A client that tries once, answers within a second, and is gone after `ask`. */
-const ONE_SHOT = {
+export const ONE_SHOT = {
   lazyConnect: true,
   retryStrategy: () => null,
   enableReadyCheck: false,
@@ -334,7 +334,8 @@ const ONE_SHOT = {
   commandTimeout: 1000,
 } as const;
 
-async function oneShot<T>(client: Redis, ask: (c: Redis) => Promise<T>): Promise<T> {
+/** One question on a client made with ONE_SHOT, which is disconnected after it. */
+export async function oneShot<T>(client: Redis, ask: (c: Redis) => Promise<T>): Promise<T> {
   client.on('error', () => undefined);
   try {
     await client.connect();
