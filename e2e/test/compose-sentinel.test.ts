@@ -110,9 +110,10 @@ describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podm
     expect(cli('redis-session-replica', ['get', 'atoll:compose-sentinel'])).toBe('kept');
     // Started again (a new address), the old primary is made a replica of the new one.
     compose(['start', 'redis-session']);
-    const demoted = await eventually(async () => role('redis-session') === 'slave', 60_000);
+    // It waits 15 s in its script first (a former primary), then the sentinels demote it.
+    const demoted = await eventually(async () => role('redis-session') === 'slave', 120_000);
     expect(demoted, 'redis-session back as a replica').toBe(true);
-  }, 150_000);
+  }, 240_000);
 
   it('lets the audit user reach a node from the host, at its address on the backend network', async () => {
     const id = compose(['ps', '-q', 'redis-queue']).trim();
