@@ -3,13 +3,16 @@
  * `node --conditions=atoll-source scripts/compose-credentials.ts` writes to .atoll/compose/
  * - credentials.env (0600): the identity key pair (IDENTITY_PRIVATE_KEY for the gateway,
  *   IDENTITY_PUBLIC_KEYS for the others, as `pnpm identity-keys` prints them), the PostgreSQL
- *   superuser's and every role's password, the Redis admin's and every service user's password, and
+ *   superuser's and every role's password, the Redis admin's, the audit's, a Sentinel group's replica and
+ *   sentinel users' and every service user's password, and
  *   INTERNAL_TOKEN (auth's internal route asks content for it: INTERNAL_TOKEN to auth,
  *   AUTH_INTERNAL_TOKEN to content, one value), METRICS_TOKEN;
  * - dev.env (0600): the same plus DEV_SETTINGS (the dev profile and the dev tools' addresses), what
  *   `npm run compose` passes as `docker compose --env-file .atoll/compose/dev.env`;
  * - redis-<role>.acl: each Redis role's ACL users, generated from the key map (@atoll/redis-keys acl.ts;
- *   SHA-256 hashes only, readable by the container's redis user);
+ *   SHA-256 hashes only, readable by the container's redis user), the key-space audit's `audit` user
+ *   included; redis-<role>-sentinel.acl (session, queue): the same plus the `replica` and `sentinel` users
+ *   of a Sentinel group, and redis-sentinel.acl: the sentinels' users (deploy/compose/redis-sentinel.yml);
  * - postgres-roles.sql: each service's two roles and its schema (packages/testkit/src/pg-roles.ts), run
  *   by the PostgreSQL image on its first start (SCRAM verifiers only).
  * Run again, it keeps the keys and passwords it made and rewrites the other files from them. To rotate the
@@ -18,16 +21,24 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { aclFile, SERVICES, servicesOn } from '@atoll/redis-keys';
+import { type AclUsers, aclFile, SERVICES, sentinelAclFile } from '@atoll/redis-keys';
 import { roleNames, SCHEMA_SERVICES, serviceRolesSql } from '@atoll/testkit/servers';
 
 /** The database and key prefix docker-compose.yml uses. */
 export const COMPOSE_DATABASE = 'atoll';
 export const COMPOSE_KEY_PREFIX = 'atoll';
 const ROLES = ['cache', 'session', 'queue'] as const;
+/** The roles a deployment may run as Sentinel groups: the ones that must not lose data. */
+export const SENTINEL_ROLES = ['session', 'queue'] as const;
+
+/**
+ * The Redis users beside the services: the admin (`default`), the key-space audit's, and a Sentinel
+ * group's replication and sentinel users (the same on both groups).
+ */
+const REDIS_OPERATORS = ['admin', 'audit', 'replica', 'sentinel'] as const;
 
 /** The variable that carries one password in credentials.env and docker-compose.yml. */
-export const redisPasswordVar = (user: 'admin' | (typeof SERVICES)[number]) =>
+export const redisPasswordVar = (user: (typeof REDIS_OPERATORS)[number] | (typeof SERVICES)[number]) =>
   `REDIS_${user.toUpperCase()}_PASSWORD`;
 export const pgPasswordVar = (service: (typeof SCHEMA_SERVICES)[number], owner: boolean) =>
   `PG_${service.toUpperCase()}${owner ? '_OWNER' : ''}_PASSWORD`;
@@ -44,14 +55,14 @@ function identityKeyPair(): Record<(typeof IDENTITY_VARIABLES)[number], string> 
   };
 }
 
-/** Every variable credentials.env sets: what docker-compose.yml requires. */
+/** Every variable credentials.env sets: what docker-compose.yml and deploy/compose/*.yml require. */
 export function credentialVariables(): string[] {
   return [
     ...IDENTITY_VARIABLES,
     'INTERNAL_TOKEN',
     'METRICS_TOKEN',
     'POSTGRES_PASSWORD',
-    redisPasswordVar('admin'),
+    ...REDIS_OPERATORS.map(redisPasswordVar),
     ...SERVICES.map(redisPasswordVar),
     ...SCHEMA_SERVICES.flatMap((s) => [pgPasswordVar(s, false), pgPasswordVar(s, true)]),
   ];
@@ -65,14 +76,21 @@ export function composeCredentials(kept: Record<string, string>) {
     : identityKeyPair();
   const env: Record<string, string> = { ...identity };
   for (const name of credentialVariables()) env[name] ??= kept[name] || randomBytes(32).toString('hex');
-  const acl = Object.fromEntries(
-    ROLES.map((role) => {
-      const passwords = { admin: env[redisPasswordVar('admin')] as string } as Record<string, string>;
-      for (const service of servicesOn(role, COMPOSE_KEY_PREFIX))
-        passwords[service] = env[redisPasswordVar(service)] as string;
-      return [role, aclFile(role, COMPOSE_KEY_PREFIX, passwords as { admin: string })];
-    }),
-  ) as Record<(typeof ROLES)[number], string>;
+  const password = (user: Parameters<typeof redisPasswordVar>[0]) => env[redisPasswordVar(user)] as string;
+  // Every service has one password on every role; aclFile gives a user only to those that use the role.
+  const users: AclUsers = { admin: password('admin'), audit: password('audit') };
+  for (const service of SERVICES) users[service] = password(service);
+  const group = { ...users, replica: password('replica'), sentinel: password('sentinel') };
+  const acl = {
+    ...(Object.fromEntries(ROLES.map((role) => [role, aclFile(role, COMPOSE_KEY_PREFIX, users)])) as Record<
+      (typeof ROLES)[number],
+      string
+    >),
+    ...(Object.fromEntries(
+      SENTINEL_ROLES.map((role) => [`${role}-sentinel`, aclFile(role, COMPOSE_KEY_PREFIX, group)]),
+    ) as Record<`${(typeof SENTINEL_ROLES)[number]}-sentinel`, string>),
+    sentinel: sentinelAclFile([...SENTINEL_ROLES], COMPOSE_KEY_PREFIX, group),
+  };
   const pgPasswords: Record<string, string> = {};
   for (const service of SCHEMA_SERVICES) {
     const { role, ownerRole } = roleNames(COMPOSE_DATABASE, service);
@@ -112,19 +130,25 @@ export function readEnvFile(file: string): Record<string, string> {
   );
 }
 
+/**
+ * Writes `text` unless the file already holds it: `npm run compose` runs this script every time, and a
+ * running container that mounts one of these files must never see it half written.
+ */
+function writeIfChanged(file: string, text: string, mode: number): void {
+  if (!existsSync(file) || readFileSync(file, 'utf8') !== text) writeFileSync(file, text, { mode });
+  chmodSync(file, mode);
+}
+
 if (import.meta.main) {
   const dir = resolve(import.meta.dirname, '..', '.atoll', 'compose');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   const envFile = join(dir, 'credentials.env');
   const { env, acl, sql } = composeCredentials(readEnvFile(envFile));
-  writeFileSync(envFile, envLines(env), { mode: 0o600 });
-  chmodSync(envFile, 0o600);
-  const devFile = join(dir, 'dev.env');
-  writeFileSync(devFile, envLines({ ...env, ...DEV_SETTINGS }), { mode: 0o600 });
-  chmodSync(devFile, 0o600);
+  writeIfChanged(envFile, envLines(env), 0o600);
+  writeIfChanged(join(dir, 'dev.env'), envLines({ ...env, ...DEV_SETTINGS }), 0o600);
   // Hashes and verifiers only: the containers' own users (redis, postgres) must read them.
-  for (const role of ROLES) writeFileSync(join(dir, `redis-${role}.acl`), acl[role], { mode: 0o644 });
-  writeFileSync(join(dir, 'postgres-roles.sql'), sql, { mode: 0o644 });
+  for (const [name, text] of Object.entries(acl)) writeIfChanged(join(dir, `redis-${name}.acl`), text, 0o644);
+  writeIfChanged(join(dir, 'postgres-roles.sql'), sql, 0o644);
   console.log(`wrote ${dir}: docker compose --env-file .atoll/compose/dev.env up --build`);
 }

@@ -9,7 +9,9 @@
  * - secrets/<name>.json (0600): one Secret per file, so a team applies only its own
  *   (`kubectl -n atoll apply -f .atoll/k8s/secrets/atoll-content.json`): each service's URLs with its own
  *   Redis user and PostgreSQL role, its migration's owner URL, the gateway's private key, the public key
- *   the others share, and each Redis role's ACL file (hashes only);
+ *   the others share, and each Redis role's ACL file (hashes only, the `audit` user's included); for the
+ *   Sentinel component (deploy/k8s/components/redis-sentinel) each service's Sentinel URLs
+ *   (REDIS_<ROLE>_SENTINEL_URL), the groups' ACL files and the sentinels' users and passwords;
  * - postgres-roles.sql: each service's two roles and its schema (SCRAM verifiers only), for whoever
  *   administers the database (`psql "$ADMIN_URL" -f postgres-roles.sql`).
  * POSTGRES_ADDRESS (host:port, default postgres:5432) is where the services find PostgreSQL; the database
@@ -23,10 +25,13 @@ import {
   pgPasswordVar,
   readEnvFile,
   redisPasswordVar,
+  SENTINEL_ROLES,
 } from './compose-credentials.ts';
 
 export const K8S_NAMESPACE = 'atoll';
 const REDIS_ROLES = ['cache', 'session', 'queue'] as const;
+/** The sentinels of deploy/k8s/components/redis-sentinel, by their pods' names (StatefulSet redis-sentinel). */
+export const K8S_SENTINELS = [0, 1, 2].map((i) => `redis-sentinel-${i}.redis-sentinel:26379`);
 
 export interface K8sSecretOptions {
   /** host:port of PostgreSQL as the pods reach it. */
@@ -61,8 +66,12 @@ function secret(name: string, stringData: Record<string, string | undefined>): S
 export function k8sSecrets(kept: Record<string, string>, options: K8sSecretOptions) {
   const { env, acl, sql } = composeCredentials(kept);
   const v = (name: string) => env[name] as string;
-  const redis = (service: 'gateway' | 'auth' | 'content' | 'notifier', role: string) =>
+  type App = 'gateway' | 'auth' | 'content' | 'notifier';
+  const redis = (service: App, role: string) =>
     `redis://${service}:${v(redisPasswordVar(service))}@redis-${role}:6379`;
+  // The same user, through the sentinels: what the Sentinel component hands the service instead.
+  const sentinel = (service: App, role: (typeof SENTINEL_ROLES)[number]) =>
+    `redis+sentinel://${service}:${v(redisPasswordVar(service))}@${K8S_SENTINELS.join(',')}/atoll-${role}`;
   const pg = (service: 'auth' | 'content' | 'notifier', owner: boolean) =>
     `postgres://${COMPOSE_DATABASE}_${service}${owner ? '_owner' : ''}:${v(pgPasswordVar(service, owner))}@${options.postgresAddress}/${COMPOSE_DATABASE}`;
   const metrics = options.metricsToken;
@@ -71,12 +80,15 @@ export function k8sSecrets(kept: Record<string, string>, options: K8sSecretOptio
     secret('atoll-gateway', {
       IDENTITY_PRIVATE_KEY: v('IDENTITY_PRIVATE_KEY'),
       REDIS_SESSION_URL: redis('gateway', 'session'),
+      REDIS_SESSION_SENTINEL_URL: sentinel('gateway', 'session'),
       METRICS_TOKEN: metrics,
     }),
     secret('atoll-auth', {
       DATABASE_URL: pg('auth', false),
       REDIS_SESSION_URL: redis('auth', 'session'),
       REDIS_QUEUE_URL: redis('auth', 'queue'),
+      REDIS_SESSION_SENTINEL_URL: sentinel('auth', 'session'),
+      REDIS_QUEUE_SENTINEL_URL: sentinel('auth', 'queue'),
       INTERNAL_TOKEN: v('INTERNAL_TOKEN'),
       GOOGLE_CLIENT_SECRET: options.googleClientSecret,
       METRICS_TOKEN: metrics,
@@ -85,6 +97,7 @@ export function k8sSecrets(kept: Record<string, string>, options: K8sSecretOptio
       DATABASE_URL: pg('content', false),
       REDIS_CACHE_URL: redis('content', 'cache'),
       REDIS_QUEUE_URL: redis('content', 'queue'),
+      REDIS_QUEUE_SENTINEL_URL: sentinel('content', 'queue'),
       AUTH_INTERNAL_TOKEN: v('INTERNAL_TOKEN'),
       METRICS_TOKEN: metrics,
     }),
@@ -92,6 +105,8 @@ export function k8sSecrets(kept: Record<string, string>, options: K8sSecretOptio
       DATABASE_URL: pg('notifier', false),
       REDIS_QUEUE_URL: redis('notifier', 'queue'),
       REDIS_SESSION_URL: redis('notifier', 'session'),
+      REDIS_QUEUE_SENTINEL_URL: sentinel('notifier', 'queue'),
+      REDIS_SESSION_SENTINEL_URL: sentinel('notifier', 'session'),
       SMTP_URL: options.smtpUrl,
       METRICS_TOKEN: metrics,
     }),
@@ -99,6 +114,16 @@ export function k8sSecrets(kept: Record<string, string>, options: K8sSecretOptio
       secret(`atoll-${service}-owner`, { DATABASE_URL: pg(service, true) }),
     ),
     ...REDIS_ROLES.map((role) => secret(`atoll-redis-${role}-acl`, { 'users.acl': acl[role] })),
+    // The Sentinel component's: each group's ACL file (with the replica and sentinel users), the
+    // replication password every data node has, the sentinels' users and their own password.
+    ...SENTINEL_ROLES.map((role) =>
+      secret(`atoll-redis-${role}-sentinel-acl`, { 'users.acl': acl[`${role}-sentinel`] }),
+    ),
+    secret('atoll-redis-replication', { REDIS_REPLICA_PASSWORD: v(redisPasswordVar('replica')) }),
+    secret('atoll-redis-sentinel', {
+      'users.acl': acl.sentinel,
+      REDIS_SENTINEL_PASSWORD: v(redisPasswordVar('sentinel')),
+    }),
   ];
   return { env, secrets, sql };
 }

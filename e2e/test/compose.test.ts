@@ -248,21 +248,28 @@ describe('docker-compose.yml against the Compose Specification schema', () => {
 
 // ---- (b) docker-compose v1.29 ------------------------------------------------------------------------
 
-describe('docker-compose config', () => {
-  const config = (env: Record<string, string>) => {
-    const bin = onPath('docker-compose');
-    if (!bin) {
-      expect.fail(
-        'docker-compose is not on PATH, so the file cannot be checked by Compose itself: run ' +
-          '`apt-get install -y docker-compose` (Debian, v1.29)',
-      );
-    }
-    return spawnSync(bin, ['--project-directory', repoRoot, '-f', composeFile, 'config', '-q'], {
+/** `docker-compose -f <files…> config <args…>` from the repository root, with only `env` set. */
+function composeConfig(files: string[], env: Record<string, string>, args: string[]) {
+  const bin = onPath('docker-compose');
+  if (!bin) {
+    expect.fail(
+      'docker-compose is not on PATH, so the file cannot be checked by Compose itself: run ' +
+        '`apt-get install -y docker-compose` (Debian, v1.29)',
+    );
+  }
+  return spawnSync(
+    bin,
+    ['--project-directory', repoRoot, ...files.flatMap((f) => ['-f', f]), 'config', ...args],
+    {
       cwd: repoRoot,
       encoding: 'utf8',
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LANG: 'C.UTF-8', ...env },
-    });
-  };
+    },
+  );
+}
+
+describe('docker-compose config', () => {
+  const config = (env: Record<string, string>) => composeConfig([composeFile], env, ['-q']);
 
   it("refuses to start without identity keys of the deployment's own, naming them", () => {
     const { IDENTITY_PRIVATE_KEY: _private, IDENTITY_PUBLIC_KEYS: _public, ...others } = CREDENTIALS.env;
@@ -277,9 +284,16 @@ describe('docker-compose config', () => {
     }
   });
 
-  // The Redis admin's password is the operator's (redis-cli): only its hash is in the ACL files. Without
-  // METRICS_TOKEN /metrics is not served.
-  const OPTIONAL = ['REDIS_ADMIN_PASSWORD', 'METRICS_TOKEN'];
+  // The Redis admin's and the audit's passwords are the operator's (redis-cli, pnpm redis:audit): only
+  // their hashes are in the ACL files. The replica and sentinel users are deploy/compose/redis-sentinel.yml's.
+  // Without METRICS_TOKEN /metrics is not served.
+  const OPTIONAL = [
+    'REDIS_ADMIN_PASSWORD',
+    'REDIS_AUDIT_PASSWORD',
+    'REDIS_REPLICA_PASSWORD',
+    'REDIS_SENTINEL_PASSWORD',
+    'METRICS_TOKEN',
+  ];
   it.each(credentialVariables().filter((v) => !OPTIONAL.includes(v)))(
     'refuses to start without %s, saying how to make the credentials',
     (name) => {
@@ -548,6 +562,171 @@ describe('docker-compose.yml semantics', () => {
       const stop = services[app]!.stop_grace_period ?? '10s';
       expect(/^\d+s$/.test(stop) && Number.parseInt(stop, 10) * 1000 > grace, `${app}: ${stop}`).toBe(true);
     }
+  });
+});
+
+// ---- deploy/compose/redis-sentinel.yml -------------------------------------------------------------------
+
+describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Sentinel groups', () => {
+  const overrideFile = join(repoRoot, 'deploy/compose/redis-sentinel.yml');
+  const overrideText = readFileSync(overrideFile, 'utf8');
+  const withOverride = (env: Record<string, string>, args: string[]) =>
+    composeConfig([composeFile, overrideFile], env, args);
+  /** The stack as Compose merges the two files with dev.env (its own merge rules, not ours). */
+  const merged = (() => {
+    const result = withOverride(DEV_ENV, []);
+    if (result.status !== 0) throw new Error(`docker-compose config: ${result.stderr}`);
+    return parse(result.stdout) as Compose;
+  })();
+  const all = merged.services;
+  const NODES = ['redis-session', 'redis-session-replica', 'redis-queue', 'redis-queue-replica'];
+  const SENTINELS = ['redis-sentinel-1', 'redis-sentinel-2', 'redis-sentinel-3'];
+  const sentinelHosts = SENTINELS.map((s) => `${s}:26379`).join(',');
+  const sha = (password: string) => createHash('sha256').update(password).digest('hex');
+  const env = (name: string) => (all[name]!.environment ?? {}) as Record<string, string>;
+  /** A service's mounts as written in the file: Compose prints host paths absolute. */
+  const mounts = (name: string) =>
+    (all[name]!.volumes ?? []).map((v) => String(v).replace(join(repoRoot, '/'), './'));
+
+  it('is accepted with dev.env, printing nothing, and refuses to start without its passwords', () => {
+    const result = withOverride(DEV_ENV, ['-q']);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr.trim()).toBe('');
+    for (const name of ['REDIS_REPLICA_PASSWORD', 'REDIS_SENTINEL_PASSWORD']) {
+      const { [name]: _, ...others } = DEV_ENV;
+      const refused = withOverride(others, ['-q']);
+      expect(refused.status, name).not.toBe(0);
+      expect(refused.stderr).toContain('npm run compose');
+    }
+    // Every variable it reads is one a deployment lists.
+    for (const [, name] of overrideText.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g))
+      expect(PRODUCTION_EXAMPLE, name).toHaveProperty([name!]);
+  });
+
+  it('runs a primary and a replica per role from the role file, with the group’s ACL file', () => {
+    for (const name of NODES) {
+      const [, role] = /^redis-(session|queue)/.exec(name)!;
+      const node = all[name]!;
+      expect(node.command, name).toEqual(['sh', '/usr/local/etc/redis/sentinel-node.sh']);
+      const volumes = mounts(name);
+      expect(volumes).toContain(`./deploy/redis/${role}.conf:/usr/local/etc/redis/${role}.conf:ro`);
+      expect(volumes).toContain('./deploy/redis/sentinel-node.sh:/usr/local/etc/redis/sentinel-node.sh:ro');
+      expect(volumes).toContain(
+        `./.atoll/compose/redis-${role}-sentinel.acl:/usr/local/etc/redis/users.acl:ro`,
+      );
+      // The rewritten configuration and the data on a named volume of the node's own.
+      const data = volumes.find((v) => /:\/data(:rw)?$/.test(v))!;
+      expect(merged.volumes, name).toHaveProperty([data.split(':')[0]!]);
+      expect(env(name)).toMatchObject({
+        REDIS_ROLE: role,
+        REDIS_ANNOUNCE: name,
+        REDIS_FIRST_PRIMARY: `redis-${role}`,
+        REDIS_REPLICA_PASSWORD: CREDENTIALS.env.REDIS_REPLICA_PASSWORD,
+      });
+      if (name.endsWith('-replica'))
+        expect(dependsOn(node)).toEqual({ [`redis-${role}`]: 'service_healthy' });
+      // It comes back by itself; the script makes a former primary wait for the failover first.
+      expect(node.restart, name).toBe('unless-stopped');
+    }
+    const dataVolumes = NODES.map((n) => all[n]!.volumes!.find((v) => /:\/data/.test(String(v))));
+    expect(new Set(dataVolumes).size).toBe(NODES.length);
+    // The group's ACL files: the services' users, the audit's, and the replication and sentinel users.
+    for (const role of ['session', 'queue'] as const) {
+      const acl = CREDENTIALS.acl[`${role}-sentinel`];
+      expect(acl).toContain(`user replica on #${sha(CREDENTIALS.env.REDIS_REPLICA_PASSWORD!)} -@all +psync`);
+      expect(acl).toContain(`user sentinel on #${sha(CREDENTIALS.env.REDIS_SENTINEL_PASSWORD!)} `);
+      expect(acl).toContain(`user audit on #${sha(CREDENTIALS.env.REDIS_AUDIT_PASSWORD!)} `);
+      expect(CREDENTIALS.acl[role]).not.toContain('user replica ');
+    }
+  });
+
+  it('runs three sentinels over both groups, by host name, each keeping its file in a volume', () => {
+    for (const name of SENTINELS) {
+      const sentinel = all[name]!;
+      expect(sentinel.image).toBe('redis:7.0');
+      expect(sentinel.command).toEqual(['sh', '/usr/local/etc/redis/sentinel.sh']);
+      expect(sentinel.restart, name).toBe('unless-stopped');
+      expect(env(name)).toEqual({
+        SENTINEL_ANNOUNCE: name,
+        SENTINEL_MASTERS: 'atoll-session=redis-session atoll-queue=redis-queue',
+        REDIS_SENTINEL_PASSWORD: CREDENTIALS.env.REDIS_SENTINEL_PASSWORD,
+      });
+      const volumes = mounts(name);
+      expect(volumes).toContain('./deploy/redis/sentinel.sh:/usr/local/etc/redis/sentinel.sh:ro');
+      expect(volumes).toContain(
+        './.atoll/compose/redis-sentinel.acl:/usr/local/etc/redis/sentinel-users.acl:ro',
+      );
+      expect(volumes).toContain(`${name}-data:/data:rw`);
+      expect(sentinel.healthcheck?.test).toEqual([
+        'CMD-SHELL',
+        "redis-cli -p 26379 ping 2>&1 | grep -qE 'PONG|NOAUTH'",
+      ]);
+    }
+    const script = readFileSync(join(repoRoot, 'deploy/redis/sentinel.sh'), 'utf8');
+    expect(script).toContain('sentinel resolve-hostnames yes');
+    expect(script).toContain('sentinel announce-hostnames yes');
+    // The sentinels' users: the admin, their peers', and each service and the audit, asking only.
+    const users = CREDENTIALS.acl.sentinel.trim().split('\n');
+    expect(users.map((l) => l.split(' ')[1]).sort()).toEqual(
+      ['default', 'sentinel', 'audit', 'gateway', 'auth', 'content', 'notifier'].sort(),
+    );
+    for (const line of users.filter((l) => !/^user (default|sentinel) /.test(l)))
+      expect(line).toMatch(/ -@all .*\+sentinel\|get-master-addr-by-name /);
+  });
+
+  it('points every service at the sentinels with its own user, for session and queue only', () => {
+    for (const app of APPS) {
+      const e = env(app);
+      const password = CREDENTIALS.env[`REDIS_${app.toUpperCase()}_PASSWORD`]!;
+      for (const role of ['session', 'queue'] as const) {
+        const url = e[`REDIS_${role.toUpperCase()}_URL`];
+        if (url === undefined) continue;
+        expect(url, `${app} ${role}`).toBe(
+          `redis+sentinel://${app}:${password}@${sentinelHosts}/atoll-${role}`,
+        );
+        // The same password's hash on the sentinels and on the group's nodes.
+        expect(CREDENTIALS.acl.sentinel).toContain(`user ${app} on #${sha(password)} `);
+        expect(CREDENTIALS.acl[`${role}-sentinel`]).toContain(`user ${app} on #${sha(password)} `);
+      }
+      if (e.REDIS_CACHE_URL) expect(e.REDIS_CACHE_URL).toMatch(/^redis:\/\/content:.*@redis-cache:6379$/);
+      for (const s of SENTINELS)
+        expect(dependsOn(all[app]!)[s], `${app} waits for ${s}`).toBe('service_healthy');
+    }
+  });
+
+  it('accepts each service’s Sentinel environment with its own config schema', async () => {
+    for (const app of APPS) {
+      const configModule = pathToFileURL(join(repoRoot, 'apps', app, 'src/config.ts')).href;
+      const { loadConfig } = (await import(configModule)) as {
+        loadConfig: (env: Record<string, string | undefined>) => { port: number };
+      };
+      expect(loadConfig(env(app)).port, app).toBe(Number(env(app).PORT));
+    }
+  });
+
+  it('hardens every container it adds or changes, on the backend network only', () => {
+    for (const name of [...NODES, ...SENTINELS]) {
+      const service = all[name]!;
+      expect(service.read_only, name).toBe(true);
+      expect(service.cap_drop, name).toEqual(['ALL']);
+      expect(service.security_opt, name).toContain('no-new-privileges:true');
+      expect(service.mem_limit, name).toBeDefined();
+      expect(service.pids_limit, name).toBeGreaterThan(0);
+      expect(service.user, name).toBe('999:999');
+      expect(service.tmpfs, name).toContain('/tmp');
+      expect(Object.keys(service.networks ?? {}), name).toEqual(['backend']);
+      expect(service.ports, name).toBeUndefined();
+      // A health check, with no spaces inside a CMD argument (Podman's Docker API splits on them).
+      const test = service.healthcheck?.test;
+      expect(Array.isArray(test), `${name} has a health check`).toBe(true);
+      const [kind, ...args] = test as string[];
+      if (kind === 'CMD') for (const arg of args) expect(arg, name).not.toContain(' ');
+    }
+    for (const [name, service] of Object.entries(all))
+      for (const [dep, condition] of Object.entries(dependsOn(service))) {
+        expect(all, `${name} depends on ${dep}`).toHaveProperty([dep]);
+        if (condition === 'service_healthy') expect(all[dep]!.healthcheck?.test, dep).toBeDefined();
+      }
   });
 });
 

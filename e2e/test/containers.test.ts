@@ -10,7 +10,7 @@
  *
  * The project gets its own name and free ports, so it never meets a stack the developer runs.
  */
-import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -18,15 +18,9 @@ import { repoRoot } from '@atoll/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
 import { eventually } from './helpers.ts';
+import { must, podmanSkipReason, run } from './podman.ts';
 
-const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const missing = ['podman', 'docker-compose', 'debootstrap'].filter((cmd) => !which(cmd));
-const skipReason =
-  process.getuid?.() !== 0
-    ? 'the container test runs Podman as root (npm test installs it from Debian where it can)'
-    : missing.length
-      ? `not installed: ${missing.join(', ')} (Debian: apt-get install podman docker-compose debootstrap)`
-      : '';
+const skipReason = podmanSkipReason();
 if (skipReason) console.warn(`containers.test.ts skipped: ${skipReason}`);
 
 const project = `atollct${process.pid}`;
@@ -58,27 +52,6 @@ interface Ports {
   gateway: number;
   mail: number;
   oidc: number;
-}
-
-function run(
-  cmd: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  timeoutMs = 120_000,
-): SpawnSyncReturns<string> {
-  return spawnSync(cmd, args, {
-    cwd: repoRoot,
-    env,
-    encoding: 'utf8',
-    timeout: timeoutMs,
-    maxBuffer: 64 << 20,
-  });
-}
-
-function must(result: SpawnSyncReturns<string>, what: string): string {
-  if (result.status !== 0)
-    throw new Error(`${what} failed (${result.status}):\n${result.stderr}\n${result.stdout}`.slice(-6000));
-  return result.stdout;
 }
 
 function readEnv(file: string): Record<string, string> {

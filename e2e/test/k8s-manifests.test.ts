@@ -5,7 +5,9 @@
  * autoscaler, migration Job), each service's environment accepted by its own config schema with the
  * Secrets scripts/k8s-secrets.ts makes, the NetworkPolicies against the trust model (docs/security.md),
  * the Redis roles against deploy/redis/*.conf, and the kustomizations against the files. Each policy check
- * is also shown failing on a broken copy.
+ * is also shown failing on a broken copy. The Sentinel component (components/redis-sentinel) is built here as
+ * kustomize builds it (resources, components, strategic-merge patches, namespace) into the overlay
+ * stack-sentinel, and checked the same way.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -20,7 +22,8 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { k8sSecrets, type SecretObject } from '../../scripts/k8s-secrets.ts';
+import { redisPasswordVar } from '../../scripts/compose-credentials.ts';
+import { K8S_SENTINELS, k8sSecrets, type SecretObject } from '../../scripts/k8s-secrets.ts';
 import {
   allowed,
   isSecretVariable,
@@ -58,8 +61,13 @@ const loaded: Loaded[] = yamlFiles(k8sDir).flatMap((path) => {
     return { file, object: doc.toJS() as K8sObject };
   });
 });
-const kustomizations = loaded.filter((l) => l.object.kind === 'Kustomization');
-const objects = loaded.filter((l) => l.object.kind !== 'Kustomization');
+const KUSTOMIZE_KINDS = ['Kustomization', 'Component'];
+const kustomizations = loaded.filter((l) => KUSTOMIZE_KINDS.includes(l.object.kind));
+// The stack's own manifests; a component's are objects and patches over them, checked once built (below).
+const componentsDir = join('deploy', 'k8s', 'components');
+const objects = loaded.filter(
+  (l) => !KUSTOMIZE_KINDS.includes(l.object.kind) && !l.file.startsWith(componentsDir),
+);
 const ofKind = (kind: string) => objects.filter((l) => l.object.kind === kind).map((l) => l.object);
 const named = (kind: string, name: string) => ofKind(kind).find((o) => o.metadata?.name === name);
 
@@ -112,7 +120,7 @@ const SECRET_NAMES = new Set(
 );
 
 /** The Secrets scripts/k8s-secrets.ts makes, with a METRICS_TOKEN and Google secret to cover every key. */
-const SECRETS: SecretObject[] = k8sSecrets(
+const K8S_CREDENTIALS = k8sSecrets(
   {},
   {
     postgresAddress: 'postgres:5432',
@@ -120,15 +128,21 @@ const SECRETS: SecretObject[] = k8sSecrets(
     metricsToken: 'm'.repeat(40),
     googleClientSecret: 'google-client-secret',
   },
-).secrets;
+);
+const SECRETS: SecretObject[] = K8S_CREDENTIALS.secrets;
+/** A service's Redis password, as in its Secret's URLs. */
+const k8sPassword = (app: App) => K8S_CREDENTIALS.env[redisPasswordVar(app)];
 const secretValue = (name: string, key: string) =>
   SECRETS.find((s) => s.metadata.name === name)?.stringData[key];
 
 /** A container's environment as the kubelet gives it: settings ConfigMaps, then env (which wins). */
-function environmentOf(container: K8sObject): Record<string, string> {
+function environmentOf(
+  container: K8sObject,
+  maps: K8sObject[] = ofKind('ConfigMap'),
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const from of container.envFrom ?? []) {
-    const map = named('ConfigMap', from.configMapRef?.name);
+    const map = maps.find((m) => m.metadata?.name === from.configMapRef?.name);
     if (!map && !from.configMapRef?.optional) throw new Error(`no ConfigMap ${from.configMapRef?.name}`);
     Object.assign(env, map?.data ?? {});
   }
@@ -146,6 +160,132 @@ function environmentOf(container: K8sObject): Record<string, string> {
 
 const deploymentOf = (app: App) => named('Deployment', app)!;
 const containerOf = (owner: K8sObject) => owner.spec.template.spec.containers[0] as K8sObject;
+
+/** Every Secret key the objects reference, as `<secret>/<key>` (`<secret>/*` for a whole Secret). */
+function secretRefs(node: unknown, refs: string[] = []): string[] {
+  if (Array.isArray(node)) for (const item of node) secretRefs(item, refs);
+  else if (node && typeof node === 'object') {
+    const o = node as K8sObject;
+    if (o.secretKeyRef) refs.push(`${o.secretKeyRef.name}/${o.secretKeyRef.key}`);
+    if (o.secret?.name) for (const item of o.secret.items ?? []) refs.push(`${o.secret.name}/${item.key}`);
+    if (o.secretRef) refs.push(`${o.secretRef.name}/*`);
+    for (const value of Object.values(o)) secretRefs(value, refs);
+  }
+  return refs;
+}
+
+interface Pod extends Labelled {
+  name: string;
+  ports: number[];
+}
+
+/** The pods the objects' templates make, by name, with their labels and ports. */
+function podsOf(list: K8sObject[]): Pod[] {
+  return list.flatMap((object) => {
+    const template = podTemplateOf(object);
+    if (!template) return [];
+    return [
+      {
+        name: template.metadata.labels['app.kubernetes.io/name'],
+        labels: template.metadata.labels,
+        ports: template.spec.containers.flatMap((c: K8sObject) =>
+          (c.ports ?? []).map((p: K8sObject) => p.containerPort),
+        ),
+      },
+    ];
+  });
+}
+
+/** Who may reach whom inside the namespace, from the trust model and the key map. */
+const TRUST_MODEL_PATHS = [
+  'gateway->auth:3001',
+  'gateway->content:3002',
+  'gateway->notifier:3003',
+  // auth's internal profile route, with content's token.
+  'content->auth:3001',
+  ...ROLES.flatMap((role) => servicesOn(role, 'atoll').map((s) => `${s}->redis-${role}:6379`)),
+];
+
+const OUTSIDE = ['203.0.113.7', '2001:db8::7'];
+const PRIVATE = ['10.1.2.3', '192.168.1.1', '172.20.0.1', 'fd00::1'];
+
+// ---- kustomize, as far as these manifests use it --------------------------------------------------
+
+/**
+ * The list fields a strategic-merge patch merges item by item (Kubernetes' patchMergeKey), by that key;
+ * any other list is replaced whole, as Kubernetes does for lists without one (a projected volume's
+ * sources, a policy's rules, a command).
+ */
+const MERGE_KEYS: Record<string, string> = {
+  containers: 'name',
+  initContainers: 'name',
+  env: 'name',
+  volumes: 'name',
+  volumeMounts: 'mountPath',
+};
+
+function strategicMerge(target: unknown, patch: unknown, field = ''): unknown {
+  if (Array.isArray(patch)) {
+    const key = MERGE_KEYS[field];
+    if (!key || !Array.isArray(target)) return structuredClone(patch);
+    const merged = structuredClone(target) as K8sObject[];
+    for (const item of patch as K8sObject[]) {
+      const at = merged.findIndex((t) => t[key] === item[key]);
+      if (at >= 0) merged[at] = strategicMerge(merged[at], item) as K8sObject;
+      else merged.push(structuredClone(item));
+    }
+    return merged;
+  }
+  if (patch && typeof patch === 'object') {
+    const merged: K8sObject = target && typeof target === 'object' ? { ...(target as K8sObject) } : {};
+    for (const [name, value] of Object.entries(patch))
+      merged[name] = strategicMerge(merged[name], value, name);
+    return merged;
+  }
+  return patch;
+}
+
+const docsIn = (file: string) => loaded.filter((l) => l.file === file).map((l) => structuredClone(l.object));
+
+/** What `kustomize build <dir>` makes: resources (files and directories), components, patches, namespace. */
+function kustomizeBuild(dir: string): K8sObject[] {
+  const k = kustomizationAt(dir);
+  const built: K8sObject[] = [];
+  const fileOrDir = (entry: string, from: string) => {
+    const target = relative(repoRoot, resolve(repoRoot, from, entry));
+    return statSync(join(repoRoot, target)).isDirectory() ? kustomizeBuild(target) : docsIn(target);
+  };
+  for (const entry of k.resources ?? []) built.push(...fileOrDir(entry, dir));
+  const applyPatches = (patches: K8sObject[], from: string) => {
+    for (const { path } of patches)
+      for (const patch of docsIn(relative(repoRoot, resolve(repoRoot, from, path)))) {
+        const at = built.findIndex((o) => o.kind === patch.kind && o.metadata?.name === patch.metadata?.name);
+        if (at < 0)
+          throw new Error(`${from}: ${path} patches ${patch.kind} ${patch.metadata?.name}, not built`);
+        built[at] = strategicMerge(built[at], patch) as K8sObject;
+      }
+  };
+  for (const entry of k.components ?? []) {
+    const componentDir = relative(repoRoot, resolve(repoRoot, dir, entry));
+    const component = kustomizationAt(componentDir);
+    expect(component.kind, componentDir).toBe('Component');
+    for (const file of component.resources ?? []) built.push(...fileOrDir(file, componentDir));
+    applyPatches(component.patches ?? [], componentDir);
+  }
+  applyPatches(k.patches ?? [], dir);
+  if (k.namespace)
+    for (const o of built) if (o.kind !== 'Namespace') o.metadata = { ...o.metadata, namespace: k.namespace };
+  return built;
+}
+
+function kustomizationAt(dir: string): K8sObject {
+  const found = kustomizations.find((k) => dirname(k.file) === dir);
+  if (!found) throw new Error(`no kustomization.yaml in ${dir}`);
+  return found.object;
+}
+
+/** The stack with redis-session and redis-queue as Sentinel groups, as kustomize builds it. */
+const SENTINEL_STACK = kustomizeBuild('deploy/k8s/overlays/stack-sentinel');
 
 // ---- the tests -------------------------------------------------------------------------------------
 
@@ -380,28 +520,17 @@ describe('deploy/k8s', () => {
   );
 
   it('references only Secrets and keys scripts/k8s-secrets.ts makes', () => {
-    const refs: string[] = [];
-    const walk = (node: unknown) => {
-      if (Array.isArray(node)) node.forEach(walk);
-      else if (node && typeof node === 'object') {
-        const o = node as K8sObject;
-        if (o.secretKeyRef) refs.push(`${o.secretKeyRef.name}/${o.secretKeyRef.key}`);
-        if (o.secret?.name)
-          for (const item of o.secret.items ?? []) refs.push(`${o.secret.name}/${item.key}`);
-        if (o.secretRef) refs.push(`${o.secretRef.name}/*`);
-        Object.values(o).forEach(walk);
-      }
-    };
-    walk(objects.map((l) => l.object));
+    const refs = secretRefs(objects.map((l) => l.object));
     expect(refs.length).toBeGreaterThan(20);
     for (const ref of refs) {
       const [name = '', key = ''] = ref.split('/');
       expect(secretValue(name, key), ref).toBeDefined();
     }
-    // And every Secret it makes is used.
+    // And every Secret it makes is used, by the stack or by the Sentinel overlay.
+    const used = [...refs, ...secretRefs(SENTINEL_STACK)];
     for (const s of SECRETS)
       expect(
-        refs.some((r) => r.startsWith(`${s.metadata.name}/`)),
+        used.some((r) => r.startsWith(`${s.metadata.name}/`)),
         s.metadata.name,
       ).toBe(true);
   });
@@ -446,31 +575,10 @@ describe('deploy/k8s', () => {
 
   describe('NetworkPolicies: only the paths of the trust model', () => {
     const policies = ofKind('NetworkPolicy');
-    const pods: Array<{ name: string; labels: Record<string, string>; ports: number[] }> = objects
-      .filter((l) => podTemplateOf(l.object))
-      .map((l) => {
-        const template = podTemplateOf(l.object)!;
-        return {
-          name: template.metadata.labels['app.kubernetes.io/name'],
-          labels: template.metadata.labels,
-          ports: template.spec.containers.flatMap((c: K8sObject) =>
-            (c.ports ?? []).map((p: K8sObject) => p.containerPort),
-          ),
-        };
-      });
+    const pods = podsOf(objects.map((l) => l.object));
     const pod = (name: string): Peer => ({ pod: pods.find((p) => p.name === name) as Labelled });
-    const OUTSIDE = ['203.0.113.7', '2001:db8::7'];
-    const PRIVATE = ['10.1.2.3', '192.168.1.1', '172.20.0.1', 'fd00::1'];
 
-    /** Who may reach whom inside the namespace, from the trust model and the key map. */
-    const expected = new Set([
-      'gateway->auth:3001',
-      'gateway->content:3002',
-      'gateway->notifier:3003',
-      // auth's internal profile route, with content's token.
-      'content->auth:3001',
-      ...ROLES.flatMap((role) => servicesOn(role, 'atoll').map((s) => `${s}->redis-${role}:6379`)),
-    ]);
+    const expected = new Set(TRUST_MODEL_PATHS);
 
     it('admits exactly the expected connections between the namespace’s pods', () => {
       const actual = new Set<string>();
@@ -554,16 +662,20 @@ describe('deploy/k8s', () => {
 
   // ---- kustomize -----------------------------------------------------------------------------------
 
-  function kustomizationAt(dir: string): K8sObject {
-    const found = kustomizations.find((k) => dirname(k.file) === dir);
-    if (!found) throw new Error(`no kustomization.yaml in ${dir}`);
-    return found.object;
-  }
+  /** The files and directories a kustomization names: resources, components, patches. */
+  const referencedBy = (k: K8sObject): string[] => [
+    ...(k.resources ?? []),
+    ...(k.components ?? []),
+    ...(k.patches ?? []).map((p: K8sObject) => p.path),
+  ];
 
-  /** Every file a kustomization applies, following directories to their own kustomization. */
+  /**
+   * Every file a kustomization applies, following directories to their own kustomization, and its
+   * components' files and patches.
+   */
   function resourcesOf(dir: string): Set<string> {
     const files = new Set<string>();
-    for (const entry of kustomizationAt(dir).resources ?? []) {
+    for (const entry of referencedBy(kustomizationAt(dir))) {
       const target = relative(repoRoot, resolve(repoRoot, dir, entry));
       if (statSync(join(repoRoot, target)).isDirectory()) for (const f of resourcesOf(target)) files.add(f);
       else files.add(target);
@@ -573,9 +685,11 @@ describe('deploy/k8s', () => {
 
   it('kustomizations reference only existing files, and every manifest is in one', () => {
     for (const { file, object } of kustomizations) {
-      expect(object.apiVersion, file).toBe('kustomize.config.k8s.io/v1beta1');
+      expect(object.apiVersion, file).toBe(
+        object.kind === 'Component' ? 'kustomize.config.k8s.io/v1alpha1' : 'kustomize.config.k8s.io/v1beta1',
+      );
       const dir = dirname(file);
-      for (const entry of object.resources ?? []) {
+      for (const entry of referencedBy(object)) {
         const target = resolve(repoRoot, dir, entry);
         expect(() => statSync(target), `${file}: ${entry}`).not.toThrow();
         // kustomize loads files only from its own directory tree; other directories need a kustomization.
@@ -590,6 +704,14 @@ describe('deploy/k8s', () => {
     ]);
     const manifests = new Set(objects.map((l) => l.file));
     expect([...manifests].sort()).toEqual([...reached].sort());
+    // The Sentinel overlay is the stack plus the component, whose every file it applies.
+    const sentinel = resourcesOf('deploy/k8s/overlays/stack-sentinel');
+    const componentFiles = loaded
+      .filter((l) => l.file.startsWith(componentsDir) && !KUSTOMIZE_KINDS.includes(l.object.kind))
+      .map((l) => l.file);
+    expect([...sentinel].sort()).toEqual(
+      [...new Set([...resourcesOf('deploy/k8s/overlays/stack'), ...componentFiles])].sort(),
+    );
   });
 
   it('the overlays put everything in one namespace with the same images', () => {
@@ -607,5 +729,219 @@ describe('deploy/k8s', () => {
       if (object.kind !== 'Namespace') expect(object.metadata.namespace, file).toBeUndefined();
     for (const app of APPS)
       expect(resourcesOf('deploy/k8s/overlays/stack')).toContain(`deploy/k8s/base/${app}/deployment.yaml`);
+  });
+});
+
+describe('deploy/k8s/overlays/stack-sentinel: redis-session and redis-queue as Sentinel groups', () => {
+  const built = SENTINEL_STACK;
+  const find = (kind: string, name: string) =>
+    built.find((o) => o.kind === kind && o.metadata?.name === name) as K8sObject;
+  const GROUPS = ['session', 'queue'] as const;
+  const sentinelSet = () => find('StatefulSet', 'redis-sentinel');
+
+  it('builds the stack plus the sentinels, each object valid against the Kubernetes schemas', () => {
+    const stack = kustomizeBuild('deploy/k8s/overlays/stack');
+    const key = (o: K8sObject) => `${o.kind}/${o.metadata.name}`;
+    const added = built.map(key).filter((k) => !stack.map(key).includes(k));
+    expect(added.sort()).toEqual(
+      [
+        'ConfigMap/redis-sentinel-scripts',
+        'Service/redis-sentinel',
+        'StatefulSet/redis-sentinel',
+        'PodDisruptionBudget/redis-sentinel',
+        'NetworkPolicy/redis-sentinel',
+        'NetworkPolicy/redis-session-group',
+        'NetworkPolicy/redis-queue-group',
+        ...APPS.map((a) => `NetworkPolicy/${a}-redis-sentinel`),
+      ].sort(),
+    );
+    expect(built.length).toBe(stack.length + added.length);
+    for (const object of built) {
+      const Model = MODELS[`${object.apiVersion}/${object.kind}`];
+      expect(Model, `${object.apiVersion} ${object.kind}`).toBeDefined();
+      expect(() => new Model!(object).validate(), key(object)).not.toThrow();
+      if (object.kind !== 'Namespace') expect(object.metadata.namespace, key(object)).toBe('atoll');
+    }
+    expect(JSON.stringify(built)).not.toMatch(/[a-z+]+:\/\/[^/\s:@"]+:[^/\s@"]+@/i);
+  });
+
+  it('holds every container to the pod policy, the sentinels’ too', () => {
+    const owners = built.filter((o) => podTemplateOf(o));
+    expect(owners.map((o) => `${o.kind}/${o.metadata.name}`)).toContain('StatefulSet/redis-sentinel');
+    for (const owner of owners)
+      expect(
+        podPolicyProblems(`${owner.kind} ${owner.metadata.name}`, podTemplateOf(owner)!, SECRET_NAMES),
+      ).toEqual([]);
+    // The check sees the sentinels: a broken copy fails.
+    const broken = structuredClone(podTemplateOf(sentinelSet())!);
+    broken.spec.containers[0].securityContext.readOnlyRootFilesystem = false;
+    expect(podPolicyProblems('copy', broken).join('\n')).toMatch(/readOnlyRootFilesystem/);
+  });
+
+  it('ships the scripts byte for byte from deploy/redis', () => {
+    const scripts = find('ConfigMap', 'redis-sentinel-scripts');
+    for (const file of ['sentinel-node.sh', 'sentinel.sh'])
+      expect(scripts.data[file], file).toBe(readFileSync(join(repoRoot, 'deploy', 'redis', file), 'utf8'));
+  });
+
+  it.each(GROUPS)('runs redis-%s as a primary and a replica from the role file, named by pod', (role) => {
+    const name = `redis-${role}`;
+    const set = find('StatefulSet', name);
+    expect(set.spec.replicas).toBe(2);
+    const container = containerOf(set);
+    expect(container.command).toEqual(['sh', '/usr/local/etc/redis/sentinel-node.sh']);
+    const env = Object.fromEntries(
+      container.env.map((e: K8sObject) => [e.name, e.value ?? e.valueFrom]),
+    ) as Record<string, K8sObject>;
+    expect(env.POD_NAME).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
+    expect(env.REDIS_ROLE).toBe(role);
+    // Its own pod's name under its headless Service, the first pod's as the first primary.
+    expect(env.REDIS_ANNOUNCE).toBe(`$(POD_NAME).${set.spec.serviceName}`);
+    expect(env.REDIS_FIRST_PRIMARY).toBe(`${name}-0.${set.spec.serviceName}`);
+    expect(env.REDIS_REPLICA_PASSWORD).toEqual({
+      secretKeyRef: { name: 'atoll-redis-replication', key: 'REDIS_REPLICA_PASSWORD' },
+    });
+    expect(find('Service', set.spec.serviceName).spec).toMatchObject({
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+    });
+    const sources = set.spec.template.spec.volumes.find((v: K8sObject) => v.name === 'config').projected
+      .sources;
+    expect(sources).toEqual([
+      { configMap: { name } },
+      {
+        configMap: {
+          name: 'redis-sentinel-scripts',
+          items: [{ key: 'sentinel-node.sh', path: 'sentinel-node.sh' }],
+        },
+      },
+      { secret: { name: `atoll-${name}-sentinel-acl`, items: [{ key: 'users.acl', path: 'users.acl' }] } },
+    ]);
+    // The data and the rewritten file on the node's volume; the role file unchanged.
+    expect(set.spec.volumeClaimTemplates.map((c: K8sObject) => c.metadata.name)).toEqual(['data']);
+    expect(find('ConfigMap', name).data[`${role}.conf`]).toBe(
+      readFileSync(join(repoRoot, 'deploy', 'redis', `${role}.conf`), 'utf8'),
+    );
+    const acl = secretValue(`atoll-${name}-sentinel-acl`, 'users.acl')!;
+    for (const user of [...servicesOn(role, 'atoll'), 'audit', 'replica', 'sentinel'])
+      expect(acl).toMatch(new RegExp(`^user ${user} `, 'm'));
+  });
+
+  it('runs three sentinels over both groups, by pod name, with the users from their Secret', () => {
+    const set = sentinelSet();
+    expect(set.spec.replicas).toBe(3);
+    const container = containerOf(set);
+    expect(container.command).toEqual(['sh', '/usr/local/etc/redis/sentinel.sh']);
+    const env = Object.fromEntries(container.env.map((e: K8sObject) => [e.name, e.value ?? e.valueFrom]));
+    expect(env.SENTINEL_ANNOUNCE).toBe(`$(POD_NAME).${set.spec.serviceName}`);
+    expect(env.SENTINEL_MASTERS).toBe(
+      GROUPS.map((role) => {
+        const nodes = find('StatefulSet', `redis-${role}`);
+        return `atoll-${role}=${nodes.metadata.name}-0.${nodes.spec.serviceName}`;
+      }).join(' '),
+    );
+    expect(find('Service', set.spec.serviceName).spec.publishNotReadyAddresses).toBe(true);
+    expect(set.spec.volumeClaimTemplates.map((c: K8sObject) => c.metadata.name)).toEqual(['data']);
+    const users = secretValue('atoll-redis-sentinel', 'users.acl')!;
+    for (const user of ['default', 'sentinel', 'audit', ...APPS])
+      expect(users).toMatch(new RegExp(`^user ${user} `, 'm'));
+    expect(find('PodDisruptionBudget', 'redis-sentinel').spec.maxUnavailable).toBe(1);
+    // The addresses the services' URLs name are this StatefulSet's pods.
+    expect(K8S_SENTINELS).toEqual(
+      Array.from({ length: 3 }, (_, i) => `${set.metadata.name}-${i}.${set.spec.serviceName}:26379`),
+    );
+  });
+
+  it.each(APPS)('hands %s its Sentinel URLs, which its own config schema accepts', (app) => {
+    const container = containerOf(find('Deployment', app));
+    const env = environmentOf(
+      container,
+      built.filter((o) => o.kind === 'ConfigMap'),
+    );
+    expect(configs[app].loadConfig(env).port).toBe(PORTS[app]);
+    const password = k8sPassword(app);
+    for (const role of ROLES) {
+      const url = env[`REDIS_${role.toUpperCase()}_URL`];
+      if (!servicesOn(role, 'atoll').includes(app)) expect(url, role).toBeUndefined();
+      else if (role === 'cache') expect(url).toBe(`redis://${app}:${password}@redis-cache:6379`);
+      else expect(url).toBe(`redis+sentinel://${app}:${password}@${K8S_SENTINELS.join(',')}/atoll-${role}`);
+    }
+    for (const ref of secretRefs(container)) {
+      const [name = '', key = ''] = ref.split('/');
+      expect(secretValue(name, key), ref).toBeDefined();
+    }
+  });
+
+  it('references only Secrets and keys scripts/k8s-secrets.ts makes', () => {
+    for (const ref of secretRefs(built)) {
+      const [name = '', key = ''] = ref.split('/');
+      expect(secretValue(name, key), ref).toBeDefined();
+    }
+  });
+
+  describe('NetworkPolicies: the group’s paths and nothing more', () => {
+    const policies = built.filter((o) => o.kind === 'NetworkPolicy');
+    const pods = podsOf(built);
+    const pod = (name: string): Peer => ({ pod: pods.find((p) => p.name === name) as Labelled });
+    const users = (role: 'session' | 'queue') => servicesOn(role, 'atoll');
+    const expected = new Set([
+      ...TRUST_MODEL_PATHS,
+      // A service asks the sentinels where the primary is, then talks to it.
+      ...new Set([...users('session'), ...users('queue')].map((s) => `${s}->redis-sentinel:26379`)),
+      'redis-sentinel->redis-sentinel:26379',
+      'redis-sentinel->redis-session:6379',
+      'redis-sentinel->redis-queue:6379',
+      // Replication, either way after a failover: between the pods of one StatefulSet.
+      'redis-session->redis-session:6379',
+      'redis-queue->redis-queue:6379',
+    ]);
+
+    it('admits exactly the expected connections, between pods of one StatefulSet too', () => {
+      const actual = new Set<string>();
+      for (const from of pods)
+        for (const to of pods)
+          for (const port of to.ports)
+            if (allowed(policies, { pod: from }, { pod: to }, port))
+              actual.add(`${from.name}->${to.name}:${port}`);
+      expect([...actual].sort()).toEqual([...expected].sort());
+    });
+
+    it('lets nodes and sentinels out to DNS only, and nothing in from outside', () => {
+      for (const name of ['redis-session', 'redis-queue', 'redis-sentinel']) {
+        expect(allowed(policies, pod(name), { dns: true }, 53, 'UDP'), name).toBe(true);
+        for (const address of [...OUTSIDE, ...PRIVATE])
+          for (const port of [443, 6379, 26379]) {
+            expect(allowed(policies, pod(name), { outside: address }, port), `${name} -> ${address}`).toBe(
+              false,
+            );
+            expect(allowed(policies, { outside: address }, pod(name), port), `${address} -> ${name}`).toBe(
+              false,
+            );
+          }
+      }
+      expect(allowed(policies, pod('redis-cache'), { dns: true }, 53, 'UDP')).toBe(false);
+    });
+
+    it('gives each pod its own policy, the component’s adding to it', () => {
+      for (const p of pods) {
+        const selecting = policies
+          .filter(
+            (policy) =>
+              policy.metadata.name !== 'default-deny' &&
+              Object.entries(policy.spec.podSelector.matchLabels ?? {}).every(([k, v]) => p.labels[k] === v),
+          )
+          .map((policy) => policy.metadata.name as string);
+        expect(selecting, p.name).toContain(p.name);
+        for (const other of selecting) expect(other.startsWith(p.name), `${p.name}: ${other}`).toBe(true);
+      }
+    });
+
+    it('closes a path when its policy is gone (the evaluator sees the component)', () => {
+      const without = policies.filter((p) => p.metadata.name !== 'gateway-redis-sentinel');
+      expect(allowed(policies, pod('gateway'), pod('redis-sentinel'), 26379)).toBe(true);
+      expect(allowed(without, pod('gateway'), pod('redis-sentinel'), 26379)).toBe(false);
+      const noReplication = policies.filter((p) => p.metadata.name !== 'redis-queue-group');
+      expect(allowed(noReplication, pod('redis-queue'), pod('redis-queue'), 6379)).toBe(false);
+    });
   });
 });

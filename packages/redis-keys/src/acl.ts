@@ -275,7 +275,8 @@ function userLine(name: string, password: string, rules: string[]): string {
 /**
  * The ACL users of the sentinels of one role's group (`user` lines of sentinel.conf): the admin as
  * `default`, the peer sentinels' user, and each service that uses the role with the same password as
- * on the data nodes (so one URL carries both), allowed only SENTINEL_CLIENT_RULES.
+ * on the data nodes (so one URL carries both), allowed only SENTINEL_CLIENT_RULES; `audit` too when it has a
+ * password.
  */
 export function sentinelAclLines(instance: RedisRole, prefix: string, passwords: AclUsers): string[] {
   if (passwords.admin.length < 32) throw new TypeError('the admin password must be at least 32 characters');
@@ -289,5 +290,18 @@ export function sentinelAclLines(instance: RedisRole, prefix: string, passwords:
     if (!password || aclRules(service, instance, prefix) === null) continue;
     lines.push(userLine(service, password, SENTINEL_CLIENT_RULES));
   }
+  // The key-space audit finds the nodes as a service does (`pnpm redis:audit` with a Sentinel URL).
+  if (passwords.audit) lines.push(userLine('audit', passwords.audit, SENTINEL_CLIENT_RULES));
   return lines;
+}
+
+/**
+ * The users of sentinels that monitor the groups of several roles (one sentinel process may watch
+ * redis-session and redis-queue): each role's sentinelAclLines, every user once. A service has one
+ * password on every role, so its line is the same in each; it may then ask where any of the groups is,
+ * which tells it addresses only.
+ */
+export function sentinelAclFile(instances: RedisRole[], prefix: string, passwords: AclUsers): string {
+  const lines = new Set(instances.flatMap((instance) => sentinelAclLines(instance, prefix, passwords)));
+  return `${[...lines].join('\n')}\n`;
 }

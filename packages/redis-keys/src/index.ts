@@ -45,6 +45,7 @@ export {
   REPLICATION_USER,
   SENTINEL_CLIENT_RULES,
   SENTINEL_USER,
+  sentinelAclFile,
   sentinelAclLines,
   servicesOn,
 } from './acl.ts';

@@ -18,7 +18,9 @@ import {
   keyFamilies,
   keyPatterns,
   QUEUE_USERS,
+  SENTINEL_CLIENT_RULES,
   SERVICES,
+  sentinelAclFile,
 } from '../src/index.ts';
 import { withKeyMap } from '../src/readme.ts';
 
@@ -253,5 +255,32 @@ describe('ACL users generated from the key map', () => {
     expect(auditLine).toMatch(/^user audit on #[0-9a-f]{64} /);
     expect(auditLine.endsWith(` ${auditRules(prefix).join(' ')}`)).toBe(true);
     expect(auditRules(prefix)).toContain('%R~t1:*');
+  });
+
+  it('gives sentinels over several roles each user once, the services and the audit asking only', () => {
+    const passwords = {
+      admin: 'a'.repeat(40),
+      sentinel: 's'.repeat(40),
+      audit: 'x'.repeat(40),
+      gateway: 'g'.repeat(40),
+      auth: 'u'.repeat(40),
+      content: 'c'.repeat(40),
+      notifier: 'n'.repeat(40),
+    };
+    const lines = sentinelAclFile(['session', 'queue'], prefix, passwords).trim().split('\n');
+    expect(lines.map((line) => line.split(' ')[1])).toEqual([
+      'default',
+      'sentinel',
+      'gateway',
+      'auth',
+      'notifier',
+      'audit',
+      'content',
+    ]);
+    for (const line of lines.slice(2))
+      expect(line.endsWith(` ${SENTINEL_CLIENT_RULES.join(' ')}`), line).toBe(true);
+    // One role's sentinels carry only that role's services.
+    expect(sentinelAclFile(['session'], prefix, passwords)).not.toMatch(/^user content /m);
+    expect(() => sentinelAclFile(['queue'], prefix, { admin: 'a'.repeat(40) })).toThrow(/sentinel user/);
   });
 });

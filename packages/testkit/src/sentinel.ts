@@ -12,16 +12,17 @@
  * sentinels name another; `restart(node)` brings a killed node back, which the sentinels turn into a
  * replica of the new primary (as a supervisor restarting a crashed pod does).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AclUsers, REPLICATION_USER, SENTINEL_USER, sentinelAclLines } from '@atoll/redis-keys';
 import { Redis } from 'ioredis';
-import { ownedTempDir, ownProcess, removeOwnedDir } from './owned.ts';
+import { ownedTempDir, removeOwnedDir } from './owned.ts';
 import { redisConf } from './paths.ts';
 import { freePort } from './ports.ts';
 import { RedisServer, randomPassword } from './redis-server.ts';
+import { spawnUntilReady } from './spawn-ready.ts';
 
 export type SentinelRole = 'session' | 'queue';
 
@@ -47,7 +48,6 @@ class SentinelProcess {
   readonly port: number;
   private readonly conf: string;
   private child: ChildProcess | undefined;
-  log = '';
 
   constructor(port: number, conf: string) {
     this.port = port;
@@ -59,24 +59,13 @@ class SentinelProcess {
   }
 
   async spawn(): Promise<void> {
-    const child = spawn('redis-server', [this.conf, '--sentinel'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    this.child = child;
-    ownProcess(child);
-    await new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer) => {
-        this.log += chunk.toString();
-        if (this.log.includes('+monitor master')) resolve();
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      child.once('exit', (code) =>
-        reject(new Error(`redis-sentinel exited with ${code} before it was ready:\n${this.log}`)),
-      );
-      child.once('error', reject);
-    });
+    const started = await spawnUntilReady(
+      'redis-sentinel',
+      'redis-server',
+      [this.conf, '--sentinel'],
+      '+monitor master',
+    );
+    this.child = started.child;
   }
 
   async stop(): Promise<void> {
@@ -336,7 +325,7 @@ export class SentinelGroup {
 }
 
 /** A client that tries once, answers within a second, and is gone after `ask`. */
-const ONE_SHOT = {
+export const ONE_SHOT = {
   lazyConnect: true,
   retryStrategy: () => null,
   enableReadyCheck: false,
@@ -345,7 +334,8 @@ const ONE_SHOT = {
   commandTimeout: 1000,
 } as const;
 
-async function oneShot<T>(client: Redis, ask: (c: Redis) => Promise<T>): Promise<T> {
+/** One question on a client made with ONE_SHOT, which is disconnected after it. */
+export async function oneShot<T>(client: Redis, ask: (c: Redis) => Promise<T>): Promise<T> {
   client.on('error', () => undefined);
   try {
     await client.connect();

@@ -30,9 +30,16 @@ export {
   type Role,
   randomPassword,
 } from './redis-server.ts';
-export { SentinelGroup, type SentinelGroupOptions, type SentinelRole } from './sentinel.ts';
+export {
+  ONE_SHOT,
+  oneShot,
+  SentinelGroup,
+  type SentinelGroupOptions,
+  type SentinelRole,
+} from './sentinel.ts';
 export { type Exit, type LogLine, ServiceProcess, type SpawnOptions } from './service-process.ts';
 export { type ReceivedMail, type SmtpServerOptions, SmtpTestServer } from './smtp.ts';
+export { type ReadyProcess, spawnUntilReady } from './spawn-ready.ts';
 export {
   type Backend,
   type Credentials,

@@ -1,0 +1,41 @@
+/**
+ * What the tests that run containers under Podman share: why they would be skipped on this machine, and
+ * running a command to completion, failing with its output.
+ */
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { repoRoot } from '@atoll/testkit';
+
+const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+
+/** Empty where Podman can run here (as root, with docker-compose and debootstrap); else why not. */
+export function podmanSkipReason(): string {
+  const missing = ['podman', 'docker-compose', 'debootstrap'].filter((cmd) => !which(cmd));
+  if (process.getuid?.() !== 0)
+    return 'the container tests run Podman as root (npm test installs it from Debian where it can)';
+  if (missing.length)
+    return `not installed: ${missing.join(', ')} (Debian: apt-get install podman docker-compose debootstrap)`;
+  return '';
+}
+
+/** `cmd args` from the repository root, to completion (or `timeoutMs`). */
+export function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 120_000,
+): SpawnSyncReturns<string> {
+  return spawnSync(cmd, args, {
+    cwd: repoRoot,
+    env,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    maxBuffer: 64 << 20,
+  });
+}
+
+/** Its output, or an error with the end of what it printed. */
+export function must(result: SpawnSyncReturns<string>, what: string): string {
+  if (result.status !== 0)
+    throw new Error(`${what} failed (${result.status}):\n${result.stderr}\n${result.stdout}`.slice(-6000));
+  return result.stdout;
+}
