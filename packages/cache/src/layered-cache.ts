@@ -18,17 +18,16 @@
  * rules), and its stampede protection is per process, where atoll also needs a lease across instances.
  */
 import { randomUUID } from 'node:crypto';
-import { isRedisUnavailable } from '@atoll/redis';
+import { getMany, isRedisUnavailable, type RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import { Lru } from './lru.ts';
 import { isTombstone, STORE_UNLESS_INVALIDATED } from './scripts.lua.ts';
 
 export interface LayeredCacheOptions {
   /** Producer client on redis-cache (fails fast when it is away). */
-  redis: Redis;
+  redis: RedisClient;
   /** A dedicated subscriber client on redis-cache, for the invalidation bus. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   keys: Keys;
   namespace: string;
   ttlMs: number;
@@ -45,7 +44,7 @@ export interface LayeredCacheOptions {
   log: { warn(obj: object, msg?: string): void };
 }
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = RedisClient & {
   storeUnlessInvalidated(
     key: string,
     json: string,
@@ -244,7 +243,10 @@ export class LayeredCache {
     if (missing.length === 0) return found;
     let tombstones: Map<string, string> | null = new Map();
     try {
-      const raws = await redis.mget(missing.map((id) => keys.cacheEntry(namespace, id)));
+      const raws = await getMany(
+        redis,
+        missing.map((id) => keys.cacheEntry(namespace, id)),
+      );
       const stillMissing: string[] = [];
       missing.forEach((id, i) => {
         const { entry, tombstone } = this.parseL2(raws[i] ?? null);
@@ -261,7 +263,7 @@ export class LayeredCache {
       missing = stillMissing;
     } catch (err) {
       if (!isRedisUnavailable(err)) throw err;
-      tombstones = null; // Redis is away: cache in L1 only
+      tombstones = null; // RedisClient is away: cache in L1 only
     }
     if (missing.length === 0) return found;
     let loaded: Map<string, T>;

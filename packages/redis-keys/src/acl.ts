@@ -77,6 +77,12 @@ const BASE_COMMANDS = [
   '-randomkey',
   '-dbsize',
   '+info',
+  // A Redis Cluster client learns which node serves which slot (CLUSTER SLOTS) and whether the cluster
+  // is up (CLUSTER INFO, its ready check); READONLY and ASKING, which it also sends, are @connection.
+  // Nothing that changes the cluster: CLUSTER's other subcommands are the admin's. On a server without
+  // cluster mode both only answer an error.
+  '+cluster|slots',
+  '+cluster|info',
 ];
 
 /** Commands beyond the base that one service needs on one role, with the reason. */
@@ -179,6 +185,9 @@ export function auditRules(prefix: string): string[] {
     '+@connection',
     '-@dangerous',
     '+info',
+    // On a Redis Cluster: where the nodes are, to scan each primary.
+    '+cluster|slots',
+    '+cluster|info',
     '+scan',
     '+type',
     '+pttl',

@@ -15,9 +15,8 @@
  * the role rules can recompute those sessions' roles when the rules change (`roleHolders`).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { waitForReplicas } from '@atoll/redis';
+import { type RedisClient, waitForReplicas } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 
 export interface SessionData {
   userId: string;
@@ -85,14 +84,14 @@ return 0
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 export class SessionStore {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: Keys;
   private readonly timeouts: SessionTimeouts;
   private readonly now: () => number;
   private readonly limits: SessionLimits;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     keys: Keys,
     timeouts: SessionTimeouts = DEFAULT_TIMEOUTS,
     now: () => number = Date.now,

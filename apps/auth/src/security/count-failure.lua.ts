@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@atoll/redis';
 
 /**
  * count-failure.lua — counts one failed attempt in a fixed window and returns the count and the time left.
@@ -37,13 +37,13 @@ return 0
 `;
 
 /** A client with the two counter scripts as commands. */
-export type CounterRedis = Redis & {
+export type CounterRedis = RedisClient & {
   countFailure(key: string, windowMs: number): Promise<[number, number]>;
   giveBack(key: string): Promise<number>;
 };
 
 /** Registers the counter scripts on a client (once); every counter of auth counts with them. */
-export function withCounterScripts(redis: Redis): CounterRedis {
+export function withCounterScripts(redis: RedisClient): CounterRedis {
   if (!('countFailure' in redis))
     redis.defineCommand('countFailure', { numberOfKeys: 1, lua: COUNT_FAILURE });
   if (!('giveBack' in redis)) redis.defineCommand('giveBack', { numberOfKeys: 1, lua: GIVE_BACK });

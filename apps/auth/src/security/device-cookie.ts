@@ -18,9 +18,9 @@
  * or other credentials makes the client untrusted, nothing more.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { UserRow } from '../users/user.repository.ts';
 import { ISSUE_DEVICE } from './issue-device.lua.ts';
 
@@ -36,7 +36,7 @@ export interface DeviceCookieSettings {
 /** What a device cookie is bound to: the account and its credentials now. */
 export type DeviceAccount = Pick<UserRow, 'id' | 'password_hash'>;
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = RedisClient & {
   issueDevice(
     key: string,
     tokenHash: string,
@@ -72,7 +72,7 @@ export class DeviceCookies {
   readonly settings: DeviceCookieSettings;
   private readonly now: () => number;
 
-  constructor(redis: Redis, keys: Keys, settings: DeviceCookieSettings, now: () => number = Date.now) {
+  constructor(redis: RedisClient, keys: Keys, settings: DeviceCookieSettings, now: () => number = Date.now) {
     if (!('issueDevice' in redis)) redis.defineCommand('issueDevice', { numberOfKeys: 1, lua: ISSUE_DEVICE });
     this.redis = redis as ScriptedRedis;
     this.keys = keys;

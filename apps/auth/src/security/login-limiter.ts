@@ -25,8 +25,8 @@
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import { type CounterRedis, withCounterScripts } from './count-failure.lua.ts';
 
 export interface LoginLimits {
@@ -107,7 +107,7 @@ export class LoginLimiter {
   private readonly keys: Keys;
   private readonly limits: LoginLimits;
 
-  constructor(redis: Redis, keys: Keys, limits: LoginLimits) {
+  constructor(redis: RedisClient, keys: Keys, limits: LoginLimits) {
     this.redis = withCounterScripts(redis);
     this.keys = keys;
     this.limits = limits;

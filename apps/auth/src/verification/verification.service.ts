@@ -25,11 +25,10 @@ import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Identity } from '@atoll/identity';
 import type { Producer } from '@atoll/jobs';
-import { isRedisUnavailable } from '@atoll/redis';
+import { isRedisUnavailable, type RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { SessionStore } from '@atoll/session-store';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
@@ -87,7 +86,7 @@ export class VerificationService {
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
-    redis: Redis;
+    redis: RedisClient;
     keys: Keys;
     producer: Producer;
     sessions: SessionStore;

@@ -9,18 +9,17 @@
  * A member's score can lag by a write that raced a rebuild; the TTL bounds that to one period.
  */
 import { randomBytes } from 'node:crypto';
-import { isRedisUnavailable } from '@atoll/redis';
-import type { Redis } from 'ioredis';
+import { isRedisUnavailable, type RedisClient } from '@atoll/redis';
 import { UPDATE_IF_PRESENT } from './ranking.lua.ts';
 
 export type Entry = { member: string; score: number };
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = RedisClient & {
   updateIfPresent(key: string, op: 'incr' | 'set', member: string, value: string): Promise<number>;
 };
 
 export interface RankingOptions {
-  redis: Redis;
+  redis: RedisClient;
   key: string;
   leaseKey: string;
   ttlMs: number;

@@ -18,9 +18,8 @@
  * What stays open: a process that dies between a commit and its Redis update leaves that user's keys
  * behind by one change until their TTL (an hour) runs out.
  */
-import { isRedisUnavailable } from '@atoll/redis';
+import { isRedisUnavailable, type RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
 import { CHANGE, READ_SET, REBUILD } from './relations.lua.ts';
@@ -32,7 +31,7 @@ export interface Activity {
   at: string;
 }
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = RedisClient & {
   relReadSet(key: string, ...members: string[]): Promise<number[] | null>;
   relRebuild(
     key: string,
@@ -55,7 +54,7 @@ type ScriptedRedis = Redis & {
 export interface RelationsOptions {
   db: Kysely<ContentDatabase>;
   /** The producer client on redis-cache, or null to read everything from PostgreSQL. */
-  redis: Redis | null;
+  redis: RedisClient | null;
   keys: Keys;
   ttlMs?: number;
   maxMembers?: number;

@@ -14,16 +14,16 @@
  * request is refused with 503 instead.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { AppError, Counter, type Registry } from '@atoll/service-kit';
 import type { LocatedSession } from '@atoll/session-store';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Tier, TierLimit } from '../config.ts';
 import { COUNT, COUNT_MANY, RESOLVE_AND_COUNT } from './count.lua.ts';
 import { type Count, memoryStore } from './memory-store.ts';
 
-type ScriptedRedis = Redis & {
+type ScriptedRedis = RedisClient & {
   rateLimitCount(key: string, windowMs: number): Promise<[number, number]>;
   rateLimitCountMany(keysCount: number, ...keysThenWindows: Array<string | number>): Promise<number[]>;
   resolveAndCount(
@@ -42,7 +42,7 @@ type ScriptedRedis = Redis & {
 export type Precount = Map<string, Count>;
 
 export interface RateCounterOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   limits: Record<Tier, TierLimit>;
   onStoreError: 'open' | 'closed';

@@ -9,7 +9,8 @@
  * live pub/sub into the gateway beside redis-session), so the live path adds no dependency to the edge,
  * and nothing of it needs the queue instance's persistence.
  */
-import type { Redis } from 'ioredis';
+
+import type { RedisClient } from '@atoll/redis';
 import type { ApiNotification } from '../notifications/notification.repository.ts';
 
 /** What goes over the channel (the gateway's SSE route reads the same shape). */
@@ -19,10 +20,10 @@ export interface LiveMessage {
 }
 
 export class LivePublisher {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly channel: string;
 
-  constructor(redis: Redis, channel: string) {
+  constructor(redis: RedisClient, channel: string) {
     this.redis = redis;
     this.channel = channel;
   }

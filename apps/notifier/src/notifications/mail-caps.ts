@@ -11,8 +11,9 @@
  * both in one round trip (a pipeline: they have different hash tags). A retried job counts again: the
  * caps err on the side of fewer emails.
  */
+
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import type { MailCaps as Settings } from '../config.ts';
 
 /**
@@ -31,7 +32,7 @@ end
 return count
 `;
 
-type Counting = Redis & { notifyCount(key: string, windowMs: number): Promise<number> };
+type Counting = RedisClient & { notifyCount(key: string, windowMs: number): Promise<number> };
 
 export type CapVerdict = 'send' | 'over-recipient-cap' | 'over-actor-cap';
 
@@ -40,7 +41,7 @@ export class MailCaps {
   private readonly keys: Keys;
   private readonly settings: Settings;
 
-  constructor(redis: Redis, keys: Keys, settings: Settings) {
+  constructor(redis: RedisClient, keys: Keys, settings: Settings) {
     if (!('notifyCount' in redis)) redis.defineCommand('notifyCount', { numberOfKeys: 1, lua: COUNT_WINDOW });
     this.redis = redis as Counting;
     this.keys = keys;
