@@ -10,7 +10,15 @@ import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { gatewayHeaders, ServiceProcess, type Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { eventually, IDENTITY_KEYS, redisOf, startTestStack } from './helpers.ts';
+import {
+  eventually,
+  flushAll,
+  IDENTITY_KEYS,
+  redisOf,
+  restartRedis,
+  startTestStack,
+  stopRedis,
+} from './helpers.ts';
 
 describe('content cache across two instances', () => {
   let stack: Stack;
@@ -140,10 +148,10 @@ describe('content cache across two instances', () => {
     const slug = await newArticle('Resilient');
     const first = (await direct(A(), 'GET', `/api/articles/${slug}`)).body;
     await direct(B(), 'GET', `/api/articles/${slug}`);
-    await cache.flushall();
+    await flushAll(cache);
     expect((await direct(B(), 'GET', `/api/articles/${slug}`)).body).toEqual(first);
 
-    await stack.redis.cache.stop();
+    await stopRedis(stack, 'cache');
     try {
       expect((await direct(A(), 'GET', `/api/articles/${slug}`)).body).toEqual(first);
       const edit = await direct(
@@ -159,7 +167,7 @@ describe('content cache across two instances', () => {
         'written while the cache was down',
       );
     } finally {
-      await stack.redis.cache.restart();
+      await restartRedis(stack, 'cache');
     }
     await new Promise((r) => setTimeout(r, 500));
     for (const base of [A(), B()]) {
@@ -215,7 +223,7 @@ describe('content cache across two instances', () => {
 
     // Flushing the whole cache instance changes no answer (sets and lists rebuild from PostgreSQL)
     const snapshot = await Promise.all(Object.values(reads).map(async (p) => (await read(p)).body));
-    await cache.flushall();
+    await flushAll(cache);
     await new Promise((r) => setTimeout(r, 100));
     const after = await Promise.all(
       Object.values(reads).map(async (p) => (await direct(A(), 'GET', p, undefined, reader)).body),
@@ -271,7 +279,7 @@ describe('content cache across two instances', () => {
           (await client.query("select 1 from content.profiles where username = 'latecomer'")).rowCount === 1,
       );
       await client.query("delete from content.profiles where username = 'latecomer'");
-      await cache.flushall();
+      await flushAll(cache);
       const first = await direct(B(), 'GET', '/api/profiles/latecomer');
       expect(first.status).toBe(200);
       expect(first.body.profile.username).toBe('latecomer');

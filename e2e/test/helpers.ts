@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { connectRedis, isCluster, type RedisClient, type RoleCheckedRedis } from '@atoll/redis';
 import {
   identityKeyPair,
   ownedTempDir,
@@ -41,6 +41,13 @@ export const GENEROUS_LIMITS = {
 export const TEST_PASSWORD_COST = { PASSWORD_ARGON2_MEMORY_KIB: '19456', PASSWORD_ARGON2_ITERATIONS: '2' };
 
 /**
+ * The roles every test stack runs as a Redis Cluster when `ATOLL_TEST_REDIS=cluster` (the e2e-cluster
+ * project re-runs some e2e files so), else none.
+ */
+export const CLUSTER_ROLES: NonNullable<StackOptions['cluster']> =
+  process.env.ATOLL_TEST_REDIS === 'cluster' ? ['cache'] : [];
+
+/**
  * The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders;
  * `instances` runs more than one instance of a service behind the gateway; `keepCredentials` keeps the
  * passwords in `<dataDir>/credentials.json`, as `npm start` does.
@@ -48,7 +55,7 @@ export const TEST_PASSWORD_COST = { PASSWORD_ARGON2_MEMORY_KIB: '19456', PASSWOR
 export async function startTestStack(
   label: string,
   env: Record<string, string> = {},
-  opts: Pick<StackOptions, 'instances' | 'sentinel'> & { keepCredentials?: boolean } = {},
+  opts: Pick<StackOptions, 'instances' | 'sentinel' | 'cluster'> & { keepCredentials?: boolean } = {},
 ): Promise<{ stack: Stack; dataDir: string; dispose: () => Promise<void> }> {
   const database: TestDatabase = await testDatabase(label);
   const dataDir = await ownedTempDir(`stack-${label}`);
@@ -62,6 +69,7 @@ export async function startTestStack(
     env: { ...GENEROUS_LIMITS, ...TEST_PASSWORD_COST, ...env },
     // As npm start keeps them (credentials.json in the data folder), for tools that read them.
     ...(keepCredentials ? { credentialsFile: join(dataDir, 'credentials.json') } : {}),
+    ...(CLUSTER_ROLES.length > 0 ? { cluster: CLUSTER_ROLES } : {}),
     ...stackOpts,
   });
   return {
@@ -82,9 +90,10 @@ export async function startTestStack(
 /** What the stack's Redis servers refused a service user (ACL LOG), as `role user: command object`. */
 export async function aclRefusals(stack: Stack): Promise<string[]> {
   const refused: string[] = [];
-  // Each server of a role: its one server, or every node and sentinel of its Sentinel group.
+  // Each server of a role: its one server, or every node of its Sentinel group or cluster (and below,
+  // every sentinel).
   const servers = (['cache', 'session', 'queue'] as const).flatMap((role) => {
-    const group = role === 'cache' ? undefined : stack.sentinels[role];
+    const group = stack.clusters[role] ?? (role === 'cache' ? undefined : stack.sentinels[role]);
     return (group?.nodes ?? [stack.redis[role]]).map((server) => ({ role, server }));
   });
   const record = (role: string, entries: unknown[][]) => {
@@ -102,6 +111,7 @@ export async function aclRefusals(stack: Stack): Promise<string[]> {
   }
   for (const { role, server } of servers) {
     if (!server.running) continue;
+    // A connection to this one node (a cluster node answers ACL LOG about itself).
     const admin = await connectRedis({
       url: server.url,
       role,
@@ -137,8 +147,37 @@ export function redisOf(
   role: 'cache' | 'session' | 'queue',
   use: 'producer' | 'worker' = 'producer',
 ): Promise<RoleCheckedRedis> {
-  const url = (role === 'cache' ? undefined : stack.sentinels[role])?.url ?? stack.redis[role].url;
+  const url =
+    stack.clusters[role]?.url ??
+    (role === 'cache' ? undefined : stack.sentinels[role])?.url ??
+    stack.redis[role].url;
   return connectRedis({ url, role, use, name: `test:${role}`, log: silent });
+}
+
+/** Stops a role's server, or every node of its cluster (an outage of the whole role). */
+export async function stopRedis(stack: Stack, role: 'cache' | 'session' | 'queue'): Promise<void> {
+  const cluster = stack.clusters[role];
+  if (cluster) await cluster.stop();
+  else await stack.redis[role].stop();
+}
+
+/** Starts what `stopRedis` stopped; a cluster once it is whole again (cluster_state:ok everywhere). */
+export async function restartRedis(stack: Stack, role: 'cache' | 'session' | 'queue'): Promise<void> {
+  const cluster = stack.clusters[role];
+  if (!cluster) return stack.redis[role].restart();
+  await Promise.all(cluster.nodes.map((node) => node.restart()));
+  await cluster.waitHealthy();
+}
+
+/** Every key of a role's server, or of every primary of its cluster (where FLUSHALL reaches one node). */
+export async function flushAll(client: RedisClient): Promise<void> {
+  await Promise.all((isCluster(client) ? client.nodes('master') : [client]).map((node) => node.flushall()));
+}
+
+/** The names of every key matching `pattern` (KEYS: tests only), on every primary of a cluster. */
+export async function keysOf(client: RedisClient, pattern: string): Promise<string[]> {
+  const nodes = isCluster(client) ? client.nodes('master') : [client];
+  return (await Promise.all(nodes.map((node) => node.keys(pattern)))).flat();
 }
 
 const CODE_SUBJECT = 'Your atoll verification code: ';

@@ -93,10 +93,19 @@ const EXTRA_COMMANDS: Partial<Record<Service, Partial<Record<RedisRole, string[]
 };
 
 const KEY_RULE: Record<KeyAccess, string> = { read: '%R~', write: '%W~', readwrite: '~' };
+// The sharded forms (SPUBLISH, SSUBSCRIBE) are what a client of a Redis Cluster uses (@atoll/redis
+// pubsub.ts); the same channel patterns (&) apply to them.
 const CHANNEL_COMMANDS: Record<ChannelAccess, string[]> = {
-  publish: ['+publish'],
-  subscribe: ['+subscribe', '+unsubscribe'],
-  'publish-subscribe': ['+publish', '+subscribe', '+unsubscribe'],
+  publish: ['+publish', '+spublish'],
+  subscribe: ['+subscribe', '+unsubscribe', '+ssubscribe', '+sunsubscribe'],
+  'publish-subscribe': [
+    '+publish',
+    '+subscribe',
+    '+unsubscribe',
+    '+spublish',
+    '+ssubscribe',
+    '+sunsubscribe',
+  ],
 };
 
 /** A spec pattern as an ACL glob: placeholders become `*` (braces are literal in Redis globs). */

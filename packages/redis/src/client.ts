@@ -95,7 +95,7 @@ export function createRedisClient(opts: RedisClientOptions): RedisClient {
   // asks the sentinels where the primary is on each (re)connect.
   const client =
     target.kind === 'cluster'
-      ? clusterClient(target, options)
+      ? clusterClient(target, options, opts.use)
       : target.kind === 'sentinel'
         ? new Redis({ ...sentinelOptions(target), ...options, reconnectOnError: reconnectOnReadonly(opts) })
         : new Redis(target.url, options);
@@ -125,10 +125,11 @@ export function createRedisClient(opts: RedisClientOptions): RedisClient {
  *   send the command again until a replica is promoted, at most `maxRedirections` times (16 × 100 ms);
  *   `CLUSTERDOWN` (no primary for a slot yet) likewise. A producer's command that still fails is a
  *   "Redis unavailable" error (`isRedisUnavailable`), a 503 or a fallback; a worker's waits.
+ * - A subscriber has one sharded-subscriber connection per primary (SSUBSCRIBE, see pubsub.ts).
  * - The slot map is also refreshed every 5 s (ioredis's default), so a failover the client did not
  *   witness is picked up too.
  */
-function clusterClient(target: ClusterTarget, options: RedisOptions): Cluster {
+function clusterClient(target: ClusterTarget, options: RedisOptions, use: ClientUse): Cluster {
   const { enableOfflineQueue, enableAutoPipelining, retryStrategy: clusterRetryStrategy, ...node } = options;
   const clusterOptions: ClusterOptions = {
     lazyConnect: true,
@@ -139,6 +140,8 @@ function clusterClient(target: ClusterTarget, options: RedisOptions): Cluster {
     slotsRefreshTimeout: 1000,
     retryDelayOnFailover: 100,
     retryDelayOnClusterDown: 100,
+    // A subscriber subscribes per shard (SSUBSCRIBE: pubsub.ts); no other client needs the connections.
+    shardedSubscribers: use === 'subscriber',
     redisOptions: {
       ...node,
       ...(target.username ? { username: target.username } : {}),

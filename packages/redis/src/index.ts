@@ -41,6 +41,7 @@ export {
   verifySentinelGroup,
   waitForReplicas,
 } from './client.ts';
+export { type ChannelWatch, publish, watchChannel } from './pubsub.ts';
 export { checkRole, RedisRoleError, type RoleProblem, type ServerSettings } from './roles.ts';
 export {
   addressOf,

@@ -10,7 +10,7 @@
  * and nothing of it needs the queue instance's persistence.
  */
 
-import type { RedisClient } from '@atoll/redis';
+import { publish, type RedisClient } from '@atoll/redis';
 import type { ApiNotification } from '../notifications/notification.repository.ts';
 
 /** What goes over the channel (the gateway's SSE route reads the same shape). */
@@ -30,6 +30,6 @@ export class LivePublisher {
 
   /** Publishes; a failure is the caller's to retry (the job fails and runs again). */
   async publish(message: LiveMessage): Promise<void> {
-    await this.redis.publish(this.channel, JSON.stringify(message));
+    await publish(this.redis, this.channel, JSON.stringify(message));
   }
 }
