@@ -7,15 +7,16 @@
 import { randomUUID } from 'node:crypto';
 import type { Identity } from '@atoll/identity';
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
-import { gatewayHeaders, ServiceProcess, type Stack } from '@atoll/testkit';
+import { ServiceProcess, type Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
 import {
+  directToContent as direct,
   eventually,
   flushAll,
-  IDENTITY_KEYS,
   redisOf,
   restartRedis,
+  sessionIdentity,
   startTestStack,
   stopRedis,
 } from './helpers.ts';
@@ -29,25 +30,6 @@ describe('content cache across two instances', () => {
   let author: Identity;
   let token: string;
 
-  /** A request straight to one content instance, as the gateway would make it. */
-  const direct = async (
-    base: string,
-    method: string,
-    path: string,
-    body?: unknown,
-    identity: Identity | null = null,
-  ) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: {
-        ...gatewayHeaders(IDENTITY_KEYS, 'content', { method, url: path, identity }),
-        ...(body ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const queries = Number(/desc="(\d+) queries"/.exec(res.headers.get('server-timing') ?? '')?.[1] ?? -1);
-    return { status: res.status, body: (await res.json().catch(() => null)) as any, queries };
-  };
   const A = () => stack.services.content.url;
   const B = () => b.url;
   const newArticle = async (title: string) =>
@@ -58,15 +40,7 @@ describe('content cache across two instances', () => {
       })
     ).body.article.slug as string;
 
-  const identityOf = async (userToken: string): Promise<Identity> => {
-    const session = (await api('GET', '/api/auth/session', { token: userToken })).body.session;
-    return {
-      userId: session.userId,
-      username: session.username,
-      sessionId: session.id,
-      roles: session.roles,
-    };
-  };
+  const identityOf = (userToken: string) => sessionIdentity(api, userToken);
 
   beforeAll(async () => {
     ({ stack, dispose } = await startTestStack('cache', { SERVER_TIMING: 'true' }));

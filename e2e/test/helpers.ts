@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import type { Identity } from '@atoll/identity';
 import { connectRedis, isCluster, type RedisClient, type RoleCheckedRedis } from '@atoll/redis';
 import {
+  gatewayHeaders,
   identityKeyPair,
   ownedTempDir,
   removeOwnedDir,
@@ -79,12 +81,29 @@ export async function startTestStack(
       // Every command a service was refused by its Redis ACL user is a permission missing from the key
       // map (@atoll/redis-keys): a test that refuses on purpose clears the log itself.
       const refused = await aclRefusals(stack);
+      const slotErrors = crossSlotErrors(stack);
       await stack.stop();
       await database.drop();
       removeOwnedDir(dataDir);
       if (refused.length > 0) throw new Error(`Redis refused the services: ${refused.join('; ')}`);
+      if (slotErrors.length > 0)
+        throw new Error(`commands over keys of several slots: ${slotErrors.slice(0, 5).join('; ')}`);
     },
   };
+}
+
+/**
+ * The log lines of every service process in which a Redis Cluster refused a command for naming keys of
+ * several slots (CROSSSLOT) or a script for touching a key it was not given in another slot: whatever
+ * the topology, none may appear (a single server accepts such commands, so they hide until a cluster).
+ */
+export function crossSlotErrors(stack: Stack): string[] {
+  const processes = [stack.services.gateway, ...Object.values(stack.instances).flat()];
+  return processes.flatMap((proc) =>
+    [...proc.logs.map((line) => JSON.stringify(line)), ...proc.stderr.split('\n')]
+      .filter((line) => /CROSSSLOT|non local key/i.test(line))
+      .map((line) => `${proc.name}: ${line.slice(0, 300)}`),
+  );
 }
 
 /** What the stack's Redis servers refused a service user (ACL LOG), as `role user: command object`. */
@@ -178,6 +197,40 @@ export async function flushAll(client: RedisClient): Promise<void> {
 export async function keysOf(client: RedisClient, pattern: string): Promise<string[]> {
   const nodes = isCluster(client) ? client.nodes('master') : [client];
   return (await Promise.all(nodes.map((node) => node.keys(pattern)))).flat();
+}
+
+/**
+ * A request straight to one content instance (`base`), with the assertion the gateway would send for
+ * `identity`; `queries` is the SQL count content reports in Server-Timing (SERVER_TIMING=true), else -1.
+ */
+export async function directToContent(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  identity: Identity | null = null,
+): Promise<{ status: number; body: any; queries: number }> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...gatewayHeaders(IDENTITY_KEYS, 'content', { method, url: path, identity }),
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const queries = Number(/desc="(\d+) queries"/.exec(res.headers.get('server-timing') ?? '')?.[1] ?? -1);
+  return { status: res.status, body: (await res.json().catch(() => null)) as any, queries };
+}
+
+/** The identity the gateway asserts for the session `token` signs in to. */
+export async function sessionIdentity(api: ReturnType<typeof apiClient>, token: string): Promise<Identity> {
+  const session = (await api('GET', '/api/auth/session', { token })).body.session;
+  return {
+    userId: session.userId,
+    username: session.username,
+    sessionId: session.id,
+    roles: session.roles,
+  };
 }
 
 const CODE_SUBJECT = 'Your atoll verification code: ';
