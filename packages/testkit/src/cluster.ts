@@ -1,28 +1,9 @@
-/**
- * A Redis Cluster for one role: three primaries and three replicas, each a real `redis-server` process on
- * a free port (and a free cluster-bus port), started with the role's deploy/redis file plus
- * `cluster-enabled yes`, a cluster config file in its own folder and the same ACL file (@atoll/redis-keys
- * acl.ts): the service users, the admin, and the replication user every node replicates with (any
- * replica may become a primary, any primary a replica). So a service's `redis+cluster://` URL (`urlFor`)
- * carries one credential, valid on every node.
- *
- * The cluster is made by hand, as `redis-cli --cluster create` would but with a known layout: CLUSTER
- * MEET, a third of the slots on each of the first three nodes (ADDSLOTSRANGE), and node 4, 5 and 6
- * replicating node 1, 2 and 3 (CLUSTER REPLICATE). It is ready when every node says `cluster_state:ok`
- * and every primary has its replica in sync.
- *
- * `killPrimary()` SIGKILLs a primary as a crash would; `waitForFailover` waits until its replica serves
- * its slots; `restart(node)` brings a killed node back, which rejoins as a replica of the node that
- * replaced it (its cluster config file survives, as a pod's volume would).
- */
-import { copyFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { type AclUsers, REPLICATION_USER } from '@atoll/redis-keys';
 import { Redis } from 'ioredis';
 import { ownedTempDir, removeOwnedDir } from './owned.ts';
-import { redisConf } from './paths.ts';
 import { freePort } from './ports.ts';
-import { RedisServer, type Role, randomPassword } from './redis-server.ts';
+import { ONE_SHOT, oneShot, waitUntil } from './redis-admin.ts';
+import { type RedisServer, type Role, randomPassword, startGroupNode } from './redis-server.ts';
 
 export interface RedisClusterOptions {
   role: Role;
@@ -78,13 +59,7 @@ export class RedisCluster {
     try {
       let passwords: Partial<AclUsers> = { ...opts.passwords, replica };
       for (let index = 0; index < 2 * PRIMARIES; index++) {
-        const nodeDir = join(dir, `node-${index + 1}`);
-        mkdirSync(nodeDir, { recursive: true, mode: 0o700 });
-        const conf = join(nodeDir, `${role}.conf`);
-        copyFileSync(redisConf(role), conf);
-        const server = await RedisServer.start(role, {
-          conf,
-          dir: nodeDir,
+        const server = await startGroupNode(role, dir, index, {
           args: [
             '--cluster-enabled',
             'yes',
@@ -102,7 +77,7 @@ export class RedisCluster {
             ...(opts.nodeArgs?.(index) ?? []),
           ],
           passwords,
-          ...(opts.keyPrefix === undefined ? {} : { keyPrefix: opts.keyPrefix }),
+          keyPrefix: opts.keyPrefix,
         });
         nodes.push(server);
         passwords = server.passwords;
@@ -287,19 +262,7 @@ export class RedisCluster {
 
   /** One question to one node as the admin, on a connection that tries once. */
   admin<T>(node: RedisServer, ask: (c: Redis) => Promise<T>): Promise<T> {
-    const client = new Redis(node.url, {
-      lazyConnect: true,
-      retryStrategy: () => null,
-      enableReadyCheck: false,
-      maxRetriesPerRequest: 0,
-      connectTimeout: 1000,
-      commandTimeout: 1000,
-    });
-    client.on('error', () => undefined);
-    return client
-      .connect()
-      .then(() => ask(client))
-      .finally(() => client.disconnect());
+    return oneShot(new Redis(node.url, ONE_SHOT), ask);
   }
 
   async stop(): Promise<void> {
@@ -327,13 +290,4 @@ function parseNodes(text: string): NodeLine[] {
         slots,
       };
     });
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }

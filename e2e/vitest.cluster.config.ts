@@ -1,0 +1,27 @@
+import { defineConfig, mergeConfig } from 'vitest/config';
+import shared from '../vitest.shared.ts';
+
+/**
+ * The e2e files whose flows touch every use of redis-cache, run again with it as a Redis Cluster
+ * (ATOLL_TEST_REDIS=cluster: helpers.ts `CLUSTER_ROLES`): the RealWorld clients, notifications (jobs and
+ * the live stream), rankings, the content cache and the edge limits. Any CROSSSLOT error in a service
+ * log fails the file (helpers.ts `crossSlotErrors`). redis-cluster.test.ts covers a primary failure.
+ */
+export default mergeConfig(
+  shared,
+  defineConfig({
+    test: {
+      name: 'e2e-cluster',
+      root: new URL('.', import.meta.url).pathname,
+      include: [
+        'test/realworld-clients.test.ts',
+        'test/notification-jobs.test.ts',
+        'test/sse-session.test.ts',
+        'test/rankings.test.ts',
+        'test/content-cache.test.ts',
+        'test/edge-limits.test.ts',
+      ],
+      env: { ATOLL_TEST_REDIS: 'cluster' },
+    },
+  }),
+);
