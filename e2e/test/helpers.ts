@@ -43,11 +43,21 @@ export const GENEROUS_LIMITS = {
 export const TEST_PASSWORD_COST = { PASSWORD_ARGON2_MEMORY_KIB: '19456', PASSWORD_ARGON2_ITERATIONS: '2' };
 
 /**
- * The roles every test stack runs as a Redis Cluster when `ATOLL_TEST_REDIS=cluster` (the e2e-cluster
- * project re-runs some e2e files so), else none.
+ * The roles every test stack runs as a Redis Cluster: with `ATOLL_TEST_REDIS=cluster` redis-cache (the
+ * e2e-cluster project re-runs some e2e files so), with `cluster:<role>,<role>` the roles named; else none.
  */
-export const CLUSTER_ROLES: NonNullable<StackOptions['cluster']> =
-  process.env.ATOLL_TEST_REDIS === 'cluster' ? ['cache'] : [];
+export const CLUSTER_ROLES = clusterRoles(process.env.ATOLL_TEST_REDIS);
+
+function clusterRoles(setting: string | undefined): NonNullable<StackOptions['cluster']> {
+  if (setting === 'cluster') return ['cache'];
+  const named = /^cluster:(.+)$/.exec(setting ?? '')?.[1]?.split(',') ?? [];
+  const roles = named.filter((r): r is 'cache' | 'session' | 'queue' =>
+    ['cache', 'session', 'queue'].includes(r),
+  );
+  if (roles.length !== named.length)
+    throw new Error(`ATOLL_TEST_REDIS=${setting}: roles are cache, session, queue`);
+  return roles;
+}
 
 /**
  * The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders;

@@ -149,12 +149,13 @@ export class SessionStore {
   private async trackRoles(userId: string, roles: readonly string[]): Promise<void> {
     const tracked = roles.filter((role) => this.limits.trackedRoles?.includes(role));
     if (tracked.length === 0) return;
-    const multi = this.redis.multi();
-    for (const role of tracked) {
-      const set = this.keys.roleHolders(role);
-      multi.sadd(set, userId).pexpire(set, this.timeouts.absoluteMs);
-    }
-    await multi.exec();
+    // One MULTI per role: each role's Set has its own hash slot (`role-holders:{<role>}`).
+    await Promise.all(
+      tracked.map((role) => {
+        const set = this.keys.roleHolders(role);
+        return this.redis.multi().sadd(set, userId).pexpire(set, this.timeouts.absoluteMs).exec();
+      }),
+    );
   }
 
   /** The user ids indexed as holding a session with a tracked role (a superset: see `forgetRoleHolder`). */
@@ -237,13 +238,13 @@ export class SessionStore {
     const index = this.keys.userSessions(userId);
     const ids = await this.redis.smembers(index);
     if (ids.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hgetall(this.keys.session(id));
-    const results = (await pipeline.exec()) ?? [];
+    // Sent in the same tick (one write per node); not one pipeline: on a cluster the records are in
+    // slots of their own, which one ioredis pipeline may not span.
+    const hashes = await Promise.all(ids.map((id) => this.redis.hgetall(this.keys.session(id))));
     const sessions: Session[] = [];
     const stale: string[] = [];
     ids.forEach((id, i) => {
-      const hash = results[i]?.[1] as Record<string, string> | undefined;
+      const hash = hashes[i];
       const session = hash ? fromHash(id, hash) : null;
       if (session && session.userId === userId) sessions.push(session);
       else stale.push(id);
