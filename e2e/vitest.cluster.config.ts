@@ -2,10 +2,11 @@ import { defineConfig, mergeConfig } from 'vitest/config';
 import shared from '../vitest.shared.ts';
 
 /**
- * The e2e files whose flows touch every use of redis-cache, run again with it as a Redis Cluster
- * (ATOLL_TEST_REDIS=cluster: helpers.ts `CLUSTER_ROLES`): the RealWorld clients, notifications (jobs and
- * the live stream), rankings, the content cache and the edge limits. Any CROSSSLOT error in a service
- * log fails the file (helpers.ts `crossSlotErrors`). redis-cluster.test.ts covers a primary failure.
+ * The e2e files whose flows touch every use of Redis, run again with redis-cache, redis-session and
+ * redis-queue each a Redis Cluster (ATOLL_TEST_REDIS=cluster: helpers.ts `CLUSTER_ROLES`): the RealWorld
+ * clients, notifications (jobs and the live stream), sessions ending streams, rankings (locks), the
+ * content cache and the edge limits. Any CROSSSLOT error in a service log fails the file (helpers.ts
+ * `crossSlotErrors`). redis-cluster.test.ts covers a primary failure and several instances.
  */
 export default mergeConfig(
   shared,

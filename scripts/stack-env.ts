@@ -58,7 +58,7 @@ export const COMMAND_VARIABLES = {
   ATOLL_REDIS_TOPOLOGY: {
     value: '',
     description:
-      'run Redis roles as a Sentinel group or a Redis Cluster instead of one server each, e.g. cache=cluster,session=sentinel,queue=sentinel: sentinel (a primary, a replica, three sentinels) for session or queue, cluster (three primaries, three replicas) for cache; the services get redis+sentinel:// or redis+cluster:// URLs (docs/redis.md)',
+      'run Redis roles as a Sentinel group or a Redis Cluster instead of one server each, e.g. cache=cluster,session=sentinel,queue=sentinel: sentinel (a primary, a replica, three sentinels) for session or queue, cluster (three primaries, three replicas) for any role; the services get redis+sentinel:// or redis+cluster:// URLs (docs/redis.md)',
   },
   ATOLL_DATA_DIR: {
     value: '',
@@ -83,7 +83,7 @@ export function parseInstances(value: string | undefined): Partial<Record<Backen
 }
 
 /** Which roles each topology may run, as far as the services have been tested on it (docs/redis.md). */
-const TOPOLOGIES = { sentinel: ['session', 'queue'], cluster: ['cache'] } as const;
+const TOPOLOGIES = { sentinel: ['session', 'queue'], cluster: ['cache', 'session', 'queue'] } as const;
 
 /**
  * ATOLL_REDIS_TOPOLOGY (`cache=cluster,session=sentinel`) as the `sentinel` and `cluster` options of
@@ -99,7 +99,7 @@ export function parseRedisTopology(value: string | undefined): {
     const allowed = (TOPOLOGIES as Record<string, readonly string[]>)[topology];
     if (!allowed?.includes(role) || [...chosen.sentinel, ...chosen.cluster].includes(role))
       throw new Error(
-        `ATOLL_REDIS_TOPOLOGY has ${JSON.stringify(entry)}: give each role once, as session=sentinel, queue=sentinel or cache=cluster`,
+        `ATOLL_REDIS_TOPOLOGY has ${JSON.stringify(entry)}: give each role once, as <cache|session|queue>=cluster or <session|queue>=sentinel`,
       );
     chosen[topology as keyof typeof chosen].push(role);
   }

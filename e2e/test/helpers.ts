@@ -43,13 +43,13 @@ export const GENEROUS_LIMITS = {
 export const TEST_PASSWORD_COST = { PASSWORD_ARGON2_MEMORY_KIB: '19456', PASSWORD_ARGON2_ITERATIONS: '2' };
 
 /**
- * The roles every test stack runs as a Redis Cluster: with `ATOLL_TEST_REDIS=cluster` redis-cache (the
+ * The roles every test stack runs as a Redis Cluster: with `ATOLL_TEST_REDIS=cluster` all three (the
  * e2e-cluster project re-runs some e2e files so), with `cluster:<role>,<role>` the roles named; else none.
  */
 export const CLUSTER_ROLES = clusterRoles(process.env.ATOLL_TEST_REDIS);
 
 function clusterRoles(setting: string | undefined): NonNullable<StackOptions['cluster']> {
-  if (setting === 'cluster') return ['cache'];
+  if (setting === 'cluster') return ['cache', 'session', 'queue'];
   const named = /^cluster:(.+)$/.exec(setting ?? '')?.[1]?.split(',') ?? [];
   const roles = named.filter((r): r is 'cache' | 'session' | 'queue' =>
     ['cache', 'session', 'queue'].includes(r),
@@ -104,14 +104,15 @@ export async function startTestStack(
 
 /**
  * The log lines of every service process in which a Redis Cluster refused a command for naming keys of
- * several slots (CROSSSLOT) or a script for touching a key it was not given in another slot: whatever
+ * several slots (CROSSSLOT) or a script for touching a key it was not given in another slot, or ioredis
+ * refused a pipeline over several nodes' slots: whatever
  * the topology, none may appear (a single server accepts such commands, so they hide until a cluster).
  */
 export function crossSlotErrors(stack: Stack): string[] {
   const processes = [stack.services.gateway, ...Object.values(stack.instances).flat()];
   return processes.flatMap((proc) =>
     [...proc.logs.map((line) => JSON.stringify(line)), ...proc.stderr.split('\n')]
-      .filter((line) => /CROSSSLOT|non local key/i.test(line))
+      .filter((line) => /CROSSSLOT|non local key|same slots allocation group/i.test(line))
       .map((line) => `${proc.name}: ${line.slice(0, 300)}`),
   );
 }

@@ -1,6 +1,6 @@
 /**
- * redis-cache as a Redis Cluster (three primaries, three replicas) under two instances each of auth,
- * content and notifier behind the gateway. While clients read articles through the gateway in loops, one
+ * Every Redis role as a Redis Cluster (three primaries, three replicas each) under two instances each of
+ * auth, content and notifier behind the gateway. While clients read articles through the gateway in loops, one
  * cache primary is SIGKILLed: no read may fail (content falls back to PostgreSQL while the shard has no
  * primary), its replica is promoted and the cluster says `cluster_state:ok` again; the killed node comes
  * back as a replica. Then the instances still act as one: a write through either content instance is
@@ -15,7 +15,7 @@ import { crossSlotErrors, directToContent, sessionIdentity, startTestStack } fro
 const ARTICLES = 20;
 const READ_LOOPS = 8;
 
-describe('redis-cache as a cluster under two instances of each service', () => {
+describe('every Redis role as a cluster under two instances of each service', () => {
   let stack: Stack;
   let dispose: () => Promise<void>;
   let api: ReturnType<typeof apiClient>;
@@ -26,7 +26,7 @@ describe('redis-cache as a cluster under two instances of each service', () => {
     ({ stack, dispose } = await startTestStack(
       'cluster',
       {},
-      { cluster: ['cache'], instances: { auth: 2, content: 2, notifier: 2 } },
+      { cluster: ['cache', 'session', 'queue'], instances: { auth: 2, content: 2, notifier: 2 } },
     ));
     api = apiClient(stack.gatewayUrl);
     const reg = await api('POST', '/api/users', {
@@ -46,10 +46,11 @@ describe('redis-cache as a cluster under two instances of each service', () => {
     await dispose?.();
   });
 
-  it('runs content on the cluster: every instance connected as its own user', () => {
-    const cluster = stack.clusters.cache;
-    expect(cluster?.nodes).toHaveLength(6);
+  it('runs every role on a cluster: every instance connected as its own user', () => {
+    expect(stack.clusters.cache?.nodes).toHaveLength(6);
     expect(stack.envOf('content').REDIS_CACHE_URL).toMatch(/^redis\+cluster:\/\/content:/);
+    expect(stack.envOf('gateway').REDIS_SESSION_URL).toMatch(/^redis\+cluster:\/\/gateway:/);
+    expect(stack.envOf('notifier').REDIS_QUEUE_URL).toMatch(/^redis\+cluster:\/\/notifier:/);
     expect(stack.instances.content).toHaveLength(2);
   });
 
