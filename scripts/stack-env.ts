@@ -55,6 +55,11 @@ export const COMMAND_VARIABLES = {
     description:
       'more than one instance of a service behind the gateway, e.g. auth=2,content=2 (at most 3 each): each on a port of its own, the gateway gets every URL in AUTH_URL, CONTENT_URL or NOTIFIER_URL',
   },
+  ATOLL_REDIS_TOPOLOGY: {
+    value: '',
+    description:
+      'run Redis roles as a Sentinel group or a Redis Cluster instead of one server each, e.g. cache=cluster,session=sentinel,queue=sentinel: sentinel (a primary, a replica, three sentinels) for session or queue, cluster (three primaries, three replicas) for any role; the services get redis+sentinel:// or redis+cluster:// URLs (docs/redis.md)',
+  },
   ATOLL_DATA_DIR: {
     value: '',
     description:
@@ -75,6 +80,30 @@ export function parseInstances(value: string | undefined): Partial<Record<Backen
     counts[name as Backend] = Number(count);
   }
   return counts;
+}
+
+/** Which roles each topology may run, as far as the services have been tested on it (docs/redis.md). */
+const TOPOLOGIES = { sentinel: ['session', 'queue'], cluster: ['cache', 'session', 'queue'] } as const;
+
+/**
+ * ATOLL_REDIS_TOPOLOGY (`cache=cluster,session=sentinel`) as the `sentinel` and `cluster` options of
+ * startStack; a role not named stays one server. Throws naming what is wrong.
+ */
+export function parseRedisTopology(value: string | undefined): {
+  sentinel: Array<(typeof TOPOLOGIES.sentinel)[number]>;
+  cluster: Array<(typeof TOPOLOGIES.cluster)[number]>;
+} {
+  const chosen = { sentinel: [] as string[], cluster: [] as string[] };
+  for (const entry of value ? value.split(',') : []) {
+    const [role = '', topology = ''] = entry.split('=');
+    const allowed = (TOPOLOGIES as Record<string, readonly string[]>)[topology];
+    if (!allowed?.includes(role) || [...chosen.sentinel, ...chosen.cluster].includes(role))
+      throw new Error(
+        `ATOLL_REDIS_TOPOLOGY has ${JSON.stringify(entry)}: give each role once, as <cache|session|queue>=cluster or <session|queue>=sentinel`,
+      );
+    chosen[topology as keyof typeof chosen].push(role);
+  }
+  return chosen as ReturnType<typeof parseRedisTopology>;
 }
 
 /** A variable the stack command reads; empty counts as unset, as in the services' own parsing. */

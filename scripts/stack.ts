@@ -12,7 +12,8 @@
  * - the stack's own: PORT and HOST (the gateway's, default 3000 and 127.0.0.1), DATABASE_URL (this
  *   PostgreSQL instead of the embedded one), SMTP_URL (this mail server instead of the local sink, which
  *   logs every email to .atoll/data/logs/mail.log), IDENTITY_KEY_DIR (the gateway's identity key pair:
- *   made once, private key 0600 in a 0700 folder; default .atoll/data/identity), ATOLL_DATA_DIR;
+ *   made once, private key 0600 in a 0700 folder; default .atoll/data/identity), ATOLL_DATA_DIR,
+ *   ATOLL_INSTANCES, ATOLL_REDIS_TOPOLOGY (a role as a Sentinel group or a Redis Cluster);
  * - every other variable a service's config schema (`EnvSchema`) reads goes to the services that read
  *   it, e.g. CORS_ORIGINS, TRUSTED_PROXIES and RATE_LIMIT_* to the gateway, LOGIN_* to auth, LOG_LEVEL
  *   and METRICS_TOKEN to all four. scripts/stack-env.ts derives the list from the schemas;
@@ -31,6 +32,7 @@ import {
   type CommandVariable,
   commandSetting,
   parseInstances,
+  parseRedisTopology,
   serviceSettings,
 } from './stack-env.ts';
 
@@ -76,6 +78,7 @@ try {
     credentialsFile: join(dataDir, 'credentials.json'),
     serviceEnv: serviceSettings(process.env),
     instances: parseInstances(setting('ATOLL_INSTANCES')),
+    ...parseRedisTopology(setting('ATOLL_REDIS_TOPOLOGY')),
     onReady: log,
   });
   log(`atoll is up: ${stack.gatewayUrl} (Ctrl-C stops everything)`);

@@ -7,10 +7,19 @@
 import { randomUUID } from 'node:crypto';
 import type { Identity } from '@atoll/identity';
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
-import { gatewayHeaders, ServiceProcess, type Stack } from '@atoll/testkit';
+import { ServiceProcess, type Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { eventually, IDENTITY_KEYS, redisOf, startTestStack } from './helpers.ts';
+import {
+  directToContent as direct,
+  eventually,
+  flushAll,
+  redisOf,
+  restartRedis,
+  sessionIdentity,
+  startTestStack,
+  stopRedis,
+} from './helpers.ts';
 
 describe('content cache across two instances', () => {
   let stack: Stack;
@@ -21,25 +30,6 @@ describe('content cache across two instances', () => {
   let author: Identity;
   let token: string;
 
-  /** A request straight to one content instance, as the gateway would make it. */
-  const direct = async (
-    base: string,
-    method: string,
-    path: string,
-    body?: unknown,
-    identity: Identity | null = null,
-  ) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: {
-        ...gatewayHeaders(IDENTITY_KEYS, 'content', { method, url: path, identity }),
-        ...(body ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const queries = Number(/desc="(\d+) queries"/.exec(res.headers.get('server-timing') ?? '')?.[1] ?? -1);
-    return { status: res.status, body: (await res.json().catch(() => null)) as any, queries };
-  };
   const A = () => stack.services.content.url;
   const B = () => b.url;
   const newArticle = async (title: string) =>
@@ -50,15 +40,7 @@ describe('content cache across two instances', () => {
       })
     ).body.article.slug as string;
 
-  const identityOf = async (userToken: string): Promise<Identity> => {
-    const session = (await api('GET', '/api/auth/session', { token: userToken })).body.session;
-    return {
-      userId: session.userId,
-      username: session.username,
-      sessionId: session.id,
-      roles: session.roles,
-    };
-  };
+  const identityOf = (userToken: string) => sessionIdentity(api, userToken);
 
   beforeAll(async () => {
     ({ stack, dispose } = await startTestStack('cache', { SERVER_TIMING: 'true' }));
@@ -140,10 +122,10 @@ describe('content cache across two instances', () => {
     const slug = await newArticle('Resilient');
     const first = (await direct(A(), 'GET', `/api/articles/${slug}`)).body;
     await direct(B(), 'GET', `/api/articles/${slug}`);
-    await cache.flushall();
+    await flushAll(cache);
     expect((await direct(B(), 'GET', `/api/articles/${slug}`)).body).toEqual(first);
 
-    await stack.redis.cache.stop();
+    await stopRedis(stack, 'cache');
     try {
       expect((await direct(A(), 'GET', `/api/articles/${slug}`)).body).toEqual(first);
       const edit = await direct(
@@ -159,7 +141,7 @@ describe('content cache across two instances', () => {
         'written while the cache was down',
       );
     } finally {
-      await stack.redis.cache.restart();
+      await restartRedis(stack, 'cache');
     }
     await new Promise((r) => setTimeout(r, 500));
     for (const base of [A(), B()]) {
@@ -215,7 +197,7 @@ describe('content cache across two instances', () => {
 
     // Flushing the whole cache instance changes no answer (sets and lists rebuild from PostgreSQL)
     const snapshot = await Promise.all(Object.values(reads).map(async (p) => (await read(p)).body));
-    await cache.flushall();
+    await flushAll(cache);
     await new Promise((r) => setTimeout(r, 100));
     const after = await Promise.all(
       Object.values(reads).map(async (p) => (await direct(A(), 'GET', p, undefined, reader)).body),
@@ -271,7 +253,7 @@ describe('content cache across two instances', () => {
           (await client.query("select 1 from content.profiles where username = 'latecomer'")).rowCount === 1,
       );
       await client.query("delete from content.profiles where username = 'latecomer'");
-      await cache.flushall();
+      await flushAll(cache);
       const first = await direct(B(), 'GET', '/api/profiles/latecomer');
       expect(first.status).toBe(200);
       expect(first.body.profile.username).toBe('latecomer');

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import type { Identity } from '@atoll/identity';
+import { connectRedis, isCluster, type RedisClient, type RoleCheckedRedis } from '@atoll/redis';
 import {
+  gatewayHeaders,
   identityKeyPair,
   ownedTempDir,
   removeOwnedDir,
@@ -41,6 +43,23 @@ export const GENEROUS_LIMITS = {
 export const TEST_PASSWORD_COST = { PASSWORD_ARGON2_MEMORY_KIB: '19456', PASSWORD_ARGON2_ITERATIONS: '2' };
 
 /**
+ * The roles every test stack runs as a Redis Cluster: with `ATOLL_TEST_REDIS=cluster` all three (the
+ * e2e-cluster project re-runs some e2e files so), with `cluster:<role>,<role>` the roles named; else none.
+ */
+export const CLUSTER_ROLES = clusterRoles(process.env.ATOLL_TEST_REDIS);
+
+function clusterRoles(setting: string | undefined): NonNullable<StackOptions['cluster']> {
+  if (setting === 'cluster') return ['cache', 'session', 'queue'];
+  const named = /^cluster:(.+)$/.exec(setting ?? '')?.[1]?.split(',') ?? [];
+  const roles = named.filter((r): r is 'cache' | 'session' | 'queue' =>
+    ['cache', 'session', 'queue'].includes(r),
+  );
+  if (roles.length !== named.length)
+    throw new Error(`ATOLL_TEST_REDIS=${setting}: roles are cache, session, queue`);
+  return roles;
+}
+
+/**
  * The whole stack, as the local stack command runs it, on a fresh database and fresh Redis folders;
  * `instances` runs more than one instance of a service behind the gateway; `keepCredentials` keeps the
  * passwords in `<dataDir>/credentials.json`, as `npm start` does.
@@ -48,7 +67,7 @@ export const TEST_PASSWORD_COST = { PASSWORD_ARGON2_MEMORY_KIB: '19456', PASSWOR
 export async function startTestStack(
   label: string,
   env: Record<string, string> = {},
-  opts: Pick<StackOptions, 'instances' | 'sentinel'> & { keepCredentials?: boolean } = {},
+  opts: Pick<StackOptions, 'instances' | 'sentinel' | 'cluster'> & { keepCredentials?: boolean } = {},
 ): Promise<{ stack: Stack; dataDir: string; dispose: () => Promise<void> }> {
   const database: TestDatabase = await testDatabase(label);
   const dataDir = await ownedTempDir(`stack-${label}`);
@@ -62,6 +81,7 @@ export async function startTestStack(
     env: { ...GENEROUS_LIMITS, ...TEST_PASSWORD_COST, ...env },
     // As npm start keeps them (credentials.json in the data folder), for tools that read them.
     ...(keepCredentials ? { credentialsFile: join(dataDir, 'credentials.json') } : {}),
+    ...(CLUSTER_ROLES.length > 0 ? { cluster: CLUSTER_ROLES } : {}),
     ...stackOpts,
   });
   return {
@@ -71,20 +91,39 @@ export async function startTestStack(
       // Every command a service was refused by its Redis ACL user is a permission missing from the key
       // map (@atoll/redis-keys): a test that refuses on purpose clears the log itself.
       const refused = await aclRefusals(stack);
+      const slotErrors = crossSlotErrors(stack);
       await stack.stop();
       await database.drop();
       removeOwnedDir(dataDir);
       if (refused.length > 0) throw new Error(`Redis refused the services: ${refused.join('; ')}`);
+      if (slotErrors.length > 0)
+        throw new Error(`commands over keys of several slots: ${slotErrors.slice(0, 5).join('; ')}`);
     },
   };
+}
+
+/**
+ * The log lines of every service process in which a Redis Cluster refused a command for naming keys of
+ * several slots (CROSSSLOT) or a script for touching a key it was not given in another slot, or ioredis
+ * refused a pipeline over several nodes' slots: whatever
+ * the topology, none may appear (a single server accepts such commands, so they hide until a cluster).
+ */
+export function crossSlotErrors(stack: Stack): string[] {
+  const processes = [stack.services.gateway, ...Object.values(stack.instances).flat()];
+  return processes.flatMap((proc) =>
+    [...proc.logs.map((line) => JSON.stringify(line)), ...proc.stderr.split('\n')]
+      .filter((line) => /CROSSSLOT|non local key|same slots allocation group/i.test(line))
+      .map((line) => `${proc.name}: ${line.slice(0, 300)}`),
+  );
 }
 
 /** What the stack's Redis servers refused a service user (ACL LOG), as `role user: command object`. */
 export async function aclRefusals(stack: Stack): Promise<string[]> {
   const refused: string[] = [];
-  // Each server of a role: its one server, or every node and sentinel of its Sentinel group.
+  // Each server of a role: its one server, or every node of its Sentinel group or cluster (and below,
+  // every sentinel).
   const servers = (['cache', 'session', 'queue'] as const).flatMap((role) => {
-    const group = role === 'cache' ? undefined : stack.sentinels[role];
+    const group = stack.clusters[role] ?? (role === 'cache' ? undefined : stack.sentinels[role]);
     return (group?.nodes ?? [stack.redis[role]]).map((server) => ({ role, server }));
   });
   const record = (role: string, entries: unknown[][]) => {
@@ -102,6 +141,7 @@ export async function aclRefusals(stack: Stack): Promise<string[]> {
   }
   for (const { role, server } of servers) {
     if (!server.running) continue;
+    // A connection to this one node (a cluster node answers ACL LOG about itself).
     const admin = await connectRedis({
       url: server.url,
       role,
@@ -137,8 +177,71 @@ export function redisOf(
   role: 'cache' | 'session' | 'queue',
   use: 'producer' | 'worker' = 'producer',
 ): Promise<RoleCheckedRedis> {
-  const url = (role === 'cache' ? undefined : stack.sentinels[role])?.url ?? stack.redis[role].url;
+  const url =
+    stack.clusters[role]?.url ??
+    (role === 'cache' ? undefined : stack.sentinels[role])?.url ??
+    stack.redis[role].url;
   return connectRedis({ url, role, use, name: `test:${role}`, log: silent });
+}
+
+/** Stops a role's server, or every node of its cluster (an outage of the whole role). */
+export async function stopRedis(stack: Stack, role: 'cache' | 'session' | 'queue'): Promise<void> {
+  const cluster = stack.clusters[role];
+  if (cluster) await cluster.stop();
+  else await stack.redis[role].stop();
+}
+
+/** Starts what `stopRedis` stopped; a cluster once it is whole again (cluster_state:ok everywhere). */
+export async function restartRedis(stack: Stack, role: 'cache' | 'session' | 'queue'): Promise<void> {
+  const cluster = stack.clusters[role];
+  if (!cluster) return stack.redis[role].restart();
+  await Promise.all(cluster.nodes.map((node) => node.restart()));
+  await cluster.waitHealthy();
+}
+
+/** Every key of a role's server, or of every primary of its cluster (where FLUSHALL reaches one node). */
+export async function flushAll(client: RedisClient): Promise<void> {
+  await Promise.all((isCluster(client) ? client.nodes('master') : [client]).map((node) => node.flushall()));
+}
+
+/** The names of every key matching `pattern` (KEYS: tests only), on every primary of a cluster. */
+export async function keysOf(client: RedisClient, pattern: string): Promise<string[]> {
+  const nodes = isCluster(client) ? client.nodes('master') : [client];
+  return (await Promise.all(nodes.map((node) => node.keys(pattern)))).flat();
+}
+
+/**
+ * A request straight to one content instance (`base`), with the assertion the gateway would send for
+ * `identity`; `queries` is the SQL count content reports in Server-Timing (SERVER_TIMING=true), else -1.
+ */
+export async function directToContent(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  identity: Identity | null = null,
+): Promise<{ status: number; body: any; queries: number }> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...gatewayHeaders(IDENTITY_KEYS, 'content', { method, url: path, identity }),
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const queries = Number(/desc="(\d+) queries"/.exec(res.headers.get('server-timing') ?? '')?.[1] ?? -1);
+  return { status: res.status, body: (await res.json().catch(() => null)) as any, queries };
+}
+
+/** The identity the gateway asserts for the session `token` signs in to. */
+export async function sessionIdentity(api: ReturnType<typeof apiClient>, token: string): Promise<Identity> {
+  const session = (await api('GET', '/api/auth/session', { token })).body.session;
+  return {
+    userId: session.userId,
+    username: session.username,
+    sessionId: session.id,
+    roles: session.roles,
+  };
 }
 
 const CODE_SUBJECT = 'Your atoll verification code: ';

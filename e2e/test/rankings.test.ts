@@ -8,7 +8,7 @@ import { ServiceProcess, type Stack } from '@atoll/testkit';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { eventually, redisOf, startTestStack } from './helpers.ts';
+import { eventually, flushAll, keysOf, redisOf, restartRedis, startTestStack, stopRedis } from './helpers.ts';
 
 describe('trending and leaderboard', () => {
   let stack: Stack;
@@ -75,26 +75,26 @@ describe('trending and leaderboard', () => {
     expect(await leaderboard()).toEqual(['bo:4', 'ann:2']);
     await api('DELETE', `/api/articles/${slug.B2}/favorite`, { token: token.bo });
     expect(await leaderboard()).toEqual(['bo:3', 'ann:2']);
-    for (const key of await cache.keys('*')) expect(await cache.pttl(key), key).toBeGreaterThan(0);
+    for (const key of await keysOf(cache, '*')) expect(await cache.pttl(key), key).toBeGreaterThan(0);
   });
 
   it('gives the same answers after FLUSHALL (rebuilt from PostgreSQL)', async () => {
     const before = [await trending(), await leaderboard()];
-    await cache.flushall();
+    await flushAll(cache);
     expect([await trending(), await leaderboard()]).toEqual(before);
     expect(await cache.exists(`${stack.envOf('content').REDIS_KEY_PREFIX}:rank:{trending}`)).toBe(1);
   });
 
   it('answers from PostgreSQL while redis-cache is stopped, and writes keep working', async () => {
     const before = [await trending(), await leaderboard()];
-    await stack.redis.cache.stop();
+    await stopRedis(stack, 'cache');
     try {
       expect([await trending(), await leaderboard()]).toEqual(before);
       const fav = await api('POST', `/api/articles/${slug.B1}/favorite`, { token: token.cy });
       expect(fav.status).toBe(200);
       expect(await leaderboard()).toEqual(['bo:4', 'ann:2']);
     } finally {
-      await stack.redis.cache.restart();
+      await restartRedis(stack, 'cache');
     }
     // The restarted cache is empty (no persistence): the next read rebuilds, with the write included.
     await new Promise((r) => setTimeout(r, 300));

@@ -91,21 +91,21 @@ export const EnvSchema = Type.Object({
   }),
   REDIS_AUDIT_CACHE_URL: Type.Optional(
     Type.String({
-      pattern: '^rediss?://[^\\s]+$',
+      pattern: '^(rediss?|redis\\+cluster)://[^\\s]+$',
       description:
         "the redis-cache URL with the key-space audit's own ACL user (`audit`, read-only: SCAN, TYPE, PTTL, MEMORY USAGE), for REDIS_AUDIT_INTERVAL_MS; unset: redis-cache is not audited",
     }),
   ),
   REDIS_AUDIT_SESSION_URL: Type.Optional(
     Type.String({
-      pattern: '^rediss?://[^\\s]+$',
+      pattern: '^(rediss?|redis\\+cluster)://[^\\s]+$',
       description:
         "the redis-session URL with the key-space audit's own ACL user (`audit`, read-only: SCAN, TYPE, PTTL, MEMORY USAGE), for REDIS_AUDIT_INTERVAL_MS; unset: redis-session is not audited",
     }),
   ),
   REDIS_AUDIT_QUEUE_URL: Type.Optional(
     Type.String({
-      pattern: '^rediss?://[^\\s]+$',
+      pattern: '^(rediss?|redis\\+cluster)://[^\\s]+$',
       description:
         "the redis-queue URL with the key-space audit's own ACL user (`audit`, read-only: SCAN, TYPE, PTTL, MEMORY USAGE), for REDIS_AUDIT_INTERVAL_MS; unset: redis-queue is not audited",
     }),

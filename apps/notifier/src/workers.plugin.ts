@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import { StreamConsumer } from '@atoll/events';
 import { createWorker, Producer, removeRetiredJobs } from '@atoll/jobs';
 import { LockClient } from '@atoll/lock';
-import { closeRedis, connectRedis } from '@atoll/redis';
+import { closeRedis, connectRedis, duplicateClient } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { dbOf } from '@atoll/service-kit';
 import type { Queue, Worker } from 'bullmq';
@@ -113,7 +113,7 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
     );
   }
   const consumer = new StreamConsumer({
-    redis: connection.duplicate(),
+    redis: duplicateClient(connection),
     stream: keys.userEvents(),
     group: 'notifier-recipients',
     consumer: `notifier-${hostname()}-${process.pid}`,

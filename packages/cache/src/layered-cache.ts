@@ -20,17 +20,24 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type ShortLease, tryLease } from '@atoll/lock';
-import { isRedisUnavailable, mgetAcrossSlots, oneSlotMulti } from '@atoll/redis';
+import {
+  isCluster,
+  isRedisUnavailable,
+  mgetAcrossSlots,
+  oneSlotMulti,
+  publish,
+  type RedisClient,
+  watchChannel,
+} from '@atoll/redis';
 import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import { Lru } from './lru.ts';
 import { isTombstone, STORE_UNLESS_INVALIDATED } from './scripts.lua.ts';
 
 export interface LayeredCacheOptions {
   /** Producer client on redis-cache (fails fast when it is away). */
-  redis: Redis;
+  redis: RedisClient;
   /** A dedicated subscriber client on redis-cache, for the invalidation bus. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   keys: Keys;
   namespace: string;
   ttlMs: number;
@@ -107,20 +114,17 @@ export class LayeredCache {
    */
   async start(): Promise<void> {
     const { subscriber, keys } = this.opts;
-    subscriber.on('message', (channel: string, message: string) => {
-      if (channel === keys.cacheBus()) this.onBusMessage(message);
+    await watchChannel(subscriber, keys.cacheBus(), {
+      message: (text) => this.onBusMessage(text),
+      down: () => {
+        this.busUp = false;
+        this.l1.clear();
+      },
+      up: () => {
+        this.l1.clear();
+        this.busUp = true;
+      },
     });
-    const down = () => {
-      this.busUp = false;
-      this.l1.clear();
-    };
-    subscriber.on('close', down);
-    subscriber.on('reconnecting', down);
-    subscriber.on('ready', () => {
-      this.l1.clear();
-      this.busUp = true;
-    });
-    await subscriber.subscribe(keys.cacheBus());
     this.busUp = true;
   }
 
@@ -254,7 +258,7 @@ export class LayeredCache {
       missing = stillMissing;
     } catch (err) {
       if (!isRedisUnavailable(err)) throw err;
-      tombstones = null; // Redis is away: cache in L1 only
+      tombstones = null; // RedisClient is away: cache in L1 only
     }
     if (missing.length === 0) return found;
     let loaded: Map<string, T>;
@@ -365,22 +369,37 @@ export class LayeredCache {
     const tags = change.tags ?? [];
     this.dropL1([...ids], tags);
     try {
-      for (const tag of tags) for (const id of await redis.smembers(keys.cacheTag(tag))) ids.add(id);
+      // On a cluster the tag sets, the entries and the bus are on different shards, and one of them may
+      // be failing over while the others answer: whatever was written, the message is still sent (it
+      // names the tags too, which every instance drops from L1 by themselves), and the whole change is
+      // then sent again (below).
+      const written: Array<PromiseSettledResult<unknown>> = await Promise.allSettled(
+        tags.map(async (tag) => {
+          for (const id of await redis.smembers(keys.cacheTag(tag))) ids.add(id);
+        }),
+      );
       this.dropL1([...ids], []);
       const tombstone = () => `!t${randomUUID().slice(0, 8)}`;
-      await Promise.all([
-        ...[...ids].map((id) => redis.set(keys.cacheEntry(namespace, id), tombstone(), 'PX', tombstoneMs)),
-        ...tags.map((tag) => redis.del(keys.cacheTag(tag))),
-      ]);
-      await redis.publish(
+      written.push(
+        ...(await Promise.allSettled([
+          ...[...ids].map((id) => redis.set(keys.cacheEntry(namespace, id), tombstone(), 'PX', tombstoneMs)),
+          ...tags.map((tag) => redis.del(keys.cacheTag(tag))),
+        ])),
+      );
+      await publish(
+        redis,
         keys.cacheBus(),
         JSON.stringify({ from: this.instanceId, ns: namespace, ids: [...ids], tags }),
       );
+      const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     } catch (err) {
       if (!isRedisUnavailable(err)) throw err;
       // Redis is away, so none of its entries can be served meanwhile; forget them as soon as it is back.
       this.pending.push({ ids: [...ids], tags });
       this.opts.log.warn({ namespace }, 'redis-cache unavailable: invalidation queued until it is back');
+      // A cluster stays ready while one shard fails over, so its `ready` does not say when to retry.
+      if (isCluster(redis)) setTimeout(() => void this.retryPending(), 1000).unref();
     }
   }
 

@@ -3,10 +3,15 @@
  * objects standing for two service instances (each with its own connections).
  */
 import { randomUUID } from 'node:crypto';
-import { closeRedis, connectRedis, createRedisClient, type RoleCheckedRedis } from '@atoll/redis';
+import {
+  closeRedis,
+  connectRedis,
+  createRedisClient,
+  type RedisClient,
+  type RoleCheckedRedis,
+} from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { RedisServer } from '@atoll/testkit';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LayeredCache } from '../src/index.ts';
 
@@ -15,7 +20,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('LayeredCache', () => {
   let server: RedisServer;
-  const clients: Redis[] = [];
+  const clients: RedisClient[] = [];
   const keys = createKeys(`c${randomUUID().slice(0, 6)}`);
 
   const instance = async (opts: Partial<ConstructorParameters<typeof LayeredCache>[0]> = {}) => {

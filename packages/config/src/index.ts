@@ -72,10 +72,12 @@ export const Env = {
     ),
   redisUrl: (role: string) =>
     Type.String({
-      // One server, or a Sentinel group: its sentinels and the master name (@atoll/redis url.ts parses
-      // it and names any other problem when the service connects).
-      pattern: '^(rediss?://[^\\s]+|redis\\+sentinel://[^\\s/]+/[^\\s/?#]+(\\?[^\\s]*)?)$',
-      description: `the redis-${role} URL with the service's own ACL user: one server, redis://<user>:<password>@127.0.0.1:6379, or a Sentinel group, redis+sentinel://<user>:<password>@<sentinel>:26379,<sentinel>:26379,…/<master name> (see deploy/redis/${role}.conf and docs/redis.md)`,
+      // One server, a Sentinel group (its sentinels and the master name) or a Redis Cluster (seed nodes):
+      // @atoll/redis url.ts parses it and names any other problem when the service connects (without the
+      // password, which this check would echo).
+      pattern:
+        '^(rediss?://[^\\s]+|redis\\+sentinel://[^\\s/]+/[^\\s/?#]+(\\?[^\\s]*)?|redis\\+cluster://[^\\s]+)$',
+      description: `the redis-${role} URL with the service's own ACL user: one server, redis://<user>:<password>@127.0.0.1:6379, a Sentinel group, redis+sentinel://<user>:<password>@<sentinel>:26379,<sentinel>:26379,…/<master name>, or a Redis Cluster, redis+cluster://<user>:<password>@<node>:6379,<node>:6379,… (see deploy/redis/${role}.conf and docs/redis.md)`,
     }),
   postgresUrl: () =>
     Type.String({

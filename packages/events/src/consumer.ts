@@ -26,7 +26,7 @@
  */
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@atoll/redis';
 import type { EventType } from './catalog.ts';
 import { decodeEvent } from './codec.ts';
 
@@ -46,7 +46,7 @@ export interface ConsumerLog {
 }
 
 export interface StreamConsumerOptions {
-  redis: Redis;
+  redis: RedisClient;
   stream: string;
   group: string;
   consumer: string;

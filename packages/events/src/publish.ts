@@ -1,5 +1,5 @@
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import type { EventPayload, EventType } from './catalog.ts';
 import { encodeEvent } from './codec.ts';
 
@@ -8,7 +8,7 @@ export const USER_EVENTS_MAXLEN = 100_000;
 
 /** Appends one validated user event to the stream; resolves to the entry id. */
 export async function publishUserEvent<T extends EventType>(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   type: T,
   payload: EventPayload<T>,

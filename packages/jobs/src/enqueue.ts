@@ -1,7 +1,6 @@
-import { waitForReplicas } from '@atoll/redis';
+import { type RedisClient, waitForReplicas } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { TSchema } from 'typebox';
 import Value from 'typebox/value';
 import { type JobName, type JobPayload, QUEUES, type QueueName } from './catalog.ts';
@@ -38,10 +37,10 @@ export function payloadProblem(queue: QueueName, job: string, payload: unknown):
  */
 export class Producer {
   private readonly queues = new Map<QueueName, Queue>();
-  private readonly connection: Redis;
+  private readonly connection: RedisClient;
   private readonly prefix: string;
 
-  constructor(connection: Redis, keys: Keys) {
+  constructor(connection: RedisClient, keys: Keys) {
     this.connection = connection;
     this.prefix = keys.bullPrefix();
   }

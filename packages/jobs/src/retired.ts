@@ -9,13 +9,14 @@
  * removed only if its payload is of a retired version. Safe to run at every start and by several
  * instances at once.
  */
+
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { type QueueName, RETIRED_VERSIONS } from './catalog.ts';
 
 export async function removeRetiredJobs(
-  connection: Redis,
+  connection: RedisClient,
   keys: Keys,
   queueName: QueueName,
 ): Promise<number> {

@@ -6,9 +6,10 @@
  * queue's backoff. A job of a retired version (RETIRED_VERSIONS: its payload carried a secret) has its
  * data replaced by `{ v, retired: true }` first, so the failed set keeps no secret.
  */
+
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
 import {
   type Handlers,
   type JobMeta,
@@ -21,7 +22,7 @@ import { payloadProblem } from './enqueue.ts';
 
 export interface CatalogWorkerOptions {
   /** A worker-mode client of redis-queue (`maxRetriesPerRequest: null`); BullMQ duplicates it as needed. */
-  connection: Redis;
+  connection: RedisClient;
   keys: Keys;
   concurrency?: number;
   /** At most `max` jobs per `duration` ms across every worker of the queue (e.g. an SMTP provider's). */

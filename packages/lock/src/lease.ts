@@ -6,7 +6,7 @@
  * that outlived its lease never deletes the next holder's.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@atoll/redis';
 import { NOT_HELD, RELEASE } from './scripts.ts';
 
 export interface ShortLease {
@@ -16,7 +16,7 @@ export interface ShortLease {
 }
 
 /** Takes the lease `key` for `ttlMs` if it is free; null when someone else holds it. */
-export async function tryLease(redis: Redis, key: string, ttlMs: number): Promise<ShortLease | null> {
+export async function tryLease(redis: RedisClient, key: string, ttlMs: number): Promise<ShortLease | null> {
   const token = randomBytes(16).toString('base64url');
   if ((await redis.set(key, token, 'PX', ttlMs, 'NX')) !== 'OK') return null;
   return {

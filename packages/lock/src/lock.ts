@@ -18,8 +18,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import { ACQUIRE, EXTEND, NOT_HELD, RELEASE } from './scripts.ts';
 
 export interface AcquireOptions {
@@ -46,11 +46,11 @@ export interface Lease {
 }
 
 export class LockClient {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: Keys;
 
   /** `redis` must be a client of the queue instance (noeviction: a lease is never evicted early). */
-  constructor(redis: Redis, keys: Keys) {
+  constructor(redis: RedisClient, keys: Keys) {
     this.redis = redis;
     this.keys = keys;
   }
@@ -101,7 +101,7 @@ export class LockClient {
       try {
         ok = Number(await EXTEND.run(redis, [key], token, ttlMs)) !== NOT_HELD;
       } catch {
-        ok = false; // Redis away: the lease may run out meanwhile, so it counts as lost.
+        ok = false; // RedisClient away: the lease may run out meanwhile, so it counts as lost.
       }
       if (!ok) {
         clearInterval(timer);

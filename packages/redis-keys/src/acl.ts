@@ -70,6 +70,12 @@ const BASE_COMMANDS = [
   '-randomkey',
   '-dbsize',
   '+info',
+  // A Redis Cluster client learns which node serves which slot (CLUSTER SLOTS) and whether the cluster
+  // is up (CLUSTER INFO, its ready check); READONLY and ASKING, which it also sends, are @connection.
+  // Nothing that changes the cluster: CLUSTER's other subcommands are the admin's. On a server without
+  // cluster mode both only answer an error.
+  '+cluster|slots',
+  '+cluster|info',
 ];
 
 /** Commands beyond the base that one service needs on one role, with the reason. */
@@ -80,10 +86,19 @@ const EXTRA_COMMANDS: Partial<Record<Service, Partial<Record<RedisRole, string[]
 };
 
 const KEY_RULE: Record<KeyAccess, string> = { read: '%R~', write: '%W~', readwrite: '~' };
+// The sharded forms (SPUBLISH, SSUBSCRIBE) are what a client of a Redis Cluster uses (@atoll/redis
+// pubsub.ts); the same channel patterns (&) apply to them.
 const CHANNEL_COMMANDS: Record<ChannelAccess, string[]> = {
-  publish: ['+publish'],
-  subscribe: ['+subscribe', '+unsubscribe'],
-  'publish-subscribe': ['+publish', '+subscribe', '+unsubscribe'],
+  publish: ['+publish', '+spublish'],
+  subscribe: ['+subscribe', '+unsubscribe', '+ssubscribe', '+sunsubscribe'],
+  'publish-subscribe': [
+    '+publish',
+    '+subscribe',
+    '+unsubscribe',
+    '+spublish',
+    '+ssubscribe',
+    '+sunsubscribe',
+  ],
 };
 
 /** A spec pattern as an ACL glob: placeholders become `*` (braces are literal in Redis globs). */
@@ -172,6 +187,9 @@ export function auditRules(prefix: string): string[] {
     '+@connection',
     '-@dangerous',
     '+info',
+    // On a Redis Cluster: where the nodes are, to scan each primary.
+    '+cluster|slots',
+    '+cluster|info',
     '+scan',
     '+type',
     '+pttl',

@@ -20,14 +20,13 @@
  * It needs SCAN, TYPE, PTTL, MEMORY USAGE and INFO: the `audit` ACL user (@atoll/redis-keys auditRules).
  */
 import { familyOf, type KeyFamily, keyFamilies, type RedisRole } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
-import { infoFields } from './client.ts';
+import { infoFields, isCluster, type RedisClient } from './client.ts';
 
 export interface AuditOptions {
   /** The deployment prefix (REDIS_KEY_PREFIX). */
   prefix: string;
   /** A connection per role to audit (any subset): the `audit` user's, or the admin's. */
-  clients: Partial<Record<RedisRole, Redis>>;
+  clients: Partial<Record<RedisRole, RedisClient>>;
   /** A key at least this big is a violation (default 512 KiB). */
   largeValueBytes?: number;
   /** Keys examined per instance at most (default 100 000); past it the report says `truncated`. */
@@ -219,59 +218,67 @@ export async function auditKeySpace(opts: AuditOptions): Promise<AuditReport> {
     };
     const tallies = new Map<string, FamilyTally>();
     const seen = new Set<string>();
-    let cursor = '0';
     let truncated = false;
-    do {
-      const [next, page] = await client.scan(cursor, 'MATCH', `${o.prefix}:*`, 'COUNT', o.scanCount);
-      cursor = next;
-      // SCAN may return a key twice (while the server rehashes): each is examined once.
-      const keys = page.filter((k) => !seen.has(k)).slice(0, o.maxKeys - seen.size);
-      for (const k of keys) seen.add(k);
-      if (keys.length > 0) {
-        const pipeline = client.pipeline();
-        for (const key of keys) {
-          pipeline.type(key);
-          pipeline.pttl(key);
-          pipeline.call('MEMORY', 'USAGE', key, 'SAMPLES', String(o.memorySamples));
+    let usedMemory = 0;
+    let maxmemory = 0;
+    // A cluster's keys are spread over its primaries: each is scanned, and its memory counted, in turn.
+    for (const server of isCluster(client) ? client.nodes('master') : [client]) {
+      if (truncated) break;
+      let cursor = '0';
+      do {
+        const [next, page] = await server.scan(cursor, 'MATCH', `${o.prefix}:*`, 'COUNT', o.scanCount);
+        cursor = next;
+        // SCAN may return a key twice (while the server rehashes): each is examined once.
+        const keys = page.filter((k) => !seen.has(k)).slice(0, o.maxKeys - seen.size);
+        for (const k of keys) seen.add(k);
+        if (keys.length > 0) {
+          const pipeline = server.pipeline();
+          for (const key of keys) {
+            pipeline.type(key);
+            pipeline.pttl(key);
+            pipeline.call('MEMORY', 'USAGE', key, 'SAMPLES', String(o.memorySamples));
+          }
+          const replies = (await pipeline.exec()) ?? [];
+          const error = replies.find(([err]) => err)?.[0];
+          if (error) throw error;
+          keys.forEach((key, i) => {
+            const type = String(replies[i * 3]?.[1]);
+            const ttlMs = Number(replies[i * 3 + 1]?.[1]);
+            const bytes = replies[i * 3 + 2]?.[1];
+            // Gone since SCAN named it (expired, evicted, deleted).
+            if (type === 'none' || ttlMs === -2 || bytes === null) return;
+            const family = familyOf(families, key);
+            const name = family && family.instance === role ? family.name : UNKNOWN_FAMILY;
+            const tally = tallies.get(name) ?? new FamilyTally(name, o.top);
+            tallies.set(name, tally);
+            tally.add(key, ttlMs, Number(bytes));
+            for (const v of checkKey(
+              role,
+              family,
+              key,
+              { type, ttlMs, bytes: Number(bytes) },
+              o.largeValueBytes,
+            ))
+              record({ ...v, role });
+          });
         }
-        const replies = (await pipeline.exec()) ?? [];
-        const error = replies.find(([err]) => err)?.[0];
-        if (error) throw error;
-        keys.forEach((key, i) => {
-          const type = String(replies[i * 3]?.[1]);
-          const ttlMs = Number(replies[i * 3 + 1]?.[1]);
-          const bytes = replies[i * 3 + 2]?.[1];
-          // Gone since SCAN named it (expired, evicted, deleted).
-          if (type === 'none' || ttlMs === -2 || bytes === null) return;
-          const family = familyOf(families, key);
-          const name = family && family.instance === role ? family.name : UNKNOWN_FAMILY;
-          const tally = tallies.get(name) ?? new FamilyTally(name, o.top);
-          tallies.set(name, tally);
-          tally.add(key, ttlMs, Number(bytes));
-          for (const v of checkKey(
-            role,
-            family,
-            key,
-            { type, ttlMs, bytes: Number(bytes) },
-            o.largeValueBytes,
-          ))
-            record({ ...v, role });
+        if (seen.size >= o.maxKeys && cursor !== '0') truncated = true;
+      } while (cursor !== '0' && !truncated);
+
+      const info = infoFields(String(await server.call('INFO', 'memory')));
+      const serverUsed = Number(info.used_memory ?? 0);
+      const serverMax = Number(info.maxmemory ?? 0);
+      usedMemory += serverUsed;
+      maxmemory += serverMax;
+      if (role === 'cache' && serverMax > 0 && serverUsed >= o.cacheFullRatio * serverMax) {
+        record({
+          kind: 'cache-near-full',
+          role,
+          key: null,
+          family: null,
+          detail: `used_memory ${serverUsed} is ${Math.round((serverUsed / serverMax) * 100)}% of maxmemory ${serverMax}`,
         });
       }
-      if (seen.size >= o.maxKeys && cursor !== '0') truncated = true;
-    } while (cursor !== '0' && !truncated);
-
-    const info = infoFields(String(await client.call('INFO', 'memory')));
-    const usedMemory = Number(info.used_memory ?? 0);
-    const maxmemory = Number(info.maxmemory ?? 0);
-    if (role === 'cache' && maxmemory > 0 && usedMemory >= o.cacheFullRatio * maxmemory) {
-      record({
-        kind: 'cache-near-full',
-        role,
-        key: null,
-        family: null,
-        detail: `used_memory ${usedMemory} is ${Math.round((usedMemory / maxmemory) * 100)}% of maxmemory ${maxmemory}`,
-      });
     }
     const familyReports = [...tallies.values()].map((t) => t.report());
     familyReports.sort((a, b) => b.memoryBytes - a.memoryBytes || a.family.localeCompare(b.family));

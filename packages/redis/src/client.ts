@@ -1,7 +1,20 @@
 import type { RedisRole } from '@atoll/redis-keys';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { checkRole, RedisRoleError, type ServerSettings } from './roles.ts';
-import { addressOf, parseRedisUrl, type SentinelTarget, sentinelOptions } from './url.ts';
+import { addressOf, type ClusterTarget, parseRedisUrl, type SentinelTarget, sentinelOptions } from './url.ts';
+
+/**
+ * A client of one role: a `Redis` (one server, or the primary of a Sentinel group) or a `Cluster` (a
+ * Redis Cluster, whose commands ioredis routes to the node that serves each key's slot). Both have the
+ * same commands; what differs is that every command, transaction and script must keep to keys of one
+ * slot (`{…}` hash tags, @atoll/redis-keys) and that MGET over several slots is `getMany`.
+ */
+export type RedisClient = Redis | Cluster;
+
+/** True for a Redis Cluster client. */
+export function isCluster(client: RedisClient): client is Cluster {
+  return client.isCluster;
+}
 
 /** The part of a pino logger the clients use. */
 export interface Log {
@@ -66,7 +79,7 @@ function reconnectOnReadonly(opts: RedisClientOptions) {
  * Builds a client for one role. It does not connect: call `connectRedis` to connect and verify the role.
  * Every client has an error listener that logs once per outage (not once per reconnect attempt).
  */
-export function createRedisClient(opts: RedisClientOptions): Redis {
+export function createRedisClient(opts: RedisClientOptions): RedisClient {
   const target = parseRedisUrl(opts.url);
   const options: RedisOptions = {
     ...settingsByUse[opts.use],
@@ -81,9 +94,11 @@ export function createRedisClient(opts: RedisClientOptions): Redis {
   // Every client of a Sentinel group, and every duplicate() of one (BullMQ's blocking connections),
   // asks the sentinels where the primary is on each (re)connect.
   const client =
-    target.kind === 'sentinel'
-      ? new Redis({ ...sentinelOptions(target), ...options, reconnectOnError: reconnectOnReadonly(opts) })
-      : new Redis(target.url, options);
+    target.kind === 'cluster'
+      ? clusterClient(target, options, opts.use)
+      : target.kind === 'sentinel'
+        ? new Redis({ ...sentinelOptions(target), ...options, reconnectOnError: reconnectOnReadonly(opts) })
+        : new Redis(target.url, options);
   let down = false;
   client.on('error', (err: Error) => {
     if (down) return;
@@ -95,6 +110,62 @@ export function createRedisClient(opts: RedisClientOptions): Redis {
     down = false;
   });
   return client;
+}
+
+/**
+ * A Cluster client with the same behaviour per use as a single server's: the offline queue, the
+ * auto-pipelining and the retry strategy apply to the cluster as a whole (the offline queue holds
+ * commands while no node is known), the rest to each node's connection.
+ *
+ * - Reads and writes go to the primaries only (`scaleReads: 'master'`): a replica may lag behind an
+ *   invalidation or a counter, and reading stale data there would undo what the cache's tombstones
+ *   guarantee.
+ * - `MOVED`/`ASK` (a slot served elsewhere, or moving) are followed by ioredis, which refreshes its slot
+ *   map on MOVED; a node that stops answering makes it refresh the map (`retryDelayOnFailover`) and
+ *   send the command again until a replica is promoted, at most `maxRedirections` times (16 × 100 ms);
+ *   `CLUSTERDOWN` (no primary for a slot yet) likewise. A producer's command that still fails is a
+ *   "Redis unavailable" error (`isRedisUnavailable`), a 503 or a fallback; a worker's waits.
+ * - A subscriber has one sharded-subscriber connection per primary (SSUBSCRIBE, see pubsub.ts).
+ * - The slot map is also refreshed every 5 s (ioredis's default), so a failover the client did not
+ *   witness is picked up too.
+ */
+function clusterClient(target: ClusterTarget, options: RedisOptions, use: ClientUse): Cluster {
+  const { enableOfflineQueue, enableAutoPipelining, retryStrategy: clusterRetryStrategy, ...node } = options;
+  const clusterOptions: ClusterOptions = {
+    lazyConnect: true,
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
+    ...(clusterRetryStrategy ? { clusterRetryStrategy } : {}),
+    scaleReads: 'master',
+    slotsRefreshTimeout: 1000,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    // A subscriber subscribes per shard (SSUBSCRIBE: pubsub.ts); no other client needs the connections.
+    shardedSubscribers: use === 'subscriber',
+    redisOptions: {
+      ...node,
+      ...(target.username ? { username: target.username } : {}),
+      ...(target.password ? { password: target.password } : {}),
+    },
+  };
+  return new Cluster(target.nodes, clusterOptions);
+}
+
+/** Another connection (or, for a cluster, another set of connections) with the same options. */
+export function duplicateClient(client: RedisClient): RedisClient {
+  return isCluster(client) ? client.duplicate() : client.duplicate();
+}
+
+/**
+ * The values of several keys, `null` for a missing one, in the order asked. One MGET on a single
+ * server; on a cluster, where MGET may only name keys of one slot, one GET per key, sent in the same
+ * tick (ioredis writes them to each node together, so the cost is one round trip per node rather than
+ * per key).
+ */
+export async function getMany(client: RedisClient, keys: string[]): Promise<Array<string | null>> {
+  if (keys.length === 0) return [];
+  if (!isCluster(client)) return client.mget(keys);
+  return Promise.all(keys.map((key) => client.get(key)));
 }
 
 /** The `field:value` lines of an INFO reply. */
@@ -121,10 +192,19 @@ export async function readSettings(client: Redis): Promise<ServerSettings> {
   };
 }
 
-/** Throws `RedisRoleError` naming every setting that is wrong for the role. */
-export async function verifyRole(client: Redis, role: RedisRole, address: string): Promise<void> {
-  const problems = checkRole(role, await readSettings(client));
-  if (problems.length > 0) throw new RedisRoleError(role, address, problems);
+/**
+ * Throws `RedisRoleError` naming every setting that is wrong for the role. On a cluster client it checks
+ * the primaries the client is connected to (a reconnect: see `verifyClusterNodes` for every node).
+ */
+export async function verifyRole(client: RedisClient, role: RedisRole, address: string): Promise<void> {
+  const servers = isCluster(client) ? client.nodes('master') : [client];
+  for (const server of servers) {
+    const problems = checkRole(role, await readSettings(server));
+    const where = isCluster(client)
+      ? `${server.options.host}:${server.options.port} (in the ${address})`
+      : address;
+    if (problems.length > 0) throw new RedisRoleError(role, where, problems);
+  }
 }
 
 /**
@@ -156,6 +236,7 @@ export async function connectRedis(
     await verifyRole(client, opts.role, address);
     const target = parseRedisUrl(opts.url);
     if (target.kind === 'sentinel') await verifySentinelGroup(target, opts.role, opts.name, opts.log);
+    if (isCluster(client)) await verifyClusterNodes(client, opts.role, opts.name);
   } catch (err) {
     client.disconnect();
     throw err;
@@ -277,15 +358,60 @@ export async function verifySentinelGroup(
   }
 }
 
-export type RoleCheckedRedis = Redis & { roleOk(): boolean; redisRole: RedisRole };
+/** A node of a Redis Cluster as the slot map names it. */
+export interface ClusterNode {
+  host: string;
+  port: number;
+  kind: 'primary' | 'replica';
+}
 
-function waitReady(client: Redis): Promise<void> {
+/** Every primary and replica the cluster client knows (from CLUSTER SLOTS: the nodes serving slots). */
+export function clusterNodes(client: Cluster): ClusterNode[] {
+  return client.nodes('all').map((node) => ({
+    host: node.options.host ?? '127.0.0.1',
+    port: node.options.port ?? 6379,
+    kind: node.options.readOnly ? 'replica' : 'primary',
+  }));
+}
+
+/**
+ * Checks the settings of every node of a cluster, each primary and each replica, under the service's
+ * own ACL user (INFO, on a connection of its own): a replica becomes a primary on failover, so it must
+ * be fit for the role before that. A node that does not answer stops the start-up like a
+ * misconfigured one: the slot map named it, so it should be up.
+ */
+export async function verifyClusterNodes(client: Cluster, role: RedisRole, name: string): Promise<void> {
+  const { username, password } = client.options.redisOptions ?? {};
+  for (const node of clusterNodes(client)) {
+    const address = `${node.host}:${node.port} (${node.kind} in the cluster)`;
+    const check = oneShot({
+      host: node.host,
+      port: node.port,
+      connectionName: `${name}:check`,
+      ...(username ? { username } : {}),
+      ...(password ? { password } : {}),
+    });
+    try {
+      await check.connect();
+      await verifyRole(check, role, address);
+    } catch (err) {
+      if (err instanceof RedisRoleError) throw err;
+      throw new Error(`redis-${role} at ${address} cannot be checked: ${(err as Error).message}`);
+    } finally {
+      check.disconnect();
+    }
+  }
+}
+
+export type RoleCheckedRedis = RedisClient & { roleOk(): boolean; redisRole: RedisRole };
+
+function waitReady(client: RedisClient): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   return new Promise((resolve) => client.once('ready', () => resolve()));
 }
 
 /** True when the client answers PING within `timeoutMs`; never throws, never hangs. */
-export async function pingRedis(client: Redis, timeoutMs = 1000): Promise<boolean> {
+export async function pingRedis(client: RedisClient, timeoutMs = 1000): Promise<boolean> {
   if (client.status !== 'ready') return false;
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -319,7 +445,8 @@ export class ReplicaAckError extends Error {
  * URL says so), none for a single server (nothing to wait for). Read from the client's own options, so
  * it holds for a duplicate() too.
  */
-export function replicasToAck(client: Redis): number {
+export function replicasToAck(client: RedisClient): number {
+  if (isCluster(client)) return 0;
   return (client.options.sentinels?.length ?? 0) > 0 ? 1 : 0;
 }
 
@@ -330,7 +457,10 @@ export function replicasToAck(client: Redis): number {
  * after answering takes the write with it, and the promoted replica never had it. A no-op on a single
  * server. WAIT blocks this connection (only) until the acknowledgement: one round trip to the replica.
  */
-export async function waitForReplicas(client: Redis, timeoutMs = REPLICA_ACK_TIMEOUT_MS): Promise<void> {
+export async function waitForReplicas(
+  client: RedisClient,
+  timeoutMs = REPLICA_ACK_TIMEOUT_MS,
+): Promise<void> {
   const replicas = replicasToAck(client);
   if (replicas === 0) return;
   const acked = Number(await client.call('WAIT', replicas, timeoutMs));
@@ -338,7 +468,7 @@ export async function waitForReplicas(client: Redis, timeoutMs = REPLICA_ACK_TIM
 }
 
 /** Closes gracefully (QUIT), falling back to a hard disconnect when the server is away. */
-export async function closeRedis(client: Redis): Promise<void> {
+export async function closeRedis(client: RedisClient): Promise<void> {
   if (client.status === 'end') return;
   if (client.status !== 'ready') {
     client.disconnect();
@@ -363,6 +493,10 @@ export function isRedisUnavailable(err: unknown): boolean {
     name === 'ReplicaAckError' ||
     // A write that reached a primary turned replica: the client reconnects to the new one.
     message.startsWith('READONLY') ||
+    // A cluster with no primary for the slot yet (a failover under way), or with no node known.
+    message.startsWith('CLUSTERDOWN') ||
+    message.startsWith('TRYAGAIN') ||
+    /Cluster isn't ready|Too many Cluster redirections|Failed to refresh slots cache/.test(message) ||
     // ioredis's own wording: a fail-fast client never surfaces a socket error (ECONNREFUSED…) to a
     // command, and matching those would mistake a PostgreSQL outage for a Redis one.
     /Stream isn't writeable|Connection is closed|Command timed out/.test(message)

@@ -15,26 +15,33 @@ export {
 export { formatAuditReport, formatBytes } from './audit-format.ts';
 export {
   type ClientUse,
+  type ClusterNode,
   closeRedis,
+  clusterNodes,
   connectRedis,
   createRedisClient,
+  duplicateClient,
   type GroupNode,
   infoFields,
+  isCluster,
   isRedisUnavailable,
   type Log,
   pingRedis,
   REPLICA_ACK_TIMEOUT_MS,
+  type RedisClient,
   type RedisClientOptions,
   ReplicaAckError,
   type RoleCheckedRedis,
   readSettings,
   replicasToAck,
   sentinelGroupNodes,
+  verifyClusterNodes,
   verifyRole,
   verifySentinelGroup,
   waitForReplicas,
 } from './client.ts';
 export { mgetAcrossSlots, oneSlotMulti } from './multi-key.ts';
+export { type ChannelWatch, publish, watchChannel } from './pubsub.ts';
 export { checkRole, RedisRoleError, type RoleProblem, type ServerSettings } from './roles.ts';
 export {
   defineScript,
@@ -45,6 +52,9 @@ export {
 } from './script.ts';
 export {
   addressOf,
+  CLUSTER_URL_FORM,
+  type ClusterTarget,
+  isClusterUrl,
   isSentinelUrl,
   parseRedisUrl,
   type RedisTarget,

@@ -6,34 +6,38 @@
  * still run on a cluster. Scripts are checked by `defineScript`.
  */
 import { assertOneSlot, hashSlot } from '@atoll/redis-keys';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from './client.ts';
 
 /** A MULTI over `keys`, which must share one slot (CrossSlotError otherwise); `what` names it in errors. */
-export function oneSlotMulti(redis: Redis, what: string, keys: readonly string[]): ChainableCommander {
+export function oneSlotMulti(redis: RedisClient, what: string, keys: readonly string[]): ChainableCommander {
   assertOneSlot(`MULTI ${what}`, keys);
   return redis.multi();
 }
 
 /**
- * The values of `keys`, in order, like MGET: one MGET per slot, all in one pipeline (one round trip, as
- * a single MGET), since an MGET across slots cannot run on a cluster.
+ * The values of `keys`, in order, like MGET: one MGET per slot, all sent in the same tick, since an MGET
+ * across slots cannot run on a cluster. On one server they go out back to back on one connection (one
+ * round trip, as a single MGET); on a cluster each goes to the node that holds its slot, all at once.
+ * (Not one pipeline: an ioredis pipeline on a cluster may not span nodes.)
  */
-export async function mgetAcrossSlots(redis: Redis, keys: readonly string[]): Promise<Array<string | null>> {
+export async function mgetAcrossSlots(
+  redis: RedisClient,
+  keys: readonly string[],
+): Promise<Array<string | null>> {
   const bySlot = new Map<number, number[]>();
   keys.forEach((key, i) => {
     const slot = hashSlot(key);
     bySlot.set(slot, [...(bySlot.get(slot) ?? []), i]);
   });
   const groups = [...bySlot.values()];
-  const pipeline = redis.pipeline();
-  for (const indexes of groups) pipeline.mget(indexes.map((i) => keys[i] as string));
-  const replies = (await pipeline.exec()) ?? [];
+  const replies = await Promise.all(
+    groups.map((indexes) => redis.mget(indexes.map((i) => keys[i] as string))),
+  );
   const values = new Array<string | null>(keys.length).fill(null);
   groups.forEach((indexes, g) => {
-    const [err, got] = replies[g] ?? [new Error('MGET: no reply'), null];
-    if (err) throw err;
     indexes.forEach((keyIndex, j) => {
-      values[keyIndex] = (got as Array<string | null>)[j] ?? null;
+      values[keyIndex] = replies[g]?.[j] ?? null;
     });
   });
   return values;

@@ -14,6 +14,7 @@
  */
 import { assertOneSlot, type KeyName } from '@atoll/redis-keys';
 import { type ChainableCommander, Redis } from 'ioredis';
+import type { RedisClient } from './client.ts';
 
 export type ScriptArg = string | number;
 
@@ -33,9 +34,9 @@ export interface ScriptDefinition {
 
 /** A defined script: run it on a client, or queue it on a pipeline of a client it is registered on. */
 export interface Script<Args extends readonly ScriptArg[], Result> extends ScriptDefinition {
-  run(redis: Redis, keys: readonly string[], ...args: Args): Promise<Result>;
+  run(redis: RedisClient, keys: readonly string[], ...args: Args): Promise<Result>;
   /** Registers the script on `redis`, so that pipelines created from it afterwards can `queue` it. */
-  register(redis: Redis): void;
+  register(redis: RedisClient): void;
   queue(pipeline: ChainableCommander, keys: readonly string[], ...args: Args): void;
 }
 
@@ -64,7 +65,7 @@ function checkedKeys(def: ScriptDefinition, keys: readonly string[]): readonly s
 }
 
 /** The script's command on a client or pipeline, if it is registered there. */
-function commandOn(target: Redis | ChainableCommander, name: string): Command | undefined {
+function commandOn(target: RedisClient | ChainableCommander, name: string): Command | undefined {
   const command = (target as unknown as Record<string, unknown>)[name];
   return typeof command === 'function' ? (command as Command).bind(target) : undefined;
 }
@@ -77,7 +78,7 @@ export function defineScript<Args extends readonly ScriptArg[], Result>(
   const known = registry.get(def.name);
   if (known && known.lua !== def.lua) throw new Error(`two different scripts are named ${def.name}`);
   registry.set(def.name, def);
-  const register = (redis: Redis) => {
+  const register = (redis: RedisClient) => {
     // Without numberOfKeys, the command takes the key count first: one definition fits every call.
     if (!commandOn(redis, def.name)) redis.defineCommand(def.name, { lua: def.lua });
   };

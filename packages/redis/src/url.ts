@@ -1,7 +1,10 @@
 /**
- * The two URL forms of a Redis role:
+ * The three URL forms of a Redis role:
  *
  * - one server: `redis://<user>:<password>@<host>:<port>` (or `rediss://` for TLS), handed to ioredis as is;
+ * - a Redis Cluster: `redis+cluster://<user>:<password>@<host>:<port>,<host>:<port>,…`, the addresses being
+ *   seed nodes (port 6379 when left out): the client learns every node from the first that answers. The
+ *   user and password are the service's ACL user, the same on every node;
  * - a Sentinel group: `redis+sentinel://<user>:<password>@<host>:<port>,<host>:<port>,…/<master name>`,
  *   the addresses being the sentinels' (port 26379 when left out). The user and password are the
  *   service's ACL user, on the data nodes and, unless `sentinelUsername` / `sentinelPassword` say
@@ -13,11 +16,15 @@
 import type { RedisOptions } from 'ioredis';
 
 export const SENTINEL_SCHEME = 'redis+sentinel:';
+export const CLUSTER_SCHEME = 'redis+cluster:';
 const DEFAULT_SENTINEL_PORT = 26379;
+const DEFAULT_NODE_PORT = 6379;
 const SENTINEL_PARAMS = ['sentinelUsername', 'sentinelPassword'] as const;
 
 export const SENTINEL_URL_FORM =
   'redis+sentinel://<user>:<password>@<host>:<port>[,<host>:<port>…]/<master name>[?sentinelUsername=…&sentinelPassword=…]';
+
+export const CLUSTER_URL_FORM = 'redis+cluster://<user>:<password>@<host>:<port>[,<host>:<port>…]';
 
 export class RedisUrlError extends Error {
   constructor(problem: string) {
@@ -37,16 +44,29 @@ export interface SentinelTarget {
   sentinelPassword: string | undefined;
 }
 
-export type RedisTarget = { kind: 'server'; url: string } | SentinelTarget;
+export interface ClusterTarget {
+  kind: 'cluster';
+  /** Seed nodes: any node of the cluster, primary or replica, tells the client where the others are. */
+  nodes: Array<{ host: string; port: number }>;
+  username: string | undefined;
+  password: string | undefined;
+}
+
+export type RedisTarget = { kind: 'server'; url: string } | SentinelTarget | ClusterTarget;
 
 export function isSentinelUrl(url: string): boolean {
   return url.startsWith(`${SENTINEL_SCHEME}//`);
 }
 
+export function isClusterUrl(url: string): boolean {
+  return url.startsWith(`${CLUSTER_SCHEME}//`);
+}
+
 export function parseRedisUrl(url: string): RedisTarget {
+  if (isClusterUrl(url)) return parseClusterUrl(url);
   if (!isSentinelUrl(url)) {
     if (!/^rediss?:\/\/\S+$/.test(url))
-      throw new RedisUrlError(`expected redis://…, rediss://… or ${SENTINEL_URL_FORM}`);
+      throw new RedisUrlError(`expected redis://…, rediss://…, ${SENTINEL_URL_FORM} or ${CLUSTER_URL_FORM}`);
     return { kind: 'server', url };
   }
   const match = /^redis\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([^/?#]*)(?:\?([^#]*))?$/.exec(url);
@@ -54,14 +74,8 @@ export function parseRedisUrl(url: string): RedisTarget {
   const [, userinfo, hosts = '', rawName = '', query] = match;
   const name = decode(rawName, 'the master name');
   if (!name) throw new RedisUrlError(`the master name is missing after the sentinels: ${SENTINEL_URL_FORM}`);
-  const sentinels = hosts.split(',').map(sentinelAddress);
-  let username: string | undefined;
-  let password: string | undefined;
-  if (userinfo !== undefined) {
-    const colon = userinfo.indexOf(':');
-    username = decode(colon < 0 ? userinfo : userinfo.slice(0, colon), 'the user') || undefined;
-    password = colon < 0 ? undefined : decode(userinfo.slice(colon + 1), 'the password') || undefined;
-  }
+  const sentinels = hosts.split(',').map((text) => hostAddress(text, 'sentinel', DEFAULT_SENTINEL_PORT));
+  const { username, password } = credentials(userinfo);
   const params = new URLSearchParams(query ?? '');
   for (const key of params.keys()) {
     if (!(SENTINEL_PARAMS as readonly string[]).includes(key))
@@ -78,11 +92,37 @@ export function parseRedisUrl(url: string): RedisTarget {
   };
 }
 
-function sentinelAddress(text: string): { host: string; port: number } {
+/**
+ * `redis+cluster://<user>:<password>@<seed>,<seed>,…`: no path (a cluster has one database and no
+ * name) and no query.
+ */
+function parseClusterUrl(url: string): ClusterTarget {
+  const match = /^redis\+cluster:\/\/(?:([^@/]*)@)?([^/?#@]+)\/?$/.exec(url);
+  if (!match) throw new RedisUrlError(`expected ${CLUSTER_URL_FORM} (no path, no query)`);
+  const [, userinfo, hosts = ''] = match;
+  const nodes = hosts.split(',').map((text) => hostAddress(text, 'node', DEFAULT_NODE_PORT));
+  return { kind: 'cluster', nodes, ...credentials(userinfo) };
+}
+
+/** The user and password of `user:password` (percent-encoded), each undefined when empty or absent. */
+function credentials(userinfo: string | undefined): {
+  username: string | undefined;
+  password: string | undefined;
+} {
+  if (userinfo === undefined) return { username: undefined, password: undefined };
+  const colon = userinfo.indexOf(':');
+  return {
+    username: decode(colon < 0 ? userinfo : userinfo.slice(0, colon), 'the user') || undefined,
+    password: colon < 0 ? undefined : decode(userinfo.slice(colon + 1), 'the password') || undefined,
+  };
+}
+
+/** One `<host>[:<port>]` of a list (`[v6]` in brackets), `what` naming it in the error. */
+function hostAddress(text: string, what: string, defaultPort: number): { host: string; port: number } {
   const m = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]\s]+)(?::(\d{1,5}))?$/.exec(text);
-  if (!m?.[1]) throw new RedisUrlError(`the sentinel address "${text}" is not <host>:<port>`);
-  const port = m[2] === undefined ? DEFAULT_SENTINEL_PORT : Number(m[2]);
-  if (port < 1 || port > 65535) throw new RedisUrlError(`the sentinel port in "${text}" is not 1-65535`);
+  if (!m?.[1]) throw new RedisUrlError(`the ${what} address "${text}" is not <host>:<port>`);
+  const port = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (port < 1 || port > 65535) throw new RedisUrlError(`the ${what} port in "${text}" is not 1-65535`);
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
@@ -116,6 +156,8 @@ export function addressOf(url: string): string {
   const target = parseRedisUrl(url);
   if (target.kind === 'sentinel')
     return `sentinel group ${target.name} (${target.sentinels.map((s) => `${s.host}:${s.port}`).join(',')})`;
+  if (target.kind === 'cluster')
+    return `cluster (seeds ${target.nodes.map((n) => `${n.host}:${n.port}`).join(',')})`;
   const u = new URL(url);
   return `${u.hostname}:${u.port || '6379'}`;
 }

@@ -17,12 +17,12 @@ import {
   auditKeySpace,
   closeRedis,
   createRedisClient,
+  type RedisClient,
   VIOLATION_KINDS,
 } from '@atoll/redis';
 import type { RedisRole } from '@atoll/redis-keys';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Redis } from 'ioredis';
 import { Gauge } from 'prom-client';
 
 export interface KeyAuditOptions extends Omit<AuditOptions, 'clients'> {
@@ -43,7 +43,7 @@ declare module 'fastify' {
 const keyAuditPlugin: FastifyPluginAsync<KeyAuditOptions> = async (app, opts) => {
   const { urls, intervalMs, firstRunMs, ...auditOptions } = opts;
   const registry = app.metrics.registry;
-  const clients: Partial<Record<RedisRole, Redis>> = {};
+  const clients: Partial<Record<RedisRole, RedisClient>> = {};
   // Connected at the first run: an instance that is away then is a failed run, not a failed boot.
   for (const [role, url] of Object.entries(urls) as Array<[RedisRole, string]>)
     clients[role] = createRedisClient({
@@ -61,7 +61,7 @@ const keyAuditPlugin: FastifyPluginAsync<KeyAuditOptions> = async (app, opts) =>
 
   new Gauge({
     name: 'redis_audit_keys',
-    help: 'Keys per Redis instance and key family at the last key-space audit ((unknown): no definition)',
+    help: 'Keys per RedisClient instance and key family at the last key-space audit ((unknown): no definition)',
     labelNames: ['role', 'family'] as const,
     registers: [registry],
     collect() {
@@ -72,7 +72,7 @@ const keyAuditPlugin: FastifyPluginAsync<KeyAuditOptions> = async (app, opts) =>
   });
   new Gauge({
     name: 'redis_audit_memory_bytes',
-    help: 'Memory (MEMORY USAGE, sampled) per Redis instance and key family at the last key-space audit',
+    help: 'Memory (MEMORY USAGE, sampled) per RedisClient instance and key family at the last key-space audit',
     labelNames: ['role', 'family'] as const,
     registers: [registry],
     collect() {

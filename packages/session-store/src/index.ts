@@ -15,9 +15,8 @@
  * the role rules can recompute those sessions' roles when the rules change (`roleHolders`).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { defineScript, oneSlotMulti, waitForReplicas } from '@atoll/redis';
+import { defineScript, oneSlotMulti, type RedisClient, waitForReplicas } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 
 export interface SessionData {
   userId: string;
@@ -89,14 +88,14 @@ return 0
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 export class SessionStore {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: Keys;
   private readonly timeouts: SessionTimeouts;
   private readonly now: () => number;
   private readonly limits: SessionLimits;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     keys: Keys,
     timeouts: SessionTimeouts = DEFAULT_TIMEOUTS,
     now: () => number = Date.now,
@@ -248,13 +247,13 @@ export class SessionStore {
     const index = this.keys.userSessions(userId);
     const ids = await this.redis.smembers(index);
     if (ids.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hgetall(this.keys.session(id));
-    const results = (await pipeline.exec()) ?? [];
+    // Sent in the same tick (one write per node); not one pipeline: on a cluster the records are in
+    // slots of their own, which one ioredis pipeline may not span.
+    const hashes = await Promise.all(ids.map((id) => this.redis.hgetall(this.keys.session(id))));
     const sessions: Session[] = [];
     const stale: string[] = [];
     ids.forEach((id, i) => {
-      const hash = results[i]?.[1] as Record<string, string> | undefined;
+      const hash = hashes[i];
       const session = hash ? fromHash(id, hash) : null;
       if (session && session.userId === userId) sessions.push(session);
       else stale.push(id);

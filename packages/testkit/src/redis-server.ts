@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AclUsers, aclFile, type Service, servicesOn } from '@atoll/redis-keys';
 import { ownedTempDir, ownProcess, removeOwnedDir } from './owned.ts';
@@ -183,4 +183,27 @@ export class RedisServer {
     child.kill(sig);
     await exited;
   }
+}
+
+/**
+ * One data node of a Sentinel group or a cluster: in its own folder `<dir>/node-<index + 1>` with a
+ * writable copy of the role's file (Sentinel rewrites it on failover), `args` on top.
+ */
+export async function startGroupNode(
+  role: Role,
+  dir: string,
+  index: number,
+  opts: { args: string[]; passwords: Partial<AclUsers>; keyPrefix: string | undefined },
+): Promise<RedisServer> {
+  const nodeDir = join(dir, `node-${index + 1}`);
+  mkdirSync(nodeDir, { recursive: true, mode: 0o700 });
+  const conf = join(nodeDir, `${role}.conf`);
+  copyFileSync(redisConf(role), conf);
+  return RedisServer.start(role, {
+    conf,
+    dir: nodeDir,
+    args: opts.args,
+    passwords: opts.passwords,
+    ...(opts.keyPrefix === undefined ? {} : { keyPrefix: opts.keyPrefix }),
+  });
 }

@@ -14,14 +14,14 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AclUsers, REPLICATION_USER, SENTINEL_USER, sentinelAclLines } from '@atoll/redis-keys';
 import { Redis } from 'ioredis';
 import { ownedTempDir, removeOwnedDir } from './owned.ts';
-import { redisConf } from './paths.ts';
 import { freePort } from './ports.ts';
-import { RedisServer, randomPassword } from './redis-server.ts';
+import { ONE_SHOT, oneShot, waitUntil } from './redis-admin.ts';
+import { type RedisServer, randomPassword, startGroupNode } from './redis-server.ts';
 import { spawnUntilReady } from './spawn-ready.ts';
 
 export type SentinelRole = 'session' | 'queue';
@@ -120,17 +120,7 @@ export class SentinelGroup {
       // Every node may be a primary one day, so each replicates (when told to) with the same user.
       const replication = ['--masteruser', REPLICATION_USER.name, '--masterauth', replica];
       const node = async (index: number, args: string[], passwords: Partial<AclUsers>) => {
-        const nodeDir = join(dir, `node-${index + 1}`);
-        mkdirSync(nodeDir, { recursive: true, mode: 0o700 });
-        const conf = join(nodeDir, `${role}.conf`);
-        copyFileSync(redisConf(role), conf);
-        const server = await RedisServer.start(role, {
-          conf,
-          dir: nodeDir,
-          args,
-          passwords,
-          ...(opts.keyPrefix === undefined ? {} : { keyPrefix: opts.keyPrefix }),
-        });
+        const server = await startGroupNode(role, dir, index, { args, passwords, keyPrefix: opts.keyPrefix });
         nodes.push(server);
         return server;
       };
@@ -324,27 +314,6 @@ export class SentinelGroup {
   }
 }
 
-/** A client that tries once, answers within a second, and is gone after `ask`. */
-export const ONE_SHOT = {
-  lazyConnect: true,
-  retryStrategy: () => null,
-  enableReadyCheck: false,
-  maxRetriesPerRequest: 0,
-  connectTimeout: 1000,
-  commandTimeout: 1000,
-} as const;
-
-/** One question on a client made with ONE_SHOT, which is disconnected after it. */
-export async function oneShot<T>(client: Redis, ask: (c: Redis) => Promise<T>): Promise<T> {
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return await ask(client);
-  } finally {
-    client.disconnect();
-  }
-}
-
 function adminClient<T>(node: RedisServer, ask: (c: Redis) => Promise<T>): Promise<T> {
   return oneShot(new Redis(node.url, ONE_SHOT), ask);
 }
@@ -364,13 +333,4 @@ async function isPrimary(node: RedisServer): Promise<boolean> {
   if (!node.running) return false;
   const info = await adminClient(node, (c) => c.info('replication')).catch(() => '');
   return infoField(info, 'role') === 'master';
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }

@@ -1,5 +1,6 @@
 // The real-component starters without any test-runner imports, for scripts such as the local stack.
 
+export { RedisCluster, type RedisClusterOptions } from './cluster.ts';
 export {
   type AssertedRequest,
   ensureIdentityKeyFiles,
@@ -23,6 +24,7 @@ export {
 export { freePort } from './ports.ts';
 export { createDatabase, type PostgresServer, startEmbeddedPostgres, type TestDatabase } from './postgres.ts';
 export { rawRedis } from './raw-redis.ts';
+export { ONE_SHOT, oneShot } from './redis-admin.ts';
 export {
   type RedisPasswords,
   RedisServer,
@@ -30,13 +32,7 @@ export {
   type Role,
   randomPassword,
 } from './redis-server.ts';
-export {
-  ONE_SHOT,
-  oneShot,
-  SentinelGroup,
-  type SentinelGroupOptions,
-  type SentinelRole,
-} from './sentinel.ts';
+export { SentinelGroup, type SentinelGroupOptions, type SentinelRole } from './sentinel.ts';
 export { type Exit, type LogLine, ServiceProcess, type SpawnOptions } from './service-process.ts';
 export { type ReceivedMail, type SmtpServerOptions, SmtpTestServer } from './smtp.ts';
 export { type ReadyProcess, spawnUntilReady } from './spawn-ready.ts';

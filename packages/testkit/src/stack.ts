@@ -16,6 +16,7 @@ import {
 import { join } from 'node:path';
 import { Events, OAuth2Server } from 'oauth2-mock-server';
 import pg from 'pg';
+import { RedisCluster } from './cluster.ts';
 import type { IdentityKeyFiles, IdentityKeys } from './identity-keys.ts';
 import { privateDirMode } from './paths.ts';
 import {
@@ -70,6 +71,11 @@ export interface StackOptions {
    * server; the services get `redis+sentinel://` URLs for them.
    */
   sentinel?: SentinelRole[];
+  /**
+   * Roles to run as a Redis Cluster (three primaries, three replicas: cluster.ts) instead of one server;
+   * the services get `redis+cluster://` URLs for them. A role is a Sentinel group or a cluster, not both.
+   */
+  cluster?: Role[];
 }
 
 /** The services behind the gateway. */
@@ -154,11 +160,13 @@ export interface Stack {
   databases: Record<SchemaService, ServiceDatabase>;
   /**
    * Each role's server; for a role run as a Sentinel group, the node that was its primary at start
-   * (`sentinels[role]` knows the current one).
+   * (`sentinels[role]` knows the current one); for a cluster, its first node (`clusters[role]` has all).
    */
   redis: Record<Role, RedisServer>;
   /** The roles run as Sentinel groups (`sentinel` option). */
   sentinels: Partial<Record<SentinelRole, SentinelGroup>>;
+  /** The roles run as Redis Clusters (`cluster` option). */
+  clusters: Partial<Record<Role, RedisCluster>>;
   /** Each service's first (or only) instance. */
   services: Record<ServiceName, ServiceProcess>;
   /** Every instance of each service behind the gateway, in the order of the gateway's lists. */
@@ -200,15 +208,35 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     cleanups.length = 0;
   };
 
+  const both = opts.cluster?.find((role) => (opts.sentinel as Role[] | undefined)?.includes(role));
+  if (both) throw new Error(`redis-${both} cannot be both a Sentinel group and a cluster`);
+
   try {
-    // Redis, one process per role, or a Sentinel group.
+    // Redis, one process per role, a Sentinel group or a cluster.
     const redis = {} as Record<Role, RedisServer>;
     const sentinels: Stack['sentinels'] = {};
+    const clusters: Stack['clusters'] = {};
     await Promise.all(
       ROLES.map(async (role) => {
         const dir = join(opts.dataDir, `redis-${role}`);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         chmodSync(dir, 0o700);
+        if (opts.cluster?.includes(role)) {
+          const cluster = await RedisCluster.start({
+            role,
+            dir,
+            keyPrefix,
+            ...(credentials.redis[role] ? { passwords: credentials.redis[role] } : {}),
+          });
+          clusters[role] = cluster;
+          redis[role] = cluster.nodes[0] as RedisServer;
+          credentials.redis[role] = cluster.passwords;
+          cleanups.push(() => cluster.stop());
+          say(
+            `redis-${role} ready: a cluster of 3 primaries and 3 replicas at ${cluster.address} (deploy/redis/${role}.conf)`,
+          );
+          return;
+        }
         if (role !== 'cache' && opts.sentinel?.includes(role)) {
           const group = await SentinelGroup.start({
             role,
@@ -330,9 +358,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         ? { IDENTITY_PRIVATE_KEY_FILE: id.privateKeyFile }
         : { IDENTITY_PRIVATE_KEY: id.privateKeyText };
     const common: Wiring = { HOST: '127.0.0.1', PORT: '0', ...verifying };
-    // A service's URL of a role: its own user on the server, or on the Sentinel group.
-    const redisUrl = (role: Role, service: ServiceName) =>
-      (role !== 'cache' ? sentinels[role] : undefined)?.urlFor(service) ?? redis[role].urlFor(service);
+    // A service's URL of a role: its own user on the server, the Sentinel group or the cluster.
+    const redisUrl = (role: Role, service: ServiceName | 'audit') =>
+      clusters[role]?.urlFor(service) ??
+      (role !== 'cache' && service !== 'audit' ? sentinels[role] : undefined)?.urlFor(service) ??
+      redis[role].urlFor(service);
     const wiring: Record<Exclude<ServiceName, 'gateway'>, Wiring> = {
       auth: {
         ...common,
@@ -360,9 +390,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         REDIS_QUEUE_URL: redisUrl('queue', 'notifier'),
         REDIS_SESSION_URL: redisUrl('session', 'notifier'),
         // The key-space audit's user, for REDIS_AUDIT_INTERVAL_MS (off unless set).
-        REDIS_AUDIT_CACHE_URL: redis.cache.urlFor('audit'),
-        REDIS_AUDIT_SESSION_URL: redis.session.urlFor('audit'),
-        REDIS_AUDIT_QUEUE_URL: redis.queue.urlFor('audit'),
+        REDIS_AUDIT_CACHE_URL: redisUrl('cache', 'audit'),
+        REDIS_AUDIT_SESSION_URL: redisUrl('session', 'audit'),
+        REDIS_AUDIT_QUEUE_URL: redisUrl('queue', 'audit'),
         SMTP_URL: smtpUrl,
       },
     };
@@ -431,6 +461,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       databases,
       redis,
       sentinels,
+      clusters,
       services,
       instances,
       envOf: (name) => ({ ...envs[name] }),

@@ -19,10 +19,10 @@
  * the state, and the ID token checked. openid-client does discovery, PKCE and ID token validation.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { RedisClient } from '@atoll/redis';
 import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { SessionStore } from '@atoll/session-store';
-import type { Redis } from 'ioredis';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
@@ -54,7 +54,7 @@ const sha256 = (value: string) => createHash('sha256').update(value).digest('hex
 export class GoogleSignIn {
   private readonly settings: GoogleSettings;
   private readonly db: Kysely<AuthDatabase>;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: Keys;
   private readonly relay: UserEventRelay;
   private readonly sessions: SessionStore;
@@ -63,7 +63,7 @@ export class GoogleSignIn {
   constructor(deps: {
     settings: GoogleSettings;
     db: Kysely<AuthDatabase>;
-    redis: Redis;
+    redis: RedisClient;
     keys: Keys;
     relay: UserEventRelay;
     sessions: SessionStore;

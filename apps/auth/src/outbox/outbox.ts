@@ -5,9 +5,8 @@
  */
 import { OutboxRelay, type RelayLog } from '@atoll/db';
 import { type EventPayload, type EventType, publishUserEvent } from '@atoll/events';
-import { waitForReplicas } from '@atoll/redis';
+import { type RedisClient, waitForReplicas } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import type { Executor } from '../users/user.repository.ts';
@@ -27,7 +26,7 @@ export type UserEventRelay = OutboxRelay<{ type: string; payload: unknown }>;
 
 export function userEventRelay(
   db: Kysely<AuthDatabase>,
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   log: RelayLog,
 ): UserEventRelay {

@@ -1,5 +1,4 @@
-import { defineScript } from '@atoll/redis';
-import type { Redis } from 'ioredis';
+import { defineScript, type RedisClient } from '@atoll/redis';
 
 /**
  * count-failure.lua — counts one failed attempt in a fixed window and returns the count and the time left.
@@ -49,8 +48,8 @@ const COUNT_FAILURE = defineScript<[windowMs: number], [number, number]>({
 const GIVE_BACK = defineScript<[], number>({ name: 'giveBack', lua: GIVE_BACK_LUA, keys: [COUNTERS] });
 
 /** Counts one attempt on `key` in a window of `windowMs`: the count and the time left, in ms. */
-export const countFailure = (redis: Redis, key: string, windowMs: number) =>
+export const countFailure = (redis: RedisClient, key: string, windowMs: number) =>
   COUNT_FAILURE.run(redis, [key], windowMs);
 
 /** Takes one attempt back from `key`, if it still exists; the new count (0 when it had expired). */
-export const giveBack = (redis: Redis, key: string) => GIVE_BACK.run(redis, [key]);
+export const giveBack = (redis: RedisClient, key: string) => GIVE_BACK.run(redis, [key]);

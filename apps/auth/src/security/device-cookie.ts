@@ -18,9 +18,9 @@
  * or other credentials makes the client untrusted, nothing more.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { UserRow } from '../users/user.repository.ts';
 import { ISSUE_DEVICE } from './issue-device.lua.ts';
 
@@ -56,12 +56,12 @@ export function cookieValue(header: string | undefined, name: string): string | 
 }
 
 export class DeviceCookies {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: Keys;
   readonly settings: DeviceCookieSettings;
   private readonly now: () => number;
 
-  constructor(redis: Redis, keys: Keys, settings: DeviceCookieSettings, now: () => number = Date.now) {
+  constructor(redis: RedisClient, keys: Keys, settings: DeviceCookieSettings, now: () => number = Date.now) {
     this.redis = redis;
     this.keys = keys;
     this.settings = settings;

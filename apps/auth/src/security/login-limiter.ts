@@ -25,8 +25,8 @@
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import { countFailure, giveBack } from './count-failure.lua.ts';
 
 export interface LoginLimits {
@@ -103,11 +103,11 @@ export const accountOf = (kind: 'email' | 'user', value: string) =>
     .slice(0, 32);
 
 export class LoginLimiter {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: Keys;
   private readonly limits: LoginLimits;
 
-  constructor(redis: Redis, keys: Keys, limits: LoginLimits) {
+  constructor(redis: RedisClient, keys: Keys, limits: LoginLimits) {
     this.redis = redis;
     this.keys = keys;
     this.limits = limits;

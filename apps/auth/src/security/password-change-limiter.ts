@@ -6,9 +6,10 @@
  * `AUTH_TOO_MANY_PASSWORD_CHANGES` with Retry-After, before the new password is hashed. (Checking the
  * current password is a guessing attempt, counted by the login limiter, and admitted by the pool.)
  */
+
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
-import type { Redis } from 'ioredis';
 import { countFailure } from './count-failure.lua.ts';
 
 export interface PasswordChangeLimits {
@@ -17,11 +18,11 @@ export interface PasswordChangeLimits {
 }
 
 export class PasswordChangeLimiter {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: Keys;
   private readonly limits: PasswordChangeLimits;
 
-  constructor(redis: Redis, keys: Keys, limits: PasswordChangeLimits) {
+  constructor(redis: RedisClient, keys: Keys, limits: PasswordChangeLimits) {
     this.redis = redis;
     this.keys = keys;
     this.limits = limits;

@@ -8,9 +8,10 @@
  * `AUTH_TOO_MANY_REGISTRATIONS` with Retry-After, before any hash. The default leaves room for a class
  * behind one NAT signing up together.
  */
+
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
-import type { Redis } from 'ioredis';
 import { countFailure, giveBack } from './count-failure.lua.ts';
 import { addressPrefixes } from './login-limiter.ts';
 
@@ -21,11 +22,11 @@ export interface RegistrationLimits {
 }
 
 export class RegistrationLimiter {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: Keys;
   private readonly limits: RegistrationLimits;
 
-  constructor(redis: Redis, keys: Keys, limits: RegistrationLimits) {
+  constructor(redis: RedisClient, keys: Keys, limits: RegistrationLimits) {
     this.redis = redis;
     this.keys = keys;
     this.limits = limits;

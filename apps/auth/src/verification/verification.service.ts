@@ -25,11 +25,10 @@ import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Identity } from '@atoll/identity';
 import type { Producer } from '@atoll/jobs';
-import { isRedisUnavailable, oneSlotMulti } from '@atoll/redis';
+import { isRedisUnavailable, oneSlotMulti, type RedisClient } from '@atoll/redis';
 import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { SessionStore } from '@atoll/session-store';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
@@ -70,7 +69,7 @@ const resetRecord = (user: UserRow) => `${user.id} ${accountState(user)}`;
 
 export class VerificationService {
   private readonly db: Kysely<AuthDatabase>;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: Keys;
   private readonly producer: Producer;
   private readonly sessions: SessionStore;
@@ -83,7 +82,7 @@ export class VerificationService {
 
   constructor(deps: {
     db: Kysely<AuthDatabase>;
-    redis: Redis;
+    redis: RedisClient;
     keys: Keys;
     producer: Producer;
     sessions: SessionStore;

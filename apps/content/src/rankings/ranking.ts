@@ -10,14 +10,13 @@
  * A member's score can lag by a write that raced a rebuild; the TTL bounds that to one period.
  */
 import { tryLease } from '@atoll/lock';
-import { isRedisUnavailable, oneSlotMulti } from '@atoll/redis';
-import type { Redis } from 'ioredis';
+import { isRedisUnavailable, oneSlotMulti, type RedisClient } from '@atoll/redis';
 import { UPDATE_IF_PRESENT } from './ranking.lua.ts';
 
 export type Entry = { member: string; score: number };
 
 export interface RankingOptions {
-  redis: Redis;
+  redis: RedisClient;
   key: string;
   leaseKey: string;
   /** How long the rebuild lease lives. */
@@ -29,7 +28,7 @@ export interface RankingOptions {
 }
 
 export class Ranking {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly opts: RankingOptions;
 
   constructor(opts: RankingOptions) {

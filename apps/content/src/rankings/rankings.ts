@@ -6,8 +6,9 @@
  * - the author leaderboard: favorites received across all of an author's articles.
  * Both are rebuilt from PostgreSQL whenever missing (see ranking.ts).
  */
+
+import type { RedisClient } from '@atoll/redis';
 import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import { type Kysely, sql } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
 import { Ranking } from './ranking.ts';
@@ -25,7 +26,7 @@ export interface Rankings {
 
 export function createRankings(
   db: Kysely<ContentDatabase>,
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   log: { warn(obj: object, msg?: string): void },
 ): Rankings {

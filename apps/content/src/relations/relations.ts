@@ -18,9 +18,8 @@
  * What stays open: a process that dies between a commit and its Redis update leaves that user's keys
  * behind by one change until their TTL (an hour) runs out.
  */
-import { isRedisUnavailable } from '@atoll/redis';
+import { isRedisUnavailable, type RedisClient } from '@atoll/redis';
 import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
 import { CHANGE, READ_SET, REBUILD } from './relations.lua.ts';
@@ -35,7 +34,7 @@ export interface Activity {
 export interface RelationsOptions {
   db: Kysely<ContentDatabase>;
   /** The producer client on redis-cache, or null to read everything from PostgreSQL. */
-  redis: Redis | null;
+  redis: RedisClient | null;
   keys: Keys;
   ttlMs?: number;
   maxMembers?: number;
@@ -46,7 +45,7 @@ export interface RelationsOptions {
 export class Relations {
   readonly activityLength: number;
   private readonly db: Kysely<ContentDatabase>;
-  private readonly redis: Redis | null;
+  private readonly redis: RedisClient | null;
   private readonly keys: Keys;
   private readonly ttlMs: number;
   private readonly maxMembers: number;

@@ -35,8 +35,8 @@ return { current, ttl }
  * ARGV[i]  the window of KEYS[i], ms
  * Returns  { count1, pttl1, count2, pttl2, ... }
  *
- * The counters sit in different hash slots: like resolve-and-count below, this assumes one
- * redis-session server (or Sentinel), atoll's topology.
+ * The counters sit in different hash slots: like resolve-and-count below, this runs on one
+ * redis-session server or a Sentinel group; on a cluster counter.ts counts each with COUNT.
  */
 export const COUNT_MANY = `${COUNT_BODY}
 local out = {}
@@ -65,9 +65,9 @@ return out
  *
  * Why a key built inside the script: the user is known only once the record is read, and a second round
  * trip on every request is what this script exists to avoid. The user counter is built from the same
- * pattern as @atoll/redis-keys `rateLimit('user', id)`. On Redis Cluster it would sit in another slot
- * than the record, so this script assumes one redis-session server (or Sentinel), which is atoll's
- * topology; docs/decisions.md says so. The record is only read here: its checks and the idle refresh
+ * pattern as @atoll/redis-keys `rateLimit('user', id)`. On a Redis Cluster it sits in another slot than
+ * the record, so this script runs on one redis-session server or a Sentinel group only; on a cluster
+ * counter.ts reads the record and counts in two round trips instead (`readSessionThenCount`). The record is only read here: its checks and the idle refresh
  * stay in @atoll/session-store (`accept`).
  */
 export const RESOLVE_AND_COUNT = `${COUNT_BODY}

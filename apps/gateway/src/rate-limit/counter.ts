@@ -2,7 +2,9 @@
  * Counting requests for the rate limits, on redis-session, with atomic scripts (see count.lua.ts): every
  * tier a request counts in is counted in one round trip, and for an authenticated request that is the
  * session lookup's round trip (`readSessionAndCount`, used by the session plugin), else one
- * `countAll` made by the rate-limit hook.
+ * `countAll` made by the rate-limit hook. On a Redis Cluster, where a script may touch only keys of one
+ * slot, each counter is its own script and the session is read before its user is counted: one round
+ * trip more for an authenticated request (`readSessionThenCount`).
  *
  * It is the custom store of @fastify/rate-limit (`incr(key, cb, window, max)`): the counts already made
  * for this request are handed to the plugin through an AsyncLocalStorage (the plugin's store API
@@ -14,12 +16,11 @@
  * request is refused with 503 instead.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { defineScript } from '@atoll/redis';
+import { defineScript, isCluster, type RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { AppError, Counter, type Registry } from '@atoll/service-kit';
 import type { LocatedSession } from '@atoll/session-store';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Tier, TierLimit } from '../config.ts';
 import { COUNT, COUNT_MANY, RESOLVE_AND_COUNT } from './count.lua.ts';
 import { type Count, memoryStore } from './memory-store.ts';
@@ -36,7 +37,8 @@ const COUNT_MANY_SCRIPT = defineScript<number[], number[]>({
   lua: COUNT_MANY,
   keys: ['rateLimit'],
   repeatKeys: true,
-  crossSlot: 'counts the tiers of one request, whose counters have tags of their own (count.lua.ts)',
+  crossSlot:
+    'counts the tiers of one request, whose counters have tags of their own (count.lua.ts); on a cluster `countEach` counts them one by one instead',
 });
 
 /** Known to cross slots, and to build a key in Lua (resolve-and-count.lua says why). */
@@ -54,14 +56,14 @@ const RESOLVE_AND_COUNT_SCRIPT = defineScript<
   lua: RESOLVE_AND_COUNT,
   keys: ['session', 'rateLimit', 'rateLimit'],
   crossSlot:
-    'reads the session and counts its caller in one round trip, and builds the user counter in Lua (count.lua.ts)',
+    'reads the session and counts its caller in one round trip, and builds the user counter in Lua (count.lua.ts); on a cluster `readSessionThenCount` does it in two',
 });
 
 /** Counts made ahead of the rate-limit hook, by the key they were made on. */
 export type Precount = Map<string, Count>;
 
 export interface RateCounterOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   limits: Record<Tier, TierLimit>;
   onStoreError: 'open' | 'closed';
@@ -72,7 +74,7 @@ export interface RateCounterOptions {
 export class RateCounter {
   /** The count `readSessionAndCount` made for the request being limited, if any. */
   readonly precounted = new AsyncLocalStorage<Precount | undefined>();
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly opts: RateCounterOptions;
   private readonly memory = memoryStore();
   private readonly userKey: [string, string];
@@ -110,6 +112,7 @@ export class RateCounter {
   ): Promise<{ record: Record<string, string>; precount: Precount }> {
     const anonymousKey = this.keyOf('anonymous', clientAddress);
     const addressKey = this.keyOf('address', clientAddress);
+    if (isCluster(this.redis)) return this.readSessionThenCount(located, anonymousKey, addressKey);
     const [flat, tier, current, ttl, addressCurrent, addressTtl] = await RESOLVE_AND_COUNT_SCRIPT.run(
       this.redis,
       [located.key, anonymousKey, addressKey],
@@ -133,12 +136,53 @@ export class RateCounter {
   }
 
   /**
-   * Counts one request on several counters in one round trip (one script). When redis-session cannot
+   * `readSessionAndCount` on a Redis Cluster, where a script may touch only the keys it is given, all in
+   * one slot: the record, the user's counter and the address counter are each in a slot of their own,
+   * and the user's counter is known only once the record is read. So: the record first (HGETALL), then
+   * the two counts, each its own one-key script, sent together. Two round trips instead of one (the
+   * second to one or two nodes at once), on a cluster only; one server and Sentinel keep the one script.
+   */
+  private async readSessionThenCount(
+    located: LocatedSession,
+    anonymousKey: string,
+    addressKey: string,
+  ): Promise<{ record: Record<string, string>; precount: Precount }> {
+    const { limits } = this.opts;
+    const record = await this.redis.hgetall(located.key);
+    const tierCounter = record.userId
+      ? { key: this.keyOf('user', record.userId), windowMs: limits.user.windowMs }
+      : { key: anonymousKey, windowMs: limits.anonymous.windowMs };
+    const precount = await this.countEach([
+      tierCounter,
+      { key: addressKey, windowMs: limits.address.windowMs },
+    ]);
+    this.recovered();
+    return { record, precount };
+  }
+
+  /**
+   * Each counter with its own one-key script, sent in the same tick: on a cluster, where the counters of
+   * one request are in different slots and one script may not count them all.
+   */
+  private async countEach(counters: ReadonlyArray<{ key: string; windowMs: number }>): Promise<Precount> {
+    const counts = await Promise.all(counters.map((c) => COUNT_SCRIPT.run(this.redis, [c.key], c.windowMs)));
+    return new Map(
+      counters.map((c, i) => [c.key, { current: counts[i]?.[0] ?? 0, ttl: counts[i]?.[1] ?? 0 }]),
+    );
+  }
+
+  /**
+   * Counts one request on several counters in one round trip (one script; on a cluster `countEach`). When redis-session cannot
    * count: in memory (fail open) or a 503 (fail closed), counted once per request on /metrics.
    */
   async countAll(counters: ReadonlyArray<{ key: string; windowMs: number; max: number }>): Promise<Precount> {
     const out: Precount = new Map();
     try {
+      if (isCluster(this.redis)) {
+        const counted = await this.countEach(counters);
+        this.recovered();
+        return counted;
+      }
       const flat = await COUNT_MANY_SCRIPT.run(
         this.redis,
         counters.map((c) => c.key),

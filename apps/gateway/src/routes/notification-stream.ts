@@ -34,7 +34,7 @@
  */
 import { IDENTITY_HEADER, type IdentitySigner } from '@atoll/identity';
 import type { RoleCheckedRedis } from '@atoll/redis';
-import { closeRedis, connectRedis } from '@atoll/redis';
+import { closeRedis, connectRedis, watchChannel } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { type ErrorCode, errorBody, REQUEST_ID_HEADER } from '@atoll/service-kit';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
@@ -114,8 +114,7 @@ const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
     log: app.log,
   });
   const channel = keys.liveNotifications();
-  await subscriber.subscribe(channel);
-  subscriber.on('message', (_channel: string, raw: string) => {
+  const deliver = (raw: string) => {
     let message: { userId?: string; notification?: LiveNotification };
     try {
       message = JSON.parse(raw);
@@ -128,7 +127,11 @@ const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
       if (stream.held) stream.held.push(notification);
       else whileSessionLives(stream, () => send(stream, notification));
     }
-  });
+  };
+  // SUBSCRIBE, or SSUBSCRIBE on a Redis Cluster (@atoll/redis pubsub.ts). A notification published while
+  // the subscription is down is missed here, on any topology, as before; a client that reconnects gets it
+  // from the catch-up (Last-Event-ID).
+  await watchChannel(subscriber, channel, { message: deliver, down: () => {}, up: () => {} });
 
   /** Ends a stream with `event: end` and the reason; nothing is written on it afterwards. */
   function endStream(stream: OpenStream, reason: EndReason) {

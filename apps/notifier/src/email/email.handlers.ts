@@ -4,9 +4,9 @@
  * token; the notifier: per notification, per user and digest run, per account for the welcome).
  */
 import type { Handlers, JobPayloads } from '@atoll/jobs';
+import type { RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Mailer } from './mailer.ts';
 import { securityTemplates, templates } from './templates.ts';
 
@@ -40,7 +40,7 @@ export function securityEmailHandlers(deps: {
   mailer: Mailer;
   publicUrl: string;
   /** redis-session, where auth keeps the secrets until they are mailed. */
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
 }): Handlers<'security-email'> {
   const { mailer, publicUrl, redis, keys } = deps;

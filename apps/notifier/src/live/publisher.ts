@@ -9,7 +9,8 @@
  * live pub/sub into the gateway beside redis-session), so the live path adds no dependency to the edge,
  * and nothing of it needs the queue instance's persistence.
  */
-import type { Redis } from 'ioredis';
+
+import { publish, type RedisClient } from '@atoll/redis';
 import type { ApiNotification } from '../notifications/notification.repository.ts';
 
 /** What goes over the channel (the gateway's SSE route reads the same shape). */
@@ -19,16 +20,16 @@ export interface LiveMessage {
 }
 
 export class LivePublisher {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly channel: string;
 
-  constructor(redis: Redis, channel: string) {
+  constructor(redis: RedisClient, channel: string) {
     this.redis = redis;
     this.channel = channel;
   }
 
   /** Publishes; a failure is the caller's to retry (the job fails and runs again). */
   async publish(message: LiveMessage): Promise<void> {
-    await this.redis.publish(this.channel, JSON.stringify(message));
+    await publish(this.redis, this.channel, JSON.stringify(message));
   }
 }

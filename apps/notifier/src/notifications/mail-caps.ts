@@ -8,12 +8,11 @@
  *   is not sent and the notification waits, unread, for the recipient's next digest.
  *
  * The counters (`keys.notifyMailCap`, redis-queue) are incremented and given their TTL in one script,
- * both in one round trip (a pipeline: they have different hash tags). A retried job counts again: the
+ * both sent in the same tick (not one pipeline: they have different hash tags). A retried job counts again: the
  * caps err on the side of fewer emails.
  */
-import { defineScript } from '@atoll/redis';
+import { defineScript, type RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
-import type { Redis } from 'ioredis';
 import type { MailCaps as Settings } from '../config.ts';
 
 /**
@@ -41,13 +40,11 @@ const COUNT_WINDOW = defineScript<[windowMs: number], number>({
 export type CapVerdict = 'send' | 'over-recipient-cap' | 'over-actor-cap';
 
 export class MailCaps {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: Keys;
   private readonly settings: Settings;
 
-  constructor(redis: Redis, keys: Keys, settings: Settings) {
-    // Registered up front: the pipelines `take` creates carry the script only if their client has it.
-    COUNT_WINDOW.register(redis);
+  constructor(redis: RedisClient, keys: Keys, settings: Settings) {
     this.redis = redis;
     this.keys = keys;
     this.settings = settings;
@@ -56,14 +53,12 @@ export class MailCaps {
   /** Counts one instant email to `recipientId` caused by `actorId`; whether it may go. */
   async take(recipientId: string, actorId: string): Promise<CapVerdict> {
     const { windowMs, perRecipient, perActor } = this.settings;
-    const pipeline = this.redis.pipeline();
-    COUNT_WINDOW.queue(pipeline, [this.keys.notifyMailCap('recipient', recipientId)], windowMs);
-    COUNT_WINDOW.queue(pipeline, [this.keys.notifyMailCap('actor', actorId)], windowMs);
-    const results = (await pipeline.exec()) ?? [];
-    const [toRecipient, byActor] = results.map(([err, count]) => {
-      if (err) throw err;
-      return Number(count);
-    });
+    // Both counts sent in the same tick, not as one pipeline: the two counters have slots of their own,
+    // which one ioredis pipeline may not span on a Redis Cluster.
+    const [toRecipient, byActor] = await Promise.all([
+      COUNT_WINDOW.run(this.redis, [this.keys.notifyMailCap('recipient', recipientId)], windowMs),
+      COUNT_WINDOW.run(this.redis, [this.keys.notifyMailCap('actor', actorId)], windowMs),
+    ]);
     if ((toRecipient ?? 0) > perRecipient) return 'over-recipient-cap';
     if ((byActor ?? 0) > perActor) return 'over-actor-cap';
     return 'send';
