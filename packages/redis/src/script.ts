@@ -40,7 +40,7 @@ export interface Script<Args extends readonly ScriptArg[], Result> extends Scrip
   queue(pipeline: ChainableCommander, keys: readonly string[], ...args: Args): void;
 }
 
-type Command = (numberOfKeys: number, ...keysThenArgs: ScriptArg[]) => unknown;
+type Command = (...keysThenArgs: ScriptArg[]) => unknown;
 
 const registry = new Map<string, ScriptDefinition>();
 
@@ -78,10 +78,20 @@ export function defineScript<Args extends readonly ScriptArg[], Result>(
   const known = registry.get(def.name);
   if (known && known.lua !== def.lua) throw new Error(`two different scripts are named ${def.name}`);
   registry.set(def.name, def);
+  // A script with a fixed number of keys is registered with it, so its first argument is its first key:
+  // ioredis's cluster auto-pipelining routes a command by its first argument, which must be a key (with
+  // the count first, every call would be routed by the slot of "1"). Only a `repeatKeys` script takes the
+  // count first.
+  const numberOfKeys = def.repeatKeys ? undefined : def.keys.length;
   const register = (redis: RedisClient) => {
-    // Without numberOfKeys, the command takes the key count first: one definition fits every call.
-    if (!commandOn(redis, def.name)) redis.defineCommand(def.name, { lua: def.lua });
+    if (!commandOn(redis, def.name))
+      redis.defineCommand(
+        def.name,
+        numberOfKeys === undefined ? { lua: def.lua } : { numberOfKeys, lua: def.lua },
+      );
   };
+  const commandArgs = (keys: readonly string[], args: readonly ScriptArg[]): ScriptArg[] =>
+    numberOfKeys === undefined ? [keys.length, ...keys, ...args] : [...keys, ...args];
   return {
     ...def,
     register,
@@ -89,7 +99,7 @@ export function defineScript<Args extends readonly ScriptArg[], Result>(
       const checked = checkedKeys(def, keys);
       register(redis);
       const command = commandOn(redis, def.name) as Command;
-      return (await command(checked.length, ...checked, ...args)) as Result;
+      return (await command(...commandArgs(checked, args))) as Result;
     },
     queue(pipeline, keys, ...args) {
       const checked = checkedKeys(def, keys);
@@ -99,7 +109,7 @@ export function defineScript<Args extends readonly ScriptArg[], Result>(
           `script ${def.name} is not registered on the pipeline's client: call register() first`,
         );
       }
-      command(checked.length, ...checked, ...args);
+      command(...commandArgs(checked, args));
     },
   };
 }
