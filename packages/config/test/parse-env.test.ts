@@ -44,6 +44,14 @@ describe('parseEnv', () => {
     ).toThrow(/REDIS_URL is malformed .*redis\+sentinel:\/\/<user>:<password>@<sentinel>:26379/);
   });
 
+  it('accepts a Redis Cluster URL, leaving its seed list to @atoll/redis, and refuses another scheme', () => {
+    const url = 'redis+cluster://gateway:pw@10.0.0.1:6379,10.0.0.2:6379,10.0.0.3';
+    expect(parseEnv(Schema, { ...good, REDIS_URL: url }).REDIS_URL).toBe(url);
+    expect(() => parseEnv(Schema, { ...good, REDIS_URL: 'redis+shard://gateway:pw@10.0.0.1:6379' })).toThrow(
+      /REDIS_URL is malformed/,
+    );
+  });
+
   it('treats an empty variable as unset', () => {
     expect(parseEnv(Schema, { ...good, PORT: '' }).PORT).toBe(3000);
   });
@@ -58,7 +66,7 @@ describe('parseEnv', () => {
     })();
     expect(err).toBeInstanceOf(ConfigError);
     expect(err?.message).toBe(
-      "Invalid configuration: REDIS_URL is missing: the redis-cache URL with the service's own ACL user: one server, redis://<user>:<password>@127.0.0.1:6379, or a Sentinel group, redis+sentinel://<user>:<password>@<sentinel>:26379,<sentinel>:26379,…/<master name> (see deploy/redis/cache.conf and docs/redis.md)",
+      "Invalid configuration: REDIS_URL is missing: the redis-cache URL with the service's own ACL user: one server, redis://<user>:<password>@127.0.0.1:6379, a Sentinel group, redis+sentinel://<user>:<password>@<sentinel>:26379,<sentinel>:26379,…/<master name>, or a Redis Cluster, redis+cluster://<user>:<password>@<node>:6379,<node>:6379,… (see deploy/redis/cache.conf and docs/redis.md)",
     );
   });
 
