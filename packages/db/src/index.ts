@@ -17,6 +17,13 @@ export interface DbOptions {
   poolSize?: number;
   /** Statement timeout in ms: a slow query fails instead of holding a request forever. */
   statementTimeoutMs?: number;
+  /**
+   * How long a query waits for a connection (a free one of the pool, or a new one to be opened) before it
+   * fails as "database unavailable", in ms (default 5000). A stopped server refuses at once whatever this
+   * is; it bounds the wait for one that does not answer. Opening a connection (TCP, SCRAM) to a busy
+   * server in a container took over 2 s, which turned writes held behind a lock into 503s.
+   */
+  connectTimeoutMs?: number;
   /** Called after every query with its duration (ms), e.g. to count queries per request. */
   onQuery?: (durationMs: number) => void;
 }
@@ -28,7 +35,7 @@ export function createDb<DB>(opts: DbOptions): Kysely<DB> {
   const pool = new pg.Pool({
     connectionString: opts.url,
     max: opts.poolSize ?? 10,
-    connectionTimeoutMillis: 2000,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     idleTimeoutMillis: 30_000,
     options: `-c search_path=${opts.schema},public -c statement_timeout=${opts.statementTimeoutMs ?? 5000}`,
   });
