@@ -153,6 +153,8 @@ function clusterClient(target: ClusterTarget, options: RedisOptions, use: Client
 
 /** Another connection (or, for a cluster, another set of connections) with the same options. */
 export function duplicateClient(client: RedisClient): RedisClient {
+  // Both branches call duplicate(): the two classes declare it with different signatures, which
+  // TypeScript will not call through the union until the type is narrowed.
   return isCluster(client) ? client.duplicate() : client.duplicate();
 }
 
