@@ -490,6 +490,12 @@ export async function closeRedis(client: RedisClient): Promise<void> {
 export function isRedisUnavailable(err: unknown): boolean {
   const message = (err as Error | undefined)?.message ?? '';
   const name = (err as Error | undefined)?.name ?? '';
+  // A MULTI whose commands were refused as they were queued (CLUSTERDOWN while a shard fails over, and
+  // ioredis ran out of retries) ends in EXECABORT; ioredis hands the refusals over as `previousErrors`.
+  if (message.startsWith('EXECABORT')) {
+    const previous = (err as { previousErrors?: unknown[] }).previousErrors ?? [];
+    return previous.length > 0 && previous.every(isRedisUnavailable);
+  }
   return (
     name === 'MaxRetriesPerRequestError' ||
     name === 'ReplicaAckError' ||

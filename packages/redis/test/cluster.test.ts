@@ -1,4 +1,5 @@
-import { RedisCluster } from '@atoll/testkit';
+import { freePort, RedisCluster, RedisServer } from '@atoll/testkit';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   closeRedis,
@@ -7,6 +8,7 @@ import {
   isCluster,
   isRedisUnavailable,
   mgetAcrossSlots,
+  oneSlotMulti,
   parseRedisUrl,
   RedisRoleError,
   type RoleCheckedRedis,
@@ -148,5 +150,59 @@ describe('the role check on a cluster', () => {
     expect(err).toBeInstanceOf(RedisRoleError);
     expect((err as Error).message).toContain(`127.0.0.1:${replica?.port} (replica in the cluster)`);
     expect((err as Error).message).toContain('maxmemory-policy is noeviction');
+  });
+});
+
+describe('isRedisUnavailable and a MULTI refused as it was queued', () => {
+  // One cluster-enabled node that serves no slot yet: it answers every keyed command with CLUSTERDOWN,
+  // as every node of a cluster does while a failed primary's replica is not yet promoted.
+  let node: RedisServer;
+  const clients: Redis[] = [];
+  beforeAll(async () => {
+    node = await RedisServer.start('cache', {
+      keyPrefix: 'tclu',
+      args: [
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-port',
+        String(await freePort()),
+      ],
+    });
+  });
+  afterAll(async () => {
+    for (const c of clients) c.disconnect();
+    await node?.dispose();
+  });
+  const plain = (url: string) => {
+    const c = new Redis(url, { maxRetriesPerRequest: 0 });
+    clients.push(c);
+    return c;
+  };
+  const execError = (run: Promise<unknown>) =>
+    run.then(
+      () => new Error('no error'),
+      (err: unknown) => err as Error,
+    );
+
+  it('counts EXECABORT as unavailable when every queued command met CLUSTERDOWN', async () => {
+    const c = plain(node.urlFor('content'));
+    const key = 'tclu:c:{content:multi}';
+    const err = await execError(
+      oneSlotMulti(c, 'test', [key]).set(key, '1', 'PX', 1000).set(key, '2', 'PX', 1000).exec(),
+    );
+    expect(err.message).toMatch(/^EXECABORT/);
+    expect((err as { previousErrors?: Error[] }).previousErrors?.map((e) => e.message.split(' ')[0])).toEqual(
+      ['CLUSTERDOWN', 'CLUSTERDOWN'],
+    );
+    expect(isRedisUnavailable(err)).toBe(true);
+  });
+
+  it('but not when a queued command was refused for what it is (NOPERM): that is a bug, not an outage', async () => {
+    const c = plain(node.urlFor('content'));
+    const err = await execError(c.multi().set('someone-else:key', '1').exec());
+    expect(err.message).toMatch(/^EXECABORT/);
+    expect(isRedisUnavailable(err)).toBe(false);
   });
 });
