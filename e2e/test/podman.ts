@@ -35,7 +35,13 @@ export function run(
 
 /** Its output, or an error with the end of what it printed. */
 export function must(result: SpawnSyncReturns<string>, what: string): string {
-  if (result.status !== 0)
-    throw new Error(`${what} failed (${result.status}):\n${result.stderr}\n${result.stdout}`.slice(-6000));
+  if (result.status !== 0) {
+    // A null status: it was killed, by spawnSync's timeout (ETIMEDOUT) or a signal, before it ended.
+    const how =
+      result.status === null
+        ? `did not finish (${result.error?.message ?? `killed by ${result.signal}`})`
+        : `failed (${result.status})`;
+    throw new Error(`${what} ${how}:\n${result.stderr}\n${result.stdout}`.slice(-6000));
+  }
   return result.stdout;
 }
