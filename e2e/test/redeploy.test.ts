@@ -9,7 +9,7 @@
  * The control: the notifier runs as a single instance, and the same graceful restart of it, under the
  * same kind of load, does fail requests (nothing else could take them), so the measurement can fail.
  */
-import type { Backend, Stack } from '@atoll/testkit';
+import type { Backend, ServiceProcess, Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
 import { signUpAll, startTestStack } from './helpers.ts';
@@ -166,11 +166,14 @@ describe('redeploying one service drops nothing (native stack, two instances of 
     const running = load(stack.gatewayUrl, tokens, slugs);
     const windows: Window[] = [];
     const exits: unknown[] = [];
+    const replaced: ServiceProcess[] = [];
     try {
       await new Promise((r) => setTimeout(r, 500));
       for (const name of ['content', 'auth'] as Backend[]) {
         for (const index of [0, 1]) {
           const from = performance.now();
+          const old = stack.instances[name][index];
+          if (old) replaced.push(old);
           const { exit } = await stack.replaceInstance(name, index);
           exits.push(exit);
           // A moment after the new instance is ready, so its first requests count too.
@@ -191,8 +194,17 @@ describe('redeploying one service drops nothing (native stack, two instances of 
     console.log(`redeploy overall: ${total.sent} requests, ${total.failed} failed, p99 ${total.p99Ms} ms`);
     // Every old instance drained and exited by itself, within its grace period.
     expect(exits).toEqual(Array(4).fill({ code: 0, signal: null }));
+    // Should a request fail, what every process said about slow or failed requests meanwhile.
+    const said = [stack.services.gateway, ...replaced, ...Object.values(stack.instances).flat()]
+      .flatMap((proc) =>
+        proc.logs
+          .filter((line) => Number(line.level) >= 40 || Number(line.responseTime) > 2000)
+          .map((line) => `${proc.name}: ${JSON.stringify(line).slice(0, 400)}`),
+      )
+      .slice(0, 12)
+      .join('\n');
     for (const r of results) {
-      expect(r.failed, `${r.swap}: ${r.firstFailures.join(' | ')}`).toBe(0);
+      expect(r.failed, `${r.swap}: ${r.firstFailures.join(' | ')}\n${said}`).toBe(0);
       expect(r.sent, r.swap).toBeGreaterThanOrEqual(MIN_PER_SWAP);
     }
     expect(total.failed).toBe(0);
