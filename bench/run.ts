@@ -21,6 +21,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHmac, type KeyObject, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -56,6 +57,7 @@ import {
   opsAtRate,
 } from './lib/load.ts';
 import { mib, peakRss } from './lib/memory.ts';
+import { profileMarkdown, summarizeDir } from './lib/profile.ts';
 import { perRequest } from './lib/redis-stats.ts';
 import {
   formatRatio,
@@ -80,7 +82,15 @@ const option = (name: string): string | undefined => {
 };
 const mode = args.includes('--smoke') ? 'smoke' : args.includes('--soak') ? 'soak' : 'full';
 /** `--profile DIR`: every service writes a V8 CPU profile there when it stops (open in Chrome DevTools). */
-const profileDir = option('profile') ?? null;
+// `--profile [DIR]`: every service with --cpu-prof, one folder each under DIR (default
+// .atoll/bench-profile), summed into profile.md beside the results once they have stopped.
+const profileArg = option('profile');
+const profileDir = args.includes('--profile')
+  ? profileArg && !profileArg.startsWith('--')
+    ? profileArg
+    : join(repoRoot, '.atoll', 'bench-profile')
+  : null;
+if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 const outDir = option('out') ?? join(repoRoot, 'bench', 'results');
 const rounds = Number(option('rounds') ?? 3);
 const seconds = Number(option('duration') ?? (mode === 'smoke' ? 0.4 : 3));
@@ -115,8 +125,10 @@ const BENCH_ENV: Record<string, string> = {
   RATE_LIMIT_AUTH_MAX: '100000000',
   WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
   METRICS_TOKEN,
-  ...(profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : {}),
 };
+/** NODE_OPTIONS that profile one service into its own folder (nothing without --profile). */
+const profiled = (service: string): Record<string, string> =>
+  profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(profileDir, service)}` } : {};
 
 const rows: Row[] = [];
 const cleanups: Array<() => Promise<void>> = [];
@@ -429,19 +441,27 @@ try {
     keyPrefix,
     databaseUrl: database.url,
     env: { LOG_LEVEL: 'warn', ...BENCH_ENV },
+    serviceEnv: Object.fromEntries(
+      (['gateway', 'auth', 'content', 'notifier'] as const).map((service) => [service, profiled(service)]),
+    ),
   });
   cleanups.push(() => stack.stop());
   const contentEnv = stack.envOf('content');
-  const startContent = async (extra: Record<string, string>) => {
-    const proc = await ServiceProcess.start('content', { ...contentEnv, PORT: '0', ...extra });
+  const startContent = async (extra: Record<string, string>, label: string) => {
+    const proc = await ServiceProcess.start('content', {
+      ...contentEnv,
+      PORT: '0',
+      ...extra,
+      ...profiled(`content-${label}`),
+    });
     proc.stopRetaining();
     cleanups.push(async () => void (await proc.stop()));
     return proc;
   };
   // Content measured directly on instances of their own (the stack's serves the gateway's paths).
-  const contentL1 = await startContent({});
-  const contentL2 = await startContent({ CACHE_L1_MAX_ENTRIES: '1' });
-  const contentUncached = await startContent({ CACHE_ENABLED: 'false' });
+  const contentL1 = await startContent({}, 'l1');
+  const contentL2 = await startContent({ CACHE_L1_MAX_ENTRIES: '1' }, 'l2');
+  const contentUncached = await startContent({ CACHE_ENABLED: 'false' }, 'uncached');
   const [cacheRedis, sessionRedis] = await Promise.all(
     (['cache', 'session'] as const).map((role) =>
       connectRedis({ url: stack.redis[role].url, role, use: 'producer', name: `bench:${role}`, log }),
@@ -762,5 +782,14 @@ try {
   say(`\n${written.markdown}\n\nwritten to ${written.files.join(', ')}`);
 } finally {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+}
+if (profileDir) {
+  const summaries = summarizeDir(profileDir, repoRoot);
+  const file = join(outDir, 'profile.md');
+  writeFileSync(
+    file,
+    `${profileMarkdown(summaries, `Where each service spends its CPU time under \`pnpm bench ${args.join(' ')}\``)}\n`,
+  );
+  say(`profiles summed per service in ${file} (raw profiles in ${profileDir})`);
 }
 process.exit(0);

@@ -4,11 +4,17 @@
  * rounds, and a result above its physical bound is suspect — with every other target of that path —
  * never met. No speed is asserted: the servers here are made fast or slow on purpose.
  */
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '@atoll/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exactly, measure } from '../../bench/lib/load.ts';
+import { profileMarkdown, summarizeDir } from '../../bench/lib/profile.ts';
 import { interleave, spread } from '../../bench/lib/rounds.ts';
 import { judge } from '../../bench/lib/verdict.ts';
 
@@ -98,5 +104,38 @@ describe('bench machinery', () => {
 
   it('takes quartiles between the closest ranks', () => {
     expect(spread([4, 1, 3, 2])).toEqual({ median: 2.5, min: 1, max: 4, q1: 1.75, q3: 3.25 });
+  });
+});
+
+describe('--profile summaries', () => {
+  it('names the function a real process spent its time in, and a native call by the code that made it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'atoll-prof-'));
+    try {
+      // A process that spends most of its time in `spin`, and some time writing files from `writeMany`.
+      const script = [
+        'function spin() { const end = Date.now() + 800; let x = 0; while (Date.now() < end) x += Math.sqrt(x + 1); return x; }',
+        "function writeMany() { const fs = require('node:fs'); for (let i = 0; i < 300; i++) fs.writeFileSync(process.argv[1] + '/f', 'x'.repeat(64)); }",
+        'spin(); writeMany();',
+      ].join('\n');
+      const folder = join(dir, 'svc');
+      mkdirSync(folder);
+      const result = spawnSync(process.execPath, [
+        '--cpu-prof',
+        `--cpu-prof-dir=${folder}`,
+        '-e',
+        script,
+        dir,
+      ]);
+      expect(result.status).toBe(0);
+      rmSync(join(dir, 'f'));
+      const [summary] = summarizeDir(dir, repoRoot);
+      expect(summary?.service).toBe('svc');
+      expect(summary?.top[0]?.where).toMatch(/^spin /);
+      expect(summary?.top[0]?.share).toBeGreaterThan(0.3);
+      expect(summary?.top.some((f) => / ← writeMany /.test(f.where))).toBe(true);
+      expect(profileMarkdown(summary ? [summary] : [], 'x')).toContain('## svc');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
