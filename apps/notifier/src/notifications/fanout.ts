@@ -14,11 +14,12 @@ import type { Handlers, JobPayloads, Producer } from '@atoll/jobs';
 import type { Kysely } from 'kysely';
 import type { NotificationType, NotifierDatabase } from '../db.ts';
 import type { LivePublisher } from '../live/publisher.ts';
-import { DEFAULT_PREFERENCES } from '../preferences/preferences.repository.ts';
+import { DEFAULT_PREFERENCES, type Preferences } from '../preferences/preferences.repository.ts';
 import type { MailCaps } from './mail-caps.ts';
 import { mailableRecipient, trustedActor } from './mail-rules.ts';
 import { toApi } from './notification.repository.ts';
 import { NotificationWriter } from './notification.writer.ts';
+import { TurnBatch } from './turn-batch.ts';
 
 type Payload = JobPayloads['notifications'][NotificationType];
 
@@ -41,6 +42,7 @@ export function fanOutHandlers(deps: {
   const { db, producer, live, caps } = deps;
   // Rows of concurrent jobs are written together (one INSERT, one commit): see notification.writer.ts.
   const writer = new NotificationWriter(db);
+  const users = new TurnBatch((ids: string[]) => mailingFacts(db, ids));
   const handle = (type: NotificationType) => async (payload: Payload, meta: { jobId: string }) => {
     const { recipientId, v: _v, ...rest } = payload;
     const { row } = await writer.insertOnce({
@@ -52,27 +54,17 @@ export function fanOutHandlers(deps: {
     const notification = toApi(row);
     await live.publish({ userId: recipientId, notification });
 
-    // One query for where and whether to mail: the recipient (and whether the address is verified),
-    // their preferences, and the actor's standing (verified, account age).
-    const target = await db
-      .selectFrom('recipients as r')
-      .leftJoin('preferences as p', 'p.user_id', 'r.user_id')
-      .leftJoin('recipients as a', (join) => join.on('a.user_id', '=', payload.actorId))
-      .select([
-        'r.email as to',
-        'r.username',
-        'r.email_verified as recipientVerified',
-        'p.email as prefs',
-        'a.email_verified as actorVerified',
-        'a.registered_at as actorRegisteredAt',
-      ])
-      .where('r.user_id', '=', recipientId)
-      .executeTakeFirst();
+    // Where and whether to mail: the recipient (and whether the address is verified), their
+    // preferences, and the actor's standing (verified, account age); one query for the jobs of a turn.
+    const [target, actorRow] = await Promise.all([users.get(recipientId), users.get(payload.actorId)]);
     const choice = (target?.prefs ?? DEFAULT_PREFERENCES.email)[type] ?? DEFAULT_PREFERENCES.email[type];
     if (choice !== 'instant') return; // the digest reads the row later; or no email at all
     if (!target) throw new RecipientUnknownError(recipientId); // retried with backoff until it is known
-    if (!mailableRecipient({ emailVerified: target.recipientVerified })) return; // in-app only
-    const actor = { emailVerified: target.actorVerified, registeredAt: target.actorRegisteredAt };
+    if (!mailableRecipient({ emailVerified: target.emailVerified })) return; // in-app only
+    const actor = {
+      emailVerified: actorRow?.emailVerified ?? null,
+      registeredAt: actorRow?.registeredAt ?? null,
+    };
     if (!trustedActor(actor, deps.minActorAgeMs, new Date())) return; // in-app only
     const verdict = await caps.take(recipientId, payload.actorId);
     if (verdict !== 'send') {
@@ -104,4 +96,31 @@ export function fanOutHandlers(deps: {
     comment: handle('comment'),
     mention: handle('mention'),
   };
+}
+
+/** What the mail rules need to know of a user, as recipient (address, preferences) or as actor. */
+interface MailingFacts {
+  to: string;
+  username: string;
+  emailVerified: boolean | null;
+  registeredAt: Date | null;
+  prefs: Preferences['email'] | null;
+}
+
+/** The mailing facts of the known users among `ids`. */
+async function mailingFacts(db: Kysely<NotifierDatabase>, ids: string[]): Promise<Map<string, MailingFacts>> {
+  const rows = await db
+    .selectFrom('recipients as r')
+    .leftJoin('preferences as p', 'p.user_id', 'r.user_id')
+    .select([
+      'r.user_id',
+      'r.email as to',
+      'r.username',
+      'r.email_verified as emailVerified',
+      'r.registered_at as registeredAt',
+      'p.email as prefs',
+    ])
+    .where('r.user_id', 'in', ids)
+    .execute();
+  return new Map(rows.map(({ user_id, ...facts }) => [user_id, facts]));
 }
