@@ -14,7 +14,8 @@
  * service. Results: bench/results/latest.{json,md,svg} (`--out DIR` elsewhere).
  *
  * Options: `--rounds N` (default 3), `--duration S` seconds per side per round (default 3), `--only TEXT`
- * (only the comparisons whose path or reference contains TEXT). Modes: full, `--smoke` (3 rounds of
+ * (only the comparisons whose path or reference contains TEXT), `--profile [DIR]` (CPU profiles per
+ * service, summed in profile.md), `--node-options "<flags>"` (Node/V8 flags for the stack's services). Modes: full, `--smoke` (3 rounds of
  * 0.4 s: the test suite runs it so the harness cannot rot), `--soak` (see soak.ts), `--passwords`
  * (passwords.ts, and nothing else), `--identity` (only the identity assertion's sign + verify, in
  * process, no stack).
@@ -91,6 +92,9 @@ const profileDir = args.includes('--profile')
     : join(repoRoot, '.atoll', 'bench-profile')
   : null;
 if (profileDir) rmSync(profileDir, { recursive: true, force: true });
+// `--node-options "<flags>"`: Node/V8 flags for every service of the stack (not the references), to
+// measure what a setting (a heap size, a young generation size) costs and saves.
+const nodeOptions = option('node-options');
 const outDir = option('out') ?? join(repoRoot, 'bench', 'results');
 const rounds = Number(option('rounds') ?? 3);
 const seconds = Number(option('duration') ?? (mode === 'smoke' ? 0.4 : 3));
@@ -127,8 +131,13 @@ const BENCH_ENV: Record<string, string> = {
   METRICS_TOKEN,
 };
 /** NODE_OPTIONS that profile one service into its own folder (nothing without --profile). */
-const profiled = (service: string): Record<string, string> =>
-  profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(profileDir, service)}` } : {};
+const profiled = (service: string): Record<string, string> => {
+  const flags = [
+    ...(nodeOptions ? [nodeOptions] : []),
+    ...(profileDir ? [`--cpu-prof --cpu-prof-dir=${join(profileDir, service)}`] : []),
+  ];
+  return flags.length > 0 ? { NODE_OPTIONS: flags.join(' ') } : {};
+};
 
 const rows: Row[] = [];
 const cleanups: Array<() => Promise<void>> = [];
