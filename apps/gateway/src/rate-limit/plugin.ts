@@ -133,12 +133,13 @@ const rateLimits: FastifyPluginAsync<RateLimitOptions> = async (app, opts) => {
     const missing = keys.flatMap((key, i) =>
       precount?.has(key) ? [] : [{ key, windowMs: limits[tiers[i] as Tier].windowMs }],
     );
-    const countsFrom = (...found: Array<Precount | undefined>) =>
-      keys.map((key) => (found[0]?.get(key) ?? found[1]?.get(key)) as Count);
-    if (missing.length === 0) return done(apply(request, reply, tiers, countsFrom(precount), own));
+    // Each tier's count: made by the session lookup, else just now.
+    const countsWith = (counted?: Precount) =>
+      keys.map((key) => (precount?.get(key) ?? counted?.get(key)) as Count);
+    if (missing.length === 0) return done(apply(request, reply, tiers, countsWith(), own));
     counter
       .countAll(missing)
-      .then((counted) => done(apply(request, reply, tiers, countsFrom(precount, counted), own)), done);
+      .then((counted) => done(apply(request, reply, tiers, countsWith(counted), own)), done);
   });
 };
 
