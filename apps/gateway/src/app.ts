@@ -2,6 +2,7 @@ import { IdentitySigner } from '@atoll/identity';
 import { createKeys } from '@atoll/redis-keys';
 import { base, fastifyOptions, redisRoles } from '@atoll/service-kit';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { classifier } from './classify.ts';
 import type { GatewayConfig } from './config.ts';
 import docs from './docs/openapi.ts';
 import csrf from './plugins/csrf.ts';
@@ -36,8 +37,13 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     // Concurrent requests' session lookups share writes to redis-session (fewer syscalls under load).
     autoPipelining: ['session'],
   });
-  // At the door: CORS, security headers, JSON only, the access log.
-  await app.register(door, { corsOrigins: config.corsOrigins });
+  // At the door: what the request is (decided once, read by everything below), CORS, security headers,
+  // JSON only, the access log.
+  const classify = classifier({
+    routeTimeouts: config.upstreamRouteTimeouts,
+    defaultTimeoutMs: config.upstreamTimeoutMs,
+  });
+  await app.register(door, { corsOrigins: config.corsOrigins, classify });
   // Who is calling (one round trip to redis-session, which also counts the request), then the limits.
   const counter = new RateCounter({
     redis: app.redis.session!,
@@ -85,8 +91,6 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
   });
   await app.register(proxy, {
     pools,
-    timeoutMs: config.upstreamTimeoutMs,
-    routeTimeouts: config.upstreamRouteTimeouts,
     signer,
     registry: app.metrics.registry,
     serverTiming: config.serverTiming,

@@ -18,7 +18,6 @@
 import { AppError } from '@atoll/service-kit';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { isSignIn } from '../routes/table.ts';
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -46,9 +45,10 @@ const csrfPlugin: FastifyPluginAsync<CsrfOptions> = async (app, opts) => {
   // A callback hook (no promise per request): it runs on every request, after the session is resolved.
   app.addHook('onRequest', (request, _reply, done) => {
     if (SAFE.has(request.method) || request.credential !== 'cookie') return done();
-    if (request.caller.kind === 'anonymous' && !isSignIn(request.method, request.url)) return done();
+    const { signIn } = request.classification;
+    if (request.caller.kind === 'anonymous' && !signIn) return done();
     if (fromAllowedOrigin(request, allowed)) return done();
-    if (isSignIn(request.method, request.url)) {
+    if (signIn) {
       delete request.headers.cookie;
       request.credential = null;
       request.caller = { kind: 'anonymous' };
@@ -62,4 +62,4 @@ const csrfPlugin: FastifyPluginAsync<CsrfOptions> = async (app, opts) => {
   });
 };
 
-export default fp(csrfPlugin, { name: 'gateway-csrf', dependencies: ['gateway-session'] });
+export default fp(csrfPlugin, { name: 'gateway-csrf', dependencies: ['gateway-door', 'gateway-session'] });

@@ -1,8 +1,10 @@
 /**
  * What every request meets at the door, before anything is proxied:
+ * - what the request is, decided once (classify.ts: path, route-table entry, rate-limit tier, upstream,
+ *   client address, upstream timeout) and kept as `request.classification` for every later step;
  * - one spelling per path (routes/canonical.ts), checked first: a path that is not canonical is refused
  *   with 400 `NON_CANONICAL_PATH` naming the canonical one, before CORS, the session, CSRF, the rate
- *   limits, the JSON check and the proxy read it, so they all read the same path (`pathOf`). Refused
+ *   limits, the JSON check and the proxy act on it, so they all read the same path. Refused
  *   rather than redirected (308) for every method: clients build these paths from code and browsers
  *   resolve dot segments before sending, so only crafted requests have them, and a redirect would
  *   only tell a prober how the path is read;
@@ -24,11 +26,18 @@ import cors from '@fastify/cors';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import helmet, { type HelmetOptions } from 'helmet';
-import { canonicalPath } from '../routes/canonical.ts';
-import { pathOf, ROUTE_TABLE } from '../routes/table.ts';
+import type { Classification, Classify } from '../classify.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** What the request is, decided once at the door (classify.ts). */
+    classification: Classification;
+  }
+}
 
 export interface DoorOptions {
   corsOrigins: readonly string[];
+  classify: Classify;
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
@@ -54,22 +63,18 @@ export function securityHeaders(options: HelmetOptions): Record<string, string> 
   return headers;
 }
 
-function expectsJson(path: string): boolean {
-  const route = ROUTE_TABLE.find((r) => path === r.prefix || path.startsWith(`${r.prefix}/`));
-  return route !== undefined && !route.anyBody;
-}
-
 const door: FastifyPluginAsync<DoorOptions> = async (app, opts) => {
   const security = securityHeaders({
     contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
   });
-  // The first hooks of every request (callbacks: no promise per request): the security headers, then
-  // the path check, before anything reads the path.
+  app.decorateRequest<Classification | null>('classification', null);
+  // The first hook of every request (a callback: no promise per request): the security headers, what
+  // the request is, and the path check, before anything else reads the path.
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(security);
-    const q = request.url.indexOf('?');
-    const path = q === -1 ? request.url : request.url.slice(0, q);
-    const canonical = canonicalPath(path);
+    const classification = opts.classify(request.method, request.url, request.ip);
+    request.classification = classification;
+    const canonical = classification.nonCanonical;
     if (canonical === null) return done();
     done(new AppError('NON_CANONICAL_PATH', { path: [`is not canonical, use ${canonical}`] }));
   });
@@ -85,7 +90,7 @@ const door: FastifyPluginAsync<DoorOptions> = async (app, opts) => {
   // Callback hooks (no promise per request): they run on every request.
   app.addHook('onRequest', (request, _reply, done) => {
     if (!BODY_METHODS.has(request.method) || !hasBody(request)) return done();
-    if (!expectsJson(pathOf(request.url))) return done();
+    if (!request.classification.expectsJson) return done();
     if (!JSON_TYPE.test(request.headers['content-type'] ?? ''))
       return done(new AppError('UNSUPPORTED_MEDIA_TYPE'));
     done();

@@ -25,8 +25,8 @@ import replyFrom from '@fastify/reply-from';
 // `schema.hide` is typed by @fastify/swagger's augmentation (the plugin is registered by @atoll/service-kit).
 import type {} from '@fastify/swagger';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { assertionFor, upstreamTarget } from '../routes/assertion.ts';
-import { pathOf, ROUTE_TABLE, type Upstream } from '../routes/table.ts';
+import { assertionFor } from '../routes/assertion.ts';
+import { ROUTE_TABLE, type Upstream } from '../routes/table.ts';
 import {
   failureKind,
   isUnreachable,
@@ -39,24 +39,10 @@ import {
 export interface ProxyOptions {
   /** Each service's instances (upstream-pool.ts). */
   pools: Record<Upstream, UpstreamPool>;
-  timeoutMs: number;
-  /** Per-prefix timeouts, longest prefix first; the first that matches a path wins. */
-  routeTimeouts: ReadonlyArray<{ prefix: string; timeoutMs: number }>;
   signer: IdentitySigner;
   registry: Registry;
   /** Let the services' Server-Timing through (SERVER_TIMING); else it is dropped. */
   serverTiming: boolean;
-}
-
-/** The upstream timeout of a request path: its longest matching prefix's, else the default. */
-export function timeoutFor(
-  url: string,
-  routeTimeouts: ProxyOptions['routeTimeouts'],
-  defaultMs: number,
-): number {
-  const path = pathOf(url);
-  const match = routeTimeouts.find((r) => path === r.prefix || path.startsWith(`${r.prefix}/`));
-  return match?.timeoutMs ?? defaultMs;
 }
 
 export function forwardedHeaders(
@@ -76,7 +62,14 @@ export function forwardedHeaders(
     out[name] = value;
   }
   out[REQUEST_ID_HEADER] = request.id;
-  out[IDENTITY_HEADER] = assertionFor(signer, request, upstream, request.method, upstreamTarget(request.url));
+  // Bound to the target the service receives, worked out once at the door (classify.ts).
+  out[IDENTITY_HEADER] = assertionFor(
+    signer,
+    request,
+    upstream,
+    request.method,
+    request.classification.target,
+  );
   return out;
 }
 
@@ -152,8 +145,8 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
         done(null, forwardedBody(body as Buffer)),
       );
       const handler = (request: FastifyRequest, reply: FastifyReply) => {
-        // One time budget for all attempts.
-        const deadline = Date.now() + timeoutFor(request.url, opts.routeTimeouts, opts.timeoutMs);
+        // One time budget for all attempts (the route's timeout, classify.ts).
+        const deadline = Date.now() + request.classification.timeoutMs;
         const tried = new Set<string>();
         const attempt = (): FastifyReply => {
           const instance = pool.pick(tried) as string;

@@ -15,11 +15,15 @@
 import type { Identity } from '@atoll/identity';
 import type { RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
-import { SessionStore, type SessionTimeouts, tokenFromHeaders } from '@atoll/session-store';
-import type { FastifyPluginAsync } from 'fastify';
+import {
+  type LocatedSession,
+  SessionStore,
+  type SessionTimeouts,
+  tokenFromHeaders,
+} from '@atoll/session-store';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Precount, RateCounter } from '../rate-limit/counter.ts';
-import { limitAddress } from '../rate-limit/plugin.ts';
 
 export type Caller = { kind: 'user'; identity: Identity } | { kind: 'anonymous' } | { kind: 'unknown' };
 
@@ -51,16 +55,16 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (app, opts
   app.decorateRequest<Caller | null>('caller', null);
   app.decorateRequest<Precount | undefined>('precount', undefined);
   app.decorateRequest<Credential>('credential', null);
-  app.addHook('onRequest', async (request) => {
-    const token = tokenFromHeaders(request.headers, opts.cookieName);
-    request.credential = token === null ? null : request.headers.authorization ? 'header' : 'cookie';
-    const located = token ? store.locate(token) : null;
-    if (!located) {
-      request.caller = { kind: 'anonymous' };
-      return;
-    }
+  // One object for every anonymous caller (nothing writes into a caller).
+  const ANONYMOUS: Caller = Object.freeze({ kind: 'anonymous' });
+
+  /** Reads the record and counts the request in one round trip, then lets the store judge the record. */
+  async function resolve(request: FastifyRequest, located: LocatedSession) {
     try {
-      const { record, precount } = await opts.counter.readSessionAndCount(located, limitAddress(request.ip));
+      const { record, precount } = await opts.counter.readSessionAndCount(
+        located,
+        request.classification.address,
+      );
       request.precount = precount;
       const session = await store.accept(located, record);
       request.caller = session
@@ -73,12 +77,27 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (app, opts
               roles: session.roles,
             },
           }
-        : { kind: 'anonymous' };
+        : ANONYMOUS;
     } catch (err) {
       request.log.warn({ err: { message: (err as Error).message } }, 'session store unavailable');
       request.caller = { kind: 'unknown' };
     }
+  }
+
+  // A callback hook: a request without a token (most anonymous reads) costs no promise and no Redis.
+  app.addHook('onRequest', (request, _reply, done) => {
+    const token = tokenFromHeaders(request.headers, opts.cookieName);
+    request.credential = token === null ? null : request.headers.authorization ? 'header' : 'cookie';
+    const located = token ? store.locate(token) : null;
+    if (!located) {
+      request.caller = ANONYMOUS;
+      return done();
+    }
+    resolve(request, located).then(() => done(), done);
   });
 };
 
-export default fp(sessionPlugin, { name: 'gateway-session', dependencies: ['@atoll/redis-roles'] });
+export default fp(sessionPlugin, {
+  name: 'gateway-session',
+  dependencies: ['@atoll/redis-roles', 'gateway-door'],
+});

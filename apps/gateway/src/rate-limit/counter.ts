@@ -6,16 +6,14 @@
  * slot, each counter is its own script and the session is read before its user is counted: one round
  * trip more for an authenticated request (`readSessionThenCount`).
  *
- * It is the custom store of @fastify/rate-limit (`incr(key, cb, window, max)`): the counts already made
- * for this request are handed to the plugin through an AsyncLocalStorage (the plugin's store API
- * carries only the key, not the request), so nothing is counted twice.
+ * The rate-limit hook (plugin.ts) counts only what the session lookup did not count already
+ * (`request.precount`), so nothing is counted twice.
  *
  * When redis-session cannot count (down, or slower than the command timeout), the default is to fail
  * open: the request is counted in memory instead (memory-store.ts), the outage is logged once when it
  * starts and once when Redis is back, and every fallback is counted on /metrics. With `closed`, the
  * request is refused with 503 instead.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { defineScript, isCluster, type RedisClient } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 import { AppError, Counter, type Registry } from '@atoll/service-kit';
@@ -23,7 +21,7 @@ import type { LocatedSession } from '@atoll/session-store';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Tier, TierLimit } from '../config.ts';
 import { COUNT, COUNT_MANY, RESOLVE_AND_COUNT } from './count.lua.ts';
-import { type Count, memoryStore } from './memory-store.ts';
+import { type Count, MemoryStore } from './memory-store.ts';
 
 const COUNT_SCRIPT = defineScript<[windowMs: number], [number, number]>({
   name: 'rateLimitCount',
@@ -72,11 +70,9 @@ export interface RateCounterOptions {
 }
 
 export class RateCounter {
-  /** The count `readSessionAndCount` made for the request being limited, if any. */
-  readonly precounted = new AsyncLocalStorage<Precount | undefined>();
   private readonly redis: RedisClient;
   private readonly opts: RateCounterOptions;
-  private readonly memory = memoryStore();
+  private readonly memory = new MemoryStore();
   private readonly userKey: [string, string];
   private readonly fallbacks: Counter<'reason'>;
   private outage = false;
@@ -175,7 +171,7 @@ export class RateCounter {
    * Counts one request on several counters in one round trip (one script; on a cluster `countEach`). When redis-session cannot
    * count: in memory (fail open) or a 503 (fail closed), counted once per request on /metrics.
    */
-  async countAll(counters: ReadonlyArray<{ key: string; windowMs: number; max: number }>): Promise<Precount> {
+  async countAll(counters: ReadonlyArray<{ key: string; windowMs: number }>): Promise<Precount> {
     const out: Precount = new Map();
     try {
       if (isCluster(this.redis)) {
@@ -195,35 +191,9 @@ export class RateCounter {
       return out;
     } catch (err) {
       this.storeFailed(err as Error);
-      for (const c of counters) {
-        const count = await new Promise<Count>((resolve, reject) =>
-          this.memory.incr(c.key, (e, result) => (e ? reject(e) : resolve(result)), c.windowMs, c.max),
-        );
-        out.set(c.key, count);
-      }
+      for (const c of counters) out.set(c.key, this.memory.incr(c.key, c.windowMs));
       return out;
     }
-  }
-
-  /** The @fastify/rate-limit store interface. */
-  incr(key: string, cb: (err: Error | null, result?: Count) => void, windowMs: number, max: number): void {
-    const pre = this.precounted.getStore()?.get(key);
-    if (pre) {
-      cb(null, pre);
-      return;
-    }
-    COUNT_SCRIPT.run(this.redis, [key], windowMs).then(
-      ([current, ttl]) => {
-        this.recovered();
-        cb(null, { current, ttl });
-      },
-      (err: Error) => this.fallBack(err, key, cb, windowMs, max),
-    );
-  }
-
-  /** Every tier shares this store; tiers differ by key. */
-  child(): this {
-    return this;
   }
 
   /** Logs an outage once and counts the fallback; throws 503 when the limits fail closed. */
@@ -242,22 +212,6 @@ export class RateCounter {
       throw new AppError('RATE_LIMIT_UNAVAILABLE');
     }
     this.fallbacks.inc({ reason: 'memory' });
-  }
-
-  private fallBack(
-    err: Error,
-    key: string,
-    cb: (err: Error | null, result?: Count) => void,
-    windowMs: number,
-    max: number,
-  ): void {
-    try {
-      this.storeFailed(err);
-    } catch (refused) {
-      cb(refused as Error);
-      return;
-    }
-    this.memory.incr(key, (e, result) => cb(e, result), windowMs, max);
   }
 
   private recovered(): void {

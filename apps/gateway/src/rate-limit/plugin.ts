@@ -1,5 +1,5 @@
 /**
- * The gateway's rate limits (@fastify/rate-limit, counted by RateCounter on redis-session), checked on
+ * The gateway's rate limits (a hook of its own, counted by RateCounter on redis-session), checked on
  * every request — unknown routes too, so a 404 flood is limited like anything else:
  * - `anonymous`: per client address (an IPv6 address counts as its /64), for requests without a session;
  * - `user`: per user, for requests with a live session (counted in the session lookup's round trip);
@@ -22,39 +22,65 @@
  * `/health/services` asks every service, so it counts like any anonymous request.
  *
  * Every request's tiers are counted in one Redis command: the session lookup's script for an
- * authenticated request (its endpoint tier, if any, in a second one), else one `countAll`.
+ * authenticated request (its endpoint tier, if any, in a second one), else one `countAll`. Which tiers
+ * and which address come from the request's classification (classify.ts), made once at the door.
+ *
+ * Why not @fastify/rate-limit: every count is made before its hook would run (by the session lookup or
+ * by one `countAll` for all tiers), so it only turned counts into headers, through a store that looked
+ * the counts up again and a promise per tier; the rules below are that part, and nothing more.
  */
 import { AppError, Counter, type Registry } from '@atoll/service-kit';
-import rateLimit, { normalizeIP } from '@fastify/rate-limit';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Tier, TierLimit } from '../config.ts';
-import { pathOf } from '../routes/table.ts';
-import type { RateCounter } from './counter.ts';
+import type { Precount, RateCounter } from './counter.ts';
+import type { Count } from './memory-store.ts';
 
-/** The endpoints with a tier of their own on top of the caller's: method and path (no query string). */
-export const ENDPOINT_TIERS: ReadonlyArray<readonly [string, string, Tier]> = [
-  ['POST', '/api/users', 'auth'],
-  ['POST', '/api/users/login', 'auth'],
-  ['POST', '/api/user/verification/confirm', 'auth'],
-  ['POST', '/api/users/password-reset/confirm', 'auth'],
-  ['GET', '/api/auth/google', 'auth'],
-  ['POST', '/api/user/verification', 'mail'],
-  ['POST', '/api/users/password-reset', 'mail'],
-];
-
-const UNLIMITED = new Set(['/health/live', '/health/ready', '/metrics']);
-
-/** The address a limit counts: IPv4 as it is, IPv6 grouped by its /64, IPv4-mapped IPv6 as IPv4. */
-export function limitAddress(ip: string): string {
-  return normalizeIP(ip, 64);
+/** What the counts of one request say: its RateLimit headers, and the tier it exceeded, if any. */
+export interface Verdict {
+  headers: { 'ratelimit-policy': string; ratelimit: string };
+  /** The exceeded tier that frees up last (its wait is `retryAfter`), or null when the request passes. */
+  exceeded: Tier | null;
+  /** Seconds until `exceeded` lets requests through again (at least 1). */
+  retryAfter: number;
 }
 
-function endpointTier(request: FastifyRequest): Tier | undefined {
-  const path = pathOf(request.url);
-  // HEAD runs what GET runs (Fastify answers it with the GET route): it costs what GET costs.
-  const method = request.method === 'HEAD' ? 'GET' : request.method;
-  return ENDPOINT_TIERS.find(([m, p]) => m === method && p === path)?.[2];
+/**
+ * The verdict on one request from its count in each of its tiers (`counts[i]` is `tiers[i]`'s); `own` is
+ * the caller's tier (`user` or `anonymous`). Every tier is in the headers except the `address` ceiling,
+ * which is shown only when it is exceeded or closer to running out than the caller's own tier.
+ */
+export function verdict(
+  tiers: readonly Tier[],
+  counts: readonly Count[],
+  limits: Record<Tier, TierLimit>,
+  own: Tier,
+): Verdict {
+  const remaining = (i: number) => Math.max(0, limits[tiers[i] as Tier].max - (counts[i]?.current ?? 0));
+  const ownRemaining = remaining(tiers.indexOf(own));
+  const policy: string[] = [];
+  const state: string[] = [];
+  let exceeded: Tier | null = null;
+  let retryAfter = 0;
+  tiers.forEach((tier, i) => {
+    const { max, windowMs } = limits[tier];
+    const count = counts[i] ?? { current: 0, ttl: 0 };
+    const isExceeded = count.current > max;
+    const left = remaining(i);
+    if (tier === 'address' && !isExceeded && left >= ownRemaining) return;
+    const resetS = Math.ceil(count.ttl / 1000);
+    policy.push(`"${tier}";q=${max};w=${Math.round(windowMs / 1000)}`);
+    state.push(`"${tier}";r=${left};t=${resetS}`);
+    if (isExceeded && (exceeded === null || resetS > retryAfter)) {
+      retryAfter = Math.max(1, resetS);
+      exceeded = tier;
+    }
+  });
+  return {
+    headers: { 'ratelimit-policy': policy.join(', '), ratelimit: state.join(', ') },
+    exceeded,
+    retryAfter,
+  };
 }
 
 export interface RateLimitOptions {
@@ -64,31 +90,7 @@ export interface RateLimitOptions {
 }
 
 const rateLimits: FastifyPluginAsync<RateLimitOptions> = async (app, opts) => {
-  const { counter } = opts;
-  // The plugin builds its store with `new`; every tier shares the one counter.
-  function SharedStore() {
-    return counter;
-  }
-  await app.register(rateLimit, { global: false, store: SharedStore as never, skipOnError: false });
-
-  /** The counter a request counts on in a tier: its user's for `user`, else its address's. */
-  const keyOf = (tier: Tier, r: FastifyRequest) =>
-    tier === 'user'
-      ? counter.keyOf('user', r.caller.kind === 'user' ? r.caller.identity.userId : '')
-      : counter.keyOf(tier, limitAddress(r.ip));
-  const limiterOf = (tier: Tier) =>
-    app.createRateLimit({
-      max: opts.limits[tier].max,
-      timeWindow: opts.limits[tier].windowMs,
-      keyGenerator: (r) => keyOf(tier, r),
-    });
-  const limiters: Record<Tier, ReturnType<typeof limiterOf>> = {
-    anonymous: limiterOf('anonymous'),
-    user: limiterOf('user'),
-    address: limiterOf('address'),
-    auth: limiterOf('auth'),
-    mail: limiterOf('mail'),
-  };
+  const { counter, limits } = opts;
   const rejections = new Counter({
     name: 'gateway_rate_limit_rejections_total',
     help: 'Requests refused with 429, by the tier whose limit they exceeded',
@@ -96,55 +98,52 @@ const rateLimits: FastifyPluginAsync<RateLimitOptions> = async (app, opts) => {
     registers: [opts.registry],
   });
 
-  app.addHook('onRequest', async (request, reply) => {
-    if (UNLIMITED.has(pathOf(request.url))) return;
-    const own: Tier = request.caller.kind === 'user' ? 'user' : 'anonymous';
-    const tiers: Tier[] = [own, 'address'];
-    const extra = endpointTier(request);
-    if (extra) tiers.unshift(extra);
-    // What the session lookup did not count yet, in one round trip.
-    const precount = request.precount ?? new Map();
-    const missing = tiers
-      .map((tier) => ({
-        key: keyOf(tier, request),
-        windowMs: opts.limits[tier].windowMs,
-        max: opts.limits[tier].max,
-      }))
-      .filter((c) => !precount.has(c.key));
-    if (missing.length > 0)
-      for (const [key, count] of await counter.countAll(missing)) precount.set(key, count);
-    const results = await counter.precounted.run(precount, () =>
-      Promise.all(tiers.map((tier) => limiters[tier](request))),
-    );
-    const remainingOf = (tier: Tier) => {
-      const result = results[tiers.indexOf(tier)];
-      return result && !result.isAllowed ? result.remaining : 0;
-    };
-    const policy: string[] = [];
-    const state: string[] = [];
-    let retryAfter = 0;
-    let exceeded: Tier | null = null;
-    results.forEach((result, i) => {
-      const tier = tiers[i] as Tier;
-      if (result.isAllowed) return;
-      // The ceiling is shown when it is the closer limit, or the one exceeded.
-      if (tier === 'address' && !result.isExceeded && result.remaining >= remainingOf(own)) return;
-      policy.push(`"${tier}";q=${result.max};w=${Math.round(result.timeWindow / 1000)}`);
-      state.push(`"${tier}";r=${result.remaining};t=${result.ttlInSeconds}`);
-      if (result.isExceeded && (exceeded === null || result.ttlInSeconds > retryAfter)) {
-        retryAfter = Math.max(1, result.ttlInSeconds);
-        exceeded = tier;
-      }
-    });
-    const headers = { 'ratelimit-policy': policy.join(', '), ratelimit: state.join(', ') };
+  /** Sets the headers; the error that refuses the request, if it is refused. */
+  const apply = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    tiers: readonly Tier[],
+    counts: readonly Count[],
+    own: Tier,
+  ): AppError | undefined => {
+    const { headers, exceeded, retryAfter } = verdict(tiers, counts, limits, own);
     if (!exceeded) {
       reply.headers(headers);
-      return;
+      return undefined;
     }
     rejections.inc({ tier: exceeded });
     request.log.info({ tier: exceeded, retryAfter }, 'rate limit exceeded');
-    throw new AppError('RATE_LIMITED', undefined, { ...headers, 'retry-after': String(retryAfter) });
+    return new AppError('RATE_LIMITED', undefined, { ...headers, 'retry-after': String(retryAfter) });
+  };
+
+  // A callback hook: an authenticated request, counted by the session lookup, costs no promise here.
+  app.addHook('onRequest', (request, reply, done) => {
+    const { limited, endpointTier, address } = request.classification;
+    if (!limited) return done();
+    const caller = request.caller;
+    const own: Tier = caller.kind === 'user' ? 'user' : 'anonymous';
+    const tiers: Tier[] = endpointTier ? [endpointTier, own, 'address'] : [own, 'address'];
+    // A user counts on their own counter in `user`, everything else on the client address's.
+    const keys = tiers.map((tier) =>
+      caller.kind === 'user' && tier === 'user'
+        ? counter.keyOf('user', caller.identity.userId)
+        : counter.keyOf(tier, address),
+    );
+    const precount: Precount | undefined = request.precount;
+    const missing = keys.flatMap((key, i) =>
+      precount?.has(key) ? [] : [{ key, windowMs: limits[tiers[i] as Tier].windowMs }],
+    );
+    // Each tier's count: made by the session lookup, else just now.
+    const countsWith = (counted?: Precount) =>
+      keys.map((key) => (precount?.get(key) ?? counted?.get(key)) as Count);
+    if (missing.length === 0) return done(apply(request, reply, tiers, countsWith(), own));
+    counter
+      .countAll(missing)
+      .then((counted) => done(apply(request, reply, tiers, countsWith(counted), own)), done);
   });
 };
 
-export default fp(rateLimits, { name: 'gateway-rate-limits', dependencies: ['gateway-session'] });
+export default fp(rateLimits, {
+  name: 'gateway-rate-limits',
+  dependencies: ['gateway-door', 'gateway-session'],
+});

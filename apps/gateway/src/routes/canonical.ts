@@ -3,7 +3,7 @@
  * sign-in rule, JSON only, the upstream timeout) while Fastify's router and the services decode and
  * normalise it, so a path that two parts could read differently (`/api/users/./password-reset`,
  * `/api/users/%6cogin`, `/api/user%73`) must not get past the door: it is refused before anything
- * else looks at it, and everything after the door reads the path as it was sent (`pathOf`).
+ * else looks at it, and everything after the door reads the path as it was sent (classify.ts).
  *
  * Not canonical: dot segments (`/./`, `/../`, a trailing `/.` or `/..`), empty segments (`//`),
  * percent-encoded unreserved characters (ALPHA, DIGIT, `-`, `.`, `_`, `~`, RFC 3986 §2.3: they mean the

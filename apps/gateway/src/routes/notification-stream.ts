@@ -40,7 +40,6 @@ import { type ErrorCode, errorBody, REQUEST_ID_HEADER } from '@atoll/service-kit
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { request as httpRequest } from 'undici';
 import { type UpstreamPool, withInstances } from '../plugins/upstream-pool.ts';
-import { limitAddress } from '../rate-limit/plugin.ts';
 import { assertionFor } from './assertion.ts';
 
 export interface StreamOptions {
@@ -69,7 +68,7 @@ interface OpenStream {
   sent: Set<number>;
   /** The session record this stream lives by. */
   sessionKey: string;
-  /** The client address it counts against (limitAddress). */
+  /** The client address it counts against (the classification's, rate-limit/address.ts). */
   address: string;
   /** Session checks and writes, in order: each waits for the one before. */
   queue: Promise<void>;
@@ -216,7 +215,7 @@ const streamRoute: FastifyPluginAsync<StreamOptions> = async (app, opts) => {
     }
     if (caller.kind !== 'user') return reply.code(401).send(errorBody('TOKEN_MISSING'));
     const userId = caller.identity.userId;
-    const address = limitAddress(request.ip);
+    const address = request.classification.address;
     const mine = byUser.get(userId) ?? new Set();
     // A new stream of a user at their cap ends their oldest: that one's slot is this one's.
     const replaced = mine.size >= opts.maxStreamsPerUser ? mine.values().next().value : undefined;
