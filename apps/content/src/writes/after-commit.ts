@@ -9,6 +9,7 @@
  */
 import type { LayeredCache } from '@atoll/cache';
 import { cacheIds, cacheTags } from '@atoll/redis-keys';
+import { MAX_COMMENTS_PAGE } from '../articles/article.schemas.ts';
 import { listTagsOf } from '../articles/list-cache.ts';
 import { type Rankings, trendingScore } from '../rankings/rankings.ts';
 import type { Relations } from '../relations/relations.ts';
@@ -118,7 +119,7 @@ export class AfterCommit {
     comment: { id: string; articleId: string; createdAt: Date },
   ): Promise<void> {
     this.notifications.kick();
-    await this.cache?.invalidate({ tags: [cacheTags.comments(comment.articleId)] });
+    await this.forgetComments(comment.articleId);
     await this.relations.recordActivity(authorId, {
       type: 'comment',
       articleId: comment.articleId,
@@ -129,7 +130,7 @@ export class AfterCommit {
 
   /** A deleted comment: the article's comment pages, the commenter's activity (rebuilt on next read). */
   async commentDeleted(authorId: string, articleId: string): Promise<void> {
-    await this.cache?.invalidate({ tags: [cacheTags.comments(articleId)] });
+    await this.forgetComments(articleId);
     await this.relations.forgetActivity(authorId);
   }
 
@@ -148,6 +149,19 @@ export class AfterCommit {
     await this.cache?.invalidate({
       ids: [cacheIds.profile(username)],
       tags: [cacheTags.profile(userId), cacheTags.listName(username)],
+    });
+  }
+
+  /**
+   * Every cached page of an article's comments. The page RealWorld clients read (no query) is named by
+   * its id too: a read that loaded it before the comment committed then meets a tombstone and is not
+   * kept, even if it had not joined its tags yet. Other pages rely on their tag alone (such a read can
+   * keep its page until the entry's TTL; see docs/decisions.md, "What content caches").
+   */
+  private async forgetComments(articleId: string): Promise<void> {
+    await this.cache?.invalidate({
+      ids: [cacheIds.comments(articleId, { limit: MAX_COMMENTS_PAGE, offset: 0 })],
+      tags: [cacheTags.comments(articleId)],
     });
   }
 
