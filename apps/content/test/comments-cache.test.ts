@@ -227,6 +227,17 @@ describe('comments through the cache, on two instances', () => {
       .where(sql`payload->>'commentId'`, '=', String(own.body.comment.id))
       .execute();
     expect(ownJobs).toEqual([]);
+    // An article's mentions: one job each, every one of them recorded.
+    const mentioning = await call(A(), 'POST', '/api/articles', ADA, {
+      article: { title: 'Mentions', description: 'd', body: 'with @bob and @carol' },
+    });
+    const articleJobs = await db
+      .selectFrom('job_outbox')
+      .select('payload')
+      .where('name', '=', 'mention')
+      .where(sql`payload->>'articleSlug'`, '=', mentioning.body.article.slug)
+      .execute();
+    expect(articleJobs.map((j) => j.payload.recipientId).sort()).toEqual([BOB.userId, CAROL.userId].sort());
     // A blank comment is a 422 and writes nothing.
     const blank = await call(A(), 'POST', `/api/articles/${slug}/comments`, BOB, {
       comment: { body: '   ' },

@@ -309,8 +309,10 @@ export class ArticleService {
         author_id: author.userId,
       });
       await replaceTags(trx, row.id, tags);
+      let notified = false;
       for (const mentioned of await mentionedUsers(trx, input.body)) {
-        await recordNotification(trx, 'mention', {
+        // Not `||=`: that would skip recording every mention after the first.
+        const wrote = await recordNotification(trx, 'mention', {
           v: 1,
           actorId: author.userId,
           actorUsername: author.username,
@@ -321,16 +323,20 @@ export class ArticleService {
           excerpt: excerpt(input.body),
           occurredAt: new Date().toISOString(),
         });
+        notified = notified || wrote;
       }
-      return row;
+      return { ...row, notified };
     });
-    await this.afterCommit.articleCreated({
-      id: created.id,
-      slug: created.slug,
-      authorId: author.userId,
-      createdAt: created.created_at,
-      tags,
-    });
+    await this.afterCommit.articleCreated(
+      {
+        id: created.id,
+        slug: created.slug,
+        authorId: author.userId,
+        createdAt: created.created_at,
+        tags,
+      },
+      created.notified,
+    );
     return this.get(created.slug, author);
   }
 
@@ -376,12 +382,13 @@ export class ArticleService {
 
   async favorite(viewer: Identity, slug: string, on: boolean) {
     const article = await this.load(slug);
-    const rowChanged = await this.db.transaction().execute(async (trx) => {
+    const { rowChanged, notified } = await this.db.transaction().execute(async (trx) => {
       await ensureProfile(trx, viewer.userId, viewer.username);
-      if (!on) return removeFavorite(trx, viewer.userId, article.id);
+      if (!on) return { rowChanged: await removeFavorite(trx, viewer.userId, article.id), notified: false };
       const added = await addFavorite(trx, viewer.userId, article.id);
+      let wrote = false;
       if (added) {
-        await recordNotification(trx, 'favorite', {
+        wrote = await recordNotification(trx, 'favorite', {
           v: 1,
           actorId: viewer.userId,
           actorUsername: viewer.username,
@@ -391,13 +398,14 @@ export class ArticleService {
           occurredAt: new Date().toISOString(),
         });
       }
-      return added;
+      return { rowChanged: added, notified: wrote };
     });
     await this.afterCommit.favoriteChanged(
       viewer.userId,
       { ...changed(article), favoritesCount: article.favorites_count, createdAt: article.created_at },
       on,
       rowChanged,
+      notified,
     );
     return this.get(slug, viewer);
   }

@@ -18,7 +18,13 @@ import type { ContentDatabase } from '../db.ts';
 import { excerpt, mentionedUsernames } from '../notifications/notifications.ts';
 import type { Relations } from '../relations/relations.ts';
 import type { AfterCommit } from '../writes/after-commit.ts';
-import { type CommentRow, deleteOwnComment, insertComment, listComments } from './comment.repository.ts';
+import {
+  type CommentJobs,
+  type CommentRow,
+  deleteOwnComment,
+  insertComment,
+  listComments,
+} from './comment.repository.ts';
 
 /** What every reader of a comment sees alike: cacheable. */
 interface SharedComment {
@@ -96,28 +102,30 @@ export class CommentService {
       excerpt: excerpt(body),
       occurredAt: new Date().toISOString(),
     } satisfies Omit<JobPayload<'notifications', 'comment'>, 'commentId' | 'recipientId'>;
+    const jobs: CommentJobs = {
+      // Nobody is notified of their own doing.
+      jobs:
+        article.authorId === author.userId
+          ? []
+          : [{ name: 'comment', payload: { ...common, recipientId: article.authorId } }],
+      mentioned: mentionedUsernames(body)
+        .map((n) => n.toLowerCase())
+        .slice(0, MAX_MENTIONS),
+      mentionPayload: common,
+    };
     const row = await insertComment(
       this.deps.db,
       { articleId: article.id, authorId: author.userId, authorUsername: author.username, body },
-      {
-        // Nobody is notified of their own doing.
-        jobs:
-          article.authorId === author.userId
-            ? []
-            : [{ name: 'comment', payload: { ...common, recipientId: article.authorId } }],
-        mentioned: mentionedUsernames(body)
-          .map((n) => n.toLowerCase())
-          .slice(0, MAX_MENTIONS),
-        mentionPayload: common,
-      },
+      jobs,
     );
     // The article was deleted after the cache last saw it.
     if (!row) throw new AppError('NOT_FOUND', { article: ['not found'] });
-    await this.deps.afterCommit.commentAdded(author.userId, {
-      id: row.id,
-      articleId: article.id,
-      createdAt: row.created_at,
-    });
+    await this.deps.afterCommit.commentAdded(
+      author.userId,
+      { id: row.id, articleId: article.id, createdAt: row.created_at },
+      // A mention may name nobody who exists; the relay then finds nothing, as it would at its next poll.
+      jobs.jobs.length > 0 || jobs.mentioned.length > 0,
+    );
     // Nobody follows themselves: the author's own `following` flag is false without asking.
     const { authorId: _authorId, author: profile, ...comment } = shareable(row);
     return { ...comment, author: { ...profile, following: false } };

@@ -30,22 +30,22 @@ export class FollowService {
     const added = await this.deps.db.transaction().execute(async (trx) => {
       await ensureProfile(trx, viewer.userId, viewer.username);
       if (!(await follow(trx, viewer.userId, profile.userId))) return false;
-      await recordNotification(trx, 'follow', {
+      return recordNotification(trx, 'follow', {
         v: 1,
         actorId: viewer.userId,
         actorUsername: viewer.username,
         recipientId: profile.userId,
         occurredAt: new Date().toISOString(),
       });
-      return true;
     });
-    await this.deps.afterCommit.followChanged(viewer.userId, profile.userId, true, added);
+    // A new follow always writes its job (you cannot follow yourself).
+    await this.deps.afterCommit.followChanged(viewer.userId, profile.userId, true, added, added);
   }
 
   /** The viewer no longer follows `profile` (if they did). */
   async unfollow(viewer: Identity, profile: PublicProfile): Promise<void> {
     await unfollow(this.deps.db, viewer.userId, profile.userId);
     // Applied whether or not a row went: the flag is then right even if the key was ahead of the table.
-    await this.deps.afterCommit.followChanged(viewer.userId, profile.userId, false, true);
+    await this.deps.afterCommit.followChanged(viewer.userId, profile.userId, false, true, false);
   }
 }

@@ -1,6 +1,7 @@
 /**
  * What every content write does once its transaction has committed, in one place: tell the outbox
- * relay there may be jobs, invalidate what the cache shows of the change (on every instance), apply the
+ * relay when the write put jobs in the outbox (`notified`; the relay would otherwise only find them at
+ * its next poll, and a write without jobs costs it no query), invalidate what the cache shows of the change (on every instance), apply the
  * change to the per-user relation keys (flags, activity) and to the rankings. A write service commits,
  * then calls the one method here that names its change; it never reaches into the cache, the relations
  * or the rankings itself.
@@ -44,8 +45,11 @@ export class AfterCommit {
   }
 
   /** A new article: the lists it joins, the tags in use, its author's activity, trending. */
-  async articleCreated(article: ChangedArticle & { createdAt: Date; tags: string[] }): Promise<void> {
-    this.notifications.kick();
+  async articleCreated(
+    article: ChangedArticle & { createdAt: Date; tags: string[] },
+    notified: boolean,
+  ): Promise<void> {
+    if (notified) this.notifications.kick();
     await this.cache?.invalidate({
       tags: [...listTagsOf({ all: true, authorId: article.authorId, tags: article.tags }), cacheTags.tags],
     });
@@ -95,8 +99,9 @@ export class AfterCommit {
     article: ChangedArticle & { favoritesCount: number; createdAt: Date },
     on: boolean,
     changed: boolean,
+    notified: boolean,
   ): Promise<void> {
-    this.notifications.kick();
+    if (notified) this.notifications.kick();
     if (!changed) return;
     await this.relations.favorited(userId, article.id, on);
     await (on
@@ -117,8 +122,9 @@ export class AfterCommit {
   async commentAdded(
     authorId: string,
     comment: { id: string; articleId: string; createdAt: Date },
+    notified: boolean,
   ): Promise<void> {
-    this.notifications.kick();
+    if (notified) this.notifications.kick();
     await this.forgetComments(comment.articleId);
     await this.relations.recordActivity(authorId, {
       type: 'comment',
@@ -135,8 +141,14 @@ export class AfterCommit {
   }
 
   /** A follow added or removed (`changed`: whether a row was): the follower's `following` flags. */
-  async followChanged(followerId: string, followeeId: string, on: boolean, changed: boolean): Promise<void> {
-    if (on) this.notifications.kick(); // only a follow writes a job
+  async followChanged(
+    followerId: string,
+    followeeId: string,
+    on: boolean,
+    changed: boolean,
+    notified: boolean,
+  ): Promise<void> {
+    if (notified) this.notifications.kick();
     if (changed) await this.relations.followed(followerId, followeeId, on);
   }
 
