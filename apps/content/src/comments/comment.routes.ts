@@ -20,9 +20,13 @@ const commentRoutes: FastifyPluginAsyncTypebox<{ comments: CommentService }> = a
     {
       schema: { params: SlugParams, querystring: CommentsQuery, response: { 200: MultipleCommentsResponse } },
     },
-    async (request) => ({
-      comments: await comments.list(request.params.slug, request.query, request.identity),
-    }),
+    async (request, reply) => {
+      const page = await comments.list(request.params.slug, request.query, request.identity);
+      if (!Buffer.isBuffer(page)) return page;
+      // The same bytes for every reader who follows none of the commenters (see CommentService.list);
+      // Fastify sends a Buffer as it is, the type provider only knows the JSON shape.
+      return reply.type('application/json; charset=utf-8').send(page as never);
+    },
   );
 
   app.post(

@@ -45,6 +45,13 @@ const shareable = (r: CommentRow): SharedComment => ({
   author: { username: r.username, bio: r.bio, image: r.image },
 });
 
+/** Comments as the RealWorld shape has them, with the viewer's `following` flag on each author. */
+const present = (page: SharedComment[], following: Set<string>) =>
+  page.map(({ authorId, author, ...comment }) => ({
+    ...comment,
+    author: { ...author, following: following.has(authorId) },
+  }));
+
 /** A cached page depends on the article's comments, the article, and each commenter's profile. */
 const dependencies = (articleId: string) => (page: SharedComment[]) => [
   cacheTags.comments(articleId),
@@ -71,8 +78,18 @@ export class CommentService {
     this.deps = deps;
   }
 
-  /** A page of an article's comments with the viewer's `following` flags; 404 for an unknown slug. */
-  async list(slug: string, page: { limit: number; offset: number }, viewer: Identity | null) {
+  /**
+   * A page of an article's comments with the viewer's `following` flags; 404 for an unknown slug. When
+   * the viewer follows none of the page's commenters (anonymous readers, and most others), the answer
+   * is the same for all of them and comes as bytes, `{"comments": …}`, made once per cached page: on
+   * an L1 hit the same array comes back, so it is neither serialized nor UTF-8 encoded again (the
+   * WeakMap lets the bytes go with the page when L1 drops it).
+   */
+  async list(
+    slug: string,
+    page: { limit: number; offset: number },
+    viewer: Identity | null,
+  ): Promise<Buffer | { comments: ReturnType<typeof present> }> {
     const { db, articles, cache, relations } = this.deps;
     const article = await articles.shared(slug);
     const load = async () => (await listComments(db, article.id, page)).map(shareable);
@@ -83,11 +100,20 @@ export class CommentService {
       viewer?.userId ?? null,
       shared.map((c) => c.authorId),
     );
-    return shared.map(({ authorId, author, ...comment }) => ({
-      ...comment,
-      author: { ...author, following: following.has(authorId) },
-    }));
+    if (following.size === 0) return this.unfollowedResponse(shared);
+    return { comments: present(shared, following) };
   }
+
+  private unfollowedResponse(shared: SharedComment[]): Buffer {
+    let bytes = this.unfollowedBodies.get(shared);
+    if (!bytes) {
+      bytes = Buffer.from(JSON.stringify({ comments: present(shared, new Set()) }));
+      this.unfollowedBodies.set(shared, bytes);
+    }
+    return bytes;
+  }
+
+  private readonly unfollowedBodies = new WeakMap<SharedComment[], Buffer>();
 
   /** Adds a comment (and its notification jobs, in the same write); returns it as the author sees it. */
   async add(author: Identity, slug: string, body: string) {
@@ -127,8 +153,8 @@ export class CommentService {
       jobs.jobs.length > 0 || jobs.mentioned.length > 0,
     );
     // Nobody follows themselves: the author's own `following` flag is false without asking.
-    const { authorId: _authorId, author: profile, ...comment } = shareable(row);
-    return { ...comment, author: { ...profile, following: false } };
+    const [comment] = present([shareable(row)], new Set());
+    return comment!;
   }
 
   /** Deletes the viewer's own comment: 404 for an unknown one, 403 for someone else's. */
