@@ -12,11 +12,14 @@
 const ENSURE_PROFILE =
   'insert into "profiles" ("user_id", "username", "bio", "image", "updated_at") values ($1, $2, $3, $4, $5) on conflict do nothing';
 
-/** Comments and favorites find the article by its slug first, outside the transaction (article.repository: `findArticleBySlug`). */
+/**
+ * Favorites find the article by its slug first, outside the transaction (article.repository:
+ * `findArticleBySlug`); comments take it from content's cache, so the reference looks it up once per slug.
+ */
 export const FIND_ARTICLE =
   'select "a".*, "p"."username" as "author_username", "p"."bio" as "author_bio", "p"."image" as "author_image" from "articles" as "a" inner join "profiles" as "p" on "p"."user_id" = "a"."author_id" where "a"."slug" = $1';
 
-/** Each write's transaction, in order (`begin` and `commit` included, as pg receives them). */
+/** Each write's statements, in order (a transaction's `begin` and `commit` included, as pg receives them). */
 export const WRITE_TRANSACTIONS = {
   /** POST /api/articles with two tags (article.service: `create`, then article.repository: `replaceTags`). */
   createArticle: [
@@ -27,12 +30,13 @@ export const WRITE_TRANSACTIONS = {
     'insert into "article_tags" ("article_id", "tag", "position") values ($1, $2, $3), ($4, $5, $6)',
     'commit',
   ],
-  /** POST /api/articles/:slug/comments (comments/comment.routes.ts). */
+  /**
+   * POST /api/articles/:slug/comments on your own article, without mentions (comments/comment.repository.ts:
+   * `insertComment`): one statement, no transaction around it (the profile, the comment and its outbox
+   * rows, here none, are written by one atomic statement). The article comes from content's cache.
+   */
   addComment: [
-    'begin',
-    ENSURE_PROFILE,
-    'insert into "comments" ("article_id", "author_id", "body") values ($1, $2, $3) returning "id", "created_at"',
-    'commit',
+    "with ensured as ( insert into profiles (user_id, username, bio, image, updated_at) values ($1, $2, null, null, $3) on conflict do nothing ), c as ( insert into comments (article_id, author_id, body) values ($4, $5, $6) returning id, body, created_at, updated_at, author_id ), jobs as ( insert into job_outbox (queue, name, payload) select 'notifications', j.name, j.payload || jsonb_build_object('commentId', c.id) from c, jsonb_to_recordset($7::jsonb) as j(name text, payload jsonb) ) select c.id, c.body, c.created_at, c.updated_at, c.author_id, coalesce(p.username, $8) as username, p.bio, p.image from c left join profiles p on p.user_id = c.author_id",
   ],
   /** POST /api/articles/:slug/favorite (article.repository: addFavorite; the count only when the row is new). */
   favorite: [

@@ -1,6 +1,6 @@
 import { identityPlugin } from '@atoll/identity';
 import { Producer } from '@atoll/jobs';
-import { cacheIds, cacheTags, createKeys } from '@atoll/redis-keys';
+import { createKeys } from '@atoll/redis-keys';
 import { base, database, dbOf, fastifyOptions, redisRoles } from '@atoll/service-kit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -8,10 +8,12 @@ import articleRoutes from './articles/article.routes.ts';
 import { ArticleService } from './articles/article.service.ts';
 import { contentCache } from './cache.plugin.ts';
 import commentRoutes from './comments/comment.routes.ts';
+import { CommentService } from './comments/comment.service.ts';
 import type { ContentConfig } from './config.ts';
 import type { ContentDatabase } from './db.ts';
 import { SCHEMA } from './migrations/index.ts';
 import { notificationRelay } from './notifications/notifications.ts';
+import { FollowService } from './profiles/follow.service.ts';
 import { ProfileDirectory } from './profiles/profile.directory.ts';
 import profileRoutes from './profiles/profile.routes.ts';
 import { profileProjection } from './profiles/projection.plugin.ts';
@@ -20,6 +22,7 @@ import { createRankings } from './rankings/rankings.ts';
 import { rankingRecompute } from './rankings/recompute.plugin.ts';
 import { Relations } from './relations/relations.ts';
 import tagRoutes from './tags/tag.routes.ts';
+import { AfterCommit } from './writes/after-commit.ts';
 
 /** The content service as a plugin tree; `main.ts` serves it, tests inject into it. */
 export async function buildApp(config: ContentConfig): Promise<FastifyInstance> {
@@ -49,22 +52,6 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
       ...config.cache,
     });
   }
-  // Profiles of authors, kept from the user.* events (a consumer group on the user events stream); a
-  // changed profile invalidates the cached articles that show it.
-  await app.register(profileProjection, {
-    keyPrefix: config.keyPrefix,
-    redisQueueUrl: config.redis.queue,
-    onProfileChanged: async (userId, username) => {
-      // What shows the profile, and whatever was cached as "nobody has this name".
-      // The profile's own entry by name too: a read that loaded the old row while the event was applied
-      // then meets a tombstone and is not kept, even if it had not joined its tag yet.
-      if (config.cache.enabled)
-        await app.cache.invalidate({
-          ids: [cacheIds.profile(username)],
-          tags: [cacheTags.profile(userId), cacheTags.listName(username)],
-        });
-    },
-  });
   // Domain
   const db = dbOf<ContentDatabase>(app);
   const producer = new Producer(app.redis.queue!, createKeys(config.keyPrefix));
@@ -82,6 +69,15 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   });
   const cache = config.cache.enabled ? app.cache : null;
   const relations = new Relations({ db, redis: cache ? app.redis.cache! : null, keys, log: app.log });
+  // What every write does after its commit: invalidation, relation keys, rankings, the outbox relay.
+  const afterCommit = new AfterCommit({ relations, notifications, rankings, cache });
+  // Profiles of authors, kept from the user.* events (a consumer group on the user events stream); a
+  // changed profile invalidates what the cache shows of it.
+  await app.register(profileProjection, {
+    keyPrefix: config.keyPrefix,
+    redisQueueUrl: config.redis.queue,
+    onProfileChanged: (userId, username) => afterCommit.profileChanged(userId, username),
+  });
   const profiles = new ProfileDirectory({
     db,
     cache,
@@ -89,12 +85,14 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
     authToken: config.authInternalToken,
     log: app.log,
   });
-  const articles = new ArticleService({ db, relations, notifications, rankings, cache });
+  const articles = new ArticleService({ db, relations, afterCommit, rankings, cache });
+  const comments = new CommentService({ db, articles, relations, afterCommit, cache });
+  const follows = new FollowService({ db, afterCommit });
   // Routes
-  await app.register(profileRoutes, { db, profiles, relations, articles, notifications });
+  await app.register(profileRoutes, { profiles, relations, articles, follows });
   await app.register(rankingRoutes, { db, articles, rankings, relations });
   await app.register(articleRoutes, { articles });
-  await app.register(commentRoutes, { db, articles, relations, notifications });
+  await app.register(commentRoutes, { comments });
   await app.register(tagRoutes, { db, cache });
   return app;
 }

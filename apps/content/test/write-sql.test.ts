@@ -19,25 +19,37 @@ interface Sent {
   sql: string;
 }
 
+/** The outbox relay's statements: it reads and marks pending rows, after every commit, on its own schedule. */
+const relays = (sql: string) => /^(select|update)\b/.test(sql) && /\bjob_outbox\b/.test(sql);
+/** A statement outside a transaction that writes (a read builds the response, it is not the write). */
+const writes = (sql: string) => /^(insert|update|delete|with)\b/.test(sql);
+
 /**
- * The transactions among `sent`: each client's statements from a `begin` to its `commit`. The outbox
- * relay's own transactions (it runs after every commit, on its own schedule) are not the request's.
+ * The request's own statements among `sent`, in units: each client's statements from a `begin` to its
+ * `commit`, and each statement sent outside a transaction. The outbox relay's work is not the request's.
  */
-function transactions(sent: Sent[]): string[][] {
+function unitsOf(sent: Sent[]): string[][] {
   const open = new Map<object, string[]>();
   const done: string[][] = [];
   for (const { client, sql } of sent) {
     if (sql === 'begin') open.set(client, []);
     const current = open.get(client);
-    if (!current) continue;
+    if (!current) {
+      // The end of a transaction begun before the capture (the relay's, still running) is not a unit.
+      if (!relays(sql) && sql !== 'commit' && sql !== 'rollback') done.push([sql]);
+      continue;
+    }
     current.push(sql);
     if (sql === 'commit') {
       open.delete(client);
-      if (!current.some((s) => s.includes('"job_outbox"'))) done.push(current);
+      if (!current.some(relays)) done.push(current);
     }
   }
   return done;
 }
+
+/** The writes among `sent`: its transactions, and the writing statements sent alone (atomic by themselves). */
+const writesOf = (sent: Sent[]) => unitsOf(sent).filter((unit) => unit.length > 1 || writes(unit[0] ?? ''));
 
 describe('the same-SQL reference of the bench', () => {
   let content: ContentFixture;
@@ -71,23 +83,26 @@ describe('the same-SQL reference of the bench', () => {
     return { body: res.json(), sent: [...sent] };
   };
 
-  it('runs, for each write, exactly the transaction the reference runs', async () => {
+  it('runs, for each write, exactly the statements the reference runs', async () => {
     const created = await write('POST', '/api/articles', {
       article: { title: 'Same SQL', description: 'd', body: 'b', tagList: ['bench', 'cache'] },
     });
-    expect(transactions(created.sent)).toEqual([WRITE_TRANSACTIONS.createArticle]);
+    expect(writesOf(created.sent)).toEqual([WRITE_TRANSACTIONS.createArticle]);
     const slug = created.body.article.slug as string;
 
     const steps = [
       ['POST', `/api/articles/${slug}/comments`, { comment: { body: 'hi' } }, 'addComment'],
+      ['POST', `/api/articles/${slug}/comments`, { comment: { body: 'again' } }, 'addComment'],
       ['POST', `/api/articles/${slug}/favorite`, undefined, 'favorite'],
       ['DELETE', `/api/articles/${slug}/favorite`, undefined, 'unfavorite'],
     ] as const;
     for (const [method, url, payload, name] of steps) {
       const { sent: statements } = await write(method, url, payload);
-      expect(transactions(statements), name).toEqual([WRITE_TRANSACTIONS[name]]);
-      // The article is looked up by its slug first, outside the transaction.
-      expect(statements[0]?.sql, name).toBe(FIND_ARTICLE);
+      expect(writesOf(statements), name).toEqual([WRITE_TRANSACTIONS[name]]);
+      // A favorite looks the article up by its slug first, outside the transaction; a comment takes it
+      // from the cache (the article's read cached it), so its one statement is all it sends.
+      if (name === 'addComment') expect(unitsOf(statements).flat()).toEqual(WRITE_TRANSACTIONS[name]);
+      else expect(statements[0]?.sql, name).toBe(FIND_ARTICLE);
     }
   });
 });

@@ -12,6 +12,12 @@
  * | a profile by name           | `profile:<name>`                     | `profile:<id>` or `list:name:<name>`|
  * | a page of a list            | `list:=<tag>:=<author>:=<fav>:<limit>:<offset>` | see below                |
  * | the popular tags            | `tags:popular`                       | `tags`                              |
+ * | a page of comments          | `comments:<article id>:<limit>:<offset>` | `comments:<id>`, `article:<id>`, `profile:<each commenter>` |
+ *
+ * A page of comments holds what every reader sees alike (the viewer's `following` flags come from the
+ * relation sets): a comment added or deleted invalidates `comments:<id>`, the article's deletion
+ * `article:<id>`, a commenter's profile change `profile:<commenter>`. It is keyed by the article's id,
+ * so a new slug leaves it valid (the slug's own entry, `article:<slug>`, is what a new slug invalidates).
  *
  * A cached list page holds only the ids of its articles and the total (the items come from the
  * summaries), so editing an article invalidates no list; a list is invalidated only by what changes
@@ -53,12 +59,17 @@ export const cacheIds = {
     `list:${filter(q.tag)}:${filter(q.author?.toLowerCase())}:${filter(q.favorited?.toLowerCase())}:${page.limit}:${page.offset}`,
   /** The tags in use, most used first (GET /api/tags). */
   popularTags: 'tags:popular',
+  /** One page of an article's comments, oldest first. */
+  comments: (articleId: string, page: { limit: number; offset: number }) =>
+    `comments:${articleId}:${page.limit}:${page.offset}`,
 } as const;
 
 /** The tags content's cache entries depend on. */
 export const cacheTags = {
   /** Everything that shows an article (its id). */
   article: (articleId: string) => `article:${articleId}`,
+  /** The pages of an article's comments (a comment added or deleted). */
+  comments: (articleId: string) => `comments:${articleId}`,
   /** Everything that shows a user's profile or depends on their name (their id). */
   profile: (userId: string) => `profile:${userId}`,
   /** The list of all articles. */

@@ -119,15 +119,24 @@ describe('redis-keys', () => {
     expect(cacheIds.list({ tag: 't', author: 'Jake' }, { limit: 10, offset: 0 })).toBe('list:=t:=jake::10:0');
     expect(cacheTags.listName('Jake')).toBe('list:name:jake');
     expect(cacheTags.listTag('{x}')).toBe('list:tag:%7Bx%7D');
+    expect(cacheIds.comments('7', { limit: 500, offset: 0 })).toBe('comments:7:500:0');
+    expect(cacheTags.comments('7')).toBe('comments:7');
     // Every id and tag goes into a hash tag: it must be one the key builders accept.
     for (const id of [
       cacheIds.article('{'),
       cacheIds.profile('}'),
       cacheIds.popularTags,
       cacheIds.summary('1'),
+      cacheIds.comments('1', { limit: 1, offset: 0 }),
     ])
       expect(() => keys.cacheEntry('content', id)).not.toThrow();
-    for (const tag of [cacheTags.listTag('}{'), cacheTags.listName('{'), cacheTags.listAll, cacheTags.tags])
+    for (const tag of [
+      cacheTags.listTag('}{'),
+      cacheTags.listName('{'),
+      cacheTags.listAll,
+      cacheTags.tags,
+      cacheTags.comments('1'),
+    ])
       expect(() => keys.cacheTag(tag)).not.toThrow();
   });
 });

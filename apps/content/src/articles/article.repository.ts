@@ -3,7 +3,7 @@
  * ids, the total, the articles with their authors, and their tags — never one query per article (the
  * viewer's favorites and follows come from relations.ts).
  */
-import { type Selectable, sql } from 'kysely';
+import { type Insertable, type Selectable, sql, type Updateable } from 'kysely';
 import type { ArticlesRow } from '../db.ts';
 import type { Executor } from '../profiles/profile.repository.ts';
 
@@ -99,6 +99,35 @@ export async function favoritersOf(db: Executor, articleId: string): Promise<str
     .where('article_id', '=', articleId)
     .execute();
   return rows.map((r) => r.user_id);
+}
+
+/** A new article; returns what the write needs next (its id, slug, title and creation time). */
+export function insertArticle(db: Executor, values: Insertable<ArticlesRow>) {
+  return db
+    .insertInto('articles')
+    .values(values)
+    .returning(['id', 'slug', 'title', 'created_at'])
+    .executeTakeFirstOrThrow();
+}
+
+/** Changes an article's columns; returns its slug (a new title gives a new one). */
+export async function updateArticle(
+  db: Executor,
+  articleId: string,
+  changes: Updateable<ArticlesRow>,
+): Promise<string> {
+  const row = await db
+    .updateTable('articles')
+    .set(changes)
+    .where('id', '=', articleId)
+    .returning('slug')
+    .executeTakeFirstOrThrow();
+  return row.slug;
+}
+
+/** Deletes an article (its tags, comments and favorites go with it: `on delete cascade`). */
+export async function deleteArticle(db: Executor, articleId: string): Promise<void> {
+  await db.deleteFrom('articles').where('id', '=', articleId).execute();
 }
 
 export function findArticleBySlug(db: Executor, slug: string): Promise<ArticleRow | undefined> {

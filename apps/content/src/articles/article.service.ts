@@ -13,21 +13,24 @@ import type { Kysely } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
 import { excerpt, mentionedUsers, recordNotification } from '../notifications/notifications.ts';
 import { ensureProfile, findProfileByUsername } from '../profiles/profile.repository.ts';
-import { type Rankings, trendingScore } from '../rankings/rankings.ts';
+import type { Rankings } from '../rankings/rankings.ts';
 import type { Relations } from '../relations/relations.ts';
+import type { AfterCommit } from '../writes/after-commit.ts';
 import {
   type ArticleRow,
   addFavorite,
+  deleteArticle,
   favoritersOf,
   findArticleBySlug,
   findArticlesByIds,
+  insertArticle,
   type ListFilter,
   listArticleIds,
   removeFavorite,
   replaceTags,
   tagsOf,
+  updateArticle,
 } from './article.repository.ts';
-import { listTagsOf } from './list-cache.ts';
 
 /** What every reader of a list item sees alike: cacheable. */
 interface SharedSummary {
@@ -44,7 +47,7 @@ interface SharedSummary {
 }
 
 /** What every reader of an article sees alike: cacheable. */
-type SharedArticle = SharedSummary & { body: string };
+export type SharedArticle = SharedSummary & { body: string };
 
 function shareable(row: ArticleRow, tags: string[]): SharedArticle {
   return {
@@ -61,6 +64,9 @@ function shareable(row: ArticleRow, tags: string[]): SharedArticle {
     author: { username: row.author_username, bio: row.author_bio, image: row.author_image },
   };
 }
+
+/** An article row as the after-commit effects know it. */
+const changed = (row: ArticleRow) => ({ id: row.id, slug: row.slug, authorId: row.author_id });
 
 /** A cached article or summary depends on the article and on its author's profile. */
 const dependencies = (a: SharedSummary) => [cacheTags.article(a.id), cacheTags.profile(a.authorId)];
@@ -104,9 +110,9 @@ export interface ArticleServiceDeps {
   db: Kysely<ContentDatabase>;
   /** The per-user favorites, follows and activity behind the viewer's flags. */
   relations: Relations;
-  /** Told after each commit that wrote notification jobs (the outbox relay). */
-  notifications?: { kick(): void };
-  /** Trending and leaderboard, following favorites, new and deleted articles. */
+  /** What each write does once committed (cache invalidation, relations, rankings, the outbox relay). */
+  afterCommit: AfterCommit;
+  /** Trending (read here; written by `afterCommit`). */
   rankings?: Rankings | null;
   /** The three-layer cache for articles, list pages and tags; null reads PostgreSQL every time. */
   cache?: LayeredCache | null;
@@ -115,20 +121,23 @@ export interface ArticleServiceDeps {
 export class ArticleService {
   private readonly db: Kysely<ContentDatabase>;
   private readonly relations: Relations;
-  private readonly notifications: { kick(): void };
+  private readonly afterCommit: AfterCommit;
   private readonly rankings: Rankings | null;
   private readonly cache: LayeredCache | null;
 
   constructor(deps: ArticleServiceDeps) {
     this.db = deps.db;
     this.relations = deps.relations;
-    this.notifications = deps.notifications ?? { kick() {} };
+    this.afterCommit = deps.afterCommit;
     this.rankings = deps.rankings ?? null;
     this.cache = deps.cache ?? null;
   }
 
-  /** The part of an article that is the same for every reader, from the cache (L1, L2) or PostgreSQL. */
-  private async shared(slug: string): Promise<SharedArticle> {
+  /**
+   * The part of an article that is the same for every reader, from the cache (L1, L2) or PostgreSQL;
+   * 404 for an unknown slug.
+   */
+  async shared(slug: string): Promise<SharedArticle> {
     const load = async (): Promise<SharedArticle> => {
       const row = await this.load(slug);
       return shareable(row, (await tagsOf(this.db, [row.id])).get(row.id) ?? []);
@@ -173,14 +182,6 @@ export class ArticleService {
       dependencies,
     );
     return ids.flatMap((id) => found.get(cacheIds.summary(id)) ?? []);
-  }
-
-  /** Forgets every cached read of an article and the lists it is in (after the write has committed). */
-  private async forget(article: { id: string; slug: string }, lists: string[] = []): Promise<void> {
-    await this.cache?.invalidate({
-      ids: [cacheIds.article(article.slug)],
-      tags: [cacheTags.article(article.id), ...lists],
-    });
   }
 
   /** List items for a page of ids, with the viewer's own flags: no body, a constant number of queries. */
@@ -300,20 +301,18 @@ export class ArticleService {
     const tags = cleanTags(input.tagList ?? []);
     const created = await this.db.transaction().execute(async (trx) => {
       await ensureProfile(trx, author.userId, author.username);
-      const row = await trx
-        .insertInto('articles')
-        .values({
-          slug: slugify(input.title),
-          title: input.title.trim(),
-          description: input.description.trim(),
-          body: input.body,
-          author_id: author.userId,
-        })
-        .returning(['id', 'slug', 'title', 'created_at'])
-        .executeTakeFirstOrThrow();
+      const row = await insertArticle(trx, {
+        slug: slugify(input.title),
+        title: input.title.trim(),
+        description: input.description.trim(),
+        body: input.body,
+        author_id: author.userId,
+      });
       await replaceTags(trx, row.id, tags);
+      let notified = false;
       for (const mentioned of await mentionedUsers(trx, input.body)) {
-        await recordNotification(trx, 'mention', {
+        // Not `||=`: that would skip recording every mention after the first.
+        const wrote = await recordNotification(trx, 'mention', {
           v: 1,
           actorId: author.userId,
           actorUsername: author.username,
@@ -324,19 +323,20 @@ export class ArticleService {
           excerpt: excerpt(input.body),
           occurredAt: new Date().toISOString(),
         });
+        notified = notified || wrote;
       }
-      return row;
+      return { ...row, notified };
     });
-    this.notifications.kick();
-    await this.cache?.invalidate({
-      tags: [...listTagsOf({ all: true, authorId: author.userId, tags }), cacheTags.tags],
-    });
-    await this.relations.recordActivity(author.userId, {
-      type: 'article',
-      articleId: created.id,
-      at: created.created_at.toISOString(),
-    });
-    await this.rankings?.trending.adjust(created.id, 'set', trendingScore(0, created.created_at));
+    await this.afterCommit.articleCreated(
+      {
+        id: created.id,
+        slug: created.slug,
+        authorId: author.userId,
+        createdAt: created.created_at,
+        tags,
+      },
+      created.notified,
+    );
     return this.get(created.slug, author);
   }
 
@@ -348,27 +348,19 @@ export class ArticleService {
       input.tagList === undefined ? [] : ((await tagsOf(this.db, [current.id])).get(current.id) ?? []);
     const newSlug = await this.db.transaction().execute(async (trx) => {
       const titleChanged = input.title !== undefined && input.title.trim() !== current.title;
-      const row = await trx
-        .updateTable('articles')
-        .set({
-          ...(input.title !== undefined ? { title: input.title.trim() } : {}),
-          ...(titleChanged ? { slug: slugify(input.title as string) } : {}),
-          ...(input.description !== undefined ? { description: input.description.trim() } : {}),
-          ...(input.body !== undefined ? { body: input.body } : {}),
-          updated_at: new Date(),
-        })
-        .where('id', '=', current.id)
-        .returning('slug')
-        .executeTakeFirstOrThrow();
+      const updated = await updateArticle(trx, current.id, {
+        ...(input.title !== undefined ? { title: input.title.trim() } : {}),
+        ...(titleChanged ? { slug: slugify(input.title as string) } : {}),
+        ...(input.description !== undefined ? { description: input.description.trim() } : {}),
+        ...(input.body !== undefined ? { body: input.body } : {}),
+        updated_at: new Date(),
+      });
       if (input.tagList !== undefined) await replaceTags(trx, current.id, cleanTags(input.tagList));
-      return row.slug;
+      return updated;
     });
     // A tag change moves the article between tag lists; other edits change only the article itself.
     const retagged = input.tagList === undefined ? [] : [...before, ...cleanTags(input.tagList)];
-    await this.forget(
-      current,
-      retagged.length > 0 ? [...listTagsOf({ tags: retagged }), cacheTags.tags] : [],
-    );
+    await this.afterCommit.articleEdited(changed(current), retagged);
     return this.get(newSlug, editor);
   }
 
@@ -379,29 +371,24 @@ export class ArticleService {
       tagsOf(this.db, [current.id]),
       favoritersOf(this.db, current.id),
     ]);
-    await this.db.deleteFrom('articles').where('id', '=', current.id).execute();
-    await this.forget(current, [
-      ...listTagsOf({
-        all: true,
-        authorId: current.author_id,
-        tags: tags.get(current.id) ?? [],
-        favoritedBy: favoriters,
-      }),
-      cacheTags.tags,
-    ]);
-    await this.rankings?.trending.remove(current.id);
-    if (current.favorites_count > 0)
-      await this.rankings?.leaderboard.adjust(current.author_id, 'incr', -current.favorites_count);
+    await deleteArticle(this.db, current.id);
+    await this.afterCommit.articleDeleted({
+      ...changed(current),
+      tags: tags.get(current.id) ?? [],
+      favoritedBy: favoriters,
+      favoritesCount: current.favorites_count,
+    });
   }
 
   async favorite(viewer: Identity, slug: string, on: boolean) {
     const article = await this.load(slug);
-    const changed = await this.db.transaction().execute(async (trx) => {
+    const { rowChanged, notified } = await this.db.transaction().execute(async (trx) => {
       await ensureProfile(trx, viewer.userId, viewer.username);
-      if (!on) return removeFavorite(trx, viewer.userId, article.id);
+      if (!on) return { rowChanged: await removeFavorite(trx, viewer.userId, article.id), notified: false };
       const added = await addFavorite(trx, viewer.userId, article.id);
+      let wrote = false;
       if (added) {
-        await recordNotification(trx, 'favorite', {
+        wrote = await recordNotification(trx, 'favorite', {
           v: 1,
           actorId: viewer.userId,
           actorUsername: viewer.username,
@@ -411,24 +398,15 @@ export class ArticleService {
           occurredAt: new Date().toISOString(),
         });
       }
-      return added;
+      return { rowChanged: added, notified: wrote };
     });
-    this.notifications.kick();
-    if (changed) {
-      await this.relations.favorited(viewer.userId, article.id, on);
-      await (on
-        ? this.relations.recordActivity(viewer.userId, {
-            type: 'favorite',
-            articleId: article.id,
-            at: new Date().toISOString(),
-          })
-        : this.relations.forgetActivity(viewer.userId));
-      await this.forget(article, listTagsOf({ favoritedBy: [viewer.userId] }));
-      // The count this change made (no second read: a ranking tolerates a concurrent favorite's lag).
-      const favorites = Math.max(article.favorites_count + (on ? 1 : -1), 0);
-      await this.rankings?.trending.adjust(article.id, 'set', trendingScore(favorites, article.created_at));
-      await this.rankings?.leaderboard.adjust(article.author_id, 'incr', on ? 1 : -1);
-    }
+    await this.afterCommit.favoriteChanged(
+      viewer.userId,
+      { ...changed(article), favoritesCount: article.favorites_count, createdAt: article.created_at },
+      on,
+      rowChanged,
+      notified,
+    );
     return this.get(slug, viewer);
   }
 }

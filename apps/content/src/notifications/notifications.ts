@@ -14,16 +14,18 @@ import type { Executor } from '../profiles/profile.repository.ts';
 
 type Notification = JobName<'notifications'>;
 
+/** Writes a notification job to the outbox (not for your own doing); returns whether it wrote one. */
 export async function recordNotification<J extends Notification>(
   db: Executor,
   name: J,
   payload: JobPayload<'notifications', J>,
-): Promise<void> {
-  if (payload.actorId === payload.recipientId) return;
+): Promise<boolean> {
+  if (payload.actorId === payload.recipientId) return false;
   await db
     .insertInto('job_outbox')
     .values({ queue: 'notifications', name, payload: JSON.stringify(payload) })
     .execute();
+  return true;
 }
 
 const MENTION = /(?:^|[^\w@])@([A-Za-z0-9_.-]{1,64})/g;

@@ -3,17 +3,13 @@
  * and atoll's `GET /api/profiles/:username/activity` (a user's recent articles, comments, favorites).
  */
 import { type Identity, requireIdentity } from '@atoll/identity';
-import { AppError } from '@atoll/service-kit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Kysely } from 'kysely';
 import Type from 'typebox';
 import { ActivityResponse, ProfileResponse } from '../articles/article.schemas.ts';
 import type { ArticleService } from '../articles/article.service.ts';
-import type { ContentDatabase } from '../db.ts';
-import { recordNotification } from '../notifications/notifications.ts';
 import type { Relations } from '../relations/relations.ts';
+import type { FollowService } from './follow.service.ts';
 import type { ProfileDirectory, PublicProfile } from './profile.directory.ts';
-import { ensureProfile, follow, unfollow } from './profile.repository.ts';
 
 export const toProfile = (p: Pick<PublicProfile, 'username' | 'bio' | 'image'>, following: boolean) => ({
   username: p.username,
@@ -26,12 +22,11 @@ const Params = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64
 const ActivityQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 50, default: 20 }) });
 
 const profileRoutes: FastifyPluginAsyncTypebox<{
-  db: Kysely<ContentDatabase>;
   profiles: ProfileDirectory;
   relations: Relations;
   articles: ArticleService;
-  notifications: { kick(): void };
-}> = async (app, { db, profiles, relations, articles, notifications }) => {
+  follows: FollowService;
+}> = async (app, { profiles, relations, articles, follows }) => {
   const answer = async (profile: PublicProfile, viewer: Identity | null) => ({
     profile: toProfile(
       profile,
@@ -78,22 +73,7 @@ const profileRoutes: FastifyPluginAsyncTypebox<{
     async (request) => {
       const viewer = requireIdentity(request);
       const profile = await profiles.get(request.params.username);
-      if (profile.userId === viewer.userId)
-        throw new AppError('VALIDATION_FAILED', { profile: ['cannot follow yourself'] });
-      const added = await db.transaction().execute(async (trx) => {
-        await ensureProfile(trx, viewer.userId, viewer.username);
-        if (!(await follow(trx, viewer.userId, profile.userId))) return false;
-        await recordNotification(trx, 'follow', {
-          v: 1,
-          actorId: viewer.userId,
-          actorUsername: viewer.username,
-          recipientId: profile.userId,
-          occurredAt: new Date().toISOString(),
-        });
-        return true;
-      });
-      notifications.kick();
-      if (added) await relations.followed(viewer.userId, profile.userId, true);
+      await follows.follow(viewer, profile);
       return answer(profile, viewer);
     },
   );
@@ -104,8 +84,7 @@ const profileRoutes: FastifyPluginAsyncTypebox<{
     async (request) => {
       const viewer = requireIdentity(request);
       const profile = await profiles.get(request.params.username);
-      await unfollow(db, viewer.userId, profile.userId);
-      await relations.followed(viewer.userId, profile.userId, false);
+      await follows.unfollow(viewer, profile);
       return answer(profile, viewer);
     },
   );
