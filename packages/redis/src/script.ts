@@ -90,6 +90,8 @@ export function defineScript<Args extends readonly ScriptArg[], Result>(
         numberOfKeys === undefined ? { lua: def.lua } : { numberOfKeys, lua: def.lua },
       );
   };
+  /** Per client: resolves from the tick after the script was defined there. */
+  const definedOn = new WeakMap<RedisClient, Promise<void>>();
   const commandArgs = (keys: readonly string[], args: readonly ScriptArg[]): ScriptArg[] =>
     numberOfKeys === undefined ? [keys.length, ...keys, ...args] : [...keys, ...args];
   return {
@@ -97,7 +99,17 @@ export function defineScript<Args extends readonly ScriptArg[], Result>(
     register,
     async run(redis, keys, ...args) {
       const checked = checkedKeys(def, keys);
-      register(redis);
+      // ioredis's auto-pipelining copies a client's scripts into a tick's pipeline when it opens it:
+      // called in the tick it was defined, the script could join a pipeline opened before, which lacks
+      // it, and that pipeline then fails with an uncaught error (ioredis #1931). The calls of that tick
+      // wait for the next one.
+      let ready = definedOn.get(redis);
+      if (!ready) {
+        register(redis);
+        ready = new Promise((resolve) => setImmediate(resolve));
+        definedOn.set(redis, ready);
+      }
+      await ready;
       const command = commandOn(redis, def.name) as Command;
       return (await command(...commandArgs(checked, args))) as Result;
     },
