@@ -13,7 +13,8 @@
  *   themselves) first gets what came after that id from the durable store — the notifier's
  *   `GET /api/notifications?after=<id>` — then the live events, so pub/sub dropping messages while it
  *   was away costs nothing. Live events that arrive during that catch-up are held and sent after it;
- *   an id already sent on this stream is never sent twice. (Across reconnects an id can come again:
+ *   the catch-up sends each id once, and an id among the last 64 sent on this stream is not sent again
+ *   (a retried job publishes its event again soon after). (Across reconnects an id can come again:
  *   clients drop repeats by id.)
  * - A comment line every `heartbeatMs` keeps proxies and load balancers from closing an idle stream.
  * - On shutdown every stream ends with `event: shutdown` first, so clients reconnect (to another
