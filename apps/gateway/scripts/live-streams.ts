@@ -14,6 +14,7 @@ import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { SessionStore } from '@atoll/session-store';
 import { identityKeyPair, RedisServer } from '@atoll/testkit';
+import { liveNotification } from '../test/helpers.ts';
 
 interface Memory {
   rss: number;
@@ -135,16 +136,7 @@ async function parent() {
     });
     const channel = createKeys(keyPrefix).liveNotifications();
     const messages = Array.from({ length: streams }, (_, i) =>
-      encodeLiveMessage(`u${i}`, {
-        id: e,
-        type: 'follow',
-        actor: { username: 'bench' },
-        article: null,
-        commentId: null,
-        excerpt: null,
-        createdAt: new Date().toISOString(),
-        read: false,
-      }),
+      encodeLiveMessage(`u${i}`, liveNotification(e, new Date().toISOString())),
     );
     publishedAt = performance.now();
     const pipeline = client.pipeline();

@@ -1,5 +1,4 @@
 /** The live stream's pure rules (src/live/rules.ts). */
-import type { LiveNotification } from '@atoll/events';
 import { describe, expect, it } from 'vitest';
 import {
   admit,
@@ -13,6 +12,7 @@ import {
   tickMs,
   withoutRepeats,
 } from '../src/live/rules.ts';
+import { liveNotification as n } from './helpers.ts';
 
 const caps = { maxStreamsPerUser: 2, maxStreamsPerAddress: 3, maxStreams: 5 };
 const none = { total: 0, fromAddress: 0, ofUser: 0, oldestFromSameAddress: false };
@@ -104,17 +104,6 @@ describe('RecentIds', () => {
     expect(recent.has(999_999_999_999_999)).toBe(true);
     expect(recent.has(999_999_999_999_998)).toBe(false);
   });
-});
-
-const n = (id: number): LiveNotification => ({
-  id,
-  type: 'follow',
-  actor: { username: 'ada' },
-  article: null,
-  commentId: null,
-  excerpt: null,
-  createdAt: '2026-01-01T00:00:00.000Z',
-  read: false,
 });
 
 describe('frames', () => {

@@ -9,18 +9,7 @@ import type { RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import type { SessionStore } from '@atoll/session-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './helpers.ts';
-
-const notification = (id: number) => ({
-  id,
-  type: 'follow',
-  actor: { username: 'ada' },
-  article: null,
-  commentId: null,
-  excerpt: null,
-  createdAt: new Date().toISOString(),
-  read: false,
-});
+import { liveNotification as notification, startGateway, type TestGateway } from './helpers.ts';
 
 describe('live stream ends with its session (buildApp, real redis-session)', () => {
   let gateway: TestGateway;
