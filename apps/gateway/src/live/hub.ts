@@ -13,7 +13,11 @@ import { type RedisClient, watchChannel } from '@atoll/redis';
 import { Counter, Gauge, type Registry } from '@atoll/service-kit';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Admission, admit, frames, lifetimeMs, type StreamCaps, tickMs } from './rules.ts';
+import { SessionChecks } from './session-checks.ts';
 import { LiveStream, type StreamContext } from './stream.ts';
+
+/** Session checks in flight at once, per hub (session-checks.ts). */
+const CHECKS_IN_FLIGHT = 256;
 
 export interface HubOptions extends StreamCaps {
   heartbeatMs: number;
@@ -37,8 +41,9 @@ export class LiveHub {
 
   constructor(opts: HubOptions) {
     this.opts = opts;
+    const checks = new SessionChecks(opts.sessionExists, CHECKS_IN_FLIGHT);
     this.context = {
-      sessionExists: opts.sessionExists,
+      sessionExists: (key) => checks.check(key),
       sessionCheckFailed: (err) =>
         opts.log.warn({ err: { message: err.message } }, 'live stream: session check failed'),
     };
