@@ -6,7 +6,7 @@
  * while the process was busy writing the events, each command's timeout running from its send: about a
  * tenth timed out (measured with scripts/live-streams.ts) and those streams ended `session-unverified`,
  * their clients reconnecting and catching up for nothing. A check waiting here has not been sent, so its
- * timeout has not started; the ones sent are answered in time.
+ * timeout has not started, and few are in flight behind the process's other work.
  */
 export class SessionChecks {
   private readonly waiting = new Map<string, Array<(result: PromiseSettledResult<boolean>) => void>>();
