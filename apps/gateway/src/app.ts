@@ -83,6 +83,7 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
     maxStreamsPerAddress: config.sseMaxStreamsPerAddress,
     maxStreams: config.sseMaxStreams,
     maxLifetimeMs: config.sseMaxLifetimeMs,
+    registry: app.metrics.registry,
   });
   await app.register(docs, {
     signer,

@@ -1,5 +1,6 @@
 /** What the gateway's tests share: a real upstream that records what reaches it, and a config. */
 import { randomBytes } from 'node:crypto';
+import type { LiveNotification } from '@atoll/events';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { SessionStore } from '@atoll/session-store';
@@ -7,6 +8,20 @@ import { identityKeyPair, RedisServer } from '@atoll/testkit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.ts';
 import { type GatewayConfig, loadConfig } from '../src/config.ts';
+
+/** A notification as the notifier publishes it live (`@atoll/events`), with the id `id`. */
+export function liveNotification(id: number, createdAt = '2026-01-01T00:00:00.000Z'): LiveNotification {
+  return {
+    id,
+    type: 'follow',
+    actor: { username: 'ada' },
+    article: null,
+    commentId: null,
+    excerpt: null,
+    createdAt,
+    read: false,
+  };
+}
 
 /** The gateway's identity key pair in these tests. */
 export const identityKeys = identityKeyPair();

@@ -1,13 +1,15 @@
 /**
  * The live stream and its session (buildApp, real redis-session): an event published after the session
- * is gone is not delivered, even long before the next heartbeat; the stream ends with `event: end`.
+ * is gone is not delivered, even long before the next heartbeat; the stream ends with `event: end`. A
+ * malformed message on the channel is dropped and counted, and the stream goes on.
  */
 
+import { encodeLiveMessage } from '@atoll/events';
 import type { RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import type { SessionStore } from '@atoll/session-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './helpers.ts';
+import { liveNotification as notification, startGateway, type TestGateway } from './helpers.ts';
 
 describe('live stream ends with its session (buildApp, real redis-session)', () => {
   let gateway: TestGateway;
@@ -44,8 +46,7 @@ describe('live stream ends with its session (buildApp, real redis-session)', () 
         text += value;
       }
     })();
-    const publish = (id: number) =>
-      client.publish(channel, JSON.stringify({ userId: 'u-s', notification: { id, type: 'follow' } }));
+    const publish = (id: number) => client.publish(channel, encodeLiveMessage('u-s', notification(id)));
     const until = async (check: () => boolean) => {
       for (let i = 0; i < 50 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
       return check();
@@ -61,5 +62,42 @@ describe('live stream ends with its session (buildApp, real redis-session)', () 
     expect(Date.now() - started).toBeLessThan(2000);
     expect(text).not.toContain('id: 2\n');
     expect(text.endsWith('event: end\ndata: {"reason":"session-ended"}\n\n')).toBe(true);
+  });
+
+  it('drops and counts a malformed message; the stream goes on and delivers the next', async () => {
+    const { token } = await sessions.create({ userId: 'u-m', username: 'max', roles: ['user'] });
+    const controller = new AbortController();
+    const res = await fetch(`${base}/api/notifications/stream`, {
+      headers: { authorization: `Token ${token}` },
+      signal: controller.signal,
+    });
+    const reader = (res.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const readUntil = async (part: string) => {
+      while (!text.includes(part)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      return text.includes(part);
+    };
+    await readUntil('retry:');
+    const dropped = async () => {
+      const metric = gateway.app.metrics.registry.getSingleMetric('gateway_live_messages_dropped_total');
+      return (await metric?.get())?.values[0]?.value ?? 0;
+    };
+    const before = await dropped();
+    for (const raw of [
+      'not-json',
+      '{}',
+      JSON.stringify({ userId: 'u-m', notification: { id: 7, type: 'follow' } }),
+      JSON.stringify({ v: 9, userId: 'u-m', notification: notification(8) }),
+    ])
+      await client.publish(channel, raw);
+    await client.publish(channel, encodeLiveMessage('u-m', notification(9)));
+    expect(await readUntil('id: 9\n')).toBe(true);
+    expect(text).not.toMatch(/id: [78]\n/);
+    expect(await dropped()).toBe(before + 4);
+    controller.abort();
   });
 });

@@ -13,4 +13,14 @@ export {
   type StreamConsumerOptions,
   type StreamEvent,
 } from './consumer.ts';
+export {
+  type DecodedLiveMessage,
+  decodeCatchUpPage,
+  decodeLiveMessage,
+  encodeLiveMessage,
+  LIVE_MESSAGE_VERSION,
+  type LiveMessage,
+  type LiveNotification,
+  LiveNotificationSchema,
+} from './live.ts';
 export { publishUserEvent, USER_EVENTS_MAXLEN } from './publish.ts';

@@ -10,14 +10,8 @@
  * and nothing of it needs the queue instance's persistence.
  */
 
+import { encodeLiveMessage, type LiveMessage } from '@atoll/events';
 import { publish, type RedisClient } from '@atoll/redis';
-import type { ApiNotification } from '../notifications/notification.repository.ts';
-
-/** What goes over the channel (the gateway's SSE route reads the same shape). */
-export interface LiveMessage {
-  userId: string;
-  notification: ApiNotification;
-}
 
 export class LivePublisher {
   private readonly redis: RedisClient;
@@ -29,7 +23,7 @@ export class LivePublisher {
   }
 
   /** Publishes; a failure is the caller's to retry (the job fails and runs again). */
-  async publish(message: LiveMessage): Promise<void> {
-    await publish(this.redis, this.channel, JSON.stringify(message));
+  async publish({ userId, notification }: LiveMessage): Promise<void> {
+    await publish(this.redis, this.channel, encodeLiveMessage(userId, notification));
   }
 }

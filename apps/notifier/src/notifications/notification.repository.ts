@@ -1,4 +1,5 @@
 /** In-app notifications: written by the fan-out, read and marked read through the API. */
+import type { LiveNotification } from '@atoll/events';
 import { type Kysely, sql } from 'kysely';
 import type { NotificationType, NotifierDatabase } from '../db.ts';
 
@@ -63,8 +64,8 @@ export async function markRead(
   return Number(result.numUpdatedRows);
 }
 
-/** The public shape of a notification (API, live events, digests). */
-export function toApi(row: NotificationRow) {
+/** The public shape of a notification (API, live events, digests): @atoll/events' live notification. */
+export function toApi(row: NotificationRow): ApiNotification & { type: NotificationType } {
   const p = row.payload as Record<string, unknown>;
   return {
     id: Number(row.id),
@@ -78,4 +79,4 @@ export function toApi(row: NotificationRow) {
   };
 }
 
-export type ApiNotification = ReturnType<typeof toApi>;
+export type ApiNotification = LiveNotification;

@@ -6,6 +6,7 @@
  *   that reconnects with `Last-Event-ID` catches up (the gateway asks this);
  * - `POST /api/notifications/read` with `{"notifications": {"ids": [..]}}` or `{"notifications": {"all": true}}`.
  */
+import { LiveNotificationSchema } from '@atoll/events';
 import { requireIdentity } from '@atoll/identity';
 import { AppError } from '@atoll/service-kit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -16,16 +17,8 @@ import { listAfter, listPage, markRead, toApi, unreadCount } from './notificatio
 
 const Id = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 
-const Notification = Type.Object({
-  id: Type.Integer(),
-  type: Type.String(),
-  actor: Type.Object({ username: Type.String() }),
-  article: Type.Union([Type.Object({ slug: Type.String(), title: Type.String() }), Type.Null()]),
-  commentId: Type.Union([Type.Integer(), Type.Null()]),
-  excerpt: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Type.String(),
-  read: Type.Boolean(),
-});
+/** The same shape as a live event's: a stream's catch-up reads these pages (@atoll/events). */
+const Notification = LiveNotificationSchema;
 
 const notificationRoutes: FastifyPluginAsyncTypebox<{ db: Kysely<NotifierDatabase> }> = async (
   app,

@@ -1,0 +1,171 @@
+/**
+ * The gateway's live streams at scale, on this machine: a gateway (buildApp, in a child process run with
+ * --expose-gc, so the memory read is the server's alone) on a real redis-session holds `--streams N`
+ * streams, one user each; then `--events E` times one notification per user is published (a broadcast)
+ * and every stream's arrival time is taken. Prints the memory per stream (RSS and heap after a full GC,
+ * before and after opening) and the delivery p50/p99.
+ *
+ *   node --conditions=atoll-source scripts/live-streams.ts --streams 2000 --events 5   (in apps/gateway)
+ */
+import { fork } from 'node:child_process';
+import { type ClientRequest, request } from 'node:http';
+import { encodeLiveMessage } from '@atoll/events';
+import { closeRedis, connectRedis } from '@atoll/redis';
+import { createKeys } from '@atoll/redis-keys';
+import { SessionStore } from '@atoll/session-store';
+import { identityKeyPair, RedisServer } from '@atoll/testkit';
+import { liveNotification } from '../test/helpers.ts';
+
+interface Memory {
+  rss: number;
+  heapUsed: number;
+}
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+
+function percentiles(values: number[]) {
+  values.sort((a, b) => a - b);
+  const at = (q: number) => values[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0;
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+if (process.argv.includes('--child')) await child();
+else await parent();
+
+/** The gateway, as main.ts builds it; answers `memory` over IPC after a full GC. */
+async function child() {
+  const { buildApp } = await import('../src/app.ts');
+  const { loadConfig } = await import('../src/config.ts');
+  const app = await buildApp(loadConfig(process.env));
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+  process.on('message', async (m: string) => {
+    if (m === 'memory') {
+      for (let i = 0; i < 3; i += 1) gc();
+      const { rss, heapUsed } = process.memoryUsage();
+      process.send?.({ rss, heapUsed });
+    } else if (m === 'close') {
+      await app.close();
+      process.exit(0);
+    }
+  });
+  process.send?.({ url });
+}
+
+async function parent() {
+  const streams = arg('streams', 2000);
+  const events = arg('events', 5);
+  const redis = await RedisServer.start('session');
+  const keyPrefix = 'bench';
+  const keys = identityKeyPair();
+  const gateway = fork(new URL(import.meta.url).pathname, ['--child'], {
+    execArgv: ['--expose-gc', '--conditions=atoll-source'],
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'error',
+      IDENTITY_PRIVATE_KEY: keys.privateKeyText,
+      REDIS_SESSION_URL: redis.url,
+      REDIS_KEY_PREFIX: keyPrefix,
+      AUTH_URL: 'http://127.0.0.1:9',
+      CONTENT_URL: 'http://127.0.0.1:9',
+      NOTIFIER_URL: 'http://127.0.0.1:9',
+      SSE_MAX_STREAMS: String(streams + 10),
+      SSE_MAX_STREAMS_PER_ADDRESS: String(streams + 10),
+      RATE_LIMIT_ADDRESS_MAX: String(streams * 2),
+    },
+  });
+  const next = () => new Promise<Record<string, unknown>>((resolve) => gateway.once('message', resolve));
+  const { url } = (await next()) as { url: string };
+  const memory = async () => {
+    gateway.send('memory');
+    return (await next()) as unknown as Memory;
+  };
+  const client = await connectRedis({
+    url: redis.url,
+    role: 'session',
+    use: 'producer',
+    name: 'bench',
+    log: console,
+  });
+  const sessions = new SessionStore(client, createKeys(keyPrefix));
+  const tokens: string[] = [];
+  for (let i = 0; i < streams; i += 1)
+    tokens.push((await sessions.create({ userId: `u${i}`, username: `u${i}`, roles: ['user'] })).token);
+
+  let publishedAt = 0;
+  let pending = 0;
+  let allArrived = () => {};
+  const deliveries: number[] = [];
+  const onEvent = () => {
+    deliveries.push(performance.now() - publishedAt);
+    pending -= 1;
+    if (pending === 0) allArrived();
+  };
+  const open = (token: string) =>
+    new Promise<ClientRequest>((resolve, reject) => {
+      const req = request(
+        `${url}/api/notifications/stream`,
+        { agent: false, headers: { authorization: `Token ${token}` } },
+        (res) => {
+          if (res.statusCode !== 200) reject(new Error(`stream: ${res.statusCode}`));
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            if (chunk.startsWith('retry:')) resolve(req);
+            else if (chunk.includes('event: notification')) onEvent();
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+
+  const before = await memory();
+  const clients: ClientRequest[] = [];
+  for (let i = 0; i < streams; i += 100)
+    clients.push(...(await Promise.all(tokens.slice(i, i + 100).map(open))));
+  const after = await memory();
+
+  const everyone: number[] = [];
+  for (let e = 1; e <= events; e += 1) {
+    pending = streams;
+    const arrived = new Promise<void>((resolve) => {
+      allArrived = resolve;
+    });
+    const channel = createKeys(keyPrefix).liveNotifications();
+    const messages = Array.from({ length: streams }, (_, i) =>
+      encodeLiveMessage(`u${i}`, liveNotification(e, new Date().toISOString())),
+    );
+    publishedAt = performance.now();
+    const pipeline = client.pipeline();
+    for (const message of messages) pipeline.publish(channel, message);
+    await pipeline.exec();
+    await arrived;
+    everyone.push(performance.now() - publishedAt);
+  }
+  const held = await memory();
+  if (process.argv.includes('--raw')) console.log(JSON.stringify({ before, after, held }));
+  const kib = (bytes: number) => Math.round((bytes / streams / 1024) * 10) / 10;
+  const d = percentiles(deliveries);
+  const all = percentiles(everyone);
+  console.log(
+    JSON.stringify({
+      streams,
+      events,
+      perStreamKiB: { rss: kib(after.rss - before.rss), heap: kib(after.heapUsed - before.heapUsed) },
+      perStreamKiBAfterEvents: {
+        rss: kib(held.rss - before.rss),
+        heap: kib(held.heapUsed - before.heapUsed),
+      },
+      deliveryMs: { p50: Math.round(d.p50), p99: Math.round(d.p99) },
+      allDeliveredMs: { p50: Math.round(all.p50), p99: Math.round(all.p99) },
+    }),
+  );
+  for (const c of clients) c.destroy();
+  gateway.send('close');
+  await new Promise((r) => gateway.once('exit', r));
+  await closeRedis(client);
+  await redis.dispose();
+}
