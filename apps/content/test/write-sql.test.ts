@@ -70,8 +70,20 @@ describe('the same-SQL reference of the bench', () => {
     await content?.close();
   });
 
+  /**
+   * Until pg has received nothing for 150 ms: what the last write set off after its answer (the outbox
+   * relay, rankings, relation loads) is over before the next write is captured.
+   */
+  const quiet = async () => {
+    for (let seen = -1; seen !== sent.length; ) {
+      seen = sent.length;
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+  };
+
   /** Sends one write as the gateway would, and returns the statements pg received while it ran. */
   const write = async (method: 'POST' | 'DELETE', url: string, payload?: object) => {
+    await quiet();
     sent.length = 0;
     const res = await content.app.inject({
       method,
