@@ -504,6 +504,11 @@ export function isRedisUnavailable(err: unknown): boolean {
     // A cluster with no primary for the slot yet (a failover under way), or with no node known.
     message.startsWith('CLUSTERDOWN') ||
     message.startsWith('TRYAGAIN') ||
+    // A slot served elsewhere since a failover, answered to an auto-pipelined batch: ioredis follows a
+    // MOVED only when every command of the batch got the same one, and hands the others over as they
+    // are (its slot map is refreshed on the next MOVED it follows, or within 5 s).
+    message.startsWith('MOVED') ||
+    message.startsWith('ASK') ||
     /Cluster isn't ready|Too many Cluster redirections|Failed to refresh slots cache/.test(message) ||
     // ioredis's own wording: a fail-fast client never surfaces a socket error (ECONNREFUSED…) to a
     // command, and matching those would mistake a PostgreSQL outage for a Redis one.

@@ -95,6 +95,23 @@ describe('a Redis Cluster (three primaries, three replicas)', () => {
     await expect(c.call('CLUSTER', 'FORGET', 'x')).rejects.toThrow(/NOPERM/);
   });
 
+  it('counts a MOVED handed over as it is (a slot served by another node) as Redis unavailable', async () => {
+    // A plain connection to one node, asked for keys until one of them is served by another node.
+    const plain = new Redis(cluster.nodes[0]?.urlFor('content') as string, { maxRetriesPerRequest: 0 });
+    try {
+      let moved: Error | undefined;
+      for (let i = 0; i < 50 && !moved; i++)
+        moved = await plain.get(`tclu:c:{content:moved-${i}}`).then(
+          () => undefined,
+          (err: Error) => err,
+        );
+      expect(moved?.message).toMatch(/^MOVED \d+ /);
+      expect(isRedisUnavailable(moved)).toBe(true);
+    } finally {
+      plain.disconnect();
+    }
+  });
+
   it('keeps going when a primary is SIGKILLed: its replica is promoted and the client follows', async () => {
     const c = await connect(cluster.urlFor('content'));
     const keys = Array.from({ length: 30 }, (_, i) => `tclu:c:{kill:${i}}`);
