@@ -146,6 +146,10 @@ export const EnvSchema = Type.Object({
         'new password hashes (sign-up, password change, reset) running or waiting at once; the other places are kept for logins and re-authentication, which also go first; unset: half of PASSWORD_HASH_CONCURRENCY + PASSWORD_HASH_QUEUE, at least 1',
     }),
   ),
+  PASSWORD_HASH_MAX_WAIT_MS: Env.milliseconds(
+    4000,
+    'how long a password hash or check may wait for a turn before it answers 503 AUTH_HASHING_BUSY after all; keep it well under the gateway’s UPSTREAM_TIMEOUT_MS',
+  ),
   PASSWORD_CHANGE_MAX: Type.Integer({
     minimum: 1,
     default: 5,
@@ -227,6 +231,7 @@ function passwordPool(e: {
   PASSWORD_HASH_QUEUE: number;
   PASSWORD_HASH_PER_CLIENT: number;
   PASSWORD_HASH_NEW_MAX?: number | undefined;
+  PASSWORD_HASH_MAX_WAIT_MS: number;
 }): HashPoolSettings {
   // libuv runs four threads by default: more hashes at once than that would only wait there.
   const concurrency = e.PASSWORD_HASH_CONCURRENCY ?? Math.min(availableParallelism(), 4);
@@ -236,6 +241,7 @@ function passwordPool(e: {
     perClient: e.PASSWORD_HASH_PER_CLIENT,
     // Half the places for new hashes: a flood of sign-ups leaves the other half to those signing in.
     newHashes: e.PASSWORD_HASH_NEW_MAX ?? Math.max(1, Math.floor((concurrency + e.PASSWORD_HASH_QUEUE) / 2)),
+    maxWaitMs: e.PASSWORD_HASH_MAX_WAIT_MS,
   };
 }
 

@@ -20,6 +20,8 @@ describe('auth configuration: passwords, the hashing pool and device cookies', (
       perClient: 4,
       // Half of the places may hold new hashes; the rest are kept for logins.
       newHashes: Math.floor((Math.min(availableParallelism(), 4) + 8) / 2),
+      // A wait for a turn ends in 503 after 4 s, well before the gateway's 504 at 10 s.
+      maxWaitMs: 4000,
     });
     expect(config.passwordChanges).toEqual({ max: 5, windowMs: 3_600_000 });
     expect(config.deviceCookie).toEqual({
@@ -53,6 +55,7 @@ describe('auth configuration: passwords, the hashing pool and device cookies', (
       loadConfig({ ...env, PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '0' }).passwordPool.newHashes,
     ).toBe(1);
     expect(loadConfig({ ...env, PASSWORD_HASH_NEW_MAX: '2' }).passwordPool.newHashes).toBe(2);
+    expect(loadConfig({ ...env, PASSWORD_HASH_MAX_WAIT_MS: '1500' }).passwordPool.maxWaitMs).toBe(1500);
   });
 
   it('takes an internal token of 32 characters or more, none by default', () => {

@@ -116,3 +116,22 @@ describe('HashPool', () => {
     expect(pool.load).toEqual({ active: 0, waiting: 0 });
   });
 });
+
+describe('HashPool wait limit', () => {
+  it('refuses with 503 an operation still waiting after maxWaitMs, and keeps its place for the next one', async () => {
+    const pool = new HashPool({ concurrency: 1, queue: 2, perClient: 3, newHashes: 3, maxWaitMs: 100 });
+    const running = gate();
+    const first = pool.run(running.work, ['198.51.100.1'], 'new');
+    const waited = performance.now();
+    const late = await pool.run(async () => 'never', ['198.51.100.1'], 'new').catch((err: unknown) => err);
+    expect(isHashingBusy(late)).toBe(true);
+    expect(performance.now() - waited).toBeGreaterThanOrEqual(90);
+    // It left the queue and its client's share: the next one waits, and runs once the slot is free.
+    expect(pool.load).toEqual({ active: 1, waiting: 0 });
+    const next = pool.run(async () => 'ran', ['198.51.100.1'], 'new');
+    running.open();
+    await first;
+    expect(await next).toBe('ran');
+    expect(pool.load).toEqual({ active: 0, waiting: 0 });
+  });
+});

@@ -33,6 +33,12 @@ export interface HashPoolSettings {
    * for checks (login, re-authentication). At least 1.
    */
   newHashes: number;
+  /**
+   * How long an operation may wait for a slot before it is refused with 503 after all (default 4 s):
+   * on a machine slower than the queue was sized for, a sign-up or login answers "busy, retry" well
+   * before the gateway gives up on it (504 after UPSTREAM_TIMEOUT_MS, 10 s).
+   */
+  maxWaitMs?: number;
 }
 
 /** A check of a password someone has (login, re-authentication), or a new hash (sign-up, change, reset). */
@@ -66,6 +72,7 @@ export class HashPool {
   private active = 0;
   /** Waiting for a slot: checks first, then new hashes. */
   private readonly waiting: { check: Array<() => void>; new: Array<() => void> } = { check: [], new: [] };
+  private readonly maxWaitMs: number;
   /** New hashes running or waiting. */
   private newCount = 0;
   /** A moving average of how long one operation takes, for Retry-After. */
@@ -87,6 +94,7 @@ export class HashPool {
       throw new RangeError('the hashing pool needs room for at least 1 new hash');
     }
     this.settings = { ...settings };
+    this.maxWaitMs = settings.maxWaitMs ?? 4000;
   }
 
   /** Operations running and waiting now. */
@@ -127,8 +135,9 @@ export class HashPool {
       if (this.active < this.settings.concurrency) {
         this.active += 1;
       } else {
-        // The slot is handed over by the operation that ends (`active` stays as it is).
-        await new Promise<void>((resolve) => this.waiting[kind].push(resolve));
+        // The slot is handed over by the operation that ends (`active` stays as it is), unless the
+        // wait outlasts maxWaitMs: then this one leaves the queue and is refused.
+        await this.turn(kind);
       }
       const started = performance.now();
       try {
@@ -148,6 +157,24 @@ export class HashPool {
         else this.byClient.delete(n);
       }
     }
+  }
+
+  /** Waits in the queue of `kind` for a slot handed over; AUTH_HASHING_BUSY after maxWaitMs. */
+  private turn(kind: HashKind): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const queue = this.waiting[kind];
+      const handOver = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const at = queue.indexOf(handOver);
+        if (at < 0) return; // handed over meanwhile
+        queue.splice(at, 1);
+        reject(hashingBusy(this.retryAfterS()));
+      }, this.maxWaitMs);
+      queue.push(handOver);
+    });
   }
 
   /** Whole seconds until the queue has drained at the recent pace; at least 1. */
