@@ -11,10 +11,9 @@
  * The project gets its own name and free ports, so it never meets a stack the developer runs.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot } from '@atoll/testkit';
+import { freePort, repoRoot } from '@atoll/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
 import { eventually } from './helpers.ts';
@@ -26,27 +25,6 @@ if (skipReason) console.warn(`containers.test.ts skipped: ${skipReason}`);
 const project = `atollct${process.pid}`;
 const envFile = join(repoRoot, '.atoll/compose/dev.env');
 const CODE_SUBJECT = 'Your atoll verification code: ';
-
-/**
- * A free port below the kernel's ephemeral range: compose publishes it only after its builds (a minute
- * or more), and meanwhile the other test files' servers take OS-assigned ports, all from that range, so
- * none of them can take this one first.
- */
-async function publishablePort(): Promise<number> {
-  const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-  const top = Number.isInteger(low) && low > 21_000 ? low : 32_768;
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-  for (let i = 0; i < 100; i += 1) {
-    const port = 20_000 + Math.floor(Math.random() * (top - 20_000));
-    if (await free(port)) return port;
-  }
-  throw new Error('no free port below the ephemeral range');
-}
 
 interface Ports {
   gateway: number;
@@ -101,10 +79,11 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     eventually(async () => (await fetch(`${gateway}/health/ready`).catch(() => null))?.ok === true, 120_000);
 
   beforeAll(async () => {
+    // Below the ephemeral range (freePort): nothing else takes them during compose's minutes of builds.
     ports = {
-      gateway: await publishablePort(),
-      mail: await publishablePort(),
-      oidc: await publishablePort(),
+      gateway: await freePort(),
+      mail: await freePort(),
+      oidc: await freePort(),
     };
     gateway = `http://127.0.0.1:${ports.gateway}`;
     inbox = `http://127.0.0.1:${ports.mail}`;
