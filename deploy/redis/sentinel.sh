@@ -8,7 +8,8 @@
 #                            e.g. "atoll-session=redis-session atoll-queue=redis-queue"
 #   REDIS_SENTINEL_PASSWORD  the `sentinel` user's password: on the data nodes and on the other sentinels
 #   SENTINEL_DOWN_AFTER_MS   how long a primary may not answer before it counts as down (default 5000)
-#   SENTINEL_FAILOVER_TIMEOUT_MS  (default 60000)
+#   SENTINEL_FAILOVER_TIMEOUT_MS  (default 10000; a failover that did not happen, e.g. a split vote,
+#                                 is tried again after twice this)
 #   REDIS_ETC, REDIS_DATA, REDIS_BIND, SENTINEL_PORT  default /usr/local/etc/redis, /data, 0.0.0.0, 26379
 # The users: $REDIS_ETC/sentinel-users.acl (`user` lines, hashes only: sentinelAclFile).
 #
@@ -43,7 +44,7 @@ learnt() { grep -E "$1" "$conf" || true; }
     echo "sentinel auth-user $name sentinel"
     echo "sentinel auth-pass $name $REDIS_SENTINEL_PASSWORD"
     echo "sentinel down-after-milliseconds $name ${SENTINEL_DOWN_AFTER_MS:-5000}"
-    echo "sentinel failover-timeout $name ${SENTINEL_FAILOVER_TIMEOUT_MS:-60000}"
+    echo "sentinel failover-timeout $name ${SENTINEL_FAILOVER_TIMEOUT_MS:-10000}"
     echo "sentinel parallel-syncs $name 1"
     learnt "^sentinel (config-epoch|leader-epoch|known-replica|known-sentinel) $name "
   done

@@ -105,7 +105,10 @@ describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podm
       async () => primaryOf('atoll-session') === 'redis-session-replica',
       60_000,
     );
-    expect(promoted, 'the sentinels name redis-session-replica').toBe(true);
+    // Should it not happen, what the sentinels said about it.
+    const sentinelLog = () =>
+      run('podman', ['logs', '--tail', '25', container('redis-sentinel-1')], base).stdout.slice(-3000);
+    expect(promoted, `the sentinels name redis-session-replica\n${promoted ? '' : sentinelLog()}`).toBe(true);
     expect(role('redis-session-replica')).toBe('master');
     expect(cli('redis-session-replica', ['get', 'atoll:compose-sentinel'])).toBe('kept');
     // Started again (a new address), the old primary is made a replica of the new one.
