@@ -101,6 +101,7 @@ describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podm
     cli('redis-session', ['set', 'atoll:compose-sentinel', 'kept']);
     expect(cli('redis-session', ['wait', '1', '2000'])).toBe('1');
     podman(['kill', '--signal', 'KILL', container('redis-session')]);
+    const killedAt = Date.now();
     const promoted = await eventually(
       async () => primaryOf('atoll-session') === 'redis-session-replica',
       60_000,
@@ -109,12 +110,19 @@ describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podm
     const sentinelLog = () =>
       run('podman', ['logs', '--tail', '25', container('redis-sentinel-1')], base).stdout.slice(-3000);
     expect(promoted, `the sentinels name redis-session-replica\n${promoted ? '' : sentinelLog()}`).toBe(true);
+    console.log(
+      `compose sentinel: replica promoted ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill`,
+    );
     expect(role('redis-session-replica')).toBe('master');
     expect(cli('redis-session-replica', ['get', 'atoll:compose-sentinel'])).toBe('kept');
     // Started again (a new address), the old primary is made a replica of the new one.
     compose(['start', 'redis-session']);
     // It waits 15 s in its script first (a former primary), then the sentinels demote it.
+    const restartedAt = Date.now();
     const demoted = await eventually(async () => role('redis-session') === 'slave', 120_000);
+    console.log(
+      `compose sentinel: old primary a replica ${((Date.now() - restartedAt) / 1000).toFixed(1)} s after its start`,
+    );
     expect(demoted, 'redis-session back as a replica').toBe(true);
   }, 240_000);
 
