@@ -1,6 +1,7 @@
 import type { RedisRole } from '@atoll/redis-keys';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { checkRole, RedisRoleError, type ServerSettings } from './roles.ts';
+import { defineScriptsOn } from './script.ts';
 import { addressOf, type ClusterTarget, parseRedisUrl, type SentinelTarget, sentinelOptions } from './url.ts';
 
 /**
@@ -99,6 +100,8 @@ export function createRedisClient(opts: RedisClientOptions): RedisClient {
       : target.kind === 'sentinel'
         ? new Redis({ ...sentinelOptions(target), ...options, reconnectOnError: reconnectOnReadonly(opts) })
         : new Redis(target.url, options);
+  // Every script atoll defines, before the client sends anything (script.ts says why).
+  defineScriptsOn(client);
   let down = false;
   client.on('error', (err: Error) => {
     if (down) return;
@@ -155,7 +158,9 @@ function clusterClient(target: ClusterTarget, options: RedisOptions, use: Client
 export function duplicateClient(client: RedisClient): RedisClient {
   // Both branches call duplicate(): the two classes declare it with different signatures, which
   // TypeScript will not call through the union until the type is narrowed.
-  return isCluster(client) ? client.duplicate() : client.duplicate();
+  const copy = isCluster(client) ? client.duplicate() : client.duplicate();
+  defineScriptsOn(copy);
+  return copy;
 }
 
 /**

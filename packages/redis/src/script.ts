@@ -42,11 +42,41 @@ export interface Script<Args extends readonly ScriptArg[], Result> extends Scrip
 
 type Command = (...keysThenArgs: ScriptArg[]) => unknown;
 
-const registry = new Map<string, ScriptDefinition>();
+const registry = new Map<string, { def: ScriptDefinition; register: (redis: RedisClient) => void }>();
 
 /** Every script defined so far (each module defines its scripts when it is loaded). */
 export function registeredScripts(): ScriptDefinition[] {
-  return [...registry.values()];
+  return [...registry.values()].map((entry) => entry.def);
+}
+
+/**
+ * Per client, the scripts defined on it. ioredis's auto-pipelining copies a client's scripts into a
+ * pipeline when it opens one, and a pipeline can wait behind a running one for a whole round trip: a
+ * script defined on a client that has already sent commands could join a pipeline opened before, which
+ * lacks it, and that pipeline then fails with an uncaught error (ioredis #1931). So every client gets every
+ * script defined so far before it sends anything (`defineScriptsOn`, from createRedisClient), and a script
+ * defined on a client later is never auto-pipelined on it (`autoPipeliningIgnoredCommands`).
+ */
+const definedOn = new WeakMap<RedisClient, Set<string>>();
+
+function defineOn(redis: RedisClient, name: string, register: (redis: RedisClient) => void, late: boolean) {
+  let names = definedOn.get(redis);
+  if (!names) {
+    names = new Set();
+    definedOn.set(redis, names);
+  }
+  if (names.has(name)) return;
+  names.add(name);
+  const options = redis.options as { autoPipeliningIgnoredCommands?: string[] };
+  // A new array: ioredis's default one is shared by every client.
+  if (late && !(options.autoPipeliningIgnoredCommands ?? []).includes(name))
+    options.autoPipeliningIgnoredCommands = [...(options.autoPipeliningIgnoredCommands ?? []), name];
+  register(redis);
+}
+
+/** Defines every script defined so far on a new client, before it sends any command. */
+export function defineScriptsOn(redis: RedisClient): void {
+  for (const { def, register } of registry.values()) defineOn(redis, def.name, register, false);
 }
 
 /** Thrown when a script is called with a number of keys its definition does not allow. */
@@ -75,9 +105,8 @@ export function defineScript<Args extends readonly ScriptArg[], Result>(
 ): Script<Args, Result> {
   // The script becomes a method of the client: it must not shadow one of ioredis's (`get`, `set`…).
   if (def.name in Redis.prototype) throw new Error(`script name ${def.name} is taken by an ioredis method`);
-  const known = registry.get(def.name);
+  const known = registry.get(def.name)?.def;
   if (known && known.lua !== def.lua) throw new Error(`two different scripts are named ${def.name}`);
-  registry.set(def.name, def);
   // A script with a fixed number of keys is registered with it, so its first argument is its first key:
   // ioredis's cluster auto-pipelining routes a command by its first argument, which must be a key (with
   // the count first, every call would be routed by the slot of "1"). Only a `repeatKeys` script takes the
@@ -90,8 +119,7 @@ export function defineScript<Args extends readonly ScriptArg[], Result>(
         numberOfKeys === undefined ? { lua: def.lua } : { numberOfKeys, lua: def.lua },
       );
   };
-  /** Per client: resolves from the tick after the script was defined there. */
-  const definedOn = new WeakMap<RedisClient, Promise<void>>();
+  registry.set(def.name, { def, register });
   const commandArgs = (keys: readonly string[], args: readonly ScriptArg[]): ScriptArg[] =>
     numberOfKeys === undefined ? [keys.length, ...keys, ...args] : [...keys, ...args];
   return {
@@ -99,17 +127,7 @@ export function defineScript<Args extends readonly ScriptArg[], Result>(
     register,
     async run(redis, keys, ...args) {
       const checked = checkedKeys(def, keys);
-      // ioredis's auto-pipelining copies a client's scripts into a tick's pipeline when it opens it:
-      // called in the tick it was defined, the script could join a pipeline opened before, which lacks
-      // it, and that pipeline then fails with an uncaught error (ioredis #1931). The calls of that tick
-      // wait for the next one.
-      let ready = definedOn.get(redis);
-      if (!ready) {
-        register(redis);
-        ready = new Promise((resolve) => setImmediate(resolve));
-        definedOn.set(redis, ready);
-      }
-      await ready;
+      defineOn(redis, def.name, register, !commandOn(redis, def.name));
       const command = commandOn(redis, def.name) as Command;
       return (await command(...commandArgs(checked, args))) as Result;
     },
