@@ -1,4 +1,4 @@
-import { freePort, RedisCluster, RedisServer } from '@atoll/testkit';
+import { clusterNodeArgs, RedisCluster, RedisServer } from '@atoll/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -178,14 +178,7 @@ describe('isRedisUnavailable and a MULTI refused as it was queued', () => {
   beforeAll(async () => {
     node = await RedisServer.start('cache', {
       keyPrefix: 'tclu',
-      args: [
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        'nodes.conf',
-        '--cluster-port',
-        String(await freePort()),
-      ],
+      args: await clusterNodeArgs(),
     });
   });
   afterAll(async () => {

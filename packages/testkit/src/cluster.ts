@@ -25,6 +25,19 @@ export interface RedisClusterOptions {
 const PRIMARIES = 3;
 const SLOTS = 16384;
 
+/** What makes a redis-server a cluster node: cluster mode, its own nodes file, a free bus port. */
+export async function clusterNodeArgs(): Promise<string[]> {
+  return [
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    'nodes.conf',
+    // The bus port would be port + 10000, which may not exist for a free port.
+    '--cluster-port',
+    String(await freePort()),
+  ];
+}
+
 /** One line of CLUSTER NODES. */
 interface NodeLine {
   id: string;
@@ -61,13 +74,7 @@ export class RedisCluster {
       for (let index = 0; index < 2 * PRIMARIES; index++) {
         const server = await startGroupNode(role, dir, index, {
           args: [
-            '--cluster-enabled',
-            'yes',
-            '--cluster-config-file',
-            'nodes.conf',
-            // The bus port would be port + 10000, which may not exist for an ephemeral port.
-            '--cluster-port',
-            String(await freePort()),
+            ...(await clusterNodeArgs()),
             '--cluster-node-timeout',
             String(opts.nodeTimeoutMs ?? 1000),
             '--masteruser',

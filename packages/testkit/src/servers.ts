@@ -1,6 +1,6 @@
 // The real-component starters without any test-runner imports, for scripts such as the local stack.
 
-export { RedisCluster, type RedisClusterOptions } from './cluster.ts';
+export { clusterNodeArgs, RedisCluster, type RedisClusterOptions } from './cluster.ts';
 export {
   type AssertedRequest,
   ensureIdentityKeyFiles,
