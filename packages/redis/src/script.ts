@@ -127,7 +127,9 @@ export function defineScript<Args extends readonly ScriptArg[], Result>(
     register,
     async run(redis, keys, ...args) {
       const checked = checkedKeys(def, keys);
-      defineOn(redis, def.name, register, !commandOn(redis, def.name));
+      // Known on this client already (the usual case): nothing to look up.
+      if (!definedOn.get(redis)?.has(def.name))
+        defineOn(redis, def.name, register, !commandOn(redis, def.name));
       const command = commandOn(redis, def.name) as Command;
       return (await command(...commandArgs(checked, args))) as Result;
     },
