@@ -327,4 +327,64 @@ describe('Google sign-in (OpenID Connect, PKCE, state and nonce)', () => {
     }
     expect((await sessionRedis.keys(`${keys.prefix}:oauth:*`)).length).toBe(before);
   });
+
+  /** Stops the provider for `ms` (forever when undefined), on the port auth knows it by. */
+  const providerDown = async (ms?: number) => {
+    const port = Number(new URL(stack.oidc.issuer.url ?? '').port);
+    await stack.oidc.stop();
+    const back = async () => {
+      await stack.oidc.start(port, '127.0.0.1');
+    };
+    if (ms === undefined) return back;
+    const restarted = new Promise<void>((resolve, reject) => {
+      setTimeout(() => back().then(resolve, reject), ms);
+    });
+    return () => restarted;
+  };
+
+  it('a provider unreachable for a moment at the callback is asked again, and the sign-in succeeds', async () => {
+    asUser({ sub: 'g-blip', email: 'blip@example.com', email_verified: true, name: 'Blip' });
+    const started = await start();
+    const callbackUrl = await authorize(started);
+    // Refused connections for 150 ms: the token request is sent again after PROVIDER_RETRY_DELAY_MS.
+    const back = await providerDown(150);
+    const res = await callback(callbackUrl, started.binding);
+    await back();
+    expect(res.status).toBe(302);
+    const me = await api('GET', '/api/user', { token: sessionCookie(res) ?? '' });
+    expect(me.body.user.email).toBe('blip@example.com');
+  });
+
+  it('a provider that stays unreachable at the callback is a 503 to start again, with no session and no account', async () => {
+    asUser({ sub: 'g-down', email: 'down@example.com', email_verified: true, name: 'Down' });
+    const started = await start();
+    const callbackUrl = await authorize(started);
+    const back = await providerDown();
+    try {
+      const res = await callback(callbackUrl, started.binding);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toEqual({
+        errors: { google: ['is unavailable, try again shortly'] },
+        code: 'OAUTH_PROVIDER_UNAVAILABLE',
+      });
+      expect(sessionCookie(res)).toBeUndefined();
+    } finally {
+      await back();
+    }
+    expect(
+      (
+        await api('POST', '/api/users/login', {
+          body: { user: { email: 'down@example.com', password: 'x'.repeat(12) } },
+        })
+      ).status,
+    ).toBe(401);
+    // Once it is back, a new sign-in works (the state of the failed one was spent).
+    asUser({ sub: 'g-down', email: 'down@example.com', email_verified: true, name: 'Down' });
+    const again = await start();
+    const res = await callback(await authorize(again), again.binding);
+    expect(res.status).toBe(302);
+    expect((await api('GET', '/api/user', { token: sessionCookie(res) ?? '' })).body.user.email).toBe(
+      'down@example.com',
+    );
+  });
 });

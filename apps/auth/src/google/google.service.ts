@@ -23,7 +23,7 @@ import type { RedisClient } from '@atoll/redis';
 import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { SessionStore } from '@atoll/session-store';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, customFetch as jwksFetch, jwtVerify } from 'jose';
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
@@ -50,6 +50,55 @@ interface StateRecord {
 }
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
+
+/**
+ * Failures where the request never reached the provider: no address for its name, no connection. Sending
+ * it again cannot do anything twice (an authorization code is spent only by a request that arrived).
+ */
+const NOT_SENT = new Set([
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+/** How long to wait before the one repeat of a request that never reached the provider. */
+export const PROVIDER_RETRY_DELAY_MS = 500;
+
+const causes = (err: unknown): unknown[] => {
+  const chain: unknown[] = [];
+  for (let e = err; e && chain.length < 5; e = (e as { cause?: unknown }).cause) chain.push(e);
+  return chain;
+};
+const codeOf = (e: unknown) => (e as { code?: unknown }).code;
+
+/** Whether fetching from the provider failed for want of the provider (unreachable, timed out). */
+export function isProviderUnreachable(err: unknown): boolean {
+  return causes(err).some((e) => {
+    const code = codeOf(e);
+    const name = (e as { name?: unknown }).name;
+    return (
+      (typeof code === 'string' && (NOT_SENT.has(code) || code === 'ERR_JWKS_TIMEOUT')) ||
+      name === 'TimeoutError' ||
+      (e instanceof TypeError && e.message === 'fetch failed')
+    );
+  });
+}
+
+/**
+ * fetch for every request to the provider: a request that never reached it (its name did not resolve for
+ * a moment, the connection was refused) is sent once more after a short wait.
+ */
+const providerFetch: typeof fetch = async (input, init) => {
+  try {
+    return await fetch(input, init);
+  } catch (err) {
+    if (!causes(err).some((e) => NOT_SENT.has(String(codeOf(e))))) throw err;
+    await new Promise((resolve) => setTimeout(resolve, PROVIDER_RETRY_DELAY_MS));
+    return fetch(input, init);
+  }
+};
 
 export class GoogleSignIn {
   private readonly settings: GoogleSettings;
@@ -87,6 +136,8 @@ export class GoogleSignIn {
         {
           // Plain HTTP only for a provider on loopback (the local stack and the tests).
           ...(this.settings.issuer.startsWith('http://') ? { execute: [oidc.allowInsecureRequests] } : {}),
+          // Kept by the configuration: the token exchange goes through it too.
+          [oidc.customFetch]: providerFetch,
         },
       )
       .catch((err: unknown) => {
@@ -102,7 +153,7 @@ export class GoogleSignIn {
   private keySet(config: oidc.Configuration): ReturnType<typeof createRemoteJWKSet> {
     const uri = config.serverMetadata().jwks_uri;
     if (!uri) throw new Error('the provider publishes no jwks_uri');
-    this.jwks ??= createRemoteJWKSet(new URL(uri));
+    this.jwks ??= createRemoteJWKSet(new URL(uri), { [jwksFetch]: providerFetch });
     return this.jwks;
   }
 
@@ -163,6 +214,8 @@ export class GoogleSignIn {
       });
       claims = idClaims;
     } catch (err) {
+      // The provider could not be reached (503, start again shortly), or it answered what cannot be trusted.
+      if (isProviderUnreachable(err)) throw new AppError('OAUTH_PROVIDER_UNAVAILABLE', undefined, {}, err);
       throw new AppError('OAUTH_PROVIDER_ERROR', undefined, {}, err);
     }
     const user = await this.accountFor(claims);
