@@ -108,6 +108,13 @@ function rewindBody(request: FastifyRequest): void {
   if (bytes) request.body = forwardedBody(bytes);
 }
 
+/**
+ * How long a new connection to an instance may take, its name lookup included. An instance that refuses
+ * is known at once; this bounds one that does not answer. 3 s: in containers a lookup whose query was lost
+ * is asked again after 1 s (deploy/README.md#name-lookups-under-podman), and two such took 2 s.
+ */
+const UPSTREAM_CONNECT_TIMEOUT_MS = 3000;
+
 const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
   const errors = new Counter({
     name: 'gateway_upstream_errors_total',
@@ -128,7 +135,12 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
       // No base: each attempt names its instance (getUpstream), and undici keeps a pool of connections
       // per instance.
       await scope.register(replyFrom, {
-        undici: { connections: 128, pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: 2000 } },
+        undici: {
+          connections: 128,
+          pipelining: 1,
+          keepAliveTimeout: 30_000,
+          connect: { timeout: UPSTREAM_CONNECT_TIMEOUT_MS },
+        },
         // One access log line per request is enough.
         disableRequestLogging: true,
         // No retries of its own: reply-from otherwise repeats a GET that got a 503 up to 10 times with
