@@ -46,6 +46,7 @@ interface Service {
   cap_drop?: string[];
   cap_add?: string[];
   security_opt?: string[];
+  dns_opt?: string[];
   mem_limit?: string;
   pids_limit?: number;
   privileged?: boolean;
@@ -528,6 +529,8 @@ describe('docker-compose.yml semantics', () => {
       expect(service.cap_drop, name).toEqual(['ALL']);
       expect(service.cap_add, name).toBeUndefined();
       expect(service.security_opt, name).toContain('no-new-privileges:true');
+      // A lost DNS query is asked again after 1 s, not 5 (deploy/README.md#name-lookups-under-podman).
+      expect(service.dns_opt, name).toEqual(['timeout:1', 'attempts:5']);
       expect(service.mem_limit, name).toMatch(/^\d+m$/);
       expect(service.pids_limit, name).toBeGreaterThan(0);
       expect(service.privileged, name).toBeUndefined();
@@ -710,6 +713,7 @@ describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Se
       expect(service.read_only, name).toBe(true);
       expect(service.cap_drop, name).toEqual(['ALL']);
       expect(service.security_opt, name).toContain('no-new-privileges:true');
+      expect(service.dns_opt, name).toEqual(['timeout:1', 'attempts:5']);
       expect(service.mem_limit, name).toBeDefined();
       expect(service.pids_limit, name).toBeGreaterThan(0);
       expect(service.user, name).toBe('999:999');

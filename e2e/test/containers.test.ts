@@ -115,8 +115,8 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     if (!(await gatewayReady()))
       throw new Error(`the gateway never became ready:\n${compose(['logs', '--tail', '40'])}`);
     // Warm: on a loaded machine a new container's first PostgreSQL connections (a name looked up through
-    // Podman's DNS, a backend forked, SCRAM) can take longer than content's 2 s connect timeout, which a
-    // client sees as a 503 to try again. The flow starts once a write through content has worked.
+    // Podman's DNS, a backend forked, SCRAM) can take seconds, and a client would see a 503 to try again.
+    // The flow starts once a write through content has worked.
     const warm = await api('POST', '/api/users', {
       body: {
         user: {
@@ -272,6 +272,13 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     const res = await fetch(`${gateway}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     expect(res.status).toBe(200);
     expect(await res.text()).toMatch(/^# HELP /m);
+  });
+
+  it('has every container ask its resolver again after 1 s (Podman drops DNS queries while it reloads)', () => {
+    for (const service of ['gateway', 'auth', 'content', 'notifier', 'postgres', 'redis-session']) {
+      const conf = podman(['exec', container(service), 'cat', '/etc/resolv.conf']);
+      expect(conf, service).toMatch(/^options .*timeout:1 attempts:5/m);
+    }
   });
 
   it('keeps sessions, queued jobs and rows across restarts of redis-session, redis-queue and PostgreSQL', async () => {
