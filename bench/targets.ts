@@ -57,20 +57,27 @@ export const COMPARISONS: Comparison[] = [
   { path: N.proxy, reference: N.bare, upperBound: AT_MOST_THE_REFERENCE },
   // Through the gateway: a proxy in front of content, so never faster than the bare proxy.
   { path: N.passThrough, reference: N.bare, target: 0.5, upperBound: AT_MOST_THE_REFERENCE },
-  { path: N.passThrough, reference: N.proxy, upperBound: AT_MOST_THE_REFERENCE },
+  { path: N.passThrough, reference: N.proxy, target: 0.9, upperBound: AT_MOST_THE_REFERENCE },
   { path: N.authenticatedRead, reference: N.bare, target: 0.35, upperBound: AT_MOST_THE_REFERENCE },
   { path: N.authenticatedRead, reference: N.proxy, target: 0.8, upperBound: AT_MOST_THE_REFERENCE },
-  { path: N.anonymousRead, reference: N.proxy, upperBound: AT_MOST_THE_REFERENCE },
+  { path: N.anonymousRead, reference: N.proxy, target: 0.8, upperBound: AT_MOST_THE_REFERENCE },
   // Content direct: a cache hit is at best a Fastify answer of the same size; L2 adds a Redis read to L1.
   { path: N.l1, reference: N.bare, target: 0.85, upperBound: AT_MOST_THE_REFERENCE },
-  { path: N.l1, reference: N.bareArticle, upperBound: AT_MOST_THE_REFERENCE },
+  { path: N.l1, reference: N.bareArticle, target: 0.9, upperBound: AT_MOST_THE_REFERENCE },
   { path: N.l2, reference: N.bare, target: 0.6, upperBound: AT_MOST_THE_REFERENCE },
   { path: N.l2, reference: N.l1, upperBound: AT_MOST_THE_REFERENCE },
   { path: N.l2, reference: N.uncached, target: 2 },
-  // Writes: at best the same SQL on a bare Fastify + pg.
-  { path: N.createArticle, reference: N.sameSqlCreateArticle, upperBound: AT_MOST_THE_REFERENCE },
-  { path: N.addComment, reference: N.sameSqlAddComment, upperBound: AT_MOST_THE_REFERENCE },
-  { path: N.favorite, reference: N.sameSqlFavorite, upperBound: AT_MOST_THE_REFERENCE },
+  // Writes: at best the same SQL on a bare Fastify + pg; half of it is the target. A comment's SQL is
+  // smaller than an article's: it should cost no more per request.
+  {
+    path: N.createArticle,
+    reference: N.sameSqlCreateArticle,
+    target: 0.5,
+    upperBound: AT_MOST_THE_REFERENCE,
+  },
+  { path: N.addComment, reference: N.sameSqlAddComment, target: 0.5, upperBound: AT_MOST_THE_REFERENCE },
+  { path: N.favorite, reference: N.sameSqlFavorite, target: 0.5, upperBound: AT_MOST_THE_REFERENCE },
+  { path: N.addComment, reference: N.createArticle, target: 1 },
   // In process.
   { path: N.ed25519, reference: N.hmac },
   { path: N.session, reference: N.redisGet, upperBound: AT_MOST_THE_REFERENCE },
