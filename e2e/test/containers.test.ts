@@ -274,11 +274,13 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     expect(await res.text()).toMatch(/^# HELP /m);
   });
 
-  it('has every container ask its resolver again after 1 s (Podman drops DNS queries while it reloads)', () => {
-    for (const service of ['gateway', 'auth', 'content', 'notifier', 'postgres', 'redis-session']) {
+  it('has each service ask its resolver again after 1 s (Podman drops DNS queries while it reloads)', () => {
+    for (const service of ['gateway', 'auth', 'content', 'notifier']) {
       const conf = podman(['exec', container(service), 'cat', '/etc/resolv.conf']);
       expect(conf, service).toMatch(/^options .*timeout:1 attempts:5/m);
     }
+    // Redis resolves on its only thread: it keeps glibc's defaults.
+    expect(podman(['exec', container('redis-session'), 'cat', '/etc/resolv.conf'])).not.toMatch(/attempts:5/);
   });
 
   it('keeps sessions, queued jobs and rows across restarts of redis-session, redis-queue and PostgreSQL', async () => {
