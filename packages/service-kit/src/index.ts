@@ -1,4 +1,5 @@
 export { type BasePluginOptions, DRAINING_HEADER, default as base, MAX_URL_LENGTH } from './base.ts';
+export { errorChain, NEVER_CONNECTED } from './connection-errors.ts';
 export {
   AppError,
   ERROR_CATALOG,

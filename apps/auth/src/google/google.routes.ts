@@ -1,7 +1,8 @@
 /**
  * - `GET /api/auth/google?returnTo=/path`  302 to the provider, with the browser binding cookie set
  * - `GET /api/auth/google/callback`         302 to the return path with a new session cookie, or a 4xx
- *                                            in the RealWorld shape and no session
+ *                                            in the RealWorld shape and no session (503 when the
+ *                                            provider cannot be reached: start again shortly)
  * - `HEAD` of either                         405: a HEAD must not write a state nor make a session
  */
 import { AppError } from '@atoll/service-kit';

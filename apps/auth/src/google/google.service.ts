@@ -21,7 +21,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { RedisClient } from '@atoll/redis';
 import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
-import { AppError } from '@atoll/service-kit';
+import { AppError, errorChain, NEVER_CONNECTED } from '@atoll/service-kit';
 import type { SessionStore } from '@atoll/session-store';
 import { createRemoteJWKSet, customFetch as jwksFetch, jwtVerify } from 'jose';
 import type { Kysely } from 'kysely';
@@ -51,35 +51,18 @@ interface StateRecord {
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
-/**
- * Failures where the request never reached the provider: no address for its name, no connection. Sending
- * it again cannot do anything twice (an authorization code is spent only by a request that arrived).
- */
-const NOT_SENT = new Set([
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 /** How long to wait before the one repeat of a request that never reached the provider. */
 export const PROVIDER_RETRY_DELAY_MS = 500;
 
-const causes = (err: unknown): unknown[] => {
-  const chain: unknown[] = [];
-  for (let e = err; e && chain.length < 5; e = (e as { cause?: unknown }).cause) chain.push(e);
-  return chain;
-};
 const codeOf = (e: unknown) => (e as { code?: unknown }).code;
 
 /** Whether fetching from the provider failed for want of the provider (unreachable, timed out). */
 export function isProviderUnreachable(err: unknown): boolean {
-  return causes(err).some((e) => {
+  return errorChain(err).some((e) => {
     const code = codeOf(e);
     const name = (e as { name?: unknown }).name;
     return (
-      (typeof code === 'string' && (NOT_SENT.has(code) || code === 'ERR_JWKS_TIMEOUT')) ||
+      (typeof code === 'string' && (NEVER_CONNECTED.has(code) || code === 'ERR_JWKS_TIMEOUT')) ||
       name === 'TimeoutError' ||
       (e instanceof TypeError && e.message === 'fetch failed')
     );
@@ -88,13 +71,14 @@ export function isProviderUnreachable(err: unknown): boolean {
 
 /**
  * fetch for every request to the provider: a request that never reached it (its name did not resolve for
- * a moment, the connection was refused) is sent once more after a short wait.
+ * a moment, the connection was refused) is sent once more after a short wait. Sending it again cannot do
+ * anything twice: an authorization code is spent only by a request that arrived.
  */
 const providerFetch: typeof fetch = async (input, init) => {
   try {
     return await fetch(input, init);
   } catch (err) {
-    if (!causes(err).some((e) => NOT_SENT.has(String(codeOf(e))))) throw err;
+    if (!errorChain(err).some((e) => NEVER_CONNECTED.has(String(codeOf(e))))) throw err;
     await new Promise((resolve) => setTimeout(resolve, PROVIDER_RETRY_DELAY_MS));
     return fetch(input, init);
   }

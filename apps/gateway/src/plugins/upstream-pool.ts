@@ -23,6 +23,8 @@
  *     and a service too slow to answer is usually overloaded: a second request would add to the load.
  */
 
+import { NEVER_CONNECTED } from '@atoll/service-kit';
+
 /** The most attempts one request gets, whatever the number of instances. */
 export const MAX_ATTEMPTS = 3;
 /** How long an instance that could not be reached is skipped. */
@@ -34,15 +36,7 @@ export type FailureKind = 'unsent' | 'sent' | 'timeout';
 const REPEATABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** No connection was made: the request never left the gateway, and the instance is unreachable. */
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
+const UNREACHABLE = NEVER_CONNECTED;
 
 const TIMEOUTS = new Set([
   'UND_ERR_HEADERS_TIMEOUT',
