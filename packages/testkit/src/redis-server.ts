@@ -77,11 +77,23 @@ export class RedisServer {
   }
 
   static async start(role: Role, opts: RedisServerOptions = {}): Promise<RedisServer> {
-    const port = opts.port ?? (await freePort());
     const dir = opts.dir ?? (await ownedTempDir(`redis-${role}`));
-    const server = new RedisServer(role, port, dir, opts.dir === undefined, opts);
-    await server.spawn();
-    return server;
+    for (let attempt = 1; ; attempt += 1) {
+      // A port is free when freePort checks it, not always when redis-server binds it: another test's
+      // server can take it in between. Then the ports not given are picked again (the cluster bus too).
+      const args = attempt === 1 ? opts.args : await withFreshBusPort(opts.args);
+      const port = opts.port ?? (await freePort());
+      const server = new RedisServer(role, port, dir, opts.dir === undefined, {
+        ...opts,
+        ...(args ? { args } : {}),
+      });
+      try {
+        await server.spawn();
+        return server;
+      } catch (err) {
+        if (attempt >= 3 || !server.log.includes('Address already in use')) throw err;
+      }
+    }
   }
 
   /** The admin's URL (the `default` user): tests and operators only, never a service. */
@@ -206,4 +218,11 @@ export async function startGroupNode(
     passwords: opts.passwords,
     ...(opts.keyPrefix === undefined ? {} : { keyPrefix: opts.keyPrefix }),
   });
+}
+
+/** `args` with a new free port after `--cluster-port`, if it has one. */
+async function withFreshBusPort(args: string[] | undefined): Promise<string[] | undefined> {
+  const at = args?.indexOf('--cluster-port') ?? -1;
+  if (!args || at < 0) return args;
+  return [...args.slice(0, at + 1), String(await freePort()), ...args.slice(at + 2)];
 }
