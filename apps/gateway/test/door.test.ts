@@ -136,6 +136,10 @@ describe('the gateway at the door (buildApp, real redis-session)', () => {
     expect(script.statusCode).toBe(200);
     expect(script.headers['content-type']).toContain('javascript');
     expect(script.body.length).toBeGreaterThan(100_000);
+    // Anything else under the prefix is the gateway's own 404, in the RealWorld error shape.
+    const unknown = await app.inject({ url: '/api/docs/nothing-here' });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json()).toHaveProperty('errors');
   });
 });
 

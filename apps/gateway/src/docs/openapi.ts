@@ -4,7 +4,9 @@
  * @atoll/service-kit, asked with an identity assertion like any request to a service) and the gateway's
  * own routes, keeping only public paths (the route table's prefixes, the health routes, the docs).
  * `GET /api/docs` shows it with Scalar, served from the npm package (no CDN at runtime: its script is
- * `/api/docs/js/scalar.js`, its fonts the system's).
+ * `/api/docs/js/scalar.js`, its fonts the system's). Scalar's plugin is one 5 MB module (about 25 MiB of
+ * the gateway's memory), so it is loaded on the first request for the page, into a Fastify instance of
+ * its own that the gateway's `/api/docs` routes hand their requests to.
  *
  * The merged document is kept for a short while once every service answered; while one does not, the
  * document is assembled from the others on each request and says which are missing
@@ -14,8 +16,12 @@ import { IDENTITY_HEADER, type IdentitySigner } from '@atoll/identity';
 import { INTERNAL_OPENAPI_PATH, REQUEST_ID_HEADER } from '@atoll/service-kit';
 // `schema.summary`/`tags` and `app.swagger()` (registered by @atoll/service-kit) are typed by its augmentation.
 import type {} from '@fastify/swagger';
-import scalar from '@scalar/fastify-api-reference';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { request as undiciRequest } from 'undici';
 import { type UpstreamPool, withInstances } from '../plugins/upstream-pool.ts';
 import { assertionFor } from '../routes/assertion.ts';
@@ -124,16 +130,40 @@ const docs: FastifyPluginAsync<DocsOptions> = async (app, opts) => {
     },
   );
 
-  await app.register(scalar, {
-    routePrefix: DOCS_PATH,
-    // The page runs Scalar's script and its inline bootstrap, all from this gateway.
-    hooks: {
-      onRequest: async (_request, reply) => {
-        reply.header('content-security-policy', DOCS_CSP);
-      },
-    },
-    configuration: { url: OPENAPI_PATH, withDefaultFonts: false, telemetry: false, pageTitle: 'atoll API' },
+  let reference: Promise<FastifyInstance> | null = null;
+  const referenceApp = () =>
+    (reference ??= (async () => {
+      const { default: scalar } = await import('@scalar/fastify-api-reference');
+      const inner = Fastify({ logger: false });
+      await inner.register(scalar, {
+        routePrefix: DOCS_PATH,
+        configuration: {
+          url: OPENAPI_PATH,
+          withDefaultFonts: false,
+          telemetry: false,
+          pageTitle: 'atoll API',
+        },
+      });
+      await inner.ready();
+      return inner;
+    })().catch((err: unknown) => {
+      reference = null;
+      throw err;
+    }));
+  app.addHook('onClose', async () => {
+    if (reference) await (await reference.catch(() => null))?.close();
   });
+  // The page runs Scalar's script and its inline bootstrap, all from this gateway.
+  const serveReference = async (request: FastifyRequest, reply: FastifyReply) => {
+    const inner = await referenceApp();
+    const answer = await inner.inject({ method: 'GET', url: request.url });
+    if (answer.statusCode === 404) return reply.callNotFound();
+    for (const name of ['content-type', 'location', 'cache-control', 'etag', 'last-modified'])
+      if (answer.headers[name] !== undefined) reply.header(name, answer.headers[name]);
+    return reply.code(answer.statusCode).header('content-security-policy', DOCS_CSP).send(answer.rawPayload);
+  };
+  app.get(DOCS_PATH, { schema: { hide: true } }, serveReference);
+  app.get(`${DOCS_PATH}/*`, { schema: { hide: true } }, serveReference);
 };
 
 export default docs;
