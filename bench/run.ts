@@ -15,7 +15,8 @@
  *
  * Options: `--rounds N` (default 3), `--duration S` seconds per side per round (default 3), `--only TEXT`
  * (only the comparisons whose path or reference contains TEXT), `--profile [DIR]` (CPU profiles per
- * service, summed in profile.md), `--node-options "<flags>"` (Node/V8 flags for the stack's services). Modes: full, `--smoke` (3 rounds of
+ * service, summed in profile.md), `--node-options "<flags>"` (Node/V8 flags for the stack's services), `--source` (the services from their
+ * TypeScript sources rather than compiled, the default). Modes: full, `--smoke` (3 rounds of
  * 0.4 s: the test suite runs it so the harness cannot rot), `--soak` (see soak.ts), `--passwords`
  * (passwords.ts, and nothing else), `--identity` (only the identity assertion's sign + verify, in
  * process, no stack).
@@ -95,6 +96,9 @@ if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 // `--node-options "<flags>"`: Node/V8 flags for every service of the stack (not the references), to
 // measure what a setting (a heap size, a young generation size) costs and saves.
 const nodeOptions = option('node-options');
+// The services run as they are deployed, compiled (`pnpm build` first, which turbo skips when nothing
+// changed); `--source` runs them from their TypeScript sources instead, as `npm start` does.
+const build = args.includes('--source') ? 'source' : 'dist';
 const outDir = option('out') ?? join(repoRoot, 'bench', 'results');
 const rounds = Number(option('rounds') ?? 3);
 const seconds = Number(option('duration') ?? (mode === 'smoke' ? 0.4 : 3));
@@ -425,8 +429,12 @@ if (args.includes('--identity')) {
 
 try {
   say(
-    `atoll bench (${mode}): ${rounds} interleaved rounds of ${seconds} s per side, ${connections} connections, Node ${process.version}\n`,
+    `atoll bench (${mode}): ${rounds} interleaved rounds of ${seconds} s per side, ${connections} connections, Node ${process.version}, services from ${build === 'dist' ? 'their build' : 'their sources'}\n`,
   );
+  if (build === 'dist') {
+    await execFileAsync('pnpm', ['run', 'build'], { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024 });
+    say(`${elapsed()} built`);
+  }
   // ---- atoll, as the local stack runs it, with warn-level logs as a busy production instance might.
   const dataDir = await ownedTempDir('bench');
   cleanups.push(async () => removeOwnedDir(dataDir));
@@ -449,6 +457,7 @@ try {
     identity,
     keyPrefix,
     databaseUrl: database.url,
+    build,
     env: { LOG_LEVEL: 'warn', ...BENCH_ENV },
     serviceEnv: Object.fromEntries(
       (['gateway', 'auth', 'content', 'notifier'] as const).map((service) => [service, profiled(service)]),
@@ -457,12 +466,11 @@ try {
   cleanups.push(() => stack.stop());
   const contentEnv = stack.envOf('content');
   const startContent = async (extra: Record<string, string>, label: string) => {
-    const proc = await ServiceProcess.start('content', {
-      ...contentEnv,
-      PORT: '0',
-      ...extra,
-      ...profiled(`content-${label}`),
-    });
+    const proc = await ServiceProcess.start(
+      'content',
+      { ...contentEnv, PORT: '0', ...extra, ...profiled(`content-${label}`) },
+      { build },
+    );
     proc.stopRetaining();
     cleanups.push(async () => void (await proc.stop()));
     return proc;
@@ -765,6 +773,7 @@ try {
     connections,
     node: process.version,
     cpus: cpus().length,
+    build,
     durationSeconds: Math.round((Date.now() - started) / 1000),
     rows,
     comparisons,

@@ -47,6 +47,8 @@ export interface Report {
   connections: number;
   node: string;
   cpus: number;
+  /** How the services ran: compiled (`dist`) or from their TypeScript sources. Absent in older reports. */
+  build?: 'dist' | 'source';
   durationSeconds: number;
   rows: Row[];
   comparisons: Judged[];
@@ -124,7 +126,11 @@ export function markdown(report: Report): string {
     `# atoll benchmark (${report.when}, ${report.mode})`,
     '',
     `${report.rounds} interleaved rounds of ${report.seconds} s per side, ${report.connections} connections, ` +
-      `Node ${report.node}, ${report.cpus} CPUs, ${report.durationSeconds} s in all. Load generator and ` +
+      `Node ${report.node}, ${report.cpus} CPUs, ${report.durationSeconds} s in all` +
+      (report.build
+        ? `, services ${report.build === 'dist' ? 'compiled (dist)' : 'from their sources'}`
+        : '') +
+      '. Load generator and ' +
       'servers share this machine. Rates count only 2xx answers of the expected body size.',
     '',
     ...comparisonLines(report),

@@ -11,13 +11,18 @@ export interface SpawnOptions {
   onOutput?: (chunk: string) => void;
   /** Another entry point than src/main.ts, e.g. src/migrate.ts. */
   entry?: string;
+  /**
+   * `source` (the default): the TypeScript sources, as `npm start` runs them. `dist`: the compiled
+   * JavaScript (`pnpm build` first), as the containers run it; `entry` then names a file under dist/.
+   */
+  build?: 'source' | 'dist';
 }
 
 export type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
 /**
  * One atoll service running as its own process, exactly as `main.ts` runs in production (signals,
- * close-with-grace, exit codes), from the TypeScript sources. Its JSON log lines are collected in `logs`
+ * close-with-grace, exit codes), from the TypeScript sources or the compiled JavaScript. Its JSON log lines are collected in `logs`
  * until `stopRetaining()` (a long-running stack keeps only the tail of stderr).
  */
 export class ServiceProcess {
@@ -74,8 +79,10 @@ export class ServiceProcess {
 
   /** Spawns `apps/<app>/<entry>` with `env` on top of a minimal environment. */
   static spawn(app: string, env: Record<string, string>, opts: SpawnOptions = {}): ServiceProcess {
-    const entry = opts.entry ?? 'src/main.ts';
-    const child = spawn(process.execPath, ['--conditions=atoll-source', `${repoRoot}apps/${app}/${entry}`], {
+    const dist = opts.build === 'dist';
+    const entry = opts.entry ?? (dist ? 'dist/main.js' : 'src/main.ts');
+    const file = `${repoRoot}apps/${app}/${entry}`;
+    const child = spawn(process.execPath, dist ? [file] : ['--conditions=atoll-source', file], {
       env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group, like RedisServer: shutdown order is decided by whoever started it.

@@ -54,6 +54,8 @@ export interface StackOptions {
   onReady?: (line: string) => void;
   /** Keep every log line in memory (tests); otherwise logs only go to files in `<dataDir>/logs`. */
   retainLogs?: boolean;
+  /** Run the services (and their migrations) from their sources (default) or from `dist` (`pnpm build` first). */
+  build?: 'source' | 'dist';
   /** Send mail through this SMTP server; otherwise a local sink receives it (logged to `logs/mail.log`). */
   smtpUrl?: string;
   /**
@@ -300,7 +302,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       const migrate = ServiceProcess.spawn(
         app,
         { DATABASE_URL: databases[app].migrateUrl },
-        { entry: 'src/migrate.ts' },
+        opts.build === 'dist' ? { build: 'dist', entry: 'dist/migrate.js' } : { entry: 'src/migrate.ts' },
       );
       const { code } = await migrate.exited;
       if (code !== 0) throw new Error(`${app} migrations failed: ${migrate.stderr.trim()}`);
@@ -406,6 +408,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const spawnInstance = async (name: ServiceName, index: number, env: Record<string, string>) => {
       const logFile = logFileOf(name, index);
       const proc = await ServiceProcess.start(name, env, {
+        ...(opts.build ? { build: opts.build } : {}),
         onOutput: (chunk) => appendFileSync(logFile, chunk, { mode: 0o600 }),
       });
       if (!opts.retainLogs) proc.stopRetaining();
