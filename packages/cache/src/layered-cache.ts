@@ -81,6 +81,8 @@ export class LayeredCache {
   readonly stats: CacheStats = { l1Hits: 0, l2Hits: 0, loads: 0, staleServed: 0, tooLarge: 0 };
   private readonly opts: Required<Omit<LayeredCacheOptions, 'log'>> & Pick<LayeredCacheOptions, 'log'>;
   private readonly l1: Lru<Entry>;
+  /** L1's ids by tag, kept in step with it, so that dropping a tag touches only the entries it names. */
+  private readonly l1ByTag = new Map<string, Set<string>>();
   private readonly inflight = new Map<string, Promise<unknown>>();
   private readonly instanceId = randomUUID();
   private readonly tooLargeLogged = new Set<string>();
@@ -95,7 +97,12 @@ export class LayeredCache {
       staleOn: () => true,
       ...opts,
     };
-    this.l1 = new Lru(this.opts.l1MaxEntries);
+    this.l1 = new Lru(this.opts.l1MaxEntries, (id, entry) => {
+      for (const tag of entry.tags) {
+        const ids = this.l1ByTag.get(tag);
+        if (ids?.delete(id) && ids.size === 0) this.l1ByTag.delete(tag);
+      }
+    });
     // Invalidations that could not reach Redis are sent again as soon as it is back.
     opts.redis.on('ready', () => void this.retryPending());
   }
@@ -311,7 +318,14 @@ export class LayeredCache {
     if (!this.busUp) return;
     // L1 never outlives L2's freshness, nor its own bound.
     const freshUntil = Math.min(entry.freshUntil, Date.now() + this.opts.l1TtlMs);
-    this.l1.set(id, { ...entry, freshUntil });
+    const local = { ...entry, freshUntil };
+    this.l1.set(id, local);
+    if (this.l1.peek(id) !== local) return; // an L1 of no room keeps nothing
+    for (const tag of local.tags) {
+      const ids = this.l1ByTag.get(tag);
+      if (ids) ids.add(id);
+      else this.l1ByTag.set(tag, new Set([id]));
+    }
   }
 
   /**
@@ -420,10 +434,7 @@ export class LayeredCache {
 
   private dropL1(ids: string[], tags: string[]): void {
     for (const id of ids) this.l1.delete(id);
-    if (tags.length === 0) return;
-    const dropped = new Set(tags);
-    for (const [id, entry] of [...this.l1.entries()])
-      if (entry.tags.some((t) => dropped.has(t))) this.l1.delete(id);
+    for (const tag of tags) for (const id of [...(this.l1ByTag.get(tag) ?? [])]) this.l1.delete(id);
   }
 
   /** Drops the whole L1 (e.g. after a bus reconnect). */

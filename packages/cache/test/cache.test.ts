@@ -12,6 +12,7 @@ import {
 } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { RedisServer } from '@atoll/testkit';
+import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LayeredCache } from '../src/index.ts';
 
@@ -149,6 +150,51 @@ describe('LayeredCache', () => {
     await sleep(50); // the bus message reaches B
     expect(await b.cache.get('article:2', load, ['article:2'])).toEqual({ version: 2 });
     expect(await a.cache.get('article:2', load, ['article:2'])).toEqual({ version: 2 });
+  });
+
+  it('drops by tag exactly what L1 holds under it, in any order of reads, changes, evictions and flushes', async () => {
+    // A model: each id's source has a version, and the tags of a value depend on it (a change can move an
+    // entry to other tags). Flushing redis-cache leaves L1 alone with what it holds, so an invalidation
+    // then finds no tag members in Redis and only L1's own index of tags can drop the stale entries.
+    // With room for 3 of 6 ids, entries are evicted and replaced all along.
+    const ids = ['a0', 'a1', 'a2', 'a3', 'a4', 'a5'];
+    const tagsOf = (id: string, v: number) => {
+      const n = Number(id.slice(1));
+      return [`t${(n + v) % 4}`, `u${(n * v) % 3}`];
+    };
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('get' as const), id: fc.constantFrom(...ids) }),
+      fc.record({
+        kind: fc.constant('change' as const),
+        tag: fc.constantFrom('t0', 't1', 't2', 't3', 'u0', 'u1', 'u2'),
+      }),
+      fc.record({ kind: fc.constant('flush' as const) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 5, maxLength: 40 }), async (ops) => {
+        await admin.flushall();
+        const { cache } = await instance({ l1MaxEntries: 3, namespace: `m${randomUUID().slice(0, 6)}` });
+        const version = new Map(ids.map((id) => [id, 0]));
+        for (const o of ops) {
+          if (o.kind === 'get') {
+            const v = version.get(o.id) as number;
+            const got = await cache.get(
+              o.id,
+              async () => ({ id: o.id, v }),
+              (value) => tagsOf(value.id, value.v),
+            );
+            expect(got, `${o.id} after ${JSON.stringify(ops)}`).toEqual({ id: o.id, v });
+          } else if (o.kind === 'change') {
+            for (const id of ids) {
+              const v = version.get(id) as number;
+              if (tagsOf(id, v).includes(o.tag)) version.set(id, v + 1);
+            }
+            await cache.invalidate({ tags: [o.tag] });
+          } else await admin.flushall();
+        }
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it('does not put back a value loaded before an invalidation that happened during the load', async () => {
