@@ -21,14 +21,13 @@ export const FIND_ARTICLE =
 
 /** Each write's statements, in order (a transaction's `begin` and `commit` included, as pg receives them). */
 export const WRITE_TRANSACTIONS = {
-  /** POST /api/articles with two tags (article.service: `create`, then article.repository: `replaceTags`). */
+  /**
+   * POST /api/articles with two tags and no mentions (article.repository: `insertArticle`): one statement,
+   * no transaction around it (the profile, the article, its tags and its mention jobs, here none, are
+   * written by one atomic statement, which also returns the answer).
+   */
   createArticle: [
-    'begin',
-    ENSURE_PROFILE,
-    'insert into "articles" ("slug", "title", "description", "body", "author_id") values ($1, $2, $3, $4, $5) returning "id", "slug", "title", "created_at"',
-    'delete from "article_tags" where "article_id" = $1',
-    'insert into "article_tags" ("article_id", "tag", "position") values ($1, $2, $3), ($4, $5, $6)',
-    'commit',
+    'with ensured as ( insert into profiles (user_id, username, bio, image, updated_at) values ($1, $2, null, null, $3) on conflict do nothing ), a as ( insert into articles (slug, title, description, body, author_id) values ($4, $5, $6, $7, $8) returning * ), t as ( insert into article_tags (article_id, tag, position) select a.id, t.tag, t.n - 1 from a, unnest($9::text[]) with ordinality as t(tag, n) ) select a.*, coalesce(p.username, $10) as author_username, p.bio as author_bio, p.image as author_image, false as notified from a left join profiles p on p.user_id = a.author_id',
   ],
   /**
    * POST /api/articles/:slug/comments on your own article, without mentions (comments/comment.repository.ts:

@@ -1,5 +1,6 @@
 import { createDb } from '@atoll/db';
-import { RedisServer } from '@atoll/testkit';
+import { gatewayHeaders, RedisServer } from '@atoll/testkit';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
@@ -43,6 +44,57 @@ describe('content buildApp on real Redis and PostgreSQL', () => {
         .values({ user_id: '00000000-0000-0000-0000-000000000002', username: 'ADA' })
         .execute(),
     ).rejects.toThrow(/profiles_username_key/);
+    await db.destroy();
+  });
+
+  it('answers a new article without reading it back: the answer is what a reader then gets, mentions queued', async () => {
+    const db = createDb<any>({ url: content.database.url, schema: SCHEMA });
+    const known = {
+      userId: '00000000-0000-0000-0000-0000000000b1',
+      username: 'bea',
+      sessionId: 'b'.repeat(43),
+      roles: ['user'],
+    };
+    const fresh = {
+      userId: '00000000-0000-0000-0000-0000000000b2',
+      username: 'cy',
+      sessionId: 'c'.repeat(43),
+      roles: ['user'],
+    };
+    await db
+      .insertInto('profiles')
+      .values({ user_id: known.userId, username: 'Bea', bio: 'writes', image: 'https://example.com/b.png' })
+      .execute();
+    const as = (identity: typeof known, method: 'GET' | 'POST', url: string, payload?: object) =>
+      content.app.inject({
+        method,
+        url,
+        ...(payload ? { payload } : {}),
+        headers: gatewayHeaders(content.keys, 'content', { method, url, identity }),
+      });
+    // A known author mentions a new one (no profile yet), themselves and nobody; a new author has no profile row.
+    for (const [author, body, mentions] of [
+      [known, 'hello @cy, @bea and @nobody', 0],
+      [fresh, 'first words, for @Bea', 1],
+      [known, 'now @cy exists', 1],
+    ] as const) {
+      const created = await as(author, 'POST', '/api/articles', {
+        article: { title: 'Said once', description: 'd', body, tagList: ['z', 'a', 'z', ' m '] },
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      const { slug } = created.json().article;
+      const read = await as(author, 'GET', `/api/articles/${slug}`);
+      expect(created.json()).toEqual(read.json());
+      expect(created.json().article.tagList).toEqual(['z', 'a', 'm']);
+      const jobs = await db
+        .selectFrom('job_outbox')
+        .select('payload')
+        .where(sql<string>`payload->>'articleSlug'`, '=', slug)
+        .execute();
+      expect(jobs, body).toHaveLength(mentions);
+      for (const { payload } of jobs)
+        expect(payload).toMatchObject({ actorId: author.userId, commentId: null, articleSlug: slug });
+    }
     await db.destroy();
   });
 

@@ -3,7 +3,7 @@
  * ids, the total, the articles with their authors, and their tags — never one query per article (the
  * viewer's favorites and follows come from relations.ts).
  */
-import { type Insertable, type Selectable, sql, type Updateable } from 'kysely';
+import { type Selectable, sql, type Updateable } from 'kysely';
 import type { ArticlesRow } from '../db.ts';
 import type { Executor } from '../profiles/profile.repository.ts';
 
@@ -101,13 +101,72 @@ export async function favoritersOf(db: Executor, articleId: string): Promise<str
   return rows.map((r) => r.user_id);
 }
 
-/** A new article; returns what the write needs next (its id, slug, title and creation time). */
-export function insertArticle(db: Executor, values: Insertable<ArticlesRow>) {
-  return db
-    .insertInto('articles')
-    .values(values)
-    .returning(['id', 'slug', 'title', 'created_at'])
-    .executeTakeFirstOrThrow();
+export interface NewArticle {
+  slug: string;
+  title: string;
+  description: string;
+  body: string;
+  authorId: string;
+  /** The author's name as the gateway vouched for it (their profile row's, if it has none yet). */
+  authorUsername: string;
+  /** Cleaned, in the author's order. */
+  tags: string[];
+}
+
+/**
+ * The mention notifications a new article causes: one `mention` job per existing user named in
+ * `mentioned` (lower case), never the author, with `payload` and that user as its recipient.
+ */
+export interface ArticleMentions {
+  mentioned: string[];
+  payload: object;
+}
+
+/**
+ * A new article in one statement (one round trip, atomic by itself, so no `begin`/`commit`): it makes
+ * sure the author has a profile row, inserts the article, its tags in their order, and its mention jobs
+ * in `job_outbox`, and returns the article as a reader sees it, with `notified` when a job was written.
+ *
+ * Data-modifying CTEs all run, to completion, and see the same snapshot, so the author's profile is read
+ * from the table (left join) and, for an author who had no row, completed from the values the `ensured`
+ * insert used (`authorUsername`, no bio, no image).
+ */
+export async function insertArticle(
+  db: Executor,
+  a: NewArticle,
+  mentions: ArticleMentions,
+): Promise<ArticleRow & { notified: boolean }> {
+  const jobs =
+    mentions.mentioned.length === 0
+      ? sql``
+      : sql`, jobs as (
+        insert into job_outbox (queue, name, payload)
+        select 'notifications', 'mention',
+               ${JSON.stringify(mentions.payload)}::jsonb || jsonb_build_object('recipientId', p.user_id)
+        from a, profiles p
+        where lower(p.username) in (${sql.join(mentions.mentioned)}) and p.user_id <> ${a.authorId}
+        returning 1
+      )`;
+  const statement = sql<ArticleRow & { notified: boolean }>`
+    with ensured as (
+      insert into profiles (user_id, username, bio, image, updated_at)
+      values (${a.authorId}, ${a.authorUsername}, null, null, ${new Date(0)})
+      on conflict do nothing
+    ), a as (
+      insert into articles (slug, title, description, body, author_id)
+      values (${a.slug}, ${a.title}, ${a.description}, ${a.body}, ${a.authorId})
+      returning *
+    ), t as (
+      insert into article_tags (article_id, tag, position)
+      select a.id, t.tag, t.n - 1 from a, unnest(${a.tags}::text[]) with ordinality as t(tag, n)
+    )${jobs}
+    select a.*, coalesce(p.username, ${a.authorUsername}) as author_username,
+           p.bio as author_bio, p.image as author_image,
+           ${mentions.mentioned.length === 0 ? sql`false` : sql`exists (select from jobs)`} as notified
+    from a left join profiles p on p.user_id = a.author_id`;
+  const row = (await statement.execute(db)).rows[0];
+  if (!row) throw new Error('insert into articles returned no row');
+  return row;
 }
 
 /** Changes an article's columns; returns its slug (a new title gives a new one). */

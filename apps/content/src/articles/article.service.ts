@@ -7,11 +7,12 @@
 import { randomBytes } from 'node:crypto';
 import type { LayeredCache } from '@atoll/cache';
 import type { Identity } from '@atoll/identity';
+import type { JobPayload } from '@atoll/jobs';
 import { cacheIds, cacheTags, type ListQuery } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { Kysely } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
-import { excerpt, mentionedUsers, recordNotification } from '../notifications/notifications.ts';
+import { excerpt, mentionedUsernames, recordNotification } from '../notifications/notifications.ts';
 import { ensureProfile, findProfileByUsername } from '../profiles/profile.repository.ts';
 import type { Rankings } from '../rankings/rankings.ts';
 import type { Relations } from '../relations/relations.ts';
@@ -31,6 +32,9 @@ import {
   tagsOf,
   updateArticle,
 } from './article.repository.ts';
+
+/** At most this many mentions of one article become notifications. */
+const MAX_MENTIONS = 20;
 
 /** What every reader of a list item sees alike: cacheable. */
 interface SharedSummary {
@@ -299,45 +303,43 @@ export class ArticleService {
   ) {
     blankCheck(input, true);
     const tags = cleanTags(input.tagList ?? []);
-    const created = await this.db.transaction().execute(async (trx) => {
-      await ensureProfile(trx, author.userId, author.username);
-      const row = await insertArticle(trx, {
-        slug: slugify(input.title),
-        title: input.title.trim(),
+    const slug = slugify(input.title);
+    const title = input.title.trim();
+    const mentionPayload = {
+      v: 1 as const,
+      actorId: author.userId,
+      actorUsername: author.username,
+      articleSlug: slug,
+      articleTitle: title,
+      commentId: null,
+      excerpt: excerpt(input.body),
+      occurredAt: new Date().toISOString(),
+    } satisfies Omit<JobPayload<'notifications', 'mention'>, 'recipientId'>;
+    const row = await insertArticle(
+      this.db,
+      {
+        slug,
+        title,
         description: input.description.trim(),
         body: input.body,
-        author_id: author.userId,
-      });
-      await replaceTags(trx, row.id, tags);
-      let notified = false;
-      for (const mentioned of await mentionedUsers(trx, input.body)) {
-        // Not `||=`: that would skip recording every mention after the first.
-        const wrote = await recordNotification(trx, 'mention', {
-          v: 1,
-          actorId: author.userId,
-          actorUsername: author.username,
-          recipientId: mentioned.user_id,
-          articleSlug: row.slug,
-          articleTitle: row.title,
-          commentId: null,
-          excerpt: excerpt(input.body),
-          occurredAt: new Date().toISOString(),
-        });
-        notified = notified || wrote;
-      }
-      return { ...row, notified };
-    });
-    await this.afterCommit.articleCreated(
-      {
-        id: created.id,
-        slug: created.slug,
         authorId: author.userId,
-        createdAt: created.created_at,
+        authorUsername: author.username,
         tags,
       },
-      created.notified,
+      {
+        mentioned: mentionedUsernames(input.body)
+          .map((n) => n.toLowerCase())
+          .slice(0, MAX_MENTIONS),
+        payload: mentionPayload,
+      },
     );
-    return this.get(created.slug, author);
+    await this.afterCommit.articleCreated(
+      { id: row.id, slug: row.slug, authorId: author.userId, createdAt: row.created_at, tags },
+      row.notified,
+    );
+    // The answer needs no read: nobody has favorited the article yet, and nobody follows themselves.
+    const { id: _id, authorId: _authorId, author: profile, ...article } = shareable(row, tags);
+    return { ...article, favorited: false, author: { ...profile, following: false } };
   }
 
   async update(editor: Identity, slug: string, input: ArticleInput) {

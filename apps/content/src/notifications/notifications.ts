@@ -8,7 +8,6 @@
 import { OutboxRelay, type RelayLog } from '@atoll/db';
 import type { JobName, JobPayload, Producer } from '@atoll/jobs';
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
 import type { Executor } from '../profiles/profile.repository.ts';
 
@@ -35,20 +34,6 @@ export function mentionedUsernames(text: string): string[] {
   return [
     ...new Set([...text.matchAll(MENTION)].map((m) => (m[1] ?? '').replace(/[.-]+$/, '')).filter(Boolean)),
   ];
-}
-
-/** The ids of the mentioned users that exist, by username regardless of case. */
-export async function mentionedUsers(
-  db: Executor,
-  text: string,
-): Promise<Array<{ user_id: string; username: string }>> {
-  const names = mentionedUsernames(text).map((n) => n.toLowerCase());
-  if (names.length === 0) return [];
-  return db
-    .selectFrom('profiles')
-    .select(['user_id', 'username'])
-    .where(sql<string>`lower(username)`, 'in', names.slice(0, 20))
-    .execute();
 }
 
 export const excerpt = (text: string) => (text.length > 280 ? `${text.slice(0, 277)}...` : text);
