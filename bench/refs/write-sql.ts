@@ -8,13 +8,9 @@
  * them from its cache when it can) and the outbox relay that runs after the commit on its own schedule.
  */
 
-/** Every write first makes sure the writer has a profile row (profile.repository: `ensureProfile`). */
-const ENSURE_PROFILE =
-  'insert into "profiles" ("user_id", "username", "bio", "image", "updated_at") values ($1, $2, $3, $4, $5) on conflict do nothing';
-
 /**
- * Favorites find the article by its slug first, outside the transaction (article.repository:
- * `findArticleBySlug`); comments take it from content's cache, so the reference looks it up once per slug.
+ * Comments and favorites take their article from content's cache (article.repository: `findArticleBySlug`
+ * when it misses), so the reference looks each slug up once and keeps it.
  */
 export const FIND_ARTICLE =
   'select "a".*, "p"."username" as "author_username", "p"."bio" as "author_bio", "p"."image" as "author_image" from "articles" as "a" inner join "profiles" as "p" on "p"."user_id" = "a"."author_id" where "a"."slug" = $1';
@@ -37,21 +33,17 @@ export const WRITE_TRANSACTIONS = {
   addComment: [
     "with ensured as ( insert into profiles (user_id, username, bio, image, updated_at) values ($1, $2, null, null, $3) on conflict do nothing ), c as ( insert into comments (article_id, author_id, body) values ($4, $5, $6) returning id, body, created_at, updated_at, author_id ), jobs as ( insert into job_outbox (queue, name, payload) select 'notifications', j.name, j.payload || jsonb_build_object('commentId', c.id) from c, jsonb_to_recordset($7::jsonb) as j(name text, payload jsonb) ) select c.id, c.body, c.created_at, c.updated_at, c.author_id, coalesce(p.username, $8) as username, p.bio, p.image from c left join profiles p on p.user_id = c.author_id",
   ],
-  /** POST /api/articles/:slug/favorite (article.repository: addFavorite; the count only when the row is new). */
+  /**
+   * POST /api/articles/:slug/favorite and DELETE (article.repository: `setFavorite`): one statement each,
+   * no transaction around it (the profile, the row, the count only when the row changed, and the
+   * notification job of a new favorite, here none: your own article). The article comes from content's
+   * cache.
+   */
   favorite: [
-    'begin',
-    ENSURE_PROFILE,
-    'insert into "favorites" ("user_id", "article_id") values ($1, $2) on conflict do nothing',
-    'update "articles" set "favorites_count" = favorites_count + 1 where "id" = $1',
-    'commit',
+    'with ensured as ( insert into profiles (user_id, username, bio, image, updated_at) values ($1, $2, null, null, $3) on conflict do nothing ), f as (insert into favorites (user_id, article_id) values ($4, $5) on conflict do nothing returning article_id), c as ( update articles set favorites_count = favorites_count + 1 where id = $6 and exists (select from f) returning favorites_count ) select exists (select from f) as changed, (select favorites_count from c) as favorites_count, false as notified',
   ],
-  /** DELETE /api/articles/:slug/favorite (article.repository: removeFavorite; the count only when a row went). */
   unfavorite: [
-    'begin',
-    ENSURE_PROFILE,
-    'delete from "favorites" where "user_id" = $1 and "article_id" = $2',
-    'update "articles" set "favorites_count" = greatest(favorites_count - 1, 0) where "id" = $1',
-    'commit',
+    'with ensured as ( insert into profiles (user_id, username, bio, image, updated_at) values ($1, $2, null, null, $3) on conflict do nothing ), f as (delete from favorites where user_id = $4 and article_id = $5 returning article_id), c as ( update articles set favorites_count = greatest(favorites_count - 1, 0) where id = $6 and exists (select from f) returning favorites_count ) select exists (select from f) as changed, (select favorites_count from c) as favorites_count, false as notified',
   ],
 } as const;
 

@@ -98,6 +98,63 @@ describe('content buildApp on real Redis and PostgreSQL', () => {
     await db.destroy();
   });
 
+  it('answers a favorite from the cached article and the count the write returned, as a reader then sees it', async () => {
+    const db = createDb<any>({ url: content.database.url, schema: SCHEMA });
+    const author = {
+      userId: '00000000-0000-0000-0000-0000000000c1',
+      username: 'dee',
+      sessionId: 'd'.repeat(43),
+      roles: ['user'],
+    };
+    const fan = {
+      userId: '00000000-0000-0000-0000-0000000000c2',
+      username: 'eli',
+      sessionId: 'e'.repeat(43),
+      roles: ['user'],
+    };
+    const as = (identity: typeof author, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
+      content.app.inject({
+        method,
+        url,
+        ...(payload ? { payload } : {}),
+        headers: gatewayHeaders(content.keys, 'content', { method, url, identity }),
+      });
+    const created = await as(author, 'POST', '/api/articles', {
+      article: { title: 'Liked', description: 'd', body: 'b', tagList: ['x'] },
+    });
+    const { slug } = created.json().article;
+    const jobsFor = async () =>
+      (
+        await db
+          .selectFrom('job_outbox')
+          .select('payload')
+          .where(sql<string>`payload->>'articleSlug'`, '=', slug)
+          .where('name', '=', 'favorite')
+          .execute()
+      ).length;
+    // Repeats change nothing; the author's own favorite notifies nobody; the fan's first one notifies once.
+    for (const [who, method, count, favorited, jobs] of [
+      [fan, 'POST', 1, true, 1],
+      [fan, 'POST', 1, true, 1],
+      [author, 'POST', 2, true, 1],
+      [fan, 'DELETE', 1, false, 1],
+      [fan, 'DELETE', 1, false, 1],
+      [fan, 'POST', 2, true, 2],
+    ] as const) {
+      const answer = await as(who, method, `/api/articles/${slug}/favorite`);
+      expect(answer.statusCode, answer.body).toBe(200);
+      expect(answer.json().article).toMatchObject({ favoritesCount: count, favorited });
+      expect(answer.json()).toEqual((await as(who, 'GET', `/api/articles/${slug}`)).json());
+      expect(await jobsFor()).toBe(jobs);
+    }
+    // Deleted behind the cache's back: the cached article is no excuse, the write finds it gone.
+    await db.deleteFrom('articles').where('slug', '=', slug).execute();
+    const gone = await as(fan, 'POST', `/api/articles/${slug}/favorite`);
+    expect(gone.statusCode).toBe(404);
+    expect(gone.json()).toMatchObject({ errors: { article: ['not found'] } });
+    await db.destroy();
+  });
+
   it('refuses to build against a cache server without maxmemory', async () => {
     const unbounded = await RedisServer.start('cache', { args: ['--maxmemory', '0'] });
     try {

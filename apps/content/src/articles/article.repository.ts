@@ -217,39 +217,70 @@ export async function replaceTags(db: Executor, articleId: string, tags: string[
     .execute();
 }
 
-/** Adds a favorite and counts it, once; returns whether it was new. */
-export async function addFavorite(db: Executor, userId: string, articleId: string): Promise<boolean> {
-  const inserted = await db
-    .insertInto('favorites')
-    .values({ user_id: userId, article_id: articleId })
-    .onConflict((oc) => oc.doNothing())
-    .executeTakeFirst();
-  const added = Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0;
-  if (added) {
-    await db
-      .updateTable('articles')
-      .set({ favorites_count: sql`favorites_count + 1` })
-      .where('id', '=', articleId)
-      .execute();
-  }
-  return added;
+export interface FavoriteChange {
+  userId: string;
+  /** The user's name as the gateway vouched for it (their profile row's, if it has none yet). */
+  username: string;
+  articleId: string;
+  /** Add (true) or remove (false). */
+  on: boolean;
+  /** The `favorite` notification job to write when the favorite is new, or null for none (your own article). */
+  job: object | null;
 }
 
-export async function removeFavorite(db: Executor, userId: string, articleId: string): Promise<boolean> {
-  const deleted = await db
-    .deleteFrom('favorites')
-    .where('user_id', '=', userId)
-    .where('article_id', '=', articleId)
-    .executeTakeFirst();
-  const removed = Number(deleted.numDeletedRows) > 0;
-  if (removed) {
-    await db
-      .updateTable('articles')
-      .set({ favorites_count: sql`greatest(favorites_count - 1, 0)` })
-      .where('id', '=', articleId)
-      .execute();
+export interface FavoriteResult {
+  /** Whether a favorite row was added or removed (a repeat changes nothing). */
+  changed: boolean;
+  /** The article's count after the change, or null when nothing changed. */
+  favoritesCount: number | null;
+  notified: boolean;
+}
+
+/**
+ * Adds or removes a favorite in one statement (one round trip, atomic by itself): it makes sure the user
+ * has a profile row, adds (or deletes) the row, counts it on the article only when the row changed, and
+ * writes the notification job of a new favorite in `job_outbox`. Null when the article is gone (its
+ * foreign key fails the insert, 23503, and nothing is written).
+ */
+export async function setFavorite(db: Executor, f: FavoriteChange): Promise<FavoriteResult | null> {
+  const row = f.on
+    ? sql`insert into favorites (user_id, article_id) values (${f.userId}, ${f.articleId})
+          on conflict do nothing returning article_id`
+    : sql`delete from favorites where user_id = ${f.userId} and article_id = ${f.articleId}
+          returning article_id`;
+  const count = f.on ? sql`favorites_count + 1` : sql`greatest(favorites_count - 1, 0)`;
+  const job =
+    f.on && f.job
+      ? sql`, jobs as (
+          insert into job_outbox (queue, name, payload)
+          select 'notifications', 'favorite', ${JSON.stringify(f.job)}::jsonb from f
+          returning 1
+        )`
+      : sql``;
+  const statement = sql<{ changed: boolean; favorites_count: number | null; notified: boolean }>`
+    with ensured as (
+      insert into profiles (user_id, username, bio, image, updated_at)
+      values (${f.userId}, ${f.username}, null, null, ${new Date(0)})
+      on conflict do nothing
+    ), f as (${row}), c as (
+      update articles set favorites_count = ${count}
+      where id = ${f.articleId} and exists (select from f)
+      returning favorites_count
+    )${job}
+    select exists (select from f) as changed, (select favorites_count from c) as favorites_count,
+           ${f.on && f.job ? sql`exists (select from jobs)` : sql`false`} as notified`;
+  try {
+    const result = (await statement.execute(db)).rows[0];
+    if (!result) throw new Error('the favorite statement returned no row');
+    return {
+      changed: result.changed,
+      favoritesCount: result.favorites_count,
+      notified: result.notified,
+    };
+  } catch (err) {
+    if ((err as { code?: string }).code === '23503') return null;
+    throw err;
   }
-  return removed;
 }
 
 /** The most used tags, most used first. */

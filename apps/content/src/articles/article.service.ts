@@ -12,14 +12,13 @@ import { cacheIds, cacheTags, type ListQuery } from '@atoll/redis-keys';
 import { AppError } from '@atoll/service-kit';
 import type { Kysely } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
-import { excerpt, mentionedUsernames, recordNotification } from '../notifications/notifications.ts';
-import { ensureProfile, findProfileByUsername } from '../profiles/profile.repository.ts';
+import { excerpt, mentionedUsernames } from '../notifications/notifications.ts';
+import { findProfileByUsername } from '../profiles/profile.repository.ts';
 import type { Rankings } from '../rankings/rankings.ts';
 import type { Relations } from '../relations/relations.ts';
 import type { AfterCommit } from '../writes/after-commit.ts';
 import {
   type ArticleRow,
-  addFavorite,
   deleteArticle,
   favoritersOf,
   findArticleBySlug,
@@ -27,8 +26,8 @@ import {
   insertArticle,
   type ListFilter,
   listArticleIds,
-  removeFavorite,
   replaceTags,
+  setFavorite,
   tagsOf,
   updateArticle,
 } from './article.repository.ts';
@@ -382,33 +381,55 @@ export class ArticleService {
     });
   }
 
+  /**
+   * Favorites (or unfavorites) an article for the viewer. The article comes from the cache, and the answer
+   * is made from it and from what the statement returns (the count after the change): no read of the
+   * article before or after.
+   */
   async favorite(viewer: Identity, slug: string, on: boolean) {
-    const article = await this.load(slug);
-    const { rowChanged, notified } = await this.db.transaction().execute(async (trx) => {
-      await ensureProfile(trx, viewer.userId, viewer.username);
-      if (!on) return { rowChanged: await removeFavorite(trx, viewer.userId, article.id), notified: false };
-      const added = await addFavorite(trx, viewer.userId, article.id);
-      let wrote = false;
-      if (added) {
-        wrote = await recordNotification(trx, 'favorite', {
-          v: 1,
-          actorId: viewer.userId,
-          actorUsername: viewer.username,
-          recipientId: article.author_id,
-          articleSlug: article.slug,
-          articleTitle: article.title,
-          occurredAt: new Date().toISOString(),
-        });
-      }
-      return { rowChanged: added, notified: wrote };
+    const article = await this.shared(slug);
+    const job =
+      article.authorId === viewer.userId
+        ? null // nobody is notified of their own doing
+        : ({
+            v: 1,
+            actorId: viewer.userId,
+            actorUsername: viewer.username,
+            recipientId: article.authorId,
+            articleSlug: article.slug,
+            articleTitle: article.title,
+            occurredAt: new Date().toISOString(),
+          } satisfies JobPayload<'notifications', 'favorite'>);
+    const result = await setFavorite(this.db, {
+      userId: viewer.userId,
+      username: viewer.username,
+      articleId: article.id,
+      on,
+      job,
     });
+    // The article was deleted after the cache last saw it.
+    if (!result) throw new AppError('NOT_FOUND', { article: ['not found'] });
+    const favoritesCount = result.favoritesCount ?? article.favoritesCount;
     await this.afterCommit.favoriteChanged(
       viewer.userId,
-      { ...changed(article), favoritesCount: article.favorites_count, createdAt: article.created_at },
+      {
+        id: article.id,
+        slug: article.slug,
+        authorId: article.authorId,
+        favoritesCount,
+        createdAt: new Date(article.createdAt),
+      },
       on,
-      rowChanged,
-      notified,
+      result.changed,
+      result.notified,
     );
-    return this.get(slug, viewer);
+    const following = await this.relations.followedAmong(viewer.userId, [article.authorId]);
+    const { id: _id, authorId, author, ...rest } = article;
+    return {
+      ...rest,
+      favoritesCount,
+      favorited: on,
+      author: { ...author, following: following.has(authorId) },
+    };
   }
 }

@@ -92,7 +92,8 @@ export class AfterCommit {
 
   /**
    * A favorite added or removed (`changed`: whether a row was): the user's flags and activity, the
-   * article's count, their "favorited by" lists, the rankings. `favoritesCount` is the count before.
+   * article's count, their "favorited by" lists, the rankings. `favoritesCount` is the count after it,
+   * as the write returned it (no second read).
    */
   async favoriteChanged(
     userId: string,
@@ -112,9 +113,11 @@ export class AfterCommit {
         })
       : this.relations.forgetActivity(userId));
     await this.forgetArticle(article, listTagsOf({ favoritedBy: [userId] }));
-    // The count this change made (no second read: a ranking tolerates a concurrent favorite's lag).
-    const favorites = Math.max(article.favoritesCount + (on ? 1 : -1), 0);
-    await this.rankings?.trending.adjust(article.id, 'set', trendingScore(favorites, article.createdAt));
+    await this.rankings?.trending.adjust(
+      article.id,
+      'set',
+      trendingScore(article.favoritesCount, article.createdAt),
+    );
     await this.rankings?.leaderboard.adjust(article.authorId, 'incr', on ? 1 : -1);
   }
 
