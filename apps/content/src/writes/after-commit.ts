@@ -6,6 +6,12 @@
  * then calls the one method here that names its change; it never reaches into the cache, the relations
  * or the rankings itself.
  *
+ * The cache invalidation goes first; the other effects of a change touch other keys and none waits for
+ * another, so they are then sent together (`all`: the client pipelines what is sent in the same tick, so
+ * they cost one round trip instead of one each; a failure of one still lets the others finish). Other
+ * instances drop their L1 copies when the invalidation's bus message reaches them, which it does while
+ * those effects are in flight, before the write answers.
+ *
  * Which cache ids and tags a change touches is the table in @atoll/redis-keys (cache-ids.ts).
  */
 import type { LayeredCache } from '@atoll/cache';
@@ -14,6 +20,14 @@ import { MAX_COMMENTS_PAGE } from '../articles/article.schemas.ts';
 import { listTagsOf } from '../articles/list-cache.ts';
 import { type Rankings, trendingScore } from '../rankings/rankings.ts';
 import type { Relations } from '../relations/relations.ts';
+
+/** Waits for every effect, then fails with the first failure if one failed. */
+async function all(effects: Array<Promise<unknown> | undefined>): Promise<void> {
+  const failed = (await Promise.allSettled(effects)).find(
+    (r): r is PromiseRejectedResult => r.status === 'rejected',
+  );
+  if (failed) throw failed.reason;
+}
 
 /** An article as a change to it is known after the commit. */
 export interface ChangedArticle {
@@ -53,12 +67,14 @@ export class AfterCommit {
     await this.cache?.invalidate({
       tags: [...listTagsOf({ all: true, authorId: article.authorId, tags: article.tags }), cacheTags.tags],
     });
-    await this.relations.recordActivity(article.authorId, {
-      type: 'article',
-      articleId: article.id,
-      at: article.createdAt.toISOString(),
-    });
-    await this.rankings?.trending.adjust(article.id, 'set', trendingScore(0, article.createdAt));
+    await all([
+      this.relations.recordActivity(article.authorId, {
+        type: 'article',
+        articleId: article.id,
+        at: article.createdAt.toISOString(),
+      }),
+      this.rankings?.trending.adjust(article.id, 'set', trendingScore(0, article.createdAt)),
+    ]);
   }
 
   /**
@@ -85,9 +101,12 @@ export class AfterCommit {
       }),
       cacheTags.tags,
     ]);
-    await this.rankings?.trending.remove(article.id);
-    if (article.favoritesCount > 0)
-      await this.rankings?.leaderboard.adjust(article.authorId, 'incr', -article.favoritesCount);
+    await all([
+      this.rankings?.trending.remove(article.id),
+      article.favoritesCount > 0
+        ? this.rankings?.leaderboard.adjust(article.authorId, 'incr', -article.favoritesCount)
+        : undefined,
+    ]);
   }
 
   /**
@@ -104,21 +123,23 @@ export class AfterCommit {
   ): Promise<void> {
     if (notified) this.notifications.kick();
     if (!changed) return;
-    await this.relations.favorited(userId, article.id, on);
-    await (on
-      ? this.relations.recordActivity(userId, {
-          type: 'favorite',
-          articleId: article.id,
-          at: new Date().toISOString(),
-        })
-      : this.relations.forgetActivity(userId));
     await this.forgetArticle(article, listTagsOf({ favoritedBy: [userId] }));
-    await this.rankings?.trending.adjust(
-      article.id,
-      'set',
-      trendingScore(article.favoritesCount, article.createdAt),
-    );
-    await this.rankings?.leaderboard.adjust(article.authorId, 'incr', on ? 1 : -1);
+    await all([
+      this.relations.favorited(userId, article.id, on),
+      on
+        ? this.relations.recordActivity(userId, {
+            type: 'favorite',
+            articleId: article.id,
+            at: new Date().toISOString(),
+          })
+        : this.relations.forgetActivity(userId),
+      this.rankings?.trending.adjust(
+        article.id,
+        'set',
+        trendingScore(article.favoritesCount, article.createdAt),
+      ),
+      this.rankings?.leaderboard.adjust(article.authorId, 'incr', on ? 1 : -1),
+    ]);
   }
 
   /** A new comment: the article's comment pages, the commenter's activity. */
