@@ -210,7 +210,7 @@ export async function passwordsBench(opts: {
     const ref = ServiceProcess.spawn(
       'auth',
       { PORT: String(port) },
-      { entry: '../../bench/refs/scrypt-login.ts' },
+      { entry: '../../bench/refs/scrypt-login.ts', nodeOptions: '' },
     );
     cleanups.push(() => ref.stop());
     await ref.waitForLog((l) => l.msg === 'listening');

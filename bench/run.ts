@@ -153,7 +153,8 @@ async function reference(file: string, app: string, env: Record<string, string> 
   const proc = ServiceProcess.spawn(
     app,
     { PORT: String(port), ...env },
-    { entry: `../../bench/refs/${file}` },
+    // The references run with Node's defaults: nothing of atoll's, its settings included.
+    { entry: `../../bench/refs/${file}`, nodeOptions: '' },
   );
   cleanups.push(async () => void (await proc.stop()));
   await proc
@@ -667,7 +668,7 @@ try {
         PREFIX: '{benchraw}',
         CONCURRENCY: String(WORKER_CONCURRENCY),
       },
-      { entry: '../../bench/refs/bullmq-worker.ts' },
+      { entry: '../../bench/refs/bullmq-worker.ts', nodeOptions: '' },
     );
     cleanups.push(async () => void (await worker.stop()));
     await worker.waitForLog((l) => l.msg === 'listening');

@@ -33,7 +33,13 @@ export {
   randomPassword,
 } from './redis-server.ts';
 export { SentinelGroup, type SentinelGroupOptions, type SentinelRole } from './sentinel.ts';
-export { type Exit, type LogLine, ServiceProcess, type SpawnOptions } from './service-process.ts';
+export {
+  type Exit,
+  type LogLine,
+  SERVICE_NODE_OPTIONS,
+  ServiceProcess,
+  type SpawnOptions,
+} from './service-process.ts';
 export { type ReceivedMail, type SmtpServerOptions, SmtpTestServer } from './smtp.ts';
 export { type ReadyProcess, spawnUntilReady } from './spawn-ready.ts';
 export {

@@ -6,6 +6,16 @@ import { freePort } from './ports.ts';
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number; reqId?: string };
 
+/**
+ * The Node options every atoll service runs with, here as in its container image
+ * (deploy/docker/service.Dockerfile) and its package's `start` script; a test keeps the three equal.
+ * V8's young generation grows to 16 MiB per semi-space and more under a busy service's allocation rate,
+ * and the pages it leaves behind are what drove each service's peak RSS: at most 4 MiB per semi-space
+ * holds them down (see bench/README.md, "Memory"). Options given in NODE_OPTIONS come after these, so
+ * they win.
+ */
+export const SERVICE_NODE_OPTIONS = '--max-semi-space-size=4';
+
 export interface SpawnOptions {
   /** Every chunk of stdout and stderr, e.g. to append to a log file. */
   onOutput?: (chunk: string) => void;
@@ -16,6 +26,8 @@ export interface SpawnOptions {
    * JavaScript (`pnpm build` first), as the containers run it; `entry` then names a file under dist/.
    */
   build?: 'source' | 'dist';
+  /** Node options before the environment's NODE_OPTIONS: SERVICE_NODE_OPTIONS unless given ('' for none). */
+  nodeOptions?: string;
 }
 
 export type Exit = { code: number | null; signal: NodeJS.Signals | null };
@@ -83,7 +95,14 @@ export class ServiceProcess {
     const entry = opts.entry ?? (dist ? 'dist/main.js' : 'src/main.ts');
     const file = `${repoRoot}apps/${app}/${entry}`;
     const child = spawn(process.execPath, dist ? [file] : ['--conditions=atoll-source', file], {
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...env },
+      env: {
+        PATH: process.env.PATH ?? '',
+        NODE_ENV: 'production',
+        ...env,
+        NODE_OPTIONS: [opts.nodeOptions ?? SERVICE_NODE_OPTIONS, env.NODE_OPTIONS ?? '']
+          .filter(Boolean)
+          .join(' '),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group, like RedisServer: shutdown order is decided by whoever started it.
       detached: true,

@@ -1,0 +1,42 @@
+/**
+ * The Node options of the services are written three times, for the three ways a service is started:
+ * SERVICE_NODE_OPTIONS (tests, `npm start`, the bench), the container image's NODE_OPTIONS, and each
+ * app's `start` script. They must say the same, and a started service must run with them.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot, SERVICE_NODE_OPTIONS, ServiceProcess } from '../src/index.ts';
+
+describe('the services’ Node options', () => {
+  it('are the same in the container image, the start scripts and the test kit', () => {
+    const dockerfile = readFileSync(join(repoRoot, 'deploy/docker/service.Dockerfile'), 'utf8');
+    expect(dockerfile).toContain(`ENV NODE_OPTIONS=${SERVICE_NODE_OPTIONS}\n`);
+    for (const app of ['gateway', 'auth', 'content', 'notifier']) {
+      const pkg = JSON.parse(readFileSync(join(repoRoot, 'apps', app, 'package.json'), 'utf8'));
+      expect(pkg.scripts.start, app).toBe(`node ${SERVICE_NODE_OPTIONS} dist/main.js`);
+    }
+  });
+
+  it('reach the process and bound its young generation; options from the environment come after them', async () => {
+    const run = async (env: Record<string, string>, nodeOptions?: string) => {
+      const proc = ServiceProcess.spawn('gateway', env, {
+        entry: '../../packages/testkit/test/print-exec-options.ts',
+        ...(nodeOptions === undefined ? {} : { nodeOptions }),
+      });
+      await proc.exited;
+      return JSON.parse(proc.stdout.trim()) as { nodeOptions: string; youngMiB: number };
+    };
+    const bounded = await run({});
+    expect(bounded.nodeOptions).toBe(SERVICE_NODE_OPTIONS);
+    // Two semi-spaces of at most 4 MiB, and V8's own rounding.
+    expect(bounded.youngMiB).toBeLessThanOrEqual(12);
+    // Node's default lets it grow far beyond (128 MiB measured on Node 24).
+    const unbounded = await run({}, '');
+    expect(unbounded.nodeOptions).toBe('');
+    expect(unbounded.youngMiB).toBeGreaterThan(32);
+    const overridden = await run({ NODE_OPTIONS: '--max-semi-space-size=16' });
+    expect(overridden.nodeOptions).toBe(`${SERVICE_NODE_OPTIONS} --max-semi-space-size=16`);
+    expect(overridden.youngMiB).toBeGreaterThan(bounded.youngMiB);
+  });
+});
