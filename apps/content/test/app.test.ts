@@ -1,4 +1,5 @@
 import { createDb } from '@atoll/db';
+import type { Identity } from '@atoll/identity';
 import { gatewayHeaders, RedisServer } from '@atoll/testkit';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +16,23 @@ describe('content buildApp on real Redis and PostgreSQL', () => {
   afterAll(async () => {
     await content.close();
   });
+
+  /** A signed-in user: `n` ends their id, their session id is made of it too. */
+  const user = (n: string, username: string): Identity => ({
+    userId: `00000000-0000-0000-0000-0000000000${n}`,
+    username,
+    sessionId: n.repeat(22).slice(0, 43),
+    roles: ['user'],
+  });
+
+  /** A request to content as the gateway sends it for `identity`. */
+  const as = (identity: Identity, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
+    content.app.inject({
+      method,
+      url,
+      ...(payload ? { payload } : {}),
+      headers: gatewayHeaders(content.keys, 'content', { method, url, identity }),
+    });
 
   it('is ready when its Redis roles and its schema answer, and names what is down', async () => {
     expect((await content.app.inject({ url: '/health/ready' })).json()).toEqual({
@@ -49,29 +67,12 @@ describe('content buildApp on real Redis and PostgreSQL', () => {
 
   it('answers a new article without reading it back: the answer is what a reader then gets, mentions queued', async () => {
     const db = createDb<any>({ url: content.database.url, schema: SCHEMA });
-    const known = {
-      userId: '00000000-0000-0000-0000-0000000000b1',
-      username: 'bea',
-      sessionId: 'b'.repeat(43),
-      roles: ['user'],
-    };
-    const fresh = {
-      userId: '00000000-0000-0000-0000-0000000000b2',
-      username: 'cy',
-      sessionId: 'c'.repeat(43),
-      roles: ['user'],
-    };
+    const known = user('b1', 'bea');
+    const fresh = user('b2', 'cy');
     await db
       .insertInto('profiles')
       .values({ user_id: known.userId, username: 'Bea', bio: 'writes', image: 'https://example.com/b.png' })
       .execute();
-    const as = (identity: typeof known, method: 'GET' | 'POST', url: string, payload?: object) =>
-      content.app.inject({
-        method,
-        url,
-        ...(payload ? { payload } : {}),
-        headers: gatewayHeaders(content.keys, 'content', { method, url, identity }),
-      });
     // A known author mentions a new one (no profile yet), themselves and nobody; a new author has no profile row.
     for (const [author, body, mentions] of [
       [known, 'hello @cy, @bea and @nobody', 0],
@@ -100,25 +101,8 @@ describe('content buildApp on real Redis and PostgreSQL', () => {
 
   it('answers a favorite from the cached article and the count the write returned, as a reader then sees it', async () => {
     const db = createDb<any>({ url: content.database.url, schema: SCHEMA });
-    const author = {
-      userId: '00000000-0000-0000-0000-0000000000c1',
-      username: 'dee',
-      sessionId: 'd'.repeat(43),
-      roles: ['user'],
-    };
-    const fan = {
-      userId: '00000000-0000-0000-0000-0000000000c2',
-      username: 'eli',
-      sessionId: 'e'.repeat(43),
-      roles: ['user'],
-    };
-    const as = (identity: typeof author, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
-      content.app.inject({
-        method,
-        url,
-        ...(payload ? { payload } : {}),
-        headers: gatewayHeaders(content.keys, 'content', { method, url, identity }),
-      });
+    const author = user('c1', 'dee');
+    const fan = user('c2', 'eli');
     const created = await as(author, 'POST', '/api/articles', {
       article: { title: 'Liked', description: 'd', body: 'b', tagList: ['x'] },
     });
