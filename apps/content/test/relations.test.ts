@@ -8,6 +8,7 @@ import { createDb, type Kysely, migrateDatabase } from '@atoll/db';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { RedisServer, type TestDatabase, testDatabase } from '@atoll/testkit';
+import fc from 'fast-check';
 import type { KyselyPlugin, PluginTransformResultArgs } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContentDatabase } from '../src/db.ts';
@@ -97,8 +98,8 @@ describe('relation keys on redis-cache', () => {
     // From here on the set alone answers: a row PostgreSQL gains behind its back is not seen...
     await favorite(reader, a2);
     expect([...(await r.favoritedAmong(reader, [a1, a2]))]).toEqual([a1]);
-    // ...which is why every write goes through `favorited` after its commit.
-    await r.favorited(reader, a2, true);
+    // ...which is why every write goes through `favorited` after its commit (the set goes, and is rebuilt).
+    await r.favorited(reader);
     expect([...(await r.favoritedAmong(reader, [a1, a2]))].sort()).toEqual([a1, a2].sort());
   });
 
@@ -120,7 +121,7 @@ describe('relation keys on redis-cache', () => {
     const reading = slowReader.favoritedAmong(reader, [a]); // set missing: loads, then pauses
     await new Promise((r) => setTimeout(r, 100));
     await favorite(reader, a); // the write commits after the reader's snapshot...
-    await writer.favorited(reader, a, true); // ...and applies itself: the set is absent, only the version moves
+    await writer.favorited(reader); // ...and applies itself: the set is absent, only the version moves
     gate.release();
     expect((await reading).has(a)).toBe(false); // that reader saw the old state
     expect(await redis.exists(keys.favoritesOf(reader))).toBe(0); // but did not store it
@@ -133,12 +134,64 @@ describe('relation keys on redis-cache', () => {
     const r = relations();
     expect((await r.followedAmong(reader, [author])).size).toBe(0); // rebuilt: empty
     await db.insertInto('follows').values({ follower_id: reader, followee_id: author }).execute();
-    await r.followed(reader, author, true);
+    await r.followed(reader);
     expect((await r.followedAmong(reader, [author])).has(author)).toBe(true);
     await db.deleteFrom('follows').where('follower_id', '=', reader).execute();
-    await r.followed(reader, author, false);
+    await r.followed(reader);
     expect((await r.followedAmong(reader, [author])).has(author)).toBe(false);
     expect(a).toBeTruthy();
+  });
+
+  it('ends exact whatever order committed changes reach Redis in, with reads between them', async () => {
+    const author = await user();
+    const articles = [await article(author), await article(author), await article(author)];
+    const r = relations();
+    // Favorites and unfavorites commit one after another; each that changed a row owes Redis its
+    // after-commit call, which arrives `delay` commits later (so later changes can overtake it), and a
+    // reader may look after any commit (rebuilding the set when it is missing).
+    const change = fc.record({
+      a: fc.integer({ min: 0, max: 2 }),
+      on: fc.boolean(),
+      delay: fc.integer({ min: 0, max: 4 }),
+      readAfter: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(change, { minLength: 1, maxLength: 8 }), async (changes) => {
+        const reader = await user();
+        const owed = new Set<number>();
+        const deliver = async (due: number[]) => {
+          // Calls due together arrive newest first: the one committed last overtakes the others.
+          for (const j of due.reverse()) if (owed.delete(j)) await r.favorited(reader);
+        };
+        for (const [k, { a, on, readAfter }] of changes.entries()) {
+          const id = articles[a] as string;
+          const changed = on
+            ? (
+                await db
+                  .insertInto('favorites')
+                  .values({ user_id: reader, article_id: id })
+                  .onConflict((oc) => oc.doNothing())
+                  .executeTakeFirst()
+              ).numInsertedOrUpdatedRows === 1n
+            : (
+                await db
+                  .deleteFrom('favorites')
+                  .where('user_id', '=', reader)
+                  .where('article_id', '=', id)
+                  .executeTakeFirst()
+              ).numDeletedRows === 1n;
+          if (changed) owed.add(k);
+          if (readAfter) await r.favoritedAmong(reader, articles);
+          await deliver([...changes.keys()].filter((j) => j <= k && j + (changes[j]?.delay ?? 0) === k));
+        }
+        await deliver([...owed].sort((x, y) => x - y));
+        const truth = (
+          await db.selectFrom('favorites').select('article_id').where('user_id', '=', reader).execute()
+        ).map((row) => row.article_id);
+        expect([...(await r.favoritedAmong(reader, articles))].sort()).toEqual(truth.sort());
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('keeps the most recent activity, newest first, bounded, rebuilt the same from PostgreSQL', async () => {
@@ -166,7 +219,7 @@ describe('relation keys on redis-cache', () => {
     try {
       expect((await r.favoritedAmong(reader, [a])).has(a)).toBe(true);
       expect((await r.recentActivity(reader, 5)).map((x) => x.articleId)).toEqual([a]);
-      await r.favorited(reader, a, false); // cannot reach Redis: no error for the caller
+      await r.favorited(reader); // cannot reach Redis: no error for the caller
     } finally {
       await server.restart();
     }
@@ -191,7 +244,7 @@ describe('relation keys on redis-cache', () => {
       own.disconnect(false);
       while (own.status !== 'end') await new Promise((res) => setTimeout(res, 10));
       await favorite(reader, a);
-      await r.favorited(reader, a, true); // missed: the set on the server still says "not favorited"
+      await r.favorited(reader); // missed: the set on the server still says "not favorited"
       expect(await redis.sismember(keys.favoritesOf(reader), a)).toBe(0);
       await own.connect(); // back: the missed user's keys are deleted, so the next read rebuilds
       const deadline = Date.now() + 5000;

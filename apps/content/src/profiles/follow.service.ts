@@ -39,13 +39,13 @@ export class FollowService {
       });
     });
     // A new follow always writes its job (you cannot follow yourself).
-    await this.deps.afterCommit.followChanged(viewer.userId, profile.userId, true, added, added);
+    await this.deps.afterCommit.followChanged(viewer.userId, added, added);
   }
 
   /** The viewer no longer follows `profile` (if they did). */
   async unfollow(viewer: Identity, profile: PublicProfile): Promise<void> {
     await unfollow(this.deps.db, viewer.userId, profile.userId);
     // Applied whether or not a row went: the flag is then right even if the key was ahead of the table.
-    await this.deps.afterCommit.followChanged(viewer.userId, profile.userId, false, true, false);
+    await this.deps.afterCommit.followChanged(viewer.userId, true, false);
   }
 }

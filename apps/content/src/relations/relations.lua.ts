@@ -55,12 +55,15 @@ export const REBUILD = defineScript<
 });
 
 /**
- * change.lua — applies a committed change to a relation key, only while the key exists, and bumps
- * the version so that a rebuild which loaded before the change is not stored.
+ * change.lua — applies a committed change to a relation key, and bumps the version so that a rebuild
+ * which loaded before the change is not stored. A set is deleted (rebuilt from PostgreSQL by its next
+ * reader): two changes of one flag (a favorite and an unfavorite in flight together) may reach Redis in
+ * the opposite order of their commits, and an add or remove applied in that order would leave the flag
+ * wrong until the TTL. A list (activity) gets its entry on top while it exists.
  *
  * KEYS[1]  the set or list;  KEYS[2]  the version
- * ARGV[1]  'sadd', 'srem', 'lpush' or 'del';  ARGV[2]  the member;  ARGV[3]  the version's lifetime in
- *          ms;  ARGV[4]  for 'lpush', the list's length bound
+ * ARGV[1]  'lpush' or 'del';  ARGV[2]  for 'lpush', the entry;  ARGV[3]  the version's lifetime in ms;
+ *          ARGV[4]  for 'lpush', the list's length bound
  * Returns  1 if the key existed (or was deleted), 0 if absent (nothing written but the version)
  */
 const CHANGE_LUA = `
@@ -68,18 +71,15 @@ redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 if ARGV[1] == 'del' then redis.call('DEL', KEYS[1]) return 1 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[1] == 'sadd' then
-  redis.call('SADD', KEYS[1], ARGV[2])
-elseif ARGV[1] == 'srem' then
-  redis.call('SREM', KEYS[1], ARGV[2])
-else
-  redis.call('LPUSH', KEYS[1], ARGV[2])
-  redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[4]) - 1)
-end
+redis.call('LPUSH', KEYS[1], ARGV[2])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[4]) - 1)
 return 1
 `;
 
-export const CHANGE = defineScript<[op: string, member: string, ttlMs: number, bound: number], number>({
+export const CHANGE = defineScript<
+  [op: 'lpush' | 'del', entry: string, ttlMs: number, bound: number],
+  number
+>({
   name: 'relChange',
   lua: CHANGE_LUA,
   keys: [['favoritesOf', 'followingOf', 'activityOf'], 'relationsVersion'],

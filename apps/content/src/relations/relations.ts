@@ -7,8 +7,11 @@
  *
  * The flags must be exact, so the keys are kept in step with the writes, and a missing key (evicted,
  * expired, flushed) is rebuilt from PostgreSQL by the reader that misses it:
- * - a write, after its commit, applies itself to the key only if the key exists (change.lua) and bumps
- *   the user's relations version;
+ * - a write, after its commit, deletes the user's set (change.lua) and bumps the user's relations
+ *   version; the next reader rebuilds it. The set is not changed in place: a favorite and an unfavorite
+ *   of the same article in flight together may reach Redis in the opposite order of their commits, and
+ *   "add, then remove" applied as "remove, then add" would show the wrong flag for an hour. Activity
+ *   (a list, where order is all that can be off) gets its entry on top while the list exists;
  * - a rebuild reads the version, loads from PostgreSQL, and stores only if the version is unchanged
  *   (rebuild.lua). A write that committed after the load's snapshot has either bumped the version
  *   before the store (the store is skipped) or found the rebuilt key and applied itself to it.
@@ -108,14 +111,14 @@ export class Relations {
     return (await this.loadActivity(userId)).slice(0, limit);
   }
 
-  /** After a favorite was added or removed (committed). */
-  favorited(userId: string, articleId: string, on: boolean): Promise<void> {
-    return this.change(userId, this.keys.favoritesOf(userId), on ? 'sadd' : 'srem', articleId);
+  /** After a favorite was added or removed (committed): the user's set goes, rebuilt on next read. */
+  favorited(userId: string): Promise<void> {
+    return this.change(userId, this.keys.favoritesOf(userId), 'del', '');
   }
 
-  /** After a follow was added or removed (committed). */
-  followed(followerId: string, followeeId: string, on: boolean): Promise<void> {
-    return this.change(followerId, this.keys.followingOf(followerId), on ? 'sadd' : 'srem', followeeId);
+  /** After a follow was added or removed (committed): the follower's set goes, rebuilt on next read. */
+  followed(followerId: string): Promise<void> {
+    return this.change(followerId, this.keys.followingOf(followerId), 'del', '');
   }
 
   /** After something a user did (committed): it goes on top of their recent activity. */
@@ -162,14 +165,14 @@ export class Relations {
     return new Set(await load(viewerId, unique));
   }
 
-  private async change(userId: string, key: string, op: string, member: string): Promise<void> {
+  private async change(userId: string, key: string, op: 'lpush' | 'del', entry: string): Promise<void> {
     if (!this.redis) return;
     try {
       await CHANGE.run(
         this.redis,
         [key, this.keys.relationsVersion(userId)],
         op,
-        member,
+        entry,
         this.lifetime() + 60_000,
         this.activityLength,
       );

@@ -125,7 +125,7 @@ export class AfterCommit {
     if (!changed) return;
     await this.forgetArticle(article, listTagsOf({ favoritedBy: [userId] }));
     await all([
-      this.relations.favorited(userId, article.id, on),
+      this.relations.favorited(userId),
       on
         ? this.relations.recordActivity(userId, {
             type: 'favorite',
@@ -165,15 +165,9 @@ export class AfterCommit {
   }
 
   /** A follow added or removed (`changed`: whether a row was): the follower's `following` flags. */
-  async followChanged(
-    followerId: string,
-    followeeId: string,
-    on: boolean,
-    changed: boolean,
-    notified: boolean,
-  ): Promise<void> {
+  async followChanged(followerId: string, changed: boolean, notified: boolean): Promise<void> {
     if (notified) this.notifications.kick();
-    if (changed) await this.relations.followed(followerId, followeeId, on);
+    if (changed) await this.relations.followed(followerId);
   }
 
   /**
