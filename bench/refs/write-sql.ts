@@ -9,8 +9,8 @@
  */
 
 /**
- * Comments and favorites take their article from content's cache (article.repository: `findArticleBySlug`
- * when it misses), so the reference looks each slug up once and keeps it.
+ * Comments take their article from content's cache (article.repository: `findArticleBySlug` when it
+ * misses), so the reference looks each slug up once and keeps it.
  */
 export const FIND_ARTICLE =
   'select "a".*, "p"."username" as "author_username", "p"."bio" as "author_bio", "p"."image" as "author_image" from "articles" as "a" inner join "profiles" as "p" on "p"."user_id" = "a"."author_id" where "a"."slug" = $1';
@@ -35,15 +35,15 @@ export const WRITE_TRANSACTIONS = {
   ],
   /**
    * POST /api/articles/:slug/favorite and DELETE (article.repository: `setFavorite`): one statement each,
-   * no transaction around it (the profile, the row, the count only when the row changed, and the
-   * notification job of a new favorite, here none: your own article). The article comes from content's
-   * cache.
+   * no transaction around it. It finds the article by its slug, writes the profile, the row, the count
+   * only when the row changed and the notification job of a new favorite (here none: your own article),
+   * and returns the article after the change, which is the answer: no cache, no other read.
    */
   favorite: [
-    'with ensured as ( insert into profiles (user_id, username, bio, image, updated_at) values ($1, $2, null, null, $3) on conflict do nothing ), f as (insert into favorites (user_id, article_id) values ($4, $5) on conflict do nothing returning article_id), c as ( update articles set favorites_count = favorites_count + 1 where id = $6 and exists (select from f) returning favorites_count ) select exists (select from f) as changed, (select favorites_count from c) as favorites_count, false as notified',
+    "with art as ( select id, slug, title, author_id from articles where slug = $1 ), ensured as ( insert into profiles (user_id, username, bio, image, updated_at) select $2, $3, null, null, $4 where exists (select from art) on conflict do nothing ), f as (insert into favorites (user_id, article_id) select $5, id from art on conflict do nothing returning article_id), c as ( update articles set favorites_count = favorites_count + 1 where id = (select article_id from f) returning favorites_count ), jobs as ( insert into job_outbox (queue, name, payload) select 'notifications', 'favorite', $6::jsonb || jsonb_build_object( 'recipientId', art.author_id, 'articleSlug', art.slug, 'articleTitle', art.title) from f, art where art.author_id <> $7 returning 1 ) select a.id, a.slug, a.title, a.description, a.body, a.author_id, a.created_at, a.updated_at, coalesce((select favorites_count from c), a.favorites_count) as favorites_count, p.username as author_username, p.bio as author_bio, p.image as author_image, array(select t.tag from article_tags t where t.article_id = a.id order by t.position) as tag_list, exists (select from f) as changed, exists (select from jobs) as notified from art join articles a on a.id = art.id join profiles p on p.user_id = a.author_id",
   ],
   unfavorite: [
-    'with ensured as ( insert into profiles (user_id, username, bio, image, updated_at) values ($1, $2, null, null, $3) on conflict do nothing ), f as (delete from favorites where user_id = $4 and article_id = $5 returning article_id), c as ( update articles set favorites_count = greatest(favorites_count - 1, 0) where id = $6 and exists (select from f) returning favorites_count ) select exists (select from f) as changed, (select favorites_count from c) as favorites_count, false as notified',
+    'with art as ( select id, slug, title, author_id from articles where slug = $1 ), ensured as ( insert into profiles (user_id, username, bio, image, updated_at) select $2, $3, null, null, $4 where exists (select from art) on conflict do nothing ), f as (delete from favorites where user_id = $5 and article_id = (select id from art) returning article_id), c as ( update articles set favorites_count = greatest(favorites_count - 1, 0) where id = (select article_id from f) returning favorites_count ) select a.id, a.slug, a.title, a.description, a.body, a.author_id, a.created_at, a.updated_at, coalesce((select favorites_count from c), a.favorites_count) as favorites_count, p.username as author_username, p.bio as author_bio, p.image as author_image, array(select t.tag from article_tags t where t.article_id = a.id order by t.position) as tag_list, exists (select from f) as changed, false as notified from art join articles a on a.id = art.id join profiles p on p.user_id = a.author_id',
   ],
 } as const;
 

@@ -221,62 +221,76 @@ export interface FavoriteChange {
   userId: string;
   /** The user's name as the gateway vouched for it (their profile row's, if it has none yet). */
   username: string;
-  articleId: string;
+  slug: string;
   /** Add (true) or remove (false). */
   on: boolean;
-  /** The `favorite` notification job to write when the favorite is new, or null for none (your own article). */
-  job: object | null;
+  /**
+   * The `favorite` notification job of a new favorite, without what the article gives it (its author as
+   * the recipient, its slug and title); none is written on your own article.
+   */
+  job: object;
 }
 
 export interface FavoriteResult {
+  /** The article as a reader sees it after the change, with its count after it. */
+  article: ArticleRow;
+  tags: string[];
   /** Whether a favorite row was added or removed (a repeat changes nothing). */
   changed: boolean;
-  /** The article's count after the change, or null when nothing changed. */
-  favoritesCount: number | null;
   notified: boolean;
 }
 
 /**
- * Adds or removes a favorite in one statement (one round trip, atomic by itself): it makes sure the user
- * has a profile row, adds (or deletes) the row, counts it on the article only when the row changed, and
- * writes the notification job of a new favorite in `job_outbox`. Null when the article is gone (its
- * foreign key fails the insert, 23503, and nothing is written).
+ * Adds or removes a favorite by the article's slug, in one statement (one round trip, atomic by itself):
+ * it finds the article, makes sure the user has a profile row, adds (or deletes) the favorite row, counts
+ * it on the article only when the row changed, writes the notification job of a new favorite on somebody
+ * else's article in `job_outbox`, and returns the article with its author, tags and count after the
+ * change: the answer needs no other read. Null when there is no such article, or when it was deleted
+ * while the statement ran (the favorite's foreign key fails, 23503, and nothing is written).
+ *
+ * Every CTE sees the snapshot the statement started with: the count is the update's when the row
+ * changed, the snapshot's when it did not.
  */
 export async function setFavorite(db: Executor, f: FavoriteChange): Promise<FavoriteResult | null> {
   const row = f.on
-    ? sql`insert into favorites (user_id, article_id) values (${f.userId}, ${f.articleId})
+    ? sql`insert into favorites (user_id, article_id) select ${f.userId}, id from art
           on conflict do nothing returning article_id`
-    : sql`delete from favorites where user_id = ${f.userId} and article_id = ${f.articleId}
+    : sql`delete from favorites where user_id = ${f.userId} and article_id = (select id from art)
           returning article_id`;
   const count = f.on ? sql`favorites_count + 1` : sql`greatest(favorites_count - 1, 0)`;
-  const job =
-    f.on && f.job
-      ? sql`, jobs as (
+  const job = f.on
+    ? sql`, jobs as (
           insert into job_outbox (queue, name, payload)
-          select 'notifications', 'favorite', ${JSON.stringify(f.job)}::jsonb from f
+          select 'notifications', 'favorite', ${JSON.stringify(f.job)}::jsonb || jsonb_build_object(
+                   'recipientId', art.author_id, 'articleSlug', art.slug, 'articleTitle', art.title)
+          from f, art where art.author_id <> ${f.userId}
           returning 1
         )`
-      : sql``;
-  const statement = sql<{ changed: boolean; favorites_count: number | null; notified: boolean }>`
-    with ensured as (
+    : sql``;
+  const statement = sql<ArticleRow & { tag_list: string[]; changed: boolean; notified: boolean }>`
+    with art as (
+      select id, slug, title, author_id from articles where slug = ${f.slug}
+    ), ensured as (
       insert into profiles (user_id, username, bio, image, updated_at)
-      values (${f.userId}, ${f.username}, null, null, ${new Date(0)})
+      select ${f.userId}, ${f.username}, null, null, ${new Date(0)} where exists (select from art)
       on conflict do nothing
     ), f as (${row}), c as (
       update articles set favorites_count = ${count}
-      where id = ${f.articleId} and exists (select from f)
+      where id = (select article_id from f)
       returning favorites_count
     )${job}
-    select exists (select from f) as changed, (select favorites_count from c) as favorites_count,
-           ${f.on && f.job ? sql`exists (select from jobs)` : sql`false`} as notified`;
+    select a.id, a.slug, a.title, a.description, a.body, a.author_id, a.created_at, a.updated_at,
+           coalesce((select favorites_count from c), a.favorites_count) as favorites_count,
+           p.username as author_username, p.bio as author_bio, p.image as author_image,
+           array(select t.tag from article_tags t where t.article_id = a.id order by t.position) as tag_list,
+           exists (select from f) as changed,
+           ${f.on ? sql`exists (select from jobs)` : sql`false`} as notified
+    from art join articles a on a.id = art.id join profiles p on p.user_id = a.author_id`;
   try {
     const result = (await statement.execute(db)).rows[0];
-    if (!result) throw new Error('the favorite statement returned no row');
-    return {
-      changed: result.changed,
-      favoritesCount: result.favorites_count,
-      notified: result.notified,
-    };
+    if (!result) return null;
+    const { tag_list: tags, changed, notified, ...article } = result;
+    return { article, tags, changed, notified };
   } catch (err) {
     if ((err as { code?: string }).code === '23503') return null;
     throw err;

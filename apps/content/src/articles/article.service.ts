@@ -382,34 +382,30 @@ export class ArticleService {
   }
 
   /**
-   * Favorites (or unfavorites) an article for the viewer. The article comes from the cache, and the answer
-   * is made from it and from what the statement returns (the count after the change): no read of the
-   * article before or after.
+   * Favorites (or unfavorites) an article for the viewer: one statement finds the article by its slug,
+   * writes the change and returns the article after it (article.repository: `setFavorite`), and the answer
+   * is made from that. The cache is not read: a change of the count is what makes it let the article go.
    */
   async favorite(viewer: Identity, slug: string, on: boolean) {
-    const article = await this.shared(slug);
-    const job =
-      article.authorId === viewer.userId
-        ? null // nobody is notified of their own doing
-        : ({
-            v: 1,
-            actorId: viewer.userId,
-            actorUsername: viewer.username,
-            recipientId: article.authorId,
-            articleSlug: article.slug,
-            articleTitle: article.title,
-            occurredAt: new Date().toISOString(),
-          } satisfies JobPayload<'notifications', 'favorite'>);
+    const job: Omit<
+      JobPayload<'notifications', 'favorite'>,
+      'recipientId' | 'articleSlug' | 'articleTitle'
+    > = {
+      v: 1,
+      actorId: viewer.userId,
+      actorUsername: viewer.username,
+      occurredAt: new Date().toISOString(),
+    };
     const result = await setFavorite(this.db, {
       userId: viewer.userId,
       username: viewer.username,
-      articleId: article.id,
+      slug,
       on,
       job,
     });
-    // The article was deleted after the cache last saw it.
     if (!result) throw new AppError('NOT_FOUND', { article: ['not found'] });
-    const favoritesCount = result.favoritesCount ?? article.favoritesCount;
+    const article = shareable(result.article, result.tags);
+    const { favoritesCount } = article;
     await this.afterCommit.favoriteChanged(
       viewer.userId,
       {
@@ -417,7 +413,7 @@ export class ArticleService {
         slug: article.slug,
         authorId: article.authorId,
         favoritesCount,
-        createdAt: new Date(article.createdAt),
+        createdAt: result.article.created_at,
       },
       on,
       result.changed,
@@ -425,11 +421,6 @@ export class ArticleService {
     );
     const following = await this.relations.followedAmong(viewer.userId, [article.authorId]);
     const { id: _id, authorId, author, ...rest } = article;
-    return {
-      ...rest,
-      favoritesCount,
-      favorited: on,
-      author: { ...author, following: following.has(authorId) },
-    };
+    return { ...rest, favorited: on, author: { ...author, following: following.has(authorId) } };
   }
 }
