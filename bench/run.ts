@@ -58,10 +58,11 @@ import {
   measureOps,
   opsAtRate,
 } from './lib/load.ts';
-import { mib, peakRss } from './lib/memory.ts';
+import { mib, peakRss, rss } from './lib/memory.ts';
 import { profileMarkdown, summarizeDir } from './lib/profile.ts';
 import { perRequest } from './lib/redis-stats.ts';
 import {
+  check,
   formatRatio,
   halfLoadCheck,
   type Report,
@@ -107,6 +108,10 @@ if (!(Number.isInteger(rounds) && rounds >= 3) || !(seconds > 0))
 const only = option('only');
 /** A warm-up before a subject's first measurement only: the later rounds find it warm. */
 const warmupSeconds = mode === 'smoke' ? 0.2 : 1;
+/** How long the stack is left alone before its idle memory is read. */
+const idleSeconds = mode === 'smoke' ? 1 : 15;
+/** The whole stack's four services, idle: at most this many MiB of RSS. */
+const IDLE_STACK_MIB = 400;
 const halfSeconds = mode === 'smoke' ? 0.4 : 3;
 /**
  * Concurrent connections (or loops) per measurement. The smoke run uses few: each connection waits for
@@ -753,8 +758,27 @@ try {
   };
   let fanOutResult: FanOutResult | undefined;
   say(`${elapsed()} stack up`);
+  /**
+   * The resident set of the stack's four services after `idleSeconds` with no load: what a quiet stack
+   * holds. Taken once the stack has started and answered the seeding (warm), and again after the run.
+   */
+  const idleRss = async () => {
+    await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+    const each = Object.fromEntries(
+      Object.entries(stack.services).map(([name, proc]) => [
+        name,
+        proc.child.pid ? mib(rss(proc.child.pid)) : null,
+      ]),
+    );
+    const total = Object.values(each).reduce<number>((sum, v) => sum + (v ?? 0), 0);
+    return { each, totalMiB: Math.round(total * 10) / 10 };
+  };
+  const idleWarm = await idleRss();
+  say(`${elapsed()} idle after start and seeding: ${JSON.stringify(idleWarm)}`);
   const comparisons = mode === 'soak' ? [] : await measureAll();
   say(`${elapsed()} measured`);
+  const idleAfter = mode === 'soak' ? undefined : await idleRss();
+  if (idleAfter) say(`${elapsed()} idle after the run: ${JSON.stringify(idleAfter)}`);
 
   // ---- memory: the peak resident set of every service over the run
   const memory = Object.fromEntries(
@@ -784,7 +808,16 @@ try {
       ...rows
         .filter((r) => r.group === 'atoll' && r.unit === 'req/s' && r.p99Half !== undefined)
         .flatMap((r) => halfLoadCheck(rows, r.name, NAMES.bare, 3)),
+      check(`the four services' RSS, idle after start and seeding (MiB)`, idleWarm.totalMiB, IDLE_STACK_MIB),
+      ...(idleAfter
+        ? [check(`the four services' RSS, idle after the run (MiB)`, idleAfter.totalMiB, IDLE_STACK_MIB)]
+        : []),
     ],
+    idle: {
+      seconds: idleSeconds,
+      afterStart: idleWarm.each,
+      ...(idleAfter ? { afterRun: idleAfter.each } : {}),
+    },
     ...(fanOutResult ? { sse: fanOutResult } : {}),
     memory,
   };

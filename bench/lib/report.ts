@@ -55,6 +55,12 @@ export interface Report {
   checks: Check[];
   sse?: FanOutResult;
   memory: Record<string, { pid: number | null; peakRssMiB: number | null }>;
+  /** The stack's services' RSS (MiB) after `seconds` without load: once started and seeded, after the run. */
+  idle?: {
+    seconds: number;
+    afterStart: Record<string, number | null>;
+    afterRun?: Record<string, number | null>;
+  };
   soak?: unknown;
 }
 
@@ -82,7 +88,7 @@ export function halfLoadCheck(rows: Row[], a: string, reference: string, factor:
   return [check(`${a}: p99 at half load ≤ ${factor}× ${reference}'s (ms)`, x.p99Half, bound)];
 }
 
-const check = (what: string, value: number, bound: number): Check => ({
+export const check = (what: string, value: number, bound: number): Check => ({
   what,
   value,
   bound,
@@ -203,8 +209,16 @@ export function markdown(report: Report): string {
       );
     }
   }
-  lines.push('', '| service | peak RSS (MiB) |', '|---|---:|');
-  for (const [name, m] of Object.entries(report.memory)) lines.push(`| ${name} | ${m.peakRssMiB ?? 'n/a'} |`);
+  const idle = report.idle;
+  lines.push(
+    '',
+    `| service | peak RSS (MiB) |${idle ? ` idle ${idle.seconds} s after start and seeding | idle ${idle.seconds} s after the run |` : ''}`,
+    `|---|---:|${idle ? '---:|---:|' : ''}`,
+  );
+  for (const [name, m] of Object.entries(report.memory))
+    lines.push(
+      `| ${name} | ${m.peakRssMiB ?? 'n/a'} |${idle ? ` ${idle.afterStart[name] ?? ''} | ${idle.afterRun?.[name] ?? ''} |` : ''}`,
+    );
   return lines.join('\n');
 }
 

@@ -73,8 +73,16 @@ describe('pnpm bench --smoke', () => {
     expect(l1.redis.instance).toBe('cache');
     expect(l1.redis.commands).toBeLessThanOrEqual(0.01);
     expect(report.checks.length).toBeGreaterThanOrEqual(8);
-    for (const service of ['gateway', 'auth', 'content', 'notifier'])
+    for (const service of ['gateway', 'auth', 'content', 'notifier']) {
       expect(report.memory[service].peakRssMiB).toBeGreaterThan(10);
+      // Idle: read from the running process, never above its own peak.
+      for (const idle of [report.idle.afterStart[service], report.idle.afterRun[service]]) {
+        expect(idle, service).toBeGreaterThan(10);
+        expect(idle, service).toBeLessThanOrEqual(report.memory[service].peakRssMiB);
+      }
+    }
+    const idleChecks = report.checks.filter((c: { what: string }) => c.what.includes('idle'));
+    expect(idleChecks.map((c: { bound: number }) => c.bound)).toEqual([400, 400]);
     expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain(
       '| path | reference | target | bound | median | spread (min–max) |',
     );
