@@ -780,15 +780,17 @@ try {
   const idleAfter = mode === 'soak' ? undefined : await idleRss();
   if (idleAfter) say(`${elapsed()} idle after the run: ${JSON.stringify(idleAfter)}`);
 
-  // ---- memory: the peak resident set of every service over the run
-  const memory = Object.fromEntries(
-    [
-      ...Object.entries(stack.services).map(([name, proc]) => [name, proc.child.pid] as const),
-      ['content (direct, L1)', contentL1.child.pid] as const,
-      ['content (L1 of 1)', contentL2.child.pid] as const,
-      ['content (uncached)', contentUncached.child.pid] as const,
-    ].map(([name, pid]) => [name, { pid: pid ?? null, peakRssMiB: pid ? mib(peakRss(pid)) : null }]),
-  );
+  // ---- memory: the peak resident set of every service over the run (read again after a soak)
+  const peakMemory = () =>
+    Object.fromEntries(
+      [
+        ...Object.entries(stack.services).map(([name, proc]) => [name, proc.child.pid] as const),
+        ['content (direct, L1)', contentL1.child.pid] as const,
+        ['content (L1 of 1)', contentL2.child.pid] as const,
+        ['content (uncached)', contentUncached.child.pid] as const,
+      ].map(([name, pid]) => [name, { pid: pid ?? null, peakRssMiB: pid ? mib(peakRss(pid)) : null }]),
+    );
+  const memory = peakMemory();
 
   const report: Report = {
     when: new Date().toISOString(),
@@ -830,6 +832,16 @@ try {
       metricsToken: METRICS_TOKEN,
       say,
     });
+  if (mode === 'soak') {
+    report.memory = peakMemory();
+    // The stack at rest once the soak is over.
+    const rested = await idleRss();
+    say(`${elapsed()} idle after the soak: ${JSON.stringify(rested)}`);
+    report.idle = { seconds: idleSeconds, afterStart: idleWarm.each, afterRun: rested.each };
+    report.checks.push(
+      check(`the four services' RSS, idle after the soak (MiB)`, rested.totalMiB, IDLE_STACK_MIB),
+    );
+  }
   const written = writeReport(report, outDir, mode === 'soak' ? 'soak' : 'latest');
   say(`\n${written.markdown}\n\nwritten to ${written.files.join(', ')}`);
 } finally {
