@@ -14,7 +14,8 @@
  *   (a list, where order is all that can be off) gets its entry on top while the list exists;
  * - a rebuild reads the version, loads from PostgreSQL, and stores only if the version is unchanged
  *   (rebuild.lua). A write that committed after the load's snapshot has either bumped the version
- *   before the store (the store is skipped) or found the rebuilt key and applied itself to it.
+ *   before the store (the store is skipped) or found the rebuilt key: a set it deletes, a list it
+ *   pushes its entry onto.
  * - with redis-cache unreachable, reads ask PostgreSQL; writes that could not reach Redis delete the
  *   user's keys as soon as it is back, since they may have missed a change.
  * A set larger than `maxMembers` is not cached (that user's flags are read from PostgreSQL).
