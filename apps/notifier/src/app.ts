@@ -23,7 +23,8 @@ export async function buildApp(config: NotifierConfig): Promise<FastifyInstance>
   ).withTypeProvider<TypeBoxTypeProvider>();
   // Infrastructure
   await app.register(base, { service: 'notifier', metricsToken: config.metricsToken });
-  await app.register(redisRoles, { service: 'notifier', urls: config.redis });
+  // The fan-out's live events of one turn (the jobs of a written group) go to redis-session in one write.
+  await app.register(redisRoles, { service: 'notifier', urls: config.redis, autoPipelining: ['session'] });
   // A pool large enough for every job that may hold a connection while its email is sent (mailer.ts).
   await app.register(database, {
     url: config.databaseUrl,
