@@ -1,24 +1,29 @@
 /**
  * The gateway's live streams at scale, on this machine: a gateway (buildApp, in a child process run with
- * --expose-gc, so the memory read is the server's alone) on a real redis-session holds `--streams N`
- * streams, one user each; then `--events E` times one notification per user is published (a broadcast)
- * and every stream's arrival time is taken. Prints the memory per stream (RSS and heap after a full GC,
- * before and after opening) and the delivery p50/p99.
+ * the service's Node options and --expose-gc, so the memory read is the server's alone) on a real
+ * redis-session holds `--streams N` streams, one user each; then `--events E` times one notification per
+ * user is published (a broadcast) and every stream's arrival time is taken. Prints the memory per stream
+ * after a full GC, once the streams are open and again after the broadcasts: RSS, V8's heap in use, and
+ * what V8 holds in physical memory for its heap (so growth outside V8 shows as RSS beyond it), and the
+ * delivery p50/p99.
  *
  *   node --conditions=atoll-source scripts/live-streams.ts --streams 2000 --events 5   (in apps/gateway)
  */
 import { fork } from 'node:child_process';
 import { type ClientRequest, request } from 'node:http';
+import { getHeapStatistics } from 'node:v8';
 import { encodeLiveMessage } from '@atoll/events';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { SessionStore } from '@atoll/session-store';
-import { identityKeyPair, RedisServer } from '@atoll/testkit';
+import { identityKeyPair, RedisServer, SERVICE_NODE_OPTIONS } from '@atoll/testkit';
 import { liveNotification } from '../test/helpers.ts';
 
 interface Memory {
   rss: number;
   heapUsed: number;
+  /** What V8 holds in physical memory for its heap, free space included. */
+  v8Physical: number;
 }
 
 const arg = (name: string, fallback: number) => {
@@ -46,7 +51,7 @@ async function child() {
     if (m === 'memory') {
       for (let i = 0; i < 3; i += 1) gc();
       const { rss, heapUsed } = process.memoryUsage();
-      process.send?.({ rss, heapUsed });
+      process.send?.({ rss, heapUsed, v8Physical: getHeapStatistics().total_physical_size });
     } else if (m === 'close') {
       await app.close();
       process.exit(0);
@@ -62,7 +67,8 @@ async function parent() {
   const keyPrefix = 'bench';
   const keys = identityKeyPair();
   const gateway = fork(new URL(import.meta.url).pathname, ['--child'], {
-    execArgv: ['--expose-gc', '--conditions=atoll-source'],
+    // As the service runs (SERVICE_NODE_OPTIONS: the young generation's bound shapes its RSS).
+    execArgv: ['--expose-gc', '--conditions=atoll-source', ...SERVICE_NODE_OPTIONS.split(' ')],
     env: {
       ...process.env,
       LOG_LEVEL: 'error',
@@ -154,10 +160,15 @@ async function parent() {
     JSON.stringify({
       streams,
       events,
-      perStreamKiB: { rss: kib(after.rss - before.rss), heap: kib(after.heapUsed - before.heapUsed) },
+      perStreamKiB: {
+        rss: kib(after.rss - before.rss),
+        heap: kib(after.heapUsed - before.heapUsed),
+        v8Physical: kib(after.v8Physical - before.v8Physical),
+      },
       perStreamKiBAfterEvents: {
         rss: kib(held.rss - before.rss),
         heap: kib(held.heapUsed - before.heapUsed),
+        v8Physical: kib(held.v8Physical - before.v8Physical),
       },
       deliveryMs: { p50: Math.round(d.p50), p99: Math.round(d.p99) },
       allDeliveredMs: { p50: Math.round(all.p50), p99: Math.round(all.p99) },
