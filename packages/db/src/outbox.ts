@@ -38,6 +38,8 @@ export class OutboxRelay<Row extends Record<string, unknown>> {
   private readonly batch: number;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
+  /** The pass that follows the running one, asked for while it ran. */
+  private next: Promise<number> | undefined;
   private failing = false;
 
   constructor(opts: OutboxRelayOptions<Row>) {
@@ -45,12 +47,23 @@ export class OutboxRelay<Row extends Record<string, unknown>> {
     this.batch = opts.batch ?? 100;
   }
 
-  /** Delivers what is pending now (one pass at a time per process); resolves to how many went out. */
+  /**
+   * Delivers what is pending now, one pass at a time per process; resolves to how many went out. Asked
+   * while a pass runs, it runs one more pass after it: the running pass may have read the table before
+   * the caller's rows were committed. Every request made during one pass shares that next pass.
+   */
   flush(): Promise<number> {
-    this.running ??= this.deliverPending().finally(() => {
-      this.running = undefined;
+    if (!this.running) {
+      this.running = this.deliverPending().finally(() => {
+        this.running = undefined;
+      });
+      return this.running;
+    }
+    this.next ??= this.running.then(() => {
+      this.next = undefined;
+      return this.flush();
     });
-    return this.running;
+    return this.next;
   }
 
   private async deliverPending(): Promise<number> {
@@ -102,8 +115,9 @@ export class OutboxRelay<Row extends Record<string, unknown>> {
     this.timer.unref();
   }
 
+  /** Stops polling and waits for the running pass and the one asked for after it. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.running;
+    while (this.running || this.next) await (this.next ?? this.running);
   }
 }
