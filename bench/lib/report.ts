@@ -189,7 +189,7 @@ export function markdown(report: Report): string {
         `growth from the end of the warm-up (first fifth) to the end (target: under 10%): ${soak.met ? 'met' : '**not met**'}.`,
       `The cache instance ended at ${last?.cache.usedMiB} MiB of ${last?.cache.maxMiB} MiB maxmemory, ${last?.cache.evictedKeys} keys evicted.`,
       '',
-      '| service | RSS growth | heap growth |',
+      '| service | RSS growth | live heap growth (after a full GC) |',
       '|---|---:|---:|',
       ...Object.entries(soak.growth).map(
         ([name, g]) => `| ${name} | ${g.rssPercent ?? 'n/a'}% | ${g.heapPercent ?? 'n/a'}% |`,
