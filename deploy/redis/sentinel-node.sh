@@ -5,7 +5,7 @@
 # e2e/test/sentinel-scripts.test.ts runs it natively through a failover.
 #
 #   REDIS_ROLE              session or queue: $REDIS_ETC/<role>.conf
-#   REDIS_ANNOUNCE          this node's host name as the other nodes and the sentinels reach it
+#   REDIS_ANNOUNCE          this node's host name (or fixed address) as the others reach it
 #   REDIS_FIRST_PRIMARY     host[:port] of the node that is the primary on the group's very first start
 #   REDIS_REPLICA_PASSWORD  the `replica` user's password, which every node replicates with
 #   REDIS_PRIMARY_RESTART_DELAY_S  how long a node that was the primary waits before it starts again
@@ -42,7 +42,7 @@ if [ -f "$conf" ] && [ -z "$replication" ]; then
 fi
 printf 'include %s/%s.conf\n%s\n' "$etc" "$REDIS_ROLE" "$replication" >"$conf.new"
 mv "$conf.new" "$conf"
-# Named, not by address: a restarted container or pod comes back with a new address and the same name.
+# Named, not by address (Compose passes fixed addresses): a restarted pod comes back with a new address.
 exec redis-server "$conf" --bind "${REDIS_BIND:-0.0.0.0}" --port "$port" --dir "$data" \
   --aclfile "$etc/users.acl" \
   --masteruser replica --masterauth "$REDIS_REPLICA_PASSWORD" \

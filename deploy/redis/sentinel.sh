@@ -3,7 +3,7 @@
 # several groups. The same script runs in deploy/compose/redis-sentinel.yml and in the Kubernetes
 # component deploy/k8s/components/redis-sentinel; e2e/test/sentinel-scripts.test.ts runs it natively.
 #
-#   SENTINEL_ANNOUNCE        this sentinel's host name as the other sentinels and the services reach it
+#   SENTINEL_ANNOUNCE        this sentinel's host name (or fixed address) as the others reach it
 #   SENTINEL_MASTERS         each group as <master name>=<host[:port] of its first primary>, space-separated,
 #                            e.g. "atoll-session=redis-session atoll-queue=redis-queue"
 #   REDIS_SENTINEL_PASSWORD  the `sentinel` user's password: on the data nodes and on the other sentinels
@@ -27,7 +27,7 @@ learnt() { grep -E "$1" "$conf" || true; }
   echo "port ${SENTINEL_PORT:-26379}"
   echo "bind ${REDIS_BIND:-0.0.0.0}"
   echo "dir $data"
-  # Names, not addresses: containers and pods come back with new addresses.
+  # Names, not addresses (Compose passes fixed addresses): pods come back with new addresses.
   echo "sentinel resolve-hostnames yes"
   echo "sentinel announce-hostnames yes"
   echo "sentinel announce-ip $SENTINEL_ANNOUNCE"

@@ -56,7 +56,10 @@ interface Service {
 interface Compose {
   services: Record<string, Service>;
   volumes?: Record<string, unknown>;
-  networks?: Record<string, { internal?: boolean } | null>;
+  networks?: Record<
+    string,
+    { internal?: boolean; ipam?: { config?: Array<{ subnet?: string; ip_range?: string }> } } | null
+  >;
 }
 
 const composeFile = join(repoRoot, 'docker-compose.yml');
@@ -589,6 +592,17 @@ describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Se
   const all = merged.services;
   const NODES = ['redis-session', 'redis-session-replica', 'redis-queue', 'redis-queue-replica'];
   const SENTINELS = ['redis-sentinel-1', 'redis-sentinel-2', 'redis-sentinel-3'];
+  /** Each node's and sentinel's fixed address on the backend network: BACKEND_NET (default 10.213.89). */
+  const HOST: Record<string, number> = {
+    'redis-session': 11,
+    'redis-session-replica': 12,
+    'redis-queue': 13,
+    'redis-queue-replica': 14,
+    'redis-sentinel-1': 21,
+    'redis-sentinel-2': 22,
+    'redis-sentinel-3': 23,
+  };
+  const address = (name: string, net = '10.213.89') => `${net}.${HOST[name]}`;
   const sentinelHosts = SENTINELS.map((s) => `${s}:26379`).join(',');
   const sha = (password: string) => createHash('sha256').update(password).digest('hex');
   const env = (name: string) => (all[name]!.environment ?? {}) as Record<string, string>;
@@ -627,8 +641,8 @@ describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Se
       expect(merged.volumes, name).toHaveProperty([data.split(':')[0]!]);
       expect(env(name)).toMatchObject({
         REDIS_ROLE: role,
-        REDIS_ANNOUNCE: name,
-        REDIS_FIRST_PRIMARY: `redis-${role}`,
+        REDIS_ANNOUNCE: address(name),
+        REDIS_FIRST_PRIMARY: address(`redis-${role}`),
         REDIS_REPLICA_PASSWORD: CREDENTIALS.env.REDIS_REPLICA_PASSWORD,
       });
       if (name.endsWith('-replica'))
@@ -648,15 +662,15 @@ describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Se
     }
   });
 
-  it('runs three sentinels over both groups, by host name, each keeping its file in a volume', () => {
+  it('runs three sentinels over both groups, by address, each keeping its file in a volume', () => {
     for (const name of SENTINELS) {
       const sentinel = all[name]!;
       expect(sentinel.image).toBe('redis:7.0');
       expect(sentinel.command).toEqual(['sh', '/usr/local/etc/redis/sentinel.sh']);
       expect(sentinel.restart, name).toBe('unless-stopped');
       expect(env(name)).toEqual({
-        SENTINEL_ANNOUNCE: name,
-        SENTINEL_MASTERS: 'atoll-session=redis-session atoll-queue=redis-queue',
+        SENTINEL_ANNOUNCE: address(name),
+        SENTINEL_MASTERS: `atoll-session=${address('redis-session')} atoll-queue=${address('redis-queue')}`,
         REDIS_SENTINEL_PASSWORD: CREDENTIALS.env.REDIS_SENTINEL_PASSWORD,
       });
       const volumes = mounts(name);
@@ -710,6 +724,32 @@ describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Se
       };
       expect(loadConfig(env(app)).port, app).toBe(Number(env(app).PORT));
     }
+  });
+
+  it('gives the nodes and sentinels fixed addresses on the internal backend network, outside the range the others get theirs from', () => {
+    const ipam = (compose: Compose) => compose.networks?.backend?.ipam?.config;
+    expect(merged.networks?.backend?.internal).toBe(true);
+    expect(ipam(merged)).toEqual([{ subnet: '10.213.89.0/24', ip_range: '10.213.89.128/25' }]);
+    for (const name of [...NODES, ...SENTINELS]) {
+      expect(all[name]!.networks, name).toEqual({ backend: { ipv4_address: address(name) } });
+      expect(HOST[name], name).toBeLessThan(128);
+    }
+    expect(new Set(Object.values(HOST)).size).toBe(NODES.length + SENTINELS.length);
+    // The services keep theirs from the range, and still reach the sentinels by name.
+    for (const app of APPS) expect(all[app]!.networks, app).toHaveProperty(['backend']);
+    for (const app of APPS) expect(JSON.stringify(all[app]!.networks), app).not.toContain('ipv4_address');
+    // Another /24 where this one is taken: every address follows BACKEND_NET.
+    const moved = withOverride({ ...DEV_ENV, BACKEND_NET: '10.77.5' }, []);
+    expect(moved.status, moved.stderr).toBe(0);
+    const other = parse(moved.stdout) as Compose;
+    expect(ipam(other)).toEqual([{ subnet: '10.77.5.0/24', ip_range: '10.77.5.128/25' }]);
+    expect(other.services['redis-sentinel-2']!.networks).toEqual({
+      backend: { ipv4_address: address('redis-sentinel-2', '10.77.5') },
+    });
+    expect(other.services['redis-sentinel-2']!.environment).toMatchObject({
+      SENTINEL_ANNOUNCE: address('redis-sentinel-2', '10.77.5'),
+      SENTINEL_MASTERS: `atoll-session=${address('redis-session', '10.77.5')} atoll-queue=${address('redis-queue', '10.77.5')}`,
+    });
   });
 
   it('hardens every container it adds or changes, on the backend network only', () => {
