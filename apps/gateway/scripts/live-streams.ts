@@ -24,6 +24,8 @@ interface Memory {
   heapUsed: number;
   /** What V8 holds in physical memory for its heap, free space included. */
   v8Physical: number;
+  /** Memory outside V8's heap that V8 knows of: Buffers and other ArrayBuffers' bytes. */
+  external: number;
 }
 
 const arg = (name: string, fallback: number) => {
@@ -50,8 +52,8 @@ async function child() {
   process.on('message', async (m: string) => {
     if (m === 'memory') {
       for (let i = 0; i < 3; i += 1) gc();
-      const { rss, heapUsed } = process.memoryUsage();
-      process.send?.({ rss, heapUsed, v8Physical: getHeapStatistics().total_physical_size });
+      const { rss, heapUsed, external } = process.memoryUsage();
+      process.send?.({ rss, heapUsed, external, v8Physical: getHeapStatistics().total_physical_size });
     } else if (m === 'close') {
       await app.close();
       process.exit(0);
@@ -164,11 +166,13 @@ async function parent() {
         rss: kib(after.rss - before.rss),
         heap: kib(after.heapUsed - before.heapUsed),
         v8Physical: kib(after.v8Physical - before.v8Physical),
+        external: kib(after.external - before.external),
       },
       perStreamKiBAfterEvents: {
         rss: kib(held.rss - before.rss),
         heap: kib(held.heapUsed - before.heapUsed),
         v8Physical: kib(held.v8Physical - before.v8Physical),
+        external: kib(held.external - before.external),
       },
       deliveryMs: { p50: Math.round(d.p50), p99: Math.round(d.p99) },
       allDeliveredMs: { p50: Math.round(all.p50), p99: Math.round(all.p99) },
