@@ -48,23 +48,33 @@ describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podm
       run('bash', ['scripts/atoll', 'compose', '-p', project, ...files, ...args], base, timeoutMs),
       args.join(' '),
     );
-  /** One redis-cli question inside a container, as the admin. */
-  const cli = (service: string, args: string[]) =>
-    run(
-      'podman',
-      [
-        'exec',
-        container(service),
-        'redis-cli',
-        '--user',
-        'default',
-        '--pass',
-        credentials.REDIS_ADMIN_PASSWORD!,
-        '--no-auth-warning',
-        ...args,
-      ],
-      base,
-    ).stdout.trim();
+  /**
+   * One redis-cli question inside a container, as the admin. `podman exec` itself can fail for a moment
+   * while other containers start and stop (the churn below): asked again, up to five times.
+   */
+  const cli = (service: string, args: string[]) => {
+    let result: ReturnType<typeof run> | undefined;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      result = run(
+        'podman',
+        [
+          'exec',
+          container(service),
+          'redis-cli',
+          '--user',
+          'default',
+          '--pass',
+          credentials.REDIS_ADMIN_PASSWORD!,
+          '--no-auth-warning',
+          ...args,
+        ],
+        base,
+      );
+      if (result.status === 0) return result.stdout.trim();
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
+    throw new Error(`podman exec ${service} redis-cli ${args[0]} failed: ${result?.stderr.slice(-500)}`);
+  };
   const primaryOf = (master: string) =>
     cli('redis-sentinel-1', ['-p', '26379', 'sentinel', 'get-master-addr-by-name', master]).split('\n')[0];
   const role = (service: string) => /^role:(\w+)/m.exec(cli(service, ['info', 'replication']))?.[1];
@@ -112,12 +122,15 @@ describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podm
       'bash',
       [
         '-c',
-        `while :; do podman run --rm --network ${project}_backend --entrypoint true redis:7.0 >/dev/null 2>&1; done`,
+        `while :; do podman run --rm --name ${project}-churn-$RANDOM --network ${project}_backend --entrypoint true redis:7.0 >/dev/null 2>&1; done`,
       ],
       { env: base, stdio: 'ignore', detached: true },
     );
   const stopChurn = (child: ChildProcess) => {
     if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    // A `podman run` killed half-way can leave its container created, holding the network.
+    const left = run('podman', ['ps', '-aq', '--filter', `name=${project}-churn-`], base).stdout.trim();
+    if (left) run('podman', ['rm', '-f', '-v', ...left.split('\n')], base);
   };
   /** What the sentinels said, should a failover not happen. */
   const sentinelLog = () =>
@@ -146,9 +159,9 @@ describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podm
       );
       expect(role(to)).toBe('master');
       expect(cli(to, ['get', 'atoll:compose-sentinel'])).toBe(`kept by ${from}`);
+      const promotedAt = Date.now();
       restart();
       // A former primary waits 15 s in its script, starts as a primary, and the sentinels demote it.
-      const promotedAt = Date.now();
       // A replica again, and in sync with the new primary (so that the next write reaches it).
       const demoted = await eventually(
         async () => /master_link_status:up/.test(cli(from, ['info', 'replication'])),
