@@ -213,9 +213,13 @@ export async function soak(opts: {
   const cacheStayedUnderMaxmemory = samples.every(
     (s) => s.cache.maxMiB === 0 || s.cache.usedMiB <= s.cache.maxMiB,
   );
+  // A growth that could not be read (no metrics, or no full collection yet by the end of the warm-up)
+  // is not a pass.
   const met =
     cacheStayedUnderMaxmemory &&
-    Object.values(growth).every((g) => (g.rssPercent ?? 0) < 10 && (g.heapPercent ?? 0) < 10);
+    Object.values(growth).every(
+      (g) => g.rssPercent !== null && g.heapPercent !== null && g.rssPercent < 10 && g.heapPercent < 10,
+    );
   for (const [name, g] of Object.entries(growth))
     say(`soak: ${name} RSS ${g.rssPercent ?? 'n/a'}%, heap ${g.heapPercent ?? 'n/a'}% after warm-up`);
   const report = await auditStack(stack, opts.keyPrefix);
