@@ -9,7 +9,9 @@
  * then the new primary's container is killed (stopped: it stays down until it is started again). The
  * audit user reaches a node from the host as deploy/README.md says. `down -v` leaves nothing behind.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,8 +24,14 @@ const skipReason = podmanSkipReason();
 if (skipReason) console.warn(`compose-sentinel.test.ts skipped: ${skipReason}`);
 
 const project = `atollsn${process.pid}`;
-// A /24 of the test's own, so that it does not meet a stack started with the default one.
-const net = `10.213.${100 + (process.pid % 100)}`;
+// A /24 of the test's own, so that it does not meet a stack started with the default one, nor one that
+// is still on the host (a bridge another run left behind).
+const hostRoutes = spawnSync('ip', ['route'], { encoding: 'utf8' }).stdout ?? '';
+const third =
+  Array.from({ length: 100 }, (_, i) => 100 + ((process.pid + i) % 100)).find(
+    (n) => !hostRoutes.includes(`10.213.${n}.0/24`),
+  ) ?? 100 + (process.pid % 100);
+const net = `10.213.${third}`;
 const address = { 'redis-session': `${net}.11`, 'redis-session-replica': `${net}.12` } as const;
 const files = ['-f', 'docker-compose.yml', '-f', 'deploy/compose/redis-sentinel.yml'];
 const REDIS = [
@@ -114,23 +122,30 @@ describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podm
   }, 120_000);
 
   /**
-   * Containers started and stopped on the project's backend network, one after another, until stopped:
-   * each start and stop makes Podman's DNS server reload.
+   * Containers started and stopped on the project's backend network, one after another, until a stop file
+   * appears (or for 5 minutes at most, should the test be cut off first): each start and stop makes
+   * Podman's DNS server reload. Stopping lets the `podman run` under way finish: one killed half-way
+   * leaves its container's processes behind, holding the network's bridge and so its /24.
    */
-  const churn = (): ChildProcess =>
-    spawn(
+  const churn = () => {
+    const stopFile = join(tmpdir(), `${project}-churn-stop`);
+    rmSync(stopFile, { force: true });
+    const child = spawn(
       'bash',
       [
         '-c',
-        `while :; do podman run --rm --name ${project}-churn-$RANDOM --network ${project}_backend --entrypoint true redis:7.0 >/dev/null 2>&1; done`,
+        `end=$((SECONDS + 300)); while [ ! -e ${stopFile} ] && [ $SECONDS -lt $end ]; do podman run --rm --network ${project}_backend --entrypoint true redis:7.0 >/dev/null 2>&1; done`,
       ],
-      { env: base, stdio: 'ignore', detached: true },
+      { env: base, stdio: 'ignore' },
     );
-  const stopChurn = (child: ChildProcess) => {
-    if (child.pid) process.kill(-child.pid, 'SIGKILL');
-    // A `podman run` killed half-way can leave its container created, holding the network.
-    const left = run('podman', ['ps', '-aq', '--filter', `name=${project}-churn-`], base).stdout.trim();
-    if (left) run('podman', ['rm', '-f', '-v', ...left.split('\n')], base);
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    return {
+      stop: async () => {
+        writeFileSync(stopFile, '');
+        await exited;
+        rmSync(stopFile, { force: true });
+      },
+    };
   };
   /** What the sentinels said, should a failover not happen. */
   const sentinelLog = () =>
@@ -172,7 +187,7 @@ describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podm
       );
       expect(demoted, `${from} back as a replica\n${demoted ? '' : sentinelLog()}`).toBe(true);
     } finally {
-      stopChurn(churning);
+      await churning.stop();
     }
   };
 
