@@ -76,7 +76,7 @@ export async function buildApp(config: ContentConfig): Promise<FastifyInstance> 
   await app.register(profileProjection, {
     keyPrefix: config.keyPrefix,
     redisQueueUrl: config.redis.queue,
-    onProfileChanged: (userId, username) => afterCommit.profileChanged(userId, username),
+    onProfileEvent: (userId, username, changed) => afterCommit.profileEvent(userId, username, changed),
   });
   const profiles = new ProfileDirectory({
     db,

@@ -192,6 +192,62 @@ describe('comments through the cache, on two instances', () => {
     expect(late.status).toBe(404);
   });
 
+  it('keeps what it cached when a user event changes nothing readers see', async () => {
+    const slug = await article('Unchanged');
+    const read = (app: FastifyInstance) => call(app, 'GET', `/api/articles/${slug}`);
+    expect((await read(A())).status).toBe(200);
+    expect((await read(B())).queries).toBe(0); // L2, now in B's L1 too
+    // A registration arriving after the first article (the row already has these values), then an
+    // email change: both newer than the row, neither changes the public profile.
+    const keys = createKeys(loadConfig(content.env).keyPrefix);
+    const account = { userId: ADA.userId, username: 'ada', bio: null, image: null };
+    const applied = async (occurredAt: string) =>
+      until(
+        async () =>
+          (
+            await db
+              .selectFrom('profiles')
+              .select('updated_at')
+              .where('user_id', '=', ADA.userId)
+              .executeTakeFirstOrThrow()
+          ).updated_at.toISOString(),
+        (at) => at === occurredAt,
+      );
+    const registeredAt = new Date().toISOString();
+    await publishUserEvent(queue, keys, 'user.registered', {
+      ...account,
+      email: 'ada@example.com',
+      emailVerified: false,
+      occurredAt: registeredAt,
+    });
+    expect(await applied(registeredAt)).toBe(registeredAt);
+    const changedAt = new Date(Date.now() + 1000).toISOString();
+    await publishUserEvent(queue, keys, 'user.updated', {
+      ...account,
+      email: 'ada@example.org',
+      emailVerified: true,
+      occurredAt: changedAt,
+    });
+    expect(await applied(changedAt)).toBe(changedAt);
+    // Both instances still answer from their L1, without SQL.
+    for (const app of [A(), B()]) expect((await read(app)).queries).toBe(0);
+    // A change readers see still reaches both.
+    await publishUserEvent(queue, keys, 'user.updated', {
+      ...account,
+      bio: 'counts',
+      email: 'ada@example.org',
+      emailVerified: true,
+      occurredAt: new Date(Date.now() + 2000).toISOString(),
+    });
+    for (const app of [A(), B()])
+      expect(
+        await until(
+          async () => (await read(app)).body.article.author.bio,
+          (bio) => bio === 'counts',
+        ),
+      ).toBe('counts');
+  });
+
   it('adds a comment in one statement, its notification jobs in it (comment, mentions; never your own)', async () => {
     const slug = await article('Noticed');
     await comments(A(), slug); // the article is in the cache, as after any read of it

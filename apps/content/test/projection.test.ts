@@ -9,6 +9,7 @@ import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations, SCHEMA } from '../src/migrations/index.ts';
 import { applyUserEvent } from '../src/profiles/profile.projection.ts';
+import { ensureProfile } from '../src/profiles/profile.repository.ts';
 import type { ProfilesDatabase } from '../src/profiles/profile.table.ts';
 import { applyWhileAvailable, profileProjection } from '../src/profiles/projection.plugin.ts';
 
@@ -103,6 +104,28 @@ describe('the profiles projection on real PostgreSQL and redis-queue', () => {
       expect(
         await db.selectFrom('profiles').select('user_id').where('user_id', '=', v1.userId).execute(),
       ).toHaveLength(1);
+    });
+
+    it('says whether what readers see changed, whatever the order the events come in', async () => {
+      const bo = profile({ username: 'bo' });
+      // A first article wrote the row from the gateway's identity before the registration arrived.
+      await ensureProfile(db, bo.userId, 'bo');
+      expect(await applyUserEvent(db, registered(bo))).toEqual({ changed: false });
+      const withBio = { ...bo, bio: 'ships', occurredAt: at('2026-11-22T10:10:00Z') };
+      const emailOnly = { ...withBio, occurredAt: at('2026-11-22T10:20:00Z') };
+      // The newest first: it changes the bio; the older one with the bio, and a replay, change nothing.
+      expect(await applyUserEvent(db, updated(emailOnly))).toEqual({ changed: true });
+      expect(await applyUserEvent(db, updated(withBio))).toEqual({ changed: false });
+      expect(await applyUserEvent(db, registered(bo))).toEqual({ changed: false });
+      expect(await applyUserEvent(db, updated(emailOnly))).toEqual({ changed: false });
+      expect(await row(bo.userId)).toMatchObject({
+        bio: 'ships',
+        updated_at: new Date(emailOnly.occurredAt),
+      });
+      const renamed = { ...emailOnly, username: 'bo2', occurredAt: at('2026-11-22T10:30:00Z') };
+      expect(await applyUserEvent(db, updated(renamed))).toEqual({ changed: true });
+      const fresh = profile();
+      expect(await applyUserEvent(db, registered(fresh))).toEqual({ changed: true });
     });
 
     it('fails on a username a stale row still holds, and succeeds once that row has caught up', async () => {

@@ -9,6 +9,11 @@
  * holds its username (another account renamed since, its event not applied yet); the write then fails
  * with a unique violation and the event is retried after the consumer's `claimIdleMs`, by which time the
  * other account's event has normally been applied.
+ *
+ * It answers whether what readers see (username, bio, image) changed, so that cached reads showing the
+ * profile are dropped only then: an account's registration event usually finds the row its first
+ * article or follow already wrote with the same values, and invalidating there would throw away every
+ * cached read of that article for nothing.
  */
 import type { EventVersions, StreamEvent } from '@atoll/events';
 import type { Kysely } from 'kysely';
@@ -20,29 +25,46 @@ type PublicProfile = EventVersions['user.updated'][1];
 export async function applyUserEvent(
   db: Kysely<ProfilesDatabase>,
   event: Pick<StreamEvent, 'type' | 'version' | 'payload'>,
-): Promise<void> {
+): Promise<{ changed: boolean }> {
   const profile = publicProfile(event);
-  await db
-    .insertInto('profiles')
-    .values({
-      user_id: profile.userId,
-      username: profile.username,
-      bio: profile.bio,
-      image: profile.image,
-      updated_at: new Date(profile.occurredAt),
-    })
-    .onConflict((oc) =>
-      oc
-        .column('user_id')
-        .doUpdateSet((eb) => ({
-          username: eb.ref('excluded.username'),
-          bio: eb.ref('excluded.bio'),
-          image: eb.ref('excluded.image'),
-          updated_at: eb.ref('excluded.updated_at'),
-        }))
-        .where((eb) => eb('profiles.updated_at', '<=', eb.ref('excluded.updated_at'))),
-    )
-    .execute();
+  return db.transaction().execute(async (trx) => {
+    // Locked, so that no other event lands between this read and the write below.
+    const before = await trx
+      .selectFrom('profiles')
+      .select(['username', 'bio', 'image'])
+      .where('user_id', '=', profile.userId)
+      .forUpdate()
+      .executeTakeFirst();
+    const written = await trx
+      .insertInto('profiles')
+      .values({
+        user_id: profile.userId,
+        username: profile.username,
+        bio: profile.bio,
+        image: profile.image,
+        updated_at: new Date(profile.occurredAt),
+      })
+      .onConflict((oc) =>
+        oc
+          .column('user_id')
+          .doUpdateSet((eb) => ({
+            username: eb.ref('excluded.username'),
+            bio: eb.ref('excluded.bio'),
+            image: eb.ref('excluded.image'),
+            updated_at: eb.ref('excluded.updated_at'),
+          }))
+          .where((eb) => eb('profiles.updated_at', '<=', eb.ref('excluded.updated_at'))),
+      )
+      .returning(['username', 'bio', 'image'])
+      .executeTakeFirst();
+    if (!written) return { changed: false }; // an older event than the row: nothing written
+    const changed =
+      !before ||
+      before.username !== written.username ||
+      before.bio !== written.bio ||
+      before.image !== written.image;
+    return { changed };
+  });
 }
 
 /**

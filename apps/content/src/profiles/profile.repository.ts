@@ -1,6 +1,6 @@
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import type { ContentDatabase } from '../db.ts';
-import type { ProfilesTable } from './profile.table.ts';
+import type { ProfilesDatabase, ProfilesTable } from './profile.table.ts';
 
 export type Executor = Kysely<ContentDatabase> | Transaction<ContentDatabase>;
 export type ProfileRow = Selectable<ProfilesTable>;
@@ -17,7 +17,11 @@ export function findProfileByUsername(db: Executor, username: string): Promise<P
  * Makes sure a profile row exists for a caller the gateway vouched for, before its user.registered
  * event arrives (events can lag). Written as of the epoch, so the real event, whatever its time, wins.
  */
-export async function ensureProfile(db: Executor, userId: string, username: string): Promise<void> {
+export async function ensureProfile(
+  db: Kysely<ProfilesDatabase> | Transaction<ProfilesDatabase>,
+  userId: string,
+  username: string,
+): Promise<void> {
   await db
     .insertInto('profiles')
     .values({ user_id: userId, username, bio: null, image: null, updated_at: new Date(0) })

@@ -24,8 +24,11 @@ export interface ProfileProjectionOptions {
   redisQueueUrl: string;
   /** Names this instance in the consumer group; defaults to `<hostname>-<pid>`. */
   instanceId?: string;
-  /** Called after a profile changed, e.g. to invalidate what shows it. */
-  onProfileChanged?: (userId: string, username: string) => Promise<void>;
+  /**
+   * Called after each applied event, e.g. to invalidate what shows the profile; `changed` says whether
+   * what readers see of it (username, bio, image) changed.
+   */
+  onProfileEvent?: (userId: string, username: string, changed: boolean) => Promise<void>;
 }
 
 /**
@@ -64,12 +67,15 @@ const projectionPlugin: FastifyPluginAsync<ProfileProjectionOptions> = async (ap
     group: 'content-profiles',
     consumer: `content-${opts.instanceId ?? `${hostname()}-${process.pid}`}`,
     handle: async (event) => {
+      let changed = false;
       await applyWhileAvailable(
-        () => applyUserEvent(db, event),
+        async () => {
+          ({ changed } = await applyUserEvent(db, event));
+        },
         () => stopping,
       );
       const { userId, username } = event.payload as { userId?: string; username?: string };
-      if (userId && username) await opts.onProfileChanged?.(userId, username);
+      if (userId && username) await opts.onProfileEvent?.(userId, username, changed);
     },
     log: app.log.child({ component: 'profile-projection' }),
   });

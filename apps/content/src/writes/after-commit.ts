@@ -171,15 +171,21 @@ export class AfterCommit {
   }
 
   /**
-   * A profile changed (a user.* event applied): what shows it, and whatever was cached as "nobody has
-   * this name". The profile's own entry by name too: a read that loaded the old row while the event was
-   * applied then meets a tombstone and is not kept, even if it had not joined its tag yet.
+   * A user.* event applied. Whatever was cached as "nobody has this name" goes in any case (a row with
+   * the name may have been written since by a first article or follow). When what readers see of the
+   * profile changed, so does every read that shows it, and the profile's own entry by name: a read that
+   * loaded the old row while the event was applied then meets a tombstone and is not kept, even if it
+   * had not joined its tag yet.
    */
-  async profileChanged(userId: string, username: string): Promise<void> {
-    await this.cache?.invalidate({
-      ids: [cacheIds.profile(username)],
-      tags: [cacheTags.profile(userId), cacheTags.listName(username)],
-    });
+  async profileEvent(userId: string, username: string, changed: boolean): Promise<void> {
+    await this.cache?.invalidate(
+      changed
+        ? {
+            ids: [cacheIds.profile(username)],
+            tags: [cacheTags.profile(userId), cacheTags.listName(username)],
+          }
+        : { tags: [cacheTags.listName(username)] },
+    );
   }
 
   /**
