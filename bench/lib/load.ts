@@ -17,6 +17,11 @@ export interface HttpRequest {
   /** Called before each request is sent, e.g. to sign it (autocannon's `setupRequest`). */
   setupRequest?: (request: autocannon.Request) => autocannon.Request;
   /**
+   * Called before each run, outside its timed window, with its length (or its exact number of requests):
+   * e.g. to sign the run's assertions ahead (presigned.ts).
+   */
+  prepare?: (run: { seconds: number; requests?: number }) => void;
+  /**
    * Bytes a good body may differ from the probe's (default 0): writes answer with ids and counts whose
    * digits grow, or `favorited` true or false. Keep it far below the size of an error body.
    */
@@ -84,10 +89,14 @@ export async function probeBodySizes(target: HttpTarget): Promise<number[]> {
 /** The target's requests, each counting its answers into `rejected` or `good`. */
 function counted(target: HttpTarget, sizes: number[], tally: Rejected & { good: number }) {
   return target.requests.map((request, i) => {
-    const { bodySlack = 0, ...rest } = request;
+    const { path, method, headers, body, setupRequest, bodySlack = 0 } = request;
     const size = sizes[i] as number;
     return {
-      ...rest,
+      path,
+      ...(method ? { method } : {}),
+      ...(headers ? { headers } : {}),
+      ...(body !== undefined ? { body } : {}),
+      ...(setupRequest ? { setupRequest } : {}),
       onResponse: (status: number, body: string) => {
         if (status < 200 || status > 299) tally.status += 1;
         else if (Math.abs(Buffer.byteLength(body) - size) > bodySlack) tally.size += 1;
@@ -102,6 +111,11 @@ async function run(
   opts: LoadOptions & { rate?: number; amount?: number },
 ): Promise<LoadResult> {
   const sizes = await probeBodySizes(target);
+  for (const request of target.requests)
+    request.prepare?.({
+      seconds: opts.seconds,
+      ...(opts.amount ? { requests: Math.ceil(opts.amount / target.requests.length) + 1 } : {}),
+    });
   const tally = { good: 0, status: 0, size: 0, failed: 0 };
   const r = await autocannon({
     url: target.url,

@@ -62,6 +62,11 @@ export interface Report {
     afterRun?: Record<string, number | null>;
   };
   soak?: unknown;
+  /**
+   * Requests sent straight to content carry assertions signed before each run (presigned.ts); `inline`
+   * counts those signed during a run because its pool ran out. Absent in older reports.
+   */
+  presigned?: { inline: number };
 }
 
 const byName = (rows: Row[], name: string) => rows.find((r) => r.name === name);
@@ -137,7 +142,10 @@ export function markdown(report: Report): string {
         ? `, services ${report.build === 'dist' ? 'compiled (dist)' : 'from their sources'}`
         : '') +
       '. Load generator and ' +
-      'servers share this machine. Rates count only 2xx answers of the expected body size.',
+      'servers share this machine. Rates count only 2xx answers of the expected body size.' +
+      (report.presigned
+        ? ` Requests sent straight to content carry assertions signed before each run, outside its timed window (${report.presigned.inline} signed during a run).`
+        : ''),
     '',
     ...comparisonLines(report),
     '',

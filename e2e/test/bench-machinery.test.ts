@@ -11,9 +11,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from '@atoll/testkit';
+import { IDENTITY_HEADER, IdentityVerifier } from '@atoll/identity';
+import { gatewayHeaders, identityKeyPair, repoRoot } from '@atoll/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exactly, measure } from '../../bench/lib/load.ts';
+import { PresignedRequest } from '../../bench/lib/presigned.ts';
 import { profileMarkdown, summarizeDir } from '../../bench/lib/profile.ts';
 import { interleave, spread } from '../../bench/lib/rounds.ts';
 import { judge } from '../../bench/lib/verdict.ts';
@@ -66,6 +68,66 @@ describe('bench machinery', () => {
   it('refuses to measure a path whose probe does not answer 2xx', async () => {
     const url = await serve(() => ({ status: 404, body: 'gone' }));
     await expect(exactly({ url, requests: [{ path: '/' }] }, 5)).rejects.toThrow(/probe GET .* 404/);
+  });
+
+  it("signs a run's assertions before it, each used once and valid when used; inline only when they run out", async () => {
+    const keys = identityKeyPair();
+    const verifier = new IdentityVerifier({ audience: 'content', publicKeys: [keys.publicKey] });
+    const seen = new Set<string>();
+    const refused: string[] = [];
+    // A service's check: a valid assertion for this request, never seen before.
+    const server = createServer((req, res) => {
+      const token = String(req.headers[IDENTITY_HEADER] ?? '');
+      const checked = verifier.verify(token, {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        requestId: String(req.headers['x-request-id'] ?? ''),
+      });
+      const fresh = checked.ok && !seen.has(token);
+      seen.add(token);
+      if (!fresh) refused.push(checked.ok ? 'replayed' : checked.reason);
+      res.writeHead(fresh ? 200 : 401).end(GOOD);
+    });
+    servers.push(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    let signed = 0;
+    const sign = (req: { method: string; url: string }) => {
+      signed += 1;
+      return gatewayHeaders(keys, 'content', req);
+    };
+
+    const ahead = new PresignedRequest('/article/a?x=1', sign, { firstRate: 20_000 });
+    const first = await measure(
+      { url, requests: [ahead] },
+      { seconds: 0.3, connections: 4, warmupSeconds: 0.2 },
+    );
+    expect(refused).toEqual([]);
+    expect(first.errors).toBe(0);
+    expect(first.requests).toBeGreaterThan(0);
+    expect(ahead.inline).toBe(0);
+    // Signed: the probe's, then each run's pool, made before the run (more than the run used).
+    expect(signed).toBeGreaterThan(first.requests);
+
+    // A pool made for 1 request per second runs out: the rest are signed as they go, and counted.
+    const short = new PresignedRequest('/article/b', sign, { firstRate: 1 });
+    const second = await measure(
+      { url, requests: [short] },
+      { seconds: 0.5, connections: 4, warmupSeconds: 0 },
+    );
+    expect(refused).toEqual([]);
+    expect(second.errors).toBe(0);
+    expect(second.requests).toBeGreaterThan(200);
+    // All but the pool's 101, and the few still in flight when the run ended (one per connection).
+    expect(short.inline).toBeGreaterThanOrEqual(second.requests - 101);
+    expect(short.inline).toBeLessThanOrEqual(second.requests - 101 + 4);
+    // The next run is signed for the rate the last one went at.
+    await measure({ url, requests: [short] }, { seconds: 0.3, connections: 4, warmupSeconds: 0 });
+    expect(refused).toEqual([]);
+    const inlineBefore = short.inline;
+    await exactly({ url, requests: [short] }, 50);
+    expect(short.inline).toBe(inlineBefore);
   });
 
   it('interleaves rounds, and marks a path above its physical bound suspect in all its comparisons', async () => {
