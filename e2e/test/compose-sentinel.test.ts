@@ -86,6 +86,25 @@ describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podm
   const primaryOf = (master: string) =>
     cli('redis-sentinel-1', ['-p', '26379', 'sentinel', 'get-master-addr-by-name', master]).split('\n')[0];
   const role = (service: string) => /^role:(\w+)/m.exec(cli(service, ['info', 'replication']))?.[1];
+  /**
+   * Whether a sentinel lists `ip` as a healthy replica of `master` (flags exactly "slave"). Sentinels
+   * learn a primary's replicas from its INFO, every 10 s: a primary killed before they have cannot be
+   * failed over at all, whatever the replica's own state.
+   */
+  const knowsReplica = (sentinel: string, master: string, ip: string) => {
+    const lines = cli(sentinel, ['-p', '26379', 'sentinel', 'replicas', master]).split('\n');
+    const fields = (from: number) => {
+      const entry = new Map<string, string>();
+      for (let i = from; i + 1 < lines.length && (i === from || lines[i] !== 'name'); i += 2)
+        entry.set(lines[i] as string, lines[i + 1] as string);
+      return entry;
+    };
+    return lines.some((line, i) => {
+      if (line !== 'name') return false;
+      const entry = fields(i);
+      return entry.get('ip') === ip && entry.get('flags') === 'slave';
+    });
+  };
 
   beforeAll(() => {
     must(run('bash', ['deploy/standins/build'], base, 600_000), 'deploy/standins/build');
@@ -159,6 +178,14 @@ describe.skipIf(skipReason !== '')('deploy/compose/redis-sentinel.yml under Podm
     restart: () => void,
   ) => {
     expect(primaryOf('atoll-session')).toBe(address[from]);
+    const sentinels = ['redis-sentinel-1', 'redis-sentinel-2', 'redis-sentinel-3'];
+    const ready = await eventually(
+      async () => sentinels.every((s) => knowsReplica(s, 'atoll-session', address[to])),
+      60_000,
+    );
+    expect(ready, `every sentinel lists ${to} as a healthy replica\n${ready ? '' : sentinelLog()}`).toBe(
+      true,
+    );
     cli(from, ['set', 'atoll:compose-sentinel', `kept by ${from}`]);
     expect(cli(from, ['wait', '1', '2000'])).toBe('1');
     const churning = churn();
