@@ -21,6 +21,8 @@ export interface HttpRequest {
    * e.g. to sign the run's assertions ahead (presigned.ts).
    */
   prepare?: (run: { seconds: number; requests?: number }) => void;
+  /** Called after each run, when autocannon has stopped sending: what `prepare` began ends here. */
+  finish?: () => void;
   /**
    * Bytes a good body may differ from the probe's (default 0): writes answer with ids and counts whose
    * digits grow, or `favorited` true or false. Keep it far below the size of an error body.
@@ -117,16 +119,21 @@ async function run(
       ...(opts.amount ? { requests: Math.ceil(opts.amount / target.requests.length) + 1 } : {}),
     });
   const tally = { good: 0, status: 0, size: 0, failed: 0 };
-  const r = await autocannon({
-    url: target.url,
-    connections: opts.connections,
-    ...(opts.amount ? { amount: opts.amount } : { duration: opts.seconds }),
-    requests: counted(target, sizes, tally),
-    // autocannon checks its end at each sample: at its default of one per second, a 0.4 s run would
-    // last a second (the rate stays right, being divided by the real duration, but the time is lost).
-    sampleInt: 100,
-    ...(opts.rate ? { overallRate: opts.rate } : {}),
-  });
+  let r: autocannon.Result;
+  try {
+    r = await autocannon({
+      url: target.url,
+      connections: opts.connections,
+      ...(opts.amount ? { amount: opts.amount } : { duration: opts.seconds }),
+      requests: counted(target, sizes, tally),
+      // autocannon checks its end at each sample: at its default of one per second, a 0.4 s run would
+      // last a second (the rate stays right, being divided by the real duration, but the time is lost).
+      sampleInt: 100,
+      ...(opts.rate ? { overallRate: opts.rate } : {}),
+    });
+  } finally {
+    for (const request of target.requests) request.finish?.();
+  }
   tally.failed = r.errors + r.timeouts;
   const rejected = { status: tally.status, size: tally.size, failed: tally.failed };
   return {

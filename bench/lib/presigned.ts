@@ -8,7 +8,9 @@
  * not. `prepare` signs enough assertions for the run ahead before autocannon starts its clock: twice what
  * the last run used per second (or half the estimate before it, whichever is more: a warm-up is slower
  * than the run after it); a run that uses them all signs the rest inline and counts
- * them (`inline`), so a short pool shows in the report instead of passing silently.
+ * them (`inline`), so a short pool shows in the report instead of passing silently. Only what is sent
+ * between `prepare` and `finish` counts: a probe before a run, or a request autocannon builds after it
+ * stopped, is signed as it comes and counted nowhere.
  *
  * An assertion lives 5 s past the second it was made in, and services allow 5 s of clock skew: the pool
  * is made again for every run (warm-up, timed run, half-load run), oldest first, so none is used more
@@ -34,6 +36,7 @@ export class PresignedRequest {
   private next = 0;
   private used = 0;
   private startedAt = 0;
+  private running = false;
   private lastUsedAt = 0;
   private perSecond = FIRST_RATE;
 
@@ -52,15 +55,20 @@ export class PresignedRequest {
     this.next = 0;
     this.used = 0;
     this.startedAt = performance.now();
+    this.running = true;
+  }
+
+  /** The run is over: what is signed from now on is no part of it. */
+  finish(): void {
+    this.running = false;
   }
 
   /** autocannon's hook: the next assertion of the pool, or one signed now when the pool is spent. */
   readonly setupRequest = (req: autocannon.Request): autocannon.Request => {
-    const ahead = this.pool[this.next];
+    const ahead = this.running ? this.pool[this.next] : undefined;
     if (ahead) this.next += 1;
     const headers = ahead ?? this.sign({ method: this.method, url: this.path });
-    if (this.startedAt > 0) {
-      // (Not the probe sent before the first run.)
+    if (this.running) {
       if (!ahead) this.inline += 1;
       this.used += 1;
       this.lastUsedAt = performance.now();
