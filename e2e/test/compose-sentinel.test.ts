@@ -9,7 +9,7 @@
  * then the new primary's container is killed (stopped: it stays down until it is started again). The
  * audit user reaches a node from the host as deploy/README.md says. `down -v` leaves nothing behind.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,20 +18,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEnvFile } from '../../scripts/compose-credentials.ts';
 import { runAudit } from '../../scripts/redis-audit.ts';
 import { eventually } from './helpers.ts';
-import { must, podmanSkipReason, run } from './podman.ts';
+import { freeBackendNet, must, podmanSkipReason, run } from './podman.ts';
 
 const skipReason = podmanSkipReason();
 if (skipReason) console.warn(`compose-sentinel.test.ts skipped: ${skipReason}`);
 
 const project = `atollsn${process.pid}`;
-// A /24 of the test's own, so that it does not meet a stack started with the default one, nor one that
-// is still on the host (a bridge another run left behind).
-const hostRoutes = spawnSync('ip', ['route'], { encoding: 'utf8' }).stdout ?? '';
-const third =
-  Array.from({ length: 100 }, (_, i) => 100 + ((process.pid + i) % 100)).find(
-    (n) => !hostRoutes.includes(`10.213.${n}.0/24`),
-  ) ?? 100 + (process.pid % 100);
-const net = `10.213.${third}`;
+const net = freeBackendNet();
 const address = { 'redis-session': `${net}.11`, 'redis-session-replica': `${net}.12` } as const;
 const files = ['-f', 'docker-compose.yml', '-f', 'deploy/compose/redis-sentinel.yml'];
 const REDIS = [

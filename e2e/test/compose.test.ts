@@ -41,7 +41,7 @@ interface Service {
   restart?: string;
   stop_grace_period?: string;
   profiles?: string[];
-  networks?: string[];
+  networks?: string[] | Record<string, { ipv4_address?: string } | null>;
   read_only?: boolean;
   cap_drop?: string[];
   cap_add?: string[];
@@ -136,6 +136,28 @@ function environmentOf(service: Service): Record<string, string> {
     : Object.entries(raw);
   return Object.fromEntries(entries.map(([k, v]) => [k, interpolate(v == null ? '' : String(v), DEV_ENV)]));
 }
+
+/** The networks a service is on, whichever way the file lists them. */
+function networksOf(service: Service): string[] {
+  const n = service.networks ?? [];
+  return Array.isArray(n) ? n : Object.keys(n);
+}
+
+/**
+ * Where each data store and service sits on `backend`: BACKEND_NET (default 10.213.89), then this. The
+ * Sentinel groups (deploy/compose/redis-sentinel.yml) add .12, .14 and .21 to .23.
+ */
+const FIXED: Record<string, number> = {
+  postgres: 10,
+  'redis-session': 11,
+  'redis-queue': 13,
+  'redis-cache': 15,
+  auth: 31,
+  content: 32,
+  notifier: 33,
+  gateway: 34,
+};
+const at = (name: string, net = '10.213.89') => `${net}.${FIXED[name]}`;
 
 function dependsOn(service: Service): Record<string, string> {
   const d = service.depends_on ?? {};
@@ -426,7 +448,7 @@ describe('docker-compose.yml semantics', () => {
         if (!url) continue;
         const password = CREDENTIALS.env[`REDIS_${app.toUpperCase()}_PASSWORD`] as string;
         expect(url, `${app} REDIS_${role.toUpperCase()}_URL`).toBe(
-          `redis://${app}:${password}@redis-${role}:6379`,
+          `redis://${app}:${password}@${at(`redis-${role}`)}:6379`,
         );
         const hash = createHash('sha256').update(password).digest('hex');
         expect(CREDENTIALS.acl[role]).toContain(`user ${app} on #${hash} `);
@@ -434,7 +456,7 @@ describe('docker-compose.yml semantics', () => {
       // Its own PostgreSQL role, made by the roles' SQL, never the superuser.
       if (env.DATABASE_URL) {
         const password = CREDENTIALS.env[`PG_${app.toUpperCase()}_PASSWORD`] as string;
-        expect(env.DATABASE_URL).toBe(`postgres://atoll_${app}:${password}@postgres:5432/atoll`);
+        expect(env.DATABASE_URL).toBe(`postgres://atoll_${app}:${password}@${at('postgres')}:5432/atoll`);
         expect(CREDENTIALS.sql).toContain(`CREATE ROLE "atoll_${app}" WITH LOGIN NOSUPERUSER`);
         const pg = environmentOf(services.postgres!);
         expect(pg.POSTGRES_USER).not.toBe(`atoll_${app}`);
@@ -448,7 +470,7 @@ describe('docker-compose.yml semantics', () => {
     const gateway = environmentOf(services.gateway!);
     for (const upstream of ['auth', 'content', 'notifier'] as const) {
       const port = environmentOf(services[upstream]!).PORT;
-      expect(gateway[`${upstream.toUpperCase()}_URL`]).toBe(`http://${upstream}:${port}`);
+      expect(gateway[`${upstream.toUpperCase()}_URL`]).toBe(`http://${at(upstream)}:${port}`);
     }
   });
 
@@ -494,7 +516,7 @@ describe('docker-compose.yml semantics', () => {
       // As the schema's owner: the service itself has data rights only.
       const owner = CREDENTIALS.env[`PG_${app.toUpperCase()}_OWNER_PASSWORD`] as string;
       expect(environmentOf(job!).DATABASE_URL).toBe(
-        `postgres://atoll_${app}_owner:${owner}@postgres:5432/atoll`,
+        `postgres://atoll_${app}_owner:${owner}@${at('postgres')}:5432/atoll`,
       );
       expect(dependsOn(job!)).toMatchObject({ postgres: 'service_healthy' });
       expect(dependsOn(services[app]!)).toMatchObject({
@@ -553,7 +575,7 @@ describe('docker-compose.yml semantics', () => {
     expect(compose.networks?.backend?.internal).toBe(true);
     const on = (net: string) =>
       Object.entries(services)
-        .filter(([, s]) => (s.networks ?? []).includes(net))
+        .filter(([, s]) => networksOf(s).includes(net))
         .map(([name]) => name)
         .sort();
     expect(on('public')).toEqual(['gateway']);
@@ -562,9 +584,51 @@ describe('docker-compose.yml semantics', () => {
     expect(on('backend')).not.toContain('mail');
     expect(on('backend')).not.toContain('oidc');
     for (const [name, service] of Object.entries(services)) {
-      expect(service.networks?.length, `${name} names its networks`).toBeGreaterThan(0);
-      if (!['mail', 'oidc'].includes(name)) expect(service.networks, name).toContain('backend');
+      expect(networksOf(service).length, `${name} names its networks`).toBeGreaterThan(0);
+      if (!['mail', 'oidc'].includes(name)) expect(networksOf(service), name).toContain('backend');
     }
+  });
+
+  it('gives the data stores and the services fixed addresses on backend, and no URL between them a name', () => {
+    const backend = (net?: string) => {
+      const result = composeConfig([composeFile], net ? { ...DEV_ENV, BACKEND_NET: net } : DEV_ENV, []);
+      expect(result.status, result.stderr).toBe(0);
+      return parse(result.stdout) as Compose;
+    };
+    for (const [net, resolved] of [
+      ['10.213.89', backend()],
+      ['10.77.5', backend('10.77.5')],
+    ] as const) {
+      // A /24 of its own; Compose hands out addresses from its upper half only, never one of these.
+      expect(resolved.networks?.backend?.internal).toBe(true);
+      expect(resolved.networks?.backend?.ipam?.config).toEqual([
+        { subnet: `${net}.0/24`, ip_range: `${net}.128/25` },
+      ]);
+      for (const name of Object.keys(FIXED)) {
+        expect(resolved.services[name]!.networks, name).toMatchObject({
+          backend: { ipv4_address: at(name, net) },
+        });
+      }
+      // Every URL from one container to another on backend names its address (Podman's DNS drops
+      // lookups while containers start and stop): a host is an address of the list, or off backend.
+      const onBackend = Object.entries(resolved.services)
+        .filter(([, s]) => networksOf(s).includes('backend'))
+        .map(([name]) => name);
+      for (const [name, service] of Object.entries(resolved.services)) {
+        for (const [key, value] of Object.entries((service.environment ?? {}) as Record<string, string>)) {
+          for (const [, host] of String(value).matchAll(/:\/\/(?:[^@/]*@)?([^:/,]+)/g)) {
+            expect(onBackend, `${name} ${key} names ${host}`).not.toContain(host);
+            if (/^\d/.test(host!))
+              expect(
+                Object.keys(FIXED).map((n) => at(n, net)),
+                `${name} ${key}`,
+              ).toContain(host);
+          }
+        }
+      }
+    }
+    expect(Object.values(FIXED).every((n) => n > 1 && n < 128)).toBe(true);
+    expect(new Set(Object.values(FIXED)).size).toBe(Object.keys(FIXED).length);
   });
 
   it('lets each service finish its graceful shutdown before Docker kills it', () => {
@@ -603,7 +667,7 @@ describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Se
     'redis-sentinel-3': 23,
   };
   const address = (name: string, net = '10.213.89') => `${net}.${HOST[name]}`;
-  const sentinelHosts = SENTINELS.map((s) => `${s}:26379`).join(',');
+  const sentinelHosts = SENTINELS.map((s) => `${address(s)}:26379`).join(',');
   const sha = (password: string) => createHash('sha256').update(password).digest('hex');
   const env = (name: string) => (all[name]!.environment ?? {}) as Record<string, string>;
   /** A service's mounts as written in the file: Compose prints host paths absolute. */
@@ -710,7 +774,7 @@ describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Se
         expect(CREDENTIALS.acl.sentinel).toContain(`user ${app} on #${sha(password)} `);
         expect(CREDENTIALS.acl[`${role}-sentinel`]).toContain(`user ${app} on #${sha(password)} `);
       }
-      if (e.REDIS_CACHE_URL) expect(e.REDIS_CACHE_URL).toMatch(/^redis:\/\/content:.*@redis-cache:6379$/);
+      if (e.REDIS_CACHE_URL) expect(e.REDIS_CACHE_URL).toMatch(/^redis:\/\/content:.*@10\.213\.89\.15:6379$/);
       for (const s of SENTINELS)
         expect(dependsOn(all[app]!)[s], `${app} waits for ${s}`).toBe('service_healthy');
     }
@@ -735,9 +799,13 @@ describe('deploy/compose/redis-sentinel.yml: redis-session and redis-queue as Se
       expect(HOST[name], name).toBeLessThan(128);
     }
     expect(new Set(Object.values(HOST)).size).toBe(NODES.length + SENTINELS.length);
-    // The services keep theirs from the range, and still reach the sentinels by name.
-    for (const app of APPS) expect(all[app]!.networks, app).toHaveProperty(['backend']);
-    for (const app of APPS) expect(JSON.stringify(all[app]!.networks), app).not.toContain('ipv4_address');
+    // The primaries where docker-compose.yml has them; none on an address the base file gives another.
+    for (const role of ['redis-session', 'redis-queue']) expect(HOST[role]).toBe(FIXED[role]);
+    for (const [name, n] of Object.entries(FIXED))
+      if (!(name in HOST)) expect(Object.values(HOST), name).not.toContain(n);
+    // The services keep their addresses of docker-compose.yml.
+    for (const app of APPS)
+      expect(all[app]!.networks, app).toMatchObject({ backend: { ipv4_address: at(app) } });
     // Another /24 where this one is taken: every address follows BACKEND_NET.
     const moved = withOverride({ ...DEV_ENV, BACKEND_NET: '10.77.5' }, []);
     expect(moved.status, moved.stderr).toBe(0);

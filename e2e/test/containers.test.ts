@@ -5,10 +5,13 @@
  * (deploy/standins/build, cached by content hash). Every image is built from this checkout, each service
  * on its own (a pruned build). Against the containerized gateway: the RealWorld client flow, a
  * notification email in the dev inbox, Google sign-in through the dev OpenID provider, /metrics with its
- * token; then restarts of redis-session, redis-queue and PostgreSQL keep sessions, queued jobs and rows;
- * SIGTERM to content with writes in flight (held by a table lock) lets them finish; `down -v` leaves nothing behind.
+ * token; writes that need new PostgreSQL connections while Podman's DNS server answers nothing (the
+ * stack's containers reach each other by fixed addresses); then restarts of redis-session, redis-queue
+ * and PostgreSQL keep sessions, queued jobs and rows; SIGTERM to content with writes in flight (held by
+ * a table lock) lets them finish; `down -v` leaves nothing behind.
  *
- * The project gets its own name and free ports, so it never meets a stack the developer runs.
+ * The project gets its own name, free ports and its own BACKEND_NET, so it never meets a stack the
+ * developer runs.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -17,7 +20,7 @@ import { freePort, repoRoot } from '@atoll/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
 import { eventually } from './helpers.ts';
-import { must, podmanSkipReason, run } from './podman.ts';
+import { freeBackendNet, must, podmanSkipReason, run } from './podman.ts';
 
 const skipReason = podmanSkipReason();
 if (skipReason) console.warn(`containers.test.ts skipped: ${skipReason}`);
@@ -56,6 +59,22 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     );
   const container = (service: string) => `${project}_${service}_1`;
   const podman = (args: string[]) => must(run('podman', args, env), `podman ${args.join(' ')}`);
+  /** `podman exec` arguments for psql in the PostgreSQL container, as its superuser (`-i`: over stdin). */
+  const psqlArgs = (stdin: boolean) => [
+    'exec',
+    ...(stdin ? ['-i'] : []),
+    '-e',
+    `PGPASSWORD=${readEnv(envFile).POSTGRES_PASSWORD}`,
+    container('postgres'),
+    'psql',
+    '-h',
+    '127.0.0.1',
+    '-U',
+    'atoll',
+    '-d',
+    'atoll',
+    '-qtA',
+  ];
   const figures: string[] = [];
 
   const messages = async (): Promise<{ to: string[]; subject: string }[]> => {
@@ -95,6 +114,8 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     figures.push(`stand-ins ${((Date.now() - started) / 1000).toFixed(0)} s`);
     env = {
       ...base,
+      // Its own /24 on the backend network, where the data stores and services have fixed addresses.
+      BACKEND_NET: freeBackendNet(),
       GATEWAY_PUBLISH: `127.0.0.1:${ports.gateway}`,
       MAIL_UI_PORT: String(ports.mail),
       OIDC_PORT: String(ports.oidc),
@@ -290,6 +311,70 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     expect(podman(['exec', container('redis-session'), 'cat', '/etc/resolv.conf'])).not.toMatch(/attempts:5/);
   });
 
+  it("reaches its data stores and services by their fixed addresses: writes go on while Podman's DNS answers nothing", async () => {
+    // Each at its address in the test's BACKEND_NET (docker-compose.yml).
+    const fixed = { postgres: 10, 'redis-session': 11, 'redis-queue': 13, 'redis-cache': 15 };
+    const apps = { auth: 31, content: 32, notifier: 33, gateway: 34 };
+    for (const [service, n] of Object.entries({ ...fixed, ...apps })) {
+      const addresses = podman([
+        'inspect',
+        '--format',
+        '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}',
+        container(service),
+      ]);
+      expect(addresses.split(' '), service).toContain(`${env.BACKEND_NET}.${n}`);
+    }
+    // Podman's DNS server, stopped (SIGSTOP): every lookup goes unanswered, as while it reloads.
+    const dns = run('pgrep', ['-x', 'aardvark-dns'], env).stdout.split('\n').filter(Boolean).map(Number);
+    expect(dns.length, 'aardvark-dns runs').toBeGreaterThan(0);
+    const lookup = () =>
+      run(
+        'podman',
+        [
+          'exec',
+          container('content'),
+          'node',
+          '-e',
+          "require('node:dns').lookup('postgres',(e,a)=>console.log(e?e.code:a))",
+        ],
+        env,
+        60_000,
+      ).stdout.trim();
+    expect(lookup()).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    for (const pid of dns) process.kill(pid, 'SIGSTOP');
+    try {
+      expect(lookup(), 'a lookup while DNS is stopped').not.toMatch(/^\d/);
+      // Every connection auth and content hold to PostgreSQL, closed by the server: what they do next
+      // needs a new one, as after a restart or when a pool grows.
+      const closed = podman([
+        ...psqlArgs(false),
+        '-c',
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename IN ('atoll_auth', 'atoll_content')",
+      ]);
+      expect(Number(closed.trim())).toBeGreaterThan(0);
+      // A sign-up (auth), an article and a comment (content), each in a new connection, no name looked up.
+      const started = Date.now();
+      const user = `dns${process.pid}`;
+      const signedUp = await api('POST', '/api/users', {
+        body: { user: { username: user, email: `${user}@example.com`, password: 'a long enough password' } },
+      });
+      expect(signedUp.status, JSON.stringify(signedUp.body)).toBe(201);
+      const article = await api('POST', '/api/articles', {
+        token: signedUp.body.user.token,
+        body: { article: { title: `No lookup ${process.pid}`, description: 'd', body: 'b' } },
+      });
+      expect(article.status, JSON.stringify(article.body)).toBe(201);
+      const comment = await api('POST', `/api/articles/${article.body.article.slug}/comments`, {
+        token: signedUp.body.user.token,
+        body: { comment: { body: 'no lookup' } },
+      });
+      expect(comment.status, JSON.stringify(comment.body)).toBe(201);
+      figures.push(`three writes with DNS stopped ${Date.now() - started} ms`);
+    } finally {
+      for (const pid of dns) process.kill(pid, 'SIGCONT');
+    }
+  }, 120_000);
+
   it('keeps sessions, queued jobs and rows across restarts of redis-session, redis-queue and PostgreSQL', async () => {
     const email = `ctb-${process.pid}@example.com`;
     const login = await api('POST', '/api/users/login', {
@@ -340,28 +425,10 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     // told to stop while they wait, and then the lock is let go. One psql session over stdin holds the
     // lock and counts the writes waiting for it (pg_locks: content's sessions are another role's, whose
     // queries pg_stat_activity does not show), so no fixed delay decides whether a write got there in time.
-    const { POSTGRES_PASSWORD } = readEnv(envFile);
-    const psql = spawn(
-      'podman',
-      [
-        'exec',
-        '-i',
-        '-e',
-        `PGPASSWORD=${POSTGRES_PASSWORD}`,
-        container('postgres'),
-        'psql',
-        '-h',
-        '127.0.0.1',
-        '-U',
-        'atoll',
-        '-d',
-        'atoll',
-        '-qtA',
-        '-v',
-        'ON_ERROR_STOP=1',
-      ],
-      { env, stdio: ['pipe', 'pipe', 'inherit'] },
-    );
+    const psql = spawn('podman', [...psqlArgs(true), '-v', 'ON_ERROR_STOP=1'], {
+      env,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     const exited = new Promise<number | null>((resolve) => psql.once('exit', resolve));
     let printed = '';
     psql.stdout.on('data', (chunk: Buffer) => {

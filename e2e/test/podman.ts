@@ -1,6 +1,6 @@
 /**
- * What the tests that run containers under Podman share: why they would be skipped on this machine, and
- * running a command to completion, failing with its output.
+ * What the tests that run containers under Podman share: why they would be skipped on this machine,
+ * running a command to completion, failing with its output, and a backend network of their own.
  */
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { repoRoot } from '@atoll/testkit';
@@ -44,4 +44,18 @@ export function must(result: SpawnSyncReturns<string>, what: string): string {
     throw new Error(`${what} ${how}:\n${result.stderr}\n${result.stdout}`.slice(-6000));
   }
   return result.stdout;
+}
+
+/**
+ * A BACKEND_NET (the first three numbers of a /24) for a test's own stack, so that it does not meet a
+ * stack started with the default one (10.213.89), nor one still on the host (a bridge another run left
+ * behind): 10.213.100 to .199, from the process id on, the first with no route on the host.
+ */
+export function freeBackendNet(): string {
+  const routes = spawnSync('ip', ['route'], { encoding: 'utf8' }).stdout ?? '';
+  const third =
+    Array.from({ length: 100 }, (_, i) => 100 + ((process.pid + i) % 100)).find(
+      (n) => !routes.includes(`10.213.${n}.0/24`),
+    ) ?? 100 + (process.pid % 100);
+  return `10.213.${third}`;
 }
