@@ -135,12 +135,10 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     }
     if (!(await gatewayReady()))
       throw new Error(`the gateway never became ready:\n${compose(['logs', '--tail', '40'])}`);
-    // Warm: on a loaded machine a new container's first PostgreSQL connections (a name looked up through
-    // Podman's DNS, a backend forked, SCRAM) can take seconds, and a client would see a 503 to try again.
-    // The flow starts once four writes through content at once have worked, so that content's pool holds
-    // several connections: the flow's writes run beside the profile projection's transactions, and a
-    // connection opened while Podman's DNS server reloads waits for its lookup (deploy/README.md, "Name
-    // lookups under Podman": 8 s for one lookup, measured while containers started and stopped).
+    // Warm: on a loaded machine a new container's first PostgreSQL connections (a backend forked, SCRAM)
+    // can take seconds, and a client would see a 503 to try again. The flow starts once four writes
+    // through content at once have worked, so that content's pool holds several connections: the flow's
+    // writes run beside the profile projection's transactions.
     const warm = await api('POST', '/api/users', {
       body: {
         user: {
