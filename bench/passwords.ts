@@ -121,10 +121,19 @@ function row(hashing: string, operation: PasswordRow['operation'], load: Passwor
   };
 }
 
+/**
+ * How long each measurement runs, and under flood how many of the measured client's requests must have
+ * succeeded before it stops (5; 1 in `--smoke`, where a scrypt login under flood takes 6 s).
+ */
+interface Span {
+  seconds: number;
+  succeeded: number;
+}
+
 /** Idle and under-flood figures of one system's login and sign-up. */
 async function measureSystem(
   hashing: string,
-  seconds: number,
+  { seconds, succeeded }: Span,
   login: (i: number) => Req,
   signup: (i: number) => Req,
   floodLogin: (i: number) => Req,
@@ -153,7 +162,10 @@ async function measureSystem(
       new Promise<Loop>((resolve) =>
         setTimeout(async () => {
           // A person trying again, not at once (the flood does try again at once).
-          const measured = await loop(seconds, 1, request, { minRequests: 5, pauseAfterRefusalMs: 250 });
+          const measured = await loop(seconds, 1, request, {
+            minRequests: succeeded,
+            pauseAfterRefusalMs: 250,
+          });
           done = true;
           resolve(measured);
         }, 1000),
@@ -171,11 +183,11 @@ async function measureSystem(
   return rows;
 }
 
-function markdown(rows: PasswordRow[], meta: { when: string; node: string; cpus: number; seconds: number }) {
+function markdown(rows: PasswordRow[], meta: { when: string; node: string; cpus: number } & Span) {
   const lines = [
     '# Password hashing: login and sign-up latency',
     '',
-    `${meta.when}, Node ${meta.node}, ${meta.cpus} cores. One client in turn for ${meta.seconds} s (under flood: until at least 5 succeeded, waiting 250 ms after a refusal), idle and while ${FLOOD} other clients log in as fast as they can from one other address (${FLOOD_ADDRESS}, named in X-Forwarded-For; the gateway's per-address limits lifted). p50 and p99 are of the answers that succeeded; "p50 all" includes the refusals. Only \`pnpm bench --passwords\` ran.`,
+    `${meta.when}, Node ${meta.node}, ${meta.cpus} cores. One client in turn for ${meta.seconds} s (under flood: until at least ${meta.succeeded} succeeded, waiting 250 ms after a refusal), idle and while ${FLOOD} other clients log in as fast as they can from one other address (${FLOOD_ADDRESS}, named in X-Forwarded-For; the gateway's per-address limits lifted). p50 and p99 are of the answers that succeeded; "p50 all" includes the refusals. Only \`pnpm bench --passwords\` ran.`,
     '',
     '| hashing | operation | load | p50 ms | p99 ms | p50 all ms | requests | not 2xx | flood req/s | flood not 2xx |',
     '|---|---|---|---:|---:|---:|---:|---|---:|---|',
@@ -199,9 +211,11 @@ function markdown(rows: PasswordRow[], meta: { when: string; node: string; cpus:
 export async function passwordsBench(opts: {
   outDir: string;
   seconds: number;
+  smoke: boolean;
   say: (line: string) => void;
 }): Promise<void> {
   const { seconds, say } = opts;
+  const span: Span = { seconds, succeeded: opts.smoke ? 1 : 5 };
   const cleanups: Array<() => Promise<unknown>> = [];
   try {
     say(`atoll bench (passwords): ${seconds} s per measurement, Node ${process.version}\n`);
@@ -219,7 +233,7 @@ export async function passwordsBench(opts: {
     const password = 'correct horse battery';
     const refLogin = () => ({ url: `${refUrl}/login`, body: { user: { password } } });
     const refSignup = () => ({ url: `${refUrl}/signup`, body: { user: { password } } });
-    const rows = await measureSystem('scrypt N=2^17 (before)', seconds, refLogin, refSignup, refLogin, say);
+    const rows = await measureSystem('scrypt N=2^17 (before)', span, refLogin, refSignup, refLogin, say);
     await ref.stop();
 
     // ---- atoll: Argon2id at the default cost, through the stack
@@ -287,11 +301,9 @@ export async function passwordsBench(opts: {
       body: { user: { email: flooders[i % FLOOD], password } },
       from: FLOOD_ADDRESS,
     });
-    rows.push(
-      ...(await measureSystem('Argon2id m=64 MiB t=3 (now)', seconds, login, signup, floodLogin, say)),
-    );
+    rows.push(...(await measureSystem('Argon2id m=64 MiB t=3 (now)', span, login, signup, floodLogin, say)));
 
-    const meta = { when: new Date().toISOString(), node: process.version, cpus: cpus().length, seconds };
+    const meta = { when: new Date().toISOString(), node: process.version, cpus: cpus().length, ...span };
     const md = markdown(rows, meta);
     writeFileSync(
       join(opts.outDir, 'passwords.json'),

@@ -414,7 +414,12 @@ async function drain(queue: Queue, count: number, fill: () => Promise<void>): Pr
 
 if (args.includes('--passwords')) {
   // Only the password paths (their own stacks), then stop: see passwords.ts.
-  await passwordsBench({ outDir, seconds: mode === 'smoke' ? 1 : Number(option('duration') ?? 5), say });
+  await passwordsBench({
+    outDir,
+    seconds: mode === 'smoke' ? 1 : Number(option('duration') ?? 5),
+    smoke: mode === 'smoke',
+    say,
+  });
   process.exit(0);
 }
 
