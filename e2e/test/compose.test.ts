@@ -22,6 +22,7 @@ import {
   IDENTITY_VARIABLES,
   readEnvFile,
 } from '../../scripts/compose-credentials.ts';
+import { BACKEND_ADDRESSES } from './podman.ts';
 
 // ---- the files -------------------------------------------------------------------------------------
 
@@ -143,20 +144,8 @@ function networksOf(service: Service): string[] {
   return Array.isArray(n) ? n : Object.keys(n);
 }
 
-/**
- * Where each data store and service sits on `backend`: BACKEND_NET (default 10.213.89), then this. The
- * Sentinel groups (deploy/compose/redis-sentinel.yml) add .12, .14 and .21 to .23.
- */
-const FIXED: Record<string, number> = {
-  postgres: 10,
-  'redis-session': 11,
-  'redis-queue': 13,
-  'redis-cache': 15,
-  auth: 31,
-  content: 32,
-  notifier: 33,
-  gateway: 34,
-};
+/** Where each data store and service sits on `backend`. */
+const FIXED = BACKEND_ADDRESSES;
 const at = (name: string, net = '10.213.89') => `${net}.${FIXED[name]}`;
 
 function dependsOn(service: Service): Record<string, string> {

@@ -20,7 +20,7 @@ import { freePort, repoRoot } from '@atoll/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
 import { eventually } from './helpers.ts';
-import { freeBackendNet, must, podmanSkipReason, run } from './podman.ts';
+import { BACKEND_ADDRESSES, freeBackendNet, must, podmanSkipReason, run } from './podman.ts';
 
 const skipReason = podmanSkipReason();
 if (skipReason) console.warn(`containers.test.ts skipped: ${skipReason}`);
@@ -170,7 +170,20 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
     }
   }, 1_800_000);
 
+  /** aardvark-dns processes a test stopped: resumed whatever happens (SIGCONT to a running one is a no-op). */
+  const stoppedDns: number[] = [];
+  const resumeDns = () => {
+    for (const pid of stoppedDns.splice(0)) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // Gone already: nothing to resume.
+      }
+    }
+  };
+
   afterAll(() => {
+    resumeDns();
     if (!env) return;
     console.log(`containers: ${figures.join(', ')}`);
     if (existsSync(envFile))
@@ -311,9 +324,7 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
 
   it("reaches its data stores and services by their fixed addresses: writes go on while Podman's DNS answers nothing", async () => {
     // Each at its address in the test's BACKEND_NET (docker-compose.yml).
-    const fixed = { postgres: 10, 'redis-session': 11, 'redis-queue': 13, 'redis-cache': 15 };
-    const apps = { auth: 31, content: 32, notifier: 33, gateway: 34 };
-    for (const [service, n] of Object.entries({ ...fixed, ...apps })) {
+    for (const [service, n] of Object.entries(BACKEND_ADDRESSES)) {
       const addresses = podman([
         'inspect',
         '--format',
@@ -322,8 +333,11 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
       ]);
       expect(addresses.split(' '), service).toContain(`${env.BACKEND_NET}.${n}`);
     }
-    // Podman's DNS server, stopped (SIGSTOP): every lookup goes unanswered, as while it reloads.
+    // Podman's DNS server, stopped (SIGSTOP): every lookup goes unanswered, as while it reloads. It serves
+    // every container on the host, so it is resumed in `finally`, and again in afterAll should the test
+    // be cut off before.
     const dns = run('pgrep', ['-x', 'aardvark-dns'], env).stdout.split('\n').filter(Boolean).map(Number);
+    stoppedDns.push(...dns);
     expect(dns.length, 'aardvark-dns runs').toBeGreaterThan(0);
     const lookup = () =>
       run(
@@ -369,7 +383,7 @@ describe.skipIf(skipReason !== '')('docker compose up --build, under Podman', ()
       expect(comment.status, JSON.stringify(comment.body)).toBe(201);
       figures.push(`three writes with DNS stopped ${Date.now() - started} ms`);
     } finally {
-      for (const pid of dns) process.kill(pid, 'SIGCONT');
+      resumeDns();
     }
   }, 120_000);
 

@@ -47,6 +47,22 @@ export function must(result: SpawnSyncReturns<string>, what: string): string {
 }
 
 /**
+ * The last number of each data store's and service's fixed address on docker-compose.yml's `backend`
+ * network, after BACKEND_NET (default 10.213.89). The Sentinel groups (deploy/compose/redis-sentinel.yml)
+ * add .12, .14 and .21 to .23; Compose hands out .128 up to every other container.
+ */
+export const BACKEND_ADDRESSES: Readonly<Record<string, number>> = {
+  postgres: 10,
+  'redis-session': 11,
+  'redis-queue': 13,
+  'redis-cache': 15,
+  auth: 31,
+  content: 32,
+  notifier: 33,
+  gateway: 34,
+};
+
+/**
  * A BACKEND_NET (the first three numbers of a /24) for a test's own stack, so that it does not meet a
  * stack started with the default one (10.213.89), nor one still on the host (a bridge another run left
  * behind): 10.213.100 to .199, from the process id on, the first with no route on the host.
