@@ -29,6 +29,7 @@ export const NAMES = {
   sameSqlFavorite: 'same SQL: favorite + unfavorite (Fastify + pg)',
   hmac: 'identity assertion: HMAC-SHA256 sign + verify',
   ed25519: 'identity assertion: Ed25519 sign + verify',
+  ed25519Batch: 'identity assertion: Ed25519, 4 per signature, sign + verify',
   redisGet: 'redis GET (ioredis, one client)',
   session: 'session resolution alone',
   queueAdd: 'BullMQ Queue.add (raw)',
@@ -80,6 +81,7 @@ export const COMPARISONS: Comparison[] = [
   { path: N.addComment, reference: N.createArticle, target: 1 },
   // In process.
   { path: N.ed25519, reference: N.hmac },
+  { path: N.ed25519Batch, reference: N.hmac },
   { path: N.session, reference: N.redisGet, upperBound: AT_MOST_THE_REFERENCE },
   { path: N.enqueue, reference: N.queueAdd, upperBound: AT_MOST_THE_REFERENCE },
   { path: N.notifier, reference: N.rawWorker, target: 0.7, upperBound: AT_MOST_THE_REFERENCE },

@@ -20,6 +20,8 @@ import { performance } from 'node:perf_hooks';
 import type autocannon from 'autocannon';
 
 export type Sign = (request: { method: string; url: string }) => Record<string, string>;
+/** Signs `requests` as the gateway does the assertions of one turn of its event loop: one signature. */
+export type SignBatch = (requests: Array<{ method: string; url: string }>) => Array<Record<string, string>>;
 
 /** What a first run is expected to need per second, before a rate was seen. */
 const FIRST_RATE = 12_000;
@@ -32,6 +34,7 @@ export class PresignedRequest {
   /** Requests that found the pool empty and were signed while the run went on. */
   inline = 0;
   private readonly sign: Sign;
+  private readonly batch: { size: number; sign: SignBatch } | undefined;
   private pool: Array<Record<string, string>> = [];
   private next = 0;
   private used = 0;
@@ -40,10 +43,19 @@ export class PresignedRequest {
   private lastUsedAt = 0;
   private perSecond = FIRST_RATE;
 
-  /** `firstRate`: the requests per second a first run is signed for (before any rate was seen). */
-  constructor(path: string, sign: Sign, opts: { firstRate?: number } = {}) {
+  /**
+   * `firstRate`: the requests per second a first run is signed for (before any rate was seen). `batch`:
+   * the pool is signed `size` assertions per signature, as the gateway signs a turn's assertions
+   * together; without it, and for what is signed inline, one signature each.
+   */
+  constructor(
+    path: string,
+    sign: Sign,
+    opts: { firstRate?: number; batch?: { size: number; sign: SignBatch } } = {},
+  ) {
     this.path = path;
     this.sign = sign;
+    this.batch = opts.batch;
     this.perSecond = opts.firstRate ?? FIRST_RATE;
   }
 
@@ -51,7 +63,15 @@ export class PresignedRequest {
   prepare(run: { seconds: number; requests?: number }): void {
     this.settle();
     const count = run.requests ?? Math.ceil(this.perSecond * run.seconds * MARGIN) + 100;
-    this.pool = Array.from({ length: count }, () => this.sign({ method: this.method, url: this.path }));
+    const target = { method: this.method, url: this.path };
+    if (this.batch) {
+      const { size, sign } = this.batch;
+      this.pool = [];
+      for (let made = 0; made < count; made += size)
+        this.pool.push(...sign(Array.from({ length: Math.min(size, count - made) }, () => target)));
+    } else {
+      this.pool = Array.from({ length: count }, () => this.sign(target));
+    }
     this.next = 0;
     this.used = 0;
     this.startedAt = performance.now();

@@ -67,6 +67,8 @@ export interface Report {
    * counts those signed during a run because its pool ran out. Absent in older reports.
    */
   presigned?: { inline: number };
+  /** The gateway's identity assertions over the run, and the signatures they shared. Absent in older reports. */
+  signing?: { assertions: number; signatures: number };
 }
 
 const byName = (rows: Row[], name: string) => rows.find((r) => r.name === name);
@@ -163,6 +165,14 @@ export function markdown(report: Report): string {
       lines.push(
         `| ${c.what} | ${round2(c.value)} | ${round2(c.bound)} | ${c.verdict === 'met' ? 'met' : '**not met**'} |`,
       );
+  }
+  if (report.signing) {
+    const { assertions, signatures } = report.signing;
+    lines.push(
+      '',
+      `The gateway made ${assertions} identity assertions under ${signatures} Ed25519 signatures over the run, ` +
+        `${round2(assertions / Math.max(signatures, 1))} per signature (one per turn of its event loop, at most 64).`,
+    );
   }
   if (report.sse) {
     const s = report.sse;

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IDENTITY_HEADER, IdentityVerifier } from '@atoll/identity';
-import { gatewayHeaders, identityKeyPair, repoRoot } from '@atoll/testkit';
+import { gatewayHeaders, gatewayHeadersBatch, identityKeyPair, repoRoot } from '@atoll/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exactly, measure } from '../../bench/lib/load.ts';
 import { PresignedRequest } from '../../bench/lib/presigned.ts';
@@ -130,6 +130,31 @@ describe('bench machinery', () => {
     // The next run is signed for the rate the last one went at.
     await measure({ url, requests: [short] }, { seconds: 0.3, connections: 4, warmupSeconds: 0 });
     expect(refused).toEqual([]);
+
+    // A pool signed 4 assertions to a signature, as the gateway signs a turn's: the service checks one
+    // signature per 4 requests.
+    const batches: number[] = [];
+    const batched = new PresignedRequest('/article/c', sign, {
+      batch: {
+        size: 4,
+        sign: (reqs) => {
+          batches.push(reqs.length);
+          return gatewayHeadersBatch(keys, 'content', reqs);
+        },
+      },
+    });
+    const checksBefore = verifier.signatureChecks;
+    const servedBefore = seen.size;
+    const third = await exactly({ url, requests: [batched] }, 40);
+    expect(third).toMatchObject({ requests: 40, errors: 0 });
+    expect(refused).toEqual([]);
+    // A run of 40 is signed for 41 (load.ts): ten batches of 4 and one of 1.
+    expect(batches).toEqual([...Array(10).fill(4), 1]);
+    // The probe and whatever autocannon sends past its amount are signed one by one; the rest share.
+    const served = seen.size - servedBefore;
+    expect(served).toBeGreaterThanOrEqual(41);
+    expect(verifier.signatureChecks - checksBefore).toBeLessThanOrEqual(11 + (served - 40));
+    expect(verifier.signatureChecks - checksBefore).toBeLessThan(served / 2);
   });
 
   it('interleaves rounds, and marks a path above its physical bound suspect in all its comparisons', async () => {

@@ -1,6 +1,6 @@
-import { IdentitySigner } from '@atoll/identity';
+import { BatchingSigner, IdentitySigner } from '@atoll/identity';
 import { createKeys } from '@atoll/redis-keys';
-import { base, fastifyOptions, redisRoles } from '@atoll/service-kit';
+import { base, Counter, fastifyOptions, redisRoles } from '@atoll/service-kit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { classifier } from './classify.ts';
 import type { GatewayConfig } from './config.ts';
@@ -61,8 +61,22 @@ export async function buildApp(config: GatewayConfig): Promise<FastifyInstance> 
   });
   await app.register(csrf, { allowedOrigins: config.corsOrigins });
   await app.register(rateLimits, { counter, limits: config.rateLimits, registry: app.metrics.registry });
-  // Routes. Every request to a service carries an assertion signed with the gateway's key.
-  const signer = new IdentitySigner(config.identityKey);
+  // Routes. Every request to a service carries an assertion signed with the gateway's key; the
+  // assertions made in one turn of the event loop share one signature (@atoll/identity, v3).
+  const assertions = new Counter({
+    name: 'gateway_identity_assertions_total',
+    help: 'Identity assertions made for requests to the services',
+    registers: [app.metrics.registry],
+  });
+  const signatures = new Counter({
+    name: 'gateway_identity_signatures_total',
+    help: 'Ed25519 signatures made for identity assertions: one per batch of at most 64 assertions',
+    registers: [app.metrics.registry],
+  });
+  const signer = new BatchingSigner(new IdentitySigner(config.identityKey), (size) => {
+    signatures.inc();
+    assertions.inc(size);
+  });
   // Each service's instances, shared by everything that sends it requests.
   const pools = {
     auth: new UpstreamPool(config.upstreams.auth),

@@ -74,7 +74,7 @@ describe('proxy retries across instances (buildApp, real upstreams)', () => {
     const posts = gateway.upstream.received.filter((r) => r.url === '/api/articles');
     expect(posts).toHaveLength(6);
     for (const post of posts) {
-      expect(post.headers['x-atoll-identity']).toMatch(/^v2\./);
+      expect(post.headers['x-atoll-identity']).toMatch(/^v3\./);
       expect(post.body).toBe(JSON.stringify(article));
     }
     // Refused once, then skipped: one retry in all.

@@ -1,11 +1,25 @@
 /**
  * The identity assertion: how the gateway tells a service who is calling.
  *
- * The gateway resolves the session token once, then forwards
- * `x-atoll-identity: v2.<kid>.<payload>.<signature>` on every request it sends a service, where payload is
- * base64url JSON and signature is Ed25519(private key, "v2.<kid>.<payload>") in base64url. Only the
- * gateway holds the private key; services hold public keys, so a service can check an assertion and can
- * never make one (a compromised service cannot speak for anyone to another service).
+ * The gateway resolves the session token once, then forwards an `x-atoll-identity` header on every
+ * request it sends a service, in one of two forms, both Ed25519 under the gateway's key:
+ *
+ * - `v3.<kid>.<payload>.<proof>.<signature>`, what the gateway sends: one signature covers a batch of
+ *   assertions (those the gateway made in one turn of its event loop, at most MAX_BATCH). They are the
+ *   leaves of a Merkle tree (SHA-256; a leaf is H(0x00, "v3.<kid>.<payload>"), a node H(0x01, left,
+ *   right), the tree padded with a fixed empty leaf to a power of two), the signature is
+ *   Ed25519("v3-root.<kid>.<root>"), and each assertion carries its own proof: its index (one byte) and
+ *   the sibling hashes from its leaf to the root. A service recomputes the root from the leaf and the
+ *   proof, and checks the signature over it once per batch: it remembers the last VERIFIED_ROOTS
+ *   root-and-signature pairs that verified (only those), so the other assertions of a batch cost a few
+ *   hashes instead of an Ed25519 verification each. Leaves and nodes are hashed with different prefixes
+ *   and the padding leaf is no leaf's hash, so no node passes for an assertion.
+ * - `v2.<kid>.<payload>.<signature>`, one signature per assertion, Ed25519("v2.<kid>.<payload>"): what the
+ *   test kit sends, and what a gateway of the previous version sends during an upgrade.
+ *
+ * Payload is base64url JSON. Only the gateway holds the private key; services hold public keys, so a
+ * service can check an assertion and can never make one (a compromised service cannot speak for anyone
+ * to another service).
  *
  * The payload says who the caller is (nobody, for an anonymous request), whether the gateway could not
  * ask the session store (then "nobody" is "unknown"), from which client address the request came, and
@@ -13,11 +27,12 @@
  * target (path and query exactly as the service receives it, i.e. Fastify's `request.url`, by its
  * SHA-256), the request id, and a life of at most 10 seconds. A header captured inside the network
  * therefore works nowhere else: not on another service, another route, another method or another request
- * id; and each service accepts it once only (plugin.ts), keyed on the signature's bytes.
+ * id; and each service accepts it once only (plugin.ts), keyed on its `replayKey` (a v2 assertion's
+ * signature bytes, a v3 assertion's leaf hash: both name the signed payload).
  *
  * Decoding is strict: every part must be the one canonical base64url spelling of its bytes (Node decodes
- * leniently, so `abc` and `abd` can be the same bytes: we re-encode and compare) and the signature exactly
- * 64 bytes. `kid` names the signing key (a hash of its public key), so services can accept a new and an
+ * leniently, so `abc` and `abd` can be the same bytes: we re-encode and compare), the signature exactly
+ * 64 bytes, a proof 1 + 32 × depth bytes with depth at most MAX_DEPTH and an index below 2^depth. `kid` names the signing key (a hash of its public key), so services can accept a new and an
  * old key while a new one rolls out.
  */
 import {
@@ -87,7 +102,20 @@ export type VerifyFailure =
   | 'wrong-url'
   | 'wrong-request';
 
-const VERSION = 'v2';
+/** One signature per assertion: the previous version, still accepted, and what the test kit sends. */
+const SINGLE = 'v2';
+/** One signature per batch, each assertion with its Merkle proof: what the gateway sends. */
+const BATCHED = 'v3';
+/** The most assertions one signature covers: a proof holds at most log2(MAX_BATCH) hashes. */
+export const MAX_BATCH = 64;
+const MAX_DEPTH = 6;
+/** How many verified batch signatures a service remembers (a batch's assertions arrive together). */
+export const VERIFIED_ROOTS = 1024;
+const HASH_BYTES = 32;
+/** The longest proof: an index byte and MAX_DEPTH hashes, in base64url. */
+const MAX_PROOF_CHARS = Math.ceil(((1 + MAX_DEPTH * HASH_BYTES) * 4) / 3);
+const LEAF = Buffer.of(0);
+const NODE = Buffer.of(1);
 /** How long an assertion lives: it is used within milliseconds of being made. */
 export const ASSERTION_TTL_SECONDS = 5;
 /** Clock skew tolerated between the gateway and a service. */
@@ -101,6 +129,19 @@ const SIGNATURE_CHARS = 86;
 const KID_CHARS = 11;
 /** An assertion longer than this is refused unread (a header is bounded anyway; this bounds the work). */
 const MAX_PAYLOAD_CHARS = 4096;
+
+const sha256 = (...parts: Buffer[]): Buffer => {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return hash.digest();
+};
+const leafHash = (body: string): Buffer => sha256(LEAF, Buffer.from(body));
+const nodeHash = (left: Buffer, right: Buffer): Buffer => sha256(NODE, left, right);
+/** What pads a batch to a power of two: no assertion's leaf hash (those are H(0x00, …)). */
+const EMPTY_LEAF = sha256(Buffer.of(2));
+/** The message a batch's signature covers. */
+const rootMessage = (kid: string, root: Buffer): Buffer =>
+  Buffer.from(`${BATCHED}-root.${kid}.${root.toString('base64url')}`);
 
 /** What the payload holds for a request target: its SHA-256, base64url. */
 function urlHash(url: string): string {
@@ -189,7 +230,8 @@ export class IdentitySigner {
     this.keyId = keyIdOf(createPublicKey(privateKey));
   }
 
-  sign(req: AssertionRequest): string {
+  /** The payload of one assertion, base64url. */
+  private payload(req: AssertionRequest): string {
     const iat = Math.floor((req.now ?? Date.now()) / 1000);
     const { identity } = req;
     const payload: Payload = {
@@ -205,9 +247,90 @@ export class IdentitySigner {
         : {}),
       ...(req.sessionUnavailable ? { su: true as const } : {}),
     };
-    const body = `${VERSION}.${this.keyId}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+    return Buffer.from(JSON.stringify(payload)).toString('base64url');
+  }
+
+  /** One assertion with a signature of its own (v2). */
+  sign(req: AssertionRequest): string {
+    const body = `${SINGLE}.${this.keyId}.${this.payload(req)}`;
     return `${body}.${edSign(null, Buffer.from(body), this.key).toString('base64url')}`;
   }
+
+  /** Assertions for up to MAX_BATCH requests under one signature (v3), in the order of `reqs`. */
+  signBatch(reqs: readonly AssertionRequest[]): string[] {
+    if (reqs.length === 0 || reqs.length > MAX_BATCH)
+      throw new RangeError(`a batch holds 1 to ${MAX_BATCH} assertions, not ${reqs.length}`);
+    const bodies = reqs.map((req) => `${BATCHED}.${this.keyId}.${this.payload(req)}`);
+    // levels[0] are the leaves, padded to a power of two; levels[depth] is the root alone.
+    const width = 2 ** Math.ceil(Math.log2(bodies.length));
+    let level = Array.from({ length: width }, (_, i) => {
+      const body = bodies[i];
+      return body === undefined ? EMPTY_LEAF : leafHash(body);
+    });
+    const levels = [level];
+    while (level.length > 1) {
+      const up: Buffer[] = [];
+      for (let i = 0; i < level.length; i += 2) up.push(nodeHash(level[i] as Buffer, level[i + 1] as Buffer));
+      levels.push(up);
+      level = up;
+    }
+    const signature = edSign(null, rootMessage(this.keyId, level[0] as Buffer), this.key).toString(
+      'base64url',
+    );
+    return bodies.map((body, index) => {
+      const siblings = levels.slice(0, -1).map((nodes, depth) => nodes[(index >> depth) ^ 1] as Buffer);
+      const proof = Buffer.concat([Buffer.of(index), ...siblings]).toString('base64url');
+      return `${body}.${proof}.${signature}`;
+    });
+  }
+}
+
+/**
+ * Signs the assertions asked for in one turn of the event loop together, one v3 batch per MAX_BATCH: under
+ * load the requests that a turn's reads (the client's bytes, a burst of Redis replies) set going share a
+ * signature, and a request alone waits for nothing but the rest of its turn.
+ */
+export class BatchingSigner {
+  private pending: Array<{
+    req: AssertionRequest;
+    resolve: (token: string) => void;
+    reject: (error: unknown) => void;
+  }> = [];
+  private scheduled = false;
+  readonly signer: IdentitySigner;
+  private readonly onBatch: (size: number) => void;
+
+  /** `onBatch` hears each batch's size (a metric). */
+  constructor(signer: IdentitySigner, onBatch: (size: number) => void = () => {}) {
+    this.signer = signer;
+    this.onBatch = onBatch;
+  }
+
+  sign(req: AssertionRequest): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ req, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const all = this.pending;
+    this.pending = [];
+    for (let start = 0; start < all.length; start += MAX_BATCH) {
+      const batch = all.slice(start, start + MAX_BATCH);
+      try {
+        const tokens = this.signer.signBatch(batch.map((p) => p.req));
+        this.onBatch(batch.length);
+        for (const [i, p] of batch.entries()) p.resolve(tokens[i] as string);
+      } catch (error) {
+        for (const p of batch) p.reject(error);
+      }
+    }
+  };
 }
 
 /** What a service checks an assertion against: its own request. */
@@ -219,7 +342,11 @@ export interface VerifyRequest {
 }
 
 export type VerifyResult =
-  | ({ ok: true; signature: Buffer } & RequestContext)
+  | ({
+      ok: true;
+      /** Names the signed payload, one spelling per payload: what the replay guard remembers. */
+      replayKey: string;
+    } & RequestContext)
   | { ok: false; reason: VerifyFailure };
 
 const isString = (v: unknown): v is string => typeof v === 'string';
@@ -229,6 +356,10 @@ export class IdentityVerifier {
   readonly audience: string;
   private readonly keys: Map<string, KeyObject>;
   private readonly skewSeconds: number;
+  /** Batch signatures that verified: `<kid>.<root>.<signature>`, oldest first. */
+  private readonly verifiedRoots = new Set<string>();
+  /** Ed25519 verifications done (a metric, and how the tests see a batch verified once). */
+  signatureChecks = 0;
 
   constructor(opts: { audience: string; publicKeys: readonly KeyObject[]; skewSeconds?: number }) {
     if (opts.publicKeys.length === 0) throw new Error('at least one identity public key is required');
@@ -239,8 +370,11 @@ export class IdentityVerifier {
 
   verify(token: string, req: VerifyRequest): VerifyResult {
     const parts = token.split('.');
-    if (parts.length !== 4 || parts[0] !== VERSION) return { ok: false, reason: 'malformed' };
-    const [, kid = '', encoded = '', sig = ''] = parts;
+    const batched = parts[0] === BATCHED && parts.length === 5;
+    if (!batched && !(parts[0] === SINGLE && parts.length === 4)) return { ok: false, reason: 'malformed' };
+    const kid = parts[1] ?? '';
+    const encoded = parts[2] ?? '';
+    const sig = parts[parts.length - 1] ?? '';
     if (kid.length !== KID_CHARS || sig.length !== SIGNATURE_CHARS || encoded.length > MAX_PAYLOAD_CHARS)
       return { ok: false, reason: 'malformed' };
     const signature = strictBase64url(sig);
@@ -249,9 +383,46 @@ export class IdentityVerifier {
       return { ok: false, reason: 'malformed' };
     const key = this.keys.get(kid);
     if (!key) return { ok: false, reason: 'unknown-key' };
-    const body = token.slice(0, token.length - SIGNATURE_CHARS - 1);
-    if (!edVerify(null, Buffer.from(body), key, signature)) return { ok: false, reason: 'bad-signature' };
+    const body = `${parts[0]}.${kid}.${encoded}`;
+    let replayKey: string;
+    if (batched) {
+      const proof = (parts[3] ?? '').length <= MAX_PROOF_CHARS ? strictBase64url(parts[3] ?? '') : null;
+      const depth = proof ? (proof.length - 1) / HASH_BYTES : -1;
+      const index = proof?.[0] ?? 0;
+      if (!proof || !Number.isInteger(depth) || depth < 0 || depth > MAX_DEPTH || index >= 2 ** depth)
+        return { ok: false, reason: 'malformed' };
+      const leaf = leafHash(body);
+      let node = leaf;
+      for (let d = 0; d < depth; d++) {
+        const sibling = proof.subarray(1 + d * HASH_BYTES, 1 + (d + 1) * HASH_BYTES);
+        node = (index >> d) & 1 ? nodeHash(sibling, node) : nodeHash(node, sibling);
+      }
+      if (!this.rootSigned(kid, key, node, sig, signature)) return { ok: false, reason: 'bad-signature' };
+      replayKey = leaf.toString('latin1');
+    } else {
+      this.signatureChecks++;
+      if (!edVerify(null, Buffer.from(body), key, signature)) return { ok: false, reason: 'bad-signature' };
+      replayKey = signature.toString('latin1');
+    }
+    return this.checkPayload(json, req, replayKey);
+  }
 
+  /** Whether the gateway signed this batch's root: verified once, then remembered (only if it did). */
+  private rootSigned(kid: string, key: KeyObject, root: Buffer, sig: string, signature: Buffer): boolean {
+    const id = `${kid}.${root.toString('base64url')}.${sig}`;
+    if (this.verifiedRoots.has(id)) return true;
+    this.signatureChecks++;
+    if (!edVerify(null, rootMessage(kid, root), key, signature)) return false;
+    if (this.verifiedRoots.size >= VERIFIED_ROOTS) {
+      const oldest = this.verifiedRoots.values().next().value as string;
+      this.verifiedRoots.delete(oldest);
+    }
+    this.verifiedRoots.add(id);
+    return true;
+  }
+
+  /** The signed payload's claims, checked against the request. */
+  private checkPayload(json: Buffer, req: VerifyRequest, replayKey: string): VerifyResult {
     let p: Partial<Record<keyof Payload, unknown>>;
     try {
       p = JSON.parse(json.toString('utf8')) as typeof p;
@@ -291,7 +462,7 @@ export class IdentityVerifier {
     if (p.rid !== req.requestId) return { ok: false, reason: 'wrong-request' };
     return {
       ok: true,
-      signature,
+      replayKey,
       clientIp: p.ip as string,
       sessionUnavailable: p.su === true,
       identity: anonymous

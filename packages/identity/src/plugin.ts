@@ -104,8 +104,8 @@ const identityPlugin: FastifyPluginAsync<IdentityPluginOptions> = async (app, op
       typeof header === 'string'
         ? verifier.verify(header, { method: request.method, url: request.url, requestId: request.id })
         : ({ ok: false, reason: 'malformed' } as const);
-    // The signature's bytes name the assertion: strict decoding gives each exactly one spelling.
-    const replayed = result.ok && !seen.firstUse(result.signature.toString('latin1'));
+    // One key per signed payload: strict decoding gives each exactly one spelling.
+    const replayed = result.ok && !seen.firstUse(result.replayKey);
     if (!result.ok || replayed) {
       request.log.warn({ reason: result.ok ? 'replayed' : result.reason }, 'rejected identity assertion');
       reply.code(401).send({ errors: { identity: ['is invalid'] }, code: 'IDENTITY_INVALID' });

@@ -5,6 +5,7 @@ export {
   type AssertedRequest,
   ensureIdentityKeyFiles,
   gatewayHeaders,
+  gatewayHeadersBatch,
   type IdentityKeyFiles,
   type IdentityKeys,
   identityKeyPair,

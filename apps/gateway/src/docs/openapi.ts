@@ -12,7 +12,7 @@
  * document is assembled from the others on each request and says which are missing
  * (`x-atoll-missing`), so the reference never fails as a whole.
  */
-import { IDENTITY_HEADER, type IdentitySigner } from '@atoll/identity';
+import { type BatchingSigner, IDENTITY_HEADER } from '@atoll/identity';
 import { INTERNAL_OPENAPI_PATH, REQUEST_ID_HEADER } from '@atoll/service-kit';
 // `schema.summary`/`tags` and `app.swagger()` (registered by @atoll/service-kit) are typed by its augmentation.
 import type {} from '@fastify/swagger';
@@ -85,7 +85,7 @@ export function mergeDocuments(parts: OpenApiDocument[], missing: string[]): Ope
 }
 
 export interface DocsOptions {
-  signer: IdentitySigner;
+  signer: BatchingSigner;
   pools: Record<Upstream, UpstreamPool>;
   timeoutMs: number;
 }
@@ -95,11 +95,11 @@ const docs: FastifyPluginAsync<DocsOptions> = async (app, opts) => {
 
   const fetchDocument = async (request: FastifyRequest, name: Upstream): Promise<OpenApiDocument | null> => {
     try {
-      const res = await withInstances(opts.pools[name], 'GET', (instance) =>
+      const res = await withInstances(opts.pools[name], 'GET', async (instance) =>
         undiciRequest(`${instance}${INTERNAL_OPENAPI_PATH}`, {
           headers: {
             [REQUEST_ID_HEADER]: request.id,
-            [IDENTITY_HEADER]: assertionFor(opts.signer, request, name, 'GET', INTERNAL_OPENAPI_PATH),
+            [IDENTITY_HEADER]: await assertionFor(opts.signer, request, name, 'GET', INTERNAL_OPENAPI_PATH),
           },
           headersTimeout: opts.timeoutMs,
           bodyTimeout: opts.timeoutMs,

@@ -5,7 +5,7 @@
  * costs it nothing.
  */
 import { decodeCatchUpPage, type LiveNotification } from '@atoll/events';
-import { IDENTITY_HEADER, type IdentitySigner } from '@atoll/identity';
+import { type BatchingSigner, IDENTITY_HEADER } from '@atoll/identity';
 import { REQUEST_ID_HEADER } from '@atoll/service-kit';
 import type { FastifyRequest } from 'fastify';
 import { request as httpRequest } from 'undici';
@@ -18,17 +18,17 @@ export const REPLAY_MAX_PAGES = 10;
 export interface CatchUpOptions {
   /** The notifier's instances: asked in turn. */
   notifier: UpstreamPool;
-  signer: IdentitySigner;
+  signer: BatchingSigner;
 }
 
 /** One page after `after`, for the caller of `request`; throws unless the notifier answers 200 with a page. */
 async function page(opts: CatchUpOptions, request: FastifyRequest, after: number) {
   const target = `/api/notifications?after=${after}&limit=${REPLAY_PAGE}`;
-  const res = await withInstances(opts.notifier, 'GET', (instance) =>
+  const res = await withInstances(opts.notifier, 'GET', async (instance) =>
     httpRequest(`${instance}${target}`, {
       headers: {
         [REQUEST_ID_HEADER]: request.id,
-        [IDENTITY_HEADER]: assertionFor(opts.signer, request, 'notifier', 'GET', target),
+        [IDENTITY_HEADER]: await assertionFor(opts.signer, request, 'notifier', 'GET', target),
       },
       headersTimeout: 5000,
       bodyTimeout: 5000,

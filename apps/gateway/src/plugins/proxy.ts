@@ -19,7 +19,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
-import { IDENTITY_HEADER, type IdentitySigner, INTERNAL_HEADER_PREFIX } from '@atoll/identity';
+import { type BatchingSigner, IDENTITY_HEADER, INTERNAL_HEADER_PREFIX } from '@atoll/identity';
 import { Counter, DRAINING_HEADER, errorBody, REQUEST_ID_HEADER, type Registry } from '@atoll/service-kit';
 import replyFrom from '@fastify/reply-from';
 // `schema.hide` is typed by @fastify/swagger's augmentation (the plugin is registered by @atoll/service-kit).
@@ -39,16 +39,17 @@ import {
 export interface ProxyOptions {
   /** Each service's instances (upstream-pool.ts). */
   pools: Record<Upstream, UpstreamPool>;
-  signer: IdentitySigner;
+  signer: BatchingSigner;
   registry: Registry;
   /** Let the services' Server-Timing through (SERVER_TIMING); else it is dropped. */
   serverTiming: boolean;
 }
 
+/** The headers a service receives: the client's, less the internal ones, plus the request id and `assertion`. */
 export function forwardedHeaders(
   request: FastifyRequest,
   headers: Record<string, string | string[] | undefined>,
-  signer: IdentitySigner,
+  assertion: string,
   upstream: Upstream,
 ): Record<string, string | string[] | undefined> {
   const keepCredentials = upstream === 'auth';
@@ -62,14 +63,7 @@ export function forwardedHeaders(
     out[name] = value;
   }
   out[REQUEST_ID_HEADER] = request.id;
-  // Bound to the target the service receives, worked out once at the door (classify.ts).
-  out[IDENTITY_HEADER] = assertionFor(
-    signer,
-    request,
-    upstream,
-    request.method,
-    request.classification.target,
-  );
+  out[IDENTITY_HEADER] = assertion;
   return out;
 }
 
@@ -156,23 +150,31 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
       scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) =>
         done(null, forwardedBody(body as Buffer)),
       );
-      const handler = (request: FastifyRequest, reply: FastifyReply) => {
+      const handler = async (request: FastifyRequest, reply: FastifyReply) => {
         // One time budget for all attempts (the route's timeout, classify.ts).
         const deadline = Date.now() + request.classification.timeoutMs;
         const tried = new Set<string>();
-        const attempt = (): FastifyReply => {
+        const attempt = async (): Promise<void> => {
+          // Every attempt carries an assertion of its own, bound to the target the service receives,
+          // worked out once at the door (classify.ts).
+          const assertion = await assertionFor(
+            opts.signer,
+            request,
+            upstream,
+            request.method,
+            request.classification.target,
+          );
           const instance = pool.pick(tried) as string;
           if (tried.size > 0) rewindBody(request);
           tried.add(instance);
-          return reply.from(request.url, {
+          reply.from(request.url, {
             getUpstream: () => instance,
             timeout: Math.max(1, deadline - Date.now()),
-            // Runs for each attempt: every attempt carries an assertion of its own.
             rewriteRequestHeaders: (req, headers) =>
               forwardedHeaders(
                 req as FastifyRequest,
                 headers as Record<string, string | string[] | undefined>,
-                opts.signer,
+                assertion,
                 upstream,
               ),
             onError: (rep, { error }) => {
@@ -190,7 +192,7 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
                   { upstream, kind, err: { message: failure.message, code: rootCause(failure).code } },
                   'upstream attempt failed, sending to another instance',
                 );
-                return attempt();
+                return void attempt().catch((err: Error) => reply.send(err));
               }
               return onUpstreamError(upstream, rep as FastifyReply, failure, errors);
             },
@@ -206,7 +208,8 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
             },
           });
         };
-        return attempt();
+        await attempt();
+        return reply;
       };
       const hidden = { schema: { hide: true } };
       for (const prefix of prefixes) {

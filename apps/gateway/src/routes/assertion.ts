@@ -4,7 +4,7 @@
  * from which address, bound to that service, the method, the request target the service will receive and
  * the request id. Only the gateway holds the signing key.
  */
-import type { IdentitySigner } from '@atoll/identity';
+import type { BatchingSigner } from '@atoll/identity';
 import type { FastifyRequest } from 'fastify';
 import type { Upstream } from './table.ts';
 
@@ -20,13 +20,14 @@ export function upstreamTarget(url: string): string {
   return dest.pathname + (dest.search || (q > 0 ? url.slice(q) : ''));
 }
 
+/** The assertion for one request to `audience`: signed with the others of its event-loop turn. */
 export function assertionFor(
-  signer: IdentitySigner,
+  signer: BatchingSigner,
   request: FastifyRequest,
   audience: Upstream,
   method: string,
   target: string,
-): string {
+): Promise<string> {
   const caller = request.caller;
   return signer.sign({
     audience,

@@ -38,7 +38,7 @@
  *   Last-Event-ID and gets what it missed in between from the catch-up above. So no stream holds a
  *   session check, a slot and its memory forever, and a long-lived client moves between instances.
  */
-import type { IdentitySigner } from '@atoll/identity';
+import type { BatchingSigner } from '@atoll/identity';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { errorBody, REQUEST_ID_HEADER, type Registry } from '@atoll/service-kit';
@@ -53,7 +53,7 @@ export interface StreamOptions {
   redisSessionUrl: string;
   /** The notifier's instances: the catch-up asks them in turn. */
   notifier: UpstreamPool;
-  signer: IdentitySigner;
+  signer: BatchingSigner;
   heartbeatMs: number;
   maxStreamsPerUser: number;
   maxStreamsPerAddress: number;
