@@ -9,7 +9,8 @@
  *   leaves of a Merkle tree (SHA-256; a leaf is H(0x00, "v3.<kid>.<payload>"), a node H(0x01, left,
  *   right), the tree padded with a fixed empty leaf to a power of two), the signature is
  *   Ed25519("v3-root.<kid>.<root>"), and each assertion carries its own proof: its index (one byte) and
- *   the sibling hashes from its leaf to the root. A service recomputes the root from the leaf and the
+ *   the sibling hashes from its leaf to the root; its payload holds 16 random bytes (`n`), so the sibling
+ *   hashes tell a service nothing it could check a guess against. A service recomputes the root from the leaf and the
  *   proof, and checks the signature over it once per batch: it remembers the last VERIFIED_ROOTS
  *   root-and-signature pairs that verified (only those), so the other assertions of a batch cost a few
  *   hashes instead of an Ed25519 verification each. Leaves and nodes are hashed with different prefixes
@@ -42,6 +43,7 @@ import {
   sign as edSign,
   verify as edVerify,
   type KeyObject,
+  randomBytes,
 } from 'node:crypto';
 
 export const IDENTITY_HEADER = 'x-atoll-identity';
@@ -82,6 +84,12 @@ interface Payload {
   roles?: string[];
   /** Present (true) when the gateway could not ask the session store: the caller is unknown. */
   su?: true;
+  /**
+   * v3 only: 16 random bytes, base64url. A proof shows a service its neighbours' leaf hashes; with
+   * this in every leaf, no guess of a neighbour's payload (the same request sent to another service,
+   * say) can be checked against them.
+   */
+  n?: string;
 }
 
 /** What a verified assertion tells a service. */
@@ -106,6 +114,9 @@ export type VerifyFailure =
 const SINGLE = 'v2';
 /** One signature per batch, each assertion with its Merkle proof: what the gateway sends. */
 const BATCHED = 'v3';
+/** The random bytes in each v3 payload, and their length in base64url. */
+const NONCE_BYTES = 16;
+const NONCE_CHARS = 22;
 /** The most assertions one signature covers: a proof holds at most log2(MAX_BATCH) hashes. */
 export const MAX_BATCH = 64;
 const MAX_DEPTH = 6;
@@ -231,7 +242,7 @@ export class IdentitySigner {
   }
 
   /** The payload of one assertion, base64url. */
-  private payload(req: AssertionRequest): string {
+  private payload(req: AssertionRequest, nonce?: string): string {
     const iat = Math.floor((req.now ?? Date.now()) / 1000);
     const { identity } = req;
     const payload: Payload = {
@@ -246,6 +257,7 @@ export class IdentitySigner {
         ? { sub: identity.userId, name: identity.username, sid: identity.sessionId, roles: identity.roles }
         : {}),
       ...(req.sessionUnavailable ? { su: true as const } : {}),
+      ...(nonce ? { n: nonce } : {}),
     };
     return Buffer.from(JSON.stringify(payload)).toString('base64url');
   }
@@ -260,7 +272,11 @@ export class IdentitySigner {
   signBatch(reqs: readonly AssertionRequest[]): string[] {
     if (reqs.length === 0 || reqs.length > MAX_BATCH)
       throw new RangeError(`a batch holds 1 to ${MAX_BATCH} assertions, not ${reqs.length}`);
-    const bodies = reqs.map((req) => `${BATCHED}.${this.keyId}.${this.payload(req)}`);
+    const nonces = randomBytes(NONCE_BYTES * reqs.length);
+    const bodies = reqs.map((req, i) => {
+      const nonce = nonces.subarray(i * NONCE_BYTES, (i + 1) * NONCE_BYTES).toString('base64url');
+      return `${BATCHED}.${this.keyId}.${this.payload(req, nonce)}`;
+    });
     // levels[0] are the leaves, padded to a power of two; levels[depth] is the root alone.
     const width = 2 ** Math.ceil(Math.log2(bodies.length));
     let level = Array.from({ length: width }, (_, i) => {
@@ -404,7 +420,7 @@ export class IdentityVerifier {
       if (!edVerify(null, Buffer.from(body), key, signature)) return { ok: false, reason: 'bad-signature' };
       replayKey = signature.toString('latin1');
     }
-    return this.checkPayload(json, req, replayKey);
+    return this.checkPayload(json, req, replayKey, batched);
   }
 
   /** Whether the gateway signed this batch's root: verified once, then remembered (only if it did). */
@@ -422,7 +438,7 @@ export class IdentityVerifier {
   }
 
   /** The signed payload's claims, checked against the request. */
-  private checkPayload(json: Buffer, req: VerifyRequest, replayKey: string): VerifyResult {
+  private checkPayload(json: Buffer, req: VerifyRequest, replayKey: string, batched: boolean): VerifyResult {
     let p: Partial<Record<keyof Payload, unknown>>;
     try {
       p = JSON.parse(json.toString('utf8')) as typeof p;
@@ -435,7 +451,8 @@ export class IdentityVerifier {
       ![p.aud, p.mth, p.uh, p.rid, p.ip].every(isString) ||
       typeof p.iat !== 'number' ||
       typeof p.exp !== 'number' ||
-      (p.su !== undefined && p.su !== true)
+      (p.su !== undefined && p.su !== true) ||
+      (batched && !(isString(p.n) && p.n.length === NONCE_CHARS))
     )
       return { ok: false, reason: 'malformed' };
     const anonymous = p.sub === undefined;

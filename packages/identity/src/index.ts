@@ -24,6 +24,7 @@ export {
   default as identityPlugin,
   type IdentityPluginOptions,
   isOpenRoute,
+  REPLAY_MEMORY_MS,
   ReplayGuard,
   requireIdentity,
 } from './plugin.ts';

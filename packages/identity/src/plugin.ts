@@ -68,6 +68,13 @@ export class ReplayGuard {
   }
 }
 
+/**
+ * How long the replay guard remembers an assertion at least: as long as any assertion can be accepted.
+ * Times are whole seconds, so one with the longest life is accepted from `iat - skew` to the last
+ * millisecond of the second `exp + skew`: its life, twice the skew, and one second more.
+ */
+export const REPLAY_MEMORY_MS = (MAX_ASSERTION_LIFE_SECONDS + 2 * CLOCK_SKEW_SECONDS + 1) * 1000;
+
 /** Routes every service answers without an assertion: probes, and metrics behind their own token. */
 export function isOpenRoute(routeUrl: string | undefined): boolean {
   return routeUrl === '/metrics' || (routeUrl?.startsWith('/health/') ?? false);
@@ -87,7 +94,7 @@ const identityPlugin: FastifyPluginAsync<IdentityPluginOptions> = async (app, op
   app.decorateRequest('clientIp', '');
   const verifier = new IdentityVerifier({ audience: opts.audience, publicKeys: opts.publicKeys });
   // Everything a service accepts is remembered until it could not be accepted any more.
-  const seen = new ReplayGuard((MAX_ASSERTION_LIFE_SECONDS + 2 * CLOCK_SKEW_SECONDS) * 1000);
+  const seen = new ReplayGuard(REPLAY_MEMORY_MS);
   // A callback hook (no promise per request): it runs on every request of every service.
   app.addHook('onRequest', (request, reply, done) => {
     const header = request.headers[IDENTITY_HEADER];
