@@ -16,7 +16,7 @@
  *   hashes instead of an Ed25519 verification each. Leaves and nodes are hashed with different prefixes
  *   and the padding leaf is no leaf's hash, so no node passes for an assertion.
  * - `v2.<kid>.<payload>.<signature>`, one signature per assertion, Ed25519("v2.<kid>.<payload>"): what the
- *   test kit sends, and what a gateway of the previous version sends during an upgrade.
+ *   test kit's `gatewayHeaders` sends, and what a gateway of the previous version sends during an upgrade.
  *
  * Payload is base64url JSON. Only the gateway holds the private key; services hold public keys, so a
  * service can check an assertion and can never make one (a compromised service cannot speak for anyone
@@ -110,7 +110,7 @@ export type VerifyFailure =
   | 'wrong-url'
   | 'wrong-request';
 
-/** One signature per assertion: the previous version, still accepted, and what the test kit sends. */
+/** One signature per assertion: the previous version, still accepted, and what the test kit's `gatewayHeaders` sends. */
 const SINGLE = 'v2';
 /** One signature per batch, each assertion with its Merkle proof: what the gateway sends. */
 const BATCHED = 'v3';
