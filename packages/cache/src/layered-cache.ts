@@ -394,17 +394,25 @@ export class LayeredCache {
       );
       this.dropL1([...ids], []);
       const tombstone = () => `!t${randomUUID().slice(0, 8)}`;
-      written.push(
-        ...(await Promise.allSettled([
-          ...[...ids].map((id) => redis.set(keys.cacheEntry(namespace, id), tombstone(), 'PX', tombstoneMs)),
-          ...tags.map((tag) => redis.del(keys.cacheTag(tag))),
-        ])),
-      );
-      await publish(
-        redis,
-        keys.cacheBus(),
-        JSON.stringify({ from: this.instanceId, ns: namespace, ids: [...ids], tags }),
-      );
+      const writes = () => [
+        ...[...ids].map((id) => redis.set(keys.cacheEntry(namespace, id), tombstone(), 'PX', tombstoneMs)),
+        ...tags.map((tag) => redis.del(keys.cacheTag(tag))),
+      ];
+      const message = () =>
+        publish(
+          redis,
+          keys.cacheBus(),
+          JSON.stringify({ from: this.instanceId, ns: namespace, ids: [...ids], tags }),
+        );
+      if (isCluster(redis)) {
+        // The bus message leaves once every shard has answered for its writes.
+        written.push(...(await Promise.allSettled(writes())));
+        await message();
+      } else {
+        // One server runs a connection's commands in the order they were sent, so the message, sent last,
+        // reaches the other instances after the tombstones are written: one round trip for both.
+        written.push(...(await Promise.allSettled([...writes(), message()])));
+      }
       const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
     } catch (err) {

@@ -406,20 +406,23 @@ export class ArticleService {
     if (!result) throw new AppError('NOT_FOUND', { article: ['not found'] });
     const article = shareable(result.article, result.tags);
     const { favoritesCount } = article;
-    await this.afterCommit.favoriteChanged(
-      viewer.userId,
-      {
-        id: article.id,
-        slug: article.slug,
-        authorId: article.authorId,
-        favoritesCount,
-        createdAt: result.article.created_at,
-      },
-      on,
-      result.changed,
-      result.notified,
-    );
-    const following = await this.relations.followedAmong(viewer.userId, [article.authorId]);
+    // The answer's one other read (whether the viewer follows the author) goes with the effects.
+    const [following] = await Promise.all([
+      this.relations.followedAmong(viewer.userId, [article.authorId]),
+      this.afterCommit.favoriteChanged(
+        viewer.userId,
+        {
+          id: article.id,
+          slug: article.slug,
+          authorId: article.authorId,
+          favoritesCount,
+          createdAt: result.article.created_at,
+        },
+        on,
+        result.changed,
+        result.notified,
+      ),
+    ]);
     const { id: _id, authorId, author, ...rest } = article;
     return { ...rest, favorited: on, author: { ...author, following: following.has(authorId) } };
   }
