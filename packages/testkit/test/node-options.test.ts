@@ -29,8 +29,9 @@ describe('the services’ Node options', () => {
     };
     const bounded = await run({});
     expect(bounded.nodeOptions).toBe(SERVICE_NODE_OPTIONS);
-    // Two semi-spaces of at most 4 MiB, and V8's own rounding.
-    expect(bounded.youngMiB).toBeLessThanOrEqual(12);
+    // Two semi-spaces of at most 4 MiB, and the pages V8 adds beyond them at times: 8 to 12.75 MiB
+    // measured, the most on a busy machine. Twice the semi-spaces still tells it from the default.
+    expect(bounded.youngMiB).toBeLessThanOrEqual(16);
     // Node's default lets it grow far beyond (128 MiB measured on Node 24).
     const unbounded = await run({}, '');
     expect(unbounded.nodeOptions).toBe('');
