@@ -10,6 +10,8 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import { type Migration, type MigrationResultSet, Migrator } from 'kysely/migration';
 import pg from 'pg';
 
+export { isDatabaseUnavailable } from './unavailable.ts';
+
 export interface DbOptions {
   url: string;
   /** The service's schema; also where its migration bookkeeping lives. */
@@ -122,22 +124,6 @@ export async function runMigrateCommand(
   } finally {
     await db.destroy();
   }
-}
-
-/** True for errors that mean PostgreSQL cannot be reached or is going away (a 503, not a bug). */
-export function isDatabaseUnavailable(err: unknown): boolean {
-  const e = err as { code?: string; message?: string } | undefined;
-  if (!e) return false;
-  // 57P01-03: admin/crash shutdown, cannot connect now; 08xxx: connection exceptions.
-  if (
-    e.code &&
-    (/^08/.test(e.code) || ['57P01', '57P02', '57P03', 'ECONNREFUSED', 'ECONNRESET'].includes(e.code))
-  ) {
-    return true;
-  }
-  return /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED/.test(
-    e.message ?? '',
-  );
 }
 
 /** True when PostgreSQL answers `select 1` within `timeoutMs`; never throws, never hangs. */

@@ -5,7 +5,7 @@
  * carry internals.
  */
 
-import { isDatabaseUnavailable } from '@atoll/db';
+import { isDatabaseUnavailable } from '@atoll/db/unavailable';
 import { isRedisUnavailable } from '@atoll/redis';
 import type { ErrorObject } from 'ajv';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';

@@ -5,7 +5,7 @@
  */
 
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createDb, type Kysely, pingDb } from '@atoll/db';
+import type { Kysely } from '@atoll/db';
 import { closeRedis, connectRedis, pingRedis, type RoleCheckedRedis } from '@atoll/redis';
 import type { RedisRole } from '@atoll/redis-keys';
 import type { FastifyPluginAsync } from 'fastify';
@@ -90,6 +90,8 @@ export interface DbPluginOptions {
 const queryCost = new AsyncLocalStorage<{ count: number; ms: number }>();
 
 const dbPlugin: FastifyPluginAsync<DbPluginOptions> = async (app, opts) => {
+  // Loaded here, so a service without PostgreSQL (the gateway) never loads kysely and pg.
+  const { createDb, pingDb } = await import('@atoll/db');
   const db = createDb<unknown>({
     url: opts.url,
     schema: opts.schema,
