@@ -1,0 +1,72 @@
+/**
+ * Memory given back at rest. Under load V8 grows its old generation and keeps the pages it frees in a
+ * pool; it returns both at its next full collection. A service at rest allocates too little to reach
+ * one, and V8's own memory reducer, which would run one, did not for the gateway or content: both held
+ * their peak a minute after the load stopped (270 and 258 MiB), and one full collection took them to 144
+ * and 129 MiB, in 35–47 ms (bench/README.md, "Memory").
+ *
+ * So every `intervalMs` the service looks at the interval behind it. If its event loop was busy less
+ * than `idleUtilization` of it, and its RSS is `growthBytes` above what it was after the last collection
+ * run here (none yet: any RSS), it runs one full collection. A busy service never runs one; a service at
+ * rest runs one, then none until it has grown again.
+ *
+ * The collection is V8's memory-reducing one (`flavor: 'last-resort'`): a plain full collection shrank
+ * a test heap from 221 to 14 MiB but left the RSS at 237 of 272 MiB, pages in V8's pool; this one took
+ * it to 57. It needs `gc`, which Node exposes with `--expose-gc` (in the services' Node options).
+ * Without it nothing runs.
+ */
+import { performance } from 'node:perf_hooks';
+
+export interface RestGcOptions {
+  /** Told about each collection (at info) and, once, that there is no `gc` to run. */
+  log: { info: (obj: object, msg: string) => void };
+  intervalMs?: number;
+  /** The event loop's busy share of an interval below which the service counts as at rest. */
+  idleUtilization?: number;
+  /** RSS growth since the last collection run here that makes one worth its pause. */
+  growthBytes?: number;
+  /** The collection to run; absent: `globalThis.gc`, asked for a memory-reducing full collection. */
+  gc?: (() => void) | undefined;
+  /** The resident set size now; default `process.memoryUsage.rss`. */
+  rss?: () => number;
+}
+
+export const REST_GC_DEFAULTS = { intervalMs: 5_000, idleUtilization: 0.05, growthBytes: 24 * 2 ** 20 };
+
+type V8Gc = (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+
+const exposedGc = (): (() => void) | undefined => {
+  const gc = (globalThis as { gc?: V8Gc }).gc;
+  return gc && (() => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }));
+};
+
+/** Starts the checks (their timer does not keep the process alive); returns what stops them. */
+export function startRestGc(opts: RestGcOptions): () => void {
+  const gc = 'gc' in opts ? opts.gc : exposedGc();
+  if (!gc) {
+    opts.log.info({}, 'no collection at rest: Node runs without --expose-gc');
+    return () => {};
+  }
+  const { intervalMs, idleUtilization, growthBytes } = { ...REST_GC_DEFAULTS, ...opts };
+  const rss = opts.rss ?? (() => process.memoryUsage.rss());
+  let last = performance.eventLoopUtilization();
+  let restingRss = 0;
+  const timer = setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    const busy = performance.eventLoopUtilization(now, last).utilization;
+    last = now;
+    const before = rss();
+    if (busy >= idleUtilization || before < restingRss + growthBytes) return;
+    const started = performance.now();
+    gc();
+    restingRss = rss();
+    // The collection's own time is not load: the next interval starts after it.
+    last = performance.eventLoopUtilization();
+    opts.log.info(
+      { rssBefore: before, rssAfter: restingRss, ms: Math.round(performance.now() - started) },
+      'full collection at rest',
+    );
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
