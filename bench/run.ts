@@ -58,7 +58,7 @@ import {
   measureOps,
   opsAtRate,
 } from './lib/load.ts';
-import { mib, peakRss, rss } from './lib/memory.ts';
+import { mib, peakRss, rss, rssAnon, rssFile } from './lib/memory.ts';
 import { PresignedRequest } from './lib/presigned.ts';
 import { profileMarkdown, summarizeDir } from './lib/profile.ts';
 import { perRequest } from './lib/redis-stats.ts';
@@ -825,7 +825,10 @@ try {
       ]),
     );
     const total = Object.values(each).reduce<number>((sum, v) => sum + (v ?? 0), 0);
-    return { each, totalMiB: Math.round(total * 10) / 10 };
+    const pids = Object.values(stack.services).flatMap((proc) => (proc.child.pid ? [proc.child.pid] : []));
+    const anon = pids.reduce((sum, pid) => sum + (rssAnon(pid) ?? 0), 0);
+    const file = Math.max(0, ...pids.map((pid) => rssFile(pid) ?? 0));
+    return { each, totalMiB: Math.round(total * 10) / 10, sharedOnceMiB: mib(anon + file) ?? 0 };
   };
   const idleWarm = await idleRss();
   say(`${elapsed()} idle after start and seeding: ${JSON.stringify(idleWarm)}`);
@@ -877,7 +880,8 @@ try {
     idle: {
       seconds: idleSeconds,
       afterStart: idleWarm.each,
-      ...(idleAfter ? { afterRun: idleAfter.each } : {}),
+      afterStartSharedOnceMiB: idleWarm.sharedOnceMiB,
+      ...(idleAfter ? { afterRun: idleAfter.each, afterRunSharedOnceMiB: idleAfter.sharedOnceMiB } : {}),
     },
     ...(fanOutResult ? { sse: fanOutResult } : {}),
     memory,
@@ -897,7 +901,13 @@ try {
     // The stack at rest once the soak is over.
     const rested = await idleRss();
     say(`${elapsed()} idle after the soak: ${JSON.stringify(rested)}`);
-    report.idle = { seconds: idleSeconds, afterStart: idleWarm.each, afterRun: rested.each };
+    report.idle = {
+      seconds: idleSeconds,
+      afterStart: idleWarm.each,
+      afterRun: rested.each,
+      afterStartSharedOnceMiB: idleWarm.sharedOnceMiB,
+      afterRunSharedOnceMiB: rested.sharedOnceMiB,
+    };
     report.checks.push(
       check(`the four services' RSS, idle after the soak (MiB)`, rested.totalMiB, IDLE_STACK_MIB),
     );

@@ -60,6 +60,12 @@ export interface Report {
     seconds: number;
     afterStart: Record<string, number | null>;
     afterRun?: Record<string, number | null>;
+    /**
+     * The services' anonymous pages summed, plus the largest one's file pages (Node's code, shared), in
+     * MiB: the stack's memory with what the services share counted once. Absent in older reports.
+     */
+    afterStartSharedOnceMiB?: number;
+    afterRunSharedOnceMiB?: number;
   };
   soak?: unknown;
   /**
@@ -236,6 +242,11 @@ export function markdown(report: Report): string {
   for (const [name, m] of Object.entries(report.memory))
     lines.push(
       `| ${name} | ${m.peakRssMiB ?? 'n/a'} |${idle ? ` ${idle.afterStart[name] ?? ''} | ${idle.afterRun?.[name] ?? ''} |` : ''}`,
+    );
+  if (idle?.afterStartSharedOnceMiB !== undefined)
+    lines.push(
+      '',
+      `For reference (the target is on the sum of RSS): the four services at rest with the pages they share, Node's own code, counted once (their anonymous pages plus the largest file-backed set): ${idle.afterStartSharedOnceMiB} MiB after start and seeding${idle.afterRunSharedOnceMiB === undefined ? '' : `, ${idle.afterRunSharedOnceMiB} MiB after the run`}.`,
     );
   return lines.join('\n');
 }

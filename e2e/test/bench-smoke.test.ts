@@ -81,6 +81,17 @@ describe('pnpm bench --smoke', () => {
         expect(idle, service).toBeLessThanOrEqual(report.memory[service].peakRssMiB);
       }
     }
+    // The stack with the pages its services share counted once: below the sum of their RSS, which counts
+    // the Node binary's pages once per service, and above any one service.
+    const rssSums = ['afterStart', 'afterRun'].map((when) =>
+      ['gateway', 'auth', 'content', 'notifier'].reduce((sum, s) => sum + report.idle[when][s], 0),
+    );
+    const sharedOnce = [report.idle.afterStartSharedOnceMiB, report.idle.afterRunSharedOnceMiB];
+    for (const [i, once] of sharedOnce.entries()) {
+      expect(once).toBeLessThan((rssSums[i] as number) - 60);
+      const when = i === 0 ? 'afterStart' : 'afterRun';
+      expect(once).toBeGreaterThan(Math.max(...Object.values(report.idle[when] as Record<string, number>)));
+    }
     const idleChecks = report.checks.filter((c: { what: string }) => c.what.includes('idle'));
     expect(idleChecks.map((c: { bound: number }) => c.bound)).toEqual([400, 400]);
     expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain(
