@@ -1,9 +1,9 @@
 /**
  * Memory given back at rest. Under load V8 grows its old generation and keeps the pages it frees in a
- * pool; it returns both at its next full collection. A service at rest allocates too little to reach
- * one, and V8's own memory reducer, which would run one, did not for the gateway or content: both held
- * their peak a minute after the load stopped (270 and 258 MiB), and one full collection took them to 144
- * and 129 MiB, in 35–47 ms (bench/README.md, "Memory").
+ * pool; it returns both at its next memory-reducing full collection. A service at rest allocates too
+ * little to reach one, and V8's own memory reducer did not run one for the gateway or content: 15 s after
+ * 40 s of load they held 270 and 258 MiB, and still did a minute later. With this, after the same load,
+ * 131 and 138 MiB (bench/README.md, "Memory").
  *
  * So every `intervalMs` the service looks at the interval behind it. If its event loop was busy less
  * than `idleUtilization` of it, and its RSS is `growthBytes` above what it was after the last collection
@@ -12,8 +12,9 @@
  *
  * The collection is V8's memory-reducing one (`flavor: 'last-resort'`): a plain full collection shrank
  * a test heap from 221 to 14 MiB but left the RSS at 237 of 272 MiB, pages in V8's pool; this one took
- * it to 57. It needs `gc`, which Node exposes with `--expose-gc` (in the services' Node options).
- * Without it nothing runs.
+ * it to 57. It pauses the service: 83–163 ms measured in the four services on the 2-core bench machine.
+ * It needs `gc`, which Node exposes with `--expose-gc` (in the services' Node options). Without it
+ * nothing runs.
  */
 import { performance } from 'node:perf_hooks';
 
