@@ -25,7 +25,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { NotifierConfig } from './config.ts';
 import type { NotifierDatabase } from './db.ts';
-import { digestHandlers, scheduleDigests } from './digest/digest.ts';
+import { digestHandlers, keepDigestsScheduled } from './digest/digest.ts';
 import { emailHandlers, securityEmailHandlers } from './email/email.handlers.ts';
 import { Mailer } from './email/mailer.ts';
 import { LivePublisher } from './live/publisher.ts';
@@ -125,8 +125,9 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
     (['notifications', 'security-email', 'email', 'digests'] as const).map((q) => producer.queueOf(q)),
   );
 
+  let stopScheduling = () => {};
   app.addHook('onReady', async () => {
-    await scheduleDigests(producer.queueOf('digests'), config.digestCron);
+    stopScheduling = await keepDigestsScheduled(producer.queueOf('digests'), config.digestCron, app.log);
     for (const worker of workers) void worker.run();
     consumer.start();
     // Jobs an older auth left with a code or reset token in them go (in the background: a SCAN).
@@ -138,6 +139,7 @@ const workersPlugin: FastifyPluginAsync<{ config: NotifierConfig }> = async (app
     );
   });
   app.addHook('onClose', async () => {
+    stopScheduling();
     await Promise.all([...workers.map((w) => w.close()), consumer.stop()]);
     mailer.close();
     securityMailer.close();

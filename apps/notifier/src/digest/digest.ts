@@ -29,6 +29,38 @@ const BATCH = 500;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_ITEMS = 50;
 
+/**
+ * Sets the digest schedulers up, and returns what stops trying. BullMQ can refuse an upsert
+ * ("Cannot create job scheduler iteration - job ID already exists") when the job it would create is
+ * already there in a state it cannot replace: seen when two notifiers started together on a short
+ * period. That is no reason for a notifier not to serve: the refusal is logged, and the upsert tried again
+ * every `retryMs` until it is accepted.
+ */
+export async function keepDigestsScheduled(
+  queue: Queue,
+  cron: Record<Period, string>,
+  log: { warn(obj: object, msg: string): void },
+  retryMs = 5_000,
+): Promise<() => void> {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const attempt = async (): Promise<void> => {
+    try {
+      await scheduleDigests(queue, cron);
+    } catch (err) {
+      log.warn({ err: { message: (err as Error).message } }, 'digest schedulers not set up, trying again');
+      if (stopped) return;
+      timer = setTimeout(() => void attempt(), retryMs);
+      timer.unref();
+    }
+  };
+  await attempt();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
 export function scheduleDigests(queue: Queue, cron: Record<Period, string>): Promise<unknown> {
   return Promise.all(
     (['daily', 'weekly'] as const).map((period) =>
