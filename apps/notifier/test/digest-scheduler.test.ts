@@ -48,3 +48,36 @@ it('starts when BullMQ refuses the scheduler, and sets it up once the way is cle
     connection.disconnect();
   }
 });
+
+it('still refuses to start on any other error', async () => {
+  const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const queue = new Queue('digests', { connection, prefix: 'refused' });
+  await queue.waitUntilReady();
+  // The queue user may not run scripts: what a misconfigured ACL gives.
+  await connection.call(
+    'ACL',
+    'SETUSER',
+    'noscripts',
+    'on',
+    '>noscripts-password',
+    '~*',
+    '+@all',
+    '-@scripting',
+  );
+  const limited = new Redis(redis.url.replace(/\/\/[^@]*@/, '//noscripts:noscripts-password@'), {
+    maxRetriesPerRequest: null,
+  });
+  const refused = new Queue('digests', { connection: limited, prefix: 'refused' });
+  const warnings: string[] = [];
+  try {
+    await expect(
+      keepDigestsScheduled(refused, CRON, { warn: (_obj, msg) => warnings.push(msg) }, 100),
+    ).rejects.toThrow(/NOPERM/);
+    expect(warnings).toEqual([]);
+  } finally {
+    await refused.close();
+    limited.disconnect();
+    await queue.close();
+    connection.disconnect();
+  }
+});

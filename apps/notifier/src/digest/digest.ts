@@ -34,7 +34,8 @@ const MAX_ITEMS = 50;
  * ("Cannot create job scheduler iteration - job ID already exists") when the job it would create is
  * already there in a state it cannot replace: seen when two notifiers started together on a short
  * period. That is no reason for a notifier not to serve: the refusal is logged, and the upsert tried again
- * every `retryMs` until it is accepted.
+ * every `retryMs` until it is accepted. Any other error (Redis out of reach, a permission the queue user
+ * lacks) still stops the notifier from starting.
  */
 export async function keepDigestsScheduled(
   queue: Queue,
@@ -44,22 +45,27 @@ export async function keepDigestsScheduled(
 ): Promise<() => void> {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
-  const attempt = async (): Promise<void> => {
+  // At start a refusal is retried and any other error thrown; once started, every error is retried.
+  const attempt = async (atStart: boolean): Promise<void> => {
     try {
       await scheduleDigests(queue, cron);
     } catch (err) {
-      log.warn({ err: { message: (err as Error).message } }, 'digest schedulers not set up, trying again');
       if (stopped) return;
-      timer = setTimeout(() => void attempt(), retryMs);
+      if (atStart && !isSchedulerCollision(err)) throw err;
+      log.warn({ err: { message: (err as Error).message } }, 'digest schedulers not set up, trying again');
+      timer = setTimeout(() => void attempt(false), retryMs);
       timer.unref();
     }
   };
-  await attempt();
+  await attempt(true);
   return () => {
     stopped = true;
     clearTimeout(timer);
   };
 }
+
+/** BullMQ's SchedulerJobIdCollision: the job the scheduler's next run would create is already there. */
+const isSchedulerCollision = (err: unknown) => (err as { code?: unknown } | null)?.code === -10;
 
 export function scheduleDigests(queue: Queue, cron: Record<Period, string>): Promise<unknown> {
   return Promise.all(
