@@ -1,9 +1,11 @@
 /**
  * What redis-queue's persistence (deploy/redis/queue.conf: AOF, `appendfsync everysec`) guarantees to a
  * producer: redis-server SIGKILLed while jobs are being added, then restarted on its files — every job
- * whose enqueue was acknowledged is there. (Redis writes the AOF before it replies, so a killed
- * process loses nothing it acknowledged; `everysec` only bounds what a machine or power failure can
- * lose: about the last second of writes. See docs/decisions.md.)
+ * whose enqueue was acknowledged more than two seconds before the kill is there. Redis writes its AOF
+ * buffer to the file before it replies, except while the disk is slow to finish the last second's
+ * fsync: then, with `everysec`, it holds the buffer back for up to two seconds and replies meanwhile,
+ * so a kill then loses what it acknowledged in that time, as a machine failure would. On a quiet disk
+ * nothing acknowledged is lost. See docs/decisions.md.
  */
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
@@ -30,7 +32,7 @@ describe('redis-queue killed while jobs are being added', () => {
     await server.dispose();
   });
 
-  it('keeps every acknowledged enqueue across a SIGKILL and a restart', async () => {
+  it('keeps every enqueue acknowledged over two seconds before a SIGKILL, across the restart', async () => {
     const redis = await connectRedis({
       url: server.url,
       role: 'queue',
@@ -40,6 +42,7 @@ describe('redis-queue killed while jobs are being added', () => {
     });
     const producer = new Producer(redis, keys);
     const acknowledged: string[] = [];
+    const acknowledgedAt = new Map<string, number>();
     let failed = 0;
     let next = 0;
     let killed = false;
@@ -48,7 +51,9 @@ describe('redis-queue killed while jobs are being added', () => {
       while (!killed || failed === 0) {
         const i = next++;
         try {
-          acknowledged.push(await producer.enqueue('email', 'welcome', payload(i), { jobId: `w-${i}` }));
+          const id = await producer.enqueue('email', 'welcome', payload(i), { jobId: `w-${i}` });
+          acknowledged.push(id);
+          acknowledgedAt.set(id, Date.now());
         } catch {
           failed += 1;
           if (killed) return;
@@ -57,8 +62,12 @@ describe('redis-queue killed while jobs are being added', () => {
         }
       }
     });
-    const deadline = Date.now() + 30_000;
-    while (acknowledged.length < 500 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    // Long enough that most acknowledgements are older than the two seconds Redis may hold writes back.
+    const started = Date.now();
+    const deadline = started + 30_000;
+    while ((acknowledged.length < 500 || Date.now() < started + 6_000) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5));
+    const killedAt = Date.now();
     await server.kill(); // SIGKILL: no shutdown, no final save
     killed = true;
     await Promise.all(producers);
@@ -77,13 +86,17 @@ describe('redis-queue killed while jobs are being added', () => {
     const present = new Set<string>();
     for (const id of acknowledged) if (await queue.getJob(id)) present.add(id);
     const missing = acknowledged.filter((id) => !present.has(id));
+    // What was acknowledged more than the two seconds (plus this process's own delay in seeing the
+    // reply) before the kill: none of it may be missing.
+    const settled = acknowledged.filter((id) => (acknowledgedAt.get(id) as number) < killedAt - 2_500);
     console.info(
-      `redis-queue SIGKILL: ${acknowledged.length} acknowledged, ${present.size} present, ${failed} failed`,
+      `redis-queue SIGKILL: ${acknowledged.length} acknowledged (${settled.length} over 2.5 s before the kill), ` +
+        `${present.size} present, ${failed} failed; missing: ${missing.length}`,
     );
-    expect(acknowledged.length).toBeGreaterThanOrEqual(500);
+    expect(settled.length).toBeGreaterThanOrEqual(250);
     expect(failed).toBeGreaterThan(0); // the kill really happened mid-stream
-    expect(missing).toEqual([]);
-    expect((await queue.getJobCounts('waiting')).waiting).toBeGreaterThanOrEqual(acknowledged.length);
+    expect(settled.filter((id) => !present.has(id))).toEqual([]);
+    expect((await queue.getJobCounts('waiting')).waiting).toBeGreaterThanOrEqual(present.size);
     await queue.close();
     await closeRedis(after as RoleCheckedRedis);
   }, 60_000);
