@@ -134,8 +134,10 @@ describe('the Sentinel scripts of compose and Kubernetes, run natively', () => {
           REDIS_ANNOUNCE: '127.0.0.1',
           REDIS_FIRST_PRIMARY: `127.0.0.1:${first}`,
           REDIS_REPLICA_PASSWORD: password('replica'),
-          // Above the sentinels' down-after (1 s here) plus a failover.
-          REDIS_PRIMARY_RESTART_DELAY_S: '5',
+          // Above the sentinels' down-after (1 s here) plus a failover, with room for one more try after a
+          // split vote (twice the failover timeout) on a busy machine: with 5 s, a CI run saw the old
+          // primary come back before any failover and stay the primary.
+          REDIS_PRIMARY_RESTART_DELAY_S: '15',
         }),
       );
     }
