@@ -2,7 +2,8 @@ import type { Reporter, TestModule } from 'vitest/node';
 
 /**
  * Prints one plain closing line, `tests: N passed, N failed, N skipped`, after vitest's own summary, so
- * any CI can read the outcome of the whole run without knowing vitest's format.
+ * any CI can read the outcome of the whole run without knowing vitest's format; before it, the ten
+ * slowest files, which is where the run's wall time goes.
  */
 export default class SummaryReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
@@ -19,6 +20,13 @@ export default class SummaryReporter implements Reporter {
       // A file that failed to load has no tests but must not read as green.
       if (module.state() === 'failed' && [...module.children.allTests()].length === 0) failed += 1;
     }
+    const slowest = [...testModules]
+      .map((m) => ({ name: `${m.project.name} ${m.relativeModuleId}`, ms: m.diagnostic().duration }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 10);
+    process.stdout.write('\nslowest files:\n');
+    for (const { name, ms } of slowest)
+      process.stdout.write(`  ${(ms / 1000).toFixed(1).padStart(7)} s  ${name}\n`);
     process.stdout.write(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   }
 }
