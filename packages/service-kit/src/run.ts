@@ -3,11 +3,13 @@
  * gracefully. Bad configuration or a dependency that refuses to serve (a misconfigured Redis role, an
  * unreachable server) prints one line naming the problem and exits non-zero. On SIGTERM/SIGINT the
  * service drains (`drainAndClose`) and exits 0; if that takes longer than the grace period it exits 1. An
- * uncaught error is logged, the app closed at once (no drain), exit 1.
+ * uncaught error is logged, the app closed at once (no drain), exit 1. Once serving, a service at rest
+ * gives back the memory it grew under load (`startRestGc`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
+import { startRestGc } from './rest-gc.ts';
 
 export interface RunOptions<C> {
   service: string;
@@ -53,9 +55,11 @@ export async function runService<C>(opts: RunOptions<C>): Promise<void> {
     process.exit(1);
   }
   const drainMs = opts.drainMs?.(config) ?? 0;
+  let stopRestGc = () => {};
   closeWithGrace(
     { delay: opts.graceMs(config), logger: { error: (m: unknown) => app.log.error(m) } },
     async ({ signal, err }) => {
+      stopRestGc();
       if (err) {
         app.log.error({ err }, 'uncaught error, closing');
         await app.close();
@@ -73,4 +77,5 @@ export async function runService<C>(opts: RunOptions<C>): Promise<void> {
     await app.close();
     process.exit(1);
   }
+  stopRestGc = startRestGc({ log: app.log });
 }

@@ -11,10 +11,11 @@ export type LogLine = Record<string, unknown> & { msg?: string; level?: number; 
  * (deploy/docker/service.Dockerfile) and its package's `start` script; a test keeps the three equal.
  * V8's young generation grows to 16 MiB per semi-space and more under a busy service's allocation rate,
  * and the pages it leaves behind are what drove each service's peak RSS: at most 4 MiB per semi-space
- * holds them down (see bench/README.md, "Memory"). Options given in NODE_OPTIONS come after these, so
- * they win.
+ * holds them down (see bench/README.md, "Memory"). `--expose-gc` lets a service at rest run a full
+ * collection that gives back what it grew under load (@atoll/service-kit `startRestGc`). Options given in
+ * NODE_OPTIONS come after these, so they win.
  */
-export const SERVICE_NODE_OPTIONS = '--max-semi-space-size=4';
+export const SERVICE_NODE_OPTIONS = '--max-semi-space-size=4 --expose-gc';
 
 export interface SpawnOptions {
   /** Every chunk of stdout and stderr, e.g. to append to a log file. */

@@ -11,30 +11,33 @@ import { repoRoot, SERVICE_NODE_OPTIONS, ServiceProcess } from '../src/index.ts'
 describe('the services’ Node options', () => {
   it('are the same in the container image, the start scripts and the test kit', () => {
     const dockerfile = readFileSync(join(repoRoot, 'deploy/docker/service.Dockerfile'), 'utf8');
-    expect(dockerfile).toContain(`ENV NODE_OPTIONS=${SERVICE_NODE_OPTIONS}\n`);
+    expect(dockerfile).toContain(`ENV NODE_OPTIONS="${SERVICE_NODE_OPTIONS}"\n`);
     for (const app of ['gateway', 'auth', 'content', 'notifier']) {
       const pkg = JSON.parse(readFileSync(join(repoRoot, 'apps', app, 'package.json'), 'utf8'));
       expect(pkg.scripts.start, app).toBe(`node ${SERVICE_NODE_OPTIONS} dist/main.js`);
     }
   });
 
-  it('reach the process and bound its young generation; options from the environment come after them', async () => {
+  it('reach the process, bound its young generation and expose gc; options from the environment come after them', async () => {
     const run = async (env: Record<string, string>, nodeOptions?: string) => {
       const proc = ServiceProcess.spawn('gateway', env, {
         entry: '../../packages/testkit/test/print-exec-options.ts',
         ...(nodeOptions === undefined ? {} : { nodeOptions }),
       });
       await proc.exited;
-      return JSON.parse(proc.stdout.trim()) as { nodeOptions: string; youngMiB: number };
+      return JSON.parse(proc.stdout.trim()) as { nodeOptions: string; youngMiB: number; gc: string };
     };
     const bounded = await run({});
     expect(bounded.nodeOptions).toBe(SERVICE_NODE_OPTIONS);
+    // The full collection a service runs at rest (@atoll/service-kit startRestGc).
+    expect(bounded.gc).toBe('function');
     // Two semi-spaces of at most 4 MiB, and the pages V8 adds beyond them at times: 8 to 12.75 MiB
     // measured, the most on a busy machine. Twice the semi-spaces still tells it from the default.
     expect(bounded.youngMiB).toBeLessThanOrEqual(16);
     // Node's default lets it grow far beyond (128 MiB measured on Node 24).
     const unbounded = await run({}, '');
     expect(unbounded.nodeOptions).toBe('');
+    expect(unbounded.gc).toBe('undefined');
     expect(unbounded.youngMiB).toBeGreaterThan(32);
     const overridden = await run({ NODE_OPTIONS: '--max-semi-space-size=16' });
     expect(overridden.nodeOptions).toBe(`${SERVICE_NODE_OPTIONS} --max-semi-space-size=16`);

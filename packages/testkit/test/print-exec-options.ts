@@ -1,5 +1,5 @@
 // Prints the NODE_OPTIONS this process was started with, and the largest V8's young generation grew
-// while it allocated a few million short-lived objects, in MiB (node-options.test.ts).
+// while it allocated a few million short-lived objects, in MiB, and whether `gc` is there (node-options.test.ts).
 import { getHeapSpaceStatistics } from 'node:v8';
 
 let peak = 0;
@@ -10,4 +10,10 @@ for (let i = 0; i < 200; i++) {
   const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
   peak = Math.max(peak, young?.space_size ?? 0);
 }
-console.log(JSON.stringify({ nodeOptions: process.env.NODE_OPTIONS ?? '', youngMiB: peak / 2 ** 20 }));
+console.log(
+  JSON.stringify({
+    nodeOptions: process.env.NODE_OPTIONS ?? '',
+    youngMiB: peak / 2 ** 20,
+    gc: typeof globalThis.gc,
+  }),
+);
