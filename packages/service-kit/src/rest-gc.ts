@@ -2,8 +2,9 @@
  * Memory given back at rest. Under load V8 grows its old generation and keeps the pages it frees in a
  * pool; it returns both at its next memory-reducing full collection. A service at rest allocates too
  * little to reach one, and V8's own memory reducer did not run one for the gateway or content: 15 s after
- * 40 s of load they held 270 and 258 MiB, and still did a minute later. With this, after the same load,
- * 131 and 138 MiB (bench/README.md, "Memory").
+ * 40 s of load they held 270 and 258 MiB, and still did a minute later. With this (incremental, as
+ * below), 20 s after 30 s of load the gateway held 112–124 MiB and content 116–123 in three runs
+ * (bench/README.md, "Memory").
  *
  * So every `intervalMs` the service looks at the interval behind it. If its event loop was busy less
  * than `idleUtilization` of it, and its RSS is `growthBytes` above what it was after the last collection
@@ -26,7 +27,7 @@ export interface RestGcOptions {
   intervalMs?: number;
   /** The event loop's busy share of an interval below which the service counts as at rest. */
   idleUtilization?: number;
-  /** RSS growth since the last collection run here that makes one worth its pause. */
+  /** RSS growth since the last collection run here that makes another worth running. */
   growthBytes?: number;
   /** The collection to run; absent: `globalThis.gc`, asked for a memory-reducing full collection. */
   gc?: (() => void) | undefined;
