@@ -37,11 +37,11 @@
  * old key while a new one rolls out.
  */
 import {
-  createHash,
   createPrivateKey,
   createPublicKey,
   sign as edSign,
   verify as edVerify,
+  hash,
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
@@ -125,7 +125,6 @@ export const VERIFIED_ROOTS = 1024;
 const HASH_BYTES = 32;
 /** The longest proof: an index byte and MAX_DEPTH hashes, in base64url. */
 const MAX_PROOF_CHARS = Math.ceil(((1 + MAX_DEPTH * HASH_BYTES) * 4) / 3);
-const LEAF = Buffer.of(0);
 const NODE = Buffer.of(1);
 /** How long an assertion lives: it is used within milliseconds of being made. */
 export const ASSERTION_TTL_SECONDS = 5;
@@ -141,13 +140,14 @@ const KID_CHARS = 11;
 /** An assertion longer than this is refused unread (a header is bounded anyway; this bounds the work). */
 const MAX_PAYLOAD_CHARS = 4096;
 
-const sha256 = (...parts: Buffer[]): Buffer => {
-  const hash = createHash('sha256');
-  for (const part of parts) hash.update(part);
-  return hash.digest();
-};
-const leafHash = (body: string): Buffer => sha256(LEAF, Buffer.from(body));
-const nodeHash = (left: Buffer, right: Buffer): Buffer => sha256(NODE, left, right);
+/**
+ * SHA-256 in one call: `crypto.hash` makes no Hash object, which halves the cost of these short inputs
+ * (a service hashes three to eight of them per request).
+ */
+const sha256 = (data: Buffer | string): Buffer => hash('sha256', data, 'buffer');
+/** H(0x00, body): a string's first character U+0000 is the byte 0x00 in UTF-8. */
+const leafHash = (body: string): Buffer => sha256(`\u0000${body}`);
+const nodeHash = (left: Buffer, right: Buffer): Buffer => sha256(Buffer.concat([NODE, left, right]));
 /** What pads a batch to a power of two: no assertion's leaf hash (those are H(0x00, …)). */
 const EMPTY_LEAF = sha256(Buffer.of(2));
 /** The message a batch's signature covers. */
@@ -156,13 +156,13 @@ const rootMessage = (kid: string, root: Buffer): Buffer =>
 
 /** What the payload holds for a request target: its SHA-256, base64url. */
 function urlHash(url: string): string {
-  return createHash('sha256').update(url).digest('base64url');
+  return hash('sha256', url, 'base64url');
 }
 
 /** The key id of an Ed25519 public key: stable, derived, never configured. */
 export function keyIdOf(publicKey: KeyObject): string {
   const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
-  return createHash('sha256').update(raw).digest().subarray(0, 8).toString('base64url');
+  return sha256(raw).subarray(0, 8).toString('base64url');
 }
 
 /** Bytes from base64url only when `text` is their one canonical spelling (no padding, no stray bits). */

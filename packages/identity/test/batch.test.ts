@@ -120,6 +120,45 @@ describe('batched assertions (v3)', () => {
     );
   });
 
+  it('builds the tree the module comment describes, byte for byte (gateways and services of other versions agree)', () => {
+    // The tree and the signed message recomputed here from the written scheme with Hash objects, so a
+    // change in how the module hashes that changes a byte fails here, not between two versions.
+    const h = (...parts: Array<Buffer | string>) => {
+      const hash = createHash('sha256');
+      for (const part of parts) hash.update(part);
+      return hash.digest();
+    };
+    const tokens = signer.signBatch(batchOf(3));
+    const parts = tokens.map((t) => t.split('.'));
+    const [version, kid] = parts[0] as string[];
+    const leaves = parts.map(([v, k, payload]) => h(Buffer.of(0), `${v}.${k}.${payload}`));
+    leaves.push(h(Buffer.of(2)));
+    const pairs = [
+      h(Buffer.of(1), leaves[0] as Buffer, leaves[1] as Buffer),
+      h(Buffer.of(1), leaves[2] as Buffer, leaves[3] as Buffer),
+    ];
+    const root = h(Buffer.of(1), pairs[0] as Buffer, pairs[1] as Buffer);
+    const sibling = [leaves[1], leaves[0], leaves[3], leaves[2]] as Buffer[];
+    parts.forEach(([, , , proof, sig], i) => {
+      expect(Buffer.from(proof as string, 'base64url')).toEqual(
+        Buffer.concat([Buffer.of(i), sibling[i] as Buffer, pairs[1 - (i >> 1)] as Buffer]),
+      );
+      expect(sig).toBe(
+        sign(
+          null,
+          Buffer.from(`${version}-root.${kid}.${root.toString('base64url')}`),
+          gateway.privateKey,
+        ).toString('base64url'),
+      );
+    });
+    // The key id: the first 8 bytes of SHA-256 of the raw public key.
+    const raw = gateway.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+    expect(kid).toBe(h(raw).subarray(0, 8).toString('base64url'));
+    // And the request target travels as its SHA-256.
+    const payload = JSON.parse(Buffer.from(parts[0]?.[2] as string, 'base64url').toString());
+    expect(payload.uh).toBe(h(request(0).url).toString('base64url'));
+  });
+
   it('refuses a leaf the gateway never signed at a padded position of a signed tree', () => {
     // A batch of 3 is padded to 4: the fourth leaf is the fixed empty leaf. Its proof is known to
     // whoever sees the third assertion (the empty leaf, then the first pair's node).

@@ -14,7 +14,7 @@
  * for each of the `trackedRoles` a Set of the user ids that hold a session with it, so that the owner of
  * the role rules can recompute those sessions' roles when the rules change (`roleHolders`).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { defineScript, oneSlotMulti, type RedisClient, waitForReplicas } from '@atoll/redis';
 import type { Keys } from '@atoll/redis-keys';
 
@@ -62,7 +62,7 @@ export const DEFAULT_TIMEOUTS: SessionTimeouts = {
 };
 
 export function hashToken(token: string): { id: string; verifier: string } {
-  const digest = createHash('sha256').update(token).digest('hex');
+  const digest = hash('sha256', token, 'hex');
   return { id: digest.slice(0, 32), verifier: digest };
 }
 
