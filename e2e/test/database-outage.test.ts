@@ -57,6 +57,10 @@ describe('PostgreSQL down', () => {
     });
     const slug = created.body.article.slug as string;
     const before = (await api('GET', `/api/articles/${slug}`)).body;
+    // Trending is recomputed every second: wait for the one that includes the article, so that no
+    // recompute between the reads below and the outage changes what they saw.
+    const trending = async () => (await api('GET', '/api/articles/trending')).body.articlesCount === 1;
+    expect(await eventually(trending)).toBe(true);
     // list pages, tags and profiles, read once so they are cached (anonymous and signed in)
     const shared = ['/api/articles?limit=5', '/api/tags', '/api/profiles/pat', '/api/articles/trending'];
     const warm = await Promise.all(shared.map(async (path) => (await api('GET', path)).body));
