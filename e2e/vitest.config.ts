@@ -1,1 +1,8 @@
-export { default } from '../vitest.shared.ts';
+import { configDefaults, defineConfig } from 'vitest/config';
+import shared from '../vitest.shared.ts';
+import { SERIAL } from './vitest.serial.config.ts';
+
+export default defineConfig({
+  ...shared,
+  test: { ...shared.test, exclude: [...configDefaults.exclude, ...SERIAL] },
+});
