@@ -3,9 +3,12 @@
  * the service's Node options and --expose-gc, so the memory read is the server's alone) on a real
  * redis-session holds `--streams N` streams, one user each; then `--events E` times one notification per
  * user is published (a broadcast) and every stream's arrival time is taken. Prints the memory per stream
- * after a full GC, once the streams are open and again after the broadcasts: RSS, V8's heap in use, and
- * what V8 holds in physical memory for its heap (so growth outside V8 shows as RSS beyond it), and the
- * delivery p50/p99.
+ * once the streams are open and again after the broadcasts: the RSS when asked (`rssAsked`: what V8 still
+ * keeps from the work just done), then once the gateway has run its own collection at rest
+ * (`startRestGc`, as every service runs it; `rssAtRest`; `collectedAtRest` says for each reading whether
+ * it had run), then, after a full GC, the
+ * RSS, V8's heap in use, what V8 holds in physical memory for its heap (so growth outside V8 shows as
+ * RSS beyond it) and the external memory V8 knows of; and the delivery p50/p99.
  *
  *   node --conditions=atoll-source scripts/live-streams.ts --streams 2000 --events 5   (in apps/gateway)
  */
@@ -15,11 +18,18 @@ import { getHeapStatistics } from 'node:v8';
 import { encodeLiveMessage } from '@atoll/events';
 import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
+import { REST_GC_DEFAULTS, startRestGc } from '@atoll/service-kit';
 import { SessionStore } from '@atoll/session-store';
 import { identityKeyPair, RedisServer, SERVICE_NODE_OPTIONS } from '@atoll/testkit';
 import { liveNotification } from '../test/helpers.ts';
 
 interface Memory {
+  /** When asked, before the gateway's collection at rest: what V8 still keeps from the work just done. */
+  rssAsked: number;
+  /** After the gateway's own collection at rest, before the full GC the other figures follow. */
+  rssAtRest: number;
+  /** Whether the gateway ran its collection at rest before `rssAtRest` was read. */
+  collected: boolean;
   rss: number;
   heapUsed: number;
   /** What V8 holds in physical memory for its heap, free space included. */
@@ -42,18 +52,43 @@ function percentiles(values: number[]) {
 if (process.argv.includes('--child')) await child();
 else await parent();
 
-/** The gateway, as main.ts builds it; answers `memory` over IPC after a full GC. */
+/**
+ * The gateway, as main.ts builds and runs it (its collection at rest included); answers `memory` over
+ * IPC once that collection has run, or three of its intervals passed without one (the RSS had not grown
+ * enough since the last), and after a full GC.
+ */
 async function child() {
   const { buildApp } = await import('../src/app.ts');
   const { loadConfig } = await import('../src/config.ts');
   const app = await buildApp(loadConfig(process.env));
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  let restCollections = 0;
+  startRestGc({
+    log: {
+      info: (_obj, msg) => {
+        if (msg === 'full collection at rest') restCollections += 1;
+      },
+    },
+  });
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
   process.on('message', async (m: string) => {
     if (m === 'memory') {
+      const rssAsked = process.memoryUsage.rss();
+      const seen = restCollections;
+      const until = Date.now() + 3 * REST_GC_DEFAULTS.intervalMs;
+      while (restCollections === seen && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      const rssAtRest = process.memoryUsage.rss();
       for (let i = 0; i < 3; i += 1) gc();
       const { rss, heapUsed, external } = process.memoryUsage();
-      process.send?.({ rss, heapUsed, external, v8Physical: getHeapStatistics().total_physical_size });
+      process.send?.({
+        rssAsked,
+        rssAtRest,
+        collected: restCollections > seen,
+        rss,
+        heapUsed,
+        external,
+        v8Physical: getHeapStatistics().total_physical_size,
+      });
     } else if (m === 'close') {
       await app.close();
       process.exit(0);
@@ -163,17 +198,22 @@ async function parent() {
       streams,
       events,
       perStreamKiB: {
+        rssAsked: kib(after.rssAsked - before.rssAtRest),
+        rssAtRest: kib(after.rssAtRest - before.rssAtRest),
         rss: kib(after.rss - before.rss),
         heap: kib(after.heapUsed - before.heapUsed),
         v8Physical: kib(after.v8Physical - before.v8Physical),
         external: kib(after.external - before.external),
       },
       perStreamKiBAfterEvents: {
+        rssAsked: kib(held.rssAsked - before.rssAtRest),
+        rssAtRest: kib(held.rssAtRest - before.rssAtRest),
         rss: kib(held.rss - before.rss),
         heap: kib(held.heapUsed - before.heapUsed),
         v8Physical: kib(held.v8Physical - before.v8Physical),
         external: kib(held.external - before.external),
       },
+      collectedAtRest: [before.collected, after.collected, held.collected],
       deliveryMs: { p50: Math.round(d.p50), p99: Math.round(d.p99) },
       allDeliveredMs: { p50: Math.round(all.p50), p99: Math.round(all.p99) },
     }),
