@@ -1,6 +1,8 @@
 /**
  * `pnpm bench --soak`: SOAK_MINUTES (default 10) at half load on the authenticated cached read (through
- * the gateway) and on enqueues of notification jobs (which the notifier processes), sampling every 10 s:
+ * the gateway) and on enqueues of notification jobs (half of what the notifier processes, or of what
+ * enqueueing alone reaches if that is less; the jobs still waiting at the end are reported), sampling
+ * every 10 s:
  * each service's RSS and V8 heap, and the cache instance's memory against its maxmemory with evictions.
  * The heap that counts is the live heap (`nodejs_heap_live_bytes`: in use right after the last full
  * collection); the heap in use is sampled too, but it swings with the garbage between collections (a
@@ -36,6 +38,11 @@ export interface SoakResult {
   minutes: number;
   readRate: number;
   enqueueRate: number;
+  /** Jobs per second enqueued alone (32 at a time), and processed by the notifier through a burst. */
+  enqueueMax: number;
+  notifierRate: number;
+  /** The notifications jobs not yet done when the soak stopped enqueueing. */
+  backlogAtEnd: number;
   samples: SoakSample[];
   growth: Record<string, { rssPercent: number | null; heapPercent: number | null }>;
   cacheStayedUnderMaxmemory: boolean;
@@ -130,8 +137,28 @@ export async function soak(opts: {
       recipientId: randomUUID(),
       occurredAt: new Date().toISOString(),
     });
-  const enqueueRate = (await measureOps(job, { seconds: 2, concurrency: 32, warmupSeconds: 0.5 })).rps / 2;
-  say(`soak: ${minutes} min at ${Math.round(readRate)} reads/s and ${Math.round(enqueueRate)} enqueues/s`);
+  // Half of what the notifier keeps up with, unless enqueueing itself is slower: a rate it cannot keep
+  // up with only grows the queue, whose jobs then fill redis-queue and keep the notifier busy long after.
+  const enqueueMax = (await measureOps(job, { seconds: 2, concurrency: 32, warmupSeconds: 0.5 })).rps;
+  const notifications = producer.queueOf('notifications');
+  const backlog = async () =>
+    Object.values(await notifications.getJobCounts('wait', 'active', 'delayed', 'prioritized')).reduce(
+      (a: number, b) => a + Number(b),
+      0,
+    );
+  const drained = async () => {
+    while ((await backlog()) > 0) await new Promise((r) => setTimeout(r, 20));
+  };
+  await drained();
+  const burst = 3000;
+  const burstStart = performance.now();
+  for (let i = 0; i < burst; i += 100) await Promise.all(Array.from({ length: 100 }, job));
+  await drained();
+  const notifierRate = burst / ((performance.now() - burstStart) / 1000);
+  const enqueueRate = Math.min(enqueueMax, notifierRate) / 2;
+  say(
+    `soak: ${minutes} min at ${Math.round(readRate)} reads/s and ${Math.round(enqueueRate)} enqueues/s (enqueues alone ${Math.round(enqueueMax)}/s, the notifier through a burst of ${burst} ${Math.round(notifierRate)} jobs/s)`,
+  );
 
   const samples: SoakSample[] = [];
   const t0 = Date.now();
@@ -183,6 +210,7 @@ export async function soak(opts: {
   }
   enqueuing = false;
   await ticker;
+  const backlogAtEnd = await backlog();
   await producer.close();
   await closeRedis(queue);
   await closeRedis(cache);
@@ -235,5 +263,17 @@ export async function soak(opts: {
       families: Object.fromEntries(i.families.map((f) => [f.family, f.count])),
     })),
   };
-  return { minutes, readRate, enqueueRate, samples, growth, cacheStayedUnderMaxmemory, met, audit };
+  return {
+    minutes,
+    readRate,
+    enqueueRate,
+    enqueueMax,
+    notifierRate,
+    backlogAtEnd,
+    samples,
+    growth,
+    cacheStayedUnderMaxmemory,
+    met,
+    audit,
+  };
 }

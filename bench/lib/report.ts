@@ -195,6 +195,9 @@ export function markdown(report: Report): string {
         minutes: number;
         readRate: number;
         enqueueRate: number;
+        enqueueMax?: number;
+        notifierRate?: number;
+        backlogAtEnd?: number;
         growth: Record<string, { rssPercent: number | null; heapPercent: number | null }>;
         samples: Array<{ cache: { usedMiB: number; maxMiB: number; evictedKeys: number } }>;
         met: boolean;
@@ -210,7 +213,10 @@ export function markdown(report: Report): string {
     lines.push(
       '',
       `Soak: ${soak.minutes} min at ${Math.round(soak.readRate)} authenticated reads/s and ${Math.round(soak.enqueueRate)} enqueues/s; ` +
-        `growth from the end of the warm-up (first fifth) to the end (target: under 10%): ${soak.met ? 'met' : '**not met**'}.`,
+        `growth from the end of the warm-up (first fifth) to the end (target: under 10%): ${soak.met ? 'met' : '**not met**'}.` +
+        (soak.notifierRate === undefined
+          ? ''
+          : ` The enqueues were half the lower of two rates, enqueueing alone (${Math.round(soak.enqueueMax ?? 0)} jobs/s) and the notifier's through a burst of jobs (${Math.round(soak.notifierRate)} jobs/s); ${soak.backlogAtEnd} jobs were not done when they stopped.`),
       `The cache instance ended at ${last?.cache.usedMiB} MiB of ${last?.cache.maxMiB} MiB maxmemory, ${last?.cache.evictedKeys} keys evicted.`,
       '',
       '| service | RSS growth | live heap growth (after a full GC) |',
