@@ -146,8 +146,13 @@ export async function soak(opts: {
       (a: number, b) => a + Number(b),
       0,
     );
+  // Bounded: a notifier that stopped taking jobs fails the soak instead of holding it forever.
   const drained = async () => {
-    while ((await backlog()) > 0) await new Promise((r) => setTimeout(r, 20));
+    const until = Date.now() + 120_000;
+    while ((await backlog()) > 0) {
+      if (Date.now() > until) throw new Error('soak: the notifications queue was not drained within 120 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
   };
   await drained();
   const burst = 3000;
