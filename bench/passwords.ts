@@ -224,7 +224,7 @@ export async function passwordsBench(opts: {
     const ref = ServiceProcess.spawn(
       'auth',
       { PORT: String(port) },
-      { entry: '../../bench/refs/scrypt-login.ts', nodeOptions: '' },
+      { entry: '../../bench/refs/scrypt-login.ts', nodeOptions: '', serviceEnv: {} },
     );
     cleanups.push(() => ref.stop());
     await ref.waitForLog((l) => l.msg === 'listening');

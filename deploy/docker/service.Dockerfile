@@ -61,9 +61,11 @@ RUN --mount=type=cache,id=pnpm-store,target=/pnpm/store \
 FROM node:24-slim AS runtime
 ENV NODE_ENV=production
 # At most 4 MiB per semi-space for V8's young generation: it holds each service's peak RSS down under
-# load; `gc` for the full collection a service runs at rest (SERVICE_NODE_OPTIONS in
-# packages/testkit/src/service-process.ts says why; a test keeps the two equal).
-ENV NODE_OPTIONS="--max-semi-space-size=4 --expose-gc"
+# load; `gc` for the full collection a service runs at rest; one V8 worker thread; glibc's malloc with
+# two arenas at most and large blocks mapped apart, given back once freed (SERVICE_NODE_OPTIONS and
+# SERVICE_ENV in packages/testkit/src/service-process.ts say why; a test keeps them equal).
+ENV NODE_OPTIONS="--max-semi-space-size=4 --expose-gc --v8-pool-size=1"
+ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=32768
 WORKDIR /app
 # Owned by root and read-only for the service user: the process cannot rewrite its own code.
 COPY --from=build /out/package.json ./package.json

@@ -37,6 +37,7 @@ export { SentinelGroup, type SentinelGroupOptions, type SentinelRole } from './s
 export {
   type Exit,
   type LogLine,
+  SERVICE_ENV,
   SERVICE_NODE_OPTIONS,
   ServiceProcess,
   type SpawnOptions,

@@ -12,10 +12,25 @@ export type LogLine = Record<string, unknown> & { msg?: string; level?: number; 
  * V8's young generation grows to 16 MiB per semi-space and more under a busy service's allocation rate,
  * and the pages it leaves behind are what drove each service's peak RSS: at most 4 MiB per semi-space
  * holds them down (see bench/README.md, "Memory"). `--expose-gc` lets a service at rest run a full
- * collection that gives back what it grew under load (@atoll/service-kit `startRestGc`). Options given in
+ * collection that gives back what it grew under load (@atoll/service-kit `startRestGc`). One V8 worker
+ * thread instead of four: fewer threads whose stacks and allocations stay resident. Options given in
  * NODE_OPTIONS come after these, so they win.
  */
-export const SERVICE_NODE_OPTIONS = '--max-semi-space-size=4 --expose-gc';
+export const SERVICE_NODE_OPTIONS = '--max-semi-space-size=4 --expose-gc --v8-pool-size=1';
+
+/**
+ * The environment every atoll service runs with, kept equal to the container image's and the `start`
+ * scripts' by the same test. glibc's malloc keeps what a process freed for reuse: in arenas of their own
+ * for its threads (two at most here), and, below its mmap threshold, in the heap it grows. The gateway
+ * compiles undici's HTTP parser (WebAssembly) with V8's optimizing compiler shortly after it starts,
+ * through about 25 MiB of short-lived allocations, and kept 7–10 MiB of them for good; with a fixed
+ * threshold of 32 KiB, V8's large compiler allocations are mapped apart and unmapped once freed (see
+ * bench/README.md, "Memory"). The environment given to a service comes after these, so it wins.
+ */
+export const SERVICE_ENV: Readonly<Record<string, string>> = {
+  MALLOC_ARENA_MAX: '2',
+  MALLOC_MMAP_THRESHOLD_: '32768',
+};
 
 export interface SpawnOptions {
   /** Every chunk of stdout and stderr, e.g. to append to a log file. */
@@ -29,6 +44,8 @@ export interface SpawnOptions {
   build?: 'source' | 'dist';
   /** Node options before the environment's NODE_OPTIONS: SERVICE_NODE_OPTIONS unless given ('' for none). */
   nodeOptions?: string;
+  /** The environment under `env`: SERVICE_ENV unless given ({} for none). */
+  serviceEnv?: Readonly<Record<string, string>>;
 }
 
 export type Exit = { code: number | null; signal: NodeJS.Signals | null };
@@ -99,6 +116,7 @@ export class ServiceProcess {
       env: {
         PATH: process.env.PATH ?? '',
         NODE_ENV: 'production',
+        ...(opts.serviceEnv ?? SERVICE_ENV),
         ...env,
         NODE_OPTIONS: [opts.nodeOptions ?? SERVICE_NODE_OPTIONS, env.NODE_OPTIONS ?? '']
           .filter(Boolean)

@@ -1,5 +1,6 @@
 // Prints the NODE_OPTIONS this process was started with, and the largest V8's young generation grew
-// while it allocated a few million short-lived objects, in MiB, and whether `gc` is there (node-options.test.ts).
+// while it allocated a few million short-lived objects, in MiB, whether `gc` is there, and the malloc
+// settings in its environment (node-options.test.ts).
 import { getHeapSpaceStatistics } from 'node:v8';
 
 let peak = 0;
@@ -15,5 +16,6 @@ console.log(
     nodeOptions: process.env.NODE_OPTIONS ?? '',
     youngMiB: peak / 2 ** 20,
     gc: typeof globalThis.gc,
+    malloc: Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('MALLOC_'))),
   }),
 );
