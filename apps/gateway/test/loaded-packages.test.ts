@@ -1,25 +1,20 @@
 /**
  * What the gateway loads is memory it holds for its whole life (bench/README.md, "Memory"). It has no
  * database, so it must not load kysely or pg, and it proxies over undici: one copy of it, the one
- * @fastify/reply-from uses.
+ * @fastify/reply-from uses. Its API reference (Scalar) loads on the first request for it.
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { loadedPackages, packageName } from '@atoll/testkit';
 import { expect, it } from 'vitest';
 
-it('loads no database client and one undici', async () => {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    ['--conditions=atoll-source', join(import.meta.dirname, 'print-loaded-packages.ts')],
-    { env: { ...process.env, NODE_OPTIONS: '' } },
-  );
-  const loaded = JSON.parse(stdout) as string[];
-  const names = loaded.map((p) => p.slice(0, p.lastIndexOf('@')));
+it('loads no database client, one undici and no API reference page', async () => {
+  const loaded = await loadedPackages(join(import.meta.dirname, '../src/app.ts'));
+  const names = loaded.map(packageName);
   // The hook sees the packages (a listing without fastify would mean it saw nothing).
   expect(names).toContain('fastify');
   expect(names).toContain('@fastify/reply-from');
   expect(names).not.toContain('kysely');
   expect(names).not.toContain('pg');
+  expect(names).not.toContain('@scalar/fastify-api-reference');
   expect(loaded.filter((p) => p.startsWith('undici@'))).toHaveLength(1);
 });

@@ -382,6 +382,16 @@ describe('notifier on real Redis, PostgreSQL and SMTP', () => {
     const board = await inject({ url: '/api/admin/queues/board', caller: as(amy, ['user', 'admin']) });
     expect(board.statusCode).toBe(200);
     expect(board.headers['content-type']).toMatch(/text\/html/);
+    // The page's own script, served by the board behind the same check.
+    const main = /src="(static\/js\/main\.[^"]+\.js)"/.exec(board.body)?.[1];
+    expect(main).toBeDefined();
+    const script = `/api/admin/queues/board/${main}`;
+    const asset = await inject({ url: script, caller: as(amy, ['user', 'admin']) });
+    expect(asset.statusCode).toBe(200);
+    expect(asset.headers['content-type']).toMatch(/javascript/);
+    expect(asset.body.length).toBeGreaterThan(1000);
+    expect((await inject({ url: script, caller: as(amy) })).statusCode).toBe(403);
+    expect((await inject({ url: script })).statusCode).toBe(401);
     const api = await inject({
       url: '/api/admin/queues/board/api/queues',
       caller: as(amy, ['user', 'admin']),

@@ -20,6 +20,7 @@ export {
 } from './infra.ts';
 export { type KeyAuditOptions, keyAudit } from './key-audit.ts';
 export { Counter, Gauge, Histogram, type MetricsOptions, metrics, type Registry } from './metrics.ts';
+export { onDemandApp } from './on-demand.ts';
 export { INTERNAL_OPENAPI_PATH, openApi } from './openapi.ts';
 export { REST_GC_DEFAULTS, type RestGcOptions, startRestGc } from './rest-gc.ts';
 export { drainAndClose, type RunOptions, runService } from './run.ts';

@@ -6,22 +6,17 @@
  * `GET /api/docs` shows it with Scalar, served from the npm package (no CDN at runtime: its script is
  * `/api/docs/js/scalar.js`, its fonts the system's). Scalar's plugin is one 5 MB module (about 25 MiB of
  * the gateway's memory), so it is loaded on the first request for the page, into a Fastify instance of
- * its own that the gateway's `/api/docs` routes hand their requests to.
+ * its own (`onDemandApp`, @atoll/service-kit) that the gateway's `/api/docs` routes hand their requests to.
  *
  * The merged document is kept for a short while once every service answered; while one does not, the
  * document is assembled from the others on each request and says which are missing
  * (`x-atoll-missing`), so the reference never fails as a whole.
  */
 import { type BatchingSigner, IDENTITY_HEADER } from '@atoll/identity';
-import { INTERNAL_OPENAPI_PATH, REQUEST_ID_HEADER } from '@atoll/service-kit';
+import { INTERNAL_OPENAPI_PATH, onDemandApp, REQUEST_ID_HEADER } from '@atoll/service-kit';
 // `schema.summary`/`tags` and `app.swagger()` (registered by @atoll/service-kit) are typed by its augmentation.
 import type {} from '@fastify/swagger';
-import Fastify, {
-  type FastifyInstance,
-  type FastifyPluginAsync,
-  type FastifyReply,
-  type FastifyRequest,
-} from 'fastify';
+import Fastify, { type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { request as undiciRequest } from 'undici';
 import { type UpstreamPool, withInstances } from '../plugins/upstream-pool.ts';
 import { assertionFor } from '../routes/assertion.ts';
@@ -130,28 +125,20 @@ const docs: FastifyPluginAsync<DocsOptions> = async (app, opts) => {
     },
   );
 
-  let reference: Promise<FastifyInstance> | null = null;
-  const referenceApp = () =>
-    (reference ??= (async () => {
-      const { default: scalar } = await import('@scalar/fastify-api-reference');
-      const inner = Fastify({ logger: false });
-      await inner.register(scalar, {
-        routePrefix: DOCS_PATH,
-        configuration: {
-          url: OPENAPI_PATH,
-          withDefaultFonts: false,
-          telemetry: false,
-          pageTitle: 'atoll API',
-        },
-      });
-      await inner.ready();
-      return inner;
-    })().catch((err: unknown) => {
-      reference = null;
-      throw err;
-    }));
-  app.addHook('onClose', async () => {
-    if (reference) await (await reference.catch(() => null))?.close();
+  const referenceApp = onDemandApp(app, async () => {
+    const { default: scalar } = await import('@scalar/fastify-api-reference');
+    const inner = Fastify({ logger: false });
+    await inner.register(scalar, {
+      routePrefix: DOCS_PATH,
+      configuration: {
+        url: OPENAPI_PATH,
+        withDefaultFonts: false,
+        telemetry: false,
+        pageTitle: 'atoll API',
+      },
+    });
+    await inner.ready();
+    return inner;
   });
   // The page runs Scalar's script and its inline bootstrap, all from this gateway.
   const serveReference = async (request: FastifyRequest, reply: FastifyReply) => {

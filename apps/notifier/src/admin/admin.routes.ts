@@ -10,14 +10,20 @@
  *   field (addresses, usernames, excerpts, titles, and any field a later version adds) reads
  *   `[redacted]`. Job payloads never carry a secret anyway (@atoll/jobs).
  * Both answer 401 without a session and 403 for a user without the admin role.
+ *
+ * Bull Board and what it loads (lodash, glob, ejs, valibot: about 6 MiB of the notifier's RSS at rest)
+ * are loaded on the first request for the board, into a Fastify instance of their own (`onDemandApp`)
+ * that the board's routes here hand their requests to once the caller is known to be an admin.
  */
 import { requireIdentity } from '@atoll/identity';
-import { AppError } from '@atoll/service-kit';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { FastifyAdapter } from '@bull-board/fastify';
+import { AppError, onDemandApp } from '@atoll/service-kit';
 import type { Queue } from 'bullmq';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+  type HTTPMethods,
+} from 'fastify';
 
 export const BOARD_PATH = '/api/admin/queues/board';
 /** The job data fields the board shows: nothing that names or quotes a person. */
@@ -66,16 +72,57 @@ const adminRoutes: FastifyPluginAsync<{ queues: Queue[] }> = async (app, { queue
     ),
   }));
 
-  const board = new FastifyAdapter();
-  const adapters = queues.map((q) => {
-    const adapter = new BullMQAdapter(q, { readOnlyMode: true, allowRetries: false });
-    adapter.setFormatter('data', redactJobData);
-    adapter.setFormatter('returnValue', () => '[redacted]');
-    return adapter;
+  const boardApp = onDemandApp(app, async () => {
+    const [{ createBullBoard }, { BullMQAdapter }, { FastifyAdapter }] = await Promise.all([
+      import('@bull-board/api'),
+      import('@bull-board/api/bullMQAdapter'),
+      import('@bull-board/fastify'),
+    ]);
+    const server = new FastifyAdapter();
+    const adapters = queues.map((q) => {
+      const adapter = new BullMQAdapter(q, { readOnlyMode: true, allowRetries: false });
+      adapter.setFormatter('data', redactJobData);
+      adapter.setFormatter('returnValue', () => '[redacted]');
+      return adapter;
+    });
+    createBullBoard({ queues: adapters, serverAdapter: server });
+    server.setBasePath(BOARD_PATH);
+    const inner = Fastify({ logger: false });
+    await inner.register(server.registerPlugin(), { prefix: BOARD_PATH });
+    await inner.ready();
+    return inner;
   });
-  createBullBoard({ queues: adapters, serverAdapter: board });
-  board.setBasePath(BOARD_PATH);
-  await app.register(board.registerPlugin(), { prefix: BOARD_PATH });
+  const serveBoard = async (request: FastifyRequest, reply: FastifyReply) => {
+    const inner = await boardApp();
+    const headers: Record<string, string> = {};
+    for (const name of FORWARDED_REQUEST_HEADERS) {
+      const value = request.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    const answer = await inner.inject({
+      method: request.method as HTTPMethods,
+      url: request.url,
+      headers,
+      ...(request.body === undefined ? {} : { payload: request.body as object }),
+    });
+    for (const name of FORWARDED_ANSWER_HEADERS)
+      if (answer.headers[name] !== undefined) reply.header(name, answer.headers[name]);
+    return reply.code(answer.statusCode).send(answer.rawPayload);
+  };
+  const methods: HTTPMethods[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+  app.route({ method: methods, url: BOARD_PATH, handler: serveBoard });
+  app.route({ method: methods, url: `${BOARD_PATH}/*`, handler: serveBoard });
 };
+
+/** What the board is told of a request, and what its answer passes on (nothing that names the caller). */
+const FORWARDED_REQUEST_HEADERS = ['accept', 'content-type', 'if-none-match', 'if-modified-since'];
+const FORWARDED_ANSWER_HEADERS = [
+  'content-type',
+  'location',
+  'cache-control',
+  'etag',
+  'last-modified',
+  'allow',
+];
 
 export default adminRoutes;

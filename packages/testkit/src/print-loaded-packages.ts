@@ -1,6 +1,7 @@
-// Imports the gateway's app module and prints the npm packages it loaded, name@version, one JSON array
-// (loaded-packages.test.ts).
+// Imports the module given as its argument and prints the npm packages that loaded, name@version, as one
+// JSON array (loadedPackages).
 import { registerHooks } from 'node:module';
+import { pathToFileURL } from 'node:url';
 
 const loaded = new Set<string>();
 registerHooks({
@@ -11,5 +12,5 @@ registerHooks({
     return nextLoad(url, context);
   },
 });
-await import('../src/app.ts');
+await import(pathToFileURL(process.argv[2] as string).href);
 console.log(JSON.stringify([...loaded].sort()));
