@@ -4,6 +4,7 @@
  * And the upstream variables that list instances (loadConfig).
  */
 import type { ConfigError } from '@atoll/config';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import {
@@ -74,6 +75,79 @@ describe('UpstreamPool', () => {
     expect(pool.pick(new Set([B]))).toBe(A);
     pool.markReachable(A);
     expect([pool.pick(), pool.pick()]).toEqual([A, A]);
+  });
+
+  it('tries an unreachable instance before a draining one, and takes back one that answers', () => {
+    const c = clock();
+    const pool = new UpstreamPool([A, B], { now: c.now });
+    pool.markUnreachable(A);
+    pool.markDraining(B);
+    expect([pool.pick(), pool.pick(), pool.pick()]).toEqual([A, A, A]);
+    expect(pool.pick(new Set([A]))).toBe(B);
+    pool.markReachable(A);
+    pool.markDraining(A);
+    expect(pool.pick()).toBe(A); // both drain now: in turn
+    c.t += 1500;
+    expect(new Set([pool.pick(), pool.pick()])).toEqual(new Set([A, B]));
+  });
+
+  it('in any order of refusals, draining answers, answers and time: each pick is the best instance left', () => {
+    // The model: what the gateway last learned of each instance, and when.
+    type Known = { state: 'answered' } | { state: 'unreachable' | 'draining'; at: number };
+    const EJECT = 1500;
+    const urls = [A, B, C];
+    const instance = fc.integer({ min: 0, max: 2 });
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constantFrom('refused' as const, 'draining' as const, 'answered' as const),
+        instance,
+      }),
+      fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 1000 }) }),
+      fc.record({ kind: fc.constant('pick' as const), tried: fc.subarray([0, 1, 2]) }),
+    );
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 3 }),
+        fc.array(op, { minLength: 20, maxLength: 80 }),
+        (n, ops) => {
+          const c = clock();
+          const pool = new UpstreamPool(urls.slice(0, n), { ejectMs: EJECT, now: c.now });
+          const known = new Map<number, Known>();
+          // 0: not skipped; 1: skipped, could not be reached; 2: skipped, drains.
+          const rank = (i: number) => {
+            const k = known.get(i);
+            if (!k || k.state === 'answered' || k.at + EJECT <= c.t) return 0;
+            return k.state === 'unreachable' ? 1 : 2;
+          };
+          for (const o of ops) {
+            if (o.kind === 'wait') c.t += o.ms;
+            else if (o.kind === 'pick') {
+              const tried = new Set(o.tried.filter((i) => i < n));
+              const picked = pool.pick(new Set([...tried].map((i) => urls[i] as string)));
+              const left = [...Array(n).keys()].filter((i) => !tried.has(i));
+              if (left.length === 0) {
+                expect(picked).toBeUndefined();
+                continue;
+              }
+              const i = urls.indexOf(picked as string);
+              expect(left).toContain(i);
+              expect(rank(i)).toBe(Math.min(...left.map(rank)));
+            } else if (o.instance < n) {
+              const url = urls[o.instance] as string;
+              if (o.kind === 'refused') pool.markUnreachable(url);
+              else if (o.kind === 'draining') pool.markDraining(url);
+              else pool.markReachable(url);
+              known.set(
+                o.instance,
+                o.kind === 'answered'
+                  ? { state: 'answered' }
+                  : { state: o.kind === 'refused' ? 'unreachable' : 'draining', at: c.t },
+              );
+            }
+          }
+        },
+      ),
+    );
   });
 
   it('refuses to exist without an instance', () => {

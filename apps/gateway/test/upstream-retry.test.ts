@@ -12,6 +12,7 @@ import { startGateway, type TestGateway } from './helpers.ts';
 /** A raw HTTP server on loopback; `onRequest` gets each request's socket and its count on that socket. */
 async function rawServer(
   onRequest: (socket: Socket, nth: number) => void,
+  listenPort = 0,
 ): Promise<{ url: string; server: Server }> {
   const server = createServer((socket) => {
     let nth = 0;
@@ -31,7 +32,7 @@ async function rawServer(
     });
     socket.on('error', () => {});
   });
-  server.listen(0, '127.0.0.1');
+  server.listen(listenPort, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as { port: number };
   return { url: `http://127.0.0.1:${port}`, server };
@@ -39,6 +40,8 @@ async function rawServer(
 
 const OK_BODY = '{"raw":true}';
 const OK = `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${OK_BODY.length}\r\nConnection: keep-alive\r\n\r\n${OK_BODY}`;
+
+const DRAINING = `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${OK_BODY.length}\r\nConnection: close\r\nx-atoll-draining: 1\r\n\r\n${OK_BODY}`;
 
 const article = { article: { title: 'Retry', description: 'd', body: 'b' } };
 
@@ -99,6 +102,43 @@ describe('proxy retries across instances (buildApp, real upstreams)', () => {
     // 1: the raw instance answers; 2: the recording one; 3: the raw one closes its reused connection, so
     // the recording one answers; 4: the raw one again, on a new connection.
     expect(answers).toEqual([{ raw: true }, { upstream: true }, { upstream: true }, { raw: true }]);
+    expect(await retries(gateway)).toEqual({ unsent: 1 });
+  });
+
+  it('once an instance drains, sends it nothing while another answers, even one skipped a moment ago', async () => {
+    // The order of a rolling redeploy: instance A was replaced (its port refused a moment ago, so it is
+    // still skipped), and B starts draining as A comes back. Were A and B both skipped alike, B would
+    // take every other request until it closes its connections, and a POST written on one as it closes
+    // is lost (a reset).
+    const portA = await freePort();
+    let drained = 0;
+    const draining = await rawServer((socket) => {
+      drained += 1;
+      socket.end(DRAINING);
+    });
+    servers.push(draining.server);
+    gateway = await startGateway(
+      {},
+      { envWith: () => ({ CONTENT_URL: `http://127.0.0.1:${portA},${draining.url}` }) },
+    );
+    // A refuses (skipped), so B answers, and says it drains (skipped too).
+    const first = await gateway.app.inject({ method: 'POST', url: '/api/articles', payload: article });
+    expect(first.statusCode).toBe(200);
+    expect(first.headers['x-atoll-draining']).toBeUndefined();
+    expect(drained).toBe(1);
+    let answeredByA = 0;
+    const back = await rawServer((socket) => {
+      answeredByA += 1;
+      socket.write(OK);
+    }, portA);
+    servers.push(back.server);
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      const res = await gateway.app.inject({ method: 'POST', url: '/api/articles', payload: article });
+      statuses.push(res.statusCode);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
+    expect({ answeredByA, drained }).toEqual({ answeredByA: 6, drained: 1 });
     expect(await retries(gateway)).toEqual({ unsent: 1 });
   });
 

@@ -197,12 +197,13 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
               return onUpstreamError(upstream, rep as FastifyReply, failure, errors);
             },
             // A draining instance says so on every response: send it nothing new for a while, so it
-            // has no traffic left when it closes its connections (no keep-alive race to retry).
+            // has no traffic left when it closes its connections (no keep-alive race to retry). Any
+            // other answer means the instance is back, if it was skipped.
             rewriteHeaders: (headers: IncomingHttpHeaders) => {
               if (headers[DRAINING_HEADER] !== undefined) {
-                pool.markUnreachable(instance);
+                pool.markDraining(instance);
                 delete headers[DRAINING_HEADER];
-              }
+              } else pool.markReachable(instance);
               if (!opts.serverTiming) delete headers['server-timing'];
               return headers;
             },

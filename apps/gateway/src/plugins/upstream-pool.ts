@@ -3,9 +3,14 @@
  * the rules for sending a request to them again when one fails. Pure: no I/O, the clock is injected.
  *
  * - Each request goes to the next instance in turn (round robin). An instance that could not be reached
- *   (connection refused, connect timeout, no route) is skipped for `ejectMs` (passive health), unless
- *   every instance not yet tried for this request is skipped too: then it is tried anyway, since a 502
- *   without trying is worse than a refused connection.
+ *   (connection refused, connect timeout, no route) is skipped for `ejectMs` (passive health), and so is
+ *   one that says it drains (its responses carry `x-atoll-draining`: it is about to close its
+ *   connections). An instance that answers without draining is no longer skipped.
+ * - When every instance not yet tried for this request is skipped, one is tried anyway, since a 502
+ *   without trying is worse than a refused connection: an unreachable one before a draining one. A
+ *   refused connection is safe to send elsewhere, and the instance may be back; a draining instance
+ *   closes its idle connections when its drain ends, and a request written on one just then is lost
+ *   with a reset the gateway cannot tell from a crash, so a POST would fail.
  * - A failed attempt is sent again, to an instance not yet tried, at most `maxAttempts` times in all (the
  *   number of instances, at most MAX_ATTEMPTS), and never once any byte of the response has reached the
  *   client (the proxy only gets to decide before the response headers arrive).
@@ -94,7 +99,8 @@ export class UpstreamPool {
   readonly maxAttempts: number;
   private readonly ejectMs: number;
   private readonly now: () => number;
-  private readonly skippedUntil = new Map<string, number>();
+  /** Skipped instances: until when, and whether they drain (else they could not be reached). */
+  private readonly skipped = new Map<string, { until: number; draining: boolean }>();
   private turn = 0;
 
   constructor(instances: readonly string[], opts: PoolOptions = {}) {
@@ -107,23 +113,28 @@ export class UpstreamPool {
 
   /**
    * The instance for the next attempt: the next in turn that `tried` does not hold, preferring one that
-   * is not skipped; undefined once every instance was tried.
+   * is not skipped, then one that could not be reached over one that drains; undefined once every
+   * instance was tried.
    */
   pick(tried: ReadonlySet<string> = new Set()): string | undefined {
     const n = this.instances.length;
     const now = this.now();
-    let fallback: number | undefined;
+    let unreachable: number | undefined;
+    let draining: number | undefined;
     for (let i = 0; i < n; i += 1) {
       const index = (this.turn + i) % n;
       const url = this.instances[index] as string;
       if (tried.has(url)) continue;
-      if ((this.skippedUntil.get(url) ?? 0) > now) {
-        fallback ??= index;
+      const skip = this.skipped.get(url);
+      if (skip && skip.until > now) {
+        if (skip.draining) draining ??= index;
+        else unreachable ??= index;
         continue;
       }
       this.turn = (index + 1) % n;
       return url;
     }
+    const fallback = unreachable ?? draining;
     if (fallback === undefined) return undefined;
     this.turn = (fallback + 1) % n;
     return this.instances[fallback];
@@ -131,12 +142,17 @@ export class UpstreamPool {
 
   /** The instance could not be reached: skip it for a while. */
   markUnreachable(url: string): void {
-    this.skippedUntil.set(url, this.now() + this.ejectMs);
+    this.skipped.set(url, { until: this.now() + this.ejectMs, draining: false });
   }
 
-  /** The instance answered: stop skipping it. */
+  /** The instance answered that it drains: skip it for a while, and try it last. */
+  markDraining(url: string): void {
+    this.skipped.set(url, { until: this.now() + this.ejectMs, draining: true });
+  }
+
+  /** The instance answered, and does not drain: stop skipping it. */
   markReachable(url: string): void {
-    if (this.skippedUntil.size > 0) this.skippedUntil.delete(url);
+    if (this.skipped.size > 0) this.skipped.delete(url);
   }
 }
 
