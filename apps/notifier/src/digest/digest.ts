@@ -21,6 +21,7 @@ import { type Kysely, sql } from 'kysely';
 import type { NotifierDatabase } from '../db.ts';
 import { mailableRecipient, trustedActor } from '../notifications/mail-rules.ts';
 import { DEFAULT_PREFERENCES } from '../preferences/preferences.repository.ts';
+import { fixCronLocale } from './cron-locale.ts';
 
 type Period = 'daily' | 'weekly';
 type DigestItem = JobPayloads['email']['digest']['items'][number];
@@ -30,7 +31,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_ITEMS = 50;
 
 /**
- * Sets the digest schedulers up, and returns what stops trying. BullMQ can refuse an upsert
+ * Sets the digest schedulers up, and returns what stops trying. First it gives cron-parser a locale
+ * (cron-locale.ts). BullMQ can refuse an upsert
  * ("Cannot create job scheduler iteration - job ID already exists") when the job it would create is
  * already there in a state it cannot replace: seen when two notifiers started together on a short
  * period. That is no reason for a notifier not to serve: the refusal is logged, and the upsert tried again
@@ -43,6 +45,8 @@ export async function keepDigestsScheduled(
   log: { warn(obj: object, msg: string): void },
   retryMs = 5_000,
 ): Promise<() => void> {
+  const notFixed = fixCronLocale();
+  if (notFixed) log.warn({ reason: notFixed }, 'cron-parser keeps the system locale (more memory)');
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   // At start a refusal is retried and any other error thrown; once started, every error is retried.
