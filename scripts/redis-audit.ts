@@ -14,6 +14,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { retentionBounds } from '@atoll/jobs';
 import {
   AUDIT_DEFAULTS,
   type AuditReport,
@@ -24,7 +25,7 @@ import {
   type RoleCheckedRedis,
   violationTotal,
 } from '@atoll/redis';
-import type { RedisRole } from '@atoll/redis-keys';
+import { createKeys, type RedisRole } from '@atoll/redis-keys';
 
 const ROLES = ['cache', 'session', 'queue'] as const;
 const URL_VARIABLES: Record<RedisRole, string> = {
@@ -96,7 +97,12 @@ export async function runAudit(target: AuditTarget, opts: AuditRunOptions = {}):
         commandTimeoutMs: 10_000,
       });
     }
-    return await auditKeySpace({ prefix: target.prefix, clients, ...opts });
+    return await auditKeySpace({
+      prefix: target.prefix,
+      clients,
+      lengthBounds: retentionBounds(createKeys(target.prefix)),
+      ...opts,
+    });
   } finally {
     await Promise.all(Object.values(clients).map(closeRedis));
   }

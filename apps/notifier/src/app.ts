@@ -1,4 +1,6 @@
 import { identityPlugin } from '@atoll/identity';
+import { retentionBounds } from '@atoll/jobs';
+import { createKeys } from '@atoll/redis-keys';
 import { base, database, dbOf, fastifyOptions, keyAudit, redisRoles } from '@atoll/service-kit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -37,7 +39,13 @@ export async function buildApp(config: NotifierConfig): Promise<FastifyInstance>
   await app.register(workers, { config });
   exposeQueueCounts(app.metrics.registry, app.queues);
   // The key-space audit in /metrics, on the notifier: the background service, off the request path.
-  if (config.keyAudit) await app.register(keyAudit, { prefix: config.keyPrefix, ...config.keyAudit });
+  // BullMQ's completed and failed sets and events streams are bounded by the catalog's retention.
+  if (config.keyAudit)
+    await app.register(keyAudit, {
+      prefix: config.keyPrefix,
+      ...config.keyAudit,
+      lengthBounds: retentionBounds(createKeys(config.keyPrefix)),
+    });
   // Routes
   const db = dbOf<NotifierDatabase>(app);
   await app.register(notificationRoutes, { db });

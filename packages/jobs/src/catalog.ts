@@ -172,6 +172,12 @@ const retried = (attempts: number, firstDelayMs: number): JobsOptions => ({
   removeOnFail: { age: 7 * 24 * 3600, count: 50_000 },
 });
 
+/**
+ * The entries BullMQ keeps in each queue's events stream (`streams.events.maxLen`, its default made
+ * explicit): the producer's queues are opened with it, and the key-space audit bounds the stream by it.
+ */
+export const EVENTS_MAX_LEN = 10_000;
+
 export const QUEUES = {
   /**
    * Mail that protects an account, on its own queue, worker and rate limiter, so that no flood of

@@ -3,7 +3,7 @@ import type { Keys } from '@atoll/redis-keys';
 import { Queue } from 'bullmq';
 import type { TSchema } from 'typebox';
 import Value from 'typebox/value';
-import { type JobName, type JobPayload, QUEUES, type QueueName } from './catalog.ts';
+import { EVENTS_MAX_LEN, type JobName, type JobPayload, QUEUES, type QueueName } from './catalog.ts';
 
 export class InvalidJobPayloadError extends Error {
   constructor(queue: string, job: string, detail: string) {
@@ -52,6 +52,7 @@ export class Producer {
         connection: this.connection,
         prefix: this.prefix,
         defaultJobOptions: QUEUES[name].options,
+        streams: { events: { maxLen: EVENTS_MAX_LEN } },
       });
       // The connection's own listener logs an outage once; without this one BullMQ prints every error.
       queue.on('error', () => undefined);

@@ -1,4 +1,5 @@
 export {
+  EVENTS_MAX_LEN,
   type Handlers,
   type JobMeta,
   type JobName,
@@ -9,5 +10,6 @@ export {
   RETIRED_VERSIONS,
 } from './catalog.ts';
 export { InvalidJobPayloadError, Producer, payloadProblem } from './enqueue.ts';
+export { retentionBounds, STREAM_NODE_ENTRIES } from './retention.ts';
 export { removeRetiredJobs } from './retired.ts';
 export { type CatalogWorkerOptions, createWorker, dispatcher } from './worker.ts';

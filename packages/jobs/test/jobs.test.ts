@@ -1,15 +1,18 @@
-import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
+import { auditKeySpace, closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys, QUEUE_USERS } from '@atoll/redis-keys';
 import { RedisServer } from '@atoll/testkit';
 import { Queue, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createWorker,
+  EVENTS_MAX_LEN,
   InvalidJobPayloadError,
   Producer,
   payloadProblem,
   QUEUES,
   removeRetiredJobs,
+  retentionBounds,
+  STREAM_NODE_ENTRIES,
 } from '../src/index.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
@@ -246,6 +249,77 @@ describe('removeRetiredJobs on a real redis-queue', () => {
       await server.dispose();
     }
   });
+});
+
+describe('retentionBounds: the lengths of BullMQ keys the catalog bounds, for the key-space audit', () => {
+  it("gives each queue's completed and failed sets their retention's count, its events stream its length", () => {
+    const keys = createKeys('ret');
+    const bound = retentionBounds(keys);
+    const key = (queue: string, suffix: string) => `${keys.bullPrefix()}:${queue}:${suffix}`;
+    expect(bound(key('notifications', 'completed'))).toBe(10_000);
+    expect(bound(key('notifications', 'failed'))).toBe(50_000);
+    expect(bound(key('security-email', 'completed'))).toBe(1000);
+    expect(bound(key('rankings', 'completed'))).toBe(QUEUES.rankings.options.removeOnComplete.count);
+    for (const queue of Object.keys(QUEUES))
+      expect(bound(key(queue, 'events'))).toBe(EVENTS_MAX_LEN + STREAM_NODE_ENTRIES);
+    // A backlog has no bound but the audit's bytes; nor has a job, nor another deployment's queue.
+    expect(bound(key('notifications', 'wait'))).toBeUndefined();
+    expect(bound(key('notifications', '42'))).toBeUndefined();
+    expect(bound(`${createKeys('other').bullPrefix()}:notifications:completed`)).toBeUndefined();
+  });
+
+  it('holds on a real redis-queue: what BullMQ keeps is within the bounds, and the audit counts no large value for it', async () => {
+    const keys = createKeys('ret');
+    const server = await RedisServer.start('queue', { keyPrefix: 'ret' });
+    const connect = (url: string, use: 'producer' | 'worker', name: string) =>
+      connectRedis({ url, role: 'queue', use, name, log: silent });
+    const redis = await connect(server.url, 'producer', 'p');
+    const workerRedis = await connect(server.url, 'worker', 'w');
+    const audit = await connect(server.urlFor('audit'), 'producer', 'audit');
+    const producer = new Producer(redis, keys);
+    const keep = QUEUES.rankings.options.removeOnComplete.count;
+    const worker = createWorker('rankings', { recompute: async () => {} }, { connection: workerRedis, keys });
+    try {
+      for (let i = 0; i < keep + 30; i += 1)
+        await producer.enqueue(
+          'rankings',
+          'recompute',
+          { v: 1, ranking: 'trending' },
+          { jobId: `r-${i}-${'x'.repeat(40)}` },
+        );
+      const queue = producer.queueOf('rankings');
+      await waitFor(async () => ((await queue.getJobCounts('completed')).completed ?? 0) >= keep, 15_000);
+      await waitFor(async () => (await queue.getJobCounts('wait', 'active')).wait === 0, 15_000);
+      const completed = `${keys.bullPrefix()}:rankings:completed`;
+      const events = `${keys.bullPrefix()}:rankings:events`;
+      expect(await redis.zcard(completed)).toBe(keep);
+      expect(await redis.hget(`${keys.bullPrefix()}:rankings:meta`, 'opts.maxLenEvents')).toBe(
+        String(EVENTS_MAX_LEN),
+      );
+      // Over a byte bound this small (a job is under it), both keys are large values, unless their lengths are bounded.
+      const bySize = await auditKeySpace({ prefix: 'ret', clients: { queue: audit }, largeValueBytes: 4096 });
+      expect(
+        bySize.violations
+          .filter((v) => v.kind === 'large-value')
+          .map((v) => v.key)
+          .sort(),
+      ).toEqual([completed, events].sort());
+      const byRetention = await auditKeySpace({
+        prefix: 'ret',
+        clients: { queue: audit },
+        largeValueBytes: 4096,
+        lengthBounds: retentionBounds(keys),
+      });
+      expect(byRetention.counts['large-value']).toBe(0);
+    } finally {
+      await worker.close();
+      await producer.close();
+      await closeRedis(audit);
+      await closeRedis(workerRedis);
+      await closeRedis(redis);
+      await server.dispose();
+    }
+  }, 30_000);
 });
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {

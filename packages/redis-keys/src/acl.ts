@@ -173,9 +173,10 @@ export function servicesOn(instance: RedisRole, prefix = 'atoll'): Service[] {
 
 /**
  * The key-space audit's user (`pnpm redis:audit`, @atoll/redis audit.ts), the same on every role: SCAN
- * (names only, MATCH `<prefix>:*`), TYPE, PTTL, MEMORY USAGE and INFO, with read access to the prefix's
- * keys (which TYPE, PTTL and MEMORY USAGE need) but none of the commands that read a value (GET,
- * HGETALL…), write, run scripts or administer the server. An operator can run it without the admin
+ * (names only, MATCH `<prefix>:*`), TYPE, PTTL, MEMORY USAGE, the length of a set, sorted set, list,
+ * hash or stream (ZCARD, SCARD, LLEN, HLEN, XLEN), and INFO, with read access to the prefix's keys
+ * (which those need) but none of the commands that read a value (GET, HGETALL…), write, run scripts or
+ * administer the server. An operator can run it without the admin
  * password, and a leaked audit password shows key names and sizes, never a session.
  */
 export function auditRules(prefix: string): string[] {
@@ -194,6 +195,11 @@ export function auditRules(prefix: string): string[] {
     '+type',
     '+pttl',
     '+memory|usage',
+    '+zcard',
+    '+scard',
+    '+llen',
+    '+hlen',
+    '+xlen',
   ];
 }
 

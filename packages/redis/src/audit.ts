@@ -15,9 +15,13 @@
  * - `no-ttl`: a key without a TTL whose definition gives it one (every cache and session key, the locks
  *   and caps on the queue instance);
  * - `wrong-type`: a key whose type is not its definition's;
- * - `large-value`: a key over `largeValueBytes`;
+ * - `large-value`: a key over `largeValueBytes`, unless its length has a bound of its own
+ *   (`lengthBounds`: BullMQ's completed and failed sets and its events stream, which the queues'
+ *   retention bounds) and is within it. Such a key's length (ZCARD, SCARD, LLEN, HLEN or XLEN) is asked
+ *   only when it is over `largeValueBytes`;
  * - `cache-near-full`: the cache's used_memory at or above `cacheFullRatio` of its maxmemory.
- * It needs SCAN, TYPE, PTTL, MEMORY USAGE and INFO: the `audit` ACL user (@atoll/redis-keys auditRules).
+ * It needs SCAN, TYPE, PTTL, MEMORY USAGE, the length commands and INFO: the `audit` ACL user
+ * (@atoll/redis-keys auditRules).
  */
 import { familyOf, type KeyFamily, keyFamilies, type RedisRole } from '@atoll/redis-keys';
 import { infoFields, isCluster, type RedisClient } from './client.ts';
@@ -27,8 +31,13 @@ export interface AuditOptions {
   prefix: string;
   /** A connection per role to audit (any subset): the `audit` user's, or the admin's. */
   clients: Partial<Record<RedisRole, RedisClient>>;
-  /** A key at least this big is a violation (default 512 KiB). */
+  /** A key at least this big is a violation (default 512 KiB), unless `lengthBounds` bounds it. */
   largeValueBytes?: number;
+  /**
+   * The most members, entries or fields a key may hold when its size comes from a bound of its own
+   * (e.g. @atoll/jobs `retentionBounds`); undefined for a key without one.
+   */
+  lengthBounds?: (key: string) => number | undefined;
   /** Keys examined per instance at most (default 100 000); past it the report says `truncated`. */
   maxKeys?: number;
   /** SCAN's COUNT hint: keys per page and per pipeline (default 500). */
@@ -158,7 +167,7 @@ export function checkKey(
   role: RedisRole,
   family: KeyFamily | null,
   key: string,
-  figures: { type: string; ttlMs: number; bytes: number },
+  figures: { type: string; ttlMs: number; bytes: number; length?: { value: number; bound: number } },
   largeValueBytes: number,
 ): Omit<Violation, 'role'>[] {
   const found: Omit<Violation, 'role'>[] = [];
@@ -184,15 +193,58 @@ export function checkKey(
       });
     }
   }
-  if (figures.bytes >= largeValueBytes) {
+  const { length } = figures;
+  if (figures.bytes >= largeValueBytes && (!length || length.value > length.bound)) {
     found.push({
       kind: 'large-value',
       key,
       family: family?.name ?? null,
-      detail: `${figures.bytes} bytes, the bound is ${largeValueBytes}`,
+      detail: length
+        ? `${figures.bytes} bytes and ${length.value} long, its bound is ${length.bound} long`
+        : `${figures.bytes} bytes, the bound is ${largeValueBytes}`,
     });
   }
   return found;
+}
+
+/** The command that gives a key's length, by the type TYPE names. */
+const LENGTH_COMMAND: Record<string, string> = {
+  zset: 'ZCARD',
+  set: 'SCARD',
+  list: 'LLEN',
+  hash: 'HLEN',
+  stream: 'XLEN',
+};
+
+/**
+ * The lengths of a page's keys that are over `largeValueBytes` and have a length bound, in one pipeline
+ * (none when no key of the page is both).
+ */
+async function boundedLengths(
+  server: RedisClient,
+  keys: readonly string[],
+  replies: Array<[Error | null, unknown]>,
+  o: { largeValueBytes: number; lengthBounds?: ((key: string) => number | undefined) | undefined },
+): Promise<Map<string, { value: number; bound: number }>> {
+  const asked: Array<{ key: string; bound: number }> = [];
+  const pipeline = server.pipeline();
+  keys.forEach((key, i) => {
+    const command = LENGTH_COMMAND[String(replies[i * 3]?.[1])];
+    const bytes = replies[i * 3 + 2]?.[1];
+    if (!command || bytes === null || Number(bytes) < o.largeValueBytes) return;
+    const bound = o.lengthBounds?.(key);
+    if (bound === undefined) return;
+    asked.push({ key, bound });
+    pipeline.call(command, key);
+  });
+  const lengths = new Map<string, { value: number; bound: number }>();
+  if (asked.length === 0) return lengths;
+  const answers = (await pipeline.exec()) ?? [];
+  const error = answers.find(([err]) => err)?.[0];
+  if (error) throw error;
+  for (const [i, { key, bound }] of asked.entries())
+    lengths.set(key, { value: Number(answers[i]?.[1]), bound });
+  return lengths;
 }
 
 /** Audits each given role in turn. Throws on a connection or permission error (NOPERM). */
@@ -241,6 +293,7 @@ export async function auditKeySpace(opts: AuditOptions): Promise<AuditReport> {
           const replies = (await pipeline.exec()) ?? [];
           const error = replies.find(([err]) => err)?.[0];
           if (error) throw error;
+          const lengths = await boundedLengths(server, keys, replies, o);
           keys.forEach((key, i) => {
             const type = String(replies[i * 3]?.[1]);
             const ttlMs = Number(replies[i * 3 + 1]?.[1]);
@@ -256,7 +309,7 @@ export async function auditKeySpace(opts: AuditOptions): Promise<AuditReport> {
               role,
               family,
               key,
-              { type, ttlMs, bytes: Number(bytes) },
+              { type, ttlMs, bytes: Number(bytes), length: lengths.get(key) },
               o.largeValueBytes,
             ))
               record({ ...v, role });

@@ -114,6 +114,34 @@ describe('key-space audit on real servers', () => {
     expect(text).toMatch(/no violations$/);
   });
 
+  it('holds a key with a length bound to that bound instead of the byte bound, as the audit user', async () => {
+    const { queue } = admins;
+    const bull = (suffix: string) => `${keys.bullPrefix()}:email:${suffix}`;
+    const seed = queue.pipeline();
+    for (let i = 0; i < 200; i++) {
+      seed.zadd(bull('completed'), i, `job-${i}-${'x'.repeat(40)}`);
+      seed.xadd(bull('events'), '*', 'event', 'completed', 'jobId', `job-${i}-${'x'.repeat(40)}`);
+      seed.rpush(bull('wait'), `job-${i}-${'x'.repeat(40)}`);
+      seed.rpush(bull('paused'), `job-${i}-${'x'.repeat(40)}`);
+    }
+    await seed.exec();
+    // completed at its bound, wait under it, events over it, paused without one.
+    const bounds = new Map([
+      [bull('completed'), 200],
+      [bull('wait'), 1000],
+      [bull('events'), 150],
+    ]);
+    const report = await audit({ largeValueBytes: 4096, lengthBounds: (key) => bounds.get(key) });
+    const large = report.violations.filter((v) => v.kind === 'large-value');
+    expect(large.map((v) => v.key).sort()).toEqual([bull('events'), bull('paused')].sort());
+    expect(large.find((v) => v.key === bull('events'))?.detail).toMatch(
+      / and 200 long, its bound is 150 long$/,
+    );
+    expect(large.find((v) => v.key === bull('paused'))?.detail).toMatch(/ bytes, the bound is 4096$/);
+    // Without the bounds, all four are large values.
+    expect((await audit({ largeValueBytes: 4096 })).counts['large-value']).toBe(4);
+  });
+
   it('reports each violation: unknown keys, missing TTLs, wrong types, large values', async () => {
     await seedClean();
     const { cache, session, queue } = admins;
