@@ -10,7 +10,8 @@
  * - Invalidation by dependency: an entry lists the tags it depends on (`article:42`, `articles`);
  *   `invalidate({ tags })` deletes every L2 entry of those tags and tells every instance over pub/sub to
  *   drop them from L1. L1 is dropped whole whenever the bus (re)connects, since messages may have been
- *   missed meanwhile.
+ *   missed meanwhile, and is used again only once a probe this instance published has come back over the
+ *   bus (`confirmBus`).
  * - Values whose JSON is larger than `maxValueBytes` are not cached (counted, logged once per id).
  * - With redis-cache unreachable, reads fall through to the loader (no errors); L1 keeps working.
  *
@@ -27,6 +28,7 @@ import {
   oneSlotMulti,
   publish,
   type RedisClient,
+  subscribeAgain,
   watchChannel,
 } from '@atoll/redis';
 import { KEY_SPECS, type Keys } from '@atoll/redis-keys';
@@ -125,17 +127,40 @@ export class LayeredCache {
       message: (text) => this.onBusMessage(text),
       down: () => {
         this.busUp = false;
+        this.probe = undefined;
         this.l1.clear();
       },
-      up: () => {
-        this.l1.clear();
-        this.busUp = true;
-      },
+      up: () => void this.confirmBus(),
     });
     this.busUp = true;
   }
 
   private busUp = false;
+  /** The probe `confirmBus` waits for, while it waits. */
+  private probe: string | undefined;
+
+  /**
+   * Takes the bus back into use once a probe published on it has come back to this instance. The
+   * client's word that it subscribed again is not enough: ioredis reports a cluster's sharded
+   * subscribers ready before their SSUBSCRIBE is answered, and also when one of them could not connect
+   * (it tries again later), so an L1 trusted then could miss invalidations for good. The probe is sent
+   * again with a growing pause, at most a second; after 3, 6, 12, 24, … probes that did not come back,
+   * the subscriber is asked to subscribe again (spaced out so, as ioredis's cluster client lists a channel
+   * once more for each SSUBSCRIBE, that list grows only with the logarithm of a long outage). Until the
+   * probe is back L1 stays unused. A `down` ends the wait.
+   */
+  private async confirmBus(): Promise<void> {
+    const { redis, subscriber, keys, namespace } = this.opts;
+    const probe = randomUUID();
+    this.probe = probe;
+    const message = JSON.stringify({ from: this.instanceId, ns: namespace, ids: [], tags: [], probe });
+    for (let attempt = 0; this.probe === probe; attempt += 1) {
+      if (attempt >= 3 && Number.isInteger(Math.log2(attempt / 3)))
+        await subscribeAgain(subscriber, keys.cacheBus()).catch(() => undefined);
+      await publish(redis, keys.cacheBus(), message).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt)).unref());
+    }
+  }
 
   /** The value for `id`: from L1, else L2, else the loader (whose result is cached with `tags`). */
   async get<T>(
@@ -427,13 +452,23 @@ export class LayeredCache {
 
   private onBusMessage(message: string): void {
     try {
-      const { from, ns, ids, tags } = JSON.parse(message) as {
+      const { from, ns, ids, tags, probe } = JSON.parse(message) as {
         from: string;
         ns: string;
         ids: string[];
         tags: string[];
+        /** Set on a probe (`confirmBus`), which names nothing to drop. */
+        probe?: string;
       };
-      if (from === this.instanceId || ns !== this.opts.namespace) return;
+      if (from === this.instanceId) {
+        if (probe !== undefined && probe === this.probe) {
+          this.probe = undefined;
+          this.l1.clear();
+          this.busUp = true;
+        }
+        return;
+      }
+      if (ns !== this.opts.namespace) return;
       this.dropL1(ids, tags);
     } catch {
       this.l1.clear(); // an unreadable message: forget everything rather than risk a stale read

@@ -18,6 +18,11 @@ import { LayeredCache } from '../src/index.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits (at most 10 s) until a client has reconnected; it backs off between attempts, longer on a busy machine. */
+const ready = async (client: RedisClient) => {
+  for (let waited = 0; client.status !== 'ready' && waited < 10_000; waited += 50) await sleep(50);
+  expect(client.status).toBe('ready');
+};
 
 describe('LayeredCache', () => {
   let server: RedisServer;
@@ -71,6 +76,7 @@ describe('LayeredCache', () => {
     });
   });
   beforeEach(async () => {
+    await ready(admin);
     await admin.flushall();
   });
   afterAll(async () => {
@@ -222,7 +228,7 @@ describe('LayeredCache', () => {
       fc.record({ kind: fc.constant('flush' as const) }),
     );
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 5, maxLength: 40 }), async (ops) => {
+      fc.asyncProperty(fc.array(op, { minLength: 5, maxLength: 40, size: 'max' }), async (ops) => {
         await admin.flushall();
         const { cache } = await instance({ l1MaxEntries: 3, namespace: `m${randomUUID().slice(0, 6)}` });
         const version = new Map(ids.map((id) => [id, 0]));
@@ -308,7 +314,8 @@ describe('LayeredCache', () => {
     } finally {
       await server.restart();
     }
-    await sleep(300);
+    await ready(a.redis);
+    await ready(admin);
     expect(await a.cache.get('article:5', load)).toEqual({ n: 3 });
     expect(await admin.exists(keys.cacheEntry('test', 'article:5'))).toBe(1);
   });
@@ -337,6 +344,42 @@ describe('LayeredCache', () => {
     await a.cache.get('article:7', async () => ({ v: 1 }));
     expect(a.cache.stats.l1Hits).toBe(1);
     expect(a.cache.stats.l2Hits).toBe(1);
+  });
+
+  it('uses L1 again only once the bus delivers: a subscriber that says it is back but is not subscribed serves nothing stale', async () => {
+    const a = await instance();
+    const b = await instance();
+    const bus = clients[clients.length - 1] as RedisClient; // b's subscriber
+    let version = 0;
+    const load = async () => ({ v: version });
+    const write = async () => {
+      version += 1;
+      await a.cache.invalidate({ ids: ['article:9'], tags: [] });
+    };
+    await b.cache.get('article:9', load);
+    // What ioredis can do on a cluster: report the subscription back while it is not. Here: leave the
+    // channel, then drop the connection, so the client reconnects, says it is ready, and subscribes to
+    // nothing.
+    const id = await bus.client('ID');
+    await bus.unsubscribe(keys.cacheBus());
+    await admin.call('CLIENT', 'KILL', 'ID', String(id));
+    const seen: number[] = [];
+    const until = Date.now() + 2500;
+    while (Date.now() < until) {
+      await write();
+      await sleep(50); // the bus message reaches B, if B is subscribed
+      const got = (await b.cache.get('article:9', load)) as { v: number };
+      seen.push(got.v - version); // 0: fresh
+    }
+    expect(seen.filter((lag) => lag !== 0)).toEqual([]);
+    // And it comes back: the probe makes it subscribe again, and then L1 serves.
+    const hits = b.cache.stats.l1Hits;
+    await b.cache.get('article:9', load);
+    await b.cache.get('article:9', load);
+    expect(b.cache.stats.l1Hits).toBeGreaterThan(hits);
+    await write();
+    await sleep(50); // the bus message reaches B
+    expect(await b.cache.get('article:9', load)).toEqual({ v: version });
   });
 
   it('changes no answer when the whole cache instance is flushed', async () => {

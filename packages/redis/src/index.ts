@@ -41,7 +41,7 @@ export {
   waitForReplicas,
 } from './client.ts';
 export { mgetAcrossSlots, oneSlotMulti } from './multi-key.ts';
-export { type ChannelWatch, publish, watchChannel } from './pubsub.ts';
+export { type ChannelWatch, publish, subscribeAgain, watchChannel } from './pubsub.ts';
 export { checkRole, RedisRoleError, type RoleProblem, type ServerSettings } from './roles.ts';
 export {
   defineScript,

@@ -6,8 +6,9 @@
  *
  * - a subscriber must know when it may have missed a message (the cache then stops trusting its
  *   in-process layer): ioredis's sharded subscriber connection reports its end (`-node`) and its return
- *   (`subscribersReady`, after it subscribed again), while its plain cluster subscriber changes nodes
- *   silently;
+ *   (`subscribersReady`, once it has sent the subscription again, not once it is answered, and also
+ *   after a subscriber failed to connect: @atoll/cache confirms the bus with a probe), while its plain
+ *   cluster subscriber changes nodes silently;
  * - a message reaches only the shard's primary and replicas, not every node of the cluster.
  * The cost: while the channel's shard fails over (a few seconds) nothing is published or received; the
  * subscriber reports it down meanwhile.
@@ -52,6 +53,15 @@ export async function watchChannel(
   // ioredis subscribes again before it says ready.
   subscriber.on('ready', () => watch.up());
   await subscriber.subscribe(channel);
+}
+
+/**
+ * Asks `subscriber` to subscribe to `channel` again (SSUBSCRIBE on a cluster, SUBSCRIBE otherwise):
+ * for a subscription its client says is back but that does not deliver (see `watchChannel`'s users).
+ */
+export async function subscribeAgain(subscriber: RedisClient, channel: string): Promise<void> {
+  if (isCluster(subscriber)) await subscriber.ssubscribe(channel);
+  else await subscriber.subscribe(channel);
 }
 
 function watchShardedChannel(subscriber: Cluster, channel: string, watch: ChannelWatch): void {
