@@ -35,6 +35,7 @@ describe('OutboxRelay', () => {
         fc.array(fc.constantFrom<Step>('write', 'write', 'release', 'yield'), {
           minLength: 1,
           maxLength: 25,
+          size: 'max',
         }),
         async (steps) => {
           await sql`truncate relay.outbox restart identity`.execute(db);
