@@ -7,7 +7,7 @@ import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { gatewayHeaders, type Stack } from '@atoll/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { IDENTITY_KEYS, redisOf, startTestStack } from './helpers.ts';
+import { eventually, IDENTITY_KEYS, redisOf, startTestStack } from './helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -158,8 +158,16 @@ describe('auth limits and expiry', () => {
     } finally {
       await stack.redis.session.restart();
     }
-    // Registration failed as a whole: the account was not created, so it can be registered now.
-    await new Promise((r) => setTimeout(r, 300));
+    // Registration failed as a whole: the account was not created, so it can be registered now, once
+    // the gateway and auth have reconnected to redis-session (their clients back off between attempts).
+    const back = await eventually(async () => {
+      const [user, sessions] = await Promise.all([
+        api('GET', '/api/user', { token: ada.token }),
+        api('GET', '/api/user/sessions', { token: ada.token }),
+      ]);
+      return user.status === 200 && sessions.status === 200;
+    }, 15_000);
+    expect(back).toBe(true);
     const retry = await api('POST', '/api/users', {
       body: { user: { username: 'down1', email: 'down1@example.com', password: 'correct horse' } },
     });
