@@ -10,6 +10,10 @@
  * RSS, V8's heap in use, what V8 holds in physical memory for its heap (so growth outside V8 shows as
  * RSS beyond it) and the external memory V8 knows of; and the delivery p50/p99.
  *
+ * Then the caps, with the N streams still open: the gateway runs with a per-address cap of N and a
+ * global cap of N + 1, so one more stream from 127.0.0.1 gets 429, one from 127.0.0.2 is let in (200),
+ * and one from 127.0.0.3 gets 503 (`caps`; the script exits with 1 when any answer differs).
+ *
  *   node --conditions=atoll-source scripts/live-streams.ts --streams 2000 --events 5   (in apps/gateway)
  */
 import { fork } from 'node:child_process';
@@ -20,7 +24,7 @@ import { closeRedis, connectRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { REST_GC_DEFAULTS, startRestGc } from '@atoll/service-kit';
 import { SessionStore } from '@atoll/session-store';
-import { identityKeyPair, RedisServer, SERVICE_NODE_OPTIONS } from '@atoll/testkit';
+import { identityKeyPair, RedisServer, SERVICE_ENV, SERVICE_NODE_OPTIONS } from '@atoll/testkit';
 import { liveNotification } from '../test/helpers.ts';
 
 interface Memory {
@@ -104,10 +108,11 @@ async function parent() {
   const keyPrefix = 'bench';
   const keys = identityKeyPair();
   const gateway = fork(new URL(import.meta.url).pathname, ['--child'], {
-    // As the service runs (SERVICE_NODE_OPTIONS: the young generation's bound shapes its RSS).
+    // As the service runs (SERVICE_NODE_OPTIONS and SERVICE_ENV shape its RSS).
     execArgv: ['--expose-gc', '--conditions=atoll-source', ...SERVICE_NODE_OPTIONS.split(' ')],
     env: {
       ...process.env,
+      ...SERVICE_ENV,
       LOG_LEVEL: 'error',
       IDENTITY_PRIVATE_KEY: keys.privateKeyText,
       REDIS_SESSION_URL: redis.url,
@@ -115,8 +120,9 @@ async function parent() {
       AUTH_URL: 'http://127.0.0.1:9',
       CONTENT_URL: 'http://127.0.0.1:9',
       NOTIFIER_URL: 'http://127.0.0.1:9',
-      SSE_MAX_STREAMS: String(streams + 10),
-      SSE_MAX_STREAMS_PER_ADDRESS: String(streams + 10),
+      // The caps checked at the end: the streams fill the per-address cap, one more address the global.
+      SSE_MAX_STREAMS: String(streams + 1),
+      SSE_MAX_STREAMS_PER_ADDRESS: String(streams),
       RATE_LIMIT_ADDRESS_MAX: String(streams * 2),
     },
   });
@@ -135,7 +141,7 @@ async function parent() {
   });
   const sessions = new SessionStore(client, createKeys(keyPrefix));
   const tokens: string[] = [];
-  for (let i = 0; i < streams; i += 1)
+  for (let i = 0; i < streams + 3; i += 1)
     tokens.push((await sessions.create({ userId: `u${i}`, username: `u${i}`, roles: ['user'] })).token);
 
   let publishedAt = 0;
@@ -190,6 +196,28 @@ async function parent() {
   }
   const held = await memory();
   if (process.argv.includes('--raw')) console.log(JSON.stringify({ before, after, held }));
+
+  /** The status a new stream from `localAddress` is answered with; the request is kept open. */
+  const answer = (token: string, localAddress: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(
+        `${url}/api/notifications/stream`,
+        { agent: false, localAddress, headers: { authorization: `Token ${token}` } },
+        (res) => {
+          clients.push(req);
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  const caps = {
+    sameAddress: await answer(tokens[streams] as string, '127.0.0.1'),
+    otherAddress: await answer(tokens[streams + 1] as string, '127.0.0.2'),
+    overGlobal: await answer(tokens[streams + 2] as string, '127.0.0.3'),
+  };
+  const capsHold = caps.sameAddress === 429 && caps.otherAddress === 200 && caps.overGlobal === 503;
+  if (!capsHold) process.exitCode = 1;
   const kib = (bytes: number) => Math.round((bytes / streams / 1024) * 10) / 10;
   const d = percentiles(deliveries);
   const all = percentiles(everyone);
@@ -216,6 +244,8 @@ async function parent() {
       collectedAtRest: [before.collected, after.collected, held.collected],
       deliveryMs: { p50: Math.round(d.p50), p99: Math.round(d.p99) },
       allDeliveredMs: { p50: Math.round(all.p50), p99: Math.round(all.p99) },
+      caps,
+      capsHold,
     }),
   );
   for (const c of clients) c.destroy();
