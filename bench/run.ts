@@ -58,7 +58,7 @@ import {
   measureOps,
   opsAtRate,
 } from './lib/load.ts';
-import { mib, peakRss, rss, rssAnon, rssFile } from './lib/memory.ts';
+import { mib, peakRss, rss, rssAnon, rssFile, v8Memory } from './lib/memory.ts';
 import { PresignedRequest } from './lib/presigned.ts';
 import { profileMarkdown, summarizeDir } from './lib/profile.ts';
 import { perRequest } from './lib/redis-stats.ts';
@@ -66,6 +66,7 @@ import {
   check,
   formatRatio,
   halfLoadCheck,
+  type IdleDetail,
   type Report,
   type Row,
   roundTripCheck,
@@ -166,7 +167,7 @@ async function reference(file: string, app: string, env: Record<string, string> 
     app,
     { PORT: String(port), ...env },
     // The references run with Node's defaults: nothing of atoll's, its settings included.
-    { entry: `../../bench/refs/${file}`, nodeOptions: '' },
+    { entry: `../../bench/refs/${file}`, nodeOptions: '', serviceEnv: {} },
   );
   cleanups.push(async () => void (await proc.stop()));
   await proc
@@ -731,7 +732,7 @@ try {
         PREFIX: '{benchraw}',
         CONCURRENCY: String(WORKER_CONCURRENCY),
       },
-      { entry: '../../bench/refs/bullmq-worker.ts', nodeOptions: '' },
+      { entry: '../../bench/refs/bullmq-worker.ts', nodeOptions: '', serviceEnv: {} },
     );
     cleanups.push(async () => void (await worker.stop()));
     await worker.waitForLog((l) => l.msg === 'listening');
@@ -832,7 +833,26 @@ try {
     const pids = Object.values(stack.services).flatMap((proc) => (proc.child.pid ? [proc.child.pid] : []));
     const anon = pids.reduce((sum, pid) => sum + (rssAnon(pid) ?? 0), 0);
     const file = Math.max(0, ...pids.map((pid) => rssFile(pid) ?? 0));
-    return { each, totalMiB: Math.round(total * 10) / 10, sharedOnceMiB: mib(anon + file) ?? 0 };
+    // What each one's resident set holds; its metrics are asked for after every RSS above was read.
+    const detail: Record<string, IdleDetail> = {};
+    for (const [name, proc] of Object.entries(stack.services)) {
+      const pid = proc.child.pid;
+      if (!pid) continue;
+      const anonBytes = rssAnon(pid);
+      const v8 = await v8Memory(proc.url, METRICS_TOKEN);
+      const outside =
+        anonBytes === null || v8.total === null ? null : anonBytes - v8.total - (v8.external ?? 0);
+      detail[name] = {
+        anonMiB: mib(anonBytes),
+        fileMiB: mib(rssFile(pid)),
+        heapTotalMiB: mib(v8.total),
+        heapLiveMiB: mib(v8.live),
+        codeMiB: mib(v8.code),
+        externalMiB: mib(v8.external),
+        otherAnonMiB: mib(outside),
+      };
+    }
+    return { each, detail, totalMiB: Math.round(total * 10) / 10, sharedOnceMiB: mib(anon + file) ?? 0 };
   };
   const idleWarm = await idleRss();
   say(`${elapsed()} idle after start and seeding: ${JSON.stringify(idleWarm)}`);
@@ -885,7 +905,14 @@ try {
       seconds: idleSeconds,
       afterStart: idleWarm.each,
       afterStartSharedOnceMiB: idleWarm.sharedOnceMiB,
-      ...(idleAfter ? { afterRun: idleAfter.each, afterRunSharedOnceMiB: idleAfter.sharedOnceMiB } : {}),
+      afterStartDetail: idleWarm.detail,
+      ...(idleAfter
+        ? {
+            afterRun: idleAfter.each,
+            afterRunSharedOnceMiB: idleAfter.sharedOnceMiB,
+            afterRunDetail: idleAfter.detail,
+          }
+        : {}),
     },
     ...(fanOutResult ? { sse: fanOutResult } : {}),
     memory,
@@ -911,6 +938,8 @@ try {
       afterRun: rested.each,
       afterStartSharedOnceMiB: idleWarm.sharedOnceMiB,
       afterRunSharedOnceMiB: rested.sharedOnceMiB,
+      afterStartDetail: idleWarm.detail,
+      afterRunDetail: rested.detail,
     };
     report.checks.push(
       check(`the four services' RSS, idle after the soak (MiB)`, rested.totalMiB, IDLE_STACK_MIB),

@@ -13,7 +13,7 @@
  * family, and any violation.
  */
 import { randomUUID } from 'node:crypto';
-import { Producer } from '@atoll/jobs';
+import { Producer, retentionBounds } from '@atoll/jobs';
 import {
   type AuditReport,
   auditKeySpace,
@@ -26,7 +26,7 @@ import {
 import { createKeys } from '@atoll/redis-keys';
 import type { Stack } from '@atoll/testkit/servers';
 import { atRate, measure, measureOps } from './lib/load.ts';
-import { mib, rss } from './lib/memory.ts';
+import { mib, rss, v8Memory } from './lib/memory.ts';
 
 export interface SoakSample {
   atSeconds: number;
@@ -69,30 +69,13 @@ async function auditStack(stack: Stack, keyPrefix: string): Promise<AuditReport>
         log,
         commandTimeoutMs: 10_000,
       });
-    return await auditKeySpace({ prefix: keyPrefix, clients });
+    return await auditKeySpace({
+      prefix: keyPrefix,
+      clients,
+      lengthBounds: retentionBounds(createKeys(keyPrefix)),
+    });
   } finally {
     await Promise.all(Object.values(clients).map(closeRedis));
-  }
-}
-
-/**
- * The V8 heap from the service's Prometheus metrics when it serves them: live (after the last full
- * collection; null before the first) and in use now.
- */
-async function heapOf(url: string, token: string): Promise<{ live: number | null; used: number | null }> {
-  try {
-    const res = await fetch(`${url}/metrics`, {
-      headers: { authorization: `Bearer ${token}` },
-      signal: AbortSignal.timeout(2000),
-    });
-    const text = await res.text();
-    const read = (name: string) => {
-      const bytes = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)`, 'm').exec(text)?.[1];
-      return bytes && Number(bytes) > 0 ? Number(bytes) : null;
-    };
-    return { live: read('nodejs_heap_live_bytes'), used: read('nodejs_heap_size_used_bytes') };
-  } catch {
-    return { live: null, used: null };
   }
 }
 
@@ -170,7 +153,7 @@ export async function soak(opts: {
   const sample = async () => {
     const services: SoakSample['services'] = {};
     for (const [name, proc] of Object.entries(stack.services)) {
-      const heap = await heapOf(proc.url, opts.metricsToken);
+      const heap = await v8Memory(proc.url, opts.metricsToken);
       services[name] = {
         rssMiB: proc.child.pid ? mib(rss(proc.child.pid)) : null,
         liveHeapMiB: mib(heap.live),

@@ -11,10 +11,25 @@ function statusField(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFil
   }
 }
 
+/** The highest resident set read here of each process (`rss`), for `peakRss`. */
+const highestRead = new Map<number, number>();
+
 /** The resident set size in bytes, or null when the process is gone (or not on Linux). */
-export const rss = (pid: number) => statusField(pid, 'VmRSS');
-/** The peak resident set size since the process started ("high water mark"). */
-export const peakRss = (pid: number) => statusField(pid, 'VmHWM');
+export function rss(pid: number): number | null {
+  const bytes = statusField(pid, 'VmRSS');
+  if (bytes !== null && bytes > (highestRead.get(pid) ?? 0)) highestRead.set(pid, bytes);
+  return bytes;
+}
+
+/**
+ * The peak resident set size since the process started: the kernel's high-water mark (VmHWM), or the
+ * highest RSS `rss` read of it, when that is higher. The kernel's mark can be below an RSS read before
+ * it: in one run, a service read at 136.7 MiB at rest, and its VmHWM a moment later was 136.5.
+ */
+export function peakRss(pid: number): number | null {
+  const mark = statusField(pid, 'VmHWM');
+  return mark === null ? null : Math.max(mark, highestRead.get(pid) ?? 0);
+}
 
 /**
  * The two parts of the resident set: anonymous pages (the process's own: V8's heap, malloc) and pages of
@@ -26,3 +41,41 @@ export const rssFile = (pid: number) => statusField(pid, 'RssFile');
 
 export const mib = (bytes: number | null) =>
   bytes === null ? null : Math.round((bytes / 1024 / 1024) * 10) / 10;
+
+/** A service's V8 memory from its Prometheus metrics, in bytes (null: not served or not yet known). */
+export interface V8Memory {
+  /** In use right after the last full collection (`nodejs_heap_live_bytes`; null before the first). */
+  live: number | null;
+  /** In use now, garbage included. */
+  used: number | null;
+  /** What V8 holds for its heap: every space's pages, used or not. */
+  total: number | null;
+  /** Of `total`, the space for compiled code. */
+  code: number | null;
+  /** Memory of objects outside the heap that V8 is told about (Buffers, ArrayBuffers). */
+  external: number | null;
+}
+
+/** Reads `V8Memory` from `${url}/metrics` with the metrics token; all null when it cannot. */
+export async function v8Memory(url: string, token: string): Promise<V8Memory> {
+  try {
+    const res = await fetch(`${url}/metrics`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(2000),
+    });
+    const text = await res.text();
+    const read = (name: string, labels = '(?:\\{[^}]*\\})?') => {
+      const bytes = new RegExp(`^${name}${labels} (\\d+(?:\\.\\d+)?)`, 'm').exec(text)?.[1];
+      return bytes && Number(bytes) > 0 ? Number(bytes) : null;
+    };
+    return {
+      live: read('nodejs_heap_live_bytes'),
+      used: read('nodejs_heap_size_used_bytes'),
+      total: read('nodejs_heap_size_total_bytes'),
+      code: read('nodejs_heap_space_size_total_bytes', '\\{[^}]*space="code"[^}]*\\}'),
+      external: read('nodejs_external_memory_bytes'),
+    };
+  } catch {
+    return { live: null, used: null, total: null, code: null, external: null };
+  }
+}

@@ -39,6 +39,23 @@ export interface Check {
   verdict: Extract<Verdict, 'met' | 'not met'>;
 }
 
+/**
+ * A service's memory at rest, in MiB: its anonymous and file-backed resident pages (/proc), and from its
+ * metrics what V8 holds for its heap (all spaces, used or not), of it live after the last full collection
+ * and the code space, the external memory V8 is told about (Buffers), and the anonymous pages none of
+ * those explain (malloc's arenas, thread stacks, native libraries' own memory; V8's pages not yet
+ * touched make it read low).
+ */
+export interface IdleDetail {
+  anonMiB: number | null;
+  fileMiB: number | null;
+  heapTotalMiB: number | null;
+  heapLiveMiB: number | null;
+  codeMiB: number | null;
+  externalMiB: number | null;
+  otherAnonMiB: number | null;
+}
+
 export interface Report {
   when: string;
   mode: string;
@@ -66,6 +83,9 @@ export interface Report {
      */
     afterStartSharedOnceMiB?: number;
     afterRunSharedOnceMiB?: number;
+    /** What each service's resident set holds at those two points. Absent in older reports. */
+    afterStartDetail?: Record<string, IdleDetail>;
+    afterRunDetail?: Record<string, IdleDetail>;
   };
   soak?: unknown;
   /**
@@ -249,6 +269,34 @@ export function markdown(report: Report): string {
     lines.push(
       `| ${name} | ${m.peakRssMiB ?? 'n/a'} |${idle ? ` ${idle.afterStart[name] ?? ''} | ${idle.afterRun?.[name] ?? ''} |` : ''}`,
     );
+  if (idle?.afterStartDetail) {
+    lines.push(
+      '',
+      `At rest (MiB): each service's anonymous and file pages, what V8 holds for its heap (of it live, and code), the external memory V8 knows of, and the anonymous pages none of those explain (malloc, stacks, native libraries).`,
+      '',
+      '| service | when | anonymous | file | V8 heap held | live | code | external | other anonymous |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    const points: Array<[string, Record<string, IdleDetail> | undefined]> = [
+      ['after start', idle.afterStartDetail],
+      ['after the run', idle.afterRunDetail],
+    ];
+    for (const name of Object.keys(idle.afterStartDetail))
+      for (const [when, detail] of points) {
+        const d = detail?.[name];
+        if (!d) continue;
+        const cells = [
+          d.anonMiB,
+          d.fileMiB,
+          d.heapTotalMiB,
+          d.heapLiveMiB,
+          d.codeMiB,
+          d.externalMiB,
+          d.otherAnonMiB,
+        ];
+        lines.push(`| ${name} | ${when} | ${cells.map((c) => c ?? 'n/a').join(' | ')} |`);
+      }
+  }
   if (idle?.afterStartSharedOnceMiB !== undefined)
     lines.push(
       '',

@@ -93,6 +93,21 @@ describe('pnpm bench --smoke', () => {
       const when = i === 0 ? 'afterStart' : 'afterRun';
       expect(once).toBeGreaterThan(Math.max(...Object.values(report.idle[when] as Record<string, number>)));
     }
+    // What each service holds at rest: V8's heap read from its metrics, within its anonymous pages,
+    // and the live part within what V8 holds.
+    for (const when of ['afterStartDetail', 'afterRunDetail'])
+      for (const service of ['gateway', 'auth', 'content', 'notifier']) {
+        const d = report.idle[when][service];
+        expect(d.heapTotalMiB, `${when} ${service}`).toBeGreaterThan(5);
+        expect(d.heapLiveMiB, `${when} ${service}`).toBeLessThanOrEqual(d.heapTotalMiB);
+        expect(d.codeMiB, `${when} ${service}`).toBeGreaterThan(0);
+        expect(d.anonMiB, `${when} ${service}`).toBeGreaterThan(d.heapTotalMiB);
+        expect(d.otherAnonMiB, `${when} ${service}`).toBeCloseTo(
+          d.anonMiB - d.heapTotalMiB - d.externalMiB,
+          0,
+        );
+      }
+    expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain('| service | when | anonymous | file |');
     const idleChecks = report.checks.filter((c: { what: string }) => c.what.includes('idle'));
     expect(idleChecks.map((c: { bound: number }) => c.bound)).toEqual([400, 400]);
     expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain(
