@@ -69,9 +69,11 @@ describe('timing', () => {
     expect(lifetimeMs(60_000, 1)).toBe(60_000);
   });
 
-  it('a reconnect hint between 0.5 and 2.5 s', () => {
-    expect(reconnectMs(0)).toBe(500);
-    expect(reconnectMs(0.999_999)).toBe(2499);
+  it('a reconnect hint between 0.5 and 2.5 s at the end of a life, 0.5 and 10.5 s after missed events', () => {
+    expect(reconnectMs('max-lifetime', 0)).toBe(500);
+    expect(reconnectMs('max-lifetime', 0.999_999)).toBe(2499);
+    expect(reconnectMs('missed-events', 0)).toBe(500);
+    expect(reconnectMs('missed-events', 0.999_999)).toBe(10_499);
   });
 
   it('the hub ticks every second, or at each heartbeat when they are closer', () => {
@@ -110,7 +112,12 @@ describe('frames', () => {
   it('writes each event as the clients read it', () => {
     expect(frames.notification(n(7))).toBe(`id: 7\nevent: notification\ndata: ${JSON.stringify(n(7))}\n\n`);
     expect(frames.end('session-ended')).toBe('event: end\ndata: {"reason":"session-ended"}\n\n');
-    expect(frames.reconnect(900)).toBe('retry: 900\nevent: reconnect\ndata: {"reason":"max-lifetime"}\n\n');
+    expect(frames.reconnect(900, 'max-lifetime')).toBe(
+      'retry: 900\nevent: reconnect\ndata: {"reason":"max-lifetime"}\n\n',
+    );
+    expect(frames.reconnect(4000, 'missed-events')).toBe(
+      'retry: 4000\nevent: reconnect\ndata: {"reason":"missed-events"}\n\n',
+    );
   });
 
   it('a catch-up sends each id once, in order', () => {

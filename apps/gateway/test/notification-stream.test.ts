@@ -1,7 +1,8 @@
 /**
  * The live stream and its session (buildApp, real redis-session): an event published after the session
  * is gone is not delivered, even long before the next heartbeat; the stream ends with `event: end`. A
- * malformed message on the channel is dropped and counted, and the stream goes on.
+ * malformed message on the channel is dropped and counted, and the stream goes on. When the hub's
+ * subscription comes back after it was down, every open stream is asked to reconnect (and so to catch up).
  */
 
 import { encodeLiveMessage } from '@atoll/events';
@@ -99,5 +100,60 @@ describe('live stream ends with its session (buildApp, real redis-session)', () 
     expect(text).not.toMatch(/id: [78]\n/);
     expect(await dropped()).toBe(before + 4);
     controller.abort();
+  });
+
+  it('asks every open stream to reconnect once its subscription is back after it was down', async () => {
+    const open = async (userId: string) => {
+      const { token } = await sessions.create({ userId, username: userId, roles: ['user'] });
+      const controller = new AbortController();
+      const res = await fetch(`${base}/api/notifications/stream`, {
+        headers: { authorization: `Token ${token}` },
+        signal: controller.signal,
+      });
+      expect(res.status).toBe(200);
+      const stream = { text: '', ended: false, controller };
+      void (async () => {
+        const reader = (res.body as ReadableStream<Uint8Array>)
+          .pipeThrough(new TextDecoderStream())
+          .getReader();
+        for (;;) {
+          const { value, done } = await reader.read().catch(() => ({ value: '', done: true }));
+          if (done) break;
+          stream.text += value;
+        }
+        stream.ended = true;
+      })();
+      return stream;
+    };
+    const until = async (check: () => boolean, ms = 10_000) => {
+      for (let waited = 0; waited < ms && !check(); waited += 50) await new Promise((r) => setTimeout(r, 50));
+      return check();
+    };
+    const reconnected = async () => {
+      const metric = gateway.app.metrics.registry.getSingleMetric('gateway_live_streams_reconnected_total');
+      return (await metric?.get())?.values[0]?.value ?? 0;
+    };
+    const before = await reconnected();
+    const streams = [await open('u-g1'), await open('u-g2'), await open('u-g2')];
+    expect(await until(() => streams.every((s) => s.text.includes('retry:')))).toBe(true);
+
+    // The subscriber's connection is cut; its client connects and subscribes again by itself.
+    await client.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    expect(await until(() => streams.every((s) => s.ended))).toBe(true);
+    for (const { text } of streams) {
+      const last = /retry: (\d+)\nevent: reconnect\ndata: \{"reason":"missed-events"\}\n\n$/.exec(text);
+      expect(last, text).not.toBeNull();
+      expect(Number(last?.[1])).toBeGreaterThanOrEqual(500);
+      expect(Number(last?.[1])).toBeLessThan(10_500);
+    }
+    expect(await reconnected()).toBe(before + 3);
+
+    // A stream opened now is live again, and stays open.
+    const again = await open('u-g1');
+    expect(await until(() => again.text.includes('retry:'))).toBe(true);
+    await client.publish(channel, encodeLiveMessage('u-g1', notification(41)));
+    expect(await until(() => again.text.includes('id: 41\n'))).toBe(true);
+    expect(again.ended).toBe(false);
+    again.controller.abort();
   });
 });

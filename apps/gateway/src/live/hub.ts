@@ -3,13 +3,17 @@
  * holds by user and by client address, the caps, and one timer for every stream's heartbeat and end of
  * life (a timer per stream cost each stream two timers and their closures).
  *
+ * While the subscription is down, notifications published on the channel are lost to this instance:
+ * once it is back, every stream open here gets `event: reconnect` (`missed-events`), and its client
+ * comes back with its Last-Event-ID and gets them from the catch-up.
+ *
  * A message from the channel is decoded once (@atoll/events' live message), its SSE frame written once,
  * and handed to the recipient's streams here. One that does not decode is dropped and counted
  * (`gateway_live_messages_dropped_total`), never written to a stream.
  */
 import type { ServerResponse } from 'node:http';
 import { decodeLiveMessage } from '@atoll/events';
-import { type RedisClient, watchChannel } from '@atoll/redis';
+import { type ChannelWatch, type RedisClient, watchChannel } from '@atoll/redis';
 import { Counter, Gauge, type Registry } from '@atoll/service-kit';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Admission, admit, frames, lifetimeMs, type StreamCaps, tickMs } from './rules.ts';
@@ -37,6 +41,9 @@ export class LiveHub {
   private readonly timer: NodeJS.Timeout;
   private readonly context: StreamContext;
   private readonly dropped: Counter;
+  private readonly retiredAfterGap: Counter;
+  /** The subscription went down, and has not been back since. */
+  private missing = false;
   private readonly opts: HubOptions;
 
   constructor(opts: HubOptions) {
@@ -50,6 +57,11 @@ export class LiveHub {
     this.dropped = new Counter({
       name: 'gateway_live_messages_dropped_total',
       help: 'Live notification messages from the pub/sub channel dropped because they did not decode',
+      registers: [opts.registry],
+    });
+    this.retiredAfterGap = new Counter({
+      name: 'gateway_live_streams_reconnected_total',
+      help: 'Live streams asked to reconnect (and catch up) because the subscription was down a while',
       registers: [opts.registry],
     });
     const open = () => this.total;
@@ -67,12 +79,31 @@ export class LiveHub {
 
   /**
    * Subscribes to the live channel (SUBSCRIBE, or SSUBSCRIBE on a Redis Cluster: @atoll/redis pubsub.ts).
-   * A notification published while the subscription is down is missed here, on any topology; a client
-   * that reconnects gets it from the catch-up (Last-Event-ID).
+   * A notification published while the subscription is down is missed here, on any topology: when it is
+   * back, every stream open here is asked to reconnect (`watch`).
    */
   listen(subscriber: RedisClient, channel: string): Promise<void> {
-    return watchChannel(subscriber, channel, { message: (raw) => this.receive(raw), down() {}, up() {} });
+    return watchChannel(subscriber, channel, this.watch);
   }
+
+  /**
+   * What the subscription reports. When it is back after it was down, every stream open here may have
+   * missed notifications meanwhile (those opened meanwhile too, after their catch-up), so each gets
+   * `retry: <0.5–10.5 s>` and `event: reconnect` (`missed-events`) and ends; its client comes back,
+   * spread over those ten seconds, with its Last-Event-ID, and the catch-up brings what it missed.
+   */
+  readonly watch: ChannelWatch = {
+    message: (raw) => this.receive(raw),
+    down: () => {
+      this.missing = true;
+    },
+    up: () => {
+      if (!this.missing) return;
+      this.missing = false;
+      for (const streams of this.byUser.values())
+        for (const stream of streams) if (stream.retire('missed-events')) this.retiredAfterGap.inc();
+    },
+  };
 
   /** One message from the channel: to every stream of its recipient held here. */
   receive(raw: string): void {

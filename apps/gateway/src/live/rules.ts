@@ -61,11 +61,18 @@ export function lifetimeMs(maxLifetimeMs: number, random: number): number {
   return maxLifetimeMs * (0.9 + random * 0.1);
 }
 
-/** After its lifetime a stream asks its client to come back within this many ms (at random, spread). */
+/**
+ * A stream asked to reconnect tells its client to come back after this many ms, at random: within 0.5–2.5
+ * s at the end of its life (streams end apart already), 0.5–10.5 s after the subscription was down
+ * (every stream of the instance at once, each coming back with a catch-up from the notifier).
+ */
 const RECONNECT_MIN_MS = 500;
-const RECONNECT_SPREAD_MS = 2000;
-export function reconnectMs(random: number): number {
-  return RECONNECT_MIN_MS + Math.floor(random * RECONNECT_SPREAD_MS);
+const RECONNECT_SPREAD_MS: Record<ReconnectReason, number> = {
+  'max-lifetime': 2000,
+  'missed-events': 10_000,
+};
+export function reconnectMs(reason: ReconnectReason, random: number): number {
+  return RECONNECT_MIN_MS + Math.floor(random * RECONNECT_SPREAD_MS[reason]);
 }
 
 /**
@@ -120,7 +127,14 @@ export const frames = {
   shutdown: 'event: shutdown\ndata: {}\n\n',
   notification: (n: LiveNotification) => `id: ${n.id}\nevent: notification\ndata: ${JSON.stringify(n)}\n\n`,
   end: (reason: EndReason) => `event: end\ndata: ${JSON.stringify({ reason })}\n\n`,
-  reconnect: (retryMs: number) => `retry: ${retryMs}\nevent: reconnect\ndata: {"reason":"max-lifetime"}\n\n`,
+  reconnect: (retryMs: number, reason: ReconnectReason) =>
+    `retry: ${retryMs}\nevent: reconnect\ndata: {"reason":"${reason}"}\n\n`,
 };
+
+/**
+ * Why a stream asks its client to come back: its life is over, or the hub's subscription was down a
+ * while, so notifications published meanwhile reach the client only through its catch-up.
+ */
+export type ReconnectReason = 'max-lifetime' | 'missed-events';
 
 export type EndReason = 'session-ended' | 'session-unverified' | 'too-many-streams';

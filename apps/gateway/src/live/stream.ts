@@ -6,7 +6,15 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { LiveNotification } from '@atoll/events';
-import { atTick, type EndReason, frames, RecentIds, reconnectMs, withoutRepeats } from './rules.ts';
+import {
+  atTick,
+  type EndReason,
+  frames,
+  RecentIds,
+  type ReconnectReason,
+  reconnectMs,
+  withoutRepeats,
+} from './rules.ts';
 
 /** What every stream of a hub shares. */
 export interface StreamContext {
@@ -72,8 +80,7 @@ export class LiveStream {
       this.nextBeatAt = now + heartbeatMs;
       this.whileSessionLives(() => this.res.write(frames.heartbeat));
     } else if (action === 'retire') {
-      this.nextBeatAt = Number.POSITIVE_INFINITY;
-      this.retire();
+      this.retire('max-lifetime');
     }
   }
 
@@ -104,9 +111,16 @@ export class LiveStream {
     this.res.end();
   }
 
-  /** After its earlier writes: `retry:` and `event: reconnect`, so the client comes back with its id. */
-  private retire(): void {
-    this.queue = this.queue.then(() => this.finish(frames.reconnect(reconnectMs(Math.random()))));
+  /**
+   * After its earlier writes: `retry:` and `event: reconnect`, so the client comes back with its
+   * Last-Event-ID (its catch-up brings what it missed). False if it was asked already or has ended.
+   */
+  retire(reason: ReconnectReason): boolean {
+    if (!this.open || this.nextBeatAt === Number.POSITIVE_INFINITY) return false;
+    this.nextBeatAt = Number.POSITIVE_INFINITY;
+    const retryMs = reconnectMs(reason, Math.random());
+    this.queue = this.queue.then(() => this.finish(frames.reconnect(retryMs, reason)));
+    return true;
   }
 
   private send(id: number, frame: string): void {
