@@ -272,7 +272,7 @@ export function markdown(report: Report): string {
   if (idle?.afterStartDetail) {
     lines.push(
       '',
-      `At rest (MiB): each service's anonymous and file pages, what V8 holds for its heap (of it live, and code), the external memory V8 knows of, and the anonymous pages none of those explain (malloc, stacks, native libraries).`,
+      `At rest (MiB): each service's anonymous and file pages, what V8 holds for its heap (of it live after the last full collection, n/a before the first, and code), the external memory V8 knows of, and the anonymous pages none of those explain (malloc, stacks, native libraries).`,
       '',
       '| service | when | anonymous | file | V8 heap held | live | code | external | other anonymous |',
       '|---|---|---:|---:|---:|---:|---:|---:|---:|',
