@@ -4,8 +4,8 @@
  * life (a timer per stream cost each stream two timers and their closures).
  *
  * While the subscription is down, notifications published on the channel are lost to this instance:
- * once it is back, every stream open here gets `event: reconnect` (`missed-events`), and its client
- * comes back with its Last-Event-ID and gets them from the catch-up.
+ * each time it is reported back, every stream open here gets `event: reconnect` (`missed-events`), and
+ * its client comes back with its Last-Event-ID and gets them from the catch-up.
  *
  * A message from the channel is decoded once (@atoll/events' live message), its SSE frame written once,
  * and handed to the recipient's streams here. One that does not decode is dropped and counted
@@ -42,8 +42,6 @@ export class LiveHub {
   private readonly context: StreamContext;
   private readonly dropped: Counter;
   private readonly retiredAfterGap: Counter;
-  /** The subscription went down, and has not been back since. */
-  private missing = false;
   private readonly opts: HubOptions;
 
   constructor(opts: HubOptions) {
@@ -80,26 +78,28 @@ export class LiveHub {
   /**
    * Subscribes to the live channel (SUBSCRIBE, or SSUBSCRIBE on a Redis Cluster: @atoll/redis pubsub.ts).
    * A notification published while the subscription is down is missed here, on any topology: when it is
-   * back, every stream open here is asked to reconnect (`watch`).
+   * reported back, every stream open here is asked to reconnect (`watch`).
    */
   listen(subscriber: RedisClient, channel: string): Promise<void> {
     return watchChannel(subscriber, channel, this.watch);
   }
 
   /**
-   * What the subscription reports. When it is back after it was down, every stream open here may have
-   * missed notifications meanwhile (those opened meanwhile too, after their catch-up), so each gets
+   * What the subscription reports. Each time it is reported back (`up`), every stream open here may have
+   * missed notifications (those opened while it was down too, after their catch-up), so each gets
    * `retry: <0.5–10.5 s>` and `event: reconnect` (`missed-events`) and ends; its client comes back,
    * spread over those ten seconds, with its Last-Event-ID, and the catch-up brings what it missed.
+   *
+   * Every `up`, not only one after a `down`: on a Redis Cluster ioredis reports its sharded subscribers
+   * ready again after replacing one that could not connect, with no `down` before (@atoll/redis
+   * pubsub.ts), and it reports them ready once it has sent the SSUBSCRIBE, before the answer: a client
+   * that comes back at least half a second later finds the subscription in place, and its catch-up
+   * covers the time between. On one server `up` comes only after a reconnect.
    */
   readonly watch: ChannelWatch = {
     message: (raw) => this.receive(raw),
-    down: () => {
-      this.missing = true;
-    },
+    down() {},
     up: () => {
-      if (!this.missing) return;
-      this.missing = false;
       for (const streams of this.byUser.values())
         for (const stream of streams) if (stream.retire('missed-events')) this.retiredAfterGap.inc();
     },

@@ -37,10 +37,11 @@
  *   `{"reason":"max-lifetime"}` and ends. An EventSource reconnects by itself after that many ms with its
  *   Last-Event-ID and gets what it missed in between from the catch-up above. So no stream holds a
  *   session check, a slot and its memory forever, and a long-lived client moves between instances.
- * - When the instance's subscription to the channel comes back after it was down (redis-session restarted,
- *   failed over, or cut the connection), every stream open on it gets `retry: <0.5–10.5 s>` and
- *   `event: reconnect` with `{"reason":"missed-events"}` and ends: its client comes back with its
- *   Last-Event-ID and the catch-up brings what was published meanwhile (hub.ts).
+ * - When the instance's subscription to the channel is reported back after it was down (redis-session
+ *   restarted, failed over, or cut the connection; on a cluster, a subscriber replaced), every stream
+ *   open on it gets `retry: <0.5–10.5 s>` and `event: reconnect` with `{"reason":"missed-events"}` and
+ *   ends: its client comes back with its Last-Event-ID and the catch-up brings what was published
+ *   meanwhile (hub.ts).
  */
 import type { BatchingSigner } from '@atoll/identity';
 import { closeRedis, connectRedis, type RoleCheckedRedis } from '@atoll/redis';
