@@ -41,7 +41,7 @@ export class LiveHub {
   private readonly timer: NodeJS.Timeout;
   private readonly context: StreamContext;
   private readonly dropped: Counter;
-  private readonly retiredAfterGap: Counter;
+  private readonly askedToCatchUp: Counter;
   private readonly opts: HubOptions;
 
   constructor(opts: HubOptions) {
@@ -57,9 +57,9 @@ export class LiveHub {
       help: 'Live notification messages from the pub/sub channel dropped because they did not decode',
       registers: [opts.registry],
     });
-    this.retiredAfterGap = new Counter({
+    this.askedToCatchUp = new Counter({
       name: 'gateway_live_streams_reconnected_total',
-      help: 'Live streams asked to reconnect (and catch up) because the subscription was down a while',
+      help: 'Live streams asked to reconnect and catch up because the subscription was reported back (it may have missed messages)',
       registers: [opts.registry],
     });
     const open = () => this.total;
@@ -101,7 +101,7 @@ export class LiveHub {
     down() {},
     up: () => {
       for (const streams of this.byUser.values())
-        for (const stream of streams) if (stream.retire('missed-events')) this.retiredAfterGap.inc();
+        for (const stream of streams) if (stream.retire('missed-events')) this.askedToCatchUp.inc();
     },
   };
 
