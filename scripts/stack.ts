@@ -82,14 +82,24 @@ try {
     onReady: log,
   });
   log(`atoll is up: ${stack.gatewayUrl} (Ctrl-C stops everything)`);
-  // A service that dies takes the stack down with it, loudly: nothing half-running.
-  for (const proc of [...Object.values(stack.instances).flat(), stack.services.gateway]) {
-    proc.exited.then(({ code, signal }) => {
+  // A service or a Redis server that dies takes the stack down with it, loudly: nothing half-running.
+  // (A Sentinel group's or a cluster's node may die: that is what the group is for.)
+  const lastLines = (text: string) => text.trim().split('\n').slice(-5).join(' | ');
+  const watch = (
+    name: string,
+    exited: Promise<{ code: number | null; signal: string | null }>,
+    output: () => string,
+  ) =>
+    exited.then(({ code, signal }) => {
       if (stopping) return;
-      log(`${proc.name} exited (${signal ?? code}): ${proc.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+      log(`${name} exited (${signal ?? code}): ${lastLines(output())}`);
       void shutdown(1);
     });
-  }
+  for (const proc of [...Object.values(stack.instances).flat(), stack.services.gateway])
+    watch(proc.name, proc.exited, () => proc.stderr);
+  for (const [role, server] of Object.entries(stack.redis))
+    if (!(role in stack.sentinels) && !(role in stack.clusters))
+      watch(`redis-${role}`, server.exited, () => server.log);
 } catch (err) {
   log(`could not start: ${(err as Error).message}`);
   await shutdown(1);

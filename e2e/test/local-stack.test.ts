@@ -193,6 +193,7 @@ describe('npm start (the local stack) from a clean copy', () => {
       roles: [],
     });
     await closeRedis(redis);
+    const written = Date.now();
     const me = await fetch(`${gatewayUrl}/api/auth/session`, {
       headers: { authorization: `Token ${token}` },
     });
@@ -200,6 +201,12 @@ describe('npm start (the local stack) from a clean copy', () => {
 
     first.interrupt();
     await first.stopped();
+    // redis-session saved its snapshot on the way out (SIGTERM), with the session in it.
+    const snapshot = join(data, 'redis-session', 'session.rdb');
+    expect(
+      statSync(snapshot, { throwIfNoEntry: false })?.mtimeMs ?? 0,
+      'session.rdb saved at the stop',
+    ).toBeGreaterThanOrEqual(written - 1000);
     await expect(fetch(`${gatewayUrl}/health/live`)).rejects.toThrow();
     // Everything it started is gone, Redis included.
     await expect(
@@ -223,8 +230,9 @@ describe('npm start (the local stack) from a clean copy', () => {
     const again = await fetch(`${gatewayUrl}/api/auth/session`, {
       headers: { authorization: `Token ${token}` },
     });
-    expect(again.status).toBe(200);
-    expect(((await again.json()) as { session: { username: string } }).session.username).toBe('ada');
+    const body = await again.text();
+    expect(again.status, body).toBe(200);
+    expect((JSON.parse(body) as { session: { username: string } }).session.username).toBe('ada');
     // CORS_ORIGINS: the frontend's origin may call, any other still may not.
     expect(await preflight(gatewayUrl, FRONTEND)).toEqual({ status: 204, allowOrigin: FRONTEND });
     expect((await preflight(gatewayUrl, 'http://localhost:4300')).allowOrigin).toBeNull();
@@ -235,8 +243,24 @@ describe('npm start (the local stack) from a clean copy', () => {
     expect(reads[0]).toMatchObject({ policy: '"anonymous";q=3;w=60', remaining: 2 });
     // ...and TRUSTED_PROXIES: the client is the forwarded address, so another one has its own budget.
     expect(await anonymousRead(gatewayUrl, '203.0.113.8')).toMatchObject({ status: 200, remaining: 2 });
-    second.interrupt();
-    await second.stopped();
+
+    // A Redis server that dies (here redis-cache, SIGKILLed as by the OOM killer) takes the stack down
+    // with it, saying which and how, as a service that dies does.
+    const [, cacheAddress = ''] = second.output.match(/redis-cache ready at (redis:\/\/\S+)/) ?? [];
+    const cache = await connectRedis({
+      url: cacheAddress.replace('//', `//default:${credentials.redis.cache.admin}@`),
+      role: 'cache',
+      use: 'producer',
+      name: 't',
+      log: silent,
+    });
+    const [, pid = ''] = (await cache.info('server')).match(/process_id:(\d+)/) ?? [];
+    await closeRedis(cache);
+    process.kill(Number(pid), 'SIGKILL');
+    await second.waitFor(/atoll: stopped/, 30_000);
+    expect(await second.exited).toBe(1);
+    expect(second.output).toMatch(/atoll: redis-cache exited \(SIGKILL\)/);
+    await expect(fetch(`${gatewayUrl}/health/live`)).rejects.toThrow();
   }, 300_000);
 
   it('says how to get redis-server when it is missing, and exits non-zero', async () => {

@@ -50,6 +50,7 @@ export class RedisServer {
   /** Every user's password: `admin` is the `default` user's. */
   readonly passwords: AclUsers;
   private child: ChildProcess | undefined;
+  private exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
   log = '';
 
   private constructor(role: Role, port: number, dir: string, ownsDir: boolean, opts: RedisServerOptions) {
@@ -143,6 +144,7 @@ export class RedisServer {
       { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     this.child = child;
+    this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     ownProcess(child);
     const ready = new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer) => {
@@ -159,6 +161,14 @@ export class RedisServer {
       child.once('error', reject);
     });
     await ready;
+  }
+
+  /**
+   * How the current process ended, once it has: by `stop` or `kill`, or on its own (a crash, a signal
+   * from outside). Resolves at once if none was started.
+   */
+  get exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return this.exit ?? Promise.resolve({ code: null, signal: null });
   }
 
   /** Graceful stop (SIGTERM: Redis saves if the role persists). */
