@@ -114,11 +114,12 @@ describe('bench machinery', () => {
     const short = new PresignedRequest('/article/b', sign, { firstRate: 1 });
     const second = await measure(
       { url, requests: [short] },
-      { seconds: 0.5, connections: 4, warmupSeconds: 0 },
+      { seconds: 1, connections: 4, warmupSeconds: 0 },
     );
     expect(refused).toEqual([]);
     expect(second.errors).toBe(0);
-    expect(second.requests).toBeGreaterThan(200);
+    // The run spent the pool (101) and more: what follows is about the requests after it.
+    expect(second.requests).toBeGreaterThan(101 + 4);
     // All but the pool's 101, and the few still in flight when the run ended (one per connection).
     expect(short.inline).toBeGreaterThanOrEqual(second.requests - 101);
     expect(short.inline).toBeLessThanOrEqual(second.requests - 101 + 4);
