@@ -37,18 +37,27 @@ class NpmStart {
   readonly child: ChildProcess;
   output = '';
   readonly exited: Promise<number | null>;
+  /** Its output pipes closed: everything it and the processes behind it wrote has been read. */
+  private readonly closed: Promise<void>;
   constructor(cwd: string, env: NodeJS.ProcessEnv) {
     this.child = spawn('npm', ['start'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     ownProcess(this.child);
     this.child.stdout?.on('data', (c: Buffer) => (this.output += c.toString()));
     this.child.stderr?.on('data', (c: Buffer) => (this.output += c.toString()));
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+    this.closed = new Promise((resolve) => this.child.once('close', () => resolve()));
   }
   async waitFor(pattern: RegExp, timeoutMs = 120_000): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const match = this.output.match(pattern);
       if (match) return match;
+      if (this.child.exitCode !== null) {
+        // It exited; its last lines may still be in the pipe (a child's 'exit' can come before them).
+        await Promise.race([this.closed, new Promise((r) => setTimeout(r, 5_000))]);
+        const late = this.output.match(pattern);
+        if (late) return late;
+      }
       if (this.child.exitCode !== null || Date.now() > deadline)
         throw new Error(`no ${pattern} in:\n${this.output}`);
       await new Promise((r) => setTimeout(r, 100));
