@@ -1,9 +1,10 @@
 /**
  * The local stack: `npm start`. Brings the whole of atoll up on this machine (see
  * packages/testkit/src/stack.ts), prints a line per component as it becomes ready and the gateway URL,
- * and stops everything cleanly on Ctrl-C. Data (Redis files, the embedded PostgreSQL cluster, logs, the
- * identity key pair) stays in .atoll/data (mode 0700; 0711 as root, for the embedded PostgreSQL's own
- * user), so the next start continues where this one stopped. Each service connects to Redis as its own
+ * and stops everything cleanly on Ctrl-C, or when a service or one of its Redis servers dies. Data
+ * (Redis files, the embedded PostgreSQL cluster, logs, the identity key pair) stays in .atoll/data (mode
+ * 0700; 0711 as root, for the embedded PostgreSQL's own user), so the next start continues where this
+ * one stopped. Each service connects to Redis as its own
  * ACL user and to PostgreSQL as its own role; their random passwords, and the Redis admin's, and the
  * token content sends to auth's internal route (INTERNAL_TOKEN, AUTH_INTERNAL_TOKEN) are made on the
  * first start and kept in .atoll/data/credentials.json (mode 0600).
@@ -26,7 +27,13 @@
  */
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ensureIdentityKeyFiles, privateDirMode, type Stack, startStack } from '@atoll/testkit/servers';
+import {
+  type Exit,
+  ensureIdentityKeyFiles,
+  privateDirMode,
+  type Stack,
+  startStack,
+} from '@atoll/testkit/servers';
 import {
   COMMAND_VARIABLES,
   type CommandVariable,
@@ -85,11 +92,7 @@ try {
   // A service or a Redis server that dies takes the stack down with it, loudly: nothing half-running.
   // (A Sentinel group's or a cluster's node may die: that is what the group is for.)
   const lastLines = (text: string) => text.trim().split('\n').slice(-5).join(' | ');
-  const watch = (
-    name: string,
-    exited: Promise<{ code: number | null; signal: string | null }>,
-    output: () => string,
-  ) =>
+  const watch = (name: string, exited: Promise<Exit>, output: () => string) =>
     exited.then(({ code, signal }) => {
       if (stopping) return;
       log(`${name} exited (${signal ?? code}): ${lastLines(output())}`);

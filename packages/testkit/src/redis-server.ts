@@ -7,6 +7,7 @@ import { type AclUsers, aclFile, type Service, servicesOn } from '@atoll/redis-k
 import { ownedTempDir, ownProcess, removeOwnedDir } from './owned.ts';
 import { redisConf } from './paths.ts';
 import { freePort } from './ports.ts';
+import type { Exit } from './service-process.ts';
 
 export type Role = 'cache' | 'session' | 'queue';
 
@@ -50,7 +51,7 @@ export class RedisServer {
   /** Every user's password: `admin` is the `default` user's. */
   readonly passwords: AclUsers;
   private child: ChildProcess | undefined;
-  private exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
+  private exit: Promise<Exit> | undefined;
   log = '';
 
   private constructor(role: Role, port: number, dir: string, ownsDir: boolean, opts: RedisServerOptions) {
@@ -167,7 +168,7 @@ export class RedisServer {
    * How the current process ended, once it has: by `stop` or `kill`, or on its own (a crash, a signal
    * from outside). Resolves at once if none was started.
    */
-  get exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  get exited(): Promise<Exit> {
     return this.exit ?? Promise.resolve({ code: null, signal: null });
   }
 
