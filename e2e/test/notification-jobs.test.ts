@@ -276,4 +276,27 @@ describe('notifications end to end', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(mails('ben')).toHaveLength(toOld);
   });
+  it('cuts a long text for its notification at a whole character, never inside an emoji', async () => {
+    // Index 276 holds the first half of a surrogate pair: a cut after 277 units would keep half an emoji.
+    const long = (lead: string) =>
+      `${lead}${'a'.repeat(276 - lead.length)}\u{1F600} and more, past the 280 units a notification keeps`;
+    const post = await api('POST', '/api/articles', {
+      token: users.amy?.token,
+      body: { article: { title: 'Long, with an emoji', description: 'd', body: long('@cat '), tagList: [] } },
+    });
+    expect(post.status, JSON.stringify(post.body)).toBe(201);
+    const slug = post.body.article.slug as string;
+    const comment = await api('POST', `/api/articles/${slug}/comments`, {
+      token: users.cat?.token,
+      body: { comment: { body: long('') } },
+    });
+    expect(comment.status, JSON.stringify(comment.body)).toBe(201);
+    type Row = { type: string; article?: { slug: string }; excerpt?: string };
+    const about = async (name: string, type: string) =>
+      ((await list(name)).notifications as Row[]).find((n) => n.type === type && n.article?.slug === slug);
+    expect(await eventually(async () => (await about('amy', 'comment')) !== undefined, 20_000)).toBe(true);
+    expect((await about('amy', 'comment'))?.excerpt).toBe(`${'a'.repeat(276)}...`);
+    expect(await eventually(async () => (await about('cat', 'mention')) !== undefined, 20_000)).toBe(true);
+    expect((await about('cat', 'mention'))?.excerpt).toBe(`@cat ${'a'.repeat(271)}...`);
+  });
 });

@@ -36,7 +36,15 @@ export function mentionedUsernames(text: string): string[] {
   ];
 }
 
-export const excerpt = (text: string) => (text.length > 280 ? `${text.slice(0, 277)}...` : text);
+/**
+ * The first 280 UTF-16 units of a text, ending in `...` when it was cut. A cut never splits a surrogate
+ * pair: half of one is not a character, and PostgreSQL refuses it in the outbox row's JSON.
+ */
+export function excerpt(text: string): string {
+  if (text.length <= 280) return text;
+  const end = /[\uD800-\uDBFF]/.test(text.charAt(276)) ? 276 : 277;
+  return `${text.slice(0, end)}...`;
+}
 
 export function notificationRelay(db: Kysely<ContentDatabase>, producer: Producer, log: RelayLog) {
   return new OutboxRelay<{ queue: string; name: string; payload: unknown }>({
