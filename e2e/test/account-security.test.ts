@@ -7,6 +7,7 @@
 import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { ServiceProcess, type Stack } from '@atoll/testkit';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
 import { googleSignIn as signInWithGoogle } from './google-flow.ts';
@@ -167,6 +168,64 @@ describe('account security', () => {
     const listed = await api('GET', '/api/user/sessions', { token: tokens[3] });
     expect(listed.body.sessions).toHaveLength(3);
   });
+
+  it('leaves no session from a sign-in that raced a change of credentials, in any order (ASVS 7.4.3)', async () => {
+    // The owner changes the password or the email, or uses a reset link; someone who knows the old
+    // password signs in at a random moment around it. Whichever finishes first, once both have answered
+    // the old password opens nothing: the sign-in was refused, or its session is over.
+    type Change = 'password' | 'email' | 'reset';
+    const outcomes = { refused: 0, ended: 0 };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom<Change>('password', 'email', 'reset'),
+        fc.integer({ min: 0, max: 200 }),
+        async (change, delayMs) => {
+          const owner = await register();
+          let link = '';
+          if (change === 'reset') {
+            const asked = await api('POST', '/api/users/password-reset', {
+              body: { user: { email: owner.email } },
+            });
+            expect(asked.status).toBe(202);
+            const mail = () =>
+              (stack.smtp?.to(owner.email) ?? []).find((m) => m.subject === 'Reset your atoll password');
+            expect(await eventually(async () => mail() !== undefined, 15_000)).toBe(true);
+            link = decodeURIComponent(/reset-password\?token=([^\s"&]+)/.exec(mail()?.text ?? '')?.[1] ?? '');
+          }
+          const changing =
+            change === 'reset'
+              ? api('POST', '/api/users/password-reset/confirm', {
+                  body: { reset: { token: link, password: 'a brand new secret' } },
+                })
+              : update(
+                  owner.token,
+                  change === 'password'
+                    ? { password: 'a brand new secret' }
+                    : { email: `moved.${owner.email}` },
+                );
+          await sleep(delayMs);
+          const signIn = await login(owner.email);
+          const changed = await changing;
+          expect(changed.status).toBe(change === 'reset' ? 204 : 200);
+          if (signIn.status === 200) {
+            outcomes.ended += 1;
+            const after = await api('GET', '/api/user', { token: signIn.body.user.token });
+            expect(after.status, `${change} after ${delayMs} ms: the raced session lives on`).toBe(401);
+          } else {
+            outcomes.refused += 1;
+            expect(signIn.status).toBe(401);
+          }
+          // A change keeps the session that made it; a reset ends them all.
+          const own = await api('GET', '/api/user', { token: owner.token });
+          expect(own.status).toBe(change === 'reset' ? 401 : 200);
+        },
+      ),
+      { numRuns: 30, seed: 20261207 },
+    );
+    // The delays reached both sides of the change: sign-ins that got in first and ones refused.
+    expect(outcomes.ended).toBeGreaterThan(0);
+    expect(outcomes.refused).toBeGreaterThan(0);
+  }, 120_000);
 
   describe('admin', () => {
     let root: Awaited<ReturnType<typeof makeAdmin>>;

@@ -327,11 +327,18 @@ export class UserService {
     // A disabled account is refused like a wrong password: the answer tells nobody the password was right.
     if (user.disabled_at) throw new AppError('AUTH_INVALID_CREDENTIALS');
     const { token, session } = await this.newSession(user, client);
-    // Disabled meanwhile (the admin's "end every session" may have run before this one existed)?
+    // The account read again once the session exists. Whatever ends every session of an account (a new
+    // password or email, a reset, a Google link, an admin's disable) first commits its change, then ends
+    // the sessions it finds. So either that change is seen here, or the end comes after this session
+    // existed and finds it: no order leaves a session made from credentials that no longer hold.
     const now = await findUserById(this.db, user.id);
-    if (!now || now.disabled_at) {
+    if (!now || now.disabled_at || now.security_stamp !== user.security_stamp) {
       await this.sessions.destroyById(user.id, session.id);
       throw new AppError('AUTH_INVALID_CREDENTIALS');
+    }
+    // Renamed, or its roles changed, while the session was made: it carries what holds now.
+    if (now.username !== user.username || this.rolesOf(now).join() !== this.rolesOf(user).join()) {
+      await this.sessions.updateIdentity(user.id, { username: now.username, roles: this.rolesOf(now) });
     }
     await this.endPrevious(client);
     return token;
