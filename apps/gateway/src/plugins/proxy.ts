@@ -6,7 +6,7 @@
  * seeing it twice does no harm (GET, HEAD, OPTIONS), within the request's one time budget
  * (upstream-pool.ts has the rules); so a service instance that drains and restarts costs no request. On
  * the way in: the body is forwarded byte for byte (bounded by the body
- * limit), hop-by-hop headers and every client-sent internal header (`x-atoll-*`, `x-request-id`) are
+ * limit), hop-by-hop headers (both ways) and every client-sent internal header (`x-atoll-*`, `x-request-id`) are
  * dropped, and the gateway adds its request id and a short-lived signed assertion of who is calling (or
  * that nobody is, or that the session store could not say) and from which address, bound to the upstream,
  * the method, the request target and the request id (routes/assertion.ts). An upstream that is down
@@ -45,6 +45,27 @@ export interface ProxyOptions {
   serverTiming: boolean;
 }
 
+/**
+ * Headers about one connection (RFC 9110, 7.6.1), which a proxy must not pass on, in either direction
+ * (reply-from drops only `Connection` and what it names). Sent on, undici refuses `Expect`, `Keep-Alive`
+ * and `Upgrade` outright (the request would end as a 502), and a service's `Connection: keep-alive`
+ * would keep a client's connection open that asked for `Connection: close`. The gateway already
+ * answered `Expect: 100-continue` itself (Node does), and it reads the whole body before sending it on.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'expect',
+]);
+
 /** The headers a service receives: the client's, less the internal ones, plus the request id and `assertion`. */
 export function forwardedHeaders(
   request: FastifyRequest,
@@ -56,7 +77,8 @@ export function forwardedHeaders(
   const out: Record<string, string | string[] | undefined> = {};
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    if (lower.startsWith(INTERNAL_HEADER_PREFIX) || lower === REQUEST_ID_HEADER) continue;
+    if (lower.startsWith(INTERNAL_HEADER_PREFIX) || lower === REQUEST_ID_HEADER || HOP_BY_HOP.has(lower))
+      continue;
     // The token stays at the gateway; services get the signed assertion instead. Only auth, which owns
     // sessions (log out, the browser cookie of the OAuth flow), sees the credentials themselves.
     if (!keepCredentials && (lower === 'authorization' || lower === 'cookie')) continue;
@@ -205,6 +227,7 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
                 delete headers[DRAINING_HEADER];
               } else pool.markReachable(instance);
               if (!opts.serverTiming) delete headers['server-timing'];
+              for (const name of Object.keys(headers)) if (HOP_BY_HOP.has(name)) delete headers[name];
               return headers;
             },
           });
