@@ -7,6 +7,7 @@ import { closeRedis, type RoleCheckedRedis } from '@atoll/redis';
 import { createKeys } from '@atoll/redis-keys';
 import { hashToken } from '@atoll/session-store';
 import type { Stack } from '@atoll/testkit';
+import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
@@ -170,6 +171,51 @@ describe('accounts and sessions through the gateway', () => {
       expect(sameEmail.status).toBe(409);
       expect(sameEmail.body.errors).toEqual({ email: ['has already been taken'] });
     });
+
+    it('finds each account by its own name and email, whatever the case of their letters (fast-check)', async () => {
+      // An account and its twin spelled in the other case: PostgreSQL may fold the twin into the same
+      // account (409) or keep two (the C locale folds only A–Z). Either way, every account's own name
+      // reaches its own profile and its own email signs in to it, never to its twin's.
+      const latin = ['a', 'A', 'é', 'É', 'ä', 'Ä', 'ö', 'Ö', 'ß', 'ẞ', 'i', 'İ', 'k', 'K'];
+      const greek = ['α', 'Α', 'σ', 'Σ', 'ς', 'ω', 'Ω'];
+      const letters = (set: string[]) => fc.array(fc.constantFrom(...set), { minLength: 2, maxLength: 6 });
+      const twinOf = (text: string) =>
+        text.toLowerCase() !== text ? text.toLowerCase() : text.toUpperCase();
+      let created = 0;
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.oneof(letters(latin), letters(greek)), letters(latin), async (name, local) => {
+          run += 1;
+          const tag = `${run}0${Date.now() % 100000}`;
+          const first = {
+            username: `${name.join('')}${tag}`,
+            email: `${local.join('')}${tag}@example.com`,
+            password: 'correct horse',
+          };
+          const twin = { ...first, username: twinOf(first.username), email: twinOf(first.email) };
+          const accounts = [];
+          for (const user of [first, twin]) {
+            const res = await api('POST', '/api/users', { body: { user } });
+            if (res.status === 201) accounts.push(user);
+            else expect(res.status, JSON.stringify(res.body)).toBe(409);
+          }
+          expect(accounts[0]).toBe(first);
+          created += accounts.length;
+          for (const user of accounts) {
+            const profile = await api('GET', `/api/profiles/${encodeURIComponent(user.username)}`);
+            expect(profile.status, user.username).toBe(200);
+            expect(profile.body.profile.username).toBe(user.username.normalize('NFC'));
+            const login = await api('POST', '/api/users/login', {
+              body: { user: { email: user.email, password: user.password } },
+            });
+            expect(login.status, user.email).toBe(200);
+            expect(login.body.user.username).toBe(user.username.normalize('NFC'));
+          }
+        }),
+        { numRuns: 25, seed: 20261207 },
+      );
+      expect(created).toBeGreaterThanOrEqual(25);
+    }, 120_000);
 
     it('logs in with the right password only; a wrong one and an unknown account look the same', async () => {
       const ada = await register();

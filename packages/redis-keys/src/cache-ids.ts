@@ -32,7 +32,8 @@
  * | a name nobody has (yet)    | `list:name:<name>`                       | a user taking that name             |
  *
  * Feeds are personal (one per reader) and are not cached as pages; their items are. Names are compared
- * in lower case and free text is URI-encoded, so no id or tag holds a brace or a colon of its own.
+ * in lower case (an id folds A–Z only, a tag folds as JavaScript does: `nameId` and `name` below) and free
+ * text is URI-encoded, so no id or tag holds a brace or a colon of its own.
  */
 
 /** The filters of an article list, as the list routes take them. */
@@ -43,6 +44,18 @@ export interface ListQuery {
 }
 
 const encoded = (text: string) => encodeURIComponent(text);
+/**
+ * A name as an entry's id: A–Z folded, nothing else. PostgreSQL's `lower()`, which content's lookups and
+ * unique indexes use, folds at least those (a database with the C locale, as `npm start` makes, folds
+ * only those), so two names that share an id are always one account's; `Émile` and `émile` may be two.
+ */
+const foldAZ = <T extends string | undefined>(text: T): T =>
+  text?.replace(/[A-Z]+/g, (c) => c.toLowerCase()) as T;
+const nameId = (username: string) => encoded(foldAZ(username));
+/**
+ * A name as a tag: folded as JavaScript does, at least as much as any database: invalidating a tag that
+ * also covers another spelling drops an entry too many, never one too few.
+ */
 const name = (username: string) => encoded(username.toLowerCase());
 const filter = (value: string | undefined) => (value === undefined ? '' : `=${encoded(value)}`);
 
@@ -53,10 +66,10 @@ export const cacheIds = {
   /** An article without its body, as list items show it, by its id. */
   summary: (articleId: string) => `summary:${articleId}`,
   /** A profile, by its username (any case). */
-  profile: (username: string) => `profile:${name(username)}`,
+  profile: (username: string) => `profile:${nameId(username)}`,
   /** One page of one list. */
   list: (q: ListQuery, page: { limit: number; offset: number }) =>
-    `list:${filter(q.tag)}:${filter(q.author?.toLowerCase())}:${filter(q.favorited?.toLowerCase())}:${page.limit}:${page.offset}`,
+    `list:${filter(q.tag)}:${filter(foldAZ(q.author))}:${filter(foldAZ(q.favorited))}:${page.limit}:${page.offset}`,
   /** The tags in use, most used first (GET /api/tags). */
   popularTags: 'tags:popular',
   /** One page of an article's comments, oldest first. */

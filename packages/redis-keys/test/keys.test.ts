@@ -118,6 +118,13 @@ describe('redis-keys', () => {
     expect(cacheIds.profile('Jake')).toBe('profile:jake');
     expect(cacheIds.list({ tag: 't', author: 'Jake' }, { limit: 10, offset: 0 })).toBe('list:=t:=jake::10:0');
     expect(cacheTags.listName('Jake')).toBe('list:name:jake');
+    // Ids fold A–Z only, as every database's lower() does; tags fold as JavaScript does (a superset).
+    expect(cacheIds.profile('Ägir')).not.toBe(cacheIds.profile('ägir'));
+    expect(cacheIds.list({ author: 'ÉMILE' }, { limit: 1, offset: 0 })).not.toBe(
+      cacheIds.list({ author: 'émile' }, { limit: 1, offset: 0 }),
+    );
+    expect(cacheIds.profile('JAKE')).toBe(cacheIds.profile('jake'));
+    expect(cacheTags.listName('Ägir')).toBe(cacheTags.listName('ägir'));
     expect(cacheTags.listTag('{x}')).toBe('list:tag:%7Bx%7D');
     expect(cacheIds.comments('7', { limit: 500, offset: 0 })).toBe('comments:7:500:0');
     expect(cacheTags.comments('7')).toBe('comments:7');

@@ -21,7 +21,7 @@ export class AdminService {
     const user = await this.db
       .selectFrom('users')
       .selectAll()
-      .where(sql<string>`lower(username)`, '=', username.toLowerCase())
+      .where(sql<string>`lower(username)`, '=', sql<string>`lower(${username})`)
       .executeTakeFirst();
     if (!user) throw new AppError('NOT_FOUND', { username: ['not found'] });
     return user;

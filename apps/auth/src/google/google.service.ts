@@ -221,7 +221,7 @@ export class GoogleSignIn {
     const byEmail = await this.db
       .selectFrom('users')
       .selectAll()
-      .where(sql<string>`lower(email)`, '=', email.toLowerCase())
+      .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email})`)
       .executeTakeFirst();
     if (byEmail) {
       if (!verified) {
@@ -305,7 +305,7 @@ export class GoogleSignIn {
       const taken = await db
         .selectFrom('users')
         .select('id')
-        .where(sql<string>`lower(username)`, '=', candidate)
+        .where(sql<string>`lower(username)`, '=', sql<string>`lower(${candidate})`)
         .executeTakeFirst();
       if (!taken) return candidate;
     }

@@ -49,7 +49,7 @@ const internalProfileRoutes: FastifyPluginAsyncTypebox<{
       const user = await db
         .selectFrom('users')
         .select(['id', 'username', 'bio', 'image', 'updated_at'])
-        .where(sql<string>`lower(username)`, '=', request.params.username.toLowerCase())
+        .where(sql<string>`lower(username)`, '=', sql<string>`lower(${request.params.username})`)
         .executeTakeFirst();
       if (!user) throw new AppError('NOT_FOUND', { profile: ['not found'] });
       return {

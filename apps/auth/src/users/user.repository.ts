@@ -14,7 +14,7 @@ export function findUserByEmail(db: Executor, email: string): Promise<UserRow | 
   return db
     .selectFrom('users')
     .selectAll()
-    .where(sql<string>`lower(email)`, '=', email.toLowerCase())
+    .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email})`)
     .executeTakeFirst();
 }
 
@@ -31,7 +31,7 @@ export async function takenFields(
     let query = db
       .selectFrom('users')
       .select('id')
-      .where(sql<string>`lower(${sql.ref(field)})`, '=', value.toLowerCase());
+      .where(sql<string>`lower(${sql.ref(field)})`, '=', sql<string>`lower(${value})`);
     if (exceptId) query = query.where('id', '!=', exceptId);
     if (await query.executeTakeFirst()) taken.push(field);
   }

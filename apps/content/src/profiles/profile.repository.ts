@@ -9,7 +9,7 @@ export function findProfileByUsername(db: Executor, username: string): Promise<P
   return db
     .selectFrom('profiles')
     .selectAll()
-    .where(sql<string>`lower(username)`, '=', username.toLowerCase())
+    .where(sql<string>`lower(username)`, '=', sql<string>`lower(${username})`)
     .executeTakeFirst();
 }
 
