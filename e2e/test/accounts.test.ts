@@ -123,7 +123,7 @@ describe('accounts and sessions through the gateway', () => {
       const user = fresh();
       const cases: Array<[unknown, Record<string, string[]>]> = [
         [{ user: { ...user, username: 123 } }, { username: ['must be a string'] }],
-        [{ user: 'alice' }, { user: ['must be a object'] }],
+        [{ user: 'alice' }, { user: ['must be an object'] }],
         [{ user: { ...user, email: 'not-an-email' } }, { email: ['is invalid'] }],
         [{ user: { ...user, password: 'short' } }, { password: ['is too short (minimum is 8 characters)'] }],
         [

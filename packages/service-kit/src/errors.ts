@@ -9,7 +9,7 @@ import { isDatabaseUnavailable } from '@atoll/db/unavailable';
 import { isRedisUnavailable } from '@atoll/redis';
 import type { ErrorObject } from 'ajv';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { describeValidationError } from './validation.ts';
+import { describeValidationErrors } from './validation.ts';
 
 export const ERROR_CATALOG = {
   VALIDATION_FAILED: { status: 422, field: 'body', message: 'is invalid' },
@@ -140,8 +140,7 @@ function validationErrors(err: AnyError, request: FastifyRequest): Record<string
   // No body at all where the route needs one (an empty request with or without a Content-Type).
   if (err.validationContext === 'body' && request.body === undefined) return { body: ["can't be blank"] };
   const out: Record<string, string[]> = {};
-  for (const v of err.validation ?? []) {
-    const { field, message } = describeValidationError(v as ErrorObject);
+  for (const { field, message } of describeValidationErrors((err.validation ?? []) as ErrorObject[])) {
     if (!out[field]?.includes(message)) out[field] = [...(out[field] ?? []), message];
   }
   return Object.keys(out).length > 0 ? out : { body: ['is invalid'] };

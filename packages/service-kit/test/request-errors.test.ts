@@ -6,6 +6,7 @@
  * `inject` for what Fastify decides; a listening server and raw sockets for what Node's parser decides.
  */
 import { type RawResponse, rawRequest } from '@atoll/testkit';
+import fc from 'fast-check';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base, fastifyOptions, MAX_URL_LENGTH } from '../src/index.ts';
@@ -272,5 +273,84 @@ describe("what Node's HTTP parser refuses, and bodies on the wire (listening ser
       'POST /things/a/like HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n',
     );
     expect(bare.status).toBe(200);
+  });
+});
+
+describe('validation errors name the field the client sent (inject)', () => {
+  let app: FastifyInstance;
+  const FIELDS = ['item', 'tagList', 'bio', 'count', 'nested'];
+  beforeAll(async () => {
+    app = Fastify(fastifyOptions({ service: 'test', logLevel: 'silent', requestIds: 'internal' }));
+    await app.register(base, { service: 'test' });
+    app.post(
+      '/items',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            required: ['item'],
+            properties: {
+              item: {
+                type: 'object',
+                properties: {
+                  tagList: { type: 'array', items: { type: 'string', maxLength: 8 } },
+                  bio: { anyOf: [{ type: 'string', maxLength: 5 }, { type: 'null' }] },
+                  count: { type: 'integer' },
+                  nested: { type: 'object', properties: { inner: { type: 'string' } } },
+                },
+              },
+            },
+          },
+        },
+      },
+      async (request, reply) => reply.code(201).send(request.body),
+    );
+    await app.ready();
+  });
+  afterAll(() => app.close());
+
+  const post = async (item: unknown) => {
+    const res = await app.inject({ method: 'POST', url: '/items', payload: { item } });
+    return { status: res.statusCode, body: res.json() as { errors?: Record<string, string[]> } };
+  };
+
+  it('an array item is its array, a nullable field says what it may be, and articles are right', async () => {
+    expect((await post({ tagList: [1, 'much too long'] })).body.errors).toEqual({
+      tagList: ['must be a string', 'is too long (maximum is 8 characters)'],
+    });
+    expect((await post({ bio: 123 })).body.errors).toEqual({ bio: ['must be a string or null'] });
+    expect((await post({ bio: 'too long' })).body.errors).toEqual({
+      bio: ['is too long (maximum is 5 characters)'],
+    });
+    expect((await post('x')).body.errors).toEqual({ item: ['must be an object'] });
+    expect((await post({ tagList: 'x' })).body.errors).toEqual({ tagList: ['must be an array'] });
+    expect((await post({ count: 1.5 })).body.errors).toEqual({ count: ['must be an integer'] });
+    expect((await post({ bio: null, tagList: ['ok'] })).status).toBe(201);
+  });
+
+  it('whatever the values: 201, or 422 whose every key is a field of the schema (fast-check)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record(
+          {
+            tagList: fc.oneof(fc.array(fc.jsonValue(), { maxLength: 4 }), fc.jsonValue()),
+            bio: fc.jsonValue(),
+            count: fc.jsonValue(),
+            nested: fc.oneof(fc.record({ inner: fc.jsonValue() }), fc.jsonValue()),
+          },
+          { requiredKeys: [] },
+        ),
+        async (item) => {
+          const { status, body } = await post(item);
+          expect([201, 422]).toContain(status);
+          if (status === 201) return;
+          for (const [field, messages] of Object.entries(body.errors ?? {})) {
+            expect([...FIELDS, 'inner']).toContain(field);
+            for (const message of messages) expect(message).not.toMatch(/schema|anyOf|\ba [aeiou]/);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
