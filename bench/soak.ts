@@ -26,12 +26,32 @@ import {
 import { createKeys } from '@atoll/redis-keys';
 import type { Stack } from '@atoll/testkit/servers';
 import { atRate, measure, measureOps } from './lib/load.ts';
-import { mib, rss, v8Memory } from './lib/memory.ts';
+import { mib, rss, rssAnon, v8Memory } from './lib/memory.ts';
 
 export interface SoakSample {
   atSeconds: number;
-  services: Record<string, { rssMiB: number | null; liveHeapMiB: number | null; heapUsedMiB: number | null }>;
+  services: Record<
+    string,
+    {
+      rssMiB: number | null;
+      liveHeapMiB: number | null;
+      heapUsedMiB: number | null;
+      /** What V8 holds for its heap (committed), in use or not. */
+      heapHeldMiB?: number | null;
+      /** The anonymous pages neither V8's heap nor the external memory it knows of explain (malloc, stacks). */
+      otherAnonMiB?: number | null;
+    }
+  >;
   cache: { usedMiB: number; maxMiB: number; evictedKeys: number };
+}
+
+export interface SoakGrowth {
+  rssPercent: number | null;
+  heapPercent: number | null;
+  /** The RSS growth in MiB, and the parts of it in V8's heap (held, not only live) and outside V8. */
+  rssMiB?: number | null;
+  heapHeldMiB?: number | null;
+  otherAnonMiB?: number | null;
 }
 
 export interface SoakResult {
@@ -44,7 +64,7 @@ export interface SoakResult {
   /** The notifications jobs not yet done when the soak stopped enqueueing. */
   backlogAtEnd: number;
   samples: SoakSample[];
-  growth: Record<string, { rssPercent: number | null; heapPercent: number | null }>;
+  growth: Record<string, SoakGrowth>;
   cacheStayedUnderMaxmemory: boolean;
   met: boolean;
   /** The key-space audit after the soak, without the lists of biggest keys. */
@@ -154,10 +174,15 @@ export async function soak(opts: {
     const services: SoakSample['services'] = {};
     for (const [name, proc] of Object.entries(stack.services)) {
       const heap = await v8Memory(proc.url, opts.metricsToken);
+      const pid = proc.child.pid;
+      const anon = pid ? rssAnon(pid) : null;
       services[name] = {
-        rssMiB: proc.child.pid ? mib(rss(proc.child.pid)) : null,
+        rssMiB: pid ? mib(rss(pid)) : null,
         liveHeapMiB: mib(heap.live),
         heapUsedMiB: mib(heap.used),
+        heapHeldMiB: mib(heap.total),
+        otherAnonMiB:
+          anon !== null && heap.total !== null ? mib(anon - heap.total - (heap.external ?? 0)) : null,
       };
     }
     const memory = await cache.info('memory');
@@ -215,15 +240,20 @@ export async function soak(opts: {
   };
   const growth: SoakResult['growth'] = {};
   const pct = (a: number | null, b: number | null) => (a && b ? Math.round(((b - a) / a) * 1000) / 10 : null);
+  const diff = (a: number | null, b: number | null) =>
+    a !== null && b !== null ? mib((b - a) * 2 ** 20) : null;
   for (const name of Object.keys(samples[samples.length - 1]?.services ?? {})) {
-    const rssOf = (s: SoakSample) => s.services[name]?.rssMiB;
-    const heapOf = (s: SoakSample) => s.services[name]?.liveHeapMiB;
+    type Field = keyof SoakSample['services'][string];
+    const at = (field: Field) => {
+      const of = (s: SoakSample) => s.services[name]?.[field];
+      return [floor(warmEnd - 3, warmEnd, of), floor(samples.length - 3, samples.length, of)] as const;
+    };
     growth[name] = {
-      rssPercent: pct(floor(warmEnd - 3, warmEnd, rssOf), floor(samples.length - 3, samples.length, rssOf)),
-      heapPercent: pct(
-        floor(warmEnd - 3, warmEnd, heapOf),
-        floor(samples.length - 3, samples.length, heapOf),
-      ),
+      rssPercent: pct(...at('rssMiB')),
+      heapPercent: pct(...at('liveHeapMiB')),
+      rssMiB: diff(...at('rssMiB')),
+      heapHeldMiB: diff(...at('heapHeldMiB')),
+      otherAnonMiB: diff(...at('otherAnonMiB')),
     };
   }
   const cacheStayedUnderMaxmemory = samples.every(

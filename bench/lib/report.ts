@@ -218,7 +218,16 @@ export function markdown(report: Report): string {
         enqueueMax?: number;
         notifierRate?: number;
         backlogAtEnd?: number;
-        growth: Record<string, { rssPercent: number | null; heapPercent: number | null }>;
+        growth: Record<
+          string,
+          {
+            rssPercent: number | null;
+            heapPercent: number | null;
+            rssMiB?: number | null;
+            heapHeldMiB?: number | null;
+            otherAnonMiB?: number | null;
+          }
+        >;
         samples: Array<{ cache: { usedMiB: number; maxMiB: number; evictedKeys: number } }>;
         met: boolean;
         audit?: {
@@ -239,10 +248,11 @@ export function markdown(report: Report): string {
           : ` The enqueues were half the lower of two rates, enqueueing alone (${Math.round(soak.enqueueMax ?? 0)} jobs/s) and the notifier's through a burst of jobs (${Math.round(soak.notifierRate)} jobs/s); ${soak.backlogAtEnd} jobs were not done when they stopped.`),
       `The cache instance ended at ${last?.cache.usedMiB} MiB of ${last?.cache.maxMiB} MiB maxmemory, ${last?.cache.evictedKeys} keys evicted.`,
       '',
-      '| service | RSS growth | live heap growth (after a full GC) |',
-      '|---|---:|---:|',
+      '| service | RSS growth | live heap growth (after a full GC) | RSS growth (MiB) | of it, V8 heap held | outside V8 |',
+      '|---|---:|---:|---:|---:|---:|',
       ...Object.entries(soak.growth).map(
-        ([name, g]) => `| ${name} | ${g.rssPercent ?? 'n/a'}% | ${g.heapPercent ?? 'n/a'}% |`,
+        ([name, g]) =>
+          `| ${name} | ${g.rssPercent ?? 'n/a'}% | ${g.heapPercent ?? 'n/a'}% | ${g.rssMiB ?? 'n/a'} | ${g.heapHeldMiB ?? 'n/a'} | ${g.otherAnonMiB ?? 'n/a'} |`,
       ),
     );
     if (soak.audit) {
