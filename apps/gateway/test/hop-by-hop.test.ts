@@ -4,8 +4,7 @@
  * proxied request reaches the service without them and is answered; the service's own `Connection` and
  * `Keep-Alive` never reach the client, so a client that asks for its connection to close gets that.
  */
-import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import { rawRequest } from '@atoll/testkit';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './helpers.ts';
@@ -22,58 +21,6 @@ const HOP_HEADERS: Record<string, string> = {
   'HTTP2-Settings': 'AAMAAABkAARAAAAAAAIAAAAA',
   Expect: '100-continue',
 };
-
-interface RawResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-  /** The server closed the connection after the response. */
-  closed: boolean;
-}
-
-/** Sends one raw request on a new connection and reads one response (skipping a `100 Continue`). */
-async function rawRequest(url: string, request: string, waitForCloseMs = 300): Promise<RawResponse> {
-  const { hostname, port } = new URL(url);
-  const socket: Socket = connect(Number(port), hostname);
-  await once(socket, 'connect');
-  let data = '';
-  let closed = false;
-  socket.on('data', (chunk) => {
-    data += chunk.toString('latin1');
-  });
-  socket.on('end', () => {
-    closed = true;
-  });
-  socket.on('error', () => {});
-  socket.write(request);
-  const parse = (): RawResponse | null => {
-    const text = data.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, '');
-    const end = text.indexOf('\r\n\r\n');
-    if (end < 0) return null;
-    const [statusLine = '', ...lines] = text.slice(0, end).split('\r\n');
-    const headers: Record<string, string> = {};
-    for (const line of lines) {
-      const colon = line.indexOf(':');
-      headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    const body = text.slice(end + 4);
-    if (headers['content-length'] !== undefined && body.length < Number(headers['content-length']))
-      return null;
-    return { status: Number(statusLine.split(' ')[1]), headers, body, closed };
-  };
-  const until = Date.now() + 5000;
-  let response = parse();
-  while (response === null && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 5));
-    response = parse();
-  }
-  if (response === null) throw new Error(`no complete response: ${JSON.stringify(data)}`);
-  // Give a closing server the moment it takes.
-  const closeBy = Date.now() + waitForCloseMs;
-  while (!closed && Date.now() < closeBy) await new Promise((r) => setTimeout(r, 5));
-  socket.destroy();
-  return { ...response, closed };
-}
 
 describe('hop-by-hop headers (buildApp, real upstream, raw sockets)', () => {
   let gateway: TestGateway;
@@ -111,7 +58,7 @@ describe('hop-by-hop headers (buildApp, real upstream, raw sockets)', () => {
               ? `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`
               : body
             : '';
-          const res = await rawRequest(gateway.url, `${head}\r\n\r\n${payload}`, 0);
+          const res = await rawRequest(gateway.url, `${head}\r\n\r\n${payload}`);
           expect(res.status, `${sent.join(', ')}: ${res.body}`).toBe(200);
           expect(JSON.parse(res.body)).toEqual({ upstream: true });
           const received = gateway.upstream.received.slice(before);
@@ -135,21 +82,23 @@ describe('hop-by-hop headers (buildApp, real upstream, raw sockets)', () => {
 
   it("keeps the service's Connection and Keep-Alive from the client: Connection: close and HTTP/1.0 close", async () => {
     // The service (Fastify) answers with `Connection: keep-alive` and its own `Keep-Alive: timeout=…`.
+    const untilClose = { untilClose: true, timeoutMs: 1000 };
     const asked = await rawRequest(
       gateway.url,
       'GET /api/tags HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      untilClose,
     );
     expect(asked.status).toBe(200);
     expect(asked.headers.connection).toBe('close');
     expect(asked.headers['keep-alive']).toBeUndefined();
     expect(asked.closed).toBe(true);
 
-    const old = await rawRequest(gateway.url, 'GET /api/tags HTTP/1.0\r\nHost: x\r\n\r\n');
+    const old = await rawRequest(gateway.url, 'GET /api/tags HTTP/1.0\r\nHost: x\r\n\r\n', untilClose);
     expect(old.status).toBe(200);
     expect(old.closed).toBe(true);
 
     // A client that keeps its connection keeps it.
-    const kept = await rawRequest(gateway.url, 'GET /api/tags HTTP/1.1\r\nHost: x\r\n\r\n');
+    const kept = await rawRequest(gateway.url, 'GET /api/tags HTTP/1.1\r\nHost: x\r\n\r\n', untilClose);
     expect(kept.status).toBe(200);
     expect(kept.closed).toBe(false);
   });

@@ -15,8 +15,16 @@ export interface RawResponse {
   closed: boolean;
 }
 
-/** The response in `raw`, or null while its head or its Content-Length of body is incomplete. */
+/**
+ * The response in `raw`, after any interim ones (`100 Continue`), or null while its head or its
+ * Content-Length of body is incomplete.
+ */
 function parseResponse(raw: Buffer, closed: boolean): RawResponse | null {
+  while (/^HTTP\/1\.[01] 1\d\d /.test(raw.subarray(0, 13).toString('latin1'))) {
+    const end = raw.indexOf('\r\n\r\n');
+    if (end < 0) return null;
+    raw = raw.subarray(end + 4);
+  }
   const split = raw.indexOf('\r\n\r\n');
   if (split < 0) return null;
   const [statusLine = '', ...lines] = raw.subarray(0, split).toString('latin1').split('\r\n');
