@@ -200,6 +200,14 @@ export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOp
     if (err.validation) {
       return reply.code(422).send({ errors: validationErrors(err, request), code: 'VALIDATION_FAILED' });
     }
+    // The client closed its connection while its body was arriving (Node's `aborted`, an ECONNRESET like
+    // a database's): nobody is left to answer, and nothing is down.
+    if (err.message === 'aborted' && request.raw.readableAborted) {
+      request.log.info('client closed the connection before its request had arrived');
+      return reply
+        .code(400)
+        .send(errorBody('BAD_REQUEST', { body: ['was cut short: the connection closed'] }));
+    }
     // A dependency that is down is a 503 with a code saying which, never a 500.
     if (isRedisUnavailable(err)) {
       request.log.warn({ err: { message: err.message } }, 'redis unavailable');

@@ -5,6 +5,9 @@
  * large, unsupported media type, body too large) comes in the RealWorld shape with a catalog code.
  * `inject` for what Fastify decides; a listening server and raw sockets for what Node's parser decides.
  */
+
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { type RawResponse, rawRequest } from '@atoll/testkit';
 import fc from 'fast-check';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -352,5 +355,31 @@ describe('validation errors name the field the client sent (inject)', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('a client that leaves while its body is arriving (listening server, raw socket)', () => {
+  it('is logged as what it is, not as a database or Redis that is down', async () => {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const stream = { write: (line: string) => void lines.push(JSON.parse(line)) };
+    const options = fastifyOptions({ service: 'test', logLevel: 'info', requestIds: 'internal' });
+    const app = Fastify({ ...options, logger: { ...(options.logger as object), stream } });
+    await app.register(base, { service: 'test' });
+    app.post('/things', async (request) => request.body);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as { port: number };
+    const socket = connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(
+      'POST /things HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":1',
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    const logged = async () => lines.some((l) => l.msg.startsWith('client closed the connection'));
+    for (let i = 0; i < 100 && !(await logged()); i += 1) await new Promise((r) => setTimeout(r, 20));
+    await app.close();
+    expect(await logged()).toBe(true);
+    expect(lines.filter((l) => /unavailable/.test(l.msg))).toEqual([]);
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
   });
 });
