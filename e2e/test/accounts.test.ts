@@ -249,6 +249,27 @@ describe('accounts and sessions through the gateway', () => {
   });
 
   describe('update', () => {
+    it('takes only an http or https URL as the image, and a refused one changes nothing', async () => {
+      const ada = await register();
+      const set = (image: string) => api('PUT', '/api/user', { token: ada.token, body: { user: { image } } });
+      expect((await set('https://example.com/me.png')).status).toBe(200);
+      for (const image of [
+        'javascript:alert(1)',
+        ' JavaScript:alert(1)',
+        'data:image/svg+xml,<svg onload=alert(1)>',
+        'ftp://example.com/me.png',
+        '/relative/me.png',
+        'me.png',
+      ]) {
+        const res = await set(image);
+        expect(res.status, image).toBe(422);
+        expect(res.body.errors).toEqual({ image: ['must be an http or https URL'] });
+      }
+      const me = await api('GET', '/api/user', { token: ada.token });
+      expect(me.body.user.image).toBe('https://example.com/me.png');
+      expect((await set('http://example.com/other.png')).status).toBe(200);
+    });
+
     it('turns "" into null for bio and image, accepts null, and keeps the token', async () => {
       const ada = await register();
       const set = await api('PUT', '/api/user', {

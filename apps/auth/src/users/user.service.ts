@@ -87,6 +87,17 @@ function checkEmail(errors: FieldErrors, value: string | undefined) {
   else if (!EMAIL.test(value.trim())) add(errors, 'email', 'is invalid');
 }
 
+/**
+ * A profile image is shown to everyone who reads the profile (a frontend puts it in `<img src>`, some
+ * in a link): only an absolute http or https URL, never `javascript:` or `data:`. `""` clears it.
+ */
+function checkImage(errors: FieldErrors, value: string | null | undefined) {
+  if (!value) return;
+  const url = URL.parse(value.trim());
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:')
+    add(errors, 'image', 'must be an http or https URL');
+}
+
 function checkPassword(
   errors: FieldErrors,
   value: string | undefined,
@@ -407,6 +418,7 @@ export class UserService {
     const errors: FieldErrors = {};
     checkUsername(errors, patch.username);
     checkEmail(errors, patch.email);
+    checkImage(errors, patch.image);
     const before = await this.current(identity);
     const username = patch.username === undefined ? undefined : normalUsername(patch.username);
     const email = patch.email?.trim();
