@@ -68,6 +68,23 @@ describe('articles, comments, favorites, follows and tags through the gateway', 
     expect(got.body.article).toEqual(a);
   });
 
+  it('filters by a tag that reads like a path (`../x`), and refuses a path that hides a dot segment', async () => {
+    const { slug } = await create('ada', 'Dots in a tag', { tagList: ['../x', '..'] });
+    for (const tag of ['../x', '..']) {
+      const res = await api('GET', `/api/articles?tag=${encodeURIComponent(tag)}`);
+      expect(res.status, tag).toBe(200);
+      expect(
+        res.body.articles.map((a: { slug: string }) => a.slug),
+        tag,
+      ).toContain(slug);
+      const raw = await fetch(`${stack.gatewayUrl}/api/articles?tag=${tag}`);
+      expect(raw.status, tag).toBe(200);
+    }
+    const hidden = await fetch(`${stack.gatewayUrl}/api/articles/${slug}%2F..%2F..`);
+    expect(hidden.status).toBe(400);
+    expect(await hidden.json()).toMatchObject({ code: 'NON_CANONICAL_PATH' });
+  });
+
   it('gives equal titles distinct slugs, and a new title a new slug', async () => {
     const one = await create('ada', 'Same Title');
     const two = await create('ada', 'Same Title');

@@ -10,7 +10,7 @@
 import type { Tier } from './config.ts';
 import { limitAddress } from './rate-limit/address.ts';
 import { upstreamTarget } from './routes/assertion.ts';
-import { canonicalPath } from './routes/canonical.ts';
+import { canonicalPath, hidesDotSegment } from './routes/canonical.ts';
 import {
   ENDPOINT_TIERS,
   ROUTE_TABLE,
@@ -23,6 +23,8 @@ import {
 export interface Classification {
   /** The canonical spelling of the path when it is not canonical (the door refuses the request), else null. */
   nonCanonical: string | null;
+  /** The path holds a dot segment once percent-decoded (`/a/..%2Fb`): the door refuses it too. */
+  hiddenDotSegment: boolean;
   /** The path without its query string and without a trailing slash: what the decisions below read. */
   path: string;
   /** The route-table entry the path is under; undefined for the gateway's own routes and unknown paths. */
@@ -67,6 +69,7 @@ export function classifier(opts: ClassifierOptions): Classify {
     const q = url.indexOf('?');
     const sent = q === -1 ? url : url.slice(0, q);
     const nonCanonical = canonicalPath(sent);
+    const hiddenDotSegment = nonCanonical === null && hidesDotSegment(sent);
     const path = sent.length > 1 && sent.endsWith('/') ? sent.slice(0, -1) : sent;
     const route = ROUTE_TABLE.find((r) => under(path, r.prefix));
     // HEAD runs what GET runs (Fastify answers it with the GET route): it costs what GET costs.
@@ -76,6 +79,7 @@ export function classifier(opts: ClassifierOptions): Classify {
     const timeout = route === undefined ? undefined : opts.routeTimeouts.find((r) => under(path, r.prefix));
     return {
       nonCanonical,
+      hiddenDotSegment,
       path,
       route,
       upstream: route?.upstream,
@@ -85,7 +89,7 @@ export function classifier(opts: ClassifierOptions): Classify {
       endpointTier,
       address: limitAddress(clientIp),
       timeoutMs: timeout?.timeoutMs ?? opts.defaultTimeoutMs,
-      target: route !== undefined && nonCanonical === null ? upstreamTarget(url) : '',
+      target: route !== undefined && nonCanonical === null && !hiddenDotSegment ? upstreamTarget(url) : '',
     };
   };
 }

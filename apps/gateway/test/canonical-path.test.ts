@@ -107,6 +107,34 @@ describe('canonical paths (buildApp, real redis-session)', () => {
     expect(upstream.received).toHaveLength(0);
   });
 
+  it('refuses a dot segment hidden by %2F or %5C, and passes one in a query on as data', async () => {
+    upstream.received.length = 0;
+    for (const path of [
+      '/api/profiles/..%2F',
+      '/api/articles/a%2F..',
+      '/api/articles/..%5Cadmin',
+      '/api/profiles/..%2f',
+    ]) {
+      const res = await app.inject({ url: path, remoteAddress: '10.7.0.4' });
+      expect(res.statusCode, path).toBe(400);
+      expect(res.json(), path).toEqual({
+        errors: { path: ['holds a dot segment once decoded'] },
+        code: 'NON_CANONICAL_PATH',
+      });
+    }
+    expect(upstream.received).toHaveLength(0);
+    for (const url of [
+      '/api/articles?tag=..%2Fx',
+      '/api/articles?tag=../x&limit=5',
+      '/api/articles?tag=..',
+    ]) {
+      upstream.received.length = 0;
+      const res = await app.inject({ url, remoteAddress: '10.7.0.4' });
+      expect(res.statusCode, url).toBe(200);
+      expect(upstream.received[0]?.url, url).toBe(url);
+    }
+  });
+
   it('keeps the encodings that mean something else: %20, %2F in a slug, UTF-8 in either hex case', async () => {
     for (const path of [
       '/api/articles/a%20b',

@@ -25,6 +25,7 @@ const cases: Case[] = [
     '/api/articles/how-to',
     {
       nonCanonical: null,
+      hiddenDotSegment: false,
       path: '/api/articles/how-to',
       route: route('/api/articles'),
       upstream: 'content',
@@ -86,6 +87,13 @@ const cases: Case[] = [
   ['GET', '/api/articles/caf%C3%A9', { nonCanonical: null, upstream: 'content' }],
   ['GET', '/api/profiles/a%2Fb', { nonCanonical: null, path: '/api/profiles/a%2Fb', upstream: 'content' }],
   ['GET', '/api/users%2Flogin', { nonCanonical: null, route: undefined }],
+  // A dot segment hidden by %2F or %5C is refused; in a query it is data.
+  ['GET', '/api/profiles/..%2F', { nonCanonical: null, hiddenDotSegment: true, target: '' }],
+  ['GET', '/api/articles/a%2F..', { hiddenDotSegment: true, target: '' }],
+  ['GET', '/api/articles/..%5Cx', { hiddenDotSegment: true }],
+  ['GET', '/api/articles/a%2F..b', { hiddenDotSegment: false, target: '/api/articles/a%2F..b' }],
+  ['GET', '/api/articles?tag=..%2Fx', { hiddenDotSegment: false, target: '/api/articles?tag=..%2Fx' }],
+  ['GET', '/api/articles?tag=../x', { hiddenDotSegment: false, target: '/api/articles?tag=../x' }],
   // Characters the URL parser encodes on the way to the service: the target is what it receives.
   ['GET', '/api/articles/a"b', { path: '/api/articles/a"b', target: '/api/articles/a%22b' }],
   ['GET', "/api/articles?q='", { path: '/api/articles', target: '/api/articles?q=%27' }],

@@ -75,8 +75,11 @@ const door: FastifyPluginAsync<DoorOptions> = async (app, opts) => {
     const classification = opts.classify(request.method, request.url, request.ip);
     request.classification = classification;
     const canonical = classification.nonCanonical;
-    if (canonical === null) return done();
-    done(new AppError('NON_CANONICAL_PATH', { path: [`is not canonical, use ${canonical}`] }));
+    if (canonical !== null)
+      return done(new AppError('NON_CANONICAL_PATH', { path: [`is not canonical, use ${canonical}`] }));
+    if (classification.hiddenDotSegment)
+      return done(new AppError('NON_CANONICAL_PATH', { path: ['holds a dot segment once decoded'] }));
+    done();
   });
   await app.register(cors, {
     origin: opts.corsOrigins.length > 0 ? [...opts.corsOrigins] : false,

@@ -175,6 +175,13 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
       const handler = async (request: FastifyRequest, reply: FastifyReply) => {
         // One time budget for all attempts (the route's timeout, classify.ts).
         const deadline = Date.now() + request.classification.timeoutMs;
+        // reply-from refuses a source that holds `/..` or `../` once decoded, its query included; in a
+        // query it is data (a tag `../x`), so the query goes beside the path, as the target has it. The
+        // door refused such a path already (classify.ts `hiddenDotSegment`).
+        const { target } = request.classification;
+        const q = target.indexOf('?');
+        const source = q > 0 && q < target.length - 1 ? target.slice(0, q) : request.url;
+        const query = source === request.url ? {} : { queryString: () => target.slice(q + 1) };
         const tried = new Set<string>();
         const attempt = async (): Promise<void> => {
           // Every attempt carries an assertion of its own, bound to the target the service receives,
@@ -189,7 +196,8 @@ const proxyPlugin: FastifyPluginAsync<ProxyOptions> = async (app, opts) => {
           const instance = pool.pick(tried) as string;
           if (tried.size > 0) rewindBody(request);
           tried.add(instance);
-          reply.from(request.url, {
+          reply.from(source, {
+            ...query,
             getUpstream: () => instance,
             timeout: Math.max(1, deadline - Date.now()),
             rewriteRequestHeaders: (req, headers) =>

@@ -8,7 +8,8 @@
  * Not canonical: dot segments (`/./`, `/../`, a trailing `/.` or `/..`), empty segments (`//`),
  * percent-encoded unreserved characters (ALPHA, DIGIT, `-`, `.`, `_`, `~`, RFC 3986 §2.3: they mean the
  * same as the character itself), backslashes (browsers read them as `/`), and `%00`. Other encodings
- * stay as they are: `%20`, `%2F` inside a slug, UTF-8 such as `%C3%A9`, in either hex case.
+ * stay as they are: `%20`, `%2F` inside a slug, UTF-8 such as `%C3%A9`, in either hex case; but not a
+ * dot segment that `%2F` or `%5C` hides (`hidesDotSegment`).
  */
 
 const UNRESERVED_ENCODED = /%(?:4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/gi;
@@ -44,4 +45,20 @@ export function canonicalPath(path: string): string | null {
       .replace(/\/{2,}/g, '/'),
   );
   return canonical === path ? null : canonical;
+}
+
+/**
+ * Whether a canonical path holds a dot segment once percent-decoded (`/a/..%2Fb`, `/a%2F..`): the proxy
+ * (@fastify/reply-from) refuses to forward such a path, and a service that decodes `%2F` could read it
+ * as a step up. Only crafted requests have one, as with the spellings above.
+ */
+export function hidesDotSegment(path: string): boolean {
+  if (!/%2f|%5c/i.test(path)) return false;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return false; // not valid percent-encoding: Fastify refuses it (400) before any route runs
+  }
+  return /(?:^|[/\\])\.\.(?:[/\\]|$)/.test(decoded);
 }
