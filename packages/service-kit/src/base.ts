@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { dropEmptyBodyType, installJsonParser } from './body.ts';
 import { AppError, type ErrorHandlingOptions, installErrorHandling } from './errors.ts';
-import { REQUEST_ID_HEADER } from './fastify-options.ts';
+import { REQUEST_ID_HEADER, refuseExpectation } from './fastify-options.ts';
 import health from './health.ts';
 import { type MetricsOptions, metrics } from './metrics.ts';
 import { openApi } from './openapi.ts';
@@ -51,8 +51,14 @@ const basePlugin: FastifyPluginAsync<BasePluginOptions> = async (app, opts) => {
   await app.register(metrics, { service, token: opts.metricsToken, collectors: opts.collectors ?? [] });
   await app.register(health);
   // Hooks on every request are written with callbacks rather than async functions: no promise per call.
+  app.server.on('checkExpectation', refuseExpectation);
   app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    // HTTP/1.1 requires Host (Node's check is off: its 400 has no body).
+    if (request.raw.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      reply.header('connection', 'close');
+      return done(new AppError('BAD_REQUEST', { host: ["can't be blank"] }));
+    }
     if (request.url.length > MAX_URL_LENGTH) return done(new AppError('URI_TOO_LONG'));
     // A NUL in a path or query value, or a query that is not valid percent-encoding: 400 (unsafe-text.ts).
     const unsafe = unsafeUrl(request.url);

@@ -16,6 +16,7 @@ export const ERROR_CATALOG = {
   MALFORMED_BODY: { status: 400, field: 'body', message: 'is not valid JSON' },
   BAD_REQUEST: { status: 400, field: 'request', message: 'is not valid HTTP' },
   REQUEST_TIMEOUT: { status: 408, field: 'request', message: 'did not arrive in time' },
+  EXPECTATION_FAILED: { status: 417, field: 'expect', message: 'can only be 100-continue' },
   URI_TOO_LONG: { status: 414, field: 'url', message: 'is too long' },
   NON_CANONICAL_PATH: { status: 400, field: 'path', message: 'is not canonical' },
   HEADERS_TOO_LARGE: {

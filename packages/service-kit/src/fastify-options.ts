@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Server, STATUS_CODES } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { DEFAULT_TIMEOUTS, type ServerTimeouts } from '@atoll/config';
 import {
@@ -77,6 +77,20 @@ const CLIENT_ERROR_RESPONSES: Readonly<Record<string, string>> = {
 const BAD_REQUEST_RESPONSE = rawResponse('BAD_REQUEST');
 
 /**
+ * An `Expect` other than `100-continue`: 417 in the RealWorld shape (Node's own answer has no body), and
+ * the connection closes, since the body the client holds back never comes. For `server.on('checkExpectation')`.
+ */
+export function refuseExpectation(_request: IncomingMessage, response: ServerResponse): void {
+  const body = JSON.stringify(errorBody('EXPECTATION_FAILED'));
+  response.writeHead(417, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  });
+  response.end(body);
+}
+
+/**
  * What Node's HTTP parser refuses before Fastify sees a request (headers over 16 KB, the request line
  * included; a method it does not know; broken framing; a request that takes too long to arrive): a
  * RealWorld error body with its own Content-Type and Content-Length, then the connection is closed.
@@ -120,7 +134,9 @@ export function fastifyOptions(opts: BaseOptions): FastifyHttpOptions<Server> {
     requestTimeout: timeouts.requestMs,
     connectionTimeout: timeouts.connectionMs,
     keepAliveTimeout: timeouts.keepAliveMs,
-    http: serverTimeouts(timeouts),
+    // A request without Host is refused by the base plugin, in the RealWorld shape; Node's own refusal
+    // has no body.
+    http: { ...serverTimeouts(timeouts), requireHostHeader: false },
     logger: {
       level: opts.logLevel,
       base: { service: opts.service },
