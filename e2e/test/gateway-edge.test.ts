@@ -64,7 +64,9 @@ describe('gateway edge cases (gateway process, in-test upstreams)', () => {
   });
 
   it('answers 502 in the RealWorld shape when the upstream is down', async () => {
-    const gateway = await startGateway();
+    // A refused connection is answered at once; the long budget keeps a busy machine's first request
+    // (compiling, the first signature) from turning it into a 504.
+    const gateway = await startGateway({ UPSTREAM_TIMEOUT_MS: '5000' });
     try {
       const res = await fetch(`${gateway.url}/api/articles`);
       expect(res.status).toBe(502);
