@@ -124,16 +124,16 @@ export class SessionStore {
     const index = this.keys.userSessions(data.userId);
     // The index is written first: a crash in between leaves an index entry without a record, which
     // `list` prunes, never a session that "log out everywhere" cannot find.
-    const indexed = await oneSlotMulti(this.redis, 'session index', [index])
-      .sadd(index, id)
-      .pexpire(index, this.timeouts.absoluteMs)
-      .scard(index)
-      .exec();
+    const indexed = await this.index(data.userId, id);
     await this.trackRoles(data.userId, data.roles);
     await oneSlotMulti(this.redis, 'session record', [key])
       .hset(key, toHash(session, verifier))
       .pexpire(key, Math.min(this.timeouts.idleMs, this.timeouts.absoluteMs))
       .exec();
+    // `list` prunes index entries it finds without a record, and this one had none a moment ago: if it
+    // was pruned meanwhile, it goes back, so no live session is missing from the index that "log out
+    // everywhere" and every credential change read (the other half is in `list`).
+    if (!(await this.redis.sismember(index, id))) await this.index(data.userId, id);
     // On a Sentinel group a sign-in is answered only once a replica has its session: a failover right
     // after cannot sign the user out again (a no-op on a single server; rejects as unavailable: 503).
     await waitForReplicas(this.redis);
@@ -145,6 +145,16 @@ export class SessionStore {
       await Promise.all(others.slice(max - 1).map((s) => this.destroyById(data.userId, s.id)));
     }
     return { token, session };
+  }
+
+  /** Adds a session to its user's index, which lives as long as the newest session; with the count. */
+  private index(userId: string, id: string) {
+    const index = this.keys.userSessions(userId);
+    return oneSlotMulti(this.redis, 'session index', [index])
+      .sadd(index, id)
+      .pexpire(index, this.timeouts.absoluteMs)
+      .scard(index)
+      .exec();
   }
 
   /** Indexes the user under each tracked role it holds; the Set lives as long as the newest session. */
@@ -242,7 +252,10 @@ export class SessionStore {
     return deleted === 1;
   }
 
-  /** A user's live sessions, newest first; index entries whose record expired are pruned. */
+  /**
+   * A user's live sessions, newest first; index entries whose record expired are pruned, except one whose
+   * record appears meanwhile (a session being created).
+   */
   async list(userId: string): Promise<Session[]> {
     const index = this.keys.userSessions(userId);
     const ids = await this.redis.smembers(index);
@@ -258,7 +271,14 @@ export class SessionStore {
       if (session && session.userId === userId) sessions.push(session);
       else stale.push(id);
     });
-    if (stale.length > 0) await this.redis.srem(index, ...stale);
+    if (stale.length > 0) {
+      await this.redis.srem(index, ...stale);
+      // A session being created is indexed before its record is written: one whose record exists now
+      // was not stale, and goes back (`create` checks the other order).
+      const owners = await Promise.all(stale.map((id) => this.redis.hget(this.keys.session(id), 'userId')));
+      const back = stale.filter((_, i) => owners[i] === userId);
+      await Promise.all(back.map((id) => this.index(userId, id)));
+    }
     return sessions.sort((a, b) => b.createdAt - a.createdAt);
   }
 

@@ -115,6 +115,26 @@ describe('SessionStore on a real redis-session', () => {
     expect(await redis.scard(keys.userSessions(carol.userId))).toBe(0);
   });
 
+  it('keeps every session it creates in the index while the index is listed (and pruned) at the same time', async () => {
+    // A listing prunes index entries without a record; a session being created has one a round trip
+    // after its entry. Whichever order they meet in, every live session stays listed, so that "log out
+    // everywhere" and a credential change reach it.
+    for (let round = 0; round < 40; round += 1) {
+      const user = { ...alice, userId: `u-${randomUUID()}` };
+      let creating = true;
+      const lists = (async () => {
+        while (creating) await store.list(user.userId);
+      })();
+      const created = await Promise.all(Array.from({ length: 4 }, () => store.create(user)));
+      creating = false;
+      await lists;
+      const indexed = await redis.smembers(keys.userSessions(user.userId));
+      for (const { session } of created) expect(indexed, `round ${round}`).toContain(session.id);
+      expect(await store.destroyAll(user.userId)).toBe(4);
+      for (const { token } of created) expect(await store.resolve(token)).toBeNull();
+    }
+  });
+
   it('caps the live sessions per user: one more ends the oldest', async () => {
     const capped = new SessionStore(redis, keys, timeouts, () => clock, { maxPerUser: 2 });
     const dan = { ...alice, userId: `u-${randomUUID()}`, username: 'dan' };
