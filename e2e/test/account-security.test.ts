@@ -178,7 +178,8 @@ describe('account security', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom<Change>('password', 'email', 'reset'),
-        fc.integer({ min: 0, max: 200 }),
+        // Negative: the sign-in starts first, by that much.
+        fc.integer({ min: -60, max: 200 }),
         async (change, delayMs) => {
           const owner = await register();
           let link = '';
@@ -192,6 +193,8 @@ describe('account security', () => {
             expect(await eventually(async () => mail() !== undefined, 15_000)).toBe(true);
             link = decodeURIComponent(/reset-password\?token=([^\s"&]+)/.exec(mail()?.text ?? '')?.[1] ?? '');
           }
+          const early = delayMs < 0 ? login(owner.email) : null;
+          if (early) await sleep(-delayMs);
           const changing =
             change === 'reset'
               ? api('POST', '/api/users/password-reset/confirm', {
@@ -203,8 +206,8 @@ describe('account security', () => {
                     ? { password: 'a brand new secret' }
                     : { email: `moved.${owner.email}` },
                 );
-          await sleep(delayMs);
-          const signIn = await login(owner.email);
+          if (!early) await sleep(delayMs);
+          const signIn = await (early ?? login(owner.email));
           const changed = await changing;
           expect(changed.status).toBe(change === 'reset' ? 204 : 200);
           if (signIn.status === 200) {
@@ -226,6 +229,57 @@ describe('account security', () => {
     expect(outcomes.ended).toBeGreaterThan(0);
     expect(outcomes.refused).toBeGreaterThan(0);
   }, 120_000);
+
+  it('lets one of two racing credential changes win, never both, and the winner holds (fast-check)', async () => {
+    // The owner sets a new password; someone who knew the old one, signed in a moment ago, changes the
+    // password or the email at a random moment around it. Each change ends the other's session, so at
+    // most one may answer 200, and the account is then as that one left it.
+    const wins = { owner: 0, other: 0 };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('password', 'email'),
+        fc.integer({ min: 0, max: 150 }),
+        async (kind, delayMs) => {
+          const owner = await register();
+          const other = (await login(owner.email)).body.user.token as string;
+          const ownerChange = update(owner.token, { password: 'the owner moved on' });
+          await sleep(delayMs);
+          const otherChange = await update(
+            other,
+            kind === 'password'
+              ? { password: 'someone else was here', currentPassword: PASSWORD }
+              : { email: `taken.${owner.email}`, currentPassword: PASSWORD },
+          );
+          const ownerAnswer = await ownerChange;
+          const ok = [ownerAnswer.status, otherChange.status].filter((s) => s === 200).length;
+          expect(ok, `${kind} after ${delayMs} ms: ${ownerAnswer.status} and ${otherChange.status}`).toBe(1);
+          if (ownerAnswer.status === 200) {
+            wins.owner += 1;
+            expect([401, 409]).toContain(otherChange.status);
+            expect((await login(owner.email, 'the owner moved on')).status).toBe(200);
+            expect((await api('GET', '/api/user', { token: other })).status).toBe(401);
+          } else {
+            wins.other += 1;
+            expect([401, 409]).toContain(ownerAnswer.status);
+            expect((await api('GET', '/api/user', { token: owner.token })).status).toBe(401);
+          }
+        },
+      ),
+      { numRuns: 24, seed: 20261207 },
+    );
+    expect(wins.owner).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('counts a password change only once nothing else refused it', async () => {
+    const taken = await register();
+    const gil = await register();
+    // Five refused changes (the username is someone else's) cost nothing of the hourly allowance.
+    for (let i = 0; i < 6; i += 1) {
+      const refused = await update(gil.token, { username: taken.username, password: `new secret ${i}` });
+      expect(refused.status).toBe(409);
+    }
+    expect((await update(gil.token, { password: 'a new secret at last' })).status).toBe(200);
+  });
 
   describe('admin', () => {
     let root: Awaited<ReturnType<typeof makeAdmin>>;

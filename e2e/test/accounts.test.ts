@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from './api.ts';
-import { eventually, redisOf, startTestStack } from './helpers.ts';
+import { eventually, redisOf, startTestStack, verifyEmail } from './helpers.ts';
 
 describe('accounts and sessions through the gateway', () => {
   let stack: Stack;
@@ -317,6 +317,30 @@ describe('accounts and sessions through the gateway', () => {
       expect(moved.body.user).toMatchObject({ email: `new.${ada.email}`, token: ada.token });
       expect((await api('GET', '/api/user', { token: ada.token })).status).toBe(200);
       expect((await api('GET', '/api/user', { token: other })).status).toBe(401);
+    });
+
+    it('keeps an address verified through a change of A–Z case only; any other change must be verified again', async () => {
+      const n = Date.now() % 100000;
+      const email = `ab${n}σας@example.com`;
+      const user = { username: `sigma${n}`, email, password: 'correct horse' };
+      const token = (await api('POST', '/api/users', { body: { user } })).body.user.token as string;
+      await verifyEmail(api, stack, token, email);
+      let currentEmail = email;
+      const verified = async () =>
+        (await db.query('select email_verified_at from auth.users where email = $1', [currentEmail])).rows[0]
+          ?.email_verified_at !== null;
+      expect(await verified()).toBe(true);
+      currentEmail = `AB${n}σας@example.com`;
+      expect((await api('PUT', '/api/user', { token, body: { user: { email: currentEmail } } })).status).toBe(
+        200,
+      );
+      expect(await verified()).toBe(true);
+      // Σ is not σ to the database (C locale): another address, for all auth knows.
+      currentEmail = `AB${n}ΣΑΣ@example.com`;
+      expect((await api('PUT', '/api/user', { token, body: { user: { email: currentEmail } } })).status).toBe(
+        200,
+      );
+      expect(await verified()).toBe(false);
     });
 
     it('a new password needs 8 characters, keeps this session, ends every other one, and is the one that logs in', async () => {

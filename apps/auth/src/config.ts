@@ -16,6 +16,7 @@ import {
 import type { LoginLimits } from './security/login-limiter.ts';
 import type { PasswordChangeLimits } from './security/password-change-limiter.ts';
 import type { RegistrationLimits } from './security/registration-limiter.ts';
+import { foldAscii } from './users/fold.ts';
 import type { HashPoolSettings } from './users/hash-pool.ts';
 import type { Argon2Cost } from './users/password.ts';
 
@@ -303,6 +304,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           }
         : null,
     returnOrigins: e.OAUTH_RETURN_ORIGINS ? e.OAUTH_RETURN_ORIGINS.split(',') : [],
-    adminEmails: e.ADMIN_EMAILS ? e.ADMIN_EMAILS.toLowerCase().split(',') : [],
+    adminEmails: e.ADMIN_EMAILS ? foldAscii(e.ADMIN_EMAILS).split(',') : [],
   };
 }

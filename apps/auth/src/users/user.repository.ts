@@ -56,13 +56,16 @@ export function updateUser(
     Updateable<UsersTable>,
     'username' | 'email' | 'email_verified_at' | 'password_hash' | 'bio' | 'image' | 'security_stamp'
   >,
-): Promise<UserRow> {
+  /** Only if the account still has this security stamp; otherwise nothing changes (undefined). */
+  stamp: string,
+): Promise<UserRow | undefined> {
   return db
     .updateTable('users')
     .set({ ...patch, updated_at: new Date() } as never)
     .where('id', '=', id)
+    .where('security_stamp', '=', stamp)
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
 }
 
 /** A new security stamp: whatever was bound to the account's credentials until now stops working. */

@@ -22,6 +22,7 @@ import type { DeviceCookies } from '../security/device-cookie.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
 import type { PasswordChangeLimiter } from '../security/password-change-limiter.ts';
 import type { RegistrationLimiter } from '../security/registration-limiter.ts';
+import { foldAscii } from './fold.ts';
 import { checkedUnlessBusy, isHashingBusy } from './hash-pool.ts';
 import { PasswordHasher } from './password.ts';
 import { type PasswordContext, PasswordPolicy } from './password-policy.ts';
@@ -207,7 +208,7 @@ export class UserService {
    * auth starts (sessions/reconcile-roles.ts).
    */
   rolesOf(user: UserRow): string[] {
-    const admin = user.email_verified_at !== null && this.adminEmails.has(user.email.toLowerCase());
+    const admin = user.email_verified_at !== null && this.adminEmails.has(foldAscii(user.email));
     return admin ? ['user', 'admin'] : ['user'];
   }
 
@@ -432,18 +433,19 @@ export class UserService {
     }
     // The current password, just proved, sent again as the new one: nothing changes, nothing is hashed.
     const samePassword = password !== undefined && password === patch.currentPassword;
-    // Every real change costs a hash: counted per account before it. (A wrong current password is a
-    // failed attempt for the guessing limiter instead, and costs no new hash.)
-    if (password !== undefined && !samePassword) await this.changes?.count(before.id);
     const taken = await takenFields(
       this.db,
       {
         username: username !== undefined && username !== before.username ? username : undefined,
-        email: email !== undefined && email.toLowerCase() !== before.email.toLowerCase() ? email : undefined,
+        email: email !== undefined && foldAscii(email) !== foldAscii(before.email) ? email : undefined,
       },
       before.id,
     );
     if (taken.length > 0) throw conflict(taken);
+    // Every real change costs a hash: counted per account before it, once nothing else refused the
+    // request. (A wrong current password is a failed attempt for the guessing limiter instead, and
+    // costs no new hash.)
+    if (password !== undefined && !samePassword) await this.changes?.count(before.id);
     // A browser trusted before a new password is trusted after it (below): the owner just proved it.
     const trustedDevice =
       password === undefined || samePassword
@@ -455,7 +457,7 @@ export class UserService {
       ...(username !== undefined ? { username } : {}),
       // A new address is not verified yet (and whatever role it would give waits until it is).
       ...(email !== undefined && email !== before.email ? { email } : {}),
-      ...(email !== undefined && email.toLowerCase() !== before.email.toLowerCase()
+      ...(email !== undefined && foldAscii(email) !== foldAscii(before.email)
         ? { email_verified_at: null }
         : {}),
       ...(passwordHash !== undefined ? { password_hash: passwordHash } : {}),
@@ -469,7 +471,14 @@ export class UserService {
     let user: UserRow;
     try {
       user = await this.db.transaction().execute(async (trx) => {
-        const row = Object.keys(changes).length > 0 ? await updateUser(trx, before.id, changes) : before;
+        // Only the account as it was read and authorised: a new password, email or reset that committed
+        // meanwhile (and ended the session this request came with) makes this one fail, not undo it.
+        const row =
+          Object.keys(changes).length > 0
+            ? await updateUser(trx, before.id, changes, before.security_stamp)
+            : before;
+        if (!row)
+          throw new AppError('CONFLICT', { user: ['changed while this request was made: sign in again'] });
         const profileChanged =
           row.username !== before.username || row.bio !== before.bio || row.image !== before.image;
         // The email and its verification too: the notifier mails the current address (accountEvent).
@@ -479,7 +488,7 @@ export class UserService {
         }
         // The old address hears of the change, or nothing changes: enqueued last, inside the transaction,
         // so a down queue rolls the change back (503) rather than leaving it untold.
-        if (row.email.toLowerCase() !== before.email.toLowerCase()) {
+        if (foldAscii(row.email) !== foldAscii(before.email)) {
           await this.producer.enqueue(
             'security-email',
             'email-changed',

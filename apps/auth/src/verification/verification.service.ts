@@ -34,6 +34,7 @@ import type { AuthDatabase } from '../db.ts';
 import { recordEvent, type UserEventRelay } from '../outbox/outbox.ts';
 import { countFailure, giveBack } from '../security/count-failure.lua.ts';
 import { accountOf, type LoginLimiter } from '../security/login-limiter.ts';
+import { foldAscii } from '../users/fold.ts';
 import { checkedUnlessBusy } from '../users/hash-pool.ts';
 import { PasswordHasher } from '../users/password.ts';
 import { PasswordPolicy } from '../users/password-policy.ts';
@@ -58,11 +59,11 @@ const sha256 = (value: string) => createHash('sha256').update(value).digest('hex
  * does not bring an old link back).
  */
 const accountState = (user: Pick<UserRow, 'email' | 'password_hash' | 'security_stamp'>) =>
-  sha256(`${user.email.toLowerCase()}|${user.password_hash ?? ''}|${user.security_stamp}`);
+  sha256(`${foldAscii(user.email)}|${user.password_hash ?? ''}|${user.security_stamp}`);
 
 /** What a code's record holds: bound to the account and to the address the code was mailed to. */
 const codeHash = (userId: string, email: string, code: string) =>
-  sha256(`${userId}|${email.toLowerCase()}|${code}`);
+  sha256(`${userId}|${foldAscii(email)}|${code}`);
 
 /** The reset record: `<userId> <account state>`. */
 const resetRecord = (user: UserRow) => `${user.id} ${accountState(user)}`;
