@@ -114,11 +114,13 @@ describe('canonical paths (buildApp, real redis-session)', () => {
       '/api/articles/a%2F..',
       '/api/articles/..%5Cadmin',
       '/api/profiles/..%2f',
+      '/api/profiles/..%252F',
+      '/api/articles/x/..;/y',
     ]) {
       const res = await app.inject({ url: path, remoteAddress: '10.7.0.4' });
       expect(res.statusCode, path).toBe(400);
       expect(res.json(), path).toEqual({
-        errors: { path: ['holds a dot segment once decoded'] },
+        errors: { path: ['holds /.. or ../ once decoded'] },
         code: 'NON_CANONICAL_PATH',
       });
     }

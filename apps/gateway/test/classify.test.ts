@@ -91,7 +91,10 @@ const cases: Case[] = [
   ['GET', '/api/profiles/..%2F', { nonCanonical: null, hiddenDotSegment: true, target: '' }],
   ['GET', '/api/articles/a%2F..', { hiddenDotSegment: true, target: '' }],
   ['GET', '/api/articles/..%5Cx', { hiddenDotSegment: true }],
-  ['GET', '/api/articles/a%2F..b', { hiddenDotSegment: false, target: '/api/articles/a%2F..b' }],
+  ['GET', '/api/articles/a%2F..b', { hiddenDotSegment: true, target: '' }],
+  ['GET', '/api/profiles/..%252F', { hiddenDotSegment: true }],
+  ['GET', '/api/articles/x/..;/y', { hiddenDotSegment: true }],
+  ['GET', '/api/articles/wait...', { hiddenDotSegment: false, target: '/api/articles/wait...' }],
   ['GET', '/api/articles?tag=..%2Fx', { hiddenDotSegment: false, target: '/api/articles?tag=..%2Fx' }],
   ['GET', '/api/articles?tag=../x', { hiddenDotSegment: false, target: '/api/articles?tag=../x' }],
   // Characters the URL parser encodes on the way to the service: the target is what it receives.

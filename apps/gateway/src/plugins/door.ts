@@ -78,7 +78,7 @@ const door: FastifyPluginAsync<DoorOptions> = async (app, opts) => {
     if (canonical !== null)
       return done(new AppError('NON_CANONICAL_PATH', { path: [`is not canonical, use ${canonical}`] }));
     if (classification.hiddenDotSegment)
-      return done(new AppError('NON_CANONICAL_PATH', { path: ['holds a dot segment once decoded'] }));
+      return done(new AppError('NON_CANONICAL_PATH', { path: ['holds /.. or ../ once decoded'] }));
     done();
   });
   await app.register(cors, {

@@ -48,17 +48,17 @@ export function canonicalPath(path: string): string | null {
 }
 
 /**
- * Whether a canonical path holds a dot segment once percent-decoded (`/a/..%2Fb`, `/a%2F..`): the proxy
- * (@fastify/reply-from) refuses to forward such a path, and a service that decodes `%2F` could read it
- * as a step up. Only crafted requests have one, as with the spellings above.
+ * Whether a canonical path holds `/..` or `../` once percent-decoded (`/a/..%2Fb`, `/a%2F..`, `/..;/b`):
+ * the proxy (@fastify/reply-from) refuses to forward such a path, by this very rule, and a service that
+ * decodes `%2F` could read it as a step up. Only crafted requests have one, as with the spellings above.
  */
 export function hidesDotSegment(path: string): boolean {
-  if (!/%2f|%5c/i.test(path)) return false;
+  if (!path.includes('..') && !/%2e/i.test(path)) return false;
   let decoded: string;
   try {
     decoded = decodeURIComponent(path);
   } catch {
     return false; // not valid percent-encoding: Fastify refuses it (400) before any route runs
   }
-  return /(?:^|[/\\])\.\.(?:[/\\]|$)/.test(decoded);
+  return decoded === '..' || decoded.includes('/..') || decoded.includes('../');
 }
