@@ -260,6 +260,7 @@ describe('accounts and sessions through the gateway', () => {
         'ftp://example.com/me.png',
         '/relative/me.png',
         'me.png',
+        'https://user:secret@example.com/me.png',
       ]) {
         const res = await set(image);
         expect(res.status, image).toBe(422);
@@ -267,7 +268,10 @@ describe('accounts and sessions through the gateway', () => {
       }
       const me = await api('GET', '/api/user', { token: ada.token });
       expect(me.body.user.image).toBe('https://example.com/me.png');
-      expect((await set('http://example.com/other.png')).status).toBe(200);
+      // Stored as the URL parser writes it.
+      const odd = await set(' HTTPS://Bücher.example/a b"c.png ');
+      expect(odd.status).toBe(200);
+      expect(odd.body.user.image).toBe('https://xn--bcher-kva.example/a%20b%22c.png');
     });
 
     it('turns "" into null for bio and image, accepts null, and keeps the token', async () => {

@@ -90,13 +90,17 @@ function checkEmail(errors: FieldErrors, value: string | undefined) {
 
 /**
  * A profile image is shown to everyone who reads the profile (a frontend puts it in `<img src>`, some
- * in a link): only an absolute http or https URL, never `javascript:` or `data:`. `""` clears it.
+ * in a link): an absolute http or https URL without credentials, never `javascript:` or `data:`, stored
+ * as the URL parser writes it (whitespace gone, quotes and controls percent-encoded, the host in
+ * punycode). `""` clears it. Null for a refused one (an error is added).
  */
-function checkImage(errors: FieldErrors, value: string | null | undefined) {
-  if (!value) return;
+function imageUrl(errors: FieldErrors, value: string): string | null {
   const url = URL.parse(value.trim());
-  if (url?.protocol !== 'http:' && url?.protocol !== 'https:')
+  if ((url?.protocol !== 'http:' && url?.protocol !== 'https:') || url.username || url.password) {
     add(errors, 'image', 'must be an http or https URL');
+    return null;
+  }
+  return url.href;
 }
 
 function checkPassword(
@@ -419,7 +423,7 @@ export class UserService {
     const errors: FieldErrors = {};
     checkUsername(errors, patch.username);
     checkEmail(errors, patch.email);
-    checkImage(errors, patch.image);
+    const image = patch.image ? imageUrl(errors, patch.image) : emptyToNull(patch.image);
     const before = await this.current(identity);
     const username = patch.username === undefined ? undefined : normalUsername(patch.username);
     const email = patch.email?.trim();
@@ -466,7 +470,7 @@ export class UserService {
         ? { security_stamp: newSecurityStamp() }
         : {}),
       ...(patch.bio !== undefined ? { bio: emptyToNull(patch.bio) ?? null } : {}),
-      ...(patch.image !== undefined ? { image: emptyToNull(patch.image) ?? null } : {}),
+      ...(image !== undefined ? { image } : {}),
     };
     let user: UserRow;
     try {
