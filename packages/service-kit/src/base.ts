@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { dropEmptyBodyType, installJsonParser } from './body.ts';
 import { AppError, type ErrorHandlingOptions, installErrorHandling } from './errors.ts';
-import { REQUEST_ID_HEADER, refuseExpectation } from './fastify-options.ts';
+import { REQUEST_ID_HEADER, refuseConnect, refuseExpectation } from './fastify-options.ts';
 import health from './health.ts';
 import { type MetricsOptions, metrics } from './metrics.ts';
 import { openApi } from './openapi.ts';
@@ -52,6 +52,7 @@ const basePlugin: FastifyPluginAsync<BasePluginOptions> = async (app, opts) => {
   await app.register(health);
   // Hooks on every request are written with callbacks rather than async functions: no promise per call.
   app.server.on('checkExpectation', refuseExpectation);
+  app.server.on('connect', refuseConnect);
   app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
     // HTTP/1.1 requires Host (Node's check is off: its 400 has no body).

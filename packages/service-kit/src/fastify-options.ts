@@ -91,6 +91,15 @@ export function refuseExpectation(_request: IncomingMessage, response: ServerRes
 }
 
 /**
+ * `CONNECT` (a tunnel request, which Node hands to `server.on('connect')` and otherwise answers by
+ * closing the connection): 405 in the RealWorld shape, then the connection closes.
+ */
+export function refuseConnect(_request: IncomingMessage, socket: Socket): void {
+  socket.on('error', () => {});
+  socket.end(rawResponse('METHOD_NOT_ALLOWED', { method: ['CONNECT is not served here'] }));
+}
+
+/**
  * What Node's HTTP parser refuses before Fastify sees a request (headers over 16 KB, the request line
  * included; a method it does not know; broken framing; a request that takes too long to arrive): a
  * RealWorld error body with its own Content-Type and Content-Length, then the connection is closed.

@@ -273,6 +273,12 @@ describe("what Node's HTTP parser refuses, and bodies on the wire (listening ser
     expect(old.status).toBe(200);
   });
 
+  it('CONNECT: 405 in the RealWorld shape, then the connection closes', async () => {
+    const res = await raw('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    expectClosingJsonError(res, 405, 'METHOD_NOT_ALLOWED');
+    expect(JSON.parse(res.body).errors).toEqual({ method: ['CONNECT is not served here'] });
+  });
+
   it('an Expect other than 100-continue: 417 in the RealWorld shape; 100-continue is served', async () => {
     const res = await raw(
       'POST /things/a/like HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Length: 2\r\n\r\n',
