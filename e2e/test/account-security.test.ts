@@ -202,9 +202,10 @@ describe('account security', () => {
                 })
               : update(
                   owner.token,
+                  // With the current password: no reliance on the re-authentication window.
                   change === 'password'
-                    ? { password: 'a brand new secret' }
-                    : { email: `moved.${owner.email}` },
+                    ? { password: 'a brand new secret', currentPassword: PASSWORD }
+                    : { email: `moved.${owner.email}`, currentPassword: PASSWORD },
                 );
           if (!early) await sleep(delayMs);
           const signIn = await (early ?? login(owner.email));
